@@ -1,0 +1,238 @@
+//! Login, Admin › Users and Admin › Audit pages.
+
+use super::{
+    list_audit, list_users, CreateUser, Login, ResetPassword, Role, UpdateUser, UserSummary,
+};
+use crate::components::{fmt_time, ErrorNotice, PageHeader};
+use crate::error::AppError;
+use leptos::prelude::*;
+use leptos_router::components::A;
+use leptos_router::hooks::use_query_map;
+
+#[component]
+pub fn LoginPage() -> impl IntoView {
+    let login = ServerAction::<Login>::new();
+    let query = use_query_map();
+    let next = move || query.read().get("next").unwrap_or_default();
+    let error = move || login.value().get().and_then(|r| r.err());
+    view! {
+        <leptos_meta::Title text="Sign in"/>
+        <main class="login-page">
+            <ActionForm action=login attr:class="card login-card" attr:data-testid="login-form">
+                <h1 class="brand">
+                    <span class="brand-mark">"◆"</span>
+                    " Opsdeck"
+                </h1>
+                <p class="muted">"Sign in to watch and care for your services."</p>
+                <label>
+                    "User name"
+                    <input type="text" name="username" autocomplete="username" required autofocus/>
+                </label>
+                <label>
+                    "Password"
+                    <input type="password" name="password" autocomplete="current-password" required/>
+                </label>
+                <input type="hidden" name="next" prop:value=next/>
+                {move || error().map(|e| {
+                    let text = match e {
+                        AppError::BadCredentials => "Wrong user name or password.".to_string(),
+                        other => other.to_string(),
+                    };
+                    view! { <p class="notice error" role="alert" data-testid="login-error">{text}</p> }
+                })}
+                <button type="submit" class="btn primary" disabled=move || login.pending().get()>
+                    {move || if login.pending().get() { "Signing in…" } else { "Sign in" }}
+                </button>
+            </ActionForm>
+        </main>
+    }
+}
+
+#[component]
+fn AdminTabs() -> impl IntoView {
+    view! {
+        <nav class="tabs" aria-label="Admin">
+            <A href="/admin/users">"Users"</A>
+            <A href="/admin/audit">"Audit log"</A>
+        </nav>
+    }
+}
+
+/// The error of the last submission of an action, if it failed.
+fn action_error(
+    last: impl Fn() -> Option<Result<(), AppError>> + Send + Sync + 'static,
+) -> impl IntoView {
+    move || {
+        last()
+            .and_then(|r| r.err())
+            .map(|e| view! { <ErrorNotice error=e/> })
+    }
+}
+
+#[component]
+pub fn UsersPage() -> impl IntoView {
+    let create = ServerAction::<CreateUser>::new();
+    let update = ServerAction::<UpdateUser>::new();
+    let reset = ServerAction::<ResetPassword>::new();
+    let users = Resource::new(
+        move || {
+            (
+                create.version().get(),
+                update.version().get(),
+                reset.version().get(),
+            )
+        },
+        |_| list_users(),
+    );
+    view! {
+        <PageHeader title="Users" subtitle="Who can sign in, and what they may do."/>
+        <AdminTabs/>
+        {action_error(move || update.value().get())}
+        {action_error(move || reset.value().get())}
+        <Transition fallback=|| view! { <p class="muted">"Loading users…"</p> }>
+            {move || Suspend::new(async move {
+                match users.await {
+                    Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
+                    Ok(list) => view! {
+                        <div class="table-wrap">
+                            <table class="table" data-testid="users-table">
+                                <thead>
+                                    <tr>
+                                        <th>"User"</th>
+                                        <th>"Role"</th>
+                                        <th>"State"</th>
+                                        <th>"Last sign-in"</th>
+                                        <th>"Actions"</th>
+                                    </tr>
+                                </thead>
+                                <tbody>
+                                    {list.into_iter().map(|u| view! { <UserRow user=u update reset/> }).collect_view()}
+                                </tbody>
+                            </table>
+                        </div>
+                    }.into_any(),
+                }
+            })}
+        </Transition>
+        <section class="card">
+            <h2>"Add a user"</h2>
+            <ActionForm action=create attr:class="form-grid" attr:data-testid="create-user">
+                <label>"User name" <input type="text" name="username" required pattern="[a-z0-9][a-z0-9._-]*" maxlength="64"/></label>
+                <label>
+                    "Role"
+                    <select name="role">
+                        <option value="viewer">"viewer: sees everything"</option>
+                        <option value="operator">"operator: also runs actions"</option>
+                        <option value="admin">"admin: also manages users and restores"</option>
+                    </select>
+                </label>
+                <label>"Password" <input type="password" name="password" required minlength="10" autocomplete="new-password"/></label>
+                <button type="submit" class="btn primary" disabled=move || create.pending().get()>"Add user"</button>
+            </ActionForm>
+            {action_error(move || create.value().get())}
+            {move || matches!(create.value().get(), Some(Ok(()))).then(|| view! { <p class="notice ok">"User added."</p> })}
+        </section>
+    }
+}
+
+#[component]
+fn UserRow(
+    user: UserSummary,
+    update: ServerAction<UpdateUser>,
+    reset: ServerAction<ResetPassword>,
+) -> impl IntoView {
+    let (name_role, name_state, name_pw) = (
+        user.username.clone(),
+        user.username.clone(),
+        user.username.clone(),
+    );
+    let disabled = user.disabled;
+    view! {
+        <tr data-testid=format!("user-{}", user.username)>
+            <td>{user.username.clone()}</td>
+            <td>
+                <ActionForm action=update attr:class="inline">
+                    <input type="hidden" name="username" value=name_role/>
+                    <select name="role" aria-label="Role">
+                        {Role::ALL.into_iter().map(|r| view! {
+                            <option value=r.as_str() selected=r == user.role>{r.as_str()}</option>
+                        }).collect_view()}
+                    </select>
+                    <button type="submit" class="btn small">"Set role"</button>
+                </ActionForm>
+            </td>
+            <td>
+                {if disabled {
+                    view! { <span class="badge bad">"disabled"</span> }.into_any()
+                } else {
+                    view! { <span class="badge ok">"active"</span> }.into_any()
+                }}
+            </td>
+            <td>{user.last_login_at.as_ref().map(fmt_time).unwrap_or_else(|| "never".into())}</td>
+            <td class="actions">
+                <ActionForm action=update attr:class="inline">
+                    <input type="hidden" name="username" value=name_state/>
+                    <input type="hidden" name="disabled" value=if disabled { "false" } else { "true" }/>
+                    <button type="submit" class="btn small">{if disabled { "Enable" } else { "Disable" }}</button>
+                </ActionForm>
+                <details class="inline">
+                    <summary class="btn small">"Reset password"</summary>
+                    <ActionForm action=reset attr:class="inline">
+                        <input type="hidden" name="username" value=name_pw/>
+                        <input type="password" name="password" required minlength="10" placeholder="new password" autocomplete="new-password"/>
+                        <button type="submit" class="btn small">"Set"</button>
+                    </ActionForm>
+                </details>
+            </td>
+        </tr>
+    }
+}
+
+#[component]
+pub fn AuditPage() -> impl IntoView {
+    let query = use_query_map();
+    let before = move || {
+        query
+            .read()
+            .get("before")
+            .and_then(|b| b.parse::<i64>().ok())
+    };
+    let page = Resource::new(before, list_audit);
+    view! {
+        <PageHeader title="Audit log" subtitle="Sign-ins, sign-outs and changes to users: who, what, when, from where."/>
+        <AdminTabs/>
+        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match page.await {
+                    Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
+                    Ok(p) if p.entries.is_empty() => view! {
+                        <div class="card empty"><p>"No audit entries yet."</p></div>
+                    }.into_any(),
+                    Ok(p) => view! {
+                        <div class="table-wrap">
+                            <table class="table" data-testid="audit-table">
+                                <thead>
+                                    <tr><th>"When"</th><th>"Who"</th><th>"What"</th><th>"Target"</th><th>"Outcome"</th><th>"From"</th><th>"Detail"</th></tr>
+                                </thead>
+                                <tbody>
+                                    {p.entries.into_iter().map(|e| view! {
+                                        <tr>
+                                            <td class="nowrap">{fmt_time(&e.at)}</td>
+                                            <td>{e.actor.unwrap_or_else(|| "—".into())}</td>
+                                            <td><code>{e.action}</code></td>
+                                            <td>{e.target.unwrap_or_default()}</td>
+                                            <td>{if e.success { view! { <span class="badge ok">"ok"</span> } } else { view! { <span class="badge bad">"failed"</span> } }}</td>
+                                            <td>{e.ip.unwrap_or_default()}</td>
+                                            <td class="muted">{if e.detail.as_object().is_some_and(|o| o.is_empty()) { String::new() } else { e.detail.to_string() }}</td>
+                                        </tr>
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        </div>
+                        {p.next_before.map(|b| view! { <p><a class="btn" href=format!("/admin/audit?before={b}")>"Older entries →"</a></p> })}
+                    }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}

@@ -1,0 +1,70 @@
+//! Opsdeck as the browser sees it: routes, pages, components and the server functions they call.
+//! Server-only code sits in `#[cfg(feature = "ssr")]` modules and is never compiled to WASM.
+
+#![recursion_limit = "256"]
+
+pub mod auth;
+pub mod components;
+pub mod error;
+pub mod health;
+pub mod overview;
+pub mod placeholders;
+
+#[cfg(feature = "ssr")]
+pub mod config;
+#[cfg(feature = "ssr")]
+pub mod state;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Title};
+use leptos_router::{
+    components::{ParentRoute, Redirect, Route, Router, Routes},
+    path, SsrMode,
+};
+
+/// The HTML document around the app, rendered on the server only.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <meta name="color-scheme" content="light dark"/>
+                <link rel="stylesheet" href="/pkg/opsdeck.css"/>
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    // Async rendering: the status code (401/403/404) is known before the first byte is sent.
+    let ssr = SsrMode::Async;
+    view! {
+        <Title formatter=|t: String| if t.is_empty() { "Opsdeck".to_string() } else { format!("{t} · Opsdeck") }/>
+        <Router>
+            <Routes fallback=components::NotFound>
+                <Route path=path!("/login") view=auth::LoginPage ssr=ssr.clone()/>
+                <ParentRoute path=path!("") view=components::Layout ssr=ssr.clone()>
+                    <Route path=path!("") view=overview::OverviewPage ssr=ssr.clone()/>
+                    <Route path=path!("/hosts") view=placeholders::HostsPage ssr=ssr.clone()/>
+                    <Route path=path!("/logs") view=placeholders::LogsPage ssr=ssr.clone()/>
+                    <Route path=path!("/backups") view=placeholders::BackupsPage ssr=ssr.clone()/>
+                    <Route path=path!("/capacity") view=placeholders::CapacityPage ssr=ssr.clone()/>
+                    <Route path=path!("/alerts") view=placeholders::AlertsPage ssr=ssr.clone()/>
+                    <Route path=path!("/admin") view=|| view! { <Redirect path="/admin/users"/> } ssr=ssr.clone()/>
+                    <Route path=path!("/admin/users") view=auth::UsersPage ssr=ssr.clone()/>
+                    <Route path=path!("/admin/audit") view=auth::AuditPage ssr=ssr.clone()/>
+                </ParentRoute>
+            </Routes>
+        </Router>
+    }
+}

@@ -1,0 +1,55 @@
+//! Product areas whose data collection is not part of this installation yet. Each page says
+//! plainly that there is nothing to show and why, rather than showing invented data.
+
+use crate::components::{EmptyState, PageHeader};
+use leptos::prelude::*;
+
+#[component]
+pub fn HostsPage() -> impl IntoView {
+    view! {
+        <PageHeader title="Hosts" subtitle="CPU, memory, disk, I/O, network and connections per host."/>
+        <EmptyState title="No host metrics yet">
+            "This Opsdeck does not collect host metrics yet, so there is nothing to chart."
+        </EmptyState>
+    }
+}
+
+#[component]
+pub fn LogsPage() -> impl IntoView {
+    view! {
+        <PageHeader title="Logs" subtitle="Application and nginx logs: search and analytics."/>
+        <EmptyState title="No logs yet">
+            "No log sources are configured on this Opsdeck yet, so there is nothing to search."
+        </EmptyState>
+    }
+}
+
+#[component]
+pub fn BackupsPage() -> impl IntoView {
+    view! {
+        <PageHeader title="Backups" subtitle="Scheduled, verified PostgreSQL backups and restores."/>
+        <EmptyState title="No backups yet">
+            "No backup targets are configured on this Opsdeck yet."
+        </EmptyState>
+    }
+}
+
+#[component]
+pub fn CapacityPage() -> impl IntoView {
+    view! {
+        <PageHeader title="Capacity" subtitle="When CPU, memory or a disk will cross 80 %."/>
+        <EmptyState title="No forecasts yet">
+            "Forecasts need at least 24 hours of host metrics, and none are collected yet."
+        </EmptyState>
+    }
+}
+
+#[component]
+pub fn AlertsPage() -> impl IntoView {
+    view! {
+        <PageHeader title="Alerts" subtitle="Threshold rules, health checks and notifications."/>
+        <EmptyState title="No alert rules yet">
+            "No alert rules or health checks are configured on this Opsdeck yet."
+        </EmptyState>
+    }
+}

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Runs every test: formatting, clippy (server and WASM), unit, database and integration tests
+# against a real PostgreSQL, then the browser tests in headless Chromium against the release
+# binary. Installs what is missing first.
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+cd "$ROOT"
+started=$(date +%s)
+
+ensure_build_tools
+if ! command -v chromium >/dev/null; then
+  step "installing Chromium (Debian) for the browser tests"
+  apt_install chromium chromium-driver fonts-dejavu-core
+fi
+command -v curl >/dev/null || apt_install curl ca-certificates
+command -v rustfmt >/dev/null || rustup component add rustfmt
+cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
+
+step "starting the test PostgreSQL"
+# Durability is not under test here: fsync off makes the per-test databases cheap.
+start_local_pg test 5434 fsync=off synchronous_commit=off full_page_writes=off max_connections=300
+export DATABASE_URL="$DATABASE_ADMIN_URL/opsdeck_test"
+create_db "$DATABASE_ADMIN_URL" opsdeck_test
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "clippy (server and WASM builds)"
+cargo clippy -p app -p server --all-targets -- -D warnings
+cargo clippy -p frontend --lib --target wasm32-unknown-unknown -- -D warnings
+
+step "unit, database and integration tests"
+cargo test -p app -p server
+
+build_release
+step "browser tests (headless Chromium)"
+E2E_PORT=${E2E_PORT:-3187}
+create_db "$DATABASE_ADMIN_URL" opsdeck_e2e fresh
+E2E_DIR=$(mktemp -d)
+cp "$OPSDECK_BIN" "$E2E_DIR/opsdeck"   # the binary alone, away from the source tree
+export OPSDECK_E2E_ADMIN_PASSWORD="e2e-admin-$(head -c 6 /dev/urandom | base64 | tr -d '/+=')"
+export OPSDECK_E2E_VIEWER_PASSWORD="e2e-viewer-$(head -c 6 /dev/urandom | base64 | tr -d '/+=')"
+(cd "$E2E_DIR" && printf '%s\n' "$OPSDECK_E2E_VIEWER_PASSWORD" | \
+  DATABASE_URL="$DATABASE_ADMIN_URL/opsdeck_e2e" ./opsdeck user add viewer --role viewer --password-stdin)
+(cd "$E2E_DIR" && DATABASE_URL="$DATABASE_ADMIN_URL/opsdeck_e2e" OPSDECK_LISTEN="127.0.0.1:$E2E_PORT" \
+  OPSDECK_DATA_DIR="$E2E_DIR/data" OPSDECK_ADMIN_PASSWORD="$OPSDECK_E2E_ADMIN_PASSWORD" \
+  exec ./opsdeck serve >"$E2E_DIR/server.log" 2>&1) &
+server_pid=$!
+cleanup() { kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; }
+trap cleanup EXIT
+for _ in $(seq 1 100); do
+  curl -fsS "http://127.0.0.1:$E2E_PORT/api/v1/health" >/dev/null 2>&1 && break
+  sleep 0.2
+done
+export BASE_URL="http://127.0.0.1:$E2E_PORT"
+(cd end2end && { [ -d node_modules/@playwright/test ] || npm ci --no-audit --no-fund --silent; } && npx playwright test) || {
+  echo "--- server log ---"; tail -n 50 "$E2E_DIR/server.log"; exit 1; }
+cleanup
+trap - EXIT
+rm -rf "$E2E_DIR"
+
+step "all tests passed in $(( $(date +%s) - started )) s"

@@ -1,0 +1,72 @@
+//! Extractors that turn bad input into a JSON error naming the problem (never a plain-text
+//! rejection, never a 500).
+
+use app::error::AppError;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+
+/// Largest JSON body the API accepts (ingest endpoints set their own).
+pub const JSON_BODY_LIMIT: usize = 1024 * 1024;
+
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(rejection) => Err(json_error(rejection)),
+        }
+    }
+}
+
+fn json_error(rejection: JsonRejection) -> AppError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return AppError::PayloadTooLarge {
+            limit: JSON_BODY_LIMIT,
+        };
+    }
+    match rejection {
+        JsonRejection::JsonDataError(e) => {
+            AppError::unprocessable(format!("invalid request body: {}", e.body_text()))
+        }
+        JsonRejection::JsonSyntaxError(e) => {
+            AppError::bad_request(format!("malformed JSON: {}", e.body_text()))
+        }
+        JsonRejection::MissingJsonContentType(_) => {
+            AppError::bad_request("expected a JSON body with `Content-Type: application/json`")
+        }
+        other => AppError::bad_request(format!("cannot read request body: {}", other.body_text())),
+    }
+}
+
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(ApiQuery(v)),
+            Err(QueryRejection::FailedToDeserializeQueryString(e)) => Err(AppError::bad_request(
+                format!("invalid query string: {}", e.body_text()),
+            )),
+            Err(e) => Err(AppError::bad_request(format!(
+                "invalid query string: {}",
+                e.body_text()
+            ))),
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! The JSON API under `/api/v1`, with its OpenAPI document generated from the handlers.
+
+pub mod auth;
+pub mod extract;
+pub mod health;
+
+use app::error::AppError;
+use app::state::AppState;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// Every error response: `{"error": "..."}`.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: String,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Opsdeck API", description = "JSON API of Opsdeck. Sign in with POST /api/v1/auth/login; the session cookie authenticates later calls."),
+    modifiers(&SessionCookie),
+    security(("session" = []))
+)]
+struct ApiDoc;
+
+struct SessionCookie;
+
+impl Modify for SessionCookie {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(crate::SESSION_COOKIE))),
+        );
+    }
+}
+
+/// The API routes and the OpenAPI document describing them.
+pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health::health))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::me))
+        .routes(routes!(auth::list_users, auth::create_user))
+        .routes(routes!(auth::update_user))
+        .routes(routes!(auth::audit))
+        .split_for_parts();
+    let doc_json = std::sync::Arc::new(doc.clone());
+    let router = router.route(
+        "/api/v1/openapi.json",
+        get(move || {
+            let doc = doc_json.clone();
+            async move { Json((*doc).clone()) }
+        }),
+    );
+    (router, doc)
+}
+
+/// Unknown paths under `/api` answer JSON, not the HTML 404 page.
+pub async fn not_found(uri: axum::http::Uri) -> AppError {
+    AppError::not_found(format!("no API endpoint at {}", uri.path()))
+}

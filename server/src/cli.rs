@@ -1,0 +1,168 @@
+//! What each `opsdeck` subcommand does.
+
+use crate::config::{self, Cli, Command, ServeArgs, UserCommand};
+use app::auth::service::{self, FirstAdmin};
+use app::components::fmt_time;
+use app::state::AppState;
+use std::io::Read;
+use tower_sessions::ExpiredDeletion;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error("cannot connect to the database: {0}")]
+    Connect(sqlx::Error),
+    #[error("migrations failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    App(#[from] app::error::AppError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        None => serve(&cli.global, &ServeArgs::default()).await,
+        Some(Command::Serve(args)) => serve(&cli.global, &args).await,
+        Some(Command::Migrate) => {
+            let pool = open(&cli.global).await?;
+            let v: Option<i64> =
+                sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+                    .fetch_one(&pool)
+                    .await
+                    .map_err(app::error::AppError::from)?;
+            println!("migrations applied; schema version {}", v.unwrap_or(0));
+            Ok(())
+        }
+        Some(Command::User(cmd)) => user(&cli.global, cmd).await,
+    }
+}
+
+async fn open(global: &config::GlobalArgs) -> Result<sqlx::PgPool, CliError> {
+    let cfg = config::load(global, &ServeArgs::default())?;
+    let pool = crate::connect(&cfg).await.map_err(CliError::Connect)?;
+    crate::MIGRATOR.run(&pool).await?;
+    Ok(pool)
+}
+
+fn read_password(password_stdin: bool) -> Result<String, CliError> {
+    if !password_stdin {
+        return Err(CliError::Usage(
+            "give the password on standard input with --password-stdin (never on the command line)"
+                .into(),
+        ));
+    }
+    let mut buf = String::new();
+    std::io::stdin().take(4096).read_to_string(&mut buf)?;
+    let pw = buf.lines().next().unwrap_or("").to_string();
+    app::auth::validate_password(&pw).map_err(CliError::Usage)?;
+    Ok(pw)
+}
+
+async fn user(global: &config::GlobalArgs, cmd: UserCommand) -> Result<(), CliError> {
+    match cmd {
+        UserCommand::Add {
+            name,
+            role,
+            password_stdin,
+        } => {
+            app::auth::validate_username(&name).map_err(CliError::Usage)?;
+            let password = read_password(password_stdin)?;
+            let pool = open(global).await?;
+            service::insert_user(&pool, &name, role, &password).await?;
+            service::audit(
+                &pool,
+                None,
+                "user.create",
+                Some(&name),
+                true,
+                None,
+                serde_json::json!({"role": role, "via": "cli"}),
+            )
+            .await?;
+            println!("added {name} ({role})");
+        }
+        UserCommand::Passwd {
+            name,
+            password_stdin,
+        } => {
+            let password = read_password(password_stdin)?;
+            let pool = open(global).await?;
+            service::change_password(&pool, &name, &password).await?;
+            service::audit(
+                &pool,
+                None,
+                "user.password",
+                Some(&name),
+                true,
+                None,
+                serde_json::json!({"via": "cli"}),
+            )
+            .await?;
+            println!("password changed for {name}; their sessions have ended");
+        }
+        UserCommand::List => {
+            let pool = open(global).await?;
+            let users = service::list_users(&pool).await?;
+            println!("{:<24} {:<9} {:<9} LAST SIGN-IN", "USER", "ROLE", "STATE");
+            for u in users {
+                println!(
+                    "{:<24} {:<9} {:<9} {}",
+                    u.username,
+                    u.role.as_str(),
+                    if u.disabled { "disabled" } else { "active" },
+                    u.last_login_at
+                        .as_ref()
+                        .map(fmt_time)
+                        .unwrap_or_else(|| "never".into())
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn serve(global: &config::GlobalArgs, args: &ServeArgs) -> Result<(), CliError> {
+    let cfg = config::load(global, args)?;
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
+        CliError::Usage(format!(
+            "cannot create data directory {}: {e}",
+            cfg.data_dir.display()
+        ))
+    })?;
+    let pool = crate::connect(&cfg).await.map_err(CliError::Connect)?;
+    crate::MIGRATOR.run(&pool).await?;
+    let listen = cfg.listen;
+    match service::ensure_first_admin(&pool, args.admin_password.as_deref()).await? {
+        FirstAdmin::Created {
+            generated_password: Some(pw),
+        } => {
+            println!("\nFirst start: created user `admin` with password\n\n    {pw}\n\nSign in at http://{listen}/login and keep this password safe; it is not shown again.\n");
+        }
+        FirstAdmin::Created {
+            generated_password: None,
+        } => {
+            println!(
+                "First start: created user `admin` with the password from OPSDECK_ADMIN_PASSWORD."
+            );
+        }
+        FirstAdmin::Existing => {}
+    }
+    let deletion = tokio::spawn(
+        crate::session_store(&pool)
+            .continuously_delete_expired(tokio::time::Duration::from_secs(600)),
+    );
+    let state = AppState::new(crate::leptos_options(listen), pool.clone(), cfg);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| CliError::Usage(format!("cannot listen on {listen}: {e}")))?;
+    tracing::info!("Opsdeck listening on http://{}", listener.local_addr()?);
+    crate::serve(listener, state, crate::shutdown_signal()).await?;
+    deletion.abort();
+    pool.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}

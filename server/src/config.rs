@@ -1,0 +1,291 @@
+//! Command line and configuration: defaults, then an optional TOML file, then `OPSDECK_*`
+//! environment variables and flags. Secrets are wrapped so they never print.
+
+use app::config::{Config, Secret};
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "opsdeck",
+    version,
+    about = "Opsdeck: a self-hosted ops portal for metrics, logs, backups, forecasts and alerts.",
+    long_about = "Opsdeck: a self-hosted ops portal for metrics, logs, backups, forecasts and alerts.\n\n\
+        Without a subcommand, `opsdeck` runs `serve`. Configuration comes from defaults, then the \
+        TOML file given by --config/OPSDECK_CONFIG, then OPSDECK_* environment variables and flags."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// TOML configuration file (keys as in the README's configuration table).
+    #[arg(long, env = "OPSDECK_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// PostgreSQL connection URL, e.g. postgres://opsdeck:secret@127.0.0.1/opsdeck.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the web UI and the JSON API (the default).
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Default, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "OPSDECK_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Directory for Opsdeck's own files (backups and the like).
+    #[arg(long, env = "OPSDECK_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Mark the session cookie Secure: set to true when users reach Opsdeck over HTTPS.
+    #[arg(long, env = "OPSDECK_SECURE_COOKIES")]
+    pub secure_cookies: Option<bool>,
+    /// Minutes without a request after which a session ends.
+    #[arg(long, env = "OPSDECK_SESSION_IDLE_MINUTES")]
+    pub session_idle_minutes: Option<i64>,
+    /// Hours after sign-in after which a session ends, active or not.
+    #[arg(long, env = "OPSDECK_SESSION_ABSOLUTE_HOURS")]
+    pub session_absolute_hours: Option<i64>,
+    /// Take client addresses from X-Forwarded-For (only behind a proxy you trust).
+    #[arg(long, env = "OPSDECK_TRUST_FORWARDED_FOR")]
+    pub trust_forwarded_for: Option<bool>,
+    /// Largest number of database connections this process opens.
+    #[arg(long, env = "OPSDECK_MAX_CONNECTIONS")]
+    pub max_connections: Option<u32>,
+    /// Password for the `admin` user created on first start (otherwise a random one is printed).
+    #[arg(long, env = "OPSDECK_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user; the password is read from standard input.
+    Add {
+        name: String,
+        #[arg(long, value_parser = parse_role)]
+        role: app::auth::Role,
+        /// Read the password from standard input (required: passwords never go on the command line).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set a user's password (read from standard input); their sessions end.
+    Passwd {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users with role, state and last sign-in.
+    List,
+}
+
+fn parse_role(s: &str) -> Result<app::auth::Role, String> {
+    s.parse()
+}
+
+/// Keys of the optional TOML file. Unknown keys are an error, so a typo never passes silently.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub database_url: Option<String>,
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub secure_cookies: Option<bool>,
+    pub session_idle_minutes: Option<i64>,
+    pub session_absolute_hours: Option<i64>,
+    pub trust_forwarded_for: Option<bool>,
+    pub max_connections: Option<u32>,
+    pub login_max_failures: Option<i32>,
+    pub login_ip_max_failures: Option<i32>,
+    pub login_window_secs: Option<i64>,
+    pub login_lockout_secs: Option<i64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("no database: set DATABASE_URL (or database_url in the config file)")]
+    NoDatabase,
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.message().to_string(),
+    })
+}
+
+/// Defaults, then the file, then environment variables and flags.
+pub fn load(global: &GlobalArgs, serve: &ServeArgs) -> Result<Config, ConfigError> {
+    let file = match &global.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            parse_file(path, &text)?
+        }
+        None => FileConfig::default(),
+    };
+    let url = global
+        .database_url
+        .clone()
+        .or(file.database_url.clone())
+        .ok_or(ConfigError::NoDatabase)?;
+    let mut c = Config::with_database_url(url);
+    c.database_url = Secret::new(c.database_url.expose().trim());
+    macro_rules! layer {
+        ($field:ident) => {
+            if let Some(v) = serve.$field.clone().or(file.$field.clone()) {
+                c.$field = v;
+            }
+        };
+    }
+    layer!(listen);
+    layer!(data_dir);
+    layer!(secure_cookies);
+    layer!(session_idle_minutes);
+    layer!(session_absolute_hours);
+    layer!(trust_forwarded_for);
+    layer!(max_connections);
+    for (v, field) in [
+        (file.login_max_failures, &mut c.login_max_failures),
+        (file.login_ip_max_failures, &mut c.login_ip_max_failures),
+    ] {
+        if let Some(v) = v {
+            *field = v;
+        }
+    }
+    for (v, field) in [
+        (file.login_window_secs, &mut c.login_window_secs),
+        (file.login_lockout_secs, &mut c.login_lockout_secs),
+    ] {
+        if let Some(v) = v {
+            *field = v;
+        }
+    }
+    validate(&c)?;
+    Ok(c)
+}
+
+fn validate(c: &Config) -> Result<(), ConfigError> {
+    let url = c.database_url.expose();
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(ConfigError::Invalid(
+            "DATABASE_URL must start with postgres:// or postgresql://".into(),
+        ));
+    }
+    let checks = [
+        (
+            c.session_idle_minutes >= 1,
+            "session_idle_minutes must be at least 1",
+        ),
+        (
+            c.session_absolute_hours >= 1,
+            "session_absolute_hours must be at least 1",
+        ),
+        (c.max_connections >= 2, "max_connections must be at least 2"),
+        (
+            c.login_max_failures >= 1,
+            "login_max_failures must be at least 1",
+        ),
+        (
+            c.login_ip_max_failures >= 1,
+            "login_ip_max_failures must be at least 1",
+        ),
+        (
+            c.login_window_secs >= 1,
+            "login_window_secs must be at least 1",
+        ),
+        (
+            c.login_lockout_secs >= 1,
+            "login_lockout_secs must be at least 1",
+        ),
+    ];
+    match checks.iter().find(|(ok, _)| !ok) {
+        Some((_, msg)) => Err(ConfigError::Invalid((*msg).into())),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn global(url: Option<&str>) -> GlobalArgs {
+        GlobalArgs {
+            config: None,
+            database_url: url.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn file_keys_are_checked() {
+        let p = Path::new("opsdeck.toml");
+        let ok = parse_file(p, "listen = \"0.0.0.0:8080\"\nsecure_cookies = true\n").unwrap();
+        assert_eq!(ok.listen, Some("0.0.0.0:8080".parse().unwrap()));
+        let cases = [
+            ("lisen = \"x\"", "unknown field `lisen`"),
+            ("listen = \"not an address\"", "invalid socket address"),
+            ("secure_cookies = \"yes\"", "invalid type"),
+        ];
+        for (text, want) in cases {
+            let err = parse_file(p, text).unwrap_err().to_string();
+            assert!(
+                err.contains(want) && err.contains("opsdeck.toml"),
+                "{text}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn flags_override_defaults_and_bad_values_are_named() {
+        let serve = ServeArgs {
+            listen: Some("127.0.0.1:9999".parse().unwrap()),
+            ..Default::default()
+        };
+        let c = load(&global(Some("postgres://x@h/db")), &serve).unwrap();
+        assert_eq!(c.listen.port(), 9999);
+        assert_eq!(c.session_idle_minutes, 30);
+        assert_eq!(c.session_absolute_hours, 8);
+
+        assert!(matches!(
+            load(&global(None), &ServeArgs::default()),
+            Err(ConfigError::NoDatabase)
+        ));
+        let err = load(&global(Some("mysql://x")), &ServeArgs::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("postgres://"), "{err}");
+        let serve = ServeArgs {
+            session_idle_minutes: Some(0),
+            ..Default::default()
+        };
+        let err = load(&global(Some("postgres://x@h/db")), &serve)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("session_idle_minutes"), "{err}");
+    }
+}

@@ -1,0 +1,173 @@
+//! The `opsdeck` process: configuration, database pool and migrations, router assembly,
+//! serving with graceful shutdown, and the CLI subcommands.
+
+pub mod api;
+pub mod assets;
+pub mod cli;
+pub mod config;
+pub mod middleware;
+
+use app::config::Config;
+use app::state::AppState;
+use app::{shell, App};
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use leptos::prelude::*;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
+use tower_sessions_sqlx_store::PostgresStore;
+
+pub const SESSION_COOKIE: &str = "opsdeck_session";
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+pub fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_sessions=warn,tower_http=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+pub fn leptos_options(listen: SocketAddr) -> LeptosOptions {
+    LeptosOptions::builder()
+        .output_name("opsdeck")
+        .site_pkg_dir("pkg")
+        .site_root("target/site")
+        .site_addr(listen)
+        .env(leptos::config::Env::PROD)
+        .build()
+}
+
+pub async fn connect(config: &Config) -> Result<PgPool, sqlx::Error> {
+    PgPoolOptions::new()
+        .max_connections(config.max_connections)
+        .min_connections(0)
+        .acquire_timeout(Duration::from_secs(5))
+        .idle_timeout(Duration::from_secs(300))
+        .connect(config.database_url.expose())
+        .await
+}
+
+pub fn session_store(pool: &PgPool) -> PostgresStore {
+    PostgresStore::new(pool.clone())
+        .with_schema_name("public")
+        .and_then(|s| s.with_table_name("sessions"))
+        .unwrap_or_else(|_| unreachable!("constant identifiers are valid"))
+}
+
+/// The whole application: JSON API, pages, server functions, assets and the layers around them.
+pub fn build_router(state: AppState) -> Router {
+    let config = state.config.clone();
+    let (api, _) = api::router();
+
+    let session_layer = SessionManagerLayer::new(session_store(&state.pool))
+        .with_name(SESSION_COOKIE)
+        .with_secure(config.secure_cookies)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_always_save(true)
+        .with_expiry(Expiry::OnInactivity(time::Duration::minutes(
+            config.session_idle_minutes,
+        )));
+
+    let routes = generate_route_list(App);
+    let context = {
+        let state = state.clone();
+        move || provide_context(state.clone())
+    };
+    let app_fn = {
+        let options = state.leptos_options.clone();
+        move || shell(options.clone())
+    };
+    let render_not_found =
+        leptos_axum::render_app_to_stream_with_context(context.clone(), app_fn.clone());
+
+    let pages = Router::new()
+        .leptos_routes_with_context(&state, routes, context, app_fn)
+        .route("/pkg/{*file}", get(assets::serve))
+        .route("/favicon.svg", get(assets::serve))
+        .fallback(move |req: Request| {
+            let render = render_not_found.clone();
+            async move {
+                if req.uri().path().starts_with("/api/") {
+                    return api::not_found(req.uri().clone()).await.into_response();
+                }
+                let mut res = render(req).await;
+                if res.status() == StatusCode::OK {
+                    *res.status_mut() = StatusCode::NOT_FOUND;
+                }
+                res
+            }
+        });
+
+    Router::new()
+        .merge(api)
+        .merge(pages)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::require_login_for_pages,
+        ))
+        .layer(session_layer)
+        .layer(axum::middleware::from_fn(middleware::csrf))
+        .layer(DefaultBodyLimit::max(api::extract::JSON_BODY_LIMIT))
+        .layer(CatchPanicLayer::custom(|_| -> Response {
+            tracing::error!("a request handler panicked");
+            app::error::AppError::Internal.into_response()
+        }))
+        .layer(axum::middleware::from_fn(middleware::security_headers))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serves until `shutdown` completes, then finishes in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let router = build_router(state);
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

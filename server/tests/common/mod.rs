@@ -1,0 +1,86 @@
+//! Test harness: the real router served on 127.0.0.1:0 against a fresh database per test.
+#![allow(dead_code)]
+
+use app::auth::service::insert_user;
+use app::auth::Role;
+use app::config::Config;
+use app::state::AppState;
+use reqwest::{Client, Response, StatusCode};
+use serde_json::Value;
+use sqlx::PgPool;
+use tokio::sync::oneshot;
+
+pub struct TestApp {
+    pub base: String,
+    pub pool: PgPool,
+    pub shutdown: Option<oneshot::Sender<()>>,
+    pub server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+pub fn test_config() -> Config {
+    let mut c = Config::with_database_url("postgres://unused@127.0.0.1/unused");
+    c.data_dir = std::env::temp_dir().join("opsdeck-tests");
+    c
+}
+
+impl TestApp {
+    pub async fn spawn(pool: PgPool) -> Self {
+        Self::spawn_with(pool, test_config()).await
+    }
+
+    pub async fn spawn_with(pool: PgPool, config: Config) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = AppState::new(server::leptos_options(addr), pool.clone(), config);
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(server::serve(listener, state, async {
+            let _ = rx.await;
+        }));
+        Self {
+            base: format!("http://{addr}"),
+            pool,
+            shutdown: Some(tx),
+            server,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A client with its own cookie jar that does not follow redirects.
+    pub fn client(&self) -> Client {
+        Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    }
+
+    pub async fn add_user(&self, name: &str, role: Role, password: &str) {
+        insert_user(&self.pool, name, role, password).await.unwrap();
+    }
+
+    /// A client signed in as a new user of that role.
+    pub async fn signed_in(&self, name: &str, role: Role) -> Client {
+        let pw = format!("{name}-password-123");
+        self.add_user(name, role, &pw).await;
+        let c = self.client();
+        let res = self.login(&c, name, &pw).await;
+        assert_eq!(res.status(), StatusCode::OK, "login of {name}");
+        c
+    }
+
+    pub async fn login(&self, c: &Client, user: &str, password: &str) -> Response {
+        c.post(self.url("/api/v1/auth/login"))
+            .json(&serde_json::json!({ "username": user, "password": password }))
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+pub async fn json(res: Response) -> Value {
+    let text = res.text().await.unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
