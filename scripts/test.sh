@@ -39,8 +39,6 @@ E2E_DIR=$(mktemp -d)
 cp "$OPSDECK_BIN" "$E2E_DIR/opsdeck"   # the binary alone, away from the source tree
 export OPSDECK_E2E_ADMIN_PASSWORD="e2e-admin-$(head -c 6 /dev/urandom | base64 | tr -d '/+=')"
 export OPSDECK_E2E_VIEWER_PASSWORD="e2e-viewer-$(head -c 6 /dev/urandom | base64 | tr -d '/+=')"
-(cd "$E2E_DIR" && printf '%s\n' "$OPSDECK_E2E_VIEWER_PASSWORD" | \
-  DATABASE_URL="$DATABASE_ADMIN_URL/opsdeck_e2e" ./opsdeck user add viewer --role viewer --password-stdin)
 (cd "$E2E_DIR" && DATABASE_URL="$DATABASE_ADMIN_URL/opsdeck_e2e" OPSDECK_LISTEN="127.0.0.1:$E2E_PORT" \
   OPSDECK_DATA_DIR="$E2E_DIR/data" OPSDECK_ADMIN_PASSWORD="$OPSDECK_E2E_ADMIN_PASSWORD" \
   exec ./opsdeck serve >"$E2E_DIR/server.log" 2>&1) &
@@ -51,6 +49,9 @@ for _ in $(seq 1 100); do
   curl -fsS "http://127.0.0.1:$E2E_PORT/api/v1/health" >/dev/null 2>&1 && break
   sleep 0.2
 done
+# The first start created `admin` from OPSDECK_ADMIN_PASSWORD; add a viewer with the CLI.
+(cd "$E2E_DIR" && printf '%s\n' "$OPSDECK_E2E_VIEWER_PASSWORD" | \
+  DATABASE_URL="$DATABASE_ADMIN_URL/opsdeck_e2e" ./opsdeck user add viewer --role viewer --password-stdin)
 export BASE_URL="http://127.0.0.1:$E2E_PORT"
 (cd end2end && { [ -d node_modules/@playwright/test ] || npm ci --no-audit --no-fund --silent; } && npx playwright test) || {
   echo "--- server log ---"; tail -n 50 "$E2E_DIR/server.log"; exit 1; }

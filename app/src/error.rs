@@ -144,10 +144,11 @@ mod ssr {
     /// carries the error in its URL.
     pub fn with_status<T>(result: Result<T, AppError>) -> Result<T, AppError> {
         let form_post = leptos::prelude::use_context::<http::request::Parts>().is_some_and(|p| {
-            p.headers
-                .get(http::header::ACCEPT)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.contains("text/html"))
+            p.method == http::Method::POST
+                && p.headers
+                    .get(http::header::ACCEPT)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.contains("text/html"))
         });
         if form_post {
             return result;

@@ -148,11 +148,11 @@ mod tests {
 
     #[test]
     fn cross_site_requests_are_refused() {
-        let post = Method::POST;
-        let cases: &[(&Method, &[(&str, &str)], bool)] = &[
-            (&post, &[("host", "ops.local:3000")], false),
+        type Case = (Method, &'static [(&'static str, &'static str)], bool);
+        let cases: Vec<Case> = vec![
+            (Method::POST, &[("host", "ops.local:3000")], false),
             (
-                &post,
+                Method::POST,
                 &[
                     ("host", "ops.local:3000"),
                     ("origin", "http://ops.local:3000"),
@@ -160,7 +160,7 @@ mod tests {
                 false,
             ),
             (
-                &post,
+                Method::POST,
                 &[
                     ("host", "ops.local:3000"),
                     ("origin", "https://evil.example"),
@@ -168,22 +168,22 @@ mod tests {
                 true,
             ),
             (
-                &post,
+                Method::POST,
                 &[("host", "ops.local:3000"), ("origin", "null")],
                 true,
             ),
             (
-                &post,
+                Method::POST,
                 &[("host", "ops.local:3000"), ("sec-fetch-site", "cross-site")],
                 true,
             ),
             (
-                &post,
+                Method::POST,
                 &[("host", "ops.local:3000"), ("sec-fetch-site", "same-site")],
                 true,
             ),
             (
-                &post,
+                Method::POST,
                 &[
                     ("host", "ops.local:3000"),
                     ("sec-fetch-site", "same-origin"),
@@ -192,12 +192,12 @@ mod tests {
                 false,
             ),
             (
-                &Method::GET,
+                Method::GET,
                 &[("host", "a"), ("origin", "https://evil.example")],
                 false,
             ),
             (
-                &Method::DELETE,
+                Method::DELETE,
                 &[("host", "a"), ("origin", "https://evil.example")],
                 true,
             ),
@@ -205,8 +205,8 @@ mod tests {
         for (method, pairs, refused) in cases {
             let h = headers(pairs);
             assert_eq!(
-                cross_site_reason(method, &h).is_some(),
-                *refused,
+                cross_site_reason(&method, &h).is_some(),
+                refused,
                 "{method} {pairs:?}"
             );
         }

@@ -254,6 +254,14 @@ async fn pages_need_a_session(pool: PgPool) {
         "viewers get no Admin link"
     );
 
+    // As a browser asks for it (Accept: text/html), and as a script does.
+    let res = viewer
+        .get(app.url("/admin/users"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
     let res = viewer.get(app.url("/admin/users")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     assert!(res.text().await.unwrap().contains("Not allowed"));

@@ -169,7 +169,8 @@ fn UserRow(
                 }}
             </td>
             <td>{user.last_login_at.as_ref().map(fmt_time).unwrap_or_else(|| "never".into())}</td>
-            <td class="actions">
+            <td>
+                <div class="actions">
                 <ActionForm action=update attr:class="inline">
                     <input type="hidden" name="username" value=name_state/>
                     <input type="hidden" name="disabled" value=if disabled { "false" } else { "true" }/>
@@ -183,6 +184,7 @@ fn UserRow(
                         <button type="submit" class="btn small">"Set"</button>
                     </ActionForm>
                 </details>
+                </div>
             </td>
         </tr>
     }

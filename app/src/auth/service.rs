@@ -424,40 +424,16 @@ pub async fn list_audit(
     limit: i64,
 ) -> AppResult<AuditPageData> {
     let limit = limit.clamp(1, 500);
-    let rows: Vec<(
-        i64,
-        OffsetDateTime,
-        Option<String>,
-        String,
-        Option<String>,
-        bool,
-        Option<String>,
-        serde_json::Value,
-    )> = sqlx::query_as(
+    let mut entries: Vec<AuditEntry> = sqlx::query_as(
         "SELECT id, at, actor, action, target, success, ip, detail FROM audit_log
-             WHERE ($1::bigint IS NULL OR id < $1) ORDER BY id DESC LIMIT $2",
+         WHERE ($1::bigint IS NULL OR id < $1) ORDER BY id DESC LIMIT $2",
     )
     .bind(before)
     .bind(limit + 1)
     .fetch_all(pool)
     .await?;
-    let more = rows.len() as i64 > limit;
-    let entries: Vec<AuditEntry> = rows
-        .into_iter()
-        .take(limit as usize)
-        .map(
-            |(id, at, actor, action, target, success, ip, detail)| AuditEntry {
-                id,
-                at,
-                actor,
-                action,
-                target,
-                success,
-                ip,
-                detail,
-            },
-        )
-        .collect();
+    let more = entries.len() as i64 > limit;
+    entries.truncate(limit as usize);
     let next_before = if more {
         entries.last().map(|e| e.id)
     } else {
@@ -470,22 +446,11 @@ pub async fn list_audit(
 }
 
 pub async fn list_users(pool: &PgPool) -> AppResult<Vec<UserSummary>> {
-    let rows: Vec<(String, String, bool, OffsetDateTime, Option<OffsetDateTime>)> = sqlx::query_as(
+    Ok(sqlx::query_as(
         "SELECT username, role, disabled, created_at, last_login_at FROM users ORDER BY username",
     )
     .fetch_all(pool)
-    .await?;
-    rows.into_iter()
-        .map(|(username, role, disabled, created_at, last_login_at)| {
-            Ok(UserSummary {
-                username,
-                role: parse_role(&role)?,
-                disabled,
-                created_at,
-                last_login_at,
-            })
-        })
-        .collect()
+    .await?)
 }
 
 /// Creates a user; `actor` is None when the CLI does it.
