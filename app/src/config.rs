@@ -40,6 +40,14 @@ pub struct Config {
     /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
     pub trust_forwarded_for: bool,
     pub max_connections: u32,
+    /// How long raw samples and the 1-minute and 1-hour rollups are kept.
+    pub retention: crate::metrics::Retention,
+    /// Seconds between two collections of the server's own host metrics (0 turns it off).
+    pub collect_interval_secs: u64,
+    /// Name under which the server's own host metrics are stored.
+    pub host_name: String,
+    /// Serve `/metrics` without a token (otherwise a `metrics`-scope token is needed).
+    pub metrics_public: bool,
 }
 
 impl Config {
@@ -58,6 +66,10 @@ impl Config {
             login_lockout_secs: 300,
             trust_forwarded_for: false,
             max_connections: 10,
+            retention: crate::metrics::Retention::default(),
+            collect_interval_secs: 5,
+            host_name: "localhost".into(),
+            metrics_public: false,
         }
     }
 }

@@ -21,8 +21,8 @@ pub enum AppError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
-    #[error("request body too large (limit {limit} bytes)")]
-    PayloadTooLarge { limit: usize },
+    #[error("request body too large")]
+    PayloadTooLarge,
     #[error("too many attempts; try again in {retry_after_secs} s")]
     TooManyRequests { retry_after_secs: u64 },
     #[error("{0}")]
@@ -63,7 +63,7 @@ impl AppError {
             Self::Forbidden(_) => 403,
             Self::NotFound(_) => 404,
             Self::Conflict(_) => 409,
-            Self::PayloadTooLarge { .. } => 413,
+            Self::PayloadTooLarge => 413,
             Self::Unprocessable(_) => 422,
             Self::TooManyRequests { .. } => 429,
             Self::Internal => 500,
@@ -183,7 +183,7 @@ mod tests {
             (AppError::forbidden("x"), 403),
             (AppError::not_found("x"), 404),
             (AppError::conflict("x"), 409),
-            (AppError::PayloadTooLarge { limit: 1 }, 413),
+            (AppError::PayloadTooLarge, 413),
             (AppError::unprocessable("x"), 422),
             (
                 AppError::TooManyRequests {

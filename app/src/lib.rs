@@ -7,6 +7,7 @@ pub mod auth;
 pub mod components;
 pub mod error;
 pub mod health;
+pub mod metrics;
 pub mod overview;
 pub mod placeholders;
 

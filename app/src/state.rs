@@ -1,6 +1,7 @@
 //! The state every handler and server function shares: pool, Leptos options, configuration.
 
 use crate::config::Config;
+use crate::metrics::service::SeriesCache;
 use axum::extract::FromRef;
 use leptos::prelude::LeptosOptions;
 use sqlx::PgPool;
@@ -13,6 +14,7 @@ pub struct AppState {
     pub pool: PgPool,
     pub config: Arc<Config>,
     pub started_at: Instant,
+    pub series_cache: Arc<SeriesCache>,
 }
 
 impl AppState {
@@ -22,6 +24,7 @@ impl AppState {
             pool,
             config: Arc::new(config),
             started_at: Instant::now(),
+            series_cache: Arc::new(SeriesCache::default()),
         }
     }
 }

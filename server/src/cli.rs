@@ -1,6 +1,6 @@
 //! What each `opsdeck` subcommand does.
 
-use crate::config::{self, Cli, Command, ServeArgs, UserCommand};
+use crate::config::{self, Cli, Command, ServeArgs, TokenCommand, UserCommand};
 use app::auth::service::{self, FirstAdmin};
 use app::components::fmt_time;
 use app::state::AppState;
@@ -21,6 +21,8 @@ pub enum CliError {
     Usage(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Agent(#[from] crate::agent::AgentError),
 }
 
 pub async fn run(cli: Cli) -> Result<(), CliError> {
@@ -38,6 +40,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Some(Command::User(cmd)) => user(&cli.global, cmd).await,
+        Some(Command::Token(cmd)) => token(&cli.global, cmd).await,
+        Some(Command::Agent(args)) => Ok(crate::agent::run(args).await?),
     }
 }
 
@@ -125,6 +129,69 @@ async fn user(global: &config::GlobalArgs, cmd: UserCommand) -> Result<(), CliEr
     Ok(())
 }
 
+async fn token(global: &config::GlobalArgs, cmd: TokenCommand) -> Result<(), CliError> {
+    use app::auth::tokens;
+    let pool = open(global).await?;
+    match cmd {
+        TokenCommand::Add { name, scope } => {
+            let (info, token) = tokens::create(&pool, &name, &scope, None).await?;
+            service::audit(
+                &pool,
+                None,
+                "token.create",
+                Some(&name),
+                true,
+                None,
+                serde_json::json!({"scope": scope, "via": "cli"}),
+            )
+            .await?;
+            eprintln!(
+                "created token `{}` (scope {}); it is shown once:",
+                info.name, info.scope
+            );
+            println!("{token}");
+        }
+        TokenCommand::List => {
+            println!(
+                "{:<24} {:<8} {:<11} {:<24} STATE",
+                "NAME", "SCOPE", "PREFIX", "LAST USED"
+            );
+            for t in tokens::list(&pool).await? {
+                println!(
+                    "{:<24} {:<8} {:<11} {:<24} {}",
+                    t.name,
+                    t.scope,
+                    t.prefix,
+                    t.last_used_at
+                        .as_ref()
+                        .map(fmt_time)
+                        .unwrap_or_else(|| "never".into()),
+                    if t.revoked_at.is_some() {
+                        "revoked"
+                    } else {
+                        "active"
+                    }
+                );
+            }
+        }
+        TokenCommand::Revoke { name } => {
+            tokens::revoke(&pool, &name).await?;
+            service::audit(
+                &pool,
+                None,
+                "token.revoke",
+                Some(&name),
+                true,
+                None,
+                serde_json::json!({"via": "cli"}),
+            )
+            .await?;
+            println!("revoked {name}");
+        }
+    }
+    Ok(())
+}
+
 async fn serve(global: &config::GlobalArgs, args: &ServeArgs) -> Result<(), CliError> {
     let cfg = config::load(global, args)?;
     std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
@@ -156,12 +223,16 @@ async fn serve(global: &config::GlobalArgs, args: &ServeArgs) -> Result<(), CliE
             .continuously_delete_expired(tokio::time::Duration::from_secs(600)),
     );
     let state = AppState::new(crate::leptos_options(listen), pool.clone(), cfg);
+    let collector = tokio::spawn(crate::metrics::run_local_collector(state.clone()));
+    let scheduler = tokio::spawn(crate::jobs::run_scheduler(state.clone()));
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| CliError::Usage(format!("cannot listen on {listen}: {e}")))?;
     tracing::info!("Opsdeck listening on http://{}", listener.local_addr()?);
     crate::serve(listener, state, crate::shutdown_signal()).await?;
     deletion.abort();
+    collector.abort();
+    scheduler.abort();
     pool.close().await;
     tracing::info!("stopped");
     Ok(())

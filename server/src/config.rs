@@ -42,6 +42,44 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage API tokens for agents (scope `ingest`) and Prometheus (scope `metrics`).
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Collect this host's metrics and push them to an Opsdeck server.
+    Agent(AgentArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it (the only time it is shown).
+    Add {
+        name: String,
+        #[arg(long, value_parser = ["ingest", "metrics"])]
+        scope: String,
+    },
+    /// List tokens (never the tokens themselves).
+    List,
+    /// Revoke a token: it stops working at once.
+    Revoke { name: String },
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The Opsdeck server, e.g. https://ops.example.com
+    #[arg(long, env = "OPSDECK_SERVER")]
+    pub server: String,
+    /// File holding an `ingest` token (first line).
+    #[arg(long, env = "OPSDECK_TOKEN_FILE")]
+    pub token_file: PathBuf,
+    /// Time between two collections: `5s`, `30s`, `1m`.
+    #[arg(long, default_value = "5s")]
+    pub interval: String,
+    /// Name for this host's series (default: the system host name).
+    #[arg(long, env = "OPSDECK_HOST_NAME")]
+    pub host: Option<String>,
+    /// How much to keep while the server is unreachable: `1h`, `30m`.
+    #[arg(long, default_value = "1h")]
+    pub buffer: String,
 }
 
 #[derive(Debug, Default, Args)]
@@ -67,6 +105,24 @@ pub struct ServeArgs {
     /// Largest number of database connections this process opens.
     #[arg(long, env = "OPSDECK_MAX_CONNECTIONS")]
     pub max_connections: Option<u32>,
+    /// How often the server records its own host's metrics: `5s`, `1m`; `0` turns it off.
+    #[arg(long, env = "OPSDECK_COLLECT_INTERVAL")]
+    pub collect_interval: Option<String>,
+    /// Name for this host's series (default: the system host name).
+    #[arg(long, env = "OPSDECK_HOST_NAME")]
+    pub host_name: Option<String>,
+    /// Serve /metrics without a token (default: a token of scope `metrics` is needed).
+    #[arg(long, env = "OPSDECK_METRICS_PUBLIC")]
+    pub metrics_public: Option<bool>,
+    /// Days raw samples are kept (default 14).
+    #[arg(long, env = "OPSDECK_RETENTION_RAW_DAYS")]
+    pub retention_raw_days: Option<i64>,
+    /// Days 1-minute rollups are kept (default 90).
+    #[arg(long, env = "OPSDECK_RETENTION_1M_DAYS")]
+    pub retention_1m_days: Option<i64>,
+    /// Days 1-hour rollups are kept (default 730).
+    #[arg(long, env = "OPSDECK_RETENTION_1H_DAYS")]
+    pub retention_1h_days: Option<i64>,
     /// Password for the `admin` user created on first start (otherwise a random one is printed).
     #[arg(long, env = "OPSDECK_ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<String>,
@@ -113,6 +169,12 @@ pub struct FileConfig {
     pub login_ip_max_failures: Option<i32>,
     pub login_window_secs: Option<i64>,
     pub login_lockout_secs: Option<i64>,
+    pub collect_interval: Option<String>,
+    pub host_name: Option<String>,
+    pub metrics_public: Option<bool>,
+    pub retention_raw_days: Option<i64>,
+    pub retention_1m_days: Option<i64>,
+    pub retention_1h_days: Option<i64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -186,8 +248,59 @@ pub fn load(global: &GlobalArgs, serve: &ServeArgs) -> Result<Config, ConfigErro
             *field = v;
         }
     }
+    if let Some(v) = serve
+        .collect_interval
+        .clone()
+        .or(file.collect_interval.clone())
+    {
+        c.collect_interval_secs = parse_interval(&v)
+            .map_err(|e| ConfigError::Invalid(format!("collect_interval: {e}")))?;
+    }
+    c.host_name = serve
+        .host_name
+        .clone()
+        .or(file.host_name.clone())
+        .unwrap_or_else(crate::metrics::collector::local_host_name);
+    if let Some(v) = serve.metrics_public.or(file.metrics_public) {
+        c.metrics_public = v;
+    }
+    for (v, field) in [
+        (
+            serve.retention_raw_days.or(file.retention_raw_days),
+            &mut c.retention.raw_secs,
+        ),
+        (
+            serve.retention_1m_days.or(file.retention_1m_days),
+            &mut c.retention.minute_secs,
+        ),
+        (
+            serve.retention_1h_days.or(file.retention_1h_days),
+            &mut c.retention.hour_secs,
+        ),
+    ] {
+        if let Some(days) = v {
+            if !(1..=36_500).contains(&days) {
+                return Err(ConfigError::Invalid(format!(
+                    "retention days must be 1 to 36500, not {days}"
+                )));
+            }
+            *field = days * 86_400;
+        }
+    }
     validate(&c)?;
     Ok(c)
+}
+
+/// `5s`, `1m`, or plain seconds (`5`); `0` means off.
+pub fn parse_interval(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    if s.bytes().all(|b| b.is_ascii_digit()) && !s.is_empty() {
+        return s
+            .parse()
+            .map_err(|_| format!("`{s}` is not a number of seconds"));
+    }
+    let secs = app::metrics::parse_duration_secs(s)?;
+    u64::try_from(secs).map_err(|_| format!("`{s}` is negative"))
 }
 
 fn validate(c: &Config) -> Result<(), ConfigError> {
@@ -287,5 +400,31 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("session_idle_minutes"), "{err}");
+        let serve = ServeArgs {
+            collect_interval: Some("soon".into()),
+            ..Default::default()
+        };
+        let err = load(&global(Some("postgres://x@h/db")), &serve)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("collect_interval"), "{err}");
+        let serve = ServeArgs {
+            retention_raw_days: Some(0),
+            ..Default::default()
+        };
+        assert!(load(&global(Some("postgres://x@h/db")), &serve)
+            .unwrap_err()
+            .to_string()
+            .contains("retention"));
+    }
+
+    #[test]
+    fn intervals() {
+        assert_eq!(parse_interval("5"), Ok(5));
+        assert_eq!(parse_interval("5s"), Ok(5));
+        assert_eq!(parse_interval("2m"), Ok(120));
+        assert_eq!(parse_interval("0"), Ok(0));
+        assert!(parse_interval("-5s").is_err());
+        assert!(parse_interval("fast").is_err());
     }
 }

@@ -1,11 +1,15 @@
 //! The `opsdeck` process: configuration, database pool and migrations, router assembly,
 //! serving with graceful shutdown, and the CLI subcommands.
 
+pub mod agent;
 pub mod api;
 pub mod assets;
 pub mod cli;
 pub mod config;
+pub mod jobs;
+pub mod metrics;
 pub mod middleware;
+pub mod telemetry;
 
 use app::config::Config;
 use app::state::AppState;
@@ -130,6 +134,7 @@ pub fn build_router(state: AppState) -> Router {
             app::error::AppError::Internal.into_response()
         }))
         .layer(axum::middleware::from_fn(middleware::security_headers))
+        .layer(axum::middleware::from_fn(telemetry::track))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -4,6 +4,8 @@
 mod pages;
 #[cfg(feature = "ssr")]
 pub mod service;
+#[cfg(feature = "ssr")]
+pub mod tokens;
 
 pub use pages::{AuditPage, LoginPage, UsersPage};
 
@@ -100,6 +102,27 @@ pub struct AuditEntry {
     pub ip: Option<String>,
     #[cfg_attr(feature = "ssr", schema(value_type = Object))]
     pub detail: serde_json::Value,
+}
+
+/// An API token as Admin › Tokens and `GET /api/v1/tokens` show it (never the token itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema, sqlx::FromRow))]
+pub struct TokenInfo {
+    pub name: String,
+    /// `ingest` (agents push metrics and logs) or `metrics` (scrape `/metrics`).
+    pub scope: String,
+    /// The first characters, to tell tokens apart.
+    pub prefix: String,
+    pub created_by: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
+    pub last_used_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
+    pub revoked_at: Option<OffsetDateTime>,
 }
 
 /// A page of the audit log, newest first; `next_before` continues it.

@@ -30,9 +30,7 @@ where
 
 fn json_error(rejection: JsonRejection) -> AppError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        return AppError::PayloadTooLarge {
-            limit: JSON_BODY_LIMIT,
-        };
+        return AppError::PayloadTooLarge;
     }
     match rejection {
         JsonRejection::JsonDataError(e) => {

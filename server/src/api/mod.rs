@@ -3,6 +3,8 @@
 pub mod auth;
 pub mod extract;
 pub mod health;
+pub mod metrics;
+pub mod tokens;
 
 use app::error::AppError;
 use app::state::AppState;
@@ -37,12 +39,30 @@ impl Modify for SessionCookie {
             "session",
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(crate::SESSION_COOKIE))),
         );
+        components.add_security_scheme(
+            "ingest_token",
+            SecurityScheme::Http(
+                utoipa::openapi::security::HttpBuilder::new()
+                    .scheme(utoipa::openapi::security::HttpAuthScheme::Bearer)
+                    .build(),
+            ),
+        );
     }
 }
 
 /// The API routes and the OpenAPI document describing them.
 pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    // Agents send large batches: the ingest route has its own body limit.
+    let ingest = OpenApiRouter::new().routes(routes!(metrics::ingest)).layer(
+        axum::extract::DefaultBodyLimit::max(metrics::INGEST_BODY_LIMIT),
+    );
     let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(ingest)
+        .routes(routes!(metrics::hosts))
+        .routes(routes!(metrics::latest))
+        .routes(routes!(metrics::series))
+        .routes(routes!(tokens::list, tokens::create))
+        .routes(routes!(tokens::revoke))
         .routes(routes!(health::health))
         .routes(routes!(auth::login))
         .routes(routes!(auth::logout))
@@ -59,6 +79,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             async move { Json((*doc).clone()) }
         }),
     );
+    let router = router.route("/metrics", get(metrics::prometheus));
     (router, doc)
 }
 

@@ -1,0 +1,654 @@
+//! Host metrics: samples, series selectors, storage tiers and the queries the pages and the
+//! JSON API share. Pure rules (validation, selector parsing, tier choice) live here with their
+//! tests; the database side is in `service` (server only).
+
+#[cfg(feature = "ssr")]
+pub mod service;
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use time::OffsetDateTime;
+
+pub type Labels = BTreeMap<String, String>;
+
+/// One measurement: what, with which labels, when, how much.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Sample {
+    pub metric: String,
+    #[serde(default)]
+    pub labels: Labels,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
+    pub ts: OffsetDateTime,
+    pub value: f64,
+}
+
+/// The body of `POST /api/v1/ingest/metrics`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct IngestBatch {
+    pub host: String,
+    pub samples: Vec<Sample>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct IngestOutcome {
+    /// Samples stored by this request.
+    pub accepted: usize,
+    /// Samples already stored before (a re-send): ignored, never doubled.
+    pub duplicates: usize,
+}
+
+/// A host that has reported, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ssr", derive(sqlx::FromRow))]
+pub struct HostInfo {
+    pub name: String,
+    /// `local` (Opsdeck's own collector) or `agent`.
+    pub source: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
+    pub first_seen: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
+    pub last_seen: OffsetDateTime,
+}
+
+/// The newest value of one series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct LatestValue {
+    pub host: String,
+    pub metric: String,
+    #[cfg_attr(feature = "ssr", schema(value_type = Object))]
+    pub labels: Labels,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
+    pub ts: OffsetDateTime,
+    pub value: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct SeriesPoint {
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
+    pub ts: OffsetDateTime,
+    pub avg: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct SeriesData {
+    pub host: String,
+    pub metric: String,
+    #[cfg_attr(feature = "ssr", schema(value_type = Object))]
+    pub labels: Labels,
+    /// The storage tier read: `raw`, `1m` or `1h`.
+    pub tier: String,
+    /// Width of each point's bucket.
+    pub step_seconds: i64,
+    pub points: Vec<SeriesPoint>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct SeriesResponse {
+    pub series: Vec<SeriesData>,
+}
+
+// ---- validation ----
+
+pub const MAX_SAMPLES_PER_BATCH: usize = 50_000;
+pub const MAX_LABELS: usize = 16;
+/// Samples may be this far in the future (clock skew between hosts).
+pub const MAX_FUTURE_SECS: i64 = 300;
+
+fn is_metric_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+fn is_label_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !s.starts_with("__")
+}
+
+pub fn validate_host(host: &str) -> Result<(), String> {
+    if host.is_empty() || host.len() > 253 {
+        return Err("host: must be 1 to 253 characters".into());
+    }
+    if let Some(c) = host
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')))
+    {
+        return Err(format!(
+            "host: `{c}` is not allowed (letters, digits, `.`, `-`, `_`)"
+        ));
+    }
+    Ok(())
+}
+
+pub fn validate_sample(s: &Sample) -> Result<(), String> {
+    if s.metric.len() > 200 || !is_metric_name(&s.metric) {
+        return Err(format!(
+            "metric: `{}` is not a metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)",
+            truncate(&s.metric)
+        ));
+    }
+    if s.labels.len() > MAX_LABELS {
+        return Err(format!(
+            "labels: {} labels, at most {MAX_LABELS}",
+            s.labels.len()
+        ));
+    }
+    for (k, v) in &s.labels {
+        if k.len() > 100 || !is_label_name(k) {
+            return Err(format!("labels: `{}` is not a label name", truncate(k)));
+        }
+        if v.len() > 256 {
+            return Err(format!("labels.{k}: value longer than 256 bytes"));
+        }
+    }
+    if !s.value.is_finite() {
+        return Err("value: not a finite number".into());
+    }
+    Ok(())
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(40).collect()
+}
+
+/// Checks a batch; the error names the first problem, e.g. `samples[3].ts: ...`.
+pub fn validate_batch(
+    batch: &IngestBatch,
+    now: OffsetDateTime,
+    max_age_secs: i64,
+) -> Result<(), String> {
+    validate_host(&batch.host)?;
+    if batch.samples.is_empty() {
+        return Err("samples: empty".into());
+    }
+    if batch.samples.len() > MAX_SAMPLES_PER_BATCH {
+        return Err(format!(
+            "samples: {} samples, at most {MAX_SAMPLES_PER_BATCH} per request",
+            batch.samples.len()
+        ));
+    }
+    for (i, s) in batch.samples.iter().enumerate() {
+        validate_sample(s).map_err(|e| format!("samples[{i}].{e}"))?;
+        let age = (now - s.ts).whole_seconds();
+        if age > max_age_secs {
+            return Err(format!(
+                "samples[{i}].ts: older than the raw retention ({} days)",
+                max_age_secs / 86_400
+            ));
+        }
+        if age < -MAX_FUTURE_SECS {
+            return Err(format!("samples[{i}].ts: more than {MAX_FUTURE_SECS} s in the future (check the host's clock)"));
+        }
+    }
+    Ok(())
+}
+
+// ---- time parameters ----
+
+/// `now`, `now-6h` (units s, m, h, d, w), an RFC 3339 time, or Unix seconds.
+pub fn parse_time_param(input: &str, now: OffsetDateTime) -> Result<OffsetDateTime, String> {
+    let s = input.trim();
+    if s == "now" {
+        return Ok(now);
+    }
+    if let Some(rel) = s.strip_prefix("now-") {
+        let secs = parse_duration_secs(rel)?;
+        return now
+            .checked_sub(time::Duration::seconds(secs))
+            .ok_or_else(|| format!("`{s}` is too far back"));
+    }
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        let secs: i64 = s.parse().map_err(|_| format!("`{s}` is not a time"))?;
+        return OffsetDateTime::from_unix_timestamp(secs)
+            .map_err(|_| format!("`{s}` is out of range"));
+    }
+    OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).map_err(|_| {
+        format!(
+            "`{}` is not a time: use RFC 3339, Unix seconds, `now` or `now-6h`",
+            truncate(s)
+        )
+    })
+}
+
+/// `90s`, `15m`, `6h`, `7d`, `2w` in seconds.
+pub fn parse_duration_secs(input: &str) -> Result<i64, String> {
+    let s = input.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: i64 = num
+        .parse()
+        .map_err(|_| format!("`{}` is not a duration like 30s, 15m, 6h, 7d", truncate(s)))?;
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => {
+            return Err(format!(
+                "`{}` is not a duration like 30s, 15m, 6h, 7d",
+                truncate(s)
+            ))
+        }
+    };
+    n.checked_mul(mult)
+        .filter(|v| *v <= 100 * 365 * 86_400)
+        .ok_or_else(|| format!("`{s}` is too long"))
+}
+
+// ---- selectors ----
+
+/// `disk_used_percent{mount="/"}`: a metric name and label equalities.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selector {
+    pub metric: String,
+    pub labels: Labels,
+}
+
+impl std::fmt::Display for Selector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.metric)?;
+        if !self.labels.is_empty() {
+            f.write_str("{")?;
+            for (i, (k, v)) in self.labels.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(",")?;
+                }
+                write!(
+                    f,
+                    "{k}=\"{}\"",
+                    v.replace('\\', "\\\\")
+                        .replace('"', "\\\"")
+                        .replace('\n', "\\n")
+                )?;
+            }
+            f.write_str("}")?;
+        }
+        Ok(())
+    }
+}
+
+pub fn parse_selector(input: &str) -> Result<Selector, String> {
+    let input = input.trim();
+    let (name, rest) = match input.find('{') {
+        Some(i) => (&input[..i], Some(&input[i + 1..])),
+        None => (input, None),
+    };
+    let name = name.trim();
+    if !is_metric_name(name) {
+        return Err(format!("`{}` is not a metric name", truncate(name)));
+    }
+    let mut labels = Labels::new();
+    if let Some(rest) = rest {
+        let body = rest.strip_suffix('}').ok_or("missing closing `}`")?;
+        let mut chars = body.chars().peekable();
+        loop {
+            while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                chars.next();
+            }
+            if chars.peek().is_none() {
+                break;
+            }
+            let key: String =
+                std::iter::from_fn(|| chars.next_if(|c| c.is_ascii_alphanumeric() || *c == '_'))
+                    .collect();
+            if !is_label_name(&key) {
+                return Err(format!("`{}` is not a label name", truncate(&key)));
+            }
+            while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                chars.next();
+            }
+            match (chars.next(), chars.peek()) {
+                (Some('='), Some('~')) | (Some('!'), _) => {
+                    return Err(format!("label `{key}`: only `=` matchers are supported"));
+                }
+                (Some('='), _) => {}
+                _ => return Err(format!("label `{key}`: expected `=\"value\"`")),
+            }
+            while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                chars.next();
+            }
+            if chars.next() != Some('"') {
+                return Err(format!("label `{key}`: expected `=\"value\"`"));
+            }
+            let mut value = String::new();
+            loop {
+                match chars.next() {
+                    Some('"') => break,
+                    Some('\\') => match chars.next() {
+                        Some('n') => value.push('\n'),
+                        Some(c @ ('\\' | '"')) => value.push(c),
+                        _ => return Err(format!("label `{key}`: bad escape in value")),
+                    },
+                    Some(c) => value.push(c),
+                    None => return Err(format!("label `{key}`: unterminated value")),
+                }
+            }
+            if labels.insert(key.clone(), value).is_some() {
+                return Err(format!("label `{key}` given twice"));
+            }
+            while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                chars.next();
+            }
+            match chars.next() {
+                Some(',') | None => {}
+                Some(c) => return Err(format!("unexpected `{c}` after label `{key}`")),
+            }
+        }
+    }
+    Ok(Selector {
+        metric: name.to_string(),
+        labels,
+    })
+}
+
+// ---- tiers ----
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    Raw,
+    Minute,
+    Hour,
+}
+
+impl Tier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Raw => "raw",
+            Tier::Minute => "1m",
+            Tier::Hour => "1h",
+        }
+    }
+
+    /// The natural spacing of points in this tier (raw assumes the default 5 s interval).
+    pub fn step_secs(self) -> i64 {
+        match self {
+            Tier::Raw => 5,
+            Tier::Minute => 60,
+            Tier::Hour => 3600,
+        }
+    }
+}
+
+/// How long each tier keeps data, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub raw_secs: i64,
+    pub minute_secs: i64,
+    pub hour_secs: i64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            raw_secs: 14 * 86_400,
+            minute_secs: 90 * 86_400,
+            hour_secs: 730 * 86_400,
+        }
+    }
+}
+
+/// The coarsest tier that still gives `points` points over the range and still holds data for
+/// the whole range; the raw tier when none does.
+pub fn choose_tier(from_age_secs: i64, range_secs: i64, points: i64, retention: Retention) -> Tier {
+    for (tier, kept) in [
+        (Tier::Hour, retention.hour_secs),
+        (Tier::Minute, retention.minute_secs),
+    ] {
+        if range_secs / tier.step_secs() >= points && from_age_secs <= kept {
+            return tier;
+        }
+    }
+    if from_age_secs > retention.raw_secs {
+        // Raw data is gone that far back: the minute tier is the finest that covers it.
+        return if from_age_secs <= retention.minute_secs {
+            Tier::Minute
+        } else {
+            Tier::Hour
+        };
+    }
+    Tier::Raw
+}
+
+/// Width of an output bucket: at least the tier's step, wide enough for at most `points` points,
+/// a whole multiple of the step.
+pub fn bucket_secs(tier: Tier, range_secs: i64, points: i64) -> i64 {
+    let step = tier.step_secs();
+    let want = (range_secs + points - 1) / points.max(1);
+    let multiple = (want + step - 1) / step;
+    multiple.max(1) * step
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn sample(metric: &str, labels: &[(&str, &str)], value: f64) -> Sample {
+        Sample {
+            metric: metric.into(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ts: datetime!(2026-11-24 10:00 UTC),
+            value,
+        }
+    }
+
+    #[test]
+    fn batches_are_validated_with_the_first_problem_named() {
+        let now = datetime!(2026-11-24 10:01 UTC);
+        let ok = IngestBatch {
+            host: "web-1".into(),
+            samples: vec![sample("disk_used_percent", &[("mount", "/")], 41.5)],
+        };
+        assert_eq!(validate_batch(&ok, now, 14 * 86_400), Ok(()));
+        let mut too_old = ok.clone();
+        too_old.samples[0].ts = datetime!(2026-11-01 00:00 UTC);
+        let mut future = ok.clone();
+        future.samples[0].ts = datetime!(2026-11-24 11:00 UTC);
+        let cases: Vec<(IngestBatch, &str)> = vec![
+            (
+                IngestBatch {
+                    host: "".into(),
+                    ..ok.clone()
+                },
+                "host",
+            ),
+            (
+                IngestBatch {
+                    host: "web 1".into(),
+                    ..ok.clone()
+                },
+                "host: ` `",
+            ),
+            (
+                IngestBatch {
+                    samples: vec![],
+                    ..ok.clone()
+                },
+                "samples: empty",
+            ),
+            (
+                IngestBatch {
+                    samples: vec![ok.samples[0].clone(), sample("9lives", &[], 1.0)],
+                    ..ok.clone()
+                },
+                "samples[1].metric",
+            ),
+            (
+                IngestBatch {
+                    samples: vec![sample("x", &[("__name__", "y")], 1.0)],
+                    ..ok.clone()
+                },
+                "samples[0].labels",
+            ),
+            (
+                IngestBatch {
+                    samples: vec![sample("x", &[], f64::NAN)],
+                    ..ok.clone()
+                },
+                "samples[0].value",
+            ),
+            (
+                IngestBatch {
+                    samples: vec![sample("x", &[], f64::INFINITY)],
+                    ..ok.clone()
+                },
+                "finite",
+            ),
+            (
+                too_old,
+                "samples[0].ts: older than the raw retention (14 days)",
+            ),
+            (future, "samples[0].ts: more than 300 s in the future"),
+        ];
+        for (batch, want) in cases {
+            let err = validate_batch(&batch, now, 14 * 86_400).unwrap_err();
+            assert!(err.contains(want), "want {want:?}, got {err:?}");
+        }
+    }
+
+    #[test]
+    fn time_parameters() {
+        let now = datetime!(2026-11-24 10:00 UTC);
+        let ok = [
+            ("now", now),
+            ("now-6h", datetime!(2026-11-24 04:00 UTC)),
+            ("now-90s", datetime!(2026-11-24 09:58:30 UTC)),
+            ("now-2w", datetime!(2026-11-10 10:00 UTC)),
+            ("2026-11-24T08:00:00Z", datetime!(2026-11-24 08:00 UTC)),
+            ("2026-11-24T09:00:00+01:00", datetime!(2026-11-24 08:00 UTC)),
+            ("1764000000", datetime!(2025-11-24 16:00 UTC)),
+        ];
+        for (input, want) in ok {
+            assert_eq!(parse_time_param(input, now), Ok(want), "{input}");
+        }
+        for bad in [
+            "",
+            "yesterday",
+            "now-6",
+            "now-6y",
+            "now+1h",
+            "2026-13-01T00:00:00Z",
+            "99999999999999999999",
+            "now-99999999999w",
+        ] {
+            assert!(parse_time_param(bad, now).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn selectors_parse() {
+        type Expected = Result<(&'static str, Vec<(&'static str, &'static str)>), &'static str>;
+        let cases: Vec<(&str, Expected)> = vec![
+            ("cpu_usage_percent", Ok(("cpu_usage_percent", vec![]))),
+            (
+                "disk_used_percent{mount=\"/\"}",
+                Ok(("disk_used_percent", vec![("mount", "/")])),
+            ),
+            (
+                " net{interface=\"eth0\", dir = \"rx\"} ",
+                Ok(("net", vec![("interface", "eth0"), ("dir", "rx")])),
+            ),
+            ("m{a=\"x\\\"y\\\\z\"}", Ok(("m", vec![("a", "x\"y\\z")]))),
+            ("m{}", Ok(("m", vec![]))),
+            ("m{a=\"1\",}", Ok(("m", vec![("a", "1")]))),
+            ("", Err("not a metric name")),
+            ("1m", Err("not a metric name")),
+            ("m{a=\"1\"", Err("missing closing")),
+            ("m{a=~\"1\"}", Err("only `=`")),
+            ("m{a!=\"1\"}", Err("only `=`")),
+            ("m{a=1}", Err("expected `=\"value\"`")),
+            ("m{a=\"1}", Err("unterminated")),
+            ("m{a=\"1\",a=\"2\"}", Err("twice")),
+            ("m{a=\"1\" b=\"2\"}", Err("unexpected `b`")),
+            ("m{__x=\"1\"}", Err("not a label name")),
+        ];
+        for (input, want) in cases {
+            let got = parse_selector(input);
+            match want {
+                Ok((metric, labels)) => {
+                    let sel = got.unwrap_or_else(|e| panic!("{input:?}: {e}"));
+                    assert_eq!(sel.metric, metric);
+                    let want: Labels = labels
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect();
+                    assert_eq!(sel.labels, want, "{input:?}");
+                    assert_eq!(
+                        parse_selector(&sel.to_string()).unwrap(),
+                        sel,
+                        "round trip of {input:?}"
+                    );
+                }
+                Err(msg) => {
+                    let err = got.unwrap_err();
+                    assert!(err.contains(msg), "{input:?}: {err}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_coarsest_sufficient_tier_is_read() {
+        let r = Retention::default();
+        let h = 3600;
+        let d = 86_400;
+        let cases = [
+            // (from age, range, points, tier)
+            (h, h, 1000, Tier::Raw),           // 1 h: 720 raw points at most
+            (6 * h, 6 * h, 300, Tier::Minute), // 360 minute points are enough
+            (d, d, 1000, Tier::Minute),        // 1440 >= 1000
+            (7 * d, 7 * d, 1000, Tier::Minute),
+            (30 * d, 30 * d, 1000, Tier::Minute), // 720 hour points are too few
+            (30 * d, 30 * d, 500, Tier::Hour),
+            (365 * d, 365 * d, 1000, Tier::Hour),
+            (20 * d, h, 1000, Tier::Minute), // raw is gone 20 days back
+            (100 * d, h, 1000, Tier::Hour),  // and minutes 100 days back
+        ];
+        for (age, range, points, want) in cases {
+            assert_eq!(
+                choose_tier(age, range, points, r),
+                want,
+                "age {age} range {range} points {points}"
+            );
+        }
+    }
+
+    #[test]
+    fn buckets_fit_the_requested_points() {
+        assert_eq!(bucket_secs(Tier::Raw, 3600, 1000), 5);
+        assert_eq!(bucket_secs(Tier::Raw, 3600, 100), 40);
+        assert_eq!(bucket_secs(Tier::Minute, 30 * 86_400, 1000), 2640);
+        assert_eq!(bucket_secs(Tier::Hour, 365 * 86_400, 1000), 32_400);
+        for (tier, range, points) in [
+            (Tier::Raw, 86_400, 1000),
+            (Tier::Minute, 7 * 86_400, 11_000),
+            (Tier::Hour, 9_999_999, 7),
+        ] {
+            let b = bucket_secs(tier, range, points);
+            assert!(range / b <= points, "{tier:?} {range} {points}: {b}");
+            assert_eq!(b % tier.step_secs(), 0);
+        }
+    }
+}

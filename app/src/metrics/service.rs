@@ -1,0 +1,470 @@
+//! Metrics storage: ingest (one statement that stores samples and merges them into the 1-minute
+//! and 1-hour rollups), series queries from the right tier, partitions and retention.
+
+use super::{
+    bucket_secs, choose_tier, validate_batch, HostInfo, IngestBatch, IngestOutcome, Labels,
+    LatestValue, Retention, Selector, SeriesData, SeriesPoint, SeriesResponse, Tier,
+};
+use crate::error::{AppError, AppResult};
+use sqlx::{PgPool, Postgres, Transaction};
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use time::{Date, OffsetDateTime};
+
+/// Series ids by (host, metric, labels as JSON). Ids never change once given, so this cache is
+/// only a shortcut: every process fills its own, and a miss asks the database.
+#[derive(Default)]
+pub struct SeriesCache {
+    ids: Mutex<HashMap<(String, String, String), i32>>,
+    partitions: Mutex<HashSet<Date>>,
+}
+
+fn labels_json(labels: &Labels) -> String {
+    serde_json::to_string(labels).unwrap_or_else(|_| "{}".into())
+}
+
+async fn series_ids(
+    tx: &mut Transaction<'_, Postgres>,
+    cache: &SeriesCache,
+    host: &str,
+    keys: &[(String, String)],
+) -> AppResult<HashMap<(String, String), i32>> {
+    let mut out = HashMap::with_capacity(keys.len());
+    let mut missing: Vec<&(String, String)> = Vec::new();
+    {
+        let ids = cache.ids.lock().unwrap_or_else(|p| p.into_inner());
+        for k in keys {
+            match ids.get(&(host.to_string(), k.0.clone(), k.1.clone())) {
+                Some(id) => {
+                    out.insert(k.clone(), *id);
+                }
+                None => missing.push(k),
+            }
+        }
+    }
+    if missing.is_empty() {
+        return Ok(out);
+    }
+    let metrics: Vec<&str> = missing.iter().map(|k| k.0.as_str()).collect();
+    let labels: Vec<&str> = missing.iter().map(|k| k.1.as_str()).collect();
+    sqlx::query(
+        "INSERT INTO metric_series (host, metric, labels)
+         SELECT $1, m, l::jsonb FROM UNNEST($2::text[], $3::text[]) AS t(m, l)
+         ORDER BY 1, 2, 3
+         ON CONFLICT (host, metric, labels) DO NOTHING",
+    )
+    .bind(host)
+    .bind(&metrics)
+    .bind(&labels)
+    .execute(&mut **tx)
+    .await?;
+    let rows: Vec<(i32, String, String)> = sqlx::query_as(
+        "SELECT s.id, s.metric, t.l FROM UNNEST($2::text[], $3::text[]) AS t(m, l)
+         JOIN metric_series s ON s.host = $1 AND s.metric = t.m AND s.labels = t.l::jsonb",
+    )
+    .bind(host)
+    .bind(&metrics)
+    .bind(&labels)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut ids = cache.ids.lock().unwrap_or_else(|p| p.into_inner());
+    for (id, metric, labels) in rows {
+        ids.insert((host.to_string(), metric.clone(), labels.clone()), id);
+        out.insert((metric, labels), id);
+    }
+    Ok(out)
+}
+
+fn partition_name(day: Date) -> String {
+    format!(
+        "metric_samples_{:04}{:02}{:02}",
+        day.year(),
+        u8::from(day.month()),
+        day.day()
+    )
+}
+
+/// Creates the daily partitions of `metric_samples` for these days, once per process and day.
+pub async fn ensure_partitions(pool: &PgPool, cache: &SeriesCache, days: &[Date]) -> AppResult<()> {
+    let todo: Vec<Date> = {
+        let known = cache.partitions.lock().unwrap_or_else(|p| p.into_inner());
+        days.iter()
+            .copied()
+            .filter(|d| !known.contains(d))
+            .collect()
+    };
+    if todo.is_empty() {
+        return Ok(());
+    }
+    let mut tx = pool.begin().await?;
+    // Two processes creating the same partition would collide: one at a time.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('opsdeck.metric_partitions'))")
+        .execute(&mut *tx)
+        .await?;
+    for day in &todo {
+        let next = day.next_day().unwrap_or(*day);
+        let ddl = format!(
+            "CREATE TABLE IF NOT EXISTS {} PARTITION OF metric_samples FOR VALUES FROM ('{day} 00:00:00+00') TO ('{next} 00:00:00+00')",
+            partition_name(*day)
+        );
+        sqlx::query(&ddl).execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    cache
+        .partitions
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .extend(todo);
+    Ok(())
+}
+
+/// Stores a batch: all of it or nothing. Re-sent samples (same host, metric, labels, time) are
+/// counted as duplicates and change nothing, rollups included.
+pub async fn ingest(
+    pool: &PgPool,
+    cache: &SeriesCache,
+    batch: &IngestBatch,
+    source: &str,
+    retention: Retention,
+) -> AppResult<IngestOutcome> {
+    let now = OffsetDateTime::now_utc();
+    validate_batch(batch, now, retention.raw_secs).map_err(AppError::BadRequest)?;
+
+    let mut keys: Vec<(String, String)> = batch
+        .samples
+        .iter()
+        .map(|s| (s.metric.clone(), labels_json(&s.labels)))
+        .collect();
+    let sample_keys = keys.clone();
+    keys.sort();
+    keys.dedup();
+    let mut days: Vec<Date> = batch
+        .samples
+        .iter()
+        .map(|s| s.ts.to_offset(time::UtcOffset::UTC).date())
+        .collect();
+    days.sort();
+    days.dedup();
+    ensure_partitions(pool, cache, &days).await?;
+
+    let mut tx = pool.begin().await?;
+    let ids = series_ids(&mut tx, cache, &batch.host, &keys).await?;
+    let mut series: Vec<i32> = Vec::with_capacity(batch.samples.len());
+    let mut ts: Vec<OffsetDateTime> = Vec::with_capacity(batch.samples.len());
+    let mut values: Vec<f64> = Vec::with_capacity(batch.samples.len());
+    for (s, key) in batch.samples.iter().zip(&sample_keys) {
+        let id = *ids.get(key).ok_or_else(|| {
+            tracing::error!(metric = %s.metric, "series id missing after upsert");
+            AppError::Internal
+        })?;
+        series.push(id);
+        ts.push(s.ts);
+        values.push(s.value);
+    }
+    let inserted: i64 = sqlx::query_scalar(INGEST_SQL)
+        .bind(&series)
+        .bind(&ts)
+        .bind(&values)
+        .fetch_one(&mut *tx)
+        .await?;
+    let newest = batch
+        .samples
+        .iter()
+        .map(|s| s.ts)
+        .max()
+        .unwrap_or(now)
+        .min(now);
+    sqlx::query(
+        "INSERT INTO hosts (name, source, last_seen) VALUES ($1, $2, $3)
+         ON CONFLICT (name) DO UPDATE SET last_seen = greatest(hosts.last_seen, excluded.last_seen), source = excluded.source",
+    )
+    .bind(&batch.host)
+    .bind(source)
+    .bind(newest)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let accepted = inserted as usize;
+    Ok(IngestOutcome {
+        accepted,
+        duplicates: batch.samples.len() - accepted,
+    })
+}
+
+/// Only the rows really inserted feed the rollups, so a re-send never counts twice.
+const INGEST_SQL: &str = "
+WITH ins AS (
+    INSERT INTO metric_samples (series_id, ts, value)
+    SELECT * FROM UNNEST($1::int[], $2::timestamptz[], $3::float8[])
+    ON CONFLICT DO NOTHING
+    RETURNING series_id, ts, value
+), m AS (
+    INSERT INTO metric_rollup_1m AS r (series_id, bucket, sum, count, min, max, last_ts, last_value)
+    SELECT series_id, date_trunc('minute', ts, 'UTC'), sum(value), count(*), min(value), max(value),
+           max(ts), (array_agg(value ORDER BY ts DESC))[1]
+    FROM ins GROUP BY 1, 2 ORDER BY 1, 2
+    ON CONFLICT (series_id, bucket) DO UPDATE SET
+        sum = r.sum + excluded.sum,
+        count = r.count + excluded.count,
+        min = least(r.min, excluded.min),
+        max = greatest(r.max, excluded.max),
+        last_value = CASE WHEN excluded.last_ts >= r.last_ts THEN excluded.last_value ELSE r.last_value END,
+        last_ts = greatest(r.last_ts, excluded.last_ts)
+), h AS (
+    INSERT INTO metric_rollup_1h AS r (series_id, bucket, sum, count, min, max, last_ts, last_value)
+    SELECT series_id, date_trunc('hour', ts, 'UTC'), sum(value), count(*), min(value), max(value),
+           max(ts), (array_agg(value ORDER BY ts DESC))[1]
+    FROM ins GROUP BY 1, 2 ORDER BY 1, 2
+    ON CONFLICT (series_id, bucket) DO UPDATE SET
+        sum = r.sum + excluded.sum,
+        count = r.count + excluded.count,
+        min = least(r.min, excluded.min),
+        max = greatest(r.max, excluded.max),
+        last_value = CASE WHEN excluded.last_ts >= r.last_ts THEN excluded.last_value ELSE r.last_value END,
+        last_ts = greatest(r.last_ts, excluded.last_ts)
+), l AS (
+    INSERT INTO metric_latest AS x (series_id, ts, value)
+    SELECT DISTINCT ON (series_id) series_id, ts, value FROM ins ORDER BY series_id, ts DESC
+    ON CONFLICT (series_id) DO UPDATE SET ts = excluded.ts, value = excluded.value WHERE excluded.ts > x.ts
+)
+SELECT count(*) FROM ins";
+
+pub async fn hosts(pool: &PgPool) -> AppResult<Vec<HostInfo>> {
+    Ok(
+        sqlx::query_as("SELECT name, source, first_seen, last_seen FROM hosts ORDER BY name")
+            .fetch_all(pool)
+            .await?,
+    )
+}
+
+/// The newest value of every series, optionally of one host.
+pub async fn latest(pool: &PgPool, host: Option<&str>) -> AppResult<Vec<LatestValue>> {
+    let rows: Vec<(
+        String,
+        String,
+        sqlx::types::Json<Labels>,
+        OffsetDateTime,
+        f64,
+    )> = sqlx::query_as(
+        "SELECT s.host, s.metric, s.labels, l.ts, l.value
+         FROM metric_latest l JOIN metric_series s ON s.id = l.series_id
+         WHERE $1::text IS NULL OR s.host = $1
+         ORDER BY s.host, s.metric, s.labels",
+    )
+    .bind(host)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(host, metric, labels, ts, value)| LatestValue {
+            host,
+            metric,
+            labels: labels.0,
+            ts,
+            value,
+        })
+        .collect())
+}
+
+pub const MAX_POINTS: i64 = 11_000;
+pub const DEFAULT_POINTS: i64 = 1_000;
+
+/// Every series of `host` matching the selector over [from, to), at most `points` points each,
+/// from the coarsest tier that still gives that many.
+pub async fn series(
+    pool: &PgPool,
+    host: &str,
+    selector: &Selector,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+    points: i64,
+    retention: Retention,
+) -> AppResult<SeriesResponse> {
+    if to <= from {
+        return Err(AppError::bad_request("`to` must be after `from`"));
+    }
+    if !(1..=MAX_POINTS).contains(&points) {
+        return Err(AppError::bad_request(format!(
+            "points: must be 1 to {MAX_POINTS}"
+        )));
+    }
+    let now = OffsetDateTime::now_utc();
+    let range = (to - from).whole_seconds().max(1);
+    let tier = choose_tier((now - from).whole_seconds(), range, points, retention);
+    let step = bucket_secs(tier, range, points);
+    let matched: Vec<(i32, String, sqlx::types::Json<Labels>)> = sqlx::query_as(
+        "SELECT id, metric, labels FROM metric_series WHERE host = $1 AND metric = $2 AND labels @> $3::jsonb ORDER BY labels::text",
+    )
+    .bind(host)
+    .bind(&selector.metric)
+    .bind(labels_json(&selector.labels))
+    .fetch_all(pool)
+    .await?;
+    if matched.is_empty() {
+        return Ok(SeriesResponse { series: vec![] });
+    }
+    let ids: Vec<i32> = matched.iter().map(|m| m.0).collect();
+    let sql = match tier {
+        Tier::Raw => {
+            "SELECT series_id, date_bin(make_interval(secs => $4), ts, timestamptz '2000-01-01 00:00:00+00') AS b,
+                    avg(value), min(value), max(value)
+             FROM metric_samples WHERE series_id = ANY($1) AND ts >= $2 AND ts < $3
+             GROUP BY 1, 2 ORDER BY 1, 2"
+        }
+        Tier::Minute => {
+            "SELECT series_id, date_bin(make_interval(secs => $4), bucket, timestamptz '2000-01-01 00:00:00+00') AS b,
+                    sum(sum) / sum(count), min(min), max(max)
+             FROM metric_rollup_1m WHERE series_id = ANY($1) AND bucket >= $2 AND bucket < $3
+             GROUP BY 1, 2 ORDER BY 1, 2"
+        }
+        Tier::Hour => {
+            "SELECT series_id, date_bin(make_interval(secs => $4), bucket, timestamptz '2000-01-01 00:00:00+00') AS b,
+                    sum(sum) / sum(count), min(min), max(max)
+             FROM metric_rollup_1h WHERE series_id = ANY($1) AND bucket >= $2 AND bucket < $3
+             GROUP BY 1, 2 ORDER BY 1, 2"
+        }
+    };
+    let rows: Vec<(i32, OffsetDateTime, f64, f64, f64)> = sqlx::query_as(sql)
+        .bind(&ids)
+        .bind(from)
+        .bind(to)
+        .bind(step as f64)
+        .fetch_all(pool)
+        .await?;
+    let mut by_id: HashMap<i32, Vec<SeriesPoint>> = HashMap::new();
+    for (id, ts, avg, min, max) in rows {
+        by_id
+            .entry(id)
+            .or_default()
+            .push(SeriesPoint { ts, avg, min, max });
+    }
+    Ok(SeriesResponse {
+        series: matched
+            .into_iter()
+            .map(|(id, metric, labels)| SeriesData {
+                host: host.to_string(),
+                metric,
+                labels: labels.0,
+                tier: tier.as_str().to_string(),
+                step_seconds: step,
+                points: by_id.remove(&id).unwrap_or_default(),
+            })
+            .collect(),
+    })
+}
+
+/// What one retention pass removed.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RetentionReport {
+    pub dropped_partitions: Vec<String>,
+    pub deleted_minute_rows: u64,
+    pub deleted_hour_rows: u64,
+}
+
+/// Drops raw partitions wholly past the raw retention, deletes expired rollup rows in bounded
+/// batches, and makes sure today's and the next days' partitions exist.
+pub async fn enforce_retention(
+    pool: &PgPool,
+    cache: &SeriesCache,
+    retention: Retention,
+    now: OffsetDateTime,
+) -> AppResult<RetentionReport> {
+    let today = now.to_offset(time::UtcOffset::UTC).date();
+    let ahead: Vec<Date> = (0..3)
+        .filter_map(|i| today.checked_add(time::Duration::days(i)))
+        .collect();
+    ensure_partitions(pool, cache, &ahead).await?;
+
+    let mut report = RetentionReport::default();
+    let raw_cutoff = now - time::Duration::seconds(retention.raw_secs);
+    let partitions: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+         WHERE i.inhparent = 'metric_samples'::regclass ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await?;
+    for name in partitions {
+        let Some(day) = partition_day(&name) else {
+            continue;
+        };
+        let end = day.next_day().unwrap_or(day).midnight().assume_utc();
+        if end <= raw_cutoff {
+            sqlx::query(&format!("DROP TABLE IF EXISTS {name}"))
+                .execute(pool)
+                .await?;
+            cache
+                .partitions
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&day);
+            report.dropped_partitions.push(name);
+        }
+    }
+    for (table, keep, counter) in [
+        (
+            "metric_rollup_1m",
+            retention.minute_secs,
+            &mut report.deleted_minute_rows,
+        ),
+        (
+            "metric_rollup_1h",
+            retention.hour_secs,
+            &mut report.deleted_hour_rows,
+        ),
+    ] {
+        let cutoff = now - time::Duration::seconds(keep);
+        loop {
+            let n = sqlx::query(&format!(
+                "DELETE FROM {table} WHERE (series_id, bucket) IN
+                   (SELECT series_id, bucket FROM {table} WHERE bucket < $1 LIMIT 10000)"
+            ))
+            .bind(cutoff)
+            .execute(pool)
+            .await?
+            .rows_affected();
+            *counter += n;
+            if n < 10_000 {
+                break;
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// `metric_samples_20261125` → 2026-11-25.
+pub fn partition_day(name: &str) -> Option<Date> {
+    let digits = name.strip_prefix("metric_samples_")?;
+    if digits.len() != 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let y: i32 = digits[..4].parse().ok()?;
+    let m: u8 = digits[4..6].parse().ok()?;
+    let d: u8 = digits[6..].parse().ok()?;
+    Date::from_calendar_date(y, time::Month::try_from(m).ok()?, d).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::date;
+
+    #[test]
+    fn partition_names_round_trip() {
+        assert_eq!(
+            partition_name(date!(2026 - 11 - 05)),
+            "metric_samples_20261105"
+        );
+        assert_eq!(
+            partition_day("metric_samples_20261105"),
+            Some(date!(2026 - 11 - 05))
+        );
+        for bad in [
+            "metric_samples_2026110",
+            "metric_samples_20261340",
+            "other_20261105",
+            "metric_samples_2026110x",
+        ] {
+            assert_eq!(partition_day(bad), None, "{bad}");
+        }
+    }
+}

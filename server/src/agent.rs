@@ -1,0 +1,170 @@
+//! `opsdeck agent`: collects this host's metrics and pushes them to an Opsdeck server, buffering
+//! (bounded) while the server cannot be reached and re-sending without duplicates.
+
+use crate::config::{parse_interval, AgentArgs};
+use crate::metrics::{collector::Collector, drain, Delivery, Outbox};
+use app::metrics::IngestBatch;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("--server: {0}")]
+    Server(String),
+    #[error("--token-file {path}: {reason}")]
+    Token { path: String, reason: String },
+    #[error("{0}")]
+    Args(String),
+}
+
+pub fn read_token(path: &std::path::Path) -> Result<String, AgentError> {
+    let err = |reason: String| AgentError::Token {
+        path: path.display().to_string(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    let token = text.lines().next().unwrap_or("").trim().to_string();
+    if !token.starts_with(app::auth::tokens::TOKEN_PREFIX) {
+        return Err(err(
+            "does not hold an Opsdeck token (odk_…) on its first line".into(),
+        ));
+    }
+    Ok(token)
+}
+
+pub fn ingest_url(server: &str) -> Result<String, AgentError> {
+    let s = server.trim().trim_end_matches('/');
+    if !(s.starts_with("http://") || s.starts_with("https://")) || s.len() < 10 {
+        return Err(AgentError::Server(format!(
+            "`{server}` is not an http:// or https:// URL"
+        )));
+    }
+    Ok(format!("{s}/api/v1/ingest/metrics"))
+}
+
+/// Maps the server's answer to what the outbox should do with the batch.
+pub fn classify(status: u16, body: &str) -> Delivery {
+    match status {
+        200..=299 => Delivery::Done,
+        400 | 413 | 422 => Delivery::Rejected(format!("HTTP {status}: {body}")),
+        _ => Delivery::Retry(format!("HTTP {status}: {body}")),
+    }
+}
+
+pub async fn run(args: AgentArgs) -> Result<(), AgentError> {
+    let interval = Duration::from_secs(
+        parse_interval(&args.interval)
+            .map_err(AgentError::Args)?
+            .max(1),
+    );
+    let keep = Duration::from_secs(
+        parse_interval(&args.buffer)
+            .map_err(AgentError::Args)?
+            .max(1),
+    );
+    let url = ingest_url(&args.server)?;
+    let token = read_token(&args.token_file)?;
+    let host = args
+        .host
+        .clone()
+        .unwrap_or_else(crate::metrics::collector::local_host_name);
+    app::metrics::validate_host(&host).map_err(AgentError::Args)?;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .user_agent(concat!("opsdeck-agent/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| AgentError::Server(e.to_string()))?;
+    tracing::info!(%host, %url, interval_secs = interval.as_secs(), "agent started");
+
+    let mut collector = Collector::new().map_err(AgentError::Args)?;
+    let mut outbox = Outbox::new(interval, keep);
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = crate::shutdown_signal() => {
+                tracing::info!(buffered = outbox.len(), "agent stopping");
+                return Ok(());
+            }
+        }
+        let samples = collector.collect(time::OffsetDateTime::now_utc());
+        outbox.push(IngestBatch {
+            host: host.clone(),
+            samples,
+        });
+        let result = drain(&mut outbox, |batch| {
+            let client = client.clone();
+            let url = url.clone();
+            let token = token.clone();
+            async move {
+                match client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&batch)
+                    .send()
+                    .await
+                {
+                    Ok(res) => {
+                        let status = res.status().as_u16();
+                        let body = res.text().await.unwrap_or_default();
+                        classify(status, &body.chars().take(300).collect::<String>())
+                    }
+                    Err(e) => Delivery::Retry(e.to_string()),
+                }
+            }
+        })
+        .await;
+        match result {
+            Ok(n) if failing => {
+                tracing::info!(sent = n, "server reachable again; buffer drained");
+                failing = false;
+            }
+            Ok(_) => {}
+            Err(why) => {
+                if !failing {
+                    tracing::warn!(reason = %why, "cannot deliver; buffering");
+                }
+                failing = true;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_answers_decide_what_happens_to_a_batch() {
+        assert_eq!(classify(200, ""), Delivery::Done);
+        assert!(matches!(classify(400, "bad"), Delivery::Rejected(_)));
+        assert!(matches!(classify(413, ""), Delivery::Rejected(_)));
+        assert!(
+            matches!(classify(401, ""), Delivery::Retry(_)),
+            "a token may be fixed: keep data"
+        );
+        assert!(matches!(classify(503, ""), Delivery::Retry(_)));
+        assert!(matches!(classify(502, ""), Delivery::Retry(_)));
+    }
+
+    #[test]
+    fn urls_and_token_files_are_checked() {
+        assert_eq!(
+            ingest_url("http://127.0.0.1:3000/").unwrap(),
+            "http://127.0.0.1:3000/api/v1/ingest/metrics"
+        );
+        assert!(ingest_url("ftp://x").is_err());
+        let dir = std::env::temp_dir().join(format!("opsdeck-agent-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("token");
+        std::fs::write(&f, "odk_abc\n").unwrap();
+        assert_eq!(read_token(&f).unwrap(), "odk_abc");
+        std::fs::write(&f, "hunter2\n").unwrap();
+        let err = read_token(&f).unwrap_err().to_string();
+        assert!(err.contains("odk_") && !err.contains("hunter2"), "{err}");
+        assert!(read_token(&dir.join("missing")).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,109 @@
+//! Scheduled jobs shared by every Opsdeck process on one database: each run takes a PostgreSQL
+//! advisory lock and checks `job_runs`, so a job runs once per period however many processes
+//! are up.
+
+use app::error::AppResult;
+use app::state::AppState;
+use std::future::Future;
+use std::time::Duration;
+
+/// What happened when a process asked to run a job.
+#[derive(Debug, PartialEq, Eq)]
+pub enum JobOutcome {
+    Ran,
+    /// Another process holds the lock right now.
+    Busy,
+    /// It ran recently enough (by any process).
+    NotDue,
+}
+
+/// Runs `job` if no other process is running it and it has not started within `every`.
+pub async fn run_once<F, Fut>(
+    state: &AppState,
+    name: &str,
+    every: Duration,
+    job: F,
+) -> AppResult<JobOutcome>
+where
+    F: FnOnce(AppState) -> Fut,
+    Fut: Future<Output = AppResult<serde_json::Value>>,
+{
+    // A session-level lock on a dedicated connection: released if this process dies.
+    let mut conn = state.pool.acquire().await?;
+    let key = format!("opsdeck.job.{name}");
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
+        .bind(&key)
+        .fetch_one(&mut *conn)
+        .await?;
+    if !locked {
+        return Ok(JobOutcome::Busy);
+    }
+    let result = async {
+        let due: bool = sqlx::query_scalar(
+            "INSERT INTO job_runs (name, last_start) VALUES ($1, now())
+             ON CONFLICT (name) DO UPDATE SET last_start = now()
+               WHERE job_runs.last_start IS NULL OR job_runs.last_start <= now() - make_interval(secs => $2)
+             RETURNING true",
+        )
+        .bind(name)
+        .bind(every.as_secs_f64())
+        .fetch_optional(&mut *conn)
+        .await?
+        .unwrap_or(false);
+        if !due {
+            return Ok(JobOutcome::NotDue);
+        }
+        let outcome = job(state.clone()).await;
+        let (error, detail) = match &outcome {
+            Ok(d) => (None, d.clone()),
+            Err(e) => (Some(e.to_string()), serde_json::json!({})),
+        };
+        sqlx::query("UPDATE job_runs SET last_finish = now(), last_error = $2, detail = $3 WHERE name = $1")
+            .bind(name)
+            .bind(&error)
+            .bind(&detail)
+            .execute(&mut *conn)
+            .await?;
+        outcome.map(|_| JobOutcome::Ran)
+    }
+    .await;
+    let _ = sqlx::query("SELECT pg_advisory_unlock(hashtext($1))")
+        .bind(&key)
+        .execute(&mut *conn)
+        .await;
+    result
+}
+
+/// The background loop of `opsdeck serve`: every minute, offer each job a chance to run.
+pub async fn run_scheduler(state: AppState) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(60));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let retention = run_once(
+            &state,
+            "metrics_retention",
+            Duration::from_secs(3600),
+            |s| async move {
+                let report = app::metrics::service::enforce_retention(
+                    &s.pool,
+                    &s.series_cache,
+                    s.config.retention,
+                    time::OffsetDateTime::now_utc(),
+                )
+                .await?;
+                if !report.dropped_partitions.is_empty()
+                    || report.deleted_minute_rows > 0
+                    || report.deleted_hour_rows > 0
+                {
+                    tracing::info!(?report, "metrics retention");
+                }
+                Ok(serde_json::to_value(&report).unwrap_or_default())
+            },
+        )
+        .await;
+        if let Err(e) = retention {
+            tracing::warn!(error = %e, "metrics retention job failed; will retry");
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! Host metrics in the server process: the collector, the buffer that survives database
+//! outages, and the task that records the server's own host.
+
+pub mod collector;
+pub mod procfs;
+
+use app::error::AppError;
+use app::metrics::{service, IngestBatch, Sample};
+use app::state::AppState;
+use std::collections::VecDeque;
+use std::time::Duration;
+
+/// Batches waiting to be stored, oldest first, bounded: when full, the oldest batch goes.
+#[derive(Debug)]
+pub struct Outbox {
+    batches: VecDeque<IngestBatch>,
+    max_batches: usize,
+    pub dropped_batches: u64,
+}
+
+impl Outbox {
+    /// Room for `keep` worth of batches taken every `interval`.
+    pub fn new(interval: Duration, keep: Duration) -> Self {
+        let max_batches = (keep.as_secs_f64() / interval.as_secs_f64().max(0.001))
+            .ceil()
+            .max(1.0) as usize;
+        Self {
+            batches: VecDeque::new(),
+            max_batches,
+            dropped_batches: 0,
+        }
+    }
+
+    pub fn push(&mut self, batch: IngestBatch) {
+        if batch.samples.is_empty() {
+            return;
+        }
+        while self.batches.len() >= self.max_batches {
+            self.batches.pop_front();
+            self.dropped_batches += 1;
+        }
+        self.batches.push_back(batch);
+    }
+
+    pub fn front(&self) -> Option<&IngestBatch> {
+        self.batches.front()
+    }
+
+    pub fn pop(&mut self) -> Option<IngestBatch> {
+        self.batches.pop_front()
+    }
+
+    pub fn len(&self) -> usize {
+        self.batches.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.batches.is_empty()
+    }
+
+    pub fn samples(&self) -> usize {
+        self.batches.iter().map(|b| b.samples.len()).sum()
+    }
+}
+
+/// What to do with a batch after a delivery attempt.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Stored (or already stored): remove it.
+    Done,
+    /// Refused for good (invalid): remove it and say so.
+    Rejected(String),
+    /// Try again later (database or network down): keep it and stop for now.
+    Retry(String),
+}
+
+/// Sends buffered batches oldest first until one must wait.
+pub async fn drain<F, Fut>(outbox: &mut Outbox, mut send: F) -> Result<usize, String>
+where
+    F: FnMut(IngestBatch) -> Fut,
+    Fut: std::future::Future<Output = Delivery>,
+{
+    let mut sent = 0;
+    while let Some(batch) = outbox.front().cloned() {
+        match send(batch).await {
+            Delivery::Done => {
+                outbox.pop();
+                sent += 1;
+            }
+            Delivery::Rejected(why) => {
+                tracing::warn!(reason = %why, "metrics batch rejected; dropped");
+                outbox.pop();
+            }
+            Delivery::Retry(why) => return Err(why),
+        }
+    }
+    Ok(sent)
+}
+
+/// Records the server's own host every `collect_interval_secs`, storing directly.
+pub async fn run_local_collector(state: AppState) {
+    let secs = state.config.collect_interval_secs;
+    if secs == 0 {
+        return;
+    }
+    let interval = Duration::from_secs(secs).max(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL);
+    let host = state.config.host_name.clone();
+    let mut collector = match collector::Collector::new() {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot collect this host's metrics");
+            return;
+        }
+    };
+    let mut outbox = Outbox::new(interval, Duration::from_secs(3600));
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    let mut warned = false;
+    loop {
+        ticker.tick().await;
+        let Some(mut c) = collector.take() else {
+            return;
+        };
+        let ts = time::OffsetDateTime::now_utc();
+        let (c, samples): (collector::Collector, Vec<Sample>) =
+            match tokio::task::spawn_blocking(move || {
+                let s = c.collect(ts);
+                (c, s)
+            })
+            .await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = %e, "collector task failed; local metrics stop");
+                    return;
+                }
+            };
+        collector = Some(c);
+        outbox.push(IngestBatch {
+            host: host.clone(),
+            samples,
+        });
+        let result = drain(&mut outbox, |batch| {
+            let state = state.clone();
+            async move {
+                match service::ingest(
+                    &state.pool,
+                    &state.series_cache,
+                    &batch,
+                    "local",
+                    state.config.retention,
+                )
+                .await
+                {
+                    Ok(_) => Delivery::Done,
+                    Err(AppError::BadRequest(e)) => Delivery::Rejected(e),
+                    Err(e) => Delivery::Retry(e.to_string()),
+                }
+            }
+        })
+        .await;
+        match result {
+            Ok(_) => warned = false,
+            Err(why) if !warned => {
+                tracing::warn!(reason = %why, buffered = outbox.len(), "cannot store local metrics; buffering");
+                warned = true;
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(n: usize) -> IngestBatch {
+        IngestBatch {
+            host: "h".into(),
+            samples: (0..n)
+                .map(|i| Sample {
+                    metric: "m".into(),
+                    labels: Default::default(),
+                    ts: time::OffsetDateTime::UNIX_EPOCH,
+                    value: i as f64,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_outbox_is_bounded_and_drops_the_oldest() {
+        let mut o = Outbox::new(Duration::from_secs(5), Duration::from_secs(20));
+        for i in 1..=6 {
+            o.push(batch(i));
+        }
+        assert_eq!(o.len(), 4);
+        assert_eq!(o.dropped_batches, 2);
+        assert_eq!(o.front().unwrap().samples.len(), 3, "oldest two dropped");
+        o.push(batch(0));
+        assert_eq!(o.len(), 4, "empty batches are not kept");
+    }
+
+    #[tokio::test]
+    async fn drain_stops_at_the_first_retry_and_keeps_order() {
+        let mut o = Outbox::new(Duration::from_secs(1), Duration::from_secs(10));
+        for i in 1..=4 {
+            o.push(batch(i));
+        }
+        let mut seen = vec![];
+        let r = drain(&mut o, |b| {
+            let n = b.samples.len();
+            seen.push(n);
+            async move {
+                match n {
+                    2 => Delivery::Rejected("bad".into()),
+                    3 => Delivery::Retry("down".into()),
+                    _ => Delivery::Done,
+                }
+            }
+        })
+        .await;
+        assert_eq!(r, Err("down".into()));
+        assert_eq!(seen, vec![1, 2, 3]);
+        assert_eq!(o.len(), 2, "batch 3 and 4 wait");
+        assert_eq!(drain(&mut o, |_| async { Delivery::Done }).await, Ok(2));
+        assert!(o.is_empty());
+    }
+}

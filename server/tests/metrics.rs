@@ -1,0 +1,563 @@
+//! Metrics: tokens, ingest validation, idempotent re-sends, rollups against SQL over the raw
+//! rows, retention, the series API, `/metrics`, the local collector and the job lock.
+
+mod common;
+
+use app::auth::Role;
+use app::metrics::service;
+use common::{json, TestApp};
+use reqwest::{Client, StatusCode};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use time::{Duration, OffsetDateTime};
+
+async fn ingest_token(app: &TestApp, admin: &Client, name: &str) -> String {
+    let res = admin
+        .post(app.url("/api/v1/tokens"))
+        .json(&json!({"name": name, "scope": "ingest"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let body = json(res).await;
+    assert_eq!(body["scope"], "ingest");
+    body["token"].as_str().unwrap().to_string()
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// Whole minutes, an hour back from now, so samples stay inside one raw-retention window.
+fn base_time() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc() - Duration::hours(3);
+    now.replace_second(0)
+        .unwrap()
+        .replace_nanosecond(0)
+        .unwrap()
+}
+
+async fn post_batch(app: &TestApp, token: &str, body: &Value) -> reqwest::Response {
+    Client::new()
+        .post(app.url("/api/v1/ingest/metrics"))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn tokens_guard_ingest(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let admin = app.signed_in("ada", Role::Admin).await;
+    let viewer = app.signed_in("vic", Role::Viewer).await;
+    let res = viewer
+        .post(app.url("/api/v1/tokens"))
+        .json(&json!({"name": "x", "scope": "ingest"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let token = ingest_token(&app, &admin, "web-agents").await;
+    let stored: String = sqlx::query_scalar("SELECT token_hash FROM api_tokens")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_ne!(stored, token, "only a hash is stored");
+    let list = json(admin.get(app.url("/api/v1/tokens")).send().await.unwrap()).await;
+    assert!(!list.to_string().contains(&token));
+
+    let body = json!({"host": "web-1", "samples": [{"metric": "cpu_usage_percent", "ts": rfc3339(base_time()), "value": 12.5}]});
+    assert_eq!(
+        post_batch(&app, &token, &body).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        post_batch(&app, "odk_wrong", &body).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let res = Client::new()
+        .post(app.url("/api/v1/ingest/metrics"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let res = admin
+        .delete(app.url("/api/v1/tokens/web-agents"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        post_batch(&app, &token, &body).await.status(),
+        StatusCode::UNAUTHORIZED,
+        "revoked"
+    );
+}
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn bad_batches_store_nothing(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let admin = app.signed_in("ada", Role::Admin).await;
+    let token = ingest_token(&app, &admin, "t").await;
+    let ts = rfc3339(base_time());
+    let good = json!({"metric": "m", "ts": ts, "value": 1.0});
+    let cases = vec![
+        (
+            json!({"host": "h", "samples": [good, {"metric": "bad name", "ts": ts, "value": 1}]}),
+            400,
+            "samples[1].metric",
+        ),
+        (
+            json!({"host": "h", "samples": [good, {"metric": "m", "ts": "2001-01-01T00:00:00Z", "value": 1}]}),
+            400,
+            "samples[1].ts",
+        ),
+        (json!({"host": "h h", "samples": [good]}), 400, "host"),
+        (json!({"host": "h", "samples": []}), 400, "empty"),
+        (
+            json!({"host": "h", "samples": [{"metric": "m", "ts": ts, "value": "high"}]}),
+            422,
+            "value",
+        ),
+        (
+            json!({"host": "h", "samples": [{"metric": "m", "ts": "yesterday", "value": 1}]}),
+            422,
+            "ts",
+        ),
+        (json!({"host": "h"}), 422, "samples"),
+    ];
+    for (body, status, mentions) in cases {
+        let res = post_batch(&app, &token, &body).await;
+        assert_eq!(res.status().as_u16(), status, "{body}");
+        let err = json(res).await["error"].as_str().unwrap().to_string();
+        assert!(err.contains(mentions), "{body}: {err}");
+    }
+    let res = Client::new()
+        .post(app.url("/api/v1/ingest/metrics"))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(format!(
+            "{{\"host\":\"h\",\"samples\":[{}]}}",
+            vec![good.to_string(); 400_000].join(",")
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM metric_samples")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 0, "nothing from a refused batch is stored");
+}
+
+/// Samples every 5 s for 3 hours on two series, sent in shuffled overlapping batches.
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn rollups_equal_sql_over_raw_and_resends_change_nothing(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let admin = app.signed_in("ada", Role::Admin).await;
+    let token = ingest_token(&app, &admin, "t").await;
+    let start = base_time() - Duration::hours(1);
+    let mut samples = vec![];
+    for i in 0..(3 * 720) {
+        let ts = rfc3339(start + Duration::seconds(5 * i));
+        let v = ((i * 7919) % 1000) as f64 / 10.0;
+        samples.push(
+            json!({"metric": "disk_used_percent", "labels": {"mount": "/"}, "ts": ts, "value": v}),
+        );
+        samples.push(json!({"metric": "cpu_usage_percent", "ts": ts, "value": 100.0 - v}));
+    }
+    // Out of order, in chunks, with every chunk also sent a second time.
+    samples.reverse();
+    let mut accepted = 0;
+    let mut duplicates = 0;
+    for chunk in samples.chunks(997) {
+        for _ in 0..2 {
+            let res = post_batch(&app, &token, &json!({"host": "db-1", "samples": chunk})).await;
+            assert_eq!(res.status(), StatusCode::OK);
+            let body = json(res).await;
+            accepted += body["accepted"].as_u64().unwrap();
+            duplicates += body["duplicates"].as_u64().unwrap();
+        }
+    }
+    assert_eq!(accepted as usize, samples.len());
+    assert_eq!(duplicates as usize, samples.len());
+
+    for (table, unit) in [("metric_rollup_1m", "minute"), ("metric_rollup_1h", "hour")] {
+        let mismatches: i64 = sqlx::query_scalar(&format!(
+            "WITH truth AS (
+                SELECT series_id, date_trunc('{unit}', ts, 'UTC') AS bucket, sum(value) AS sum, count(*) AS count,
+                       min(value) AS min, max(value) AS max, (array_agg(value ORDER BY ts DESC))[1] AS last_value
+                FROM metric_samples GROUP BY 1, 2)
+             SELECT count(*) FROM truth t FULL JOIN {table} r USING (series_id, bucket)
+             WHERE r.series_id IS NULL OR t.series_id IS NULL OR abs(t.sum - r.sum) > 1e-6 OR t.count <> r.count
+                OR t.min <> r.min OR t.max <> r.max OR t.last_value <> r.last_value"
+        ))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(mismatches, 0, "{table} equals SQL over the raw rows");
+    }
+    let minutes: i64 = sqlx::query_scalar("SELECT count(*) FROM metric_rollup_1m")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(minutes, 2 * 180);
+
+    // The series API reads the same figures.
+    let viewer = app.signed_in("vic", Role::Viewer).await;
+    let q = format!(
+        "/api/v1/metrics/series?host=db-1&metric=disk_used_percent%7Bmount%3D%22%2F%22%7D&from={}&to={}&points=1000",
+        (start).unix_timestamp(),
+        (start + Duration::hours(3)).unix_timestamp()
+    );
+    let res = viewer.get(app.url(&q)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body = json(res).await;
+    let series = &body["series"][0];
+    assert_eq!(series["labels"]["mount"], "/");
+    assert_eq!(series["tier"], "raw", "3 h at 1000 points needs raw data");
+    assert_eq!(series["step_seconds"], 15);
+    assert_eq!(series["points"].as_array().unwrap().len(), 720);
+    let p0 = &series["points"][0];
+    let (a, b, c): (f64, f64, f64) = (
+        0.0,
+        ((7919 % 1000) as f64) / 10.0,
+        ((2 * 7919 % 1000) as f64) / 10.0,
+    );
+    assert_eq!(p0["min"].as_f64().unwrap(), a.min(b).min(c));
+    assert_eq!(p0["max"].as_f64().unwrap(), a.max(b).max(c));
+    assert!((p0["avg"].as_f64().unwrap() - (a + b + c) / 3.0).abs() < 1e-9);
+
+    let q = format!(
+        "/api/v1/metrics/series?host=db-1&metric=disk_used_percent&from={}&to={}&points=100",
+        start.unix_timestamp(),
+        (start + Duration::hours(3)).unix_timestamp()
+    );
+    let body = json(viewer.get(app.url(&q)).send().await.unwrap()).await;
+    assert_eq!(
+        body["series"][0]["tier"], "1m",
+        "180 minute points cover 100"
+    );
+    // 120 s buckets aligned on the clock: 90 of them, or 91 when the range starts mid-bucket.
+    let n = body["series"][0]["points"].as_array().unwrap().len();
+    assert!(n == 90 || n == 91, "{n} points");
+    assert_eq!(body["series"][0]["step_seconds"], 120);
+    let all_min = body["series"][0]["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["min"].as_f64().unwrap())
+        .fold(f64::MAX, f64::min);
+    assert_eq!(all_min, 0.0, "spikes survive downsampling");
+}
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn series_api_rejects_bad_parameters(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let viewer = app.signed_in("vic", Role::Viewer).await;
+    let cases = [
+        ("host=h&metric=cpu%7Bmount%3D", "metric"),
+        ("host=h&metric=cpu&from=yesterday", "from"),
+        ("host=h&metric=cpu&points=0", "points"),
+        ("host=h&metric=cpu&points=20000", "points"),
+        ("host=h&metric=cpu&from=now&to=now-1h", "after"),
+        ("metric=cpu", "host"),
+    ];
+    for (q, mentions) in cases {
+        let res = viewer
+            .get(app.url(&format!("/api/v1/metrics/series?{q}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{q}");
+        let err = json(res).await["error"].as_str().unwrap().to_string();
+        assert!(err.contains(mentions), "{q}: {err}");
+    }
+    let res = viewer
+        .get(app.url("/api/v1/metrics/series?host=nobody&metric=cpu"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json(res).await, json!({"series": []}));
+    let res = app
+        .client()
+        .get(app.url("/api/v1/metrics/series?host=h&metric=cpu"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn retention_drops_old_partitions_and_rollups(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let cache = service::SeriesCache::default();
+    let ts = base_time();
+    let batch = app::metrics::IngestBatch {
+        host: "h".into(),
+        samples: vec![app::metrics::Sample {
+            metric: "m".into(),
+            labels: Default::default(),
+            ts,
+            value: 1.0,
+        }],
+    };
+    let retention = app::metrics::Retention {
+        raw_secs: 14 * 86_400,
+        minute_secs: 30 * 86_400,
+        hour_secs: 730 * 86_400,
+    };
+    service::ingest(&pool, &cache, &batch, "agent", retention)
+        .await
+        .unwrap();
+    let count = |sql: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    // Nothing is due yet.
+    let report = service::enforce_retention(&pool, &cache, retention, OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    assert!(report.dropped_partitions.is_empty());
+    assert_eq!(count("SELECT count(*) FROM metric_samples").await, 1);
+    // Forty days on: raw and minute data are past their retention, hourly data is not.
+    let later = OffsetDateTime::now_utc() + Duration::days(40);
+    let report = service::enforce_retention(&pool, &cache, retention, later)
+        .await
+        .unwrap();
+    assert!(!report.dropped_partitions.is_empty());
+    assert_eq!(report.deleted_minute_rows, 1);
+    assert_eq!(report.deleted_hour_rows, 0);
+    assert_eq!(count("SELECT count(*) FROM metric_samples").await, 0);
+    assert_eq!(count("SELECT count(*) FROM metric_rollup_1m").await, 0);
+    assert_eq!(count("SELECT count(*) FROM metric_rollup_1h").await, 1);
+    drop(app);
+}
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn hosts_latest_and_prometheus_exposition(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let admin = app.signed_in("ada", Role::Admin).await;
+    let token = ingest_token(&app, &admin, "t").await;
+    let ts = base_time();
+    let body = json!({"host": "web-1", "samples": [
+        {"metric": "disk_used_percent", "labels": {"mount": "/"}, "ts": rfc3339(ts), "value": 40.0},
+        {"metric": "disk_used_percent", "labels": {"mount": "/"}, "ts": rfc3339(ts + Duration::seconds(5)), "value": 41.5},
+        {"metric": "disk_used_percent", "labels": {"mount": "/var/lib \"data\""}, "ts": rfc3339(ts), "value": 7.0},
+        {"metric": "cpu_usage_percent", "ts": rfc3339(ts), "value": 3.25}
+    ]});
+    assert_eq!(
+        post_batch(&app, &token, &body).await.status(),
+        StatusCode::OK
+    );
+
+    let hosts = json(admin.get(app.url("/api/v1/hosts")).send().await.unwrap()).await;
+    assert_eq!(hosts[0]["name"], "web-1");
+    assert_eq!(hosts[0]["source"], "agent");
+    assert_eq!(hosts[0]["last_seen"], rfc3339(ts + Duration::seconds(5)));
+    let latest = json(
+        admin
+            .get(app.url("/api/v1/monitoring/metrics"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let disk = latest
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["labels"]["mount"] == "/")
+        .unwrap();
+    assert_eq!(disk["value"], 41.5, "the newest value wins");
+
+    // /metrics needs a token of scope `metrics` by default.
+    assert_eq!(
+        Client::new()
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        Client::new()
+            .get(app.url("/metrics"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let res = admin
+        .post(app.url("/api/v1/tokens"))
+        .json(&json!({"name": "prom", "scope": "metrics"}))
+        .send()
+        .await
+        .unwrap();
+    let scrape = json(res).await["token"].as_str().unwrap().to_string();
+    let res = Client::new()
+        .get(app.url("/metrics"))
+        .bearer_auth(&scrape)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    let text = res.text().await.unwrap();
+    assert!(text.contains("# TYPE disk_used_percent gauge"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "disk_used_percent{{host=\"web-1\",mount=\"/\"}} 41.5 {}",
+            (ts + Duration::seconds(5)).unix_timestamp() * 1000
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"mount="/var/lib \"data\"""#),
+        "label values are escaped: {text}"
+    );
+    assert!(text.contains("# TYPE opsdeck_http_requests_total counter"));
+    assert!(text.contains("opsdeck_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/hosts\",le=\"+Inf\"}"));
+    check_with_promtool(&text);
+}
+
+/// `promtool check metrics` when it is installed (scripts/test.sh installs it).
+fn check_with_promtool(text: &str) {
+    use std::io::Write;
+    let Ok(mut child) = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "promtool must be installed in CI"
+        );
+        eprintln!("promtool not installed: skipping its check");
+        return;
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Lint findings about naming conventions are advice; a parse error fails the check.
+    assert!(
+        !report.contains("error while linting") && !report.contains("text format parsing error"),
+        "{report}"
+    );
+}
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn the_local_collector_records_this_host(pool: PgPool) {
+    let mut cfg = common::test_config();
+    cfg.collect_interval_secs = 1;
+    cfg.host_name = "opsdeck-test-host".into();
+    let app = TestApp::spawn_with(pool.clone(), cfg.clone()).await;
+    let state = app::state::AppState::new(
+        server::leptos_options("127.0.0.1:0".parse().unwrap()),
+        pool.clone(),
+        cfg,
+    );
+    let task = tokio::spawn(server::metrics::run_local_collector(state));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let viewer = app.signed_in("vic", Role::Viewer).await;
+    loop {
+        let latest = json(
+            viewer
+                .get(app.url("/api/v1/monitoring/metrics?host=opsdeck-test-host"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        let cpu = latest
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["metric"] == "cpu_usage_percent")
+            .cloned();
+        if let Some(cpu) = cpu {
+            let v = cpu["value"].as_f64().unwrap();
+            assert!((0.0..=100.0).contains(&v));
+            assert!(latest
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|v| v["metric"] == "disk_used_percent" && v["labels"]["mount"] == "/"));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no local samples within 30 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    task.abort();
+    let hosts = json(viewer.get(app.url("/api/v1/hosts")).send().await.unwrap()).await;
+    assert_eq!(hosts[0]["source"], "local");
+}
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn a_job_runs_once_however_many_processes_ask(pool: PgPool) {
+    use server::jobs::{run_once, JobOutcome};
+    let state = app::state::AppState::new(
+        server::leptos_options("127.0.0.1:0".parse().unwrap()),
+        pool.clone(),
+        common::test_config(),
+    );
+    let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let job = |runs: std::sync::Arc<std::sync::atomic::AtomicUsize>| {
+        move |_s| async move {
+            runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            Ok(json!({}))
+        }
+    };
+    let every = std::time::Duration::from_secs(3600);
+    let (a, b) = tokio::join!(
+        run_once(&state, "test", every, job(runs.clone())),
+        run_once(&state, "test", every, job(runs.clone()))
+    );
+    let mut outcomes = vec![a.unwrap(), b.unwrap()];
+    outcomes.sort_by_key(|o| format!("{o:?}"));
+    assert!(outcomes.contains(&JobOutcome::Ran), "{outcomes:?}");
+    assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(
+        run_once(&state, "test", every, job(runs.clone()))
+            .await
+            .unwrap(),
+        JobOutcome::NotDue
+    );
+    let finished: Option<OffsetDateTime> =
+        sqlx::query_scalar("SELECT last_finish FROM job_runs WHERE name = 'test'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(finished.is_some());
+}
