@@ -56,7 +56,8 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/login") view=auth::LoginPage ssr=ssr.clone()/>
                 <ParentRoute path=path!("") view=components::Layout ssr=ssr.clone()>
                     <Route path=path!("") view=overview::OverviewPage ssr=ssr.clone()/>
-                    <Route path=path!("/hosts") view=placeholders::HostsPage ssr=ssr.clone()/>
+                    <Route path=path!("/hosts") view=metrics::HostsPage ssr=ssr.clone()/>
+                    <Route path=path!("/hosts/:name") view=metrics::HostPage ssr=ssr.clone()/>
                     <Route path=path!("/logs") view=placeholders::LogsPage ssr=ssr.clone()/>
                     <Route path=path!("/backups") view=placeholders::BackupsPage ssr=ssr.clone()/>
                     <Route path=path!("/capacity") view=placeholders::CapacityPage ssr=ssr.clone()/>

@@ -2,6 +2,7 @@
 
 use crate::components::{fmt_duration, ErrorNotice, PageHeader};
 use crate::health::system_health;
+use crate::metrics::HostCards;
 use leptos::prelude::*;
 
 #[component]
@@ -9,6 +10,9 @@ pub fn OverviewPage() -> impl IntoView {
     let health = Resource::new(|| (), |_| system_health());
     view! {
         <PageHeader title="Overview" subtitle="Opsdeck and the services it watches."/>
+        <h2 class="section-title">"Hosts"</h2>
+        <HostCards/>
+        <h2 class="section-title">"Opsdeck itself"</h2>
         <Transition fallback=|| view! { <p class="muted">"Checking…"</p> }>
             {move || Suspend::new(async move {
                 match health.await {

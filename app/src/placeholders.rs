@@ -5,16 +5,6 @@ use crate::components::{EmptyState, PageHeader};
 use leptos::prelude::*;
 
 #[component]
-pub fn HostsPage() -> impl IntoView {
-    view! {
-        <PageHeader title="Hosts" subtitle="CPU, memory, disk, I/O, network and connections per host."/>
-        <EmptyState title="No host metrics yet">
-            "This Opsdeck does not collect host metrics yet, so there is nothing to chart."
-        </EmptyState>
-    }
-}
-
-#[component]
 pub fn LogsPage() -> impl IntoView {
     view! {
         <PageHeader title="Logs" subtitle="Application and nginx logs: search and analytics."/>

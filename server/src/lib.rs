@@ -133,6 +133,11 @@ pub fn build_router(state: AppState) -> Router {
             tracing::error!("a request handler panicked");
             app::error::AppError::Internal.into_response()
         }))
+        // Pages and JSON go out compressed; embedded assets are already (they carry Content-Encoding).
+        .layer(
+            tower_http::compression::CompressionLayer::new()
+                .quality(tower_http::CompressionLevel::Fastest),
+        )
         .layer(axum::middleware::from_fn(middleware::security_headers))
         .layer(axum::middleware::from_fn(telemetry::track))
         .layer(TraceLayer::new_for_http())

@@ -561,3 +561,96 @@ async fn a_job_runs_once_however_many_processes_ask(pool: PgPool) {
             .unwrap();
     assert!(finished.is_some());
 }
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn host_pages_show_charts_and_cards(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let admin = app.signed_in("ada", Role::Admin).await;
+    let token = ingest_token(&app, &admin, "t").await;
+    let now = OffsetDateTime::now_utc();
+    let mut samples = vec![];
+    for i in 0..120 {
+        let ts = rfc3339(now - Duration::seconds(5 * i));
+        samples.push(json!({"metric": "cpu_usage_percent", "ts": ts, "value": 85.0}));
+        samples.push(json!({"metric": "memory_used_percent", "ts": ts, "value": 40.0}));
+        samples.push(json!({"metric": "disk_used_percent", "labels": {"mount": "/data"}, "ts": ts, "value": 93.0}));
+    }
+    assert_eq!(
+        post_batch(&app, &token, &json!({"host": "web-1", "samples": samples}))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+
+    let res = admin
+        .get(app.url("/hosts/web-1?range=1h"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        res.headers()["content-encoding"],
+        "gzip",
+        "pages go out compressed"
+    );
+    let res = admin
+        .get(app.url("/hosts/web-1?range=1h"))
+        .send()
+        .await
+        .unwrap();
+    let html = res.text().await.unwrap();
+    for id in [
+        "chart-cpu",
+        "chart-memory",
+        "chart-disk:/data",
+        "chart-network",
+        "chart-tcp",
+    ] {
+        assert!(
+            html.contains(&format!("data-testid=\"{id}\"")),
+            "{id} missing"
+        );
+    }
+    assert_eq!(
+        html.matches("<svg width=\"860\"").count(),
+        3,
+        "CPU, memory and /data are drawn as server-rendered SVG"
+    );
+    assert!(
+        html.contains("No data in this range"),
+        "metrics never reported say so"
+    );
+
+    let res = admin.get(app.url("/hosts/nowhere")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("no host `nowhere` has reported"));
+    let res = admin
+        .get(app.url("/hosts/web-1?range=2y"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("choose 1h, 6h, 24h, 7d or 30d"));
+
+    let html = admin
+        .get(app.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("data-testid=\"host-card-web-1\""));
+    assert!(html.contains("stat-row warn"), "85 % CPU is a warning");
+    assert!(html.contains("stat-row crit"), "93 % disk is critical");
+    assert!(html.contains("Disk /data"), "the fullest disk is shown");
+}

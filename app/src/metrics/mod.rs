@@ -3,7 +3,15 @@
 //! tests; the database side is in `service` (server only).
 
 #[cfg(feature = "ssr")]
+pub mod charts;
+mod pages;
+#[cfg(feature = "ssr")]
 pub mod service;
+
+pub use pages::{HostCards, HostPage, HostsPage};
+
+use crate::error::AppError;
+use leptos::prelude::*;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -101,6 +109,152 @@ pub struct SeriesData {
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct SeriesResponse {
     pub series: Vec<SeriesData>,
+}
+
+// ---- what the pages show ----
+
+/// How a chart's values read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Unit {
+    Percent,
+    BytesPerSecond,
+    Count,
+    Plain,
+}
+
+impl Unit {
+    pub fn format(self, v: f64) -> String {
+        match self {
+            Unit::Percent => format!("{v:.0}%"),
+            Unit::Count => format!("{v:.0}"),
+            Unit::Plain => format!("{v:.2}"),
+            Unit::BytesPerSecond => {
+                let (n, u) = scale_bytes(v);
+                format!("{n:.1} {u}/s")
+            }
+        }
+    }
+}
+
+/// 1536 → (1.5, "KiB").
+pub fn scale_bytes(v: f64) -> (f64, &'static str) {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut n = v;
+    let mut i = 0;
+    while n.abs() >= 1024.0 && i < UNITS.len() - 1 {
+        n /= 1024.0;
+        i += 1;
+    }
+    (n, UNITS[i])
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChartLine {
+    pub label: String,
+    pub color: String,
+    /// (Unix seconds, average), for the value under the pointer.
+    pub points: Vec<(i64, f64)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Chart {
+    pub key: String,
+    pub title: String,
+    pub unit: Unit,
+    /// Rendered on the server by plotters.
+    pub svg: String,
+    pub from: i64,
+    pub to: i64,
+    /// Plot area left and right edge, and the SVG's width and height, in SVG units.
+    pub plot: [f64; 4],
+    pub lines: Vec<ChartLine>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostCharts {
+    pub host: String,
+    pub range_label: String,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_seen: Option<OffsetDateTime>,
+    pub silent: bool,
+    pub tier: String,
+    pub charts: Vec<Chart>,
+}
+
+/// A host on the Overview: current CPU, memory and fullest disk with a sparkline each.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostCard {
+    pub name: String,
+    pub source: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_seen: OffsetDateTime,
+    pub silent_for_secs: Option<i64>,
+    pub cpu: Option<f64>,
+    pub memory: Option<f64>,
+    pub disk: Option<(String, f64)>,
+    pub cpu_spark: Vec<f64>,
+    pub memory_spark: Vec<f64>,
+    pub disk_spark: Vec<f64>,
+}
+
+/// Colour class of a percentage: warning from 80 %, critical from 90 %.
+pub fn level(percent: f64) -> &'static str {
+    if percent >= 90.0 {
+        "crit"
+    } else if percent >= 80.0 {
+        "warn"
+    } else {
+        "ok"
+    }
+}
+
+/// The ranges the Hosts page offers.
+pub const RANGES: [(&str, i64); 5] = [
+    ("1h", 3600),
+    ("6h", 6 * 3600),
+    ("24h", 86_400),
+    ("7d", 7 * 86_400),
+    ("30d", 30 * 86_400),
+];
+
+#[server(prefix = "/sfn", endpoint = "metrics/host_cards")]
+pub async fn get_host_cards() -> Result<Vec<HostCard>, AppError> {
+    use crate::auth::{service::RequestCtx, Role};
+    use crate::error::with_status;
+    with_status(
+        async {
+            let ctx = RequestCtx::from_leptos().await?;
+            ctx.require(Role::Viewer).await?;
+            service::host_cards(&ctx.state).await
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/sfn", endpoint = "metrics/host_charts")]
+pub async fn get_host_charts(
+    host: String,
+    range: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+) -> Result<HostCharts, AppError> {
+    use crate::auth::{service::RequestCtx, Role};
+    use crate::error::with_status;
+    with_status(
+        async {
+            let ctx = RequestCtx::from_leptos().await?;
+            ctx.require(Role::Viewer).await?;
+            service::host_charts(
+                &ctx.state,
+                &host,
+                range.as_deref(),
+                from.as_deref(),
+                to.as_deref(),
+            )
+            .await
+        }
+        .await,
+    )
 }
 
 // ---- validation ----

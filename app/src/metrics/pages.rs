@@ -1,0 +1,296 @@
+//! Hosts pages and the host cards of the Overview.
+
+use super::{get_host_cards, get_host_charts, level, Chart, HostCard, RANGES};
+use crate::components::{fmt_duration, fmt_time, ErrorNotice, PageHeader};
+use leptos::prelude::*;
+use leptos_router::components::A;
+use leptos_router::hooks::{use_params_map, use_query_map};
+
+/// A 100×24 sparkline of percentages.
+fn sparkline(values: &[f64]) -> impl IntoView {
+    let n = values.len();
+    let path = if n < 2 {
+        String::new()
+    } else {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let x = i as f64 * 100.0 / (n - 1) as f64;
+                let y = 24.0 - v.clamp(0.0, 100.0) / 100.0 * 22.0 - 1.0;
+                format!("{}{x:.1},{y:.1}", if i == 0 { "M" } else { "L" })
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    view! {
+        <svg class="spark" viewBox="0 0 100 24" preserveAspectRatio="none" aria-hidden="true">
+            <path d=path/>
+        </svg>
+    }
+}
+
+fn stat_row(label: String, value: Option<f64>, spark: Vec<f64>) -> impl IntoView {
+    let (text, class) = match value {
+        Some(v) => (format!("{v:.0}%"), level(v)),
+        None => ("—".to_string(), "none"),
+    };
+    view! {
+        <div class=format!("stat-row {class}")>
+            <span class="stat-label">{label}</span>
+            {sparkline(&spark)}
+            <span class="stat-value">{text}</span>
+        </div>
+    }
+}
+
+fn host_card(card: HostCard) -> impl IntoView {
+    let href = format!("/hosts/{}", card.name);
+    let disk_label = card
+        .disk
+        .as_ref()
+        .map(|(m, _)| format!("Disk {m}"))
+        .unwrap_or_else(|| "Disk".into());
+    let silent = card.silent_for_secs;
+    let (name, testid) = (card.name.clone(), format!("host-card-{}", card.name));
+    view! {
+        <article class=if silent.is_some() { "card host-card silent" } else { "card host-card" } data-testid=testid>
+            <header class="host-card-head">
+                <A href=href>
+                    <strong>{name}</strong>
+                </A>
+                {match silent {
+                    Some(s) => view! { <span class="badge bad" title="No data recently">{format!("silent {}", fmt_duration(s as u64))}</span> }.into_any(),
+                    None => view! { <span class="badge ok">{card.source.clone()}</span> }.into_any(),
+                }}
+            </header>
+            {stat_row("CPU".into(), card.cpu, card.cpu_spark.clone())}
+            {stat_row("Memory".into(), card.memory, card.memory_spark.clone())}
+            {stat_row(disk_label, card.disk.as_ref().map(|d| d.1), card.disk_spark.clone())}
+            <p class="muted small">"Last seen " {fmt_time(&card.last_seen)}</p>
+        </article>
+    }
+}
+
+/// One card per host, for the Overview and the Hosts list.
+#[component]
+pub fn HostCards() -> impl IntoView {
+    let cards = Resource::new(|| (), |_| get_host_cards());
+    view! {
+        <Transition fallback=|| view! { <p class="muted">"Loading hosts…"</p> }>
+            {move || Suspend::new(async move {
+                match cards.await {
+                    Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
+                    Ok(list) if list.is_empty() => view! {
+                        <div class="card empty" data-testid="empty-state">
+                            <h2>"No hosts reporting yet"</h2>
+                            <p class="muted">
+                                "Opsdeck records its own host a few seconds after it starts. To add other hosts, create an "
+                                <code>"ingest"</code>" token (Admin › Tokens, or "<code>"opsdeck token add NAME --scope ingest"</code>
+                                ") and run "<code>"opsdeck agent --server URL --token-file FILE"</code>" on each host."
+                            </p>
+                        </div>
+                    }.into_any(),
+                    Ok(list) => view! {
+                        <section class="cards hosts-grid" data-testid="host-cards">
+                            {list.into_iter().map(host_card).collect_view()}
+                        </section>
+                    }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+pub fn HostsPage() -> impl IntoView {
+    view! {
+        <PageHeader title="Hosts" subtitle="CPU, memory, disk, I/O, network and connections per host."/>
+        <HostCards/>
+    }
+}
+
+/// The nearest point at or around `t` in a time-sorted list.
+fn nearest(points: &[(i64, f64)], t: i64) -> Option<(i64, f64)> {
+    if points.is_empty() {
+        return None;
+    }
+    let i = points.partition_point(|p| p.0 < t);
+    let candidates = [i.checked_sub(1), (i < points.len()).then_some(i)];
+    candidates
+        .into_iter()
+        .flatten()
+        .map(|j| points[j])
+        .min_by_key(|p| (p.0 - t).abs())
+}
+
+#[component]
+fn ChartView(chart: Chart) -> impl IntoView {
+    let (hover, set_hover) = signal(None::<f64>);
+    let [left, right, width, _height] = chart.plot;
+    let (from, to, unit) = (chart.from, chart.to, chart.unit);
+    let lines = chart.lines.clone();
+    let empty = lines.iter().all(|l| l.points.is_empty());
+    let on_move = move |ev: leptos::ev::MouseEvent| {
+        let target = event_target::<leptos::web_sys::HtmlElement>(&ev);
+        let w = target.client_width() as f64;
+        if w > 0.0 {
+            set_hover.set(Some(ev.offset_x() as f64 / w));
+        }
+    };
+    let tooltip = move || {
+        let frac = hover.get()?;
+        let x = frac * width;
+        if x < left || x > right {
+            return None;
+        }
+        let t = from + ((x - left) / (right - left) * (to - from) as f64) as i64;
+        let rows: Vec<_> = lines
+            .iter()
+            .filter_map(|l| nearest(&l.points, t).map(|p| (l.label.clone(), l.color.clone(), p)))
+            .collect();
+        let shown = rows.first().map(|r| r.2 .0).unwrap_or(t);
+        let when = time::OffsetDateTime::from_unix_timestamp(shown)
+            .map(|t| fmt_time(&t))
+            .unwrap_or_default();
+        let pos = format!("left: {:.2}%", frac * 100.0);
+        let side = if frac > 0.6 {
+            "tooltip left-side"
+        } else {
+            "tooltip"
+        };
+        Some(view! {
+            <div class="cursor" style=pos.clone()></div>
+            <div class=side style=pos data-testid="chart-tooltip">
+                <div class="muted">{when}</div>
+                {rows.into_iter().map(|(label, color, p)| view! {
+                    <div><span class="swatch" style=format!("background:{color}")></span>{label}": "<strong>{unit.format(p.1)}</strong></div>
+                }).collect_view()}
+            </div>
+        })
+    };
+    view! {
+        <article class="card chart" data-testid=format!("chart-{}", chart.key)>
+            <header class="chart-head">
+                <h2>{chart.title.clone()}</h2>
+                <div class="legend">
+                    {chart.lines.iter().map(|l| view! {
+                        <span><span class="swatch" style=format!("background:{}", l.color)></span>{l.label.clone()}</span>
+                    }).collect_view()}
+                </div>
+            </header>
+            {if empty {
+                view! { <p class="muted chart-empty">"No data in this range."</p> }.into_any()
+            } else {
+                view! {
+                    <div class="chart-plot">
+                        <div class="chart-svg" inner_html=chart.svg.clone()></div>
+                        <div class="chart-overlay" on:mousemove=on_move on:mouseleave=move |_| set_hover.set(None)></div>
+                        {tooltip}
+                    </div>
+                }.into_any()
+            }}
+        </article>
+    }
+}
+
+#[component]
+pub fn HostPage() -> impl IntoView {
+    let params = use_params_map();
+    let query = use_query_map();
+    let host = move || params.read().get("name").unwrap_or_default();
+    let range = move || query.read().get("range");
+    let from = move || query.read().get("from");
+    let to = move || query.read().get("to");
+    let (tick, set_tick) = signal(0u32);
+    // Live ranges refresh themselves every 30 s.
+    Effect::new(move |_| {
+        if let Ok(handle) = set_interval_with_handle(
+            move || set_tick.update(|n| *n += 1),
+            std::time::Duration::from_secs(30),
+        ) {
+            on_cleanup(move || handle.clear());
+        }
+    });
+    let live =
+        move || from().is_none() && matches!(range().as_deref(), None | Some("1h" | "6h" | "24h"));
+    let charts = Resource::new(
+        move || {
+            (
+                host(),
+                range(),
+                from(),
+                to(),
+                if live() { tick.get() } else { 0 },
+            )
+        },
+        |(h, r, f, t, _)| get_host_charts(h, r, f, t),
+    );
+    let current = move || {
+        if from().is_some() {
+            "custom".to_string()
+        } else {
+            range().unwrap_or_else(|| "24h".into())
+        }
+    };
+    view! {
+        <leptos_meta::Title text=move || format!("Host {}", host())/>
+        <div class="page-header row">
+            <div>
+                <p class="muted"><A href="/hosts">"Hosts"</A>" ›"</p>
+                <h1>{host}</h1>
+            </div>
+            <nav class="ranges" aria-label="Time range">
+                {RANGES.iter().map(|(label, _)| {
+                    let label = *label;
+                    view! {
+                        <A href=move || format!("/hosts/{}?range={label}", host()) attr:class=move || if current() == label { "btn small active" } else { "btn small" }>
+                            {label}
+                        </A>
+                    }
+                }).collect_view()}
+                <details class="custom-range">
+                    <summary class=move || if current() == "custom" { "btn small active" } else { "btn small" }>"Custom"</summary>
+                    <form method="get" class="inline">
+                        <label>"From (UTC)" <input type="datetime-local" name="from" required/></label>
+                        <label>"To (UTC)" <input type="datetime-local" name="to"/></label>
+                        <button type="submit" class="btn small primary">"Show"</button>
+                    </form>
+                </details>
+            </nav>
+        </div>
+        <Transition fallback=|| view! { <p class="muted">"Loading charts…"</p> }>
+            {move || Suspend::new(async move {
+                match charts.await {
+                    Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
+                    Ok(data) => view! {
+                        <p class="muted small" data-testid="host-status">
+                            {if data.silent { view! { <span class="badge bad">"silent"</span>" " }.into_any() } else { ().into_any() }}
+                            "Last seen "{data.last_seen.as_ref().map(fmt_time).unwrap_or_default()}
+                            " · showing "{data.range_label.clone()}" from the "{data.tier.clone()}" tier"
+                            {if live() { " · refreshes every 30 s" } else { "" }}
+                        </p>
+                        <section class="charts">
+                            {data.charts.into_iter().map(|c| view! { <ChartView chart=c/> }).collect_view()}
+                        </section>
+                    }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_point_under_the_pointer() {
+        let pts = [(10, 1.0), (20, 2.0), (30, 3.0)];
+        let cases = [(0, 10), (14, 10), (16, 20), (25, 20), (29, 30), (99, 30)];
+        for (t, want) in cases {
+            assert_eq!(nearest(&pts, t).map(|p| p.0), Some(want), "t={t}");
+        }
+        assert_eq!(nearest(&[], 5), None);
+    }
+}

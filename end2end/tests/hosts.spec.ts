@@ -1,0 +1,43 @@
+import { test, expect } from "@playwright/test";
+import { admin, signIn, hydrated } from "./helpers";
+
+// scripts/test.sh starts the server with OPSDECK_HOST_NAME=e2e-host and a 2 s collect interval.
+test("the host page shows charts with data after the collector has run", async ({ page }) => {
+  await signIn(page, admin, "/hosts");
+  await expect(page).toHaveURL(/\/hosts$/);
+  const card = page.getByTestId("host-card-e2e-host");
+  await expect(async () => {
+    await page.reload();
+    await expect(card).toBeVisible({ timeout: 1_000 });
+  }).toPass({ timeout: 30_000 });
+  await expect(card).toContainText("CPU");
+  await expect(card).toContainText("%");
+
+  await hydrated(page);
+  await card.getByRole("link", { name: "e2e-host" }).click();
+  await expect(page).toHaveURL(/\/hosts\/e2e-host$/);
+  const cpu = page.getByTestId("chart-cpu");
+  await expect(cpu.locator("svg")).toBeVisible();
+  await expect(page.getByTestId("chart-memory").locator("svg")).toBeVisible();
+  await expect(page.getByTestId("chart-disk:/").locator("svg")).toBeVisible();
+
+  // The value under the pointer, once hydrated.
+  await hydrated(page);
+  const overlay = cpu.locator(".chart-overlay");
+  const box = await overlay.boundingBox();
+  expect(box).not.toBeNull();
+  await page.mouse.move(box!.x + box!.width * 0.985, box!.y + box!.height / 2);
+  await expect(cpu.getByTestId("chart-tooltip")).toContainText("cpu:");
+  await expect(cpu.getByTestId("chart-tooltip")).toContainText("%");
+
+  // Another range is a client-side navigation with fresh charts.
+  await page.getByRole("link", { name: "6h", exact: true }).click();
+  await expect(page).toHaveURL(/range=6h/);
+  await expect(page.getByTestId("host-status")).toContainText("showing 6h");
+});
+
+test("the overview shows a card per host", async ({ page }) => {
+  await signIn(page, admin);
+  await expect(page.getByTestId("host-card-e2e-host")).toBeVisible();
+  await expect(page.getByTestId("health-database")).toContainText("Reachable");
+});
