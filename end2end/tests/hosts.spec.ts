@@ -26,7 +26,7 @@ test("the host page shows charts with data after the collector has run", async (
   const overlay = cpu.locator(".chart-overlay");
   const box = await overlay.boundingBox();
   expect(box).not.toBeNull();
-  await page.mouse.move(box!.x + box!.width * 0.985, box!.y + box!.height / 2);
+  await page.mouse.move(box!.x + box!.width * 0.95, box!.y + box!.height / 2);
   await expect(cpu.getByTestId("chart-tooltip")).toContainText("cpu:");
   await expect(cpu.getByTestId("chart-tooltip")).toContainText("%");
 
