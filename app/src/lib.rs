@@ -64,6 +64,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/alerts") view=placeholders::AlertsPage ssr=ssr.clone()/>
                     <Route path=path!("/admin") view=|| view! { <Redirect path="/admin/users"/> } ssr=ssr.clone()/>
                     <Route path=path!("/admin/users") view=auth::UsersPage ssr=ssr.clone()/>
+                    <Route path=path!("/admin/tokens") view=auth::TokensPage ssr=ssr.clone()/>
                     <Route path=path!("/admin/audit") view=auth::AuditPage ssr=ssr.clone()/>
                 </ParentRoute>
             </Routes>

@@ -67,3 +67,16 @@ test("signing out ends the session on the server", async ({ page, context }) => 
   await page.goto("/");
   await expect(page).toHaveURL(/\/login\?next=\//);
 });
+
+test("an admin creates an ingest token once and can revoke it", async ({ page }) => {
+  await signIn(page, admin, "/admin/tokens");
+  await hydrated(page);
+  const form = page.getByTestId("create-token");
+  await form.getByLabel("Name").fill("e2e-agents");
+  await form.getByRole("button", { name: "Create token" }).click();
+  await expect(page.getByTestId("new-token")).toContainText("odk_");
+  const row = page.getByTestId("token-e2e-agents");
+  await expect(row).toContainText("active");
+  await row.getByRole("button", { name: "Revoke" }).click();
+  await expect(row).toContainText("revoked");
+});

@@ -654,3 +654,41 @@ async fn host_pages_show_charts_and_cards(pool: PgPool) {
     assert!(html.contains("stat-row crit"), "93 % disk is critical");
     assert!(html.contains("Disk /data"), "the fullest disk is shown");
 }
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn the_tokens_page_is_for_admins(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let admin = app.signed_in("ada", Role::Admin).await;
+    let viewer = app.signed_in("vic", Role::Viewer).await;
+    let res = admin.get(app.url("/admin/tokens")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.text().await.unwrap().contains("No tokens yet"));
+    ingest_token(&app, &admin, "web-agents").await;
+    let html = admin
+        .get(app.url("/admin/tokens"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("data-testid=\"token-web-agents\"") && html.contains("odk_"));
+    assert_eq!(
+        viewer
+            .get(app.url("/admin/tokens"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        viewer
+            .post(app.url("/sfn/tokens/list"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+}

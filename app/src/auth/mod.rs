@@ -7,7 +7,7 @@ pub mod service;
 #[cfg(feature = "ssr")]
 pub mod tokens;
 
-pub use pages::{AuditPage, LoginPage, UsersPage};
+pub use pages::{AuditPage, LoginPage, TokensPage, UsersPage};
 
 use crate::error::AppError;
 use leptos::prelude::*;
@@ -302,6 +302,68 @@ pub async fn list_audit(before: Option<i64>) -> Result<AuditPageData, AppError> 
             let ctx = service::RequestCtx::from_leptos().await?;
             ctx.require(Role::Admin).await?;
             service::list_audit(&ctx.state.pool, before, 100).await
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/sfn", endpoint = "tokens/list")]
+pub async fn list_tokens() -> Result<Vec<TokenInfo>, AppError> {
+    use crate::error::with_status;
+    with_status(
+        async {
+            let ctx = service::RequestCtx::from_leptos().await?;
+            ctx.require(Role::Admin).await?;
+            tokens::list(&ctx.state.pool).await
+        }
+        .await,
+    )
+}
+
+/// Creates a token and returns it: the only time it is shown.
+#[server(prefix = "/sfn", endpoint = "tokens/create")]
+pub async fn create_token(name: String, scope: String) -> Result<String, AppError> {
+    use crate::error::with_status;
+    with_status(
+        async {
+            let ctx = service::RequestCtx::from_leptos().await?;
+            let admin = ctx.require(Role::Admin).await?;
+            let (_, token) =
+                tokens::create(&ctx.state.pool, &name, &scope, Some(&admin.username)).await?;
+            service::audit(
+                &ctx.state.pool,
+                Some(&admin.username),
+                "token.create",
+                Some(&name),
+                true,
+                ctx.ip.as_deref(),
+                serde_json::json!({"scope": scope}),
+            )
+            .await?;
+            Ok(token)
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/sfn", endpoint = "tokens/revoke")]
+pub async fn revoke_token(name: String) -> Result<(), AppError> {
+    use crate::error::with_status;
+    with_status(
+        async {
+            let ctx = service::RequestCtx::from_leptos().await?;
+            let admin = ctx.require(Role::Admin).await?;
+            tokens::revoke(&ctx.state.pool, &name).await?;
+            service::audit(
+                &ctx.state.pool,
+                Some(&admin.username),
+                "token.revoke",
+                Some(&name),
+                true,
+                ctx.ip.as_deref(),
+                serde_json::json!({}),
+            )
+            .await
         }
         .await,
     )

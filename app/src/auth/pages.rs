@@ -1,7 +1,8 @@
-//! Login, Admin › Users and Admin › Audit pages.
+//! Login, Admin › Users, Admin › Tokens and Admin › Audit pages.
 
 use super::{
-    list_audit, list_users, CreateUser, Login, ResetPassword, Role, UpdateUser, UserSummary,
+    list_audit, list_tokens, list_users, CreateToken, CreateUser, Login, ResetPassword,
+    RevokeToken, Role, UpdateUser, UserSummary,
 };
 use crate::components::{fmt_time, ErrorNotice, PageHeader};
 use crate::error::AppError;
@@ -53,6 +54,7 @@ fn AdminTabs() -> impl IntoView {
     view! {
         <nav class="tabs" aria-label="Admin">
             <A href="/admin/users">"Users"</A>
+            <A href="/admin/tokens">"Tokens"</A>
             <A href="/admin/audit">"Audit log"</A>
         </nav>
     }
@@ -236,5 +238,82 @@ pub fn AuditPage() -> impl IntoView {
                 }
             })}
         </Transition>
+    }
+}
+
+#[component]
+pub fn TokensPage() -> impl IntoView {
+    let create = ServerAction::<CreateToken>::new();
+    let revoke = ServerAction::<RevokeToken>::new();
+    let tokens = Resource::new(
+        move || (create.version().get(), revoke.version().get()),
+        |_| list_tokens(),
+    );
+    view! {
+        <PageHeader title="Tokens" subtitle="For agents pushing metrics (scope ingest) and Prometheus scraping /metrics (scope metrics)."/>
+        <AdminTabs/>
+        {action_error(move || revoke.value().get())}
+        <Transition fallback=|| view! { <p class="muted">"Loading tokens…"</p> }>
+            {move || Suspend::new(async move {
+                match tokens.await {
+                    Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
+                    Ok(list) if list.is_empty() => view! {
+                        <div class="card empty" data-testid="empty-state"><p>"No tokens yet. Create one below for each group of agents."</p></div>
+                    }.into_any(),
+                    Ok(list) => view! {
+                        <div class="table-wrap">
+                            <table class="table" data-testid="tokens-table">
+                                <thead><tr><th>"Name"</th><th>"Scope"</th><th>"Starts with"</th><th>"Created"</th><th>"Last used"</th><th>"State"</th><th></th></tr></thead>
+                                <tbody>
+                                    {list.into_iter().map(|t| {
+                                        let revoked = t.revoked_at.is_some();
+                                        let name = t.name.clone();
+                                        view! {
+                                            <tr data-testid=format!("token-{}", t.name)>
+                                                <td>{t.name.clone()}</td>
+                                                <td><code>{t.scope.clone()}</code></td>
+                                                <td><code>{t.prefix.clone()}"…"</code></td>
+                                                <td class="nowrap">{fmt_time(&t.created_at)}" by "{t.created_by.clone().unwrap_or_else(|| "CLI".into())}</td>
+                                                <td class="nowrap">{t.last_used_at.as_ref().map(fmt_time).unwrap_or_else(|| "never".into())}</td>
+                                                <td>{if revoked { view! { <span class="badge bad">"revoked"</span> }.into_any() } else { view! { <span class="badge ok">"active"</span> }.into_any() }}</td>
+                                                <td>{(!revoked).then(|| view! {
+                                                    <ActionForm action=revoke attr:class="inline">
+                                                        <input type="hidden" name="name" value=name.clone()/>
+                                                        <button type="submit" class="btn small">"Revoke"</button>
+                                                    </ActionForm>
+                                                })}</td>
+                                            </tr>
+                                        }
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        </div>
+                    }.into_any(),
+                }
+            })}
+        </Transition>
+        <section class="card">
+            <h2>"Create a token"</h2>
+            <ActionForm action=create attr:class="form-grid" attr:data-testid="create-token">
+                <label>"Name" <input type="text" name="name" required pattern="[a-z0-9][a-z0-9._-]*" maxlength="64" placeholder="web-agents"/></label>
+                <label>
+                    "Scope"
+                    <select name="scope">
+                        <option value="ingest">"ingest: agents push metrics"</option>
+                        <option value="metrics">"metrics: scrape /metrics"</option>
+                    </select>
+                </label>
+                <button type="submit" class="btn primary" disabled=move || create.pending().get()>"Create token"</button>
+            </ActionForm>
+            {move || create.value().get().map(|r| match r {
+                Ok(token) => view! {
+                    <div class="notice ok" data-testid="new-token">
+                        <strong>"Copy this token now; it is not shown again."</strong>
+                        <p><code class="secret">{token}</code></p>
+                    </div>
+                }.into_any(),
+                Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
+            })}
+        </section>
     }
 }
