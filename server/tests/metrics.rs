@@ -692,3 +692,55 @@ async fn the_tokens_page_is_for_admins(pool: PgPool) {
         StatusCode::FORBIDDEN
     );
 }
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn the_agent_buffers_while_the_server_is_away_and_delivers_once(pool: PgPool) {
+    // A port with nothing behind it yet.
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = probe.local_addr().unwrap();
+    drop(probe);
+    let (_, token) = app::auth::tokens::create(&pool, "agents", "ingest", None)
+        .await
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("opsdeck-agent-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let token_file = dir.join("token");
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    let agent = tokio::spawn(server::agent::run(server::config::AgentArgs {
+        server: format!("http://{addr}"),
+        token_file: token_file.clone(),
+        interval: "1s".into(),
+        host: Some("agent-host".into()),
+        buffer: "1h".into(),
+    }));
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    let server_up = OffsetDateTime::now_utc();
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let _app = TestApp::spawn_on(listener, pool.clone(), common::test_config()).await;
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (n, distinct, earliest): (i64, i64, Option<OffsetDateTime>) = sqlx::query_as(
+            "SELECT count(*), count(DISTINCT ts), min(ts) FROM metric_samples s JOIN metric_series m ON m.id = s.series_id
+             WHERE m.host = 'agent-host' AND m.metric = 'cpu_usage_percent'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if distinct >= 5 {
+            assert_eq!(n, distinct, "one sample per collection, none doubled");
+            assert!(
+                earliest.unwrap() < server_up,
+                "samples taken while the server was away arrived"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "agent delivered {distinct} collections within 20 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    agent.abort();
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -30,6 +30,10 @@ impl TestApp {
 
     pub async fn spawn_with(pool: PgPool, config: Config) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::spawn_on(listener, pool, config).await
+    }
+
+    pub async fn spawn_on(listener: tokio::net::TcpListener, pool: PgPool, config: Config) -> Self {
         let addr = listener.local_addr().unwrap();
         let state = AppState::new(server::leptos_options(addr), pool.clone(), config);
         let (tx, rx) = oneshot::channel::<()>();
