@@ -53,14 +53,19 @@ pub enum Command {
 pub enum TokenCommand {
     /// Create a token and print it (the only time it is shown).
     Add {
+        /// Token name, e.g. web-agents.
         name: String,
+        /// ingest (agents push samples) or metrics (scrape /metrics).
         #[arg(long, value_parser = ["ingest", "metrics"])]
         scope: String,
     },
     /// List tokens (never the tokens themselves).
     List,
     /// Revoke a token: it stops working at once.
-    Revoke { name: String },
+    Revoke {
+        /// The token to revoke.
+        name: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -132,7 +137,9 @@ pub struct ServeArgs {
 pub enum UserCommand {
     /// Add a user; the password is read from standard input.
     Add {
+        /// User name: lowercase letters, digits, `.`, `_`, `-`.
         name: String,
+        /// viewer (sees everything), operator (also runs actions) or admin (also users, tokens, restores).
         #[arg(long, value_parser = parse_role)]
         role: app::auth::Role,
         /// Read the password from standard input (required: passwords never go on the command line).
@@ -141,6 +148,7 @@ pub enum UserCommand {
     },
     /// Set a user's password (read from standard input); their sessions end.
     Passwd {
+        /// The user whose password changes.
         name: String,
         #[arg(long)]
         password_stdin: bool,
