@@ -328,18 +328,7 @@ pub async fn create_token(name: String, scope: String) -> Result<String, AppErro
         async {
             let ctx = service::RequestCtx::from_leptos().await?;
             let admin = ctx.require(Role::Admin).await?;
-            let (_, token) =
-                tokens::create(&ctx.state.pool, &name, &scope, Some(&admin.username)).await?;
-            service::audit(
-                &ctx.state.pool,
-                Some(&admin.username),
-                "token.create",
-                Some(&name),
-                true,
-                ctx.ip.as_deref(),
-                serde_json::json!({"scope": scope}),
-            )
-            .await?;
+            let (_, token) = tokens::create_audited(&ctx, &admin, &name, &scope).await?;
             Ok(token)
         }
         .await,
@@ -353,17 +342,7 @@ pub async fn revoke_token(name: String) -> Result<(), AppError> {
         async {
             let ctx = service::RequestCtx::from_leptos().await?;
             let admin = ctx.require(Role::Admin).await?;
-            tokens::revoke(&ctx.state.pool, &name).await?;
-            service::audit(
-                &ctx.state.pool,
-                Some(&admin.username),
-                "token.revoke",
-                Some(&name),
-                true,
-                ctx.ip.as_deref(),
-                serde_json::json!({}),
-            )
-            .await
+            tokens::revoke_audited(&ctx, &admin, &name).await
         }
         .await,
     )

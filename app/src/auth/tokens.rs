@@ -1,7 +1,8 @@
 //! API tokens for machines (agents pushing metrics and logs, Prometheus scraping `/metrics`).
 //! Only a SHA-256 of each token is stored; the token is shown once, when it is created.
 
-use super::TokenInfo;
+use super::service::{audit, RequestCtx};
+use super::{CurrentUser, TokenInfo};
 use crate::error::{AppError, AppResult};
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha256};
@@ -69,6 +70,42 @@ pub async fn create(
         )),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Creates a token on behalf of a signed-in admin and records it in the audit log.
+pub async fn create_audited(
+    ctx: &RequestCtx,
+    admin: &CurrentUser,
+    name: &str,
+    scope: &str,
+) -> AppResult<(TokenInfo, String)> {
+    let created = create(&ctx.state.pool, name, scope, Some(&admin.username)).await?;
+    audit(
+        &ctx.state.pool,
+        Some(&admin.username),
+        "token.create",
+        Some(name),
+        true,
+        ctx.ip.as_deref(),
+        serde_json::json!({"scope": scope}),
+    )
+    .await?;
+    Ok(created)
+}
+
+/// Revokes a token on behalf of a signed-in admin and records it in the audit log.
+pub async fn revoke_audited(ctx: &RequestCtx, admin: &CurrentUser, name: &str) -> AppResult<()> {
+    revoke(&ctx.state.pool, name).await?;
+    audit(
+        &ctx.state.pool,
+        Some(&admin.username),
+        "token.revoke",
+        Some(name),
+        true,
+        ctx.ip.as_deref(),
+        serde_json::json!({}),
+    )
+    .await
 }
 
 pub async fn list(pool: &PgPool) -> AppResult<Vec<TokenInfo>> {

@@ -161,7 +161,7 @@ pub async fn ingest(
         ts.push(s.ts);
         values.push(s.value);
     }
-    let inserted: i64 = sqlx::query_scalar(INGEST_SQL)
+    let inserted: i64 = sqlx::query_scalar(INGEST_SQL.as_str())
         .bind(&series)
         .bind(&ts)
         .bind(&values)
@@ -191,43 +191,44 @@ pub async fn ingest(
     })
 }
 
-/// Only the rows really inserted feed the rollups, so a re-send never counts twice.
-const INGEST_SQL: &str = "
-WITH ins AS (
+/// Merges newly inserted rows (the CTE `ins`) into one rollup table, bucketed by `unit`.
+fn rollup_cte(name: &str, table: &str, unit: &str) -> String {
+    format!(
+        "{name} AS (
+    INSERT INTO {table} AS r (series_id, bucket, sum, count, min, max, last_ts, last_value)
+    SELECT series_id, date_trunc('{unit}', ts, 'UTC'), sum(value), count(*), min(value), max(value),
+           max(ts), (array_agg(value ORDER BY ts DESC))[1]
+    FROM ins GROUP BY 1, 2 ORDER BY 1, 2
+    ON CONFLICT (series_id, bucket) DO UPDATE SET
+        sum = r.sum + excluded.sum,
+        count = r.count + excluded.count,
+        min = least(r.min, excluded.min),
+        max = greatest(r.max, excluded.max),
+        last_value = CASE WHEN excluded.last_ts >= r.last_ts THEN excluded.last_value ELSE r.last_value END,
+        last_ts = greatest(r.last_ts, excluded.last_ts)
+)"
+    )
+}
+
+/// One statement: store the samples, and merge only the rows really inserted into the rollups
+/// and the latest values, so a re-send never counts twice.
+static INGEST_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH ins AS (
     INSERT INTO metric_samples (series_id, ts, value)
     SELECT * FROM UNNEST($1::int[], $2::timestamptz[], $3::float8[])
     ON CONFLICT DO NOTHING
     RETURNING series_id, ts, value
-), m AS (
-    INSERT INTO metric_rollup_1m AS r (series_id, bucket, sum, count, min, max, last_ts, last_value)
-    SELECT series_id, date_trunc('minute', ts, 'UTC'), sum(value), count(*), min(value), max(value),
-           max(ts), (array_agg(value ORDER BY ts DESC))[1]
-    FROM ins GROUP BY 1, 2 ORDER BY 1, 2
-    ON CONFLICT (series_id, bucket) DO UPDATE SET
-        sum = r.sum + excluded.sum,
-        count = r.count + excluded.count,
-        min = least(r.min, excluded.min),
-        max = greatest(r.max, excluded.max),
-        last_value = CASE WHEN excluded.last_ts >= r.last_ts THEN excluded.last_value ELSE r.last_value END,
-        last_ts = greatest(r.last_ts, excluded.last_ts)
-), h AS (
-    INSERT INTO metric_rollup_1h AS r (series_id, bucket, sum, count, min, max, last_ts, last_value)
-    SELECT series_id, date_trunc('hour', ts, 'UTC'), sum(value), count(*), min(value), max(value),
-           max(ts), (array_agg(value ORDER BY ts DESC))[1]
-    FROM ins GROUP BY 1, 2 ORDER BY 1, 2
-    ON CONFLICT (series_id, bucket) DO UPDATE SET
-        sum = r.sum + excluded.sum,
-        count = r.count + excluded.count,
-        min = least(r.min, excluded.min),
-        max = greatest(r.max, excluded.max),
-        last_value = CASE WHEN excluded.last_ts >= r.last_ts THEN excluded.last_value ELSE r.last_value END,
-        last_ts = greatest(r.last_ts, excluded.last_ts)
-), l AS (
+), {}, {}, l AS (
     INSERT INTO metric_latest AS x (series_id, ts, value)
     SELECT DISTINCT ON (series_id) series_id, ts, value FROM ins ORDER BY series_id, ts DESC
     ON CONFLICT (series_id) DO UPDATE SET ts = excluded.ts, value = excluded.value WHERE excluded.ts > x.ts
 )
-SELECT count(*) FROM ins";
+SELECT count(*) FROM ins",
+        rollup_cte("m", "metric_rollup_1m", "minute"),
+        rollup_cte("h", "metric_rollup_1h", "hour")
+    )
+});
 
 pub async fn hosts(pool: &PgPool) -> AppResult<Vec<HostInfo>> {
     Ok(

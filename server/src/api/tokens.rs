@@ -2,7 +2,7 @@
 
 use super::extract::ApiJson;
 use super::ErrorBody;
-use app::auth::service::{audit, RequestCtx};
+use app::auth::service::RequestCtx;
 use app::auth::{tokens, Role, TokenInfo};
 use app::error::AppError;
 use axum::extract::Path;
@@ -52,23 +52,7 @@ pub async fn create(
     ApiJson(body): ApiJson<NewToken>,
 ) -> Result<(StatusCode, Json<CreatedToken>), AppError> {
     let admin = ctx.require(Role::Admin).await?;
-    let (info, token) = tokens::create(
-        &ctx.state.pool,
-        &body.name,
-        &body.scope,
-        Some(&admin.username),
-    )
-    .await?;
-    audit(
-        &ctx.state.pool,
-        Some(&admin.username),
-        "token.create",
-        Some(&body.name),
-        true,
-        ctx.ip.as_deref(),
-        serde_json::json!({"scope": body.scope}),
-    )
-    .await?;
+    let (info, token) = tokens::create_audited(&ctx, &admin, &body.name, &body.scope).await?;
     Ok((StatusCode::CREATED, Json(CreatedToken { info, token })))
 }
 
@@ -83,16 +67,6 @@ pub async fn create(
     ))]
 pub async fn revoke(ctx: RequestCtx, Path(name): Path<String>) -> Result<StatusCode, AppError> {
     let admin = ctx.require(Role::Admin).await?;
-    tokens::revoke(&ctx.state.pool, &name).await?;
-    audit(
-        &ctx.state.pool,
-        Some(&admin.username),
-        "token.revoke",
-        Some(&name),
-        true,
-        ctx.ip.as_deref(),
-        serde_json::json!({}),
-    )
-    .await?;
+    tokens::revoke_audited(&ctx, &admin, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
