@@ -37,6 +37,8 @@ cargo test -p app -p server
 build_release
 step "browser tests (headless Chromium)"
 E2E_PORT=${E2E_PORT:-3187}
+# A port nothing listens on yet, so the tests never talk to a stale server.
+while (exec 3<>"/dev/tcp/127.0.0.1/$E2E_PORT") 2>/dev/null; do E2E_PORT=$((E2E_PORT + 1)); done
 create_db "$DATABASE_ADMIN_URL" opsdeck_e2e fresh
 E2E_DIR=$(mktemp -d)
 cp "$OPSDECK_BIN" "$E2E_DIR/opsdeck"   # the binary alone, away from the source tree
@@ -49,8 +51,9 @@ export OPSDECK_E2E_VIEWER_PASSWORD="e2e-viewer-$(head -c 6 /dev/urandom | base64
 server_pid=$!
 cleanup() { kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; }
 trap cleanup EXIT
-for _ in $(seq 1 100); do
+for _ in $(seq 1 150); do
   curl -fsS "http://127.0.0.1:$E2E_PORT/api/v1/health" >/dev/null 2>&1 && break
+  kill -0 "$server_pid" 2>/dev/null || { echo "opsdeck serve exited:"; cat "$E2E_DIR/server.log"; exit 1; }
   sleep 0.2
 done
 # The first start created `admin` from OPSDECK_ADMIN_PASSWORD; add a viewer with the CLI.
