@@ -30,7 +30,7 @@ test("the host page shows charts with data after the collector has run", async (
   await expect(cpu.getByTestId("chart-tooltip")).toContainText("cpu:");
   await expect(cpu.getByTestId("chart-tooltip")).toContainText("%");
 
-  // Another range is a client-side navigation with fresh charts.
+  // Another range.
   await page.getByRole("link", { name: "6h", exact: true }).click();
   await expect(page).toHaveURL(/range=6h/);
   await expect(page.getByTestId("host-status")).toContainText("showing 6h");

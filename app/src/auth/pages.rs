@@ -292,6 +292,15 @@ pub fn TokensPage() -> impl IntoView {
                 }
             })}
         </Transition>
+        <CreateTokenForm/>
+    }
+}
+
+/// Creating a token shows it once, so this form runs in the browser: the answer stays on the page.
+#[island]
+fn CreateTokenForm() -> impl IntoView {
+    let create = ServerAction::<CreateToken>::new();
+    view! {
         <section class="card">
             <h2>"Create a token"</h2>
             <ActionForm action=create attr:class="form-grid" attr:data-testid="create-token">
@@ -310,6 +319,7 @@ pub fn TokensPage() -> impl IntoView {
                     <div class="notice ok" data-testid="new-token">
                         <strong>"Copy this token now; it is not shown again."</strong>
                         <p><code class="secret">{token}</code></p>
+                        <p class="muted"><a href="/admin/tokens">"Done: show it in the list"</a></p>
                     </div>
                 }.into_any(),
                 Err(e) => view! { <ErrorNotice error=e/> }.into_any(),

@@ -124,7 +124,8 @@ fn nearest(points: &[(i64, f64)], t: i64) -> Option<(i64, f64)> {
         .min_by_key(|p| (p.0 - t).abs())
 }
 
-#[component]
+/// A chart with the value under the pointer: the one part of the page that runs in the browser.
+#[island]
 fn ChartView(chart: Chart) -> impl IntoView {
     let (hover, set_hover) = signal(None::<f64>);
     let [left, right, width, _height] = chart.plot;
@@ -202,29 +203,11 @@ pub fn HostPage() -> impl IntoView {
     let range = move || query.read().get("range");
     let from = move || query.read().get("from");
     let to = move || query.read().get("to");
-    let (tick, set_tick) = signal(0u32);
-    // Live ranges refresh themselves every 30 s.
-    Effect::new(move |_| {
-        if let Ok(handle) = set_interval_with_handle(
-            move || set_tick.update(|n| *n += 1),
-            std::time::Duration::from_secs(30),
-        ) {
-            on_cleanup(move || handle.clear());
-        }
-    });
     let live =
         move || from().is_none() && matches!(range().as_deref(), None | Some("1h" | "6h" | "24h"));
     let charts = Resource::new(
-        move || {
-            (
-                host(),
-                range(),
-                from(),
-                to(),
-                if live() { tick.get() } else { 0 },
-            )
-        },
-        |(h, r, f, t, _)| get_host_charts(h, r, f, t),
+        move || (host(), range(), from(), to()),
+        |(h, r, f, t)| get_host_charts(h, r, f, t),
     );
     let current = move || {
         if from().is_some() {
@@ -270,6 +253,7 @@ pub fn HostPage() -> impl IntoView {
                             " · showing "{data.range_label.clone()}" from the "{data.tier.clone()}" tier"
                             {if live() { " · refreshes every 30 s" } else { "" }}
                         </p>
+                        {live().then(|| view! { <AutoRefresh seconds=30/> })}
                         <section class="charts">
                             {data.charts.into_iter().map(|c| view! { <ChartView chart=c/> }).collect_view()}
                         </section>
@@ -293,4 +277,25 @@ mod tests {
         }
         assert_eq!(nearest(&[], 5), None);
     }
+}
+
+/// Reloads the page every `seconds` while it is visible, so live ranges stay current.
+#[island]
+fn AutoRefresh(seconds: u32) -> impl IntoView {
+    Effect::new(move |_| {
+        let reload = || {
+            let Some(window) = leptos::web_sys::window() else {
+                return;
+            };
+            let hidden = window.document().map(|d| d.hidden()).unwrap_or(false);
+            if !hidden {
+                let _ = window.location().reload();
+            }
+        };
+        if let Ok(handle) =
+            set_interval_with_handle(reload, std::time::Duration::from_secs(seconds.into()))
+        {
+            on_cleanup(move || handle.clear());
+        }
+    });
 }
