@@ -33,7 +33,7 @@ pub fn LoginPage() -> impl IntoView {
                     "Password"
                     <input type="password" name="password" autocomplete="current-password" required/>
                 </label>
-                <input type="hidden" name="next" prop:value=next/>
+                <input type="hidden" name="next" value=next/>
                 {move || error().map(|e| {
                     let text = match e {
                         AppError::BadCredentials => "Wrong user name or password.".to_string(),
