@@ -231,11 +231,18 @@ async fn pages_need_a_session(pool: PgPool) {
     let res = anon.get(app.url("/")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
 
-    let res = anon.get(app.url("/login?next=/hosts%3Frange%3D24h")).send().await.unwrap();
+    let res = anon
+        .get(app.url("/login?next=/hosts%3Frange%3D24h"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let html = res.text().await.unwrap();
     assert!(html.contains("name=\"password\"") && html.contains("/pkg/opsdeck.css"));
-    assert!(html.contains("name=\"next\" value=\"/hosts?range=24h\""), "the form posts `next` without WASM");
+    assert!(
+        html.contains("name=\"next\" value=\"/hosts?range=24h\""),
+        "the form posts `next` without WASM"
+    );
 
     let viewer = app.signed_in("vera", Role::Viewer).await;
     let res = viewer.get(app.url("/login")).send().await.unwrap();

@@ -6,10 +6,10 @@ use plotters::prelude::*;
 
 pub const WIDTH: u32 = 860;
 pub const HEIGHT: u32 = 220;
-const LEFT: u32 = 58;
+const LEFT: u32 = 86;
 const RIGHT: u32 = 14;
 const TOP: u32 = 10;
-const BOTTOM: u32 = 26;
+const BOTTOM: u32 = 34;
 
 pub const PALETTE: [(u8, u8, u8); 6] = [
     (31, 111, 235),
@@ -153,7 +153,7 @@ fn draw(
         .y_labels(5)
         .x_label_formatter(&|t| time_label(*t, span))
         .y_label_formatter(&|v| unit.format(*v))
-        .label_style(("sans-serif", 11).into_font().color(&grey))
+        .label_style(("sans-serif", 17).into_font().color(&grey))
         .axis_style(grey.mix(0.6))
         .bold_line_style(grey.mix(0.18))
         .light_line_style(TRANSPARENT)
