@@ -2,8 +2,7 @@
 
 use app::auth::service::{current_user, RequestCtx};
 use app::error::AppError;
-use app::state::AppState;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -68,12 +67,7 @@ pub fn encode_next(path_and_query: &str) -> String {
 }
 
 /// Unauthenticated page requests go to the login page (303), remembering where they were going.
-pub async fn require_login_for_pages(
-    State(state): State<AppState>,
-    ctx: RequestCtx,
-    req: Request,
-    next: Next,
-) -> Response {
+pub async fn require_login_for_pages(ctx: RequestCtx, req: Request, next: Next) -> Response {
     let path = req.uri().path();
     let is_page = matches!(*req.method(), Method::GET | Method::HEAD) && !is_public_path(path);
     let is_login = path == "/login";
@@ -85,7 +79,6 @@ pub async fn require_login_for_pages(
         Err(e @ AppError::Unavailable(_)) => return unavailable_page(&e),
         Err(e) => return e.into_response(),
     };
-    drop(state);
     match (user, is_login) {
         (None, false) => {
             let target = req
