@@ -171,21 +171,39 @@ async fn rollups_equal_sql_over_raw_and_resends_change_nothing(pool: PgPool) {
         );
         samples.push(json!({"metric": "cpu_usage_percent", "ts": ts, "value": 100.0 - v}));
     }
-    // Out of order, in chunks, with every chunk also sent a second time.
+    // Out of order, in chunks: the first half of a chunk alone (all new), then the whole chunk
+    // (half of it re-sent), then the whole chunk again (all re-sent).
     samples.reverse();
     let mut accepted = 0;
     let mut duplicates = 0;
+    let mut expected_duplicates = 0;
     for chunk in samples.chunks(997) {
-        for _ in 0..2 {
-            let res = post_batch(&app, &token, &json!({"host": "db-1", "samples": chunk})).await;
+        let half = &chunk[..chunk.len() / 2];
+        for part in [half, chunk, chunk] {
+            let res = post_batch(&app, &token, &json!({"host": "db-1", "samples": part})).await;
             assert_eq!(res.status(), StatusCode::OK);
             let body = json(res).await;
             accepted += body["accepted"].as_u64().unwrap();
             duplicates += body["duplicates"].as_u64().unwrap();
         }
+        expected_duplicates += half.len() + chunk.len();
     }
     assert_eq!(accepted as usize, samples.len());
-    assert_eq!(duplicates as usize, samples.len());
+    assert_eq!(duplicates as usize, expected_duplicates);
+    // The same sample twice in one batch is stored once.
+    let twice = json!({"metric": "cpu_usage_percent", "ts": rfc3339(start - Duration::minutes(5)), "value": 1.0});
+    let res = post_batch(
+        &app,
+        &token,
+        &json!({"host": "db-1", "samples": [twice, twice]}),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let body = json(res).await;
+    assert_eq!(
+        (body["accepted"].as_u64(), body["duplicates"].as_u64()),
+        (Some(1), Some(1))
+    );
 
     for (table, unit) in [("metric_rollup_1m", "minute"), ("metric_rollup_1h", "hour")] {
         let mismatches: i64 = sqlx::query_scalar(&format!(
@@ -206,7 +224,7 @@ async fn rollups_equal_sql_over_raw_and_resends_change_nothing(pool: PgPool) {
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(minutes, 2 * 180);
+    assert_eq!(minutes, 2 * 180 + 1);
 
     // The series API reads the same figures.
     let viewer = app.signed_in("vic", Role::Viewer).await;

@@ -5,6 +5,7 @@
 #[cfg(feature = "ssr")]
 pub mod charts;
 mod pages;
+pub mod rollup;
 #[cfg(feature = "ssr")]
 pub mod service;
 

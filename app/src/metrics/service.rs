@@ -1,6 +1,8 @@
 //! Metrics storage: ingest (one statement that stores samples and merges them into the 1-minute
-//! and 1-hour rollups), series queries from the right tier, partitions and retention.
+//! and 1-hour rollups and the latest values), series queries from the right tier, partitions and
+//! retention.
 
+use super::rollup::{self, Bucket};
 use super::{
     bucket_secs, choose_tier, validate_batch, HostInfo, IngestBatch, IngestOutcome, Labels,
     LatestValue, Retention, Selector, SeriesData, SeriesPoint, SeriesResponse, Tier,
@@ -23,8 +25,10 @@ fn labels_json(labels: &Labels) -> String {
     serde_json::to_string(labels).unwrap_or_else(|_| "{}".into())
 }
 
+/// The ids of these series of one host, created when new. Runs on its own (committed at once)
+/// so that the cache only ever holds ids that exist.
 async fn series_ids(
-    tx: &mut Transaction<'_, Postgres>,
+    pool: &PgPool,
     cache: &SeriesCache,
     host: &str,
     keys: &[(String, String)],
@@ -56,7 +60,7 @@ async fn series_ids(
     .bind(host)
     .bind(&metrics)
     .bind(&labels)
-    .execute(&mut **tx)
+    .execute(pool)
     .await?;
     let rows: Vec<(i32, String, String)> = sqlx::query_as(
         "SELECT s.id, s.metric, t.l FROM UNNEST($2::text[], $3::text[]) AS t(m, l)
@@ -65,7 +69,7 @@ async fn series_ids(
     .bind(host)
     .bind(&metrics)
     .bind(&labels)
-    .fetch_all(&mut **tx)
+    .fetch_all(pool)
     .await?;
     let mut ids = cache.ids.lock().unwrap_or_else(|p| p.into_inner());
     for (id, metric, labels) in rows {
@@ -147,26 +151,29 @@ pub async fn ingest(
     days.dedup();
     ensure_partitions(pool, cache, &days).await?;
 
-    let mut tx = pool.begin().await?;
-    let ids = series_ids(&mut tx, cache, &batch.host, &keys).await?;
-    let mut series: Vec<i32> = Vec::with_capacity(batch.samples.len());
-    let mut ts: Vec<OffsetDateTime> = Vec::with_capacity(batch.samples.len());
-    let mut values: Vec<f64> = Vec::with_capacity(batch.samples.len());
+    let ids = series_ids(pool, cache, &batch.host, &keys).await?;
+    let mut rows: Vec<(i32, OffsetDateTime, f64)> = Vec::with_capacity(batch.samples.len());
     for (s, key) in batch.samples.iter().zip(&sample_keys) {
         let id = *ids.get(key).ok_or_else(|| {
             tracing::error!(metric = %s.metric, "series id missing after upsert");
             AppError::Internal
         })?;
-        series.push(id);
-        ts.push(s.ts);
-        values.push(s.value);
+        rows.push((id, s.ts, s.value));
     }
-    let inserted: i64 = sqlx::query_scalar(INGEST_SQL.as_str())
-        .bind(&series)
-        .bind(&ts)
-        .bind(&values)
-        .fetch_one(&mut *tx)
-        .await?;
+
+    // Fast path: nothing in the batch is stored yet (the usual case), so plain INSERT and rollups
+    // computed here. A re-sent sample breaks the key: then roll back and let PostgreSQL sort out
+    // which rows are new (ON CONFLICT DO NOTHING) and roll up only those.
+    let mut tx = pool.begin().await?;
+    let inserted = match insert_new(&mut tx, &rows).await {
+        Ok(()) => rows.len() as i64,
+        Err(e) if is_unique_violation(&e) => {
+            tx.rollback().await?;
+            tx = pool.begin().await?;
+            insert_deduplicated(&mut tx, &rows).await?
+        }
+        Err(e) => return Err(e.into()),
+    };
     let newest = batch
         .samples
         .iter()
@@ -191,6 +198,122 @@ pub async fn ingest(
     })
 }
 
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("23505"))
+}
+
+type Columns<T> = Vec<T>;
+
+/// A list of buckets as the column arrays UNNEST reads.
+#[allow(clippy::type_complexity)]
+fn bucket_columns(
+    b: &[Bucket],
+) -> (
+    Columns<i32>,
+    Columns<OffsetDateTime>,
+    Columns<f64>,
+    Columns<i32>,
+    Columns<f64>,
+    Columns<f64>,
+    Columns<OffsetDateTime>,
+    Columns<f64>,
+) {
+    (
+        b.iter().map(|b| b.series_id).collect(),
+        b.iter().map(|b| b.start).collect(),
+        b.iter().map(|b| b.sum).collect(),
+        b.iter().map(|b| b.count).collect(),
+        b.iter().map(|b| b.min).collect(),
+        b.iter().map(|b| b.max).collect(),
+        b.iter().map(|b| b.last_ts).collect(),
+        b.iter().map(|b| b.last_value).collect(),
+    )
+}
+
+/// Stores rows none of which exist yet, with their rollups and latest values, in one statement;
+/// fails with a unique violation (and changes nothing) when one does.
+async fn insert_new(
+    tx: &mut Transaction<'_, Postgres>,
+    rows: &[(i32, OffsetDateTime, f64)],
+) -> Result<(), sqlx::Error> {
+    let minutes = rollup::rollup(rows, 60);
+    let hours = rollup::coarsen(&minutes, 3600);
+    let latest = rollup::latest(&minutes);
+    let m = bucket_columns(&minutes);
+    let h = bucket_columns(&hours);
+    sqlx::query(FAST_INGEST_SQL.as_str())
+        .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.1).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.2).collect::<Vec<_>>())
+        .bind(m.0)
+        .bind(m.1)
+        .bind(m.2)
+        .bind(m.3)
+        .bind(m.4)
+        .bind(m.5)
+        .bind(m.6)
+        .bind(m.7)
+        .bind(h.0)
+        .bind(h.1)
+        .bind(h.2)
+        .bind(h.3)
+        .bind(h.4)
+        .bind(h.5)
+        .bind(h.6)
+        .bind(h.7)
+        .bind(latest.iter().map(|r| r.0).collect::<Vec<_>>())
+        .bind(latest.iter().map(|r| r.1).collect::<Vec<_>>())
+        .bind(latest.iter().map(|r| r.2).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Stores the rows not stored yet and merges only those into the rollups; answers how many.
+async fn insert_deduplicated(
+    tx: &mut Transaction<'_, Postgres>,
+    rows: &[(i32, OffsetDateTime, f64)],
+) -> AppResult<i64> {
+    Ok(sqlx::query_scalar(INGEST_SQL.as_str())
+        .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.1).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.2).collect::<Vec<_>>())
+        .fetch_one(&mut **tx)
+        .await?)
+}
+
+const ROLLUP_MERGE: &str = "ON CONFLICT (series_id, bucket) DO UPDATE SET
+        sum = r.sum + excluded.sum,
+        count = r.count + excluded.count,
+        min = least(r.min, excluded.min),
+        max = greatest(r.max, excluded.max),
+        last_value = CASE WHEN excluded.last_ts >= r.last_ts THEN excluded.last_value ELSE r.last_value END,
+        last_ts = greatest(r.last_ts, excluded.last_ts)";
+
+const LATEST_MERGE: &str = "ON CONFLICT (series_id) DO UPDATE SET ts = excluded.ts, value = excluded.value WHERE excluded.ts > x.ts";
+
+/// The fast path's statement: raw rows, then 1-minute and 1-hour buckets and latest values
+/// already aggregated by the caller (sorted, so concurrent batches lock rows in one order).
+static FAST_INGEST_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH ins AS (
+    INSERT INTO metric_samples (series_id, ts, value)
+    SELECT * FROM UNNEST($1::int[], $2::timestamptz[], $3::float8[])
+), m AS (
+    INSERT INTO metric_rollup_1m AS r (series_id, bucket, sum, count, min, max, last_ts, last_value)
+    SELECT * FROM UNNEST($4::int[], $5::timestamptz[], $6::float8[], $7::int[], $8::float8[], $9::float8[], $10::timestamptz[], $11::float8[])
+    {ROLLUP_MERGE}
+), h AS (
+    INSERT INTO metric_rollup_1h AS r (series_id, bucket, sum, count, min, max, last_ts, last_value)
+    SELECT * FROM UNNEST($12::int[], $13::timestamptz[], $14::float8[], $15::int[], $16::float8[], $17::float8[], $18::timestamptz[], $19::float8[])
+    {ROLLUP_MERGE}
+)
+INSERT INTO metric_latest AS x (series_id, ts, value)
+SELECT * FROM UNNEST($20::int[], $21::timestamptz[], $22::float8[])
+{LATEST_MERGE}"
+    )
+});
+
 /// Merges newly inserted rows (the CTE `ins`) into one rollup table, bucketed by `unit`.
 fn rollup_cte(name: &str, table: &str, unit: &str) -> String {
     format!(
@@ -199,18 +322,12 @@ fn rollup_cte(name: &str, table: &str, unit: &str) -> String {
     SELECT series_id, date_trunc('{unit}', ts, 'UTC'), sum(value), count(*), min(value), max(value),
            max(ts), (array_agg(value ORDER BY ts DESC))[1]
     FROM ins GROUP BY 1, 2 ORDER BY 1, 2
-    ON CONFLICT (series_id, bucket) DO UPDATE SET
-        sum = r.sum + excluded.sum,
-        count = r.count + excluded.count,
-        min = least(r.min, excluded.min),
-        max = greatest(r.max, excluded.max),
-        last_value = CASE WHEN excluded.last_ts >= r.last_ts THEN excluded.last_value ELSE r.last_value END,
-        last_ts = greatest(r.last_ts, excluded.last_ts)
+    {ROLLUP_MERGE}
 )"
     )
 }
 
-/// One statement: store the samples, and merge only the rows really inserted into the rollups
+/// The slow path's statement: store the samples, and merge only the rows really inserted into the rollups
 /// and the latest values, so a re-send never counts twice.
 static INGEST_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
@@ -222,7 +339,7 @@ static INGEST_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
 ), {}, {}, l AS (
     INSERT INTO metric_latest AS x (series_id, ts, value)
     SELECT DISTINCT ON (series_id) series_id, ts, value FROM ins ORDER BY series_id, ts DESC
-    ON CONFLICT (series_id) DO UPDATE SET ts = excluded.ts, value = excluded.value WHERE excluded.ts > x.ts
+    {LATEST_MERGE}
 )
 SELECT count(*) FROM ins",
         rollup_cte("m", "metric_rollup_1m", "minute"),
