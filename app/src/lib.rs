@@ -4,6 +4,7 @@
 #![recursion_limit = "256"]
 
 pub mod auth;
+pub mod backups;
 pub mod components;
 pub mod error;
 pub mod health;
@@ -59,7 +60,10 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/hosts") view=metrics::HostsPage ssr=ssr.clone()/>
                     <Route path=path!("/hosts/:name") view=metrics::HostPage ssr=ssr.clone()/>
                     <Route path=path!("/logs") view=placeholders::LogsPage ssr=ssr.clone()/>
-                    <Route path=path!("/backups") view=placeholders::BackupsPage ssr=ssr.clone()/>
+                    <Route path=path!("/backups") view=backups::BackupsPage ssr=ssr.clone()/>
+                    <Route path=path!("/backups/runs/:id") view=backups::BackupRunPage ssr=ssr.clone()/>
+                    <Route path=path!("/backups/restores/:id") view=backups::RestorePage ssr=ssr.clone()/>
+                    <Route path=path!("/backups/targets/:name/health") view=backups::DbHealthPage ssr=ssr.clone()/>
                     <Route path=path!("/capacity") view=placeholders::CapacityPage ssr=ssr.clone()/>
                     <Route path=path!("/alerts") view=placeholders::AlertsPage ssr=ssr.clone()/>
                     <Route path=path!("/admin") view=|| view! { <Redirect path="/admin/users"/> } ssr=ssr.clone()/>

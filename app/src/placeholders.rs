@@ -15,16 +15,6 @@ pub fn LogsPage() -> impl IntoView {
 }
 
 #[component]
-pub fn BackupsPage() -> impl IntoView {
-    view! {
-        <PageHeader title="Backups" subtitle="Scheduled, verified PostgreSQL backups and restores."/>
-        <EmptyState title="No backups yet">
-            "No backup targets are configured on this Opsdeck yet."
-        </EmptyState>
-    }
-}
-
-#[component]
 pub fn CapacityPage() -> impl IntoView {
     view! {
         <PageHeader title="Capacity" subtitle="When CPU, memory or a disk will cross 80 %."/>

@@ -1,6 +1,6 @@
 //! What each `opsdeck` subcommand does.
 
-use crate::config::{self, Cli, Command, ServeArgs, TokenCommand, UserCommand};
+use crate::config::{self, BackupCommand, Cli, Command, ServeArgs, TokenCommand, UserCommand};
 use app::auth::service::{self, FirstAdmin};
 use app::components::fmt_time;
 use app::state::AppState;
@@ -42,7 +42,96 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Some(Command::User(cmd)) => user(&cli.global, cmd).await,
         Some(Command::Token(cmd)) => token(&cli.global, cmd).await,
         Some(Command::Agent(args)) => Ok(crate::agent::run(args).await?),
+        Some(Command::Backup(cmd)) => backup(&cli.global, cmd).await,
     }
+}
+
+async fn backup(global: &config::GlobalArgs, cmd: BackupCommand) -> Result<(), CliError> {
+    use app::backups::service as backups;
+    let serve = ServeArgs::from_env().map_err(|e| CliError::Usage(e.to_string()))?;
+    let cfg = config::load(global, &serve)?;
+    let pool = crate::connect(&cfg).await.map_err(CliError::Connect)?;
+    crate::MIGRATOR.run(&pool).await?;
+    backups::ensure_own_target(&pool).await?;
+    let listen = cfg.listen;
+    let state = AppState::new(crate::leptos_options(listen), pool.clone(), cfg);
+    match cmd {
+        BackupCommand::Run { target } => {
+            eprintln!("backing up `{target}`…");
+            let run = backups::run_now(&state, &target, "manual").await?;
+            if run.status != "succeeded" {
+                return Err(CliError::Usage(format!(
+                    "backup {} failed: {}",
+                    run.id,
+                    run.error.unwrap_or_default()
+                )));
+            }
+            println!(
+                "backup {} of `{}` succeeded: {} bytes in {:.1} s, {} tables, sha256 {}",
+                run.id,
+                run.target,
+                run.size.unwrap_or(0),
+                run.duration_seconds.unwrap_or(0.0),
+                run.manifest.len(),
+                run.sha256.unwrap_or_default()
+            );
+            if let Some(d) = run.verify_detail {
+                println!("check: {d}");
+            }
+        }
+        BackupCommand::List { target, limit } => {
+            let runs =
+                backups::list_runs(&pool, target.as_deref(), None, limit.clamp(1, 1000)).await?;
+            println!(
+                "{:>6}  {:<16} {:<10} {:<22} {:>12}  VERIFIED",
+                "ID", "TARGET", "STATUS", "STARTED", "SIZE"
+            );
+            for r in runs {
+                let status = if r.expired_at.is_some() {
+                    "expired".to_string()
+                } else {
+                    r.status.clone()
+                };
+                println!(
+                    "{:>6}  {:<16} {:<10} {:<22} {:>12}  {}",
+                    r.id,
+                    r.target,
+                    status,
+                    fmt_time(&r.started_at),
+                    r.size.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                    match r.test_restore_ok {
+                        Some(true) => "restorable",
+                        Some(false) => "RESTORE FAILED",
+                        None if r.verified => "checksum ok",
+                        None => "-",
+                    }
+                );
+            }
+        }
+        BackupCommand::Targets => {
+            for t in backups::list_targets(&state).await? {
+                println!(
+                    "{:<16} {:<40} schedule {:<14} last success {}",
+                    t.name,
+                    t.database_url,
+                    t.schedule.unwrap_or_else(|| "-".into()),
+                    t.last_success_at
+                        .as_ref()
+                        .map(fmt_time)
+                        .unwrap_or_else(|| "never".into())
+                );
+            }
+        }
+        BackupCommand::Verify { id, test_restore } => {
+            let o = backups::verify(&state, id, test_restore).await?;
+            println!("{}", o.detail);
+            if !o.ok {
+                return Err(CliError::Usage(format!("backup {id} did not verify")));
+            }
+        }
+    }
+    pool.close().await;
+    Ok(())
 }
 
 async fn open(global: &config::GlobalArgs) -> Result<sqlx::PgPool, CliError> {
@@ -218,6 +307,7 @@ async fn serve(global: &config::GlobalArgs, args: &ServeArgs) -> Result<(), CliE
         }
         FirstAdmin::Existing => {}
     }
+    app::backups::service::ensure_own_target(&pool).await?;
     let deletion = tokio::spawn(
         crate::session_store(&pool)
             .continuously_delete_expired(tokio::time::Duration::from_secs(600)),

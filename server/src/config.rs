@@ -47,6 +47,34 @@ pub enum Command {
     Token(TokenCommand),
     /// Collect this host's metrics and push them to an Opsdeck server.
     Agent(AgentArgs),
+    /// Back up, list and verify PostgreSQL backups.
+    #[command(subcommand)]
+    Backup(BackupCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Back up a target now, in the foreground, and print the outcome (exit 1 on failure).
+    Run {
+        /// Target name (`opsdeck` is Opsdeck's own database).
+        target: String,
+    },
+    /// List backups, newest first.
+    List {
+        #[arg(long)]
+        target: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+    /// List backup targets.
+    Targets,
+    /// Verify a backup's checksum and archive; with --test-restore also restore it into a
+    /// scratch database and compare row counts (exit 1 when it fails).
+    Verify {
+        id: i64,
+        #[arg(long)]
+        test_restore: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -85,6 +113,21 @@ pub struct AgentArgs {
     /// How much to keep while the server is unreachable: `1h`, `30m`.
     #[arg(long, default_value = "1h")]
     pub buffer: String,
+}
+
+impl ServeArgs {
+    /// The serve settings from the OPSDECK_* environment alone: for commands other than
+    /// `serve` (e.g. `backup run`), which must find the same data directory.
+    pub fn from_env() -> Result<Self, clap::Error> {
+        use clap::{CommandFactory, FromArgMatches};
+        #[derive(clap::Parser)]
+        struct Only {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        let m = Only::command().try_get_matches_from(["opsdeck"])?;
+        Ok(Only::from_arg_matches(&m)?.serve)
+    }
 }
 
 #[derive(Debug, Default, Args)]

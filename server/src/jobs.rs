@@ -105,5 +105,50 @@ pub async fn run_scheduler(state: AppState) {
         if let Err(e) = retention {
             tracing::warn!(error = %e, "metrics retention job failed; will retry");
         }
+        backup_jobs(&state).await;
+    }
+}
+
+/// Backups: fail runs whose process died, start the due runs, test-restore on schedule, expire.
+pub async fn backup_jobs(state: &AppState) {
+    use app::backups::service as backups;
+    if let Err(e) = backups::fail_stale(state).await {
+        tracing::warn!(error = %e, "could not check for stopped backups");
+    }
+    if let Err(e) = backups::start_due_runs(state, time::OffsetDateTime::now_utc()).await {
+        tracing::warn!(error = %e, "could not start scheduled backups");
+    }
+    let tests = run_once(
+        state,
+        "backup_test_restores",
+        Duration::from_secs(600),
+        |s| async move {
+            let mut done = vec![];
+            for id in backups::due_test_restores(&s.pool).await? {
+                let o = backups::verify(&s, id, true).await?;
+                if !o.ok {
+                    tracing::warn!(backup = id, detail = %o.detail, "scheduled test restore failed");
+                }
+                done.push(serde_json::json!({"backup": id, "ok": o.ok}));
+            }
+            Ok(serde_json::json!({ "test_restores": done }))
+        },
+    )
+    .await;
+    if let Err(e) = tests {
+        tracing::warn!(error = %e, "scheduled test restores failed; will retry");
+    }
+    let retention = run_once(
+        state,
+        "backup_retention",
+        Duration::from_secs(3600),
+        |s| async move {
+            let n = backups::apply_all_retention(&s).await?;
+            Ok(serde_json::json!({ "expired": n }))
+        },
+    )
+    .await;
+    if let Err(e) = retention {
+        tracing::warn!(error = %e, "backup retention failed; will retry");
     }
 }

@@ -9,7 +9,7 @@ pub mod rollup;
 #[cfg(feature = "ssr")]
 pub mod service;
 
-pub use pages::{HostCards, HostPage, HostsPage};
+pub use pages::{AutoRefresh, ChartView, HostCards, HostPage, HostsPage};
 
 use crate::error::AppError;
 use leptos::prelude::*;
@@ -119,6 +119,7 @@ pub struct SeriesResponse {
 pub enum Unit {
     Percent,
     BytesPerSecond,
+    Bytes,
     Count,
     Plain,
 }
@@ -132,6 +133,10 @@ impl Unit {
             Unit::BytesPerSecond => {
                 let (n, u) = scale_bytes(v);
                 format!("{n:.1} {u}/s")
+            }
+            Unit::Bytes => {
+                let (n, u) = scale_bytes(v);
+                format!("{n:.1} {u}")
             }
         }
     }

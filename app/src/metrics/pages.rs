@@ -126,7 +126,7 @@ fn nearest(points: &[(i64, f64)], t: i64) -> Option<(i64, f64)> {
 
 /// A chart with the value under the pointer: the one part of the page that runs in the browser.
 #[island]
-fn ChartView(chart: Chart) -> impl IntoView {
+pub fn ChartView(chart: Chart) -> impl IntoView {
     let (hover, set_hover) = signal(None::<f64>);
     let [left, right, width, _height] = chart.plot;
     let (from, to, unit) = (chart.from, chart.to, chart.unit);
@@ -281,7 +281,7 @@ mod tests {
 
 /// Reloads the page every `seconds` while it is visible, so live ranges stay current.
 #[island]
-fn AutoRefresh(seconds: u32) -> impl IntoView {
+pub fn AutoRefresh(seconds: u32) -> impl IntoView {
     Effect::new(move |_| {
         let reload = || {
             let Some(window) = leptos::web_sys::window() else {

@@ -1,6 +1,7 @@
 //! The JSON API under `/api/v1`, with its OpenAPI document generated from the handlers.
 
 pub mod auth;
+pub mod backups;
 pub mod extract;
 pub mod health;
 pub mod metrics;
@@ -70,6 +71,16 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(auth::list_users, auth::create_user))
         .routes(routes!(auth::update_user))
         .routes(routes!(auth::audit))
+        .routes(routes!(backups::list_targets, backups::create_target))
+        .routes(routes!(backups::run))
+        .routes(routes!(backups::list))
+        .routes(routes!(backups::get_run))
+        .routes(routes!(backups::verify))
+        .routes(routes!(backups::restore))
+        .routes(routes!(backups::get_restore))
+        .routes(routes!(backups::download))
+        .routes(routes!(backups::health))
+        .routes(routes!(backups::maintenance))
         .split_for_parts();
     let doc_json = std::sync::Arc::new(doc.clone());
     let router = router.route(

@@ -1,0 +1,407 @@
+//! Backups: scheduled `pg_dump -Fc` runs with checksums and manifests, verification by
+//! `pg_restore --list` and by test restores into scratch databases, retention, restores that
+//! cannot make things worse, and the database-health page. Pure rules (cron, retention, URLs)
+//! live in their own modules with table-driven tests; the I/O is in `service` (server only).
+
+#[cfg(feature = "ssr")]
+pub mod conn;
+#[cfg(feature = "ssr")]
+pub mod cron;
+mod pages;
+pub mod retention;
+#[cfg(feature = "ssr")]
+pub mod service;
+
+pub use pages::{BackupRunPage, BackupsPage, DbHealthPage, RestorePage};
+
+use crate::auth::Role;
+use crate::error::AppError;
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// One table in a backup: its row count in the snapshot `pg_dump` read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ManifestEntry {
+    pub schema: String,
+    pub table: String,
+    pub rows: i64,
+}
+
+/// A backup target as shown (the URL never carries its password).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct TargetInfo {
+    pub name: String,
+    /// Opsdeck's own database.
+    pub own: bool,
+    pub database: String,
+    /// The connection URL without its password.
+    pub database_url: String,
+    pub schedule: Option<String>,
+    pub timezone: String,
+    pub keep_days: i32,
+    pub keep_min: i32,
+    pub verify_every_hours: i32,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
+    pub next_run_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
+    pub last_success_at: Option<OffsetDateTime>,
+    /// When a test restore last proved a backup of this target restorable.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
+    pub last_verified_at: Option<OffsetDateTime>,
+    /// No successful backup within twice the schedule's interval (or ever, with a schedule).
+    pub overdue: bool,
+    /// The id of the run in progress, if any.
+    pub running: Option<i64>,
+}
+
+/// One backup run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct BackupRun {
+    pub id: i64,
+    pub target: String,
+    /// `schedule`, `manual` or `pre_restore`.
+    pub trigger: String,
+    pub requested_by: Option<String>,
+    /// `running`, `succeeded` or `failed`.
+    pub status: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
+    pub started_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
+    pub finished_at: Option<OffsetDateTime>,
+    pub duration_seconds: Option<f64>,
+    /// Bytes written so far (live while running).
+    pub bytes_written: i64,
+    pub size: Option<i64>,
+    pub sha256: Option<String>,
+    /// Checksum and `pg_restore --list` passed after the run (or at the last verification).
+    pub verified: bool,
+    pub verify_detail: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
+    pub test_restored_at: Option<OffsetDateTime>,
+    /// The last test restore's outcome: tables and row counts equal to the manifest.
+    pub test_restore_ok: Option<bool>,
+    pub test_restore_detail: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
+    pub expired_at: Option<OffsetDateTime>,
+    pub pg_dump_version: Option<String>,
+    pub server_version: Option<String>,
+    pub file: Option<String>,
+    pub error: Option<String>,
+    pub stderr_tail: String,
+    pub manifest: Vec<ManifestEntry>,
+}
+
+/// A restore job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct RestoreJob {
+    pub id: i64,
+    pub backup_id: i64,
+    pub target: String,
+    /// `new_database` or `in_place`.
+    pub mode: String,
+    pub database: String,
+    pub requested_by: String,
+    /// `running`, `succeeded` or `failed`.
+    pub status: String,
+    /// What it is doing now (or did last).
+    pub step: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
+    pub started_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
+    pub finished_at: Option<OffsetDateTime>,
+    pub pre_restore_backup_id: Option<i64>,
+    pub detail: Option<String>,
+    pub stderr_tail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct VerifyOutcome {
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// A point of the size-over-time chart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetCard {
+    pub target: TargetInfo,
+    pub size_chart: Option<crate::metrics::Chart>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackupsOverview {
+    pub role: Role,
+    pub cards: Vec<TargetCard>,
+    pub runs: Vec<BackupRun>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunDetail {
+    pub role: Role,
+    pub run: BackupRun,
+    pub database: String,
+    pub own: bool,
+}
+
+/// The runbook's maintenance SQL, as figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct DbHealth {
+    pub target: String,
+    pub database: String,
+    pub size_bytes: i64,
+    pub connections: i64,
+    pub max_connections: i64,
+    pub tables: Vec<TableHealth>,
+    pub indexes: Vec<IndexHealth>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct TableHealth {
+    pub name: String,
+    pub total_bytes: i64,
+    pub live_rows: i64,
+    pub dead_rows: i64,
+    pub dead_ratio: f64,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
+    pub last_vacuum: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
+    pub last_analyze: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct IndexHealth {
+    pub name: String,
+    pub table: String,
+    pub bytes: i64,
+    pub scans: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DbHealthPageData {
+    pub role: Role,
+    pub health: DbHealth,
+}
+
+/// A valid target name: it names a directory and appears in URLs.
+pub fn validate_target_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "target name `{name}`: 1–64 letters, digits, `-`, `_` or `.`, starting with a letter or digit"
+        ))
+    }
+}
+
+#[server(prefix = "/sfn", endpoint = "backups/overview")]
+pub async fn get_backups_overview(
+    target: Option<String>,
+    status: Option<String>,
+) -> Result<BackupsOverview, AppError> {
+    use crate::error::with_status;
+    with_status(
+        async {
+            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
+            let user = ctx.require(Role::Viewer).await?;
+            service::overview(&ctx.state, user.role, target.as_deref(), status.as_deref()).await
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/sfn", endpoint = "backups/run-detail")]
+pub async fn get_run_detail(id: i64) -> Result<RunDetail, AppError> {
+    use crate::error::with_status;
+    with_status(
+        async {
+            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
+            let user = ctx.require(Role::Viewer).await?;
+            service::run_detail(&ctx.state, user.role, id).await
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/sfn", endpoint = "backups/restore-job")]
+pub async fn get_restore_job(id: i64) -> Result<RestoreJob, AppError> {
+    use crate::error::with_status;
+    with_status(
+        async {
+            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
+            ctx.require(Role::Viewer).await?;
+            service::restore_job(&ctx.state.pool, id).await
+        }
+        .await,
+    )
+}
+
+/// "Back up now": redirects to the new run's page.
+#[server(prefix = "/sfn", endpoint = "backups/run")]
+pub async fn back_up_now(target: String) -> Result<(), AppError> {
+    use crate::error::with_status;
+    with_status(
+        async {
+            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
+            let user = ctx.require(Role::Operator).await?;
+            let id = service::start_run_audited(&ctx, &user, &target).await?;
+            leptos_axum::redirect(&format!("/backups/runs/{id}"));
+            Ok(())
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/sfn", endpoint = "backups/verify")]
+pub async fn verify_backup(
+    id: i64,
+    test_restore: Option<String>,
+) -> Result<VerifyOutcome, AppError> {
+    use crate::error::with_status;
+    with_status(
+        async {
+            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
+            let user = ctx.require(Role::Operator).await?;
+            let test = test_restore
+                .as_deref()
+                .is_some_and(|v| v == "true" || v == "on");
+            service::verify_audited(&ctx, &user, id, test).await
+        }
+        .await,
+    )
+}
+
+/// Starts a restore (admin, password and typed database name): redirects to its progress page.
+#[server(prefix = "/sfn", endpoint = "backups/restore")]
+pub async fn restore_backup(
+    id: i64,
+    password: String,
+    confirm: String,
+    mode: String,
+    new_database: Option<String>,
+) -> Result<(), AppError> {
+    use crate::error::with_status;
+    with_status(
+        async {
+            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
+            let user = ctx.require(Role::Admin).await?;
+            let req = service::RestoreRequest {
+                password,
+                confirm,
+                mode,
+                new_database: new_database.filter(|s| !s.trim().is_empty()),
+            };
+            let job = service::start_restore(&ctx, &user, id, req).await?;
+            leptos_axum::redirect(&format!("/backups/restores/{job}"));
+            Ok(())
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/sfn", endpoint = "backups/targets/create")]
+pub async fn add_target(
+    name: String,
+    database_url: String,
+    schedule: Option<String>,
+    timezone: Option<String>,
+) -> Result<(), AppError> {
+    use crate::error::with_status;
+    with_status(
+        async {
+            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
+            let user = ctx.require(Role::Admin).await?;
+            let new = service::NewTarget {
+                name,
+                database_url,
+                schedule: schedule.filter(|s| !s.trim().is_empty()),
+                timezone: timezone.filter(|s| !s.trim().is_empty()),
+                keep_days: None,
+                keep_min: None,
+                verify_every_hours: None,
+            };
+            service::create_target_audited(&ctx, &user, new).await?;
+            Ok(())
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/sfn", endpoint = "backups/health")]
+pub async fn get_db_health(target: String) -> Result<DbHealthPageData, AppError> {
+    use crate::error::with_status;
+    with_status(
+        async {
+            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
+            let user = ctx.require(Role::Viewer).await?;
+            let health = service::db_health(&ctx.state, &target).await?;
+            Ok(DbHealthPageData {
+                role: user.role,
+                health,
+            })
+        }
+        .await,
+    )
+}
+
+/// `ANALYZE` or `VACUUM` a table (operator); `VACUUM FULL` only with the table's name typed.
+#[server(prefix = "/sfn", endpoint = "backups/maintenance")]
+pub async fn run_maintenance(
+    target: String,
+    table: String,
+    action: String,
+    confirm: Option<String>,
+) -> Result<String, AppError> {
+    use crate::error::with_status;
+    with_status(
+        async {
+            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
+            let user = ctx.require(Role::Operator).await?;
+            service::maintenance_audited(&ctx, &user, &target, &table, &action, confirm.as_deref())
+                .await
+        }
+        .await,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_names() {
+        for ok in ["opsdeck", "shop-db", "a", "db_2.eu"] {
+            assert!(validate_target_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "-x", "a/b", "..", "a b", &"x".repeat(65)] {
+            assert!(validate_target_name(bad).is_err(), "{bad}");
+        }
+    }
+}
