@@ -1560,7 +1560,7 @@ pub async fn start_restore(
     let who = user.username.clone();
     tokio::spawn(async move {
         let heartbeat = Heartbeat::start(state.pool.clone(), "restore_jobs", job, None);
-        let outcome = restore_job_body(&state, &t, job, id, &f, &req.mode, &database).await;
+        let outcome = restore_job_body(&state, &t, job, id, &f, &req.mode, &database, &who).await;
         drop(heartbeat);
         let (ok, detail, tail) = match outcome {
             Ok((detail, tail)) => (true, detail, tail),
@@ -1600,6 +1600,7 @@ async fn set_step(pool: &PgPool, job: i64, step: &str) {
 
 type StepResult = Result<(String, String), (String, String)>;
 
+#[allow(clippy::too_many_arguments)]
 async fn restore_job_body(
     state: &AppState,
     t: &TargetRow,
@@ -1608,19 +1609,36 @@ async fn restore_job_body(
     f: &RunFile,
     mode: &str,
     database: &str,
+    who: &str,
 ) -> StepResult {
     let pool = &state.pool;
+    // Each step that matters lands in the audit log as it happens.
+    let step_audit = |action: &'static str, ok: bool, detail: serde_json::Value| async move {
+        let _ = audit(
+            pool,
+            Some(who),
+            action,
+            Some(&format!("backup {backup}")),
+            ok,
+            None,
+            serde_json::json!({ "job": job, "target": t.name, "database": database, "detail": detail }),
+        )
+        .await;
+    };
     set_step(pool, job, "verifying the checksum").await;
     match file_sha256(&f.path).await {
-        Ok(sha) if sha == f.sha256 => {}
+        Ok(sha) if sha == f.sha256 => {
+            step_audit("backup.restore.checksum", true, serde_json::json!(sha)).await;
+        }
         Ok(sha) => {
+            step_audit("backup.restore.checksum", false, serde_json::json!(sha)).await;
             return Err((
                 format!(
                 "checksum mismatch (file {sha}, recorded {}): restore refused; nothing was changed",
                 f.sha256
             ),
                 String::new(),
-            ))
+            ));
         }
         Err(e) => {
             return Err((
@@ -1730,6 +1748,12 @@ async fn restore_job_body(
         .await;
     let pre_ok = execute_run(state, t, pre).await;
     lock.release().await;
+    step_audit(
+        "backup.restore.pre_backup",
+        pre_ok,
+        serde_json::json!({ "run": pre }),
+    )
+    .await;
     if !pre_ok {
         return Err((format!("the pre-restore backup (run {pre}) failed, so the restore was not started; the database is untouched"), String::new()));
     }
