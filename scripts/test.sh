@@ -14,6 +14,7 @@ if ! command -v chromium >/dev/null; then
   apt_install chromium chromium-driver fonts-dejavu-core
 fi
 command -v curl >/dev/null || apt_install curl ca-certificates
+command -v jq >/dev/null || apt_install jq   # the log tests compare with the runbook's jq pipelines
 command -v promtool >/dev/null || apt_install prometheus   # promtool checks the /metrics output
 command -v rustfmt >/dev/null || rustup component add rustfmt
 cargo clippy --version >/dev/null 2>&1 || rustup component add clippy

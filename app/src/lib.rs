@@ -8,6 +8,7 @@ pub mod backups;
 pub mod components;
 pub mod error;
 pub mod health;
+pub mod logs;
 pub mod metrics;
 pub mod overview;
 pub mod placeholders;
@@ -59,7 +60,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("") view=overview::OverviewPage ssr=ssr.clone()/>
                     <Route path=path!("/hosts") view=metrics::HostsPage ssr=ssr.clone()/>
                     <Route path=path!("/hosts/:name") view=metrics::HostPage ssr=ssr.clone()/>
-                    <Route path=path!("/logs") view=placeholders::LogsPage ssr=ssr.clone()/>
+                    <Route path=path!("/logs") view=logs::LogsPage ssr=ssr.clone()/>
                     <Route path=path!("/backups") view=backups::BackupsPage ssr=ssr.clone()/>
                     <Route path=path!("/backups/runs/:id") view=backups::BackupRunPage ssr=ssr.clone()/>
                     <Route path=path!("/backups/restores/:id") view=backups::RestorePage ssr=ssr.clone()/>

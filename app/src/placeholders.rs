@@ -5,16 +5,6 @@ use crate::components::{EmptyState, PageHeader};
 use leptos::prelude::*;
 
 #[component]
-pub fn LogsPage() -> impl IntoView {
-    view! {
-        <PageHeader title="Logs" subtitle="Application and nginx logs: search and analytics."/>
-        <EmptyState title="No logs yet">
-            "No log sources are configured on this Opsdeck yet, so there is nothing to search."
-        </EmptyState>
-    }
-}
-
-#[component]
 pub fn CapacityPage() -> impl IntoView {
     view! {
         <PageHeader title="Capacity" subtitle="When CPU, memory or a disk will cross 80 %."/>

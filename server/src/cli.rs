@@ -1,6 +1,8 @@
 //! What each `opsdeck` subcommand does.
 
-use crate::config::{self, BackupCommand, Cli, Command, ServeArgs, TokenCommand, UserCommand};
+use crate::config::{
+    self, BackupCommand, Cli, Command, LogsCommand, ServeArgs, TokenCommand, UserCommand,
+};
 use app::auth::service::{self, FirstAdmin};
 use app::components::fmt_time;
 use app::state::AppState;
@@ -43,6 +45,15 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Some(Command::Token(cmd)) => token(&cli.global, cmd).await,
         Some(Command::Agent(args)) => Ok(crate::agent::run(args).await?),
         Some(Command::Backup(cmd)) => backup(&cli.global, cmd).await,
+        Some(Command::Logs(LogsCommand::Import {
+            files,
+            format,
+            service,
+        })) => {
+            let pool = open(&cli.global).await?;
+            crate::logs::import(&pool, &files, &format, &service).await?;
+            Ok(())
+        }
     }
 }
 

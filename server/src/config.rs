@@ -50,6 +50,25 @@ pub enum Command {
     /// Back up, list and verify PostgreSQL backups.
     #[command(subcommand)]
     Backup(BackupCommand),
+    /// Import log files.
+    #[command(subcommand)]
+    Logs(LogsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LogsCommand {
+    /// Import log files (plain or .gz) once, with a progress line and a summary.
+    Import {
+        /// Files to import, in order.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// json, nginx or text.
+        #[arg(long)]
+        format: String,
+        /// The service the lines belong to.
+        #[arg(long)]
+        service: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -7,6 +7,7 @@ pub mod assets;
 pub mod cli;
 pub mod config;
 pub mod jobs;
+pub mod logs;
 pub mod metrics;
 pub mod middleware;
 pub mod telemetry;

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod backups;
 pub mod extract;
 pub mod health;
+pub mod logs;
 pub mod metrics;
 pub mod tokens;
 
@@ -54,9 +55,12 @@ impl Modify for SessionCookie {
 /// The API routes and the OpenAPI document describing them.
 pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     // Agents send large batches: the ingest route has its own body limit.
-    let ingest = OpenApiRouter::new().routes(routes!(metrics::ingest)).layer(
-        axum::extract::DefaultBodyLimit::max(metrics::INGEST_BODY_LIMIT),
-    );
+    let ingest = OpenApiRouter::new()
+        .routes(routes!(metrics::ingest))
+        .routes(routes!(logs::ingest))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            metrics::INGEST_BODY_LIMIT,
+        ));
     let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(ingest)
         .routes(routes!(metrics::hosts))
@@ -71,6 +75,8 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(auth::list_users, auth::create_user))
         .routes(routes!(auth::update_user))
         .routes(routes!(auth::audit))
+        .routes(routes!(logs::search))
+        .routes(routes!(logs::stats))
         .routes(routes!(backups::list_targets, backups::create_target))
         .routes(routes!(backups::run))
         .routes(routes!(backups::list))

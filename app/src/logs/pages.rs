@@ -1,0 +1,190 @@
+//! The Logs page: a search with the query language over a time range and service, newest first
+//! with keyset pages, each line expandable to all its fields; above it, the analytics for the
+//! same range (errors, error rate, top errors, response times, status classes, top paths and IPs,
+//! suspicious IPs, slow requests).
+
+use super::{get_logs_page, LogLine, LogStats};
+use crate::components::{fmt_time, EmptyState, ErrorNotice, PageHeader};
+use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
+
+const RANGES: [&str; 6] = ["1h", "6h", "24h", "7d", "30d", "90d"];
+
+fn secs(v: Option<f64>) -> String {
+    v.map(|v| format!("{v:.3} s")).unwrap_or_else(|| "–".into())
+}
+
+#[component]
+pub fn LogsPage() -> impl IntoView {
+    let query = use_query_map();
+    let get = move |k: &str| query.read().get(k).filter(|s| !s.is_empty());
+    let data = Resource::new(
+        move || (get("q"), get("service"), get("range"), get("cursor")),
+        |(q, s, r, c)| get_logs_page(q, s, r, c),
+    );
+    let q_now = move || get("q").unwrap_or_default();
+    let range_now = move || get("range").unwrap_or_else(|| "24h".into());
+    view! {
+        <PageHeader title="Logs" subtitle="Application and nginx logs: search and analytics."/>
+        <Transition fallback=|| view! { <p class="muted">"Searching…"</p> }>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Err(e) => view! {
+                        <SearchForm q=q_now() range=range_now() service=get("service") services=vec![]/>
+                        <ErrorNotice error=e/>
+                    }.into_any(),
+                    Ok(d) => {
+                        let services = d.services.clone();
+                        let next = d.search.next_cursor.clone().map(|c| {
+                            let mut params = vec![format!("cursor={c}")];
+                            for k in ["q", "service", "range"] {
+                                if let Some(v) = get(k) {
+                                    params.push(format!("{k}={}", urlencode(&v)));
+                                }
+                            }
+                            format!("/logs?{}", params.join("&"))
+                        });
+                        let empty = d.search.lines.is_empty();
+                        let nothing_stored = services.is_empty();
+                        view! {
+                            <SearchForm q=q_now() range=range_now() service=get("service") services=services/>
+                            {d.stats.map(|s| view! { <Analytics stats=s/> })}
+                            {if nothing_stored && empty {
+                                view! { <EmptyState title="No logs yet">
+                                    "Send lines with POST /api/v1/ingest/logs (NDJSON, an ingest token) or import files with "
+                                    <code>"opsdeck logs import FILE --format json|nginx|text --service NAME"</code>"."
+                                </EmptyState> }.into_any()
+                            } else if empty {
+                                view! { <p class="muted" data-testid="no-matches">"No line matches in this range."</p> }.into_any()
+                            } else {
+                                view! { <LogTable lines=d.search.lines/> }.into_any()
+                            }}
+                            {next.map(|href| view! { <p><a class="btn" href=href data-testid="older">"Older lines →"</a></p> })}
+                        }.into_any()
+                    }
+                }
+            })}
+        </Transition>
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            b => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+#[component]
+fn SearchForm(
+    q: String,
+    range: String,
+    service: Option<String>,
+    services: Vec<String>,
+) -> impl IntoView {
+    view! {
+        <form method="get" action="/logs" class="card search-form" data-testid="log-search">
+            <input type="search" name="q" value=q placeholder="words, \"phrases\", level:error, status:>=500, path:/api/*, ip:10.0.0.7, -word" aria-label="Query"/>
+            <select name="service" aria-label="Service">
+                <option value="">"all services"</option>
+                {services.into_iter().map(|s| {
+                    let sel = service.as_deref() == Some(s.as_str());
+                    view! { <option value=s.clone() selected=sel>{s.clone()}</option> }
+                }).collect_view()}
+            </select>
+            <select name="range" aria-label="Range">
+                {RANGES.into_iter().map(|r| view! { <option value=r selected=r == range>{format!("last {r}")}</option> }).collect_view()}
+            </select>
+            <button type="submit" class="btn primary">"Search"</button>
+        </form>
+    }
+}
+
+#[component]
+fn Analytics(stats: LogStats) -> impl IntoView {
+    let s = stats;
+    let rate = format!("{:.2} %", s.error_rate * 100.0);
+    let rate_class = if s.error_rate > 0.05 {
+        "stat-value bad"
+    } else {
+        "stat-value"
+    };
+    view! {
+        <section class="stat-row" data-testid="log-stats">
+            <div class="card stat"><div class="stat-label">"Lines"</div><div class="stat-value" data-testid="stat-total">{s.total}</div></div>
+            <div class="card stat"><div class="stat-label">"Errors"</div><div class="stat-value" data-testid="stat-errors">{s.errors}</div></div>
+            <div class="card stat"><div class="stat-label">"Error rate"</div><div class=rate_class data-testid="stat-error-rate">{rate}</div></div>
+            <div class="card stat"><div class="stat-label">"Requests"</div><div class="stat-value">{s.requests}</div></div>
+            <div class="card stat"><div class="stat-label">"Response p50 / p95 / p99"</div><div class="stat-value small" data-testid="stat-latency">{format!("{} / {} / {}", secs(s.response_time.p50), secs(s.response_time.p95), secs(s.response_time.p99))}</div></div>
+        </section>
+        <section class="cards">
+            <TopList title="Top errors" testid="top-errors" rows=s.top_errors.iter().map(|e| (e.message.clone(), e.count)).collect()/>
+            <TopList title="Status classes" testid="status-classes" rows=s.status_classes.iter().map(|c| (c.class.clone(), c.count)).collect()/>
+            <TopList title="Top paths" testid="top-paths" rows=s.top_paths.iter().map(|p| (p.path.clone(), p.count)).collect()/>
+            <TopList title="Top client IPs" testid="top-ips" rows=s.top_ips.iter().map(|p| (p.ip.clone(), p.count)).collect()/>
+            <TopList title=format!("Suspicious IPs (> {} POSTs to /api/)", s.suspicious_post_threshold) testid="suspicious-ips" rows=s.suspicious_ips.iter().map(|p| (p.ip.clone(), p.posts)).collect()/>
+            <TopList title="Top user agents" testid="top-agents" rows=s.top_user_agents.iter().map(|p| (p.user_agent.clone(), p.count)).collect()/>
+            <TopList title="Errors per hour" testid="errors-per-hour" rows=s.errors_per_hour.iter().map(|h| (fmt_time(&h.hour), h.count)).collect()/>
+            <TopList title=format!("Slow requests (> {} s)", s.slow_threshold_seconds) testid="slow-requests"
+                rows=s.slow_requests.iter().map(|r| (format!("{} {} {}", fmt_time(&r.ts), r.url.clone().unwrap_or_default(), r.service), (r.duration * 1000.0).round() as i64)).collect()
+                unit="ms"/>
+        </section>
+    }
+}
+
+#[component]
+fn TopList(
+    #[prop(into)] title: String,
+    testid: &'static str,
+    rows: Vec<(String, i64)>,
+    #[prop(optional)] unit: Option<&'static str>,
+) -> impl IntoView {
+    view! {
+        <div class="card" data-testid=testid>
+            <h2 class="section-title">{title}</h2>
+            {if rows.is_empty() {
+                view! { <p class="muted small">"None in this range."</p> }.into_any()
+            } else {
+                view! {
+                    <table class="table compact"><tbody>
+                        {rows.into_iter().map(|(k, n)| view! {
+                            <tr><td class="wrap">{k}</td><td class="num">{format!("{n}{}", unit.map(|u| format!(" {u}")).unwrap_or_default())}</td></tr>
+                        }).collect_view()}
+                    </tbody></table>
+                }.into_any()
+            }}
+        </div>
+    }
+}
+
+#[component]
+fn LogTable(lines: Vec<LogLine>) -> impl IntoView {
+    view! {
+        <div class="card log-lines" data-testid="log-lines">
+            {lines.into_iter().map(|l| {
+                let level = l.level.clone().unwrap_or_else(|| "–".into());
+                let class = format!("level level-{level}");
+                let fields = serde_json::to_string_pretty(&l.fields).unwrap_or_default();
+                view! {
+                    <details class="log-line" data-testid="log-line">
+                        <summary>
+                            <span class="mono muted">{fmt_time(&l.ts)}</span>" "
+                            <span class=class>{level.clone()}</span>" "
+                            <span class="muted">{l.service.clone()}</span>" "
+                            <span class="msg">{l.message.lines().next().unwrap_or("").to_string()}</span>
+                        </summary>
+                        {l.parse_error.clone().map(|e| view! { <p class="notice error small">{format!("Not parsed: {e}")}</p> })}
+                        <pre class="log">{l.message.clone()}</pre>
+                        <pre class="log">{fields}</pre>
+                    </details>
+                }
+            }).collect_view()}
+        </div>
+    }
+}

@@ -1,0 +1,645 @@
+//! Logs on the server: storing parsed records in bulk, searching with the query language
+//! (keyset pagination, newest first) and the analytics.
+
+use super::parse::{Level, Record};
+use super::query::{self, Clause, Cond, Op};
+use super::{
+    AgentCount, ClassCount, HourCount, IpCount, LogLine, LogStats, LogsPageData, MessageCount,
+    PathCount, ResponseTime, SearchResponse, SlowRequest, SuspiciousIp,
+};
+use crate::auth::Role;
+use crate::error::{AppError, AppResult};
+use crate::metrics::parse_time_param;
+use crate::state::AppState;
+use sqlx::{PgPool, Postgres, QueryBuilder};
+use std::collections::HashSet;
+use std::sync::Mutex;
+use time::{Date, Duration, OffsetDateTime};
+
+/// Days whose partition this process knows exists.
+static PARTITIONS: Mutex<Option<HashSet<Date>>> = Mutex::new(None);
+
+fn partition_name(day: Date) -> String {
+    format!(
+        "log_lines_{:04}{:02}{:02}",
+        day.year(),
+        u8::from(day.month()),
+        day.day()
+    )
+}
+
+/// Creates the daily partitions for these days (once per process and day).
+pub async fn ensure_partitions(pool: &PgPool, days: &[Date]) -> AppResult<()> {
+    let todo: Vec<Date> = {
+        let known = PARTITIONS.lock().unwrap_or_else(|p| p.into_inner());
+        days.iter()
+            .copied()
+            .filter(|d| !known.as_ref().is_some_and(|k| k.contains(d)))
+            .collect()
+    };
+    if todo.is_empty() {
+        return Ok(());
+    }
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('opsdeck.log_partitions'))")
+        .execute(&mut *tx)
+        .await?;
+    for day in &todo {
+        let next = day.next_day().unwrap_or(*day);
+        sqlx::query(&format!(
+            "CREATE TABLE IF NOT EXISTS {} PARTITION OF log_lines FOR VALUES FROM ('{day} 00:00:00+00') TO ('{next} 00:00:00+00')",
+            partition_name(*day)
+        ))
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    PARTITIONS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get_or_insert_with(HashSet::new)
+        .extend(todo);
+    Ok(())
+}
+
+/// Validates a service name (it appears in URLs and facets).
+pub fn validate_service(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "service `{name}`: 1–64 letters, digits, `-`, `_` or `.`"
+        ))
+    }
+}
+
+/// Stores records in one statement (UNNEST). A record without a time gets `default_ts`.
+pub async fn insert(
+    pool: &PgPool,
+    service: &str,
+    source: &str,
+    records: &[Record],
+    default_ts: OffsetDateTime,
+) -> AppResult<u64> {
+    let mut tx = pool.begin().await?;
+    let n = insert_in(&mut tx, pool, service, source, records, default_ts).await?;
+    tx.commit().await?;
+    Ok(n)
+}
+
+/// As `insert`, inside the caller's transaction (partitions are created on `pool` first).
+pub async fn insert_in(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    pool: &PgPool,
+    service: &str,
+    source: &str,
+    records: &[Record],
+    default_ts: OffsetDateTime,
+) -> AppResult<u64> {
+    if records.is_empty() {
+        return Ok(0);
+    }
+    validate_service(service).map_err(AppError::BadRequest)?;
+    let ts: Vec<OffsetDateTime> = records.iter().map(|r| r.ts.unwrap_or(default_ts)).collect();
+    let mut days: Vec<Date> = ts
+        .iter()
+        .map(|t| t.to_offset(time::UtcOffset::UTC).date())
+        .collect();
+    days.sort();
+    days.dedup();
+    ensure_partitions(pool, &days).await?;
+    let levels: Vec<Option<i16>> = records.iter().map(|r| r.level.map(|l| l as i16)).collect();
+    // PostgreSQL text cannot hold NUL: replace it rather than lose the line.
+    let clean = |s: &str| {
+        if s.contains('\0') {
+            s.replace('\0', "\u{FFFD}")
+        } else {
+            s.to_string()
+        }
+    };
+    let messages: Vec<String> = records.iter().map(|r| clean(&r.message)).collect();
+    let fields: Vec<String> = records
+        .iter()
+        .map(|r| {
+            clean(&serde_json::Value::Object(r.fields.clone()).to_string())
+                .replace("\\u0000", "\u{FFFD}")
+        })
+        .collect();
+    let errors: Vec<Option<String>> = records
+        .iter()
+        .map(|r| r.parse_error.as_deref().map(clean))
+        .collect();
+    let n = sqlx::query(
+        "INSERT INTO log_lines (ts, service, level, message, fields, source, parse_error)
+         SELECT t, $2, l, m, f::jsonb, $3, e FROM UNNEST($1::timestamptz[], $4::smallint[], $5::text[], $6::text[], $7::text[]) AS u(t, l, m, f, e)",
+    )
+    .bind(&ts)
+    .bind(service)
+    .bind(source)
+    .bind(&levels)
+    .bind(&messages)
+    .bind(&fields)
+    .bind(&errors)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(n)
+}
+
+/// Numeric comparison on a jsonb field, NULL (no match) when the field is not a number.
+fn num_expr(field: &str) -> String {
+    format!(
+        "(CASE WHEN jsonb_typeof(fields->'{f}') = 'number' THEN (fields->>'{f}')::float8 END)",
+        f = field.replace('\'', "''")
+    )
+}
+
+fn op_sql(op: &Op) -> &'static str {
+    match op {
+        Op::Eq => "=",
+        Op::Gt => ">",
+        Op::Ge => ">=",
+        Op::Lt => "<",
+        Op::Le => "<=",
+    }
+}
+
+/// Appends `AND (…)` for each clause.
+fn push_clauses(qb: &mut QueryBuilder<'_, Postgres>, clauses: &[Clause]) {
+    for c in clauses {
+        qb.push(if c.negated {
+            " AND NOT coalesce("
+        } else {
+            " AND coalesce("
+        });
+        match &c.cond {
+            Cond::Text(t) => {
+                qb.push("message ILIKE ");
+                qb.push_bind(format!("%{}%", query::like_pattern(t)));
+            }
+            Cond::Level(op, l) => {
+                qb.push(format!("level {} ", op_sql(op)));
+                qb.push_bind(*l as i16);
+            }
+            Cond::Service(s) => {
+                if s.contains('*') {
+                    qb.push("service LIKE ");
+                    qb.push_bind(query::like_pattern(s));
+                } else {
+                    qb.push("service = ");
+                    qb.push_bind(s.clone());
+                }
+            }
+            Cond::Number { field, op, value } => {
+                qb.push(format!("{} {} ", num_expr(field), op_sql(op)));
+                qb.push_bind(*value);
+            }
+            Cond::StatusClass(c) => {
+                qb.push(format!("{} >= ", num_expr("status")));
+                qb.push_bind(f64::from(*c) * 100.0);
+                qb.push(format!(" AND {} < ", num_expr("status")));
+                qb.push_bind(f64::from(*c) * 100.0 + 100.0);
+            }
+            Cond::Match { field, pattern } => {
+                qb.push("fields->>");
+                qb.push_bind(field.clone());
+                if pattern.contains('*') {
+                    qb.push(" LIKE ");
+                    qb.push_bind(query::like_pattern(pattern));
+                } else {
+                    qb.push(" = ");
+                    qb.push_bind(pattern.clone());
+                }
+            }
+            Cond::Exists(field) => {
+                qb.push("fields ? ");
+                qb.push_bind(field.clone());
+            }
+        }
+        qb.push(", false)");
+    }
+}
+
+/// `<unix micros>.<id>`: where the next (older) page starts.
+pub fn encode_cursor(ts: OffsetDateTime, id: i64) -> String {
+    format!("{}.{}", ts.unix_timestamp_nanos() / 1000, id)
+}
+
+pub fn decode_cursor(s: &str) -> Result<(OffsetDateTime, i64), String> {
+    let bad = || format!("cursor `{s}` is not one this server gave out");
+    let (t, id) = s.split_once('.').ok_or_else(bad)?;
+    let micros: i128 = t.parse().map_err(|_| bad())?;
+    let id: i64 = id.parse().map_err(|_| bad())?;
+    let ts = OffsetDateTime::from_unix_timestamp_nanos(micros * 1000).map_err(|_| bad())?;
+    Ok((ts, id))
+}
+
+/// The time range of a request: `from`/`to` as the metrics API takes them; without `from`, the
+/// last 24 hours (never "everything"). At most 400 days.
+pub fn time_range(
+    from: Option<&str>,
+    to: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<(OffsetDateTime, OffsetDateTime), String> {
+    let to = match to.filter(|s| !s.is_empty()) {
+        Some(s) => parse_time_param(s, now).map_err(|e| format!("to: {e}"))?,
+        None => now,
+    };
+    let from = match from.filter(|s| !s.is_empty()) {
+        Some(s) => parse_time_param(s, now).map_err(|e| format!("from: {e}"))?,
+        None => to - Duration::hours(24),
+    };
+    if from >= to {
+        return Err("from must be before to".into());
+    }
+    if to - from > Duration::days(400) {
+        return Err("the range is longer than 400 days".into());
+    }
+    Ok((from, to))
+}
+
+type LineRow = (
+    i64,
+    OffsetDateTime,
+    String,
+    Option<i16>,
+    String,
+    sqlx::types::Json<serde_json::Map<String, serde_json::Value>>,
+    Option<String>,
+);
+
+fn level_name(l: Option<i16>) -> Option<String> {
+    l.and_then(|l| Level::ALL.get(l as usize))
+        .map(|l| l.as_str().to_string())
+}
+
+/// Newest first, `limit` lines at most, continuing before `cursor`.
+pub async fn search(
+    pool: &PgPool,
+    q: &str,
+    service: Option<&str>,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+    limit: i64,
+    cursor: Option<&str>,
+) -> AppResult<SearchResponse> {
+    let clauses = query::parse(q).map_err(AppError::BadRequest)?;
+    if !(1..=1000).contains(&limit) {
+        return Err(AppError::bad_request("limit must be between 1 and 1000"));
+    }
+    let mut qb = QueryBuilder::<Postgres>::new(
+        "SELECT id, ts, service, level, message, fields, parse_error FROM log_lines WHERE ts >= ",
+    );
+    qb.push_bind(from);
+    qb.push(" AND ts < ");
+    qb.push_bind(to);
+    if let Some(s) = service {
+        qb.push(" AND service = ");
+        qb.push_bind(s.to_string());
+    }
+    if let Some(c) = cursor {
+        let (ts, id) = decode_cursor(c).map_err(AppError::BadRequest)?;
+        qb.push(" AND (ts, id) < (");
+        qb.push_bind(ts);
+        qb.push(", ");
+        qb.push_bind(id);
+        qb.push(")");
+    }
+    push_clauses(&mut qb, &clauses);
+    qb.push(" ORDER BY ts DESC, id DESC LIMIT ");
+    qb.push_bind(limit + 1);
+    let mut rows: Vec<LineRow> = qb.build_query_as().fetch_all(pool).await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next_cursor = if more {
+        rows.last().map(|r| encode_cursor(r.1, r.0))
+    } else {
+        None
+    };
+    Ok(SearchResponse {
+        lines: rows
+            .into_iter()
+            .map(
+                |(id, ts, service, level, message, fields, parse_error)| LogLine {
+                    id,
+                    ts,
+                    service,
+                    level: level_name(level),
+                    message,
+                    fields: fields.0,
+                    parse_error,
+                },
+            )
+            .collect(),
+        next_cursor,
+        from,
+        to,
+    })
+}
+
+/// Error messages with their variable parts replaced, so that similar errors group: first line
+/// only; UUIDs, hex ids, IP addresses, e-mail addresses and numbers become placeholders.
+const NORMALISED_MESSAGE: &str = "regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
+    left(split_part(message, E'\\n', 1), 300),
+    '[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}', '<uuid>', 'g'),
+    '[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\\.[A-Za-z]{2,}', '<email>', 'g'),
+    '\\m\\d{1,3}(\\.\\d{1,3}){3}(:\\d+)?\\M', '<ip>', 'g'),
+    '\\m(0x)?[0-9a-fA-F]*[0-9][0-9a-fA-F]*[a-fA-F][0-9a-fA-F]*\\M|\\m(0x)?[0-9a-fA-F]*[a-fA-F][0-9a-fA-F]*[0-9][0-9a-fA-F]*\\M', '<hex>', 'g'),
+    '\\d+(\\.\\d+)?', '<n>', 'g')";
+
+pub struct StatsParams {
+    pub slow_seconds: f64,
+    pub suspicious_posts: i64,
+    pub top: i64,
+}
+
+impl Default for StatsParams {
+    fn default() -> Self {
+        Self {
+            slow_seconds: 5.0,
+            suspicious_posts: 100,
+            top: 10,
+        }
+    }
+}
+
+pub async fn stats(
+    pool: &PgPool,
+    service: Option<&str>,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+    p: &StatsParams,
+) -> AppResult<LogStats> {
+    let svc = service.map(str::to_string);
+    let scope = "ts >= $1 AND ts < $2 AND ($3::text IS NULL OR service = $3)";
+    let dur = num_expr("duration");
+    let status = num_expr("status");
+    let q_totals = format!(
+        "SELECT count(*), count(*) FILTER (WHERE level >= 4), count(*) FILTER (WHERE {status} IS NOT NULL),
+                count({dur}), avg({dur}), min({dur}), max({dur}),
+                percentile_cont(0.5) WITHIN GROUP (ORDER BY {dur}),
+                percentile_cont(0.95) WITHIN GROUP (ORDER BY {dur}),
+                percentile_cont(0.99) WITHIN GROUP (ORDER BY {dur})
+         FROM log_lines WHERE {scope}"
+    );
+    let q_top_errors = format!(
+        "SELECT {NORMALISED_MESSAGE} AS m, count(*) FROM log_lines WHERE {scope} AND level >= 4
+         GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT $4"
+    );
+    let q_hourly = format!(
+        "SELECT date_trunc('hour', ts, 'UTC'), count(*) FILTER (WHERE level >= 4), count(*) FILTER (WHERE {status} IS NOT NULL)
+         FROM log_lines WHERE {scope} GROUP BY 1 ORDER BY 1"
+    );
+    let q_slow = format!(
+        "SELECT ts, {dur}, coalesce(fields->>'path', fields->>'context.url', fields->>'url'), service FROM log_lines
+         WHERE {scope} AND {dur} > $4 ORDER BY 2 DESC, ts DESC LIMIT 50"
+    );
+    let q_classes = format!(
+        "SELECT (floor({status} / 100))::int AS c, count(*) FROM log_lines WHERE {scope} AND {status} IS NOT NULL GROUP BY 1 ORDER BY 1"
+    );
+    let q_top = |field: &str| {
+        format!(
+            "SELECT fields->>'{field}', count(*) FROM log_lines WHERE {scope} AND fields ? '{field}' AND jsonb_typeof(fields->'{field}') = 'string'
+             GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT $4"
+        )
+    };
+    let q_suspicious = format!(
+        "SELECT fields->>'ip', count(*) FROM log_lines WHERE {scope} AND fields->>'method' = 'POST' AND fields->>'path' LIKE '/api/%' AND fields ? 'ip'
+         GROUP BY 1 HAVING count(*) > $4 ORDER BY 2 DESC, 1 LIMIT 100"
+    );
+    #[allow(clippy::type_complexity)]
+    let totals = sqlx::query_as::<
+        _,
+        (
+            i64,
+            i64,
+            i64,
+            i64,
+            Option<f64>,
+            Option<f64>,
+            Option<f64>,
+            Option<f64>,
+            Option<f64>,
+            Option<f64>,
+        ),
+    >(&q_totals)
+    .bind(from)
+    .bind(to)
+    .bind(&svc)
+    .fetch_one(pool);
+    let top_errors = sqlx::query_as::<_, (String, i64)>(&q_top_errors)
+        .bind(from)
+        .bind(to)
+        .bind(&svc)
+        .bind(p.top)
+        .fetch_all(pool);
+    let hourly = sqlx::query_as::<_, (OffsetDateTime, i64, i64)>(&q_hourly)
+        .bind(from)
+        .bind(to)
+        .bind(&svc)
+        .fetch_all(pool);
+    let slow = sqlx::query_as::<_, (OffsetDateTime, f64, Option<String>, String)>(&q_slow)
+        .bind(from)
+        .bind(to)
+        .bind(&svc)
+        .bind(p.slow_seconds)
+        .fetch_all(pool);
+    let classes = sqlx::query_as::<_, (i32, i64)>(&q_classes)
+        .bind(from)
+        .bind(to)
+        .bind(&svc)
+        .fetch_all(pool);
+    let (qp, qi, qa) = (q_top("path"), q_top("ip"), q_top("user_agent"));
+    let paths = sqlx::query_as::<_, (String, i64)>(&qp)
+        .bind(from)
+        .bind(to)
+        .bind(&svc)
+        .bind(p.top)
+        .fetch_all(pool);
+    let ips = sqlx::query_as::<_, (String, i64)>(&qi)
+        .bind(from)
+        .bind(to)
+        .bind(&svc)
+        .bind(p.top)
+        .fetch_all(pool);
+    let agents = sqlx::query_as::<_, (String, i64)>(&qa)
+        .bind(from)
+        .bind(to)
+        .bind(&svc)
+        .bind(p.top)
+        .fetch_all(pool);
+    let suspicious = sqlx::query_as::<_, (String, i64)>(&q_suspicious)
+        .bind(from)
+        .bind(to)
+        .bind(&svc)
+        .bind(p.suspicious_posts)
+        .fetch_all(pool);
+    // Independent scans: let PostgreSQL run them side by side.
+    let (totals, top_errors, hourly, slow, classes, paths, ips, agents, suspicious) = tokio::try_join!(
+        totals, top_errors, hourly, slow, classes, paths, ips, agents, suspicious
+    )?;
+    let (total, errors, requests, rt_count, avg, min, max, p50, p95, p99) = totals;
+    Ok(LogStats {
+        from,
+        to,
+        service: svc,
+        total,
+        errors,
+        error_rate: if total > 0 {
+            errors as f64 / total as f64
+        } else {
+            0.0
+        },
+        requests,
+        top_errors: top_errors
+            .into_iter()
+            .map(|(message, count)| MessageCount { message, count })
+            .collect(),
+        errors_per_hour: hourly
+            .iter()
+            .filter(|h| h.1 > 0)
+            .map(|h| HourCount {
+                hour: h.0,
+                count: h.1,
+            })
+            .collect(),
+        requests_per_hour: hourly
+            .iter()
+            .filter(|h| h.2 > 0)
+            .map(|h| HourCount {
+                hour: h.0,
+                count: h.2,
+            })
+            .collect(),
+        response_time: ResponseTime {
+            count: rt_count,
+            avg,
+            min,
+            max,
+            p50,
+            p95,
+            p99,
+        },
+        slow_threshold_seconds: p.slow_seconds,
+        slow_requests: slow
+            .into_iter()
+            .map(|(ts, duration, url, service)| SlowRequest {
+                ts,
+                duration,
+                url,
+                service,
+            })
+            .collect(),
+        status_classes: classes
+            .into_iter()
+            .map(|(c, count)| ClassCount {
+                class: format!("{c}xx"),
+                count,
+            })
+            .collect(),
+        top_paths: paths
+            .into_iter()
+            .map(|(path, count)| PathCount { path, count })
+            .collect(),
+        top_ips: ips
+            .into_iter()
+            .map(|(ip, count)| IpCount { ip, count })
+            .collect(),
+        suspicious_post_threshold: p.suspicious_posts,
+        suspicious_ips: suspicious
+            .into_iter()
+            .map(|(ip, posts)| SuspiciousIp { ip, posts })
+            .collect(),
+        top_user_agents: agents
+            .into_iter()
+            .map(|(user_agent, count)| AgentCount { user_agent, count })
+            .collect(),
+    })
+}
+
+pub async fn services(pool: &PgPool) -> AppResult<Vec<String>> {
+    // Recent services only: a loose index scan would be nicer; a week of distinct is enough.
+    Ok(sqlx::query_scalar(
+        "SELECT DISTINCT service FROM log_lines WHERE ts > now() - interval '30 days' ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// The Logs page: search results and, on the first page, the analytics for the same range.
+pub async fn page_data(
+    state: &AppState,
+    role: Role,
+    q: &str,
+    service: Option<&str>,
+    range: Option<&str>,
+    cursor: Option<&str>,
+) -> AppResult<LogsPageData> {
+    let now = OffsetDateTime::now_utc();
+    let range = range.unwrap_or("24h");
+    let secs = crate::metrics::parse_duration_secs(range).map_err(AppError::BadRequest)?;
+    let (from, to) =
+        time_range(Some(&format!("now-{secs}s")), None, now).map_err(AppError::BadRequest)?;
+    let search = search(&state.pool, q, service, from, to, 100, cursor).await?;
+    let stats = if cursor.is_none() {
+        Some(stats(&state.pool, service, from, to, &StatsParams::default()).await?)
+    } else {
+        None
+    };
+    Ok(LogsPageData {
+        role,
+        services: services(&state.pool).await?,
+        search,
+        stats,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let t = datetime!(2026-11-24 10:15:02.123456 UTC);
+        assert_eq!(decode_cursor(&encode_cursor(t, 42)), Ok((t, 42)));
+        for bad in ["", "x", "1.", ".1", "1.x", "99999999999999999999999999.1"] {
+            assert!(decode_cursor(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ranges_default_to_a_day() {
+        let now = datetime!(2026-11-24 10:00 UTC);
+        assert_eq!(
+            time_range(None, None, now),
+            Ok((now - Duration::hours(24), now))
+        );
+        assert_eq!(
+            time_range(Some("now-1h"), None, now),
+            Ok((now - Duration::hours(1), now))
+        );
+        assert!(time_range(Some("now"), Some("now-1h"), now)
+            .unwrap_err()
+            .contains("before"));
+        assert!(time_range(Some("now-500d"), None, now)
+            .unwrap_err()
+            .contains("400 days"));
+        assert!(time_range(Some("soon"), None, now)
+            .unwrap_err()
+            .starts_with("from:"));
+    }
+
+    #[test]
+    fn services() {
+        assert!(validate_service("api-1.eu_west").is_ok());
+        for bad in ["", "a b", "x/y", &"s".repeat(65)] {
+            assert!(validate_service(bad).is_err(), "{bad}");
+        }
+    }
+}

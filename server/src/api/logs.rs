@@ -1,0 +1,224 @@
+//! Logs API: NDJSON ingest (ingest token), search and analytics (viewer).
+
+use super::extract::ApiQuery;
+use super::ErrorBody;
+use app::auth::service::RequestCtx;
+use app::auth::{tokens, Role};
+use app::error::AppError;
+use app::logs::parse::{self, Format, TextJoiner};
+use app::logs::service::{self, StatsParams};
+use app::logs::{LogStats, SearchResponse};
+use app::state::AppState;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+
+pub const MAX_LINES: usize = 100_000;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct IngestQuery {
+    /// The service the lines belong to (a line's own `service` field wins).
+    pub service: String,
+    /// json (default), nginx or text.
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LogIngestOutcome {
+    /// Entries stored.
+    pub accepted: usize,
+    /// Of those, entries that could not be parsed: stored raw, with a parse-error mark.
+    pub unparsed: usize,
+}
+
+/// Store log lines: one entry per line (NDJSON for `json`; raw lines for `nginx` and `text`, whose
+/// continuation lines join their entry). All or nothing; lines that cannot be parsed are stored
+/// raw and counted, never dropped.
+#[utoipa::path(post, path = "/api/v1/ingest/logs", tag = "logs",
+    params(IngestQuery),
+    request_body(content = String, content_type = "application/x-ndjson"),
+    security(("ingest_token" = [])),
+    responses(
+        (status = 200, description = "Stored", body = LogIngestOutcome),
+        (status = 400, description = "Bad service, format or encoding; nothing stored", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 503, description = "Database unavailable: retry later", body = ErrorBody),
+    ))]
+pub async fn ingest(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(q): ApiQuery<IngestQuery>,
+    body: Bytes,
+) -> Result<Json<LogIngestOutcome>, AppError> {
+    tokens::verify(
+        &state.pool,
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+        "ingest",
+    )
+    .await?;
+    service::validate_service(&q.service).map_err(AppError::BadRequest)?;
+    let format =
+        Format::parse(q.format.as_deref().unwrap_or("json")).map_err(AppError::BadRequest)?;
+    let text = std::str::from_utf8(&body).map_err(|e| {
+        AppError::bad_request(format!("the body is not UTF-8 (byte {})", e.valid_up_to()))
+    })?;
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    if lines.len() > MAX_LINES {
+        return Err(AppError::bad_request(format!(
+            "{} lines in one request; send at most {MAX_LINES}",
+            lines.len()
+        )));
+    }
+    let mut records = Vec::with_capacity(lines.len());
+    match format {
+        Format::Text => {
+            let mut j = TextJoiner::default();
+            records.extend(lines.iter().filter_map(|l| j.push(l)));
+            records.extend(j.finish());
+        }
+        f => records.extend(lines.iter().map(|l| parse::parse_line(f, l))),
+    }
+    // A line's own `service` field routes it.
+    let mut by_service: std::collections::BTreeMap<String, Vec<parse::Record>> = Default::default();
+    for mut r in records {
+        let svc = match r.fields.get("service").and_then(|v| v.as_str()) {
+            Some(s) if service::validate_service(s).is_ok() => {
+                let s = s.to_string();
+                r.fields.remove("service");
+                s
+            }
+            _ => q.service.clone(),
+        };
+        by_service.entry(svc).or_default().push(r);
+    }
+    let now = OffsetDateTime::now_utc();
+    let mut accepted = 0;
+    let mut unparsed = 0;
+    let mut tx = state.pool.begin().await?;
+    for (svc, recs) in &by_service {
+        unparsed += recs.iter().filter(|r| r.parse_error.is_some()).count();
+        accepted += service::insert_in(&mut tx, &state.pool, svc, "api", recs, now).await? as usize;
+    }
+    tx.commit().await?;
+    Ok(Json(LogIngestOutcome { accepted, unparsed }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SearchQuery {
+    /// The query: words, "phrases", `level:error`, `status:>=500`, `path:/api/*`, `ip:…`,
+    /// `service:…`, `-word`.
+    pub q: Option<String>,
+    /// RFC 3339, Unix seconds, `now` or `now-6h` (default: 24 hours before `to`).
+    pub from: Option<String>,
+    /// Default: now.
+    pub to: Option<String>,
+    pub service: Option<String>,
+    /// Lines per page, 1–1000 (default 100).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Search log lines, newest first, a page at a time.
+#[utoipa::path(get, path = "/api/v1/logs/search", tag = "logs", params(SearchQuery), responses(
+    (status = 200, description = "Matching lines", body = SearchResponse),
+    (status = 400, description = "Bad query, range or cursor (the message says which)", body = ErrorBody),
+    (status = 401, description = "Not signed in", body = ErrorBody),
+))]
+pub async fn search(
+    ctx: RequestCtx,
+    ApiQuery(q): ApiQuery<SearchQuery>,
+) -> Result<Json<SearchResponse>, AppError> {
+    ctx.require(Role::Viewer).await?;
+    let (from, to) = service::time_range(
+        q.from.as_deref(),
+        q.to.as_deref(),
+        OffsetDateTime::now_utc(),
+    )
+    .map_err(AppError::BadRequest)?;
+    Ok(Json(
+        service::search(
+            &ctx.state.pool,
+            q.q.as_deref().unwrap_or(""),
+            q.service.as_deref().filter(|s| !s.is_empty()),
+            from,
+            to,
+            q.limit.unwrap_or(100),
+            q.cursor.as_deref().filter(|s| !s.is_empty()),
+        )
+        .await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct StatsQuery {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub service: Option<String>,
+    /// Requests slower than this many seconds are listed (default 5).
+    pub slow: Option<f64>,
+    /// More POSTs to /api/ than this mark an IP as suspicious (default 100).
+    pub suspicious_posts: Option<i64>,
+    /// Entries in each top list (default 10, at most 100).
+    pub top: Option<i64>,
+}
+
+/// The runbook's log analytics for a range and service.
+#[utoipa::path(get, path = "/api/v1/logs/stats", tag = "logs", params(StatsQuery), responses(
+    (status = 200, description = "Analytics", body = LogStats),
+    (status = 400, description = "Bad range or parameter", body = ErrorBody),
+    (status = 401, description = "Not signed in", body = ErrorBody),
+))]
+pub async fn stats(
+    ctx: RequestCtx,
+    ApiQuery(q): ApiQuery<StatsQuery>,
+) -> Result<Json<LogStats>, AppError> {
+    ctx.require(Role::Viewer).await?;
+    let (from, to) = service::time_range(
+        q.from.as_deref(),
+        q.to.as_deref(),
+        OffsetDateTime::now_utc(),
+    )
+    .map_err(AppError::BadRequest)?;
+    let mut p = StatsParams::default();
+    if let Some(s) = q.slow {
+        if !(s.is_finite() && s >= 0.0) {
+            return Err(AppError::bad_request(
+                "slow must be a number of seconds ≥ 0",
+            ));
+        }
+        p.slow_seconds = s;
+    }
+    if let Some(n) = q.suspicious_posts {
+        if n < 0 {
+            return Err(AppError::bad_request("suspicious_posts must be ≥ 0"));
+        }
+        p.suspicious_posts = n;
+    }
+    if let Some(t) = q.top {
+        if !(1..=100).contains(&t) {
+            return Err(AppError::bad_request("top must be between 1 and 100"));
+        }
+        p.top = t;
+    }
+    Ok(Json(
+        service::stats(
+            &ctx.state.pool,
+            q.service.as_deref().filter(|s| !s.is_empty()),
+            from,
+            to,
+            &p,
+        )
+        .await?,
+    ))
+}

@@ -1,0 +1,480 @@
+//! Logs: NDJSON ingest, the query language against real PostgreSQL, keyset pages, and the
+//! analytics compared with the runbook's own shell pipelines (grep, jq, awk) on the same files,
+//! imported with `opsdeck logs import`.
+
+mod common;
+
+use app::auth::Role;
+use common::{json, TestApp};
+use reqwest::StatusCode;
+use serde_json::Value;
+use sqlx::PgPool;
+use std::io::Write;
+use std::process::Command;
+use time::{Duration, OffsetDateTime};
+
+fn sh(script: &str) -> String {
+    let out = Command::new("bash").arg("-c").arg(script).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+fn clf(t: OffsetDateTime) -> String {
+    let months = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{:02}/{}/{}:{:02}:{:02}:{:02} +0000",
+        t.day(),
+        months[u8::from(t.month()) as usize - 1],
+        t.year(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn ingest_and_search(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let viewer = app.signed_in("vic", Role::Viewer).await;
+    let (_, token) = app::auth::tokens::create(&pool, "logs", "ingest", None)
+        .await
+        .unwrap();
+    let now = OffsetDateTime::now_utc();
+    let t = |mins: i64| rfc3339(now - Duration::minutes(mins));
+    let body = [
+        format!(r#"{{"timestamp":"{}","level":"ERROR","message":"Model API error 42","logger":"api","context":{{"execution_time":6.2,"url":"/api/v1/chat","method":"POST","status":502}}}}"#, t(5)),
+        format!(r#"{{"time":"{}","levelname":"INFO","msg":"Request started","context":{{"url":"/api/v1/health","status":200,"execution_time":0.01}}}}"#, t(4)),
+        format!(r#"{{"ts":"{}","severity":"warning","event":"connection refused by upstream"}}"#, t(3)),
+        "this is not json at all".to_string(),
+        format!(r#"{{"timestamp":"{}","level":"error","message":"Database connection lost","service":"worker"}}"#, t(2)),
+    ]
+    .join("\n");
+    let post = |body: String, q: &'static str| {
+        let c = app.client();
+        let url = app.url(&format!("/api/v1/ingest/logs?{q}"));
+        let token = token.clone();
+        async move {
+            c.post(url)
+                .bearer_auth(token)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let res = post(body, "service=api").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let out = json(res).await;
+    assert_eq!(
+        (out["accepted"].as_u64(), out["unparsed"].as_u64()),
+        (Some(5), Some(1))
+    );
+    // Bad requests store nothing and say why.
+    assert_eq!(
+        app.client()
+            .post(app.url("/api/v1/ingest/logs?service=api"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let res = post("{}".into(), "service=no%20spaces").await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(json(res).await["error"]
+        .as_str()
+        .unwrap()
+        .contains("service"));
+    let res = post("{}".into(), "service=api&format=xml").await;
+    assert!(json(res).await["error"]
+        .as_str()
+        .unwrap()
+        .contains("json, nginx or text"));
+    let c = app.client();
+    let res = c
+        .post(app.url("/api/v1/ingest/logs?service=api"))
+        .bearer_auth(&token)
+        .body(vec![0xffu8, 0xfe, b'\n'])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM log_lines")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, 5);
+
+    let search = |q: &str| {
+        let url = app.url(&format!("/api/v1/logs/search?q={}&limit=100", urlencode(q)));
+        let v = viewer.clone();
+        async move { v.get(url).send().await.unwrap() }
+    };
+    let messages = |v: &Value| -> Vec<String> {
+        v["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["message"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let cases: Vec<(&str, Vec<&str>)> = vec![
+        // The unparsed line has no time of its own: it gets the time it arrived, the newest.
+        (
+            "",
+            vec![
+                "this is not json at all",
+                "Database connection lost",
+                "connection refused by upstream",
+                "Request started",
+                "Model API error 42",
+            ],
+        ),
+        (
+            "level:error",
+            vec!["Database connection lost", "Model API error 42"],
+        ),
+        (
+            "level:>=warn",
+            vec![
+                "Database connection lost",
+                "connection refused by upstream",
+                "Model API error 42",
+            ],
+        ),
+        ("status:>=500", vec!["Model API error 42"]),
+        ("status:2xx", vec!["Request started"]),
+        ("path:/api/*", vec!["Request started", "Model API error 42"]),
+        (
+            "\"connection refused\"",
+            vec!["connection refused by upstream"],
+        ),
+        ("connection -refused", vec!["Database connection lost"]),
+        ("service:worker", vec!["Database connection lost"]),
+        ("logger:api", vec!["Model API error 42"]),
+        ("duration:>5", vec!["Model API error 42"]),
+        ("MODEL", vec!["Model API error 42"]),
+        ("100%", vec![]),
+    ];
+    for (q, want) in cases {
+        let res = search(q).await;
+        assert_eq!(res.status(), StatusCode::OK, "{q}");
+        assert_eq!(messages(&json(res).await), want, "{q}");
+    }
+    let unparsed = json(search("\"not json\"").await).await;
+    assert!(unparsed["lines"][0]["parse_error"]
+        .as_str()
+        .unwrap()
+        .contains("not JSON"));
+    assert_eq!(
+        json(search("level:error").await).await["lines"][0]["service"],
+        "worker"
+    );
+
+    for (q, want) in [
+        ("status:>=x", "a comparison needs a number"),
+        ("\"open", "unclosed quote"),
+    ] {
+        let res = search(q).await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        assert!(
+            json(res).await["error"].as_str().unwrap().contains(want),
+            "{q}"
+        );
+    }
+    let res = viewer
+        .get(app.url("/api/v1/logs/search?cursor=nonsense"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let res = viewer
+        .get(app.url("/api/v1/logs/search?from=yesterday"))
+        .send()
+        .await
+        .unwrap();
+    assert!(json(res).await["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("from:"));
+
+    // Keyset pages: two at a time, every line once, newest first.
+    let mut seen = vec![];
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = app.url("/api/v1/logs/search?limit=2");
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let page = json(viewer.get(url).send().await.unwrap()).await;
+        seen.extend(messages(&page));
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 5);
+    assert_eq!(seen[0], "this is not json at all");
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 5, "no line twice across pages");
+
+    // The Logs page shows lines and figures.
+    let html = viewer
+        .get(app.url("/logs?q=level:error"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("Model API error 42") && html.contains("data-testid=\"log-stats\""));
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            b => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn analytics_equal_the_runbook_pipelines(pool: PgPool) {
+    let dir = std::env::temp_dir().join(format!("opsdeck-logs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let app_log = dir.join("app.log");
+    let access_log = dir.join("access.log.gz");
+    let base = OffsetDateTime::now_utc() - Duration::hours(3);
+    let errors = [
+        "Model API error",
+        "Agent routing failed",
+        "Workflow execution failed",
+        "Database connection",
+    ];
+    {
+        let mut f = std::fs::File::create(&app_log).unwrap();
+        for i in 0..3000i64 {
+            let ts = rfc3339(base + Duration::seconds(i * 3));
+            let (level, msg) = if i % 7 == 0 {
+                (
+                    "ERROR",
+                    format!(
+                        "{} (request {} from 10.0.{}.{})",
+                        errors[(i % 4) as usize],
+                        i,
+                        i % 3,
+                        i % 250
+                    ),
+                )
+            } else {
+                ("INFO", "api.request_duration".to_string())
+            };
+            let exec = (i % 97) as f64 / 10.0;
+            writeln!(f, r#"{{"timestamp":"{ts}","level":"{level}","message":"{msg}","context":{{"execution_time":{exec},"url":"/api/v1/r{}"}}}}"#, i % 5).unwrap();
+        }
+        writeln!(f, "garbage line that is not json").unwrap();
+    }
+    {
+        let f = std::fs::File::create(&access_log).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
+        for i in 0..4000i64 {
+            let ip = if i % 3 == 0 {
+                "203.0.113.9".to_string()
+            } else {
+                format!("10.0.0.{}", i % 17)
+            };
+            let (method, path) = if i % 3 == 0 {
+                ("POST", "/api/v1/chat")
+            } else {
+                ("GET", "/static/app.js")
+            };
+            let status = [200, 200, 201, 304, 404, 500, 502][(i % 7) as usize];
+            writeln!(
+                gz,
+                r#"{ip} - - [{}] "{method} {path} HTTP/1.1" {status} {} "-" "agent-{}" {:.3}"#,
+                clf(base + Duration::seconds(i * 2)),
+                i * 10,
+                i % 4,
+                (i % 61) as f64 / 10.0
+            )
+            .unwrap();
+        }
+        gz.finish().unwrap();
+    }
+    // Import with the CLI, as a user would.
+    let url = {
+        let name: String = sqlx::query_scalar("SELECT current_database()")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        let mut u = url::Url::parse(&std::env::var("DATABASE_URL").unwrap()).unwrap();
+        u.set_path(&format!("/{name}"));
+        u.to_string()
+    };
+    for (file, format, service) in [(&app_log, "json", "api"), (&access_log, "nginx", "nginx")] {
+        let out = Command::new(env!("CARGO_BIN_EXE_opsdeck"))
+            .args(["logs", "import"])
+            .arg(file)
+            .args(["--format", format, "--service", service])
+            .env("DATABASE_URL", &url)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("entries stored"), "{stdout}");
+    }
+    let bad = Command::new(env!("CARGO_BIN_EXE_opsdeck"))
+        .args([
+            "logs",
+            "import",
+            "/nonexistent.log",
+            "--format",
+            "json",
+            "--service",
+            "api",
+        ])
+        .env("DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("/nonexistent.log"));
+
+    let app = TestApp::spawn(pool.clone()).await;
+    let viewer = app.signed_in("vic", Role::Viewer).await;
+    let range = format!(
+        "from={}&to=now",
+        (base - Duration::minutes(1)).unix_timestamp()
+    );
+    let api = json(
+        viewer
+            .get(app.url(&format!("/api/v1/logs/stats?service=api&{range}")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let a = app_log.display();
+    // grep "ERROR" app.log | wc -l
+    assert_eq!(
+        api["errors"].as_i64().unwrap().to_string(),
+        sh(&format!("grep ERROR {a} | wc -l"))
+    );
+    assert_eq!(
+        api["total"].as_i64().unwrap().to_string(),
+        sh(&format!("wc -l < {a}"))
+    );
+    // grep "api.request_duration" app.log | jq '.context.execution_time' | awk '{sum+=$1; count++} END {print sum/count}'
+    // (here over every line with an execution time, as the stats do)
+    let avg: f64 = sh(&format!("grep -v garbage {a} | jq '.context.execution_time' | awk '{{s+=$1; n++}} END {{printf \"%.6f\", s/n}}'")).parse().unwrap();
+    assert!(
+        (api["response_time"]["avg"].as_f64().unwrap() - avg).abs() < 1e-6,
+        "{} vs {avg}",
+        api["response_time"]
+    );
+    let max: f64 = sh(&format!(
+        "grep -v garbage {a} | jq '.context.execution_time' | sort -g | tail -1"
+    ))
+    .parse()
+    .unwrap();
+    assert_eq!(api["response_time"]["max"].as_f64().unwrap(), max);
+    // Top errors: jq -r .message | normalise numbers and addresses | sort | uniq -c | sort -rn
+    let top = sh(&format!(
+        "grep ERROR {a} | jq -r .message | sed -E 's/[0-9]+\\.[0-9]+\\.[0-9]+\\.[0-9]+/<ip>/g; s/[0-9]+/<n>/g' | sort | uniq -c | sort -rn | head -1"
+    ));
+    let (count, msg) = top.trim().split_once(' ').unwrap();
+    assert_eq!(
+        api["top_errors"][0]["count"].as_i64().unwrap().to_string(),
+        count
+    );
+    assert_eq!(api["top_errors"][0]["message"], msg);
+    assert_eq!(
+        api["top_errors"].as_array().unwrap().len(),
+        4,
+        "similar errors group: {}",
+        api["top_errors"]
+    );
+    let slow_n = sh(&format!(
+        "grep -v garbage {a} | jq 'select(.context.execution_time > 5)' -c | wc -l"
+    ));
+    assert_eq!(
+        api["slow_requests"].as_array().unwrap().len().to_string(),
+        slow_n.parse::<usize>().unwrap().min(50).to_string()
+    );
+    // Errors per hour: jq -r .timestamp | cut -c1-13 | uniq -c
+    let hours = sh(&format!(
+        "grep ERROR {a} | jq -r .timestamp | cut -c1-13 | sort | uniq -c | wc -l"
+    ));
+    assert_eq!(
+        api["errors_per_hour"].as_array().unwrap().len().to_string(),
+        hours
+    );
+
+    let ng = json(
+        viewer
+            .get(app.url(&format!("/api/v1/logs/stats?service=nginx&{range}")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let acc = format!("zcat {}", access_log.display());
+    // awk '{print $1}' access.log | sort | uniq -c | sort -rn | head
+    let top_ip = sh(&format!(
+        "{acc} | awk '{{print $1}}' | sort | uniq -c | sort -rn | head -1"
+    ));
+    let (n, ip) = top_ip.trim().split_once(' ').unwrap();
+    assert_eq!(
+        (
+            ng["top_ips"][0]["ip"].as_str().unwrap(),
+            ng["top_ips"][0]["count"].as_i64().unwrap().to_string()
+        ),
+        (ip, n.to_string())
+    );
+    let fives = sh(&format!("{acc} | awk '$9 ~ /^5/' | wc -l"));
+    let class5 = ng["status_classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["class"] == "5xx")
+        .unwrap()["count"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(class5.to_string(), fives);
+    assert_eq!(
+        ng["requests"].as_i64().unwrap().to_string(),
+        sh(&format!("{acc} | wc -l"))
+    );
+    let posts = sh(&format!("{acc} | awk '$6 == \"\\\"POST\" && $7 ~ /^\\/api\\// {{print $1}}' | sort | uniq -c | awk '$1 > 100' | wc -l"));
+    assert_eq!(
+        ng["suspicious_ips"].as_array().unwrap().len().to_string(),
+        posts
+    );
+    assert_eq!(ng["suspicious_ips"][0]["ip"], "203.0.113.9");
+    let p99: f64 = sh(&format!("{acc} | awk '{{print $NF}}' | sort -g | awk '{{a[NR]=$1}} END {{i=0.99*(NR-1); lo=int(i); printf \"%.6f\", a[lo+1]+(i-lo)*(a[lo+2]-a[lo+1])}}'")).parse().unwrap();
+    assert!(
+        (ng["response_time"]["p99"].as_f64().unwrap() - p99).abs() < 1e-6,
+        "{} vs {p99}",
+        ng["response_time"]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
