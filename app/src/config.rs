@@ -48,6 +48,10 @@ pub struct Config {
     pub host_name: String,
     /// Serve `/metrics` without a token (otherwise a `metrics`-scope token is needed).
     pub metrics_public: bool,
+    /// Log sources from the configuration file: (path, format, service).
+    pub log_sources: Vec<(String, String, String)>,
+    /// Log lines older than this many days are dropped (whole daily partitions).
+    pub log_retention_days: i64,
 }
 
 impl Config {
@@ -70,6 +74,8 @@ impl Config {
             collect_interval_secs: 5,
             host_name: "localhost".into(),
             metrics_public: false,
+            log_sources: Vec::new(),
+            log_retention_days: 30,
         }
     }
 }

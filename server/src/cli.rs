@@ -324,7 +324,11 @@ async fn serve(global: &config::GlobalArgs, args: &ServeArgs) -> Result<(), CliE
             .continuously_delete_expired(tokio::time::Duration::from_secs(600)),
     );
     let state = AppState::new(crate::leptos_options(listen), pool.clone(), cfg);
+    for (path, format, service) in &state.config.log_sources {
+        app::logs::service::add_source(&pool, path, format, service).await?;
+    }
     let collector = tokio::spawn(crate::metrics::run_local_collector(state.clone()));
+    let tailer = tokio::spawn(crate::logs::tail::run(state.clone()));
     let scheduler = tokio::spawn(crate::jobs::run_scheduler(state.clone()));
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -333,6 +337,7 @@ async fn serve(global: &config::GlobalArgs, args: &ServeArgs) -> Result<(), CliE
     crate::serve(listener, state, crate::shutdown_signal()).await?;
     deletion.abort();
     collector.abort();
+    tailer.abort();
     scheduler.abort();
     pool.close().await;
     tracing::info!("stopped");

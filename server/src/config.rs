@@ -151,6 +151,9 @@ impl ServeArgs {
 
 #[derive(Debug, Default, Args)]
 pub struct ServeArgs {
+    /// Days of log lines to keep (whole days are dropped).
+    #[arg(long, env = "OPSDECK_LOG_RETENTION_DAYS")]
+    pub log_retention_days: Option<i64>,
     /// Address to listen on.
     #[arg(long, env = "OPSDECK_LISTEN")]
     pub listen: Option<SocketAddr>,
@@ -245,6 +248,17 @@ pub struct FileConfig {
     pub retention_raw_days: Option<i64>,
     pub retention_1m_days: Option<i64>,
     pub retention_1h_days: Option<i64>,
+    /// `[[log_sources]]` tables: files to follow.
+    pub log_sources: Option<Vec<LogSourceConfig>>,
+    pub log_retention_days: Option<i64>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LogSourceConfig {
+    pub path: String,
+    pub format: String,
+    pub service: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -356,6 +370,21 @@ pub fn load(global: &GlobalArgs, serve: &ServeArgs) -> Result<Config, ConfigErro
             }
             *field = days * 86_400;
         }
+    }
+    if let Some(days) = serve.log_retention_days.or(file.log_retention_days) {
+        if !(1..=36_500).contains(&days) {
+            return Err(ConfigError::Invalid(format!(
+                "log_retention_days must be 1 to 36500, not {days}"
+            )));
+        }
+        c.log_retention_days = days;
+    }
+    for s in file.log_sources.clone().unwrap_or_default() {
+        app::logs::parse::Format::parse(&s.format)
+            .map_err(|e| ConfigError::Invalid(format!("log source {}: {e}", s.path)))?;
+        app::logs::service::validate_service(&s.service)
+            .map_err(|e| ConfigError::Invalid(format!("log source {}: {e}", s.path)))?;
+        c.log_sources.push((s.path, s.format, s.service));
     }
     validate(&c)?;
     Ok(c)

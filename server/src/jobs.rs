@@ -106,6 +106,24 @@ pub async fn run_scheduler(state: AppState) {
             tracing::warn!(error = %e, "metrics retention job failed; will retry");
         }
         backup_jobs(&state).await;
+        let logs = run_once(
+            &state,
+            "log_retention",
+            Duration::from_secs(3600),
+            |s| async move {
+                let dropped = app::logs::service::enforce_retention(
+                    &s.pool,
+                    s.config.log_retention_days,
+                    time::OffsetDateTime::now_utc(),
+                )
+                .await?;
+                Ok(serde_json::json!({ "dropped_partitions": dropped }))
+            },
+        )
+        .await;
+        if let Err(e) = logs {
+            tracing::warn!(error = %e, "log retention failed; will retry");
+        }
     }
 }
 

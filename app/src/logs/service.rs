@@ -562,6 +562,130 @@ pub async fn stats(
     })
 }
 
+/// A log source with what its tailer last reported.
+#[derive(
+    Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema, sqlx::FromRow,
+)]
+pub struct SourceInfo {
+    pub id: i64,
+    pub path: String,
+    pub format: String,
+    pub service: String,
+    /// Which Opsdeck host follows it.
+    pub tailer: Option<String>,
+    /// Bytes stored so far, summed over its files.
+    pub position: i64,
+    pub lines: i64,
+    pub lines_per_sec: f64,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_line_at: Option<OffsetDateTime>,
+    pub last_error: Option<String>,
+}
+
+pub async fn list_sources(pool: &PgPool) -> AppResult<Vec<SourceInfo>> {
+    Ok(sqlx::query_as(
+        "SELECT s.id, s.path, s.format, s.service, st.tailer,
+                coalesce((SELECT sum(\"offset\") FROM log_files f WHERE f.source_id = s.id), 0)::bigint AS position,
+                coalesce((SELECT sum(lines) FROM log_files f WHERE f.source_id = s.id), 0)::bigint AS lines,
+                coalesce(st.lines_per_sec, 0) AS lines_per_sec, st.last_line_at, st.last_error
+         FROM log_sources s LEFT JOIN log_source_state st ON st.source_id = s.id ORDER BY s.service, s.path",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Adds a source (idempotent on path and service).
+pub async fn add_source(pool: &PgPool, path: &str, format: &str, service: &str) -> AppResult<i64> {
+    let path = path.trim();
+    if !path.starts_with('/') || path.len() > 1024 || path.contains('\0') {
+        return Err(AppError::unprocessable(format!(
+            "path `{path}`: give an absolute file path (a glob in its last part is allowed)"
+        )));
+    }
+    if path
+        .rsplit_once('/')
+        .is_some_and(|(dir, _)| dir.contains(['*', '?']))
+    {
+        return Err(AppError::unprocessable(
+            "path: wildcards only in the file name, not in directories",
+        ));
+    }
+    let format = super::parse::Format::parse(format).map_err(AppError::Unprocessable)?;
+    validate_service(service).map_err(AppError::Unprocessable)?;
+    let f = match format {
+        super::parse::Format::Json => "json",
+        super::parse::Format::Nginx => "nginx",
+        super::parse::Format::Text => "text",
+    };
+    Ok(sqlx::query_scalar(
+        "INSERT INTO log_sources (path, format, service) VALUES ($1, $2, $3)
+         ON CONFLICT (path, service) DO UPDATE SET format = excluded.format RETURNING id",
+    )
+    .bind(path)
+    .bind(f)
+    .bind(service)
+    .fetch_one(pool)
+    .await?)
+}
+
+pub async fn delete_source(pool: &PgPool, id: i64) -> AppResult<()> {
+    let n = sqlx::query("DELETE FROM log_sources WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await?
+        .rows_affected();
+    if n == 0 {
+        return Err(AppError::not_found(format!("no log source {id}")));
+    }
+    Ok(())
+}
+
+/// Drops whole daily partitions older than the retention.
+pub async fn enforce_retention(
+    pool: &PgPool,
+    days: i64,
+    now: OffsetDateTime,
+) -> AppResult<Vec<String>> {
+    let cutoff = (now - Duration::days(days))
+        .to_offset(time::UtcOffset::UTC)
+        .date();
+    let parts: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+         WHERE i.inhparent = 'log_lines'::regclass ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut dropped = vec![];
+    for name in parts {
+        let Some(day) = partition_day(&name) else {
+            continue;
+        };
+        // The partition holds [day, day+1): it goes when all of it is older than the cutoff.
+        if day < cutoff {
+            sqlx::query(&format!("DROP TABLE IF EXISTS {name}"))
+                .execute(pool)
+                .await?;
+            PARTITIONS
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert_with(HashSet::new)
+                .remove(&day);
+            dropped.push(name);
+        }
+    }
+    Ok(dropped)
+}
+
+fn partition_day(name: &str) -> Option<Date> {
+    let d = name.strip_prefix("log_lines_")?;
+    if d.len() != 8 || !d.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let month = time::Month::try_from(d[4..6].parse::<u8>().ok()?).ok()?;
+    Date::from_calendar_date(d[..4].parse().ok()?, month, d[6..].parse().ok()?).ok()
+}
+
 pub async fn services(pool: &PgPool) -> AppResult<Vec<String>> {
     // Recent services only: a loose index scan would be nicer; a week of distinct is enough.
     Ok(sqlx::query_scalar(

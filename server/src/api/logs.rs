@@ -222,3 +222,87 @@ pub async fn stats(
         .await?,
     ))
 }
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSource {
+    /// Absolute path; `*` and `?` allowed in the file name.
+    pub path: String,
+    /// json, nginx or text.
+    pub format: String,
+    pub service: String,
+}
+
+/// Log sources with their tailer's state (position, lines/s, last error).
+#[utoipa::path(get, path = "/api/v1/logs/sources", tag = "logs", responses(
+    (status = 200, description = "Sources", body = Vec<service::SourceInfo>),
+    (status = 401, description = "Not signed in", body = ErrorBody),
+    (status = 403, description = "Not an admin", body = ErrorBody),
+))]
+pub async fn list_sources(ctx: RequestCtx) -> Result<Json<Vec<service::SourceInfo>>, AppError> {
+    ctx.require(Role::Admin).await?;
+    Ok(Json(service::list_sources(&ctx.state.pool).await?))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedSource {
+    pub id: i64,
+}
+
+/// Follow a file (or files): stored lines start from the file's beginning.
+#[utoipa::path(post, path = "/api/v1/logs/sources", tag = "logs", request_body = NewSource, responses(
+    (status = 201, description = "Added", body = CreatedSource),
+    (status = 401, description = "Not signed in", body = ErrorBody),
+    (status = 403, description = "Not an admin", body = ErrorBody),
+    (status = 422, description = "Bad path, format or service", body = ErrorBody),
+))]
+pub async fn add_source(
+    ctx: RequestCtx,
+    super::extract::ApiJson(body): super::extract::ApiJson<NewSource>,
+) -> Result<(axum::http::StatusCode, Json<CreatedSource>), AppError> {
+    let admin = ctx.require(Role::Admin).await?;
+    let r = service::add_source(&ctx.state.pool, &body.path, &body.format, &body.service).await;
+    app::auth::service::audit(
+        &ctx.state.pool,
+        Some(&admin.username),
+        "logs.source.add",
+        Some(&body.path),
+        r.is_ok(),
+        ctx.ip.as_deref(),
+        serde_json::json!({"service": body.service}),
+    )
+    .await?;
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(CreatedSource { id: r? }),
+    ))
+}
+
+/// Stop following a source (stored lines stay).
+#[utoipa::path(delete, path = "/api/v1/logs/sources/{id}", tag = "logs",
+    params(("id" = i64, Path, description = "Source id")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such source", body = ErrorBody),
+    ))]
+pub async fn delete_source(
+    ctx: RequestCtx,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+) -> Result<axum::http::StatusCode, AppError> {
+    let admin = ctx.require(Role::Admin).await?;
+    let r = service::delete_source(&ctx.state.pool, id).await;
+    app::auth::service::audit(
+        &ctx.state.pool,
+        Some(&admin.username),
+        "logs.source.delete",
+        Some(&id.to_string()),
+        r.is_ok(),
+        ctx.ip.as_deref(),
+        serde_json::json!({}),
+    )
+    .await?;
+    r?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}

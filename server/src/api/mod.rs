@@ -77,6 +77,8 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(auth::audit))
         .routes(routes!(logs::search))
         .routes(routes!(logs::stats))
+        .routes(routes!(logs::list_sources, logs::add_source))
+        .routes(routes!(logs::delete_source))
         .routes(routes!(backups::list_targets, backups::create_target))
         .routes(routes!(backups::run))
         .routes(routes!(backups::list))

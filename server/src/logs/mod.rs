@@ -1,5 +1,8 @@
-//! `opsdeck logs import`: one-shot import of log files (plain or gzip), in batches, with a
-//! progress line on stderr and a summary.
+//! Logs on the server side: `opsdeck logs import` (one-shot import of log files, plain or gzip,
+//! in batches, with a
+//! progress line on stderr and a summary) and the tailer that follows configured files (`tail`).
+
+pub mod tail;
 
 use app::error::AppError;
 use app::logs::parse::{self, Format, Record, TextJoiner};
