@@ -71,6 +71,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/admin/users") view=auth::UsersPage ssr=ssr.clone()/>
                     <Route path=path!("/admin/tokens") view=auth::TokensPage ssr=ssr.clone()/>
                     <Route path=path!("/admin/audit") view=auth::AuditPage ssr=ssr.clone()/>
+                    <Route path=path!("/admin/log-sources") view=logs::LogSourcesPage ssr=ssr.clone()/>
                 </ParentRoute>
             </Routes>
         </Router>

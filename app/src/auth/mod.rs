@@ -7,7 +7,7 @@ pub mod service;
 #[cfg(feature = "ssr")]
 pub mod tokens;
 
-pub use pages::{AuditPage, LoginPage, TokensPage, UsersPage};
+pub use pages::{AdminTabs, AuditPage, LoginPage, TokensPage, UsersPage};
 
 use crate::error::AppError;
 use leptos::prelude::*;

@@ -50,11 +50,12 @@ pub fn LoginPage() -> impl IntoView {
 }
 
 #[component]
-fn AdminTabs() -> impl IntoView {
+pub fn AdminTabs() -> impl IntoView {
     view! {
         <nav class="tabs" aria-label="Admin">
             <A href="/admin/users">"Users"</A>
             <A href="/admin/tokens">"Tokens"</A>
+            <A href="/admin/log-sources">"Log sources"</A>
             <A href="/admin/audit">"Audit log"</A>
         </nav>
     }

@@ -10,7 +10,7 @@ pub mod query;
 #[cfg(feature = "ssr")]
 pub mod service;
 
-pub use pages::LogsPage;
+pub use pages::{LogSourcesPage, LogsPage};
 
 use crate::auth::Role;
 use crate::error::AppError;
@@ -168,12 +168,26 @@ pub struct LogStats {
     pub top_user_agents: Vec<AgentCount>,
 }
 
+/// A facet value and how many matches have it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Facet {
+    /// service, level or status.
+    pub kind: String,
+    pub value: String,
+    pub count: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogsPageData {
     pub role: Role,
     pub services: Vec<String>,
     pub search: SearchResponse,
     pub stats: Option<LogStats>,
+    pub facets: Vec<Facet>,
+    /// Seconds per histogram bar.
+    pub histogram_step: i64,
+    /// (bar start, Unix seconds; matches).
+    pub histogram: Vec<(i64, i64)>,
 }
 
 #[server(prefix = "/sfn", endpoint = "logs/page")]
@@ -181,6 +195,8 @@ pub async fn get_logs_page(
     q: Option<String>,
     service: Option<String>,
     range: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
     cursor: Option<String>,
 ) -> Result<LogsPageData, AppError> {
     use crate::error::with_status;
@@ -188,15 +204,120 @@ pub async fn get_logs_page(
         async {
             let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
             let user = ctx.require(Role::Viewer).await?;
+            let nonempty =
+                |s: &Option<String>| s.as_deref().filter(|s| !s.is_empty()).map(str::to_string);
+            let (service, range, from, to, cursor) = (
+                nonempty(&service),
+                nonempty(&range),
+                nonempty(&from),
+                nonempty(&to),
+                nonempty(&cursor),
+            );
             service::page_data(
                 &ctx.state,
                 user.role,
-                q.as_deref().unwrap_or(""),
-                service.as_deref().filter(|s| !s.is_empty()),
-                range.as_deref(),
-                cursor.as_deref().filter(|s| !s.is_empty()),
+                service::PageQuery {
+                    q: q.as_deref().unwrap_or(""),
+                    service: service.as_deref(),
+                    range: range.as_deref(),
+                    from: from.as_deref(),
+                    to: to.as_deref(),
+                    cursor: cursor.as_deref(),
+                },
             )
             .await
+        }
+        .await,
+    )
+}
+
+/// A log source as the Admin page shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceRow {
+    pub id: i64,
+    pub path: String,
+    pub format: String,
+    pub service: String,
+    pub tailer: Option<String>,
+    pub position: i64,
+    pub lines: i64,
+    pub lines_per_sec: f64,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_line_at: Option<OffsetDateTime>,
+    pub last_error: Option<String>,
+}
+
+#[server(prefix = "/sfn", endpoint = "logs/sources/list")]
+pub async fn list_log_sources() -> Result<Vec<SourceRow>, AppError> {
+    use crate::error::with_status;
+    with_status(
+        async {
+            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
+            ctx.require(Role::Admin).await?;
+            Ok(service::list_sources(&ctx.state.pool)
+                .await?
+                .into_iter()
+                .map(|s| SourceRow {
+                    id: s.id,
+                    path: s.path,
+                    format: s.format,
+                    service: s.service,
+                    tailer: s.tailer,
+                    position: s.position,
+                    lines: s.lines,
+                    lines_per_sec: s.lines_per_sec,
+                    last_line_at: s.last_line_at,
+                    last_error: s.last_error,
+                })
+                .collect())
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/sfn", endpoint = "logs/sources/add")]
+pub async fn add_log_source(path: String, format: String, service: String) -> Result<(), AppError> {
+    use crate::error::with_status;
+    with_status(
+        async {
+            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
+            let admin = ctx.require(Role::Admin).await?;
+            let r = service::add_source(&ctx.state.pool, &path, &format, &service).await;
+            crate::auth::service::audit(
+                &ctx.state.pool,
+                Some(&admin.username),
+                "logs.source.add",
+                Some(&path),
+                r.is_ok(),
+                ctx.ip.as_deref(),
+                serde_json::json!({"service": service}),
+            )
+            .await?;
+            r.map(|_| ())
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/sfn", endpoint = "logs/sources/delete")]
+pub async fn delete_log_source(id: i64) -> Result<(), AppError> {
+    use crate::error::with_status;
+    with_status(
+        async {
+            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
+            let admin = ctx.require(Role::Admin).await?;
+            let r = service::delete_source(&ctx.state.pool, id).await;
+            crate::auth::service::audit(
+                &ctx.state.pool,
+                Some(&admin.username),
+                "logs.source.delete",
+                Some(&id.to_string()),
+                r.is_ok(),
+                ctx.ip.as_deref(),
+                serde_json::json!({}),
+            )
+            .await?;
+            r
         }
         .await,
     )

@@ -3,8 +3,11 @@
 //! same range (errors, error rate, top errors, response times, status classes, top paths and IPs,
 //! suspicious IPs, slow requests).
 
-use super::{get_logs_page, LogLine, LogStats};
+use super::{
+    get_logs_page, list_log_sources, AddLogSource, DeleteLogSource, Facet, LogLine, LogStats,
+};
 use crate::components::{fmt_time, EmptyState, ErrorNotice, PageHeader};
+use crate::metrics::AutoRefresh;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
@@ -19,9 +22,19 @@ pub fn LogsPage() -> impl IntoView {
     let query = use_query_map();
     let get = move |k: &str| query.read().get(k).filter(|s| !s.is_empty());
     let data = Resource::new(
-        move || (get("q"), get("service"), get("range"), get("cursor")),
-        |(q, s, r, c)| get_logs_page(q, s, r, c),
+        move || {
+            (
+                get("q"),
+                get("service"),
+                get("range"),
+                get("from"),
+                get("to"),
+                get("cursor"),
+            )
+        },
+        |(q, s, r, f, t, c)| get_logs_page(q, s, r, f, t, c),
     );
+    let live = move || get("live").is_some() && get("from").is_none() && get("cursor").is_none();
     let q_now = move || get("q").unwrap_or_default();
     let range_now = move || get("range").unwrap_or_else(|| "24h".into());
     view! {
@@ -46,8 +59,48 @@ pub fn LogsPage() -> impl IntoView {
                         });
                         let empty = d.search.lines.is_empty();
                         let nothing_stored = services.is_empty();
+                        // Links keep the query and service and change one thing.
+                        let base = {
+                            let mut p = vec![];
+                            if let Some(s) = get("service") { p.push(format!("service={}", urlencode(&s))); }
+                            p
+                        };
+                        let q_base = q_now();
+                        let facet_href = {
+                            let base = base.clone();
+                            let range = range_now();
+                            move |term: &str| {
+                                let q = if q_base.is_empty() { term.to_string() } else { format!("{q_base} {term}") };
+                                let mut p = base.clone();
+                                p.push(format!("q={}", urlencode(&q)));
+                                p.push(format!("range={range}"));
+                                format!("/logs?{}", p.join("&"))
+                            }
+                        };
+                        let zoom_href = {
+                            let mut p = base.clone();
+                            if let Some(q) = get("q") { p.push(format!("q={}", urlencode(&q))); }
+                            move |from: i64, to: i64| format!("/logs?{}&from={from}&to={to}", p.join("&"))
+                        };
+                        let live_href = {
+                            let mut p = base.clone();
+                            if let Some(q) = get("q") { p.push(format!("q={}", urlencode(&q))); }
+                            p.push(format!("range={}", range_now()));
+                            if !live() { p.push("live=1".into()); }
+                            format!("/logs?{}", p.join("&"))
+                        };
+                        let range_label = format!("{} – {}", fmt_time(&d.search.from), fmt_time(&d.search.to));
                         view! {
                             <SearchForm q=q_now() range=range_now() service=get("service") services=services/>
+                            <p class="muted small row" data-testid="log-range">
+                                <span>{range_label}</span>
+                                <a class=if live() { "btn small active" } else { "btn small" } href=live_href data-testid="live-tail">
+                                    {if live() { "Live: on (every 5 s)" } else { "Live tail" }}
+                                </a>
+                            </p>
+                            {live().then(|| view! { <AutoRefresh seconds=5/> })}
+                            {(!d.histogram.is_empty()).then(|| view! { <Histogram bars=d.histogram.clone() step=d.histogram_step zoom=zoom_href/> })}
+                            {(!d.facets.is_empty()).then(|| view! { <Facets facets=d.facets.clone() href=facet_href/> })}
                             {d.stats.map(|s| view! { <Analytics stats=s/> })}
                             {if nothing_stored && empty {
                                 view! { <EmptyState title="No logs yet">
@@ -65,6 +118,56 @@ pub fn LogsPage() -> impl IntoView {
                 }
             })}
         </Transition>
+    }
+}
+
+/// Matches over time; a bar links to its own time range (zoom in).
+#[component]
+fn Histogram(
+    bars: Vec<(i64, i64)>,
+    step: i64,
+    zoom: impl Fn(i64, i64) -> String + 'static,
+) -> impl IntoView {
+    let max = bars.iter().map(|b| b.1).max().unwrap_or(1).max(1) as f64;
+    let n = bars.len().max(1) as f64;
+    let w = 1000.0 / n;
+    view! {
+        <div class="card histogram" data-testid="log-histogram">
+            <svg viewBox="0 0 1000 80" preserveAspectRatio="none" role="img" aria-label="Matches over time">
+                {bars.into_iter().enumerate().map(|(i, (t, c))| {
+                    let h = (c as f64 / max * 76.0).max(1.0);
+                    let when = time::OffsetDateTime::from_unix_timestamp(t).map(|t| fmt_time(&t)).unwrap_or_default();
+                    view! {
+                        <a href=zoom(t, t + step)>
+                            <rect x=format!("{:.2}", i as f64 * w + 0.5) y=format!("{:.2}", 80.0 - h) width=format!("{:.2}", (w - 1.0).max(0.5)) height=format!("{h:.2}")>
+                                <title>{format!("{when}: {c}")}</title>
+                            </rect>
+                        </a>
+                    }
+                }).collect_view()}
+            </svg>
+        </div>
+    }
+}
+
+#[component]
+fn Facets(facets: Vec<Facet>, href: impl Fn(&str) -> String + 'static) -> impl IntoView {
+    let groups = ["service", "level", "status"];
+    view! {
+        <section class="facets" data-testid="log-facets">
+            {groups.into_iter().map(|g| {
+                let items: Vec<&Facet> = facets.iter().filter(|f| f.kind == g).collect();
+                view! {
+                    <div class="facet">
+                        <span class="muted small">{g}</span>
+                        {items.into_iter().map(|f| {
+                            let term = format!("{}:{}", f.kind, f.value);
+                            view! { <a class="chip" href=href(&term)>{format!("{} {}", f.value, f.count)}</a> }
+                        }).collect_view()}
+                    </div>
+                }
+            }).collect_view()}
+        </section>
     }
 }
 
@@ -186,5 +289,73 @@ fn LogTable(lines: Vec<LogLine>) -> impl IntoView {
                 }
             }).collect_view()}
         </div>
+    }
+}
+
+/// Admin › Log sources: the files followed, with each one's position, rate and last error.
+#[component]
+pub fn LogSourcesPage() -> impl IntoView {
+    let add = ServerAction::<AddLogSource>::new();
+    let del = ServerAction::<DeleteLogSource>::new();
+    let sources = Resource::new(
+        move || (add.version().get(), del.version().get()),
+        |_| list_log_sources(),
+    );
+    let err = move || {
+        add.value()
+            .get()
+            .and_then(|r| r.err())
+            .or_else(|| del.value().get().and_then(|r| r.err()))
+            .map(|e| view! { <ErrorNotice error=e/> })
+    };
+    view! {
+        <PageHeader title="Log sources" subtitle="Files Opsdeck follows: appended lines are stored as they come, across rotations and restarts."/>
+        <crate::auth::AdminTabs/>
+        {err}
+        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match sources.await {
+                    Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
+                    Ok(list) if list.is_empty() => view! {
+                        <EmptyState title="No log sources">"Add a file below, or list them as [[log_sources]] in the configuration file."</EmptyState>
+                    }.into_any(),
+                    Ok(list) => view! {
+                        <div class="table-wrap"><table class="table" data-testid="log-sources">
+                            <thead><tr><th>"Path"</th><th>"Format"</th><th>"Service"</th><th>"Followed by"</th><th class="num">"Position"</th><th class="num">"Lines"</th><th class="num">"Lines/s"</th><th>"Last line"</th><th>"Last error"</th><th></th></tr></thead>
+                            <tbody>
+                                {list.into_iter().map(|s| view! {
+                                    <tr>
+                                        <td class="mono wrap">{s.path.clone()}</td>
+                                        <td>{s.format.clone()}</td>
+                                        <td>{s.service.clone()}</td>
+                                        <td>{s.tailer.clone().unwrap_or_else(|| "not yet".into())}</td>
+                                        <td class="num">{format!("{} B", s.position)}</td>
+                                        <td class="num">{s.lines}</td>
+                                        <td class="num">{format!("{:.1}", s.lines_per_sec)}</td>
+                                        <td>{s.last_line_at.as_ref().map(fmt_time).unwrap_or_else(|| "–".into())}</td>
+                                        <td class=if s.last_error.is_some() { "bad wrap" } else { "wrap" }>{s.last_error.clone().unwrap_or_else(|| "–".into())}</td>
+                                        <td>
+                                            <ActionForm action=del attr:class="inline">
+                                                <input type="hidden" name="id" value=s.id/>
+                                                <button type="submit" class="btn small">"Stop following"</button>
+                                            </ActionForm>
+                                        </td>
+                                    </tr>
+                                }).collect_view()}
+                            </tbody>
+                        </table></div>
+                    }.into_any(),
+                }
+            })}
+        </Transition>
+        <section class="card">
+            <h2>"Follow a file"</h2>
+            <ActionForm action=add attr:class="form-grid" attr:data-testid="add-log-source">
+                <label>"Path (a * in the file name follows every match)" <input type="text" name="path" required placeholder="/var/log/nginx/access.log"/></label>
+                <label>"Format" <select name="format"><option value="json">"JSON lines"</option><option value="nginx">"nginx / Apache combined"</option><option value="text">"plain text"</option></select></label>
+                <label>"Service" <input type="text" name="service" required pattern="[A-Za-z0-9._-]+" placeholder="api"/></label>
+                <button type="submit" class="btn primary">"Follow"</button>
+            </ActionForm>
+        </section>
     }
 }

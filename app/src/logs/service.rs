@@ -278,6 +278,87 @@ fn level_name(l: Option<i16>) -> Option<String> {
         .map(|l| l.as_str().to_string())
 }
 
+fn push_scope(
+    qb: &mut QueryBuilder<'_, Postgres>,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+    service: Option<&str>,
+    clauses: &[Clause],
+) {
+    qb.push(" WHERE ts >= ");
+    qb.push_bind(from);
+    qb.push(" AND ts < ");
+    qb.push_bind(to);
+    if let Some(s) = service {
+        qb.push(" AND service = ");
+        qb.push_bind(s.to_string());
+    }
+    push_clauses(qb, clauses);
+}
+
+/// Counts of the matches by service, level and status class.
+pub async fn facets(
+    pool: &PgPool,
+    q: &str,
+    service: Option<&str>,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+) -> AppResult<Vec<super::Facet>> {
+    let clauses = query::parse(q).map_err(AppError::BadRequest)?;
+    let status = num_expr("status");
+    let mut qb = QueryBuilder::<Postgres>::new(format!(
+        "SELECT k, v, count(*) FROM (SELECT service, level, {status} AS st FROM log_lines"
+    ));
+    push_scope(&mut qb, from, to, service, &clauses);
+    qb.push(format!(
+        ") m CROSS JOIN LATERAL (VALUES ('service', service), ('level', coalesce(level::text, 'none')),
+            ('status', CASE WHEN st IS NULL THEN NULL ELSE floor(st / 100)::int || 'xx' END)) AS f(k, v)
+         WHERE v IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 3 DESC, 2"
+    ));
+    let rows: Vec<(String, String, i64)> = qb.build_query_as().fetch_all(pool).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(kind, value, count)| {
+            let value = if kind == "level" {
+                value
+                    .parse::<i16>()
+                    .ok()
+                    .and_then(|l| level_name(Some(l)))
+                    .unwrap_or(value)
+            } else {
+                value
+            };
+            super::Facet { kind, value, count }
+        })
+        .collect())
+}
+
+/// Matches over time in about 60 buckets: (bucket start, count).
+pub async fn histogram(
+    pool: &PgPool,
+    q: &str,
+    service: Option<&str>,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+) -> AppResult<(i64, Vec<(i64, i64)>)> {
+    let clauses = query::parse(q).map_err(AppError::BadRequest)?;
+    let span = (to - from).whole_seconds().max(60);
+    // Round steps: 1, 5, 15, 30 min, 1, 3, 6, 12 h, 1 d.
+    let step = [60, 300, 900, 1800, 3600, 10800, 21600, 43200, 86400]
+        .into_iter()
+        .find(|s| span / s <= 90)
+        .unwrap_or(86400);
+    let mut qb = QueryBuilder::<Postgres>::new("SELECT (floor(extract(epoch FROM ts) / ");
+    qb.push_bind(step as f64);
+    qb.push(") * ");
+    qb.push_bind(step as f64);
+    qb.push(")::bigint AS b, count(*) FROM log_lines");
+    push_scope(&mut qb, from, to, service, &clauses);
+    qb.push(" GROUP BY 1 ORDER BY 1");
+    let rows: Vec<(i64, i64)> = qb.build_query_as().fetch_all(pool).await?;
+    Ok((step, rows))
+}
+
 /// Newest first, `limit` lines at most, continuing before `cursor`.
 pub async fn search(
     pool: &PgPool,
@@ -293,15 +374,9 @@ pub async fn search(
         return Err(AppError::bad_request("limit must be between 1 and 1000"));
     }
     let mut qb = QueryBuilder::<Postgres>::new(
-        "SELECT id, ts, service, level, message, fields, parse_error FROM log_lines WHERE ts >= ",
+        "SELECT id, ts, service, level, message, fields, parse_error FROM log_lines",
     );
-    qb.push_bind(from);
-    qb.push(" AND ts < ");
-    qb.push_bind(to);
-    if let Some(s) = service {
-        qb.push(" AND service = ");
-        qb.push_bind(s.to_string());
-    }
+    push_scope(&mut qb, from, to, service, &clauses);
     if let Some(c) = cursor {
         let (ts, id) = decode_cursor(c).map_err(AppError::BadRequest)?;
         qb.push(" AND (ts, id) < (");
@@ -310,7 +385,6 @@ pub async fn search(
         qb.push_bind(id);
         qb.push(")");
     }
-    push_clauses(&mut qb, &clauses);
     qb.push(" ORDER BY ts DESC, id DESC LIMIT ");
     qb.push_bind(limit + 1);
     let mut rows: Vec<LineRow> = qb.build_query_as().fetch_all(pool).await?;
@@ -695,31 +769,46 @@ pub async fn services(pool: &PgPool) -> AppResult<Vec<String>> {
     .await?)
 }
 
-/// The Logs page: search results and, on the first page, the analytics for the same range.
-pub async fn page_data(
-    state: &AppState,
-    role: Role,
-    q: &str,
-    service: Option<&str>,
-    range: Option<&str>,
-    cursor: Option<&str>,
-) -> AppResult<LogsPageData> {
+/// What the Logs page asks for.
+pub struct PageQuery<'a> {
+    pub q: &'a str,
+    pub service: Option<&'a str>,
+    pub range: Option<&'a str>,
+    pub from: Option<&'a str>,
+    pub to: Option<&'a str>,
+    pub cursor: Option<&'a str>,
+}
+
+/// The Logs page: matches, facets, the histogram and, on the first page, the analytics.
+pub async fn page_data(state: &AppState, role: Role, p: PageQuery<'_>) -> AppResult<LogsPageData> {
     let now = OffsetDateTime::now_utc();
-    let range = range.unwrap_or("24h");
-    let secs = crate::metrics::parse_duration_secs(range).map_err(AppError::BadRequest)?;
-    let (from, to) =
-        time_range(Some(&format!("now-{secs}s")), None, now).map_err(AppError::BadRequest)?;
-    let search = search(&state.pool, q, service, from, to, 100, cursor).await?;
-    let stats = if cursor.is_none() {
-        Some(stats(&state.pool, service, from, to, &StatsParams::default()).await?)
+    let (from, to) = if p.from.is_some() {
+        time_range(p.from, p.to, now).map_err(AppError::BadRequest)?
     } else {
-        None
+        let secs = crate::metrics::parse_duration_secs(p.range.unwrap_or("24h"))
+            .map_err(|e| AppError::bad_request(format!("range: {e}")))?;
+        time_range(Some(&format!("now-{secs}s")), None, now).map_err(AppError::BadRequest)?
+    };
+    let search = search(&state.pool, p.q, p.service, from, to, 100, p.cursor).await?;
+    let params = StatsParams::default();
+    let (stats, facets, histogram) = if p.cursor.is_none() {
+        let (s, f, h) = tokio::try_join!(
+            stats(&state.pool, p.service, from, to, &params),
+            facets(&state.pool, p.q, p.service, from, to),
+            histogram(&state.pool, p.q, p.service, from, to),
+        )?;
+        (Some(s), f, Some(h))
+    } else {
+        (None, vec![], None)
     };
     Ok(LogsPageData {
         role,
         services: services(&state.pool).await?,
         search,
         stats,
+        facets,
+        histogram_step: histogram.as_ref().map(|h| h.0).unwrap_or(0),
+        histogram: histogram.map(|h| h.1).unwrap_or_default(),
     })
 }
 

@@ -1,0 +1,86 @@
+//! Every parser, fed arbitrary text: no panic, and nothing silently lost. Bounded here (256 cases
+//! each); run longer with `PROPTEST_CASES=100000 cargo test -p app --features ssr --test parsers_never_panic`.
+
+use app::logs::parse::{self, Format, TextJoiner};
+use app::logs::query;
+use proptest::prelude::*;
+
+fn text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<String>(),
+        // Near misses of the real formats are where parsers break.
+        "[ -~]{0,200}",
+        r#"\{"(timestamp|level|message|msg|context)":("[^"]{0,20}"|[0-9.e+-]{1,12}|\{"execution_time":[0-9.]{1,6}\}),?\}"#,
+        r#"[0-9.:a-f]{1,20} - [a-z-]{1,5} \[[0-9]{2}/[A-Z][a-z]{2}/[0-9]{4}:[0-9:]{8} [+-][0-9]{4}\] "[A-Z]{0,6} [/a-z?=&]{0,20} HTTP/1.[01]" [0-9]{1,4} [0-9-]{1,5} "[^"]{0,10}" "[^"]{0,10}"( [0-9.]{1,6})?"#,
+        r#"\[?[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9:]{8}([.,][0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})?\]? [A-Za-z]{0,8} .{0,40}"#,
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn log_parsers_keep_every_line(line in text()) {
+        for format in [Format::Json, Format::Nginx, Format::Text] {
+            let r = parse::parse_line(format, &line);
+            // Unparsed lines keep their text (clipped to the maximum line length).
+            if r.parse_error.is_some() {
+                prop_assert_eq!(&r.message, parse::clip(&line).0);
+            }
+        }
+        let _ = parse::parse_timestamp(&line);
+        let _ = parse::parse_text_start(&line);
+    }
+
+    #[test]
+    fn the_text_joiner_accounts_for_every_line(lines in proptest::collection::vec(text(), 0..20)) {
+        let mut j = TextJoiner::default();
+        let mut out = vec![];
+        for l in &lines {
+            out.extend(j.push(l));
+        }
+        out.extend(j.finish());
+        // Each entry holds at least one line; none vanish (entries ≤ lines, and > 0 when any line).
+        prop_assert!(out.len() <= lines.len());
+        prop_assert_eq!(out.is_empty(), lines.is_empty());
+    }
+
+    #[test]
+    fn the_query_language_answers_or_explains(q in text()) {
+        match query::parse(&q) {
+            Ok(clauses) => prop_assert!(clauses.len() <= 32),
+            Err(e) => prop_assert!(!e.is_empty()),
+        }
+        let _ = query::like_pattern(&q);
+    }
+
+    #[test]
+    fn metric_selectors_and_times_never_panic(s in text()) {
+        let now = time::OffsetDateTime::now_utc();
+        let _ = app::metrics::parse_selector(&s);
+        let _ = app::metrics::parse_time_param(&s, now);
+        let _ = app::metrics::parse_duration_secs(&s);
+    }
+}
+
+#[cfg(feature = "ssr")]
+mod server_side {
+    use super::text;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn cron_and_urls_answer_or_explain(s in text(), fields in "([0-9*/,a-z-]{1,8} ){4}[0-9*/,a-z-]{1,8}") {
+            for expr in [s.as_str(), fields.as_str()] {
+                if let Ok(schedule) = app::backups::cron::parse(expr) {
+                    let now = chrono::Utc::now();
+                    prop_assert!(schedule.next_after(now, chrono_tz::Tz::UTC).is_some_and(|n| n > now));
+                }
+            }
+            let _ = app::backups::cron::parse_timezone(&s);
+            let _ = app::backups::conn::split(&s);
+        }
+    }
+}
