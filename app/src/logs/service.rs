@@ -310,11 +310,11 @@ pub async fn facets(
         "SELECT k, v, count(*) FROM (SELECT service, level, {status} AS st FROM log_lines"
     ));
     push_scope(&mut qb, from, to, service, &clauses);
-    qb.push(format!(
+    qb.push(
         ") m CROSS JOIN LATERAL (VALUES ('service', service), ('level', coalesce(level::text, 'none')),
             ('status', CASE WHEN st IS NULL THEN NULL ELSE floor(st / 100)::int || 'xx' END)) AS f(k, v)
-         WHERE v IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 3 DESC, 2"
-    ));
+         WHERE v IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 3 DESC, 2",
+    );
     let rows: Vec<(String, String, i64)> = qb.build_query_as().fetch_all(pool).await?;
     Ok(rows
         .into_iter()
