@@ -134,9 +134,12 @@ pub async fn insert_in(
         .iter()
         .map(|r| r.parse_error.as_deref().map(clean))
         .collect();
+    let typed = TypedFields::of(records, clean);
     let n = sqlx::query(
-        "INSERT INTO log_lines (ts, service, level, message, fields, source, parse_error)
-         SELECT t, $2, l, m, f::jsonb, $3, e FROM UNNEST($1::timestamptz[], $4::smallint[], $5::text[], $6::text[], $7::text[]) AS u(t, l, m, f, e)",
+        "INSERT INTO log_lines (ts, service, level, message, fields, source, parse_error, status, duration, path, ip, method, user_agent)
+         SELECT t, $2, l, m, f::jsonb, $3, e, st, d, p, i, me, ua
+         FROM UNNEST($1::timestamptz[], $4::smallint[], $5::text[], $6::text[], $7::text[], $8::smallint[], $9::float8[], $10::text[], $11::text[], $12::text[], $13::text[])
+              AS u(t, l, m, f, e, st, d, p, i, me, ua)",
     )
     .bind(&ts)
     .bind(service)
@@ -145,14 +148,66 @@ pub async fn insert_in(
     .bind(&messages)
     .bind(&fields)
     .bind(&errors)
+    .bind(&typed.status)
+    .bind(&typed.duration)
+    .bind(&typed.path)
+    .bind(&typed.ip)
+    .bind(&typed.method)
+    .bind(&typed.user_agent)
     .execute(&mut **tx)
     .await?
     .rows_affected();
     Ok(n)
 }
 
+/// The request fields stored as typed columns, one array each.
+struct TypedFields {
+    status: Vec<Option<i16>>,
+    duration: Vec<Option<f64>>,
+    path: Vec<Option<String>>,
+    ip: Vec<Option<String>>,
+    method: Vec<Option<String>>,
+    user_agent: Vec<Option<String>>,
+}
+
+impl TypedFields {
+    fn of(records: &[Record], clean: impl Fn(&str) -> String) -> Self {
+        let text = |r: &Record, k: &str| r.fields.get(k).and_then(|v| v.as_str()).map(|s| clean(s));
+        TypedFields {
+            status: records
+                .iter()
+                .map(|r| {
+                    r.fields
+                        .get("status")
+                        .and_then(|v| v.as_f64())
+                        .filter(|s| (100.0..1000.0).contains(s))
+                        .map(|s| s as i16)
+                })
+                .collect(),
+            duration: records
+                .iter()
+                .map(|r| {
+                    r.fields
+                        .get("duration")
+                        .and_then(|v| v.as_f64())
+                        .filter(|d| d.is_finite())
+                })
+                .collect(),
+            path: records.iter().map(|r| text(r, "path")).collect(),
+            ip: records.iter().map(|r| text(r, "ip")).collect(),
+            method: records.iter().map(|r| text(r, "method")).collect(),
+            user_agent: records.iter().map(|r| text(r, "user_agent")).collect(),
+        }
+    }
+}
+
 /// Numeric comparison on a jsonb field, NULL (no match) when the field is not a number.
 fn num_expr(field: &str) -> String {
+    match field {
+        "status" => return "status".into(),
+        "duration" => return "duration".into(),
+        _ => {}
+    }
     format!(
         "(CASE WHEN jsonb_typeof(fields->'{f}') = 'number' THEN (fields->>'{f}')::float8 END)",
         f = field.replace('\'', "''")
@@ -206,8 +261,12 @@ fn push_clauses(qb: &mut QueryBuilder<'_, Postgres>, clauses: &[Clause]) {
                 qb.push_bind(f64::from(*c) * 100.0 + 100.0);
             }
             Cond::Match { field, pattern } => {
-                qb.push("fields->>");
-                qb.push_bind(field.clone());
+                if ["path", "ip", "method", "user_agent"].contains(&field.as_str()) {
+                    qb.push(field.clone());
+                } else {
+                    qb.push("fields->>");
+                    qb.push_bind(field.clone());
+                }
                 if pattern.contains('*') {
                     qb.push(" LIKE ");
                     qb.push_bind(query::like_pattern(pattern));
@@ -312,7 +371,7 @@ pub async fn facets(
     push_scope(&mut qb, from, to, service, &clauses);
     qb.push(
         ") m CROSS JOIN LATERAL (VALUES ('service', service), ('level', coalesce(level::text, 'none')),
-            ('status', CASE WHEN st IS NULL THEN NULL ELSE floor(st / 100)::int || 'xx' END)) AS f(k, v)
+            ('status', CASE WHEN st IS NULL THEN NULL ELSE (st / 100)::int || 'xx' END)) AS f(k, v)
          WHERE v IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 3 DESC, 2",
     );
     let rows: Vec<(String, String, i64)> = qb.build_query_as().fetch_all(pool).await?;
@@ -470,20 +529,20 @@ pub async fn stats(
          FROM log_lines WHERE {scope} GROUP BY 1 ORDER BY 1"
     );
     let q_slow = format!(
-        "SELECT ts, {dur}, coalesce(fields->>'path', fields->>'context.url', fields->>'url'), service FROM log_lines
+        "SELECT ts, {dur}, coalesce(path, fields->>'url'), service FROM log_lines
          WHERE {scope} AND {dur} > $4 ORDER BY 2 DESC, ts DESC LIMIT 50"
     );
     let q_classes = format!(
-        "SELECT (floor({status} / 100))::int AS c, count(*) FROM log_lines WHERE {scope} AND {status} IS NOT NULL GROUP BY 1 ORDER BY 1"
+        "SELECT ({status} / 100)::int AS c, count(*) FROM log_lines WHERE {scope} AND {status} IS NOT NULL GROUP BY 1 ORDER BY 1"
     );
-    let q_top = |field: &str| {
+    let q_top = |column: &str| {
         format!(
-            "SELECT fields->>'{field}', count(*) FROM log_lines WHERE {scope} AND fields ? '{field}' AND jsonb_typeof(fields->'{field}') = 'string'
+            "SELECT {column}, count(*) FROM log_lines WHERE {scope} AND {column} IS NOT NULL
              GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT $4"
         )
     };
     let q_suspicious = format!(
-        "SELECT fields->>'ip', count(*) FROM log_lines WHERE {scope} AND fields->>'method' = 'POST' AND fields->>'path' LIKE '/api/%' AND fields ? 'ip'
+        "SELECT ip, count(*) FROM log_lines WHERE {scope} AND method = 'POST' AND path LIKE '/api/%' AND ip IS NOT NULL
          GROUP BY 1 HAVING count(*) > $4 ORDER BY 2 DESC, 1 LIMIT 100"
     );
     #[allow(clippy::type_complexity)]

@@ -65,20 +65,50 @@ fn open(path: &Path) -> Result<Opened, AppError> {
     Ok((reader, size, read))
 }
 
-async fn flush(
-    pool: &PgPool,
-    service: &str,
-    source: &str,
-    batch: &mut Vec<Record>,
-    sum: &mut ImportSummary,
-) -> Result<(), AppError> {
-    if batch.is_empty() {
-        return Ok(());
+/// Inserts run while the next batch is parsed: one in flight at a time.
+struct Writer<'a> {
+    pool: &'a PgPool,
+    service: String,
+    source: String,
+    in_flight: Option<tokio::task::JoinHandle<Result<u64, AppError>>>,
+}
+
+impl Writer<'_> {
+    async fn wait(&mut self, sum: &mut ImportSummary) -> Result<(), AppError> {
+        if let Some(h) = self.in_flight.take() {
+            sum.stored += h.await.map_err(|e| {
+                tracing::error!(error = %e, "import task failed");
+                AppError::Internal
+            })??;
+        }
+        Ok(())
     }
-    sum.unparsed += batch.iter().filter(|r| r.parse_error.is_some()).count() as u64;
-    sum.stored += service::insert(pool, service, source, batch, OffsetDateTime::now_utc()).await?;
-    batch.clear();
-    Ok(())
+
+    async fn send(
+        &mut self,
+        batch: &mut Vec<Record>,
+        sum: &mut ImportSummary,
+    ) -> Result<(), AppError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        sum.unparsed += batch.iter().filter(|r| r.parse_error.is_some()).count() as u64;
+        let records = std::mem::replace(batch, Vec::with_capacity(BATCH));
+        self.wait(sum).await?;
+        let (pool, service, source) =
+            (self.pool.clone(), self.service.clone(), self.source.clone());
+        self.in_flight = Some(tokio::spawn(async move {
+            service::insert(
+                &pool,
+                &service,
+                &source,
+                &records,
+                OffsetDateTime::now_utc(),
+            )
+            .await
+        }));
+        Ok(())
+    }
 }
 
 /// Imports files in order; prints progress and a summary per file and in total.
@@ -95,7 +125,12 @@ pub async fn import(
     for path in files {
         let mut sum = ImportSummary::default();
         let (mut reader, size, read) = open(path)?;
-        let source = format!("import:{}", path.display());
+        let mut writer = Writer {
+            pool,
+            service: svc.to_string(),
+            source: format!("import:{}", path.display()),
+            in_flight: None,
+        };
         let mut batch: Vec<Record> = Vec::with_capacity(BATCH);
         let mut joiner = TextJoiner::default();
         let mut buf = Vec::with_capacity(4096);
@@ -120,7 +155,7 @@ pub async fn import(
                 f => batch.push(parse::parse_line(f, line)),
             }
             if batch.len() >= BATCH {
-                flush(pool, svc, &source, &mut batch, &mut sum).await?;
+                writer.send(&mut batch, &mut sum).await?;
             }
             if last_report.elapsed().as_millis() >= 500 {
                 last_report = Instant::now();
@@ -140,7 +175,8 @@ pub async fn import(
             }
         }
         batch.extend(joiner.finish());
-        flush(pool, svc, &source, &mut batch, &mut sum).await?;
+        writer.send(&mut batch, &mut sum).await?;
+        writer.wait(&mut sum).await?;
         eprintln!(
             "\r{}: {} lines read, {} entries stored, {} unparsed (stored raw), {:.1} s          ",
             path.display(),

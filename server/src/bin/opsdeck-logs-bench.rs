@@ -1,0 +1,333 @@
+//! Logs benchmarks, printed as figures (nothing is asserted): `opsdeck logs import` of JSON and
+//! nginx files (lines/s), selective searches over the stored lines for 24 hours and 7 days (p95),
+//! the analytics over about a million lines, and the tailer following a file appended at
+//! 5,000 lines/s.
+//!
+//! Usage: DATABASE_URL=postgres://…/scratch OPSDECK_BIN=…/opsdeck opsdeck-logs-bench [lines]
+//! (see bench/logs.sh; `lines` is the total stored, default 5,000,000)
+
+use app::auth::{service::insert_user, Role};
+use app::state::AppState;
+use serde_json::json;
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use time::OffsetDateTime;
+
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+const WEEK: i64 = 7 * 86_400;
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted
+        .get(i.min(sorted.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or(f64::NAN)
+}
+
+/// JSON lines spread evenly over the last week; 1 in 1000 is a "Database connection" error.
+fn write_json(path: &Path, n: u64, now: i64, seed: u64) -> Res<()> {
+    let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+    for i in 0..n {
+        let t = OffsetDateTime::from_unix_timestamp(now - WEEK + (i as i64 * WEEK) / n as i64)?;
+        let k = i.wrapping_mul(2654435761).wrapping_add(seed) % 1000;
+        let (level, msg) = match k {
+            0 => (
+                "ERROR",
+                format!("Database connection lost after {} ms", k + i % 977),
+            ),
+            1..=20 => (
+                "ERROR",
+                format!("Model API error: upstream returned {}", 500 + i % 4),
+            ),
+            21..=80 => ("WARNING", "slow upstream response".to_string()),
+            _ => ("INFO", "Request started".to_string()),
+        };
+        writeln!(
+            f,
+            r#"{{"timestamp":"{}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z","level":"{level}","message":"{msg}","logger":"api","context":{{"execution_time":{:.3},"url":"/api/v1/r{}","method":"{}","status":{}}}}}"#,
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            t.millisecond(),
+            (i % 7919) as f64 / 1000.0,
+            i % 40,
+            if i % 3 == 0 { "POST" } else { "GET" },
+            if k < 21 { 502 } else { 200 }
+        )?;
+    }
+    f.flush()?;
+    Ok(())
+}
+
+fn write_nginx(path: &Path, n: u64, now: i64) -> Res<()> {
+    let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+    for i in 0..n {
+        let t = OffsetDateTime::from_unix_timestamp(now - WEEK + (i as i64 * WEEK) / n as i64)?;
+        let status = [200, 200, 200, 201, 304, 404, 500][(i % 7) as usize];
+        let (method, p) = if i % 5 == 0 {
+            ("POST", "/api/v1/chat")
+        } else {
+            ("GET", "/static/app.js")
+        };
+        writeln!(
+            f,
+            r#"10.{}.{}.{} - - [{:02}/{}/{}:{:02}:{:02}:{:02} +0000] "{method} {p}?id={i} HTTP/1.1" {status} {} "-" "Mozilla/5.0 (bench {})" {:.3}"#,
+            i % 3,
+            i % 7,
+            i % 251,
+            t.day(),
+            MONTHS[u8::from(t.month()) as usize - 1],
+            t.year(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            i % 50_000,
+            i % 13,
+            (i % 6007) as f64 / 1000.0
+        )?;
+    }
+    f.flush()?;
+    Ok(())
+}
+
+fn import(bin: &str, url: &str, file: &Path, format: &str, service: &str) -> Res<f64> {
+    let t = Instant::now();
+    let out = std::process::Command::new(bin)
+        .args(["logs", "import"])
+        .arg(file)
+        .args(["--format", format, "--service", service])
+        .env("DATABASE_URL", url)
+        .env("RUST_LOG", "warn")
+        .output()?;
+    if !out.status.success() {
+        return Err(format!("import failed: {}", String::from_utf8_lossy(&out.stderr)).into());
+    }
+    Ok(t.elapsed().as_secs_f64())
+}
+
+async fn timed(session: &reqwest::Client, url: &str, runs: usize) -> Res<Vec<f64>> {
+    session
+        .get(url)
+        .send()
+        .await?
+        .error_for_status()?
+        .bytes()
+        .await?;
+    let mut ms = vec![];
+    for _ in 0..runs {
+        let t = Instant::now();
+        session
+            .get(url)
+            .send()
+            .await?
+            .error_for_status()?
+            .bytes()
+            .await?;
+        ms.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    ms.sort_by(f64::total_cmp);
+    Ok(ms)
+}
+
+fn report(name: &str, ms: &[f64]) {
+    println!(
+        "{name}: p50 {:.0} ms, p95 {:.0} ms, max {:.0} ms ({} runs)",
+        percentile(ms, 0.5),
+        percentile(ms, 0.95),
+        ms.last().copied().unwrap_or(f64::NAN),
+        ms.len()
+    );
+}
+
+#[tokio::main]
+async fn main() -> Res<()> {
+    let total: u64 = std::env::args()
+        .nth(1)
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(5_000_000);
+    let url = std::env::var("DATABASE_URL")
+        .map_err(|_| "set DATABASE_URL to an empty scratch database")?;
+    let bin = std::env::var("OPSDECK_BIN").map_err(|_| "set OPSDECK_BIN to the opsdeck binary")?;
+    let dir = std::env::temp_dir().join(format!("opsdeck-logs-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let now = OffsetDateTime::now_utc().unix_timestamp() - 60;
+
+    // ---- import ----
+    let per_format = (total / 5).clamp(1, 1_000_000);
+    let (json_file, nginx_file, bulk_file) = (
+        dir.join("app.log"),
+        dir.join("access.log"),
+        dir.join("bulk.log"),
+    );
+    write_json(&json_file, per_format, now, 1)?;
+    write_nginx(&nginx_file, per_format, now)?;
+    let secs = import(&bin, &url, &json_file, "json", "api")?;
+    println!(
+        "import JSON: {per_format} lines in {secs:.1} s = {:.0} lines/s",
+        per_format as f64 / secs
+    );
+    let secs = import(&bin, &url, &nginx_file, "nginx", "nginx")?;
+    println!(
+        "import nginx: {per_format} lines in {secs:.1} s = {:.0} lines/s",
+        per_format as f64 / secs
+    );
+    let rest = total.saturating_sub(2 * per_format);
+    if rest > 0 {
+        write_json(&bulk_file, rest, now, 7)?;
+        let secs = import(&bin, &url, &bulk_file, "json", "worker")?;
+        println!(
+            "import JSON (bulk): {rest} lines in {secs:.1} s = {:.0} lines/s",
+            rest as f64 / secs
+        );
+        std::fs::remove_file(&bulk_file)?;
+    }
+
+    let mut cfg = app::config::Config::with_database_url(url.clone());
+    cfg.collect_interval_secs = 0;
+    let pool = server::connect(&cfg).await?;
+    sqlx::query("ANALYZE log_lines").execute(&pool).await?;
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM log_lines")
+        .fetch_one(&pool)
+        .await?;
+    let size: i64 = sqlx::query_scalar(
+        "SELECT sum(pg_total_relation_size(c.oid))::bigint FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'log_lines'::regclass",
+    )
+    .fetch_one(&pool)
+    .await?;
+    println!(
+        "stored: {stored} lines, {:.0} MiB with indexes ({:.0} bytes/line)",
+        size as f64 / 1048576.0,
+        size as f64 / stored.max(1) as f64
+    );
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let state = AppState::new(server::leptos_options(addr), pool.clone(), cfg);
+    tokio::spawn(server::serve(
+        listener,
+        state.clone(),
+        std::future::pending(),
+    ));
+    let base = format!("http://{addr}");
+    insert_user(&pool, "bench", Role::Admin, "bench-password-123")
+        .await
+        .ok();
+    let session = reqwest::Client::builder().cookie_store(true).build()?;
+    session
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"username": "bench", "password": "bench-password-123"}))
+        .send()
+        .await?
+        .error_for_status()?;
+
+    // ---- selective searches ----
+    for (label, q) in [
+        ("a rare phrase", "%22Database%20connection%22"),
+        (
+            "level:error status:>=500",
+            "level%3Aerror%20status%3A%3E%3D500",
+        ),
+        ("a word, one service", "upstream%20service%3Aworker"),
+    ] {
+        for (range, from) in [("24 h", "now-24h"), ("7 d", "now-7d")] {
+            let u = format!("{base}/api/v1/logs/search?q={q}&from={from}&limit=100");
+            let ms = timed(&session, &u, 20).await?;
+            report(&format!("search {label}, {range} over {stored} lines"), &ms);
+        }
+    }
+
+    // ---- analytics over about a million lines ----
+    let in_range: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM log_lines WHERE service = 'nginx'")
+            .fetch_one(&pool)
+            .await?;
+    let ms = timed(
+        &session,
+        &format!("{base}/api/v1/logs/stats?service=nginx&from=now-8d"),
+        5,
+    )
+    .await?;
+    report(
+        &format!("stats, service nginx, 7 days ({in_range} lines)"),
+        &ms,
+    );
+    let in_range: i64 = sqlx::query_scalar("SELECT count(*) FROM log_lines WHERE service = 'api'")
+        .fetch_one(&pool)
+        .await?;
+    let ms = timed(
+        &session,
+        &format!("{base}/api/v1/logs/stats?service=api&from=now-8d"),
+        5,
+    )
+    .await?;
+    report(
+        &format!("stats, service api, 7 days ({in_range} lines)"),
+        &ms,
+    );
+
+    // ---- the tailer at 5,000 lines/s ----
+    let tailed = dir.join("tailed.log");
+    std::fs::write(&tailed, "")?;
+    app::logs::service::add_source(&pool, tailed.to_str().unwrap_or_default(), "json", "tailed")
+        .await?;
+    let tailer = tokio::spawn(server::logs::tail::run(state.clone()));
+    let seconds = 20u64;
+    let rate = 5_000u64;
+    let writer = {
+        let tailed = tailed.clone();
+        std::thread::spawn(move || -> std::io::Result<()> {
+            let mut f = std::fs::OpenOptions::new().append(true).open(&tailed)?;
+            let start = Instant::now();
+            for s in 0..seconds {
+                let mut buf = String::with_capacity(rate as usize * 120);
+                for i in 0..rate {
+                    buf.push_str(&format!("{{\"level\":\"info\",\"message\":\"tailed line {}\",\"context\":{{\"execution_time\":0.01}}}}\n", s * rate + i));
+                }
+                // Written in 10 slices a second, as an application would.
+                for chunk in buf.as_bytes().chunks(buf.len() / 10 + 1) {
+                    f.write_all(chunk)?;
+                    std::thread::sleep(Duration::from_millis(90));
+                }
+                let due = Duration::from_secs(s + 1);
+                if let Some(wait) = due.checked_sub(start.elapsed()) {
+                    std::thread::sleep(wait);
+                }
+            }
+            Ok(())
+        })
+    };
+    let t0 = Instant::now();
+    let mut max_lag: i64 = 0;
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let written = ((t0.elapsed().as_secs_f64().min(seconds as f64)) * rate as f64) as i64;
+        let got: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM log_lines WHERE service = 'tailed'")
+                .fetch_one(&pool)
+                .await?;
+        if t0.elapsed().as_secs() < seconds {
+            max_lag = max_lag.max(written - got);
+        }
+        if got >= (seconds * rate) as i64 || t0.elapsed().as_secs() > seconds + 60 {
+            println!(
+                "tailer: {} lines appended at {rate}/s for {seconds} s; all stored {:.1} s after the last write; largest backlog while writing {max_lag} lines",
+                got,
+                t0.elapsed().as_secs_f64() - seconds as f64
+            );
+            break;
+        }
+    }
+    writer.join().map_err(|_| "writer panicked")??;
+    tailer.abort();
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
