@@ -501,6 +501,42 @@ impl Default for StatsParams {
     }
 }
 
+/// Runs one statement with enough memory for its sorts and hashes (a read-only transaction).
+async fn with_work_mem<T, F>(pool: &PgPool, f: F) -> AppResult<T>
+where
+    F: for<'c> FnOnce(
+        &'c mut sqlx::PgConnection,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<T, sqlx::Error>> + Send + 'c>,
+    >,
+{
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET LOCAL work_mem = '64MB'")
+        .execute(&mut *tx)
+        .await?;
+    let out = f(&mut tx).await?;
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// One row of the grouping-sets scan.
+type GroupRow = (
+    i32,
+    Option<OffsetDateTime>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i32>,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+);
+
 pub async fn stats(
     pool: &PgPool,
     service: Option<&str>,
@@ -510,71 +546,69 @@ pub async fn stats(
 ) -> AppResult<LogStats> {
     let svc = service.map(str::to_string);
     let scope = "ts >= $1 AND ts < $2 AND ($3::text IS NULL OR service = $3)";
-    let dur = num_expr("duration");
-    let status = num_expr("status");
-    let q_totals = format!(
-        "SELECT count(*), count(*) FILTER (WHERE level >= 4), count(*) FILTER (WHERE {status} IS NOT NULL),
-                count({dur}), avg({dur}), min({dur}), max({dur}),
-                percentile_cont(0.5) WITHIN GROUP (ORDER BY {dur}),
-                percentile_cont(0.95) WITHIN GROUP (ORDER BY {dur}),
-                percentile_cont(0.99) WITHIN GROUP (ORDER BY {dur})
-         FROM log_lines WHERE {scope}"
+    // One scan for the counts, the hourly timeline, the status classes and the top lists (each
+    // list cut to its top entries in SQL; suspicious IPs kept whatever their rank).
+    let q_groups = format!(
+        "SELECT gmask, hr, path, ip, user_agent, cls, n, errors, requests, api_posts, durations, avg_d, min_d, max_d FROM (
+            SELECT GROUPING(hr, path, ip, user_agent, cls) AS gmask, hr, path, ip, user_agent, cls,
+                   count(*) AS n, count(*) FILTER (WHERE level >= 4) AS errors,
+                   count(*) FILTER (WHERE status IS NOT NULL) AS requests,
+                   count(*) FILTER (WHERE method = 'POST' AND path LIKE '/api/%') AS api_posts,
+                   count(duration) AS durations, avg(duration) AS avg_d, min(duration) AS min_d, max(duration) AS max_d,
+                   row_number() OVER (PARTITION BY GROUPING(hr, path, ip, user_agent, cls) ORDER BY count(*) DESC, path, ip, user_agent) AS rank
+            FROM (SELECT date_trunc('hour', ts, 'UTC') AS hr, path, ip, user_agent, (status / 100)::int AS cls,
+                         level, status, method, duration
+                  FROM log_lines WHERE {scope}) s
+            GROUP BY GROUPING SETS ((), (hr), (path), (ip), (user_agent), (cls))
+         ) g
+         WHERE gmask IN (31, 15, 30) OR rank <= $4 + 1 OR (gmask = 27 AND api_posts > $5)"
+    );
+    let q_percentiles = format!(
+        "SELECT percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY duration)
+         FROM log_lines WHERE {scope} AND duration IS NOT NULL"
     );
     let q_top_errors = format!(
         "SELECT {NORMALISED_MESSAGE} AS m, count(*) FROM log_lines WHERE {scope} AND level >= 4
          GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT $4"
     );
-    let q_hourly = format!(
-        "SELECT date_trunc('hour', ts, 'UTC'), count(*) FILTER (WHERE level >= 4), count(*) FILTER (WHERE {status} IS NOT NULL)
-         FROM log_lines WHERE {scope} GROUP BY 1 ORDER BY 1"
-    );
     let q_slow = format!(
-        "SELECT ts, {dur}, coalesce(path, fields->>'url'), service FROM log_lines
-         WHERE {scope} AND {dur} > $4 ORDER BY 2 DESC, ts DESC LIMIT 50"
+        "SELECT ts, duration, coalesce(path, fields->>'url'), service FROM log_lines
+         WHERE {scope} AND duration > $4 ORDER BY 2 DESC, ts DESC LIMIT 50"
     );
-    let q_classes = format!(
-        "SELECT ({status} / 100)::int AS c, count(*) FROM log_lines WHERE {scope} AND {status} IS NOT NULL GROUP BY 1 ORDER BY 1"
-    );
-    let q_top = |column: &str| {
-        format!(
-            "SELECT {column}, count(*) FROM log_lines WHERE {scope} AND {column} IS NOT NULL
-             GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT $4"
-        )
+    let (top_n, posts_n) = (p.top, p.suspicious_posts);
+    let groups = {
+        let svc = svc.clone();
+        with_work_mem(pool, move |c| {
+            Box::pin(async move {
+                sqlx::query_as::<_, GroupRow>(&q_groups)
+                    .bind(from)
+                    .bind(to)
+                    .bind(svc)
+                    .bind(top_n)
+                    .bind(posts_n)
+                    .fetch_all(c)
+                    .await
+            })
+        })
     };
-    let q_suspicious = format!(
-        "SELECT ip, count(*) FROM log_lines WHERE {scope} AND method = 'POST' AND path LIKE '/api/%' AND ip IS NOT NULL
-         GROUP BY 1 HAVING count(*) > $4 ORDER BY 2 DESC, 1 LIMIT 100"
-    );
-    #[allow(clippy::type_complexity)]
-    let totals = sqlx::query_as::<
-        _,
-        (
-            i64,
-            i64,
-            i64,
-            i64,
-            Option<f64>,
-            Option<f64>,
-            Option<f64>,
-            Option<f64>,
-            Option<f64>,
-            Option<f64>,
-        ),
-    >(&q_totals)
-    .bind(from)
-    .bind(to)
-    .bind(&svc)
-    .fetch_one(pool);
+    let percentiles = {
+        let svc = svc.clone();
+        with_work_mem(pool, move |c| {
+            Box::pin(async move {
+                sqlx::query_scalar::<_, Option<Vec<f64>>>(&q_percentiles)
+                    .bind(from)
+                    .bind(to)
+                    .bind(svc)
+                    .fetch_one(c)
+                    .await
+            })
+        })
+    };
     let top_errors = sqlx::query_as::<_, (String, i64)>(&q_top_errors)
         .bind(from)
         .bind(to)
         .bind(&svc)
         .bind(p.top)
-        .fetch_all(pool);
-    let hourly = sqlx::query_as::<_, (OffsetDateTime, i64, i64)>(&q_hourly)
-        .bind(from)
-        .bind(to)
-        .bind(&svc)
         .fetch_all(pool);
     let slow = sqlx::query_as::<_, (OffsetDateTime, f64, Option<String>, String)>(&q_slow)
         .bind(from)
@@ -582,82 +616,31 @@ pub async fn stats(
         .bind(&svc)
         .bind(p.slow_seconds)
         .fetch_all(pool);
-    let classes = sqlx::query_as::<_, (i32, i64)>(&q_classes)
-        .bind(from)
-        .bind(to)
-        .bind(&svc)
-        .fetch_all(pool);
-    let (qp, qi, qa) = (q_top("path"), q_top("ip"), q_top("user_agent"));
-    let paths = sqlx::query_as::<_, (String, i64)>(&qp)
-        .bind(from)
-        .bind(to)
-        .bind(&svc)
-        .bind(p.top)
-        .fetch_all(pool);
-    let ips = sqlx::query_as::<_, (String, i64)>(&qi)
-        .bind(from)
-        .bind(to)
-        .bind(&svc)
-        .bind(p.top)
-        .fetch_all(pool);
-    let agents = sqlx::query_as::<_, (String, i64)>(&qa)
-        .bind(from)
-        .bind(to)
-        .bind(&svc)
-        .bind(p.top)
-        .fetch_all(pool);
-    let suspicious = sqlx::query_as::<_, (String, i64)>(&q_suspicious)
-        .bind(from)
-        .bind(to)
-        .bind(&svc)
-        .bind(p.suspicious_posts)
-        .fetch_all(pool);
-    // Independent scans: let PostgreSQL run them side by side.
-    let (totals, top_errors, hourly, slow, classes, paths, ips, agents, suspicious) = tokio::try_join!(
-        totals, top_errors, hourly, slow, classes, paths, ips, agents, suspicious
+    let (groups, percentiles, top_errors, slow) = tokio::try_join!(
+        groups,
+        percentiles,
+        async { Ok(top_errors.await?) },
+        async { Ok::<_, AppError>(slow.await?) }
     )?;
-    let (total, errors, requests, rt_count, avg, min, max, p50, p95, p99) = totals;
-    Ok(LogStats {
+    let percentiles = percentiles.unwrap_or_default();
+    let pct = |i: usize| percentiles.get(i).copied();
+
+    // GROUPING bits, hr..cls from high to low: 31 = (), 15 = hr, 23 = path, 27 = ip, 29 = ua, 30 = cls.
+    let mut out = LogStats {
         from,
         to,
         service: svc,
-        total,
-        errors,
-        error_rate: if total > 0 {
-            errors as f64 / total as f64
-        } else {
-            0.0
-        },
-        requests,
+        total: 0,
+        errors: 0,
+        error_rate: 0.0,
+        requests: 0,
         top_errors: top_errors
             .into_iter()
             .map(|(message, count)| MessageCount { message, count })
             .collect(),
-        errors_per_hour: hourly
-            .iter()
-            .filter(|h| h.1 > 0)
-            .map(|h| HourCount {
-                hour: h.0,
-                count: h.1,
-            })
-            .collect(),
-        requests_per_hour: hourly
-            .iter()
-            .filter(|h| h.2 > 0)
-            .map(|h| HourCount {
-                hour: h.0,
-                count: h.2,
-            })
-            .collect(),
-        response_time: ResponseTime {
-            count: rt_count,
-            avg,
-            min,
-            max,
-            p50,
-            p95,
-            p99,
-        },
+        errors_per_hour: vec![],
+        requests_per_hour: vec![],
+        response_time: ResponseTime::default(),
         slow_threshold_seconds: p.slow_seconds,
         slow_requests: slow
             .into_iter()
@@ -668,31 +651,94 @@ pub async fn stats(
                 service,
             })
             .collect(),
-        status_classes: classes
-            .into_iter()
-            .map(|(c, count)| ClassCount {
-                class: format!("{c}xx"),
-                count,
-            })
-            .collect(),
-        top_paths: paths
-            .into_iter()
-            .map(|(path, count)| PathCount { path, count })
-            .collect(),
-        top_ips: ips
-            .into_iter()
-            .map(|(ip, count)| IpCount { ip, count })
-            .collect(),
+        status_classes: vec![],
+        top_paths: vec![],
+        top_ips: vec![],
         suspicious_post_threshold: p.suspicious_posts,
-        suspicious_ips: suspicious
-            .into_iter()
-            .map(|(ip, posts)| SuspiciousIp { ip, posts })
-            .collect(),
-        top_user_agents: agents
-            .into_iter()
-            .map(|(user_agent, count)| AgentCount { user_agent, count })
-            .collect(),
-    })
+        suspicious_ips: vec![],
+        top_user_agents: vec![],
+    };
+    let mut ips: Vec<(String, i64, i64)> = vec![];
+    for (gmask, hr, path, ip, ua, cls, n, errors, requests, api_posts, durations, avg, min, max) in
+        groups
+    {
+        match gmask {
+            31 => {
+                out.total = n;
+                out.errors = errors;
+                out.requests = requests;
+                out.response_time = ResponseTime {
+                    count: durations,
+                    avg,
+                    min,
+                    max,
+                    p50: pct(0),
+                    p95: pct(1),
+                    p99: pct(2),
+                };
+            }
+            15 => {
+                if let Some(hour) = hr {
+                    if errors > 0 {
+                        out.errors_per_hour.push(HourCount {
+                            hour,
+                            count: errors,
+                        });
+                    }
+                    if requests > 0 {
+                        out.requests_per_hour.push(HourCount {
+                            hour,
+                            count: requests,
+                        });
+                    }
+                }
+            }
+            23 => out
+                .top_paths
+                .extend(path.map(|path| PathCount { path, count: n })),
+            27 => ips.extend(ip.map(|ip| (ip, n, api_posts))),
+            29 => out.top_user_agents.extend(ua.map(|user_agent| AgentCount {
+                user_agent,
+                count: n,
+            })),
+            30 => out.status_classes.extend(cls.map(|c| ClassCount {
+                class: format!("{c}xx"),
+                count: n,
+            })),
+            _ => {}
+        }
+    }
+    out.error_rate = if out.total > 0 {
+        out.errors as f64 / out.total as f64
+    } else {
+        0.0
+    };
+    out.errors_per_hour.sort_by_key(|h| h.hour);
+    out.requests_per_hour.sort_by_key(|h| h.hour);
+    out.status_classes.sort_by(|a, b| a.class.cmp(&b.class));
+    // NULL groups (lines without the field) took a place in the ranking: cut to `top` again.
+    let top = p.top as usize;
+    out.top_paths.truncate(top);
+    out.top_user_agents.truncate(top);
+    let mut suspicious: Vec<SuspiciousIp> = ips
+        .iter()
+        .filter(|(_, _, posts)| *posts > p.suspicious_posts)
+        .map(|(ip, _, posts)| SuspiciousIp {
+            ip: ip.clone(),
+            posts: *posts,
+        })
+        .collect();
+    suspicious.sort_by(|a, b| b.posts.cmp(&a.posts).then(a.ip.cmp(&b.ip)));
+    suspicious.truncate(100);
+    out.suspicious_ips = suspicious;
+    let mut top_ips: Vec<IpCount> = ips
+        .into_iter()
+        .map(|(ip, count, _)| IpCount { ip, count })
+        .collect();
+    top_ips.sort_by(|a, b| b.count.cmp(&a.count).then(a.ip.cmp(&b.ip)));
+    top_ips.truncate(top);
+    out.top_ips = top_ips;
+    Ok(out)
 }
 
 /// A log source with what its tailer last reported.
