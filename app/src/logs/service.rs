@@ -172,7 +172,7 @@ struct TypedFields {
 
 impl TypedFields {
     fn of(records: &[Record], clean: impl Fn(&str) -> String) -> Self {
-        let text = |r: &Record, k: &str| r.fields.get(k).and_then(|v| v.as_str()).map(|s| clean(s));
+        let text = |r: &Record, k: &str| r.fields.get(k).and_then(|v| v.as_str()).map(&clean);
         TypedFields {
             status: records
                 .iter()
