@@ -438,10 +438,10 @@ pub fn DbHealthPage() -> impl IntoView {
                         let h = d.health;
                         let target = h.target.clone();
                         view! {
-                            <section class="stat-row" data-testid="db-health">
-                                <div class="card stat"><div class="muted">"Database"</div><div class="big">{h.database.clone()}</div></div>
-                                <div class="card stat"><div class="muted">"Size"</div><div class="big">{bytes(h.size_bytes)}</div></div>
-                                <div class="card stat"><div class="muted">"Connections"</div><div class="big">{format!("{} / {}", h.connections, h.max_connections)}</div></div>
+                            <section class="tiles" data-testid="db-health">
+                                <div class="card tile"><div class="tile-label">"Database"</div><div class="tile-value">{h.database.clone()}</div></div>
+                                <div class="card tile"><div class="tile-label">"Size"</div><div class="tile-value">{bytes(h.size_bytes)}</div></div>
+                                <div class="card tile"><div class="tile-label">"Connections"</div><div class="tile-value">{format!("{} / {}", h.connections, h.max_connections)}</div></div>
                             </section>
                             <section class="card">
                                 <h2>"Largest tables"</h2>

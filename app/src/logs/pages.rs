@@ -214,17 +214,17 @@ fn Analytics(stats: LogStats) -> impl IntoView {
     let s = stats;
     let rate = format!("{:.2} %", s.error_rate * 100.0);
     let rate_class = if s.error_rate > 0.05 {
-        "stat-value bad"
+        "tile-value bad"
     } else {
-        "stat-value"
+        "tile-value"
     };
     view! {
-        <section class="stat-row" data-testid="log-stats">
-            <div class="card stat"><div class="stat-label">"Lines"</div><div class="stat-value" data-testid="stat-total">{s.total}</div></div>
-            <div class="card stat"><div class="stat-label">"Errors"</div><div class="stat-value" data-testid="stat-errors">{s.errors}</div></div>
-            <div class="card stat"><div class="stat-label">"Error rate"</div><div class=rate_class data-testid="stat-error-rate">{rate}</div></div>
-            <div class="card stat"><div class="stat-label">"Requests"</div><div class="stat-value">{s.requests}</div></div>
-            <div class="card stat"><div class="stat-label">"Response p50 / p95 / p99"</div><div class="stat-value small" data-testid="stat-latency">{format!("{} / {} / {}", secs(s.response_time.p50), secs(s.response_time.p95), secs(s.response_time.p99))}</div></div>
+        <section class="tiles" data-testid="log-stats">
+            <div class="card tile"><div class="tile-label">"Lines"</div><div class="tile-value" data-testid="stat-total">{s.total}</div></div>
+            <div class="card tile"><div class="tile-label">"Errors"</div><div class="tile-value" data-testid="stat-errors">{s.errors}</div></div>
+            <div class="card tile"><div class="tile-label">"Error rate"</div><div class=rate_class data-testid="stat-error-rate">{rate}</div></div>
+            <div class="card tile"><div class="tile-label">"Requests"</div><div class="tile-value">{s.requests}</div></div>
+            <div class="card tile"><div class="tile-label">"Response p50 / p95 / p99"</div><div class="tile-value small" data-testid="stat-latency">{format!("{} / {} / {}", secs(s.response_time.p50), secs(s.response_time.p95), secs(s.response_time.p99))}</div></div>
         </section>
         <section class="cards">
             <TopList title="Top errors" testid="top-errors" rows=s.top_errors.iter().map(|e| (e.message.clone(), e.count)).collect()/>
