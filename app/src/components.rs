@@ -127,6 +127,17 @@ pub fn ErrorNotice(error: AppError) -> impl IntoView {
     }
 }
 
+/// The error of the last submission of an action, if it failed.
+pub fn action_error<T: Clone + Send + Sync + 'static>(
+    last: impl Fn() -> Option<Result<T, AppError>> + Send + Sync + 'static,
+) -> impl IntoView {
+    move || {
+        last()
+            .and_then(|r| r.err())
+            .map(|e| view! { <ErrorNotice error=e/> })
+    }
+}
+
 #[component]
 pub fn PageHeader(
     title: &'static str,

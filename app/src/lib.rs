@@ -16,6 +16,10 @@ pub mod placeholders;
 #[cfg(feature = "ssr")]
 pub mod config;
 #[cfg(feature = "ssr")]
+pub mod locks;
+#[cfg(feature = "ssr")]
+pub mod partitions;
+#[cfg(feature = "ssr")]
 pub mod state;
 
 use leptos::prelude::*;

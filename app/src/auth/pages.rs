@@ -4,7 +4,7 @@ use super::{
     list_audit, list_tokens, list_users, CreateToken, CreateUser, Login, ResetPassword,
     RevokeToken, Role, UpdateUser, UserSummary,
 };
-use crate::components::{fmt_time, ErrorNotice, PageHeader};
+use crate::components::{action_error, fmt_time, ErrorNotice, PageHeader};
 use crate::error::AppError;
 use leptos::prelude::*;
 use leptos_router::components::A;
@@ -58,17 +58,6 @@ pub fn AdminTabs() -> impl IntoView {
             <A href="/admin/log-sources">"Log sources"</A>
             <A href="/admin/audit">"Audit log"</A>
         </nav>
-    }
-}
-
-/// The error of the last submission of an action, if it failed.
-fn action_error(
-    last: impl Fn() -> Option<Result<(), AppError>> + Send + Sync + 'static,
-) -> impl IntoView {
-    move || {
-        last()
-            .and_then(|r| r.err())
-            .map(|e| view! { <ErrorNotice error=e/> })
     }
 }
 

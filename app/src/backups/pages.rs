@@ -7,8 +7,9 @@ use super::{
     BackupRun, RestoreBackup, RunMaintenance, TargetCard, VerifyBackup,
 };
 use crate::auth::Role;
-use crate::components::{fmt_duration, fmt_time, EmptyState, ErrorNotice, PageHeader};
-use crate::error::AppError;
+use crate::components::{
+    action_error, fmt_duration, fmt_time, EmptyState, ErrorNotice, PageHeader,
+};
 use crate::metrics::{scale_bytes, AutoRefresh, ChartView};
 use leptos::prelude::*;
 use leptos_router::components::A;
@@ -20,16 +21,6 @@ fn bytes(n: i64) -> String {
         format!("{n} B")
     } else {
         format!("{v:.1} {u}")
-    }
-}
-
-fn action_error<T: Clone + Send + Sync + 'static>(
-    last: impl Fn() -> Option<Result<T, AppError>> + Send + Sync + 'static,
-) -> impl IntoView {
-    move || {
-        last()
-            .and_then(|r| r.err())
-            .map(|e| view! { <ErrorNotice error=e/> })
     }
 }
 

@@ -13,6 +13,7 @@ use super::{
 use crate::auth::service::{audit, verify_password, RequestCtx};
 use crate::auth::{CurrentUser, Role};
 use crate::error::{AppError, AppResult};
+use crate::locks::HeldLock;
 use crate::state::AppState;
 use sha2::{Digest, Sha256};
 use sqlx::{Connection, PgConnection, PgPool};
@@ -428,50 +429,34 @@ pub async fn run_detail(state: &AppState, role: Role, id: i64) -> AppResult<RunD
 
 // ---------------------------------------------------------------- locks and heartbeats
 
-/// A session-level advisory lock on a connection of its own; dropping it closes the
-/// connection, which releases the lock (also when the process dies).
-pub struct HeldLock(PgConnection);
-
-impl HeldLock {
-    pub async fn try_take(state: &AppState, key: &str) -> AppResult<Option<HeldLock>> {
-        let mut c = PgConnection::connect_with(&*state.pool.connect_options()).await?;
-        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
-            .bind(key)
-            .fetch_one(&mut c)
-            .await?;
-        if got {
-            Ok(Some(HeldLock(c)))
-        } else {
-            let _ = c.close().await;
-            Ok(None)
-        }
-    }
-
-    pub async fn release(self) {
-        let _ = self.0.close().await;
-    }
+/// What beats: a backup run (with its bytes written so far) or a restore job.
+enum Beat {
+    Run(Arc<AtomicI64>),
+    Restore,
 }
 
-/// Beats `table.heartbeat_at` (and `bytes_written` for runs) until dropped.
+/// Beats the job's `heartbeat_at` (and a run's `bytes_written`) until dropped.
 struct Heartbeat(tokio::task::JoinHandle<()>);
 
 impl Heartbeat {
-    fn start(pool: PgPool, table: &'static str, id: i64, bytes: Option<Arc<AtomicI64>>) -> Self {
+    fn start(pool: PgPool, id: i64, beat: Beat) -> Self {
         Heartbeat(tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(HEARTBEAT_SECS));
             loop {
                 tick.tick().await;
-                let sql = if table == "backup_runs" {
-                    "UPDATE backup_runs SET heartbeat_at = now(), bytes_written = greatest(bytes_written, $2) WHERE id = $1 AND status = 'running'"
-                } else {
-                    "UPDATE restore_jobs SET heartbeat_at = now() WHERE id = $1 AND status = 'running' AND $2 >= 0"
+                let q = match &beat {
+                    Beat::Run(bytes) => sqlx::query(
+                        "UPDATE backup_runs SET heartbeat_at = now(), bytes_written = greatest(bytes_written, $2) WHERE id = $1 AND status = 'running'",
+                    )
+                    .bind(id)
+                    .bind(bytes.load(Ordering::Relaxed)),
+                    Beat::Restore => sqlx::query(
+                        "UPDATE restore_jobs SET heartbeat_at = now() WHERE id = $1 AND status = 'running'",
+                    )
+                    .bind(id),
                 };
-                let n = bytes
-                    .as_ref()
-                    .map(|b| b.load(Ordering::Relaxed))
-                    .unwrap_or(0);
-                if let Err(e) = sqlx::query(sql).bind(id).bind(n).execute(&pool).await {
-                    tracing::warn!(error = %e, table, id, "heartbeat failed");
+                if let Err(e) = q.execute(&pool).await {
+                    tracing::warn!(error = %e, id, "heartbeat failed");
                 }
             }
         }))
@@ -634,19 +619,25 @@ struct Dumped {
 
 /// Starts a backup of `target`: 409 while one runs (in any process). Returns the run id at once;
 /// the run goes on in the background.
+/// The target and its run lock: 409 while a run of it holds the lock (in any process).
+async fn take_run_lock(state: &AppState, target: &str) -> AppResult<(TargetRow, HeldLock)> {
+    let t = target_by_name(&state.pool, target).await?;
+    match HeldLock::try_take(state, &format!("opsdeck.backup.{}", t.id)).await? {
+        Some(lock) => Ok((t, lock)),
+        None => Err(AppError::conflict(format!(
+            "a backup of `{}` is already running",
+            t.name
+        ))),
+    }
+}
+
 pub async fn start_run(
     state: &AppState,
     target: &str,
     trigger: &str,
     requested_by: Option<&str>,
 ) -> AppResult<i64> {
-    let t = target_by_name(&state.pool, target).await?;
-    let Some(lock) = HeldLock::try_take(state, &format!("opsdeck.backup.{}", t.id)).await? else {
-        return Err(AppError::conflict(format!(
-            "a backup of `{}` is already running",
-            t.name
-        )));
-    };
+    let (t, lock) = take_run_lock(state, target).await?;
     let id = insert_run(&state.pool, t.id, trigger, requested_by).await?;
     let state = state.clone();
     tokio::spawn(async move {
@@ -658,13 +649,7 @@ pub async fn start_run(
 
 /// Runs a backup in the foreground (the CLI), 409 while one runs.
 pub async fn run_now(state: &AppState, target: &str, trigger: &str) -> AppResult<BackupRun> {
-    let t = target_by_name(&state.pool, target).await?;
-    let Some(lock) = HeldLock::try_take(state, &format!("opsdeck.backup.{}", t.id)).await? else {
-        return Err(AppError::conflict(format!(
-            "a backup of `{}` is already running",
-            t.name
-        )));
-    };
+    let (t, lock) = take_run_lock(state, target).await?;
     let id = insert_run(&state.pool, t.id, trigger, None).await?;
     execute_run(state, &t, id).await;
     lock.release().await;
@@ -710,7 +695,7 @@ pub async fn start_run_audited(
 /// in the run's row. The caller holds the target's lock.
 async fn execute_run(state: &AppState, t: &TargetRow, id: i64) -> bool {
     let bytes = Arc::new(AtomicI64::new(0));
-    let heartbeat = Heartbeat::start(state.pool.clone(), "backup_runs", id, Some(bytes.clone()));
+    let heartbeat = Heartbeat::start(state.pool.clone(), id, Beat::Run(bytes.clone()));
     let started = std::time::Instant::now();
     let result = dump(state, t, id, bytes.clone()).await;
     drop(heartbeat);
@@ -1559,7 +1544,7 @@ pub async fn start_restore(
     let state = state.clone();
     let who = user.username.clone();
     tokio::spawn(async move {
-        let heartbeat = Heartbeat::start(state.pool.clone(), "restore_jobs", job, None);
+        let heartbeat = Heartbeat::start(state.pool.clone(), job, Beat::Restore);
         let outcome = restore_job_body(&state, &t, job, id, &f, &req.mode, &database, &who).await;
         drop(heartbeat);
         let (ok, detail, tail) = match outcome {

@@ -52,13 +52,6 @@ pub struct SearchResponse {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
-pub struct Count<K> {
-    pub key: K,
-    pub count: i64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct MessageCount {
     pub message: String,
     pub count: i64,
@@ -231,18 +224,22 @@ pub async fn get_logs_page(
     )
 }
 
-/// A log source as the Admin page shows it.
+/// A log source with what its tailer last reported (the API and Admin › Log sources).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema, sqlx::FromRow))]
 pub struct SourceRow {
     pub id: i64,
     pub path: String,
     pub format: String,
     pub service: String,
+    /// Which Opsdeck host follows it.
     pub tailer: Option<String>,
+    /// Bytes stored so far, summed over its files.
     pub position: i64,
     pub lines: i64,
     pub lines_per_sec: f64,
     #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
     pub last_line_at: Option<OffsetDateTime>,
     pub last_error: Option<String>,
 }
@@ -254,22 +251,7 @@ pub async fn list_log_sources() -> Result<Vec<SourceRow>, AppError> {
         async {
             let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
             ctx.require(Role::Admin).await?;
-            Ok(service::list_sources(&ctx.state.pool)
-                .await?
-                .into_iter()
-                .map(|s| SourceRow {
-                    id: s.id,
-                    path: s.path,
-                    format: s.format,
-                    service: s.service,
-                    tailer: s.tailer,
-                    position: s.position,
-                    lines: s.lines,
-                    lines_per_sec: s.lines_per_sec,
-                    last_line_at: s.last_line_at,
-                    last_error: s.last_error,
-                })
-                .collect())
+            service::list_sources(&ctx.state.pool).await
         }
         .await,
     )

@@ -6,7 +6,7 @@
 use super::{
     get_logs_page, list_log_sources, AddLogSource, DeleteLogSource, Facet, LogLine, LogStats,
 };
-use crate::components::{fmt_time, EmptyState, ErrorNotice, PageHeader};
+use crate::components::{action_error, fmt_time, EmptyState, ErrorNotice, PageHeader};
 use crate::metrics::AutoRefresh;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
@@ -301,17 +301,11 @@ pub fn LogSourcesPage() -> impl IntoView {
         move || (add.version().get(), del.version().get()),
         |_| list_log_sources(),
     );
-    let err = move || {
-        add.value()
-            .get()
-            .and_then(|r| r.err())
-            .or_else(|| del.value().get().and_then(|r| r.err()))
-            .map(|e| view! { <ErrorNotice error=e/> })
-    };
     view! {
         <PageHeader title="Log sources" subtitle="Files Opsdeck follows: appended lines are stored as they come, across rotations and restarts."/>
         <crate::auth::AdminTabs/>
-        {err}
+        {action_error(move || add.value().get())}
+        {action_error(move || del.value().get())}
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match sources.await {

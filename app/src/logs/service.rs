@@ -10,56 +10,18 @@ use super::{
 use crate::auth::Role;
 use crate::error::{AppError, AppResult};
 use crate::metrics::parse_time_param;
+use crate::partitions::DailyPartitions;
 use crate::state::AppState;
 use sqlx::{PgPool, Postgres, QueryBuilder};
-use std::collections::HashSet;
-use std::sync::Mutex;
 use time::{Date, Duration, OffsetDateTime};
 
 /// Days whose partition this process knows exists.
-static PARTITIONS: Mutex<Option<HashSet<Date>>> = Mutex::new(None);
-
-fn partition_name(day: Date) -> String {
-    format!(
-        "log_lines_{:04}{:02}{:02}",
-        day.year(),
-        u8::from(day.month()),
-        day.day()
-    )
-}
+static PARTITIONS: std::sync::LazyLock<DailyPartitions> =
+    std::sync::LazyLock::new(|| DailyPartitions::new("log_lines"));
 
 /// Creates the daily partitions for these days (once per process and day).
 pub async fn ensure_partitions(pool: &PgPool, days: &[Date]) -> AppResult<()> {
-    let todo: Vec<Date> = {
-        let known = PARTITIONS.lock().unwrap_or_else(|p| p.into_inner());
-        days.iter()
-            .copied()
-            .filter(|d| !known.as_ref().is_some_and(|k| k.contains(d)))
-            .collect()
-    };
-    if todo.is_empty() {
-        return Ok(());
-    }
-    let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('opsdeck.log_partitions'))")
-        .execute(&mut *tx)
-        .await?;
-    for day in &todo {
-        let next = day.next_day().unwrap_or(*day);
-        sqlx::query(&format!(
-            "CREATE TABLE IF NOT EXISTS {} PARTITION OF log_lines FOR VALUES FROM ('{day} 00:00:00+00') TO ('{next} 00:00:00+00')",
-            partition_name(*day)
-        ))
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await?;
-    PARTITIONS
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get_or_insert_with(HashSet::new)
-        .extend(todo);
-    Ok(())
+    PARTITIONS.ensure(pool, days).await
 }
 
 /// Validates a service name (it appears in URLs and facets).
@@ -501,22 +463,13 @@ impl Default for StatsParams {
     }
 }
 
-/// Runs one statement with enough memory for its sorts and hashes (a read-only transaction).
-async fn with_work_mem<T, F>(pool: &PgPool, f: F) -> AppResult<T>
-where
-    F: for<'c> FnOnce(
-        &'c mut sqlx::PgConnection,
-    ) -> std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<T, sqlx::Error>> + Send + 'c>,
-    >,
-{
+/// A read-only transaction with enough memory for big sorts and hashes (the analytics).
+async fn begin_with_work_mem(pool: &PgPool) -> AppResult<sqlx::Transaction<'static, Postgres>> {
     let mut tx = pool.begin().await?;
     sqlx::query("SET LOCAL work_mem = '64MB'")
         .execute(&mut *tx)
         .await?;
-    let out = f(&mut tx).await?;
-    tx.commit().await?;
-    Ok(out)
+    Ok(tx)
 }
 
 /// One row of the grouping-sets scan.
@@ -575,34 +528,29 @@ pub async fn stats(
         "SELECT ts, duration, coalesce(path, fields->>'url'), service FROM log_lines
          WHERE {scope} AND duration > $4 ORDER BY 2 DESC, ts DESC LIMIT 50"
     );
-    let (top_n, posts_n) = (p.top, p.suspicious_posts);
-    let groups = {
-        let svc = svc.clone();
-        with_work_mem(pool, move |c| {
-            Box::pin(async move {
-                sqlx::query_as::<_, GroupRow>(&q_groups)
-                    .bind(from)
-                    .bind(to)
-                    .bind(svc)
-                    .bind(top_n)
-                    .bind(posts_n)
-                    .fetch_all(c)
-                    .await
-            })
-        })
+    let groups = async {
+        let mut tx = begin_with_work_mem(pool).await?;
+        let rows = sqlx::query_as::<_, GroupRow>(&q_groups)
+            .bind(from)
+            .bind(to)
+            .bind(&svc)
+            .bind(p.top)
+            .bind(p.suspicious_posts)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok::<_, AppError>(rows)
     };
-    let percentiles = {
-        let svc = svc.clone();
-        with_work_mem(pool, move |c| {
-            Box::pin(async move {
-                sqlx::query_scalar::<_, Option<Vec<f64>>>(&q_percentiles)
-                    .bind(from)
-                    .bind(to)
-                    .bind(svc)
-                    .fetch_one(c)
-                    .await
-            })
-        })
+    let percentiles = async {
+        let mut tx = begin_with_work_mem(pool).await?;
+        let v = sqlx::query_scalar::<_, Option<Vec<f64>>>(&q_percentiles)
+            .bind(from)
+            .bind(to)
+            .bind(&svc)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok::<_, AppError>(v)
     };
     let top_errors = sqlx::query_as::<_, (String, i64)>(&q_top_errors)
         .bind(from)
@@ -741,28 +689,7 @@ pub async fn stats(
     Ok(out)
 }
 
-/// A log source with what its tailer last reported.
-#[derive(
-    Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema, sqlx::FromRow,
-)]
-pub struct SourceInfo {
-    pub id: i64,
-    pub path: String,
-    pub format: String,
-    pub service: String,
-    /// Which Opsdeck host follows it.
-    pub tailer: Option<String>,
-    /// Bytes stored so far, summed over its files.
-    pub position: i64,
-    pub lines: i64,
-    pub lines_per_sec: f64,
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub last_line_at: Option<OffsetDateTime>,
-    pub last_error: Option<String>,
-}
-
-pub async fn list_sources(pool: &PgPool) -> AppResult<Vec<SourceInfo>> {
+pub async fn list_sources(pool: &PgPool) -> AppResult<Vec<super::SourceRow>> {
     Ok(sqlx::query_as(
         "SELECT s.id, s.path, s.format, s.service, st.tailer,
                 coalesce((SELECT sum(\"offset\") FROM log_files f WHERE f.source_id = s.id), 0)::bigint AS position,
@@ -826,49 +753,25 @@ pub async fn enforce_retention(
     days: i64,
     now: OffsetDateTime,
 ) -> AppResult<Vec<String>> {
-    let cutoff = (now - Duration::days(days))
-        .to_offset(time::UtcOffset::UTC)
-        .date();
-    let parts: Vec<String> = sqlx::query_scalar(
-        "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-         WHERE i.inhparent = 'log_lines'::regclass ORDER BY 1",
-    )
-    .fetch_all(pool)
-    .await?;
-    let mut dropped = vec![];
-    for name in parts {
-        let Some(day) = partition_day(&name) else {
-            continue;
-        };
-        // The partition holds [day, day+1): it goes when all of it is older than the cutoff.
-        if day < cutoff {
-            sqlx::query(&format!("DROP TABLE IF EXISTS {name}"))
-                .execute(pool)
-                .await?;
-            PARTITIONS
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get_or_insert_with(HashSet::new)
-                .remove(&day);
-            dropped.push(name);
-        }
-    }
-    Ok(dropped)
+    PARTITIONS
+        .drop_older_than(pool, now - Duration::days(days))
+        .await
 }
 
-fn partition_day(name: &str) -> Option<Date> {
-    let d = name.strip_prefix("log_lines_")?;
-    if d.len() != 8 || !d.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let month = time::Month::try_from(d[4..6].parse::<u8>().ok()?).ok()?;
-    Date::from_calendar_date(d[..4].parse().ok()?, month, d[6..].parse().ok()?).ok()
-}
-
+/// The services with lines in the last 30 days, for the page's picker. A skip scan over the
+/// (service, ts) index: one index probe per service, not a pass over every line (this runs on
+/// every page view).
 pub async fn services(pool: &PgPool) -> AppResult<Vec<String>> {
-    // Recent services only: a loose index scan would be nicer; a week of distinct is enough.
     Ok(sqlx::query_scalar(
-        "SELECT DISTINCT service FROM log_lines WHERE ts > now() - interval '30 days' ORDER BY 1",
+        "WITH RECURSIVE s(service) AS (
+            (SELECT service FROM log_lines WHERE ts > now() - interval '30 days' ORDER BY service LIMIT 1)
+            UNION ALL
+            SELECT (SELECT l.service FROM log_lines l
+                    WHERE l.service > s.service AND l.ts > now() - interval '30 days'
+                    ORDER BY l.service LIMIT 1)
+            FROM s WHERE s.service IS NOT NULL
+         )
+         SELECT service FROM s WHERE service IS NOT NULL",
     )
     .fetch_all(pool)
     .await?)

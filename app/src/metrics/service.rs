@@ -8,17 +8,26 @@ use super::{
     LatestValue, Retention, Selector, SeriesData, SeriesPoint, SeriesResponse, Tier,
 };
 use crate::error::{AppError, AppResult};
+use crate::partitions::DailyPartitions;
 use sqlx::{PgPool, Postgres, Transaction};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use time::{Date, OffsetDateTime};
 
 /// Series ids by (host, metric, labels as JSON). Ids never change once given, so this cache is
 /// only a shortcut: every process fills its own, and a miss asks the database.
-#[derive(Default)]
 pub struct SeriesCache {
     ids: Mutex<HashMap<(String, String, String), i32>>,
-    partitions: Mutex<HashSet<Date>>,
+    partitions: DailyPartitions,
+}
+
+impl Default for SeriesCache {
+    fn default() -> Self {
+        Self {
+            ids: Mutex::default(),
+            partitions: DailyPartitions::new("metric_samples"),
+        }
+    }
 }
 
 fn labels_json(labels: &Labels) -> String {
@@ -79,47 +88,9 @@ async fn series_ids(
     Ok(out)
 }
 
-fn partition_name(day: Date) -> String {
-    format!(
-        "metric_samples_{:04}{:02}{:02}",
-        day.year(),
-        u8::from(day.month()),
-        day.day()
-    )
-}
-
 /// Creates the daily partitions of `metric_samples` for these days, once per process and day.
 pub async fn ensure_partitions(pool: &PgPool, cache: &SeriesCache, days: &[Date]) -> AppResult<()> {
-    let todo: Vec<Date> = {
-        let known = cache.partitions.lock().unwrap_or_else(|p| p.into_inner());
-        days.iter()
-            .copied()
-            .filter(|d| !known.contains(d))
-            .collect()
-    };
-    if todo.is_empty() {
-        return Ok(());
-    }
-    let mut tx = pool.begin().await?;
-    // Two processes creating the same partition would collide: one at a time.
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('opsdeck.metric_partitions'))")
-        .execute(&mut *tx)
-        .await?;
-    for day in &todo {
-        let next = day.next_day().unwrap_or(*day);
-        let ddl = format!(
-            "CREATE TABLE IF NOT EXISTS {} PARTITION OF metric_samples FOR VALUES FROM ('{day} 00:00:00+00') TO ('{next} 00:00:00+00')",
-            partition_name(*day)
-        );
-        sqlx::query(&ddl).execute(&mut *tx).await?;
-    }
-    tx.commit().await?;
-    cache
-        .partitions
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .extend(todo);
-    Ok(())
+    cache.partitions.ensure(pool, days).await
 }
 
 /// Stores a batch: all of it or nothing. Re-sent samples (same host, metric, labels, time) are
@@ -495,29 +466,7 @@ pub async fn enforce_retention(
 
     let mut report = RetentionReport::default();
     let raw_cutoff = now - time::Duration::seconds(retention.raw_secs);
-    let partitions: Vec<String> = sqlx::query_scalar(
-        "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-         WHERE i.inhparent = 'metric_samples'::regclass ORDER BY 1",
-    )
-    .fetch_all(pool)
-    .await?;
-    for name in partitions {
-        let Some(day) = partition_day(&name) else {
-            continue;
-        };
-        let end = day.next_day().unwrap_or(day).midnight().assume_utc();
-        if end <= raw_cutoff {
-            sqlx::query(&format!("DROP TABLE IF EXISTS {name}"))
-                .execute(pool)
-                .await?;
-            cache
-                .partitions
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&day);
-            report.dropped_partitions.push(name);
-        }
-    }
+    report.dropped_partitions = cache.partitions.drop_older_than(pool, raw_cutoff).await?;
     for (table, keep, counter) in [
         (
             "metric_rollup_1m",
@@ -547,18 +496,6 @@ pub async fn enforce_retention(
         }
     }
     Ok(report)
-}
-
-/// `metric_samples_20261125` → 2026-11-25.
-pub fn partition_day(name: &str) -> Option<Date> {
-    let digits = name.strip_prefix("metric_samples_")?;
-    if digits.len() != 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let y: i32 = digits[..4].parse().ok()?;
-    let m: u8 = digits[4..6].parse().ok()?;
-    let d: u8 = digits[6..].parse().ok()?;
-    Date::from_calendar_date(y, time::Month::try_from(m).ok()?, d).ok()
 }
 
 // ---- page data ----
@@ -901,30 +838,4 @@ pub async fn host_charts(
         tier,
         charts: out,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use time::macros::date;
-
-    #[test]
-    fn partition_names_round_trip() {
-        assert_eq!(
-            partition_name(date!(2026 - 11 - 05)),
-            "metric_samples_20261105"
-        );
-        assert_eq!(
-            partition_day("metric_samples_20261105"),
-            Some(date!(2026 - 11 - 05))
-        );
-        for bad in [
-            "metric_samples_2026110",
-            "metric_samples_20261340",
-            "other_20261105",
-            "metric_samples_2026110x",
-        ] {
-            assert_eq!(partition_day(bad), None, "{bad}");
-        }
-    }
 }

@@ -235,11 +235,11 @@ pub struct NewSource {
 
 /// Log sources with their tailer's state (position, lines/s, last error).
 #[utoipa::path(get, path = "/api/v1/logs/sources", tag = "logs", responses(
-    (status = 200, description = "Sources", body = Vec<service::SourceInfo>),
+    (status = 200, description = "Sources", body = Vec<app::logs::SourceRow>),
     (status = 401, description = "Not signed in", body = ErrorBody),
     (status = 403, description = "Not an admin", body = ErrorBody),
 ))]
-pub async fn list_sources(ctx: RequestCtx) -> Result<Json<Vec<service::SourceInfo>>, AppError> {
+pub async fn list_sources(ctx: RequestCtx) -> Result<Json<Vec<app::logs::SourceRow>>, AppError> {
     ctx.require(Role::Admin).await?;
     Ok(Json(service::list_sources(&ctx.state.pool).await?))
 }

@@ -12,8 +12,8 @@
 //!   file has been quiet for two seconds; the committed offset stays at its start until then.
 //! - Each source is followed by one process at a time (advisory lock `opsdeck.tail.<id>`).
 
-use app::backups::service::HeldLock;
 use app::error::{AppError, AppResult};
+use app::locks::HeldLock;
 use app::logs::parse::{self, parse_text_start, Format, Record, TextJoiner};
 use app::logs::service as logs;
 use app::state::AppState;
