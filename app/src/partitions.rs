@@ -7,10 +7,19 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 use time::{Date, OffsetDateTime};
 
+/// The database a pool connects to.
+fn db(pool: &PgPool) -> String {
+    pool.connect_options()
+        .get_database()
+        .unwrap_or_default()
+        .to_string()
+}
+
 pub struct DailyPartitions {
     table: &'static str,
-    /// Days this process knows a partition exists for.
-    known: Mutex<HashSet<Date>>,
+    /// (database, day) pairs this process knows a partition exists for: keyed by database too,
+    /// as one process may serve several (the tests do).
+    known: Mutex<HashSet<(String, Date)>>,
 }
 
 impl DailyPartitions {
@@ -44,7 +53,7 @@ impl DailyPartitions {
         Date::from_calendar_date(y, time::Month::try_from(m).ok()?, d).ok()
     }
 
-    fn known(&self) -> std::sync::MutexGuard<'_, HashSet<Date>> {
+    fn known(&self) -> std::sync::MutexGuard<'_, HashSet<(String, Date)>> {
         self.known.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -54,7 +63,7 @@ impl DailyPartitions {
             let known = self.known();
             days.iter()
                 .copied()
-                .filter(|d| !known.contains(d))
+                .filter(|d| !known.contains(&(db(pool), *d)))
                 .collect()
         };
         if todo.is_empty() {
@@ -77,8 +86,25 @@ impl DailyPartitions {
             .await?;
         }
         tx.commit().await?;
-        self.known().extend(todo);
+        let name = db(pool);
+        self.known()
+            .extend(todo.into_iter().map(|d| (name.clone(), d)));
         Ok(())
+    }
+
+    /// The partitions that exist, with their days, oldest first.
+    pub async fn existing(&self, pool: &PgPool) -> AppResult<Vec<(String, Date)>> {
+        let names: Vec<String> = sqlx::query_scalar(
+            "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+             WHERE i.inhparent = $1::regclass ORDER BY 1",
+        )
+        .bind(self.table)
+        .fetch_all(pool)
+        .await?;
+        Ok(names
+            .into_iter()
+            .filter_map(|n| self.day_of(&n).map(|d| (n, d)))
+            .collect())
     }
 
     /// Drops the partitions wholly before `cutoff` (a day goes once all of it is older).
@@ -88,23 +114,13 @@ impl DailyPartitions {
         cutoff: OffsetDateTime,
     ) -> AppResult<Vec<String>> {
         let cutoff_day = cutoff.to_offset(time::UtcOffset::UTC).date();
-        let names: Vec<String> = sqlx::query_scalar(
-            "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-             WHERE i.inhparent = $1::regclass ORDER BY 1",
-        )
-        .bind(self.table)
-        .fetch_all(pool)
-        .await?;
         let mut dropped = vec![];
-        for name in names {
-            let Some(day) = self.day_of(&name) else {
-                continue;
-            };
+        for (name, day) in self.existing(pool).await? {
             if day < cutoff_day {
                 sqlx::query(&format!("DROP TABLE IF EXISTS {name}"))
                     .execute(pool)
                     .await?;
-                self.known().remove(&day);
+                self.known().remove(&(db(pool), day));
                 dropped.push(name);
             }
         }

@@ -124,6 +124,20 @@ pub async fn run_scheduler(state: AppState) {
         if let Err(e) = logs {
             tracing::warn!(error = %e, "log retention failed; will retry");
         }
+        let rollups = run_once(
+            &state,
+            "log_rollups",
+            Duration::from_secs(50),
+            |s| async move {
+                let report =
+                    app::logs::service::roll_up(&s.pool, time::OffsetDateTime::now_utc()).await?;
+                Ok(serde_json::to_value(&report).unwrap_or_default())
+            },
+        )
+        .await;
+        if let Err(e) = rollups {
+            tracing::warn!(error = %e, "log rollups failed; will retry");
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 mod pages;
 pub mod parse;
 pub mod query;
+pub mod rollup;
 #[cfg(feature = "ssr")]
 pub mod service;
 

@@ -3,10 +3,10 @@
 
 use super::parse::{Level, Record};
 use super::query::{self, Clause, Cond, Op};
-use super::{
-    AgentCount, ClassCount, HourCount, IpCount, LogLine, LogStats, LogsPageData, MessageCount,
-    PathCount, ResponseTime, SearchResponse, SlowRequest, SuspiciousIp,
+use super::rollup::{
+    self, Durations, HourAgg, Partial, Ranking, BUCKET_SQL, KEYS_KEPT, SLOWEST_KEPT,
 };
+use super::{LogLine, LogStats, LogsPageData, SearchResponse, SlowRequest};
 use crate::auth::Role;
 use crate::error::{AppError, AppResult};
 use crate::metrics::parse_time_param;
@@ -85,18 +85,21 @@ pub async fn insert_in(
         }
     };
     let messages: Vec<String> = records.iter().map(|r| clean(&r.message)).collect();
-    let fields: Vec<String> = records
-        .iter()
-        .map(|r| {
-            clean(&serde_json::Value::Object(r.fields.clone()).to_string())
-                .replace("\\u0000", "\u{FFFD}")
-        })
-        .collect();
     let errors: Vec<Option<String>> = records
         .iter()
         .map(|r| r.parse_error.as_deref().map(clean))
         .collect();
     let typed = TypedFields::of(records, clean);
+    // What went into a typed column is not stored again in jsonb (reads put it back: FIELDS_SQL).
+    let fields: Vec<String> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let mut rest = r.fields.clone();
+            typed.strip_stored(i, &mut rest);
+            clean(&serde_json::Value::Object(rest).to_string()).replace("\\u0000", "\u{FFFD}")
+        })
+        .collect();
     let n = sqlx::query(
         "INSERT INTO log_lines (ts, service, level, message, fields, source, parse_error, status, duration, path, ip, method, user_agent)
          SELECT t, $2, l, m, f::jsonb, $3, e, st, d, p, i, me, ua
@@ -119,6 +122,19 @@ pub async fn insert_in(
     .execute(&mut **tx)
     .await?
     .rows_affected();
+    // Lines for a day that is (about to be) rolled up: have it rolled up again.
+    let now = OffsetDateTime::now_utc();
+    let late: Vec<Date> = days
+        .into_iter()
+        .filter(|d| rollup::needs_mark(*d, now))
+        .collect();
+    if !late.is_empty() {
+        sqlx::query("INSERT INTO log_rollup_pending (service, day) SELECT $1, unnest($2::date[])")
+            .bind(service)
+            .bind(&late)
+            .execute(&mut **tx)
+            .await?;
+    }
     Ok(n)
 }
 
@@ -161,7 +177,35 @@ impl TypedFields {
             user_agent: records.iter().map(|r| text(r, "user_agent")).collect(),
         }
     }
+
+    /// Removes from record `i`'s fields what its typed columns hold exactly.
+    fn strip_stored(&self, i: usize, fields: &mut serde_json::Map<String, serde_json::Value>) {
+        for (key, col) in [
+            ("status", self.status[i].map(f64::from)),
+            ("duration", self.duration[i]),
+        ] {
+            if col.is_some() && fields.get(key).and_then(|f| f.as_f64()) == col {
+                fields.remove(key);
+            }
+        }
+        for (key, col) in [
+            ("path", &self.path),
+            ("ip", &self.ip),
+            ("method", &self.method),
+            ("user_agent", &self.user_agent),
+        ] {
+            if col[i].is_some() && fields.get(key).and_then(|v| v.as_str()) == col[i].as_deref() {
+                fields.remove(key);
+            }
+        }
+    }
 }
+
+/// A line's fields as given: jsonb plus the typed columns put back.
+pub(crate) const FIELDS_SQL: &str = "(fields || jsonb_strip_nulls(jsonb_build_object('status', status, 'duration', duration, 'path', path, 'ip', ip, 'method', method, 'user_agent', user_agent)))";
+
+/// Fields kept in their own columns (numbers first), not in `fields`.
+const TYPED_COLUMNS: [&str; 6] = ["status", "duration", "path", "ip", "method", "user_agent"];
 
 /// Numeric comparison on a jsonb field, NULL (no match) when the field is not a number.
 fn num_expr(field: &str) -> String {
@@ -223,7 +267,7 @@ fn push_clauses(qb: &mut QueryBuilder<'_, Postgres>, clauses: &[Clause]) {
                 qb.push_bind(f64::from(*c) * 100.0 + 100.0);
             }
             Cond::Match { field, pattern } => {
-                if ["path", "ip", "method", "user_agent"].contains(&field.as_str()) {
+                if TYPED_COLUMNS[2..].contains(&field.as_str()) {
                     qb.push(field.clone());
                 } else {
                     qb.push("fields->>");
@@ -238,8 +282,12 @@ fn push_clauses(qb: &mut QueryBuilder<'_, Postgres>, clauses: &[Clause]) {
                 }
             }
             Cond::Exists(field) => {
-                qb.push("fields ? ");
-                qb.push_bind(field.clone());
+                if TYPED_COLUMNS.contains(&field.as_str()) {
+                    qb.push(format!("{field} IS NOT NULL"));
+                } else {
+                    qb.push("fields ? ");
+                    qb.push_bind(field.clone());
+                }
             }
         }
         qb.push(", false)");
@@ -394,9 +442,9 @@ pub async fn search(
     if !(1..=1000).contains(&limit) {
         return Err(AppError::bad_request("limit must be between 1 and 1000"));
     }
-    let mut qb = QueryBuilder::<Postgres>::new(
-        "SELECT id, ts, service, level, message, fields, parse_error FROM log_lines",
-    );
+    let mut qb = QueryBuilder::<Postgres>::new(format!(
+        "SELECT id, ts, service, level, message, {FIELDS_SQL}, parse_error FROM log_lines"
+    ));
     push_scope(&mut qb, from, to, service, &clauses);
     if let Some(c) = cursor {
         let (ts, id) = decode_cursor(c).map_err(AppError::BadRequest)?;
@@ -463,19 +511,22 @@ impl Default for StatsParams {
     }
 }
 
-/// A read-only transaction with enough memory for big sorts and hashes (the analytics).
-async fn begin_with_work_mem(pool: &PgPool) -> AppResult<sqlx::Transaction<'static, Postgres>> {
+/// A transaction with enough memory for big sorts and hashes (the analytics), and without JIT:
+/// compiling these queries costs more (about 120 ms measured) than it saves.
+async fn begin_for_analytics(pool: &PgPool) -> AppResult<sqlx::Transaction<'static, Postgres>> {
     let mut tx = pool.begin().await?;
     sqlx::query("SET LOCAL work_mem = '64MB'")
         .execute(&mut *tx)
         .await?;
+    sqlx::query("SET LOCAL jit = off").execute(&mut *tx).await?;
     Ok(tx)
 }
 
-/// One row of the grouping-sets scan.
+/// One row of the grouping-sets scan of `raw_partial`.
 type GroupRow = (
     i32,
     Option<OffsetDateTime>,
+    Option<i32>,
     Option<String>,
     Option<String>,
     Option<String>,
@@ -490,107 +541,71 @@ type GroupRow = (
     Option<f64>,
 );
 
-pub async fn stats(
+const SCOPE: &str = "ts >= $1 AND ts < $2 AND ($3::text IS NULL OR service = $3)";
+
+/// The analytics of [from, to) read from the lines themselves: one grouping-sets scan for the
+/// hours, status classes, key counts and the response-time histogram, one for the error
+/// messages, one for the slowest requests.
+pub async fn raw_partial(
     pool: &PgPool,
     service: Option<&str>,
     from: OffsetDateTime,
     to: OffsetDateTime,
-    p: &StatsParams,
-) -> AppResult<LogStats> {
+) -> AppResult<Partial> {
     let svc = service.map(str::to_string);
-    let scope = "ts >= $1 AND ts < $2 AND ($3::text IS NULL OR service = $3)";
-    // One scan for the counts, the hourly timeline, the status classes and the top lists (each
-    // list cut to its top entries in SQL; suspicious IPs kept whatever their rank).
+    // GROUPING bits, hr..bucket from high to low: 31 = hr, 47 = cls, 55 = path, 59 = ip,
+    // 61 = user_agent, 62 = bucket.
     let q_groups = format!(
-        "SELECT gmask, hr, path, ip, user_agent, cls, n, errors, requests, api_posts, durations, avg_d, min_d, max_d FROM (
-            SELECT GROUPING(hr, path, ip, user_agent, cls) AS gmask, hr, path, ip, user_agent, cls,
-                   count(*) AS n, count(*) FILTER (WHERE level >= 4) AS errors,
-                   count(*) FILTER (WHERE status IS NOT NULL) AS requests,
+        "SELECT gmask, hr, cls, path, ip, user_agent, bucket, n, errors, requests, api_posts, durations, sum_d, min_d, max_d FROM (
+            SELECT GROUPING(hr, cls, path, ip, user_agent, bucket) AS gmask, hr, cls, path, ip, user_agent, bucket,
+                   count(*) AS n, count(*) FILTER (WHERE level >= 4) AS errors, count(status) AS requests,
                    count(*) FILTER (WHERE method = 'POST' AND path LIKE '/api/%') AS api_posts,
-                   count(duration) AS durations, avg(duration) AS avg_d, min(duration) AS min_d, max(duration) AS max_d,
-                   row_number() OVER (PARTITION BY GROUPING(hr, path, ip, user_agent, cls) ORDER BY count(*) DESC, path, ip, user_agent) AS rank
-            FROM (SELECT date_trunc('hour', ts, 'UTC') AS hr, path, ip, user_agent, (status / 100)::int AS cls,
+                   count(duration) AS durations, sum(duration) AS sum_d, min(duration) AS min_d, max(duration) AS max_d,
+                   row_number() OVER (PARTITION BY GROUPING(hr, cls, path, ip, user_agent, bucket) ORDER BY count(*) DESC) AS rank
+            FROM (SELECT date_trunc('hour', ts, 'UTC') AS hr, (status / 100)::int AS cls, path, ip, user_agent,
+                         CASE WHEN duration IS NOT NULL THEN {BUCKET_SQL} END AS bucket,
                          level, status, method, duration
-                  FROM log_lines WHERE {scope}) s
-            GROUP BY GROUPING SETS ((), (hr), (path), (ip), (user_agent), (cls))
+                  FROM log_lines WHERE {SCOPE}) s
+            GROUP BY GROUPING SETS ((hr), (cls), (path), (ip), (user_agent), (bucket))
          ) g
-         WHERE gmask IN (31, 15, 30) OR rank <= $4 + 1 OR (gmask = 27 AND api_posts > $5)"
+         WHERE gmask IN (31, 47, 62) OR rank <= {KEYS_KEPT}"
     );
-    let q_percentiles = format!(
-        "SELECT percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY duration)
-         FROM log_lines WHERE {scope} AND duration IS NOT NULL"
+    let q_errors = format!(
+        "SELECT {NORMALISED_MESSAGE} AS m, count(*) FROM log_lines WHERE {SCOPE} AND level >= 4
+         GROUP BY 1 ORDER BY 2 DESC LIMIT {KEYS_KEPT}"
     );
-    let q_top_errors = format!(
-        "SELECT {NORMALISED_MESSAGE} AS m, count(*) FROM log_lines WHERE {scope} AND level >= 4
-         GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT $4"
-    );
-    let q_slow = format!(
+    let q_slowest = format!(
         "SELECT ts, duration, coalesce(path, fields->>'url'), service FROM log_lines
-         WHERE {scope} AND duration > $4 ORDER BY 2 DESC, ts DESC LIMIT 50"
+         WHERE {SCOPE} AND duration IS NOT NULL ORDER BY 2 DESC, ts DESC LIMIT {SLOWEST_KEPT}"
     );
     let groups = async {
-        let mut tx = begin_with_work_mem(pool).await?;
+        let mut tx = begin_for_analytics(pool).await?;
         let rows = sqlx::query_as::<_, GroupRow>(&q_groups)
             .bind(from)
             .bind(to)
             .bind(&svc)
-            .bind(p.top)
-            .bind(p.suspicious_posts)
             .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;
         Ok::<_, AppError>(rows)
     };
-    let percentiles = async {
-        let mut tx = begin_with_work_mem(pool).await?;
-        let v = sqlx::query_scalar::<_, Option<Vec<f64>>>(&q_percentiles)
-            .bind(from)
-            .bind(to)
-            .bind(&svc)
-            .fetch_one(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok::<_, AppError>(v)
-    };
-    let top_errors = sqlx::query_as::<_, (String, i64)>(&q_top_errors)
+    let errors = sqlx::query_as::<_, (String, i64)>(&q_errors)
         .bind(from)
         .bind(to)
         .bind(&svc)
-        .bind(p.top)
         .fetch_all(pool);
-    let slow = sqlx::query_as::<_, (OffsetDateTime, f64, Option<String>, String)>(&q_slow)
+    let slowest = sqlx::query_as::<_, (OffsetDateTime, f64, Option<String>, String)>(&q_slowest)
         .bind(from)
         .bind(to)
         .bind(&svc)
-        .bind(p.slow_seconds)
         .fetch_all(pool);
-    let (groups, percentiles, top_errors, slow) = tokio::try_join!(
-        groups,
-        percentiles,
-        async { Ok(top_errors.await?) },
-        async { Ok::<_, AppError>(slow.await?) }
-    )?;
-    let percentiles = percentiles.unwrap_or_default();
-    let pct = |i: usize| percentiles.get(i).copied();
-
-    // GROUPING bits, hr..cls from high to low: 31 = (), 15 = hr, 23 = path, 27 = ip, 29 = ua, 30 = cls.
-    let mut out = LogStats {
-        from,
-        to,
-        service: svc,
-        total: 0,
-        errors: 0,
-        error_rate: 0.0,
-        requests: 0,
-        top_errors: top_errors
-            .into_iter()
-            .map(|(message, count)| MessageCount { message, count })
-            .collect(),
-        errors_per_hour: vec![],
-        requests_per_hour: vec![],
-        response_time: ResponseTime::default(),
-        slow_threshold_seconds: p.slow_seconds,
-        slow_requests: slow
+    let (groups, errors, slowest) =
+        tokio::try_join!(groups, async { Ok::<_, AppError>(errors.await?) }, async {
+            Ok::<_, AppError>(slowest.await?)
+        })?;
+    let mut p = Partial {
+        errors: errors.into_iter().collect(),
+        slowest: slowest
             .into_iter()
             .map(|(ts, duration, url, service)| SlowRequest {
                 ts,
@@ -599,94 +614,233 @@ pub async fn stats(
                 service,
             })
             .collect(),
-        status_classes: vec![],
-        top_paths: vec![],
-        top_ips: vec![],
-        suspicious_post_threshold: p.suspicious_posts,
-        suspicious_ips: vec![],
-        top_user_agents: vec![],
+        ..Partial::default()
     };
-    let mut ips: Vec<(String, i64, i64)> = vec![];
-    for (gmask, hr, path, ip, ua, cls, n, errors, requests, api_posts, durations, avg, min, max) in
-        groups
+    for (
+        gmask,
+        hr,
+        cls,
+        path,
+        ip,
+        ua,
+        bucket,
+        n,
+        errors,
+        requests,
+        api_posts,
+        durations,
+        sum,
+        min,
+        max,
+    ) in groups
     {
         match gmask {
             31 => {
-                out.total = n;
-                out.errors = errors;
-                out.requests = requests;
-                out.response_time = ResponseTime {
-                    count: durations,
-                    avg,
-                    min,
-                    max,
-                    p50: pct(0),
-                    p95: pct(1),
-                    p99: pct(2),
-                };
-            }
-            15 => {
-                if let Some(hour) = hr {
-                    if errors > 0 {
-                        out.errors_per_hour.push(HourCount {
-                            hour,
-                            count: errors,
-                        });
-                    }
-                    if requests > 0 {
-                        out.requests_per_hour.push(HourCount {
-                            hour,
-                            count: requests,
-                        });
-                    }
+                if let Some(h) = hr {
+                    p.hours.insert(
+                        h.unix_timestamp(),
+                        HourAgg {
+                            total: n,
+                            errors,
+                            requests,
+                        },
+                    );
+                    p.durations.merge(&Durations {
+                        count: durations,
+                        sum: sum.unwrap_or(0.0),
+                        min,
+                        max,
+                    });
                 }
             }
-            23 => out
-                .top_paths
-                .extend(path.map(|path| PathCount { path, count: n })),
-            27 => ips.extend(ip.map(|ip| (ip, n, api_posts))),
-            29 => out.top_user_agents.extend(ua.map(|user_agent| AgentCount {
-                user_agent,
-                count: n,
-            })),
-            30 => out.status_classes.extend(cls.map(|c| ClassCount {
-                class: format!("{c}xx"),
-                count: n,
-            })),
+            47 => {
+                if let Some(c) = cls {
+                    p.classes.insert(c, n);
+                }
+            }
+            55 => {
+                if let Some(path) = path {
+                    p.paths.insert(path, n);
+                }
+            }
+            59 => {
+                if let Some(ip) = ip {
+                    p.ips.insert(ip, (n, api_posts));
+                }
+            }
+            61 => {
+                if let Some(ua) = ua {
+                    p.agents.insert(ua, n);
+                }
+            }
+            62 => {
+                if let Some(b) = bucket {
+                    p.histogram.insert(b, n);
+                }
+            }
             _ => {}
         }
     }
-    out.error_rate = if out.total > 0 {
-        out.errors as f64 / out.total as f64
+    Ok(p)
+}
+
+/// The runbook's analytics for [from, to): the days already rolled up (and not written to
+/// since) come from `log_rollups`, the rest from the lines. Percentiles are exact when no rolled
+/// up day is used, else read from the histogram (within 0.5 %).
+pub async fn stats(
+    pool: &PgPool,
+    service: Option<&str>,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+    p: &StatsParams,
+) -> AppResult<LogStats> {
+    let svc = service.map(str::to_string);
+    let days = rollup::whole_days(from, to);
+    let rolled: std::collections::BTreeSet<Date> = if days.is_empty() {
+        Default::default()
     } else {
-        0.0
-    };
-    out.errors_per_hour.sort_by_key(|h| h.hour);
-    out.requests_per_hour.sort_by_key(|h| h.hour);
-    out.status_classes.sort_by(|a, b| a.class.cmp(&b.class));
-    // NULL groups (lines without the field) took a place in the ranking: cut to `top` again.
-    let top = p.top as usize;
-    out.top_paths.truncate(top);
-    out.top_user_agents.truncate(top);
-    let mut suspicious: Vec<SuspiciousIp> = ips
-        .iter()
-        .filter(|(_, _, posts)| *posts > p.suspicious_posts)
-        .map(|(ip, _, posts)| SuspiciousIp {
-            ip: ip.clone(),
-            posts: *posts,
-        })
-        .collect();
-    suspicious.sort_by(|a, b| b.posts.cmp(&a.posts).then(a.ip.cmp(&b.ip)));
-    suspicious.truncate(100);
-    out.suspicious_ips = suspicious;
-    let mut top_ips: Vec<IpCount> = ips
+        sqlx::query_scalar(
+            "SELECT d.day FROM log_rollup_days d WHERE d.day = ANY($1)
+             AND NOT EXISTS (SELECT 1 FROM log_rollup_pending p
+                             WHERE p.day = d.day AND ($2::text IS NULL OR p.service = $2))",
+        )
+        .bind(&days)
+        .bind(&svc)
+        .fetch_all(pool)
+        .await?
         .into_iter()
-        .map(|(ip, count, _)| IpCount { ip, count })
-        .collect();
-    top_ips.sort_by(|a, b| b.count.cmp(&a.count).then(a.ip.cmp(&b.ip)));
-    top_ips.truncate(top);
-    out.top_ips = top_ips;
-    Ok(out)
+        .collect()
+    };
+    let rolled_days: Vec<Date> = rolled.iter().copied().collect();
+    let stored = async {
+        if rolled_days.is_empty() {
+            return Ok(vec![]);
+        }
+        Ok::<_, AppError>(
+            sqlx::query_scalar::<_, sqlx::types::Json<Partial>>(
+                "SELECT data FROM log_rollups WHERE day = ANY($1) AND ($2::text IS NULL OR service = $2)",
+            )
+            .bind(&rolled_days)
+            .bind(&svc)
+            .fetch_all(pool)
+            .await?,
+        )
+    };
+    // Usually two short edges (the first and the current day); each runs its scans at once.
+    let raw = async {
+        let mut out = vec![];
+        for (a, b) in rollup::raw_stretches(from, to, &rolled) {
+            out.push(raw_partial(pool, service, a, b).await?);
+        }
+        Ok::<_, AppError>(out)
+    };
+    let exact = async {
+        if !rolled.is_empty() {
+            return Ok(None);
+        }
+        let q = format!(
+            "SELECT percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY duration)
+             FROM log_lines WHERE {SCOPE} AND duration IS NOT NULL"
+        );
+        let mut tx = begin_for_analytics(pool).await?;
+        let v = sqlx::query_scalar::<_, Option<Vec<f64>>>(&q)
+            .bind(from)
+            .bind(to)
+            .bind(&svc)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok::<_, AppError>(v.and_then(|v| <[f64; 3]>::try_from(v).ok()))
+    };
+    let (stored, raw, exact) = tokio::try_join!(stored, raw, exact)?;
+    let mut all = Partial::default();
+    for part in stored.iter().map(|j| &j.0).chain(raw.iter()) {
+        all.merge(part);
+    }
+    let ranking = Ranking {
+        top: p.top.clamp(0, 1000) as usize,
+        slow_seconds: p.slow_seconds,
+        suspicious_posts: p.suspicious_posts,
+    };
+    Ok(rollup::finish(&all, &ranking, exact, from, to, svc))
+}
+
+/// What a round of `roll_up` did.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct RollupReport {
+    /// (service, day) pairs rolled up.
+    pub rolled: usize,
+    /// Lines they hold.
+    pub lines: i64,
+}
+
+/// Rolls up the finished days: first every day with a partition that was never rolled up (for
+/// each service with lines in it), then every (service, day) marked since by late writes.
+pub async fn roll_up(pool: &PgPool, now: OffsetDateTime) -> AppResult<RollupReport> {
+    let done: std::collections::HashSet<Date> =
+        sqlx::query_scalar("SELECT day FROM log_rollup_days")
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .collect();
+    for (name, day) in PARTITIONS.existing(pool).await? {
+        if done.contains(&day) || !rollup::rollable(day, now) {
+            continue;
+        }
+        let mut tx = pool.begin().await?;
+        sqlx::query(&format!(
+            "INSERT INTO log_rollup_pending (service, day) SELECT DISTINCT service, $1::date FROM {name}"
+        ))
+        .bind(day)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO log_rollup_days (day) VALUES ($1) ON CONFLICT DO NOTHING")
+            .bind(day)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+    }
+    let todo: Vec<(String, Date)> = sqlx::query_as(
+        "SELECT DISTINCT service, day FROM log_rollup_pending WHERE day <= $1 ORDER BY day, service",
+    )
+    .bind(now.date() - Duration::days(1))
+    .fetch_all(pool)
+    .await?;
+    let mut report = RollupReport::default();
+    for (service, day) in todo {
+        if !rollup::rollable(day, now) {
+            continue;
+        }
+        let mut tx = pool.begin().await?;
+        // Only marks of committed writes are visible here, so every line they stand for is
+        // read below; marks of writes still running stay for the next round.
+        let taken = sqlx::query("DELETE FROM log_rollup_pending WHERE service = $1 AND day = $2")
+            .bind(&service)
+            .bind(day)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if taken == 0 {
+            continue;
+        }
+        let start = day.with_time(time::Time::MIDNIGHT).assume_utc();
+        let part = raw_partial(pool, Some(&service), start, start + Duration::DAY).await?;
+        let lines = part.lines();
+        sqlx::query(
+            "INSERT INTO log_rollups (service, day, lines, data) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (service, day) DO UPDATE SET lines = excluded.lines, data = excluded.data, computed_at = now()",
+        )
+        .bind(&service)
+        .bind(day)
+        .bind(lines)
+        .bind(sqlx::types::Json(&part))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        report.rolled += 1;
+        report.lines += lines;
+    }
+    Ok(report)
 }
 
 pub async fn list_sources(pool: &PgPool) -> AppResult<Vec<super::SourceRow>> {
@@ -753,9 +907,16 @@ pub async fn enforce_retention(
     days: i64,
     now: OffsetDateTime,
 ) -> AppResult<Vec<String>> {
-    PARTITIONS
-        .drop_older_than(pool, now - Duration::days(days))
-        .await
+    let cutoff = now - Duration::days(days);
+    let dropped = PARTITIONS.drop_older_than(pool, cutoff).await?;
+    let day = cutoff.to_offset(time::UtcOffset::UTC).date();
+    for table in ["log_rollups", "log_rollup_days", "log_rollup_pending"] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE day < $1"))
+            .bind(day)
+            .execute(pool)
+            .await?;
+    }
+    Ok(dropped)
 }
 
 /// The services with lines in the last 30 days, for the page's picker. A skip scan over the

@@ -65,17 +65,25 @@ fn open(path: &Path) -> Result<Opened, AppError> {
     Ok((reader, size, read))
 }
 
-/// Inserts run while the next batch is parsed: one in flight at a time.
+/// Batches in flight at once: PostgreSQL indexes one while the next is written and the file
+/// parsed further (measured: 1 in flight 43 k lines/s of nginx, 2 in flight faster).
+const IN_FLIGHT: usize = 2;
+
+/// Inserts run while the next batch is parsed, `IN_FLIGHT` at a time.
 struct Writer<'a> {
     pool: &'a PgPool,
     service: String,
     source: String,
-    in_flight: Option<tokio::task::JoinHandle<Result<u64, AppError>>>,
+    in_flight: std::collections::VecDeque<tokio::task::JoinHandle<Result<u64, AppError>>>,
 }
 
 impl Writer<'_> {
-    async fn wait(&mut self, sum: &mut ImportSummary) -> Result<(), AppError> {
-        if let Some(h) = self.in_flight.take() {
+    /// Waits until at most `keep` batches are in flight.
+    async fn wait(&mut self, sum: &mut ImportSummary, keep: usize) -> Result<(), AppError> {
+        while self.in_flight.len() > keep {
+            let Some(h) = self.in_flight.pop_front() else {
+                break;
+            };
             sum.stored += h.await.map_err(|e| {
                 tracing::error!(error = %e, "import task failed");
                 AppError::Internal
@@ -94,10 +102,10 @@ impl Writer<'_> {
         }
         sum.unparsed += batch.iter().filter(|r| r.parse_error.is_some()).count() as u64;
         let records = std::mem::replace(batch, Vec::with_capacity(BATCH));
-        self.wait(sum).await?;
+        self.wait(sum, IN_FLIGHT - 1).await?;
         let (pool, service, source) =
             (self.pool.clone(), self.service.clone(), self.source.clone());
-        self.in_flight = Some(tokio::spawn(async move {
+        self.in_flight.push_back(tokio::spawn(async move {
             service::insert(
                 &pool,
                 &service,
@@ -129,7 +137,7 @@ pub async fn import(
             pool,
             service: svc.to_string(),
             source: format!("import:{}", path.display()),
-            in_flight: None,
+            in_flight: Default::default(),
         };
         let mut batch: Vec<Record> = Vec::with_capacity(BATCH);
         let mut joiner = TextJoiner::default();
@@ -176,7 +184,7 @@ pub async fn import(
         }
         batch.extend(joiner.finish());
         writer.send(&mut batch, &mut sum).await?;
-        writer.wait(&mut sum).await?;
+        writer.wait(&mut sum, 0).await?;
         eprintln!(
             "\r{}: {} lines read, {} entries stored, {} unparsed (stored raw), {:.1} s          ",
             path.display(),
