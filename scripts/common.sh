@@ -105,14 +105,20 @@ build_release() {
   ensure_build_tools
   step "building the WASM bundle"
   cargo build -p frontend --lib --target wasm32-unknown-unknown --profile wasm-release
-  local pkg="$OPSDECK_SITE_DIR/pkg"
+  local pkg="$OPSDECK_SITE_DIR/pkg" out
   mkdir -p "$pkg"
-  wasm-bindgen --target web --no-typescript --out-dir "$pkg" --out-name opsdeck \
+  out=$(mktemp -d)
+  wasm-bindgen --target web --no-typescript --out-dir "$out" --out-name opsdeck \
     "$CARGO_TARGET_DIR/wasm32-unknown-unknown/wasm-release/frontend.wasm"
   "$TOOLS_DIR/node_modules/.bin/wasm-opt" -Oz --enable-bulk-memory --enable-nontrapping-float-to-int \
-    "$pkg/opsdeck_bg.wasm" -o "$pkg/opsdeck.wasm.tmp"
-  mv "$pkg/opsdeck.wasm.tmp" "$pkg/opsdeck.wasm"
-  rm -f "$pkg/opsdeck_bg.wasm"
+    "$out/opsdeck_bg.wasm" -o "$out/opsdeck.wasm"
+  rm -f "$out/opsdeck_bg.wasm" "$pkg/opsdeck_bg.wasm"
+  # Files that did not change keep their time, so the binary that embeds them is not rebuilt.
+  local f
+  for f in "$out"/*; do
+    cmp -s "$f" "$pkg/$(basename "$f")" || mv "$f" "$pkg/"
+  done
+  rm -rf "$out"
   step "building the opsdeck binary"
   cargo build -p server --release --bin opsdeck
   OPSDECK_BIN="$CARGO_TARGET_DIR/release/opsdeck"

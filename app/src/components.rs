@@ -42,6 +42,7 @@ pub fn Layout() -> impl IntoView {
                 {nav_link("/", "Overview")}
                 {nav_link("/hosts", "Hosts")}
                 {nav_link("/logs", "Logs")}
+                {nav_link("/services", "Services")}
                 {nav_link("/backups", "Backups")}
                 {nav_link("/capacity", "Capacity")}
                 {nav_link("/alerts", "Alerts")}

@@ -52,6 +52,12 @@ pub struct Config {
     pub log_sources: Vec<(String, String, String)>,
     /// Log lines older than this many days are dropped (whole daily partitions).
     pub log_retention_days: i64,
+    /// Services kept longer or shorter than `log_retention_days`: (service, days).
+    pub log_retention_services: Vec<(String, i64)>,
+    /// `[[processes]]` from the configuration file, watched from the first start.
+    pub processes: Vec<crate::services::NewProcess>,
+    /// `[[scrape_targets]]` from the configuration file.
+    pub scrape_targets: Vec<crate::services::NewTarget>,
 }
 
 impl Config {
@@ -76,6 +82,9 @@ impl Config {
             metrics_public: false,
             log_sources: Vec::new(),
             log_retention_days: 30,
+            log_retention_services: Vec::new(),
+            processes: Vec::new(),
+            scrape_targets: Vec::new(),
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod logs;
 pub mod metrics;
 pub mod overview;
 pub mod placeholders;
+pub mod services;
 
 #[cfg(feature = "ssr")]
 pub mod config;
@@ -69,6 +70,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/backups/runs/:id") view=backups::BackupRunPage ssr=ssr.clone()/>
                     <Route path=path!("/backups/restores/:id") view=backups::RestorePage ssr=ssr.clone()/>
                     <Route path=path!("/backups/targets/:name/health") view=backups::DbHealthPage ssr=ssr.clone()/>
+                    <Route path=path!("/services") view=services::ServicesPage ssr=ssr.clone()/>
+                    <Route path=path!("/services/process/:id") view=services::ProcessPage ssr=ssr.clone()/>
+                    <Route path=path!("/services/target/:id") view=services::TargetPage ssr=ssr.clone()/>
                     <Route path=path!("/capacity") view=placeholders::CapacityPage ssr=ssr.clone()/>
                     <Route path=path!("/alerts") view=placeholders::AlertsPage ssr=ssr.clone()/>
                     <Route path=path!("/admin") view=|| view! { <Redirect path="/admin/users"/> } ssr=ssr.clone()/>

@@ -55,6 +55,32 @@ proptest! {
     }
 
     #[test]
+    fn expositions_parse_or_name_the_line_and_convert_without_panic(
+        s in text(),
+        lines in proptest::collection::vec(
+            "(# TYPE [a-z_]{1,6} (counter|gauge|histogram|summary)|[a-z_]{1,6}(_bucket|_sum|_count)?(\\{[a-z]{1,3}=\"[^\"]{0,5}\"(,[a-z]{1,3}=\"[a-z\\\\\"]{0,5}\")?\\})? (-?[0-9]{1,4}(\\.[0-9]{1,3})?|NaN|\\+Inf))",
+            0..30,
+        ),
+    ) {
+        let body = lines.join("\n");
+        for text in [s.as_str(), body.as_str()] {
+            match app::services::expfmt::parse(text) {
+                Ok(families) => {
+                    let t = time::OffsetDateTime::now_utc();
+                    let first = app::services::scrape::convert(&families, "t", t, None, 100);
+                    let later = t + time::Duration::seconds(15);
+                    let second = app::services::scrape::convert(&families, "t", later, Some(&first.counters), 100);
+                    prop_assert!(second.samples.iter().all(|x| x.value.is_finite()));
+                    prop_assert!(first.samples.len() <= 100 && second.samples.len() <= 100);
+                }
+                Err(e) => prop_assert!(e.starts_with("line ") || e.contains("MiB"), "{}", e),
+            }
+        }
+        let _ = app::services::process::matches(&s, &s, &s);
+        let _ = app::services::process::validate_watch(&s, &s, None);
+    }
+
+    #[test]
     fn metric_selectors_and_times_never_panic(s in text()) {
         let now = time::OffsetDateTime::now_utc();
         let _ = app::metrics::parse_selector(&s);

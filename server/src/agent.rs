@@ -50,6 +50,43 @@ pub fn classify(status: u16, body: &str) -> Delivery {
     }
 }
 
+/// How often an agent asks the server which processes to watch.
+const WATCH_REFRESH: Duration = Duration::from_secs(60);
+
+/// The processes the server wants this host to watch.
+async fn fetch_watches(
+    client: &reqwest::Client,
+    server: &str,
+    token: &str,
+    host: &str,
+) -> Result<Vec<crate::services::watch::WatchSpec>, String> {
+    #[derive(serde::Deserialize)]
+    struct W {
+        name: String,
+        pattern: String,
+        port: Option<u16>,
+    }
+    let url = format!(
+        "{}/api/v1/ingest/processes",
+        server.trim().trim_end_matches('/')
+    );
+    let res = client
+        .get(url)
+        .query(&[("host", host)])
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !res.status().is_success() {
+        return Err(format!("HTTP {}", res.status()));
+    }
+    let list: Vec<W> = res.json().await.map_err(|e| e.to_string())?;
+    Ok(list
+        .into_iter()
+        .map(|w| (w.name, w.pattern, w.port))
+        .collect())
+}
+
 pub async fn run(args: AgentArgs) -> Result<(), AgentError> {
     let interval = Duration::from_secs(
         parse_interval(&args.interval)
@@ -81,12 +118,23 @@ pub async fn run(args: AgentArgs) -> Result<(), AgentError> {
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
     let mut failing = false;
+    let mut last_watch_fetch: Option<std::time::Instant> = None;
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
             _ = crate::shutdown_signal() => {
                 tracing::info!(buffered = outbox.len(), "agent stopping");
                 return Ok(());
+            }
+        }
+        if last_watch_fetch.is_none_or(|t: std::time::Instant| t.elapsed() >= WATCH_REFRESH) {
+            match fetch_watches(&client, &args.server, &token, &host).await {
+                Ok(w) => {
+                    collector.watches = w;
+                    last_watch_fetch = Some(std::time::Instant::now());
+                }
+                // Keep watching what was known; ask again next time.
+                Err(e) => tracing::debug!(error = %e, "cannot fetch the process watch list"),
             }
         }
         let samples = collector.collect(time::OffsetDateTime::now_utc());

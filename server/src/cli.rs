@@ -327,9 +327,11 @@ async fn serve(global: &config::GlobalArgs, args: &ServeArgs) -> Result<(), CliE
     for (path, format, service) in &state.config.log_sources {
         app::logs::service::add_source(&pool, path, format, service).await?;
     }
+    app::services::service::apply_config(&state).await?;
     let collector = tokio::spawn(crate::metrics::run_local_collector(state.clone()));
     let tailer = tokio::spawn(crate::logs::tail::run(state.clone()));
     let scheduler = tokio::spawn(crate::jobs::run_scheduler(state.clone()));
+    let scraper = tokio::spawn(crate::services::scraper::run(state.clone()));
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| CliError::Usage(format!("cannot listen on {listen}: {e}")))?;
@@ -339,6 +341,7 @@ async fn serve(global: &config::GlobalArgs, args: &ServeArgs) -> Result<(), CliE
     collector.abort();
     tailer.abort();
     scheduler.abort();
+    scraper.abort();
     pool.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -251,6 +251,13 @@ pub struct FileConfig {
     /// `[[log_sources]]` tables: files to follow.
     pub log_sources: Option<Vec<LogSourceConfig>>,
     pub log_retention_days: Option<i64>,
+    /// `[log_retention_services]`: days kept for named services (`api = 7`).
+    pub log_retention_services: Option<std::collections::BTreeMap<String, i64>>,
+    /// `[[processes]]` tables: `name`, `pattern`, optional `port` and `host`.
+    pub processes: Option<Vec<app::services::NewProcess>>,
+    /// `[[scrape_targets]]` tables: `name`, `url`, optional `interval_seconds`,
+    /// `timeout_seconds`, `host`, `max_series`, `bearer_token`.
+    pub scrape_targets: Option<Vec<app::services::NewTarget>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -386,6 +393,30 @@ pub fn load(global: &GlobalArgs, serve: &ServeArgs) -> Result<Config, ConfigErro
             .map_err(|e| ConfigError::Invalid(format!("log source {}: {e}", s.path)))?;
         c.log_sources.push((s.path, s.format, s.service));
     }
+    for (svc, days) in file.log_retention_services.clone().unwrap_or_default() {
+        app::logs::service::validate_service(&svc)
+            .map_err(|e| ConfigError::Invalid(format!("log_retention_services: {e}")))?;
+        if !(1..=36_500).contains(&days) {
+            return Err(ConfigError::Invalid(format!(
+                "log_retention_services.{svc} must be 1 to 36500 days, not {days}"
+            )));
+        }
+        c.log_retention_services.push((svc, days));
+    }
+    for p in file.processes.clone().unwrap_or_default() {
+        app::services::process::validate_watch(&p.name, &p.pattern, p.port)
+            .map_err(|e| ConfigError::Invalid(format!("process {}: {e}", p.name)))?;
+        if let Some(h) = &p.host {
+            app::metrics::validate_host(h)
+                .map_err(|e| ConfigError::Invalid(format!("process {}: {e}", p.name)))?;
+        }
+        c.processes.push(p);
+    }
+    for t in file.scrape_targets.clone().unwrap_or_default() {
+        app::services::validate_target(&t)
+            .map_err(|e| ConfigError::Invalid(format!("scrape target {}: {e}", t.name)))?;
+        c.scrape_targets.push(t);
+    }
     validate(&c)?;
     Ok(c)
 }
@@ -515,6 +546,47 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("retention"));
+    }
+
+    #[test]
+    fn processes_and_scrape_targets_come_from_the_file_checked() {
+        let dir = std::env::temp_dir().join(format!("opsdeck-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("opsdeck.toml");
+        let load_text = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            let g = GlobalArgs {
+                config: Some(path.clone()),
+                database_url: Some("postgres://x@h/db".into()),
+            };
+            load(&g, &ServeArgs::default())
+        };
+        let ok = load_text(
+            "[log_retention_services]\napi = 7\n\n[[processes]]\nname = \"uvicorn\"\npattern = \"uvicorn*app:main\"\nport = 8000\n\n\
+             [[scrape_targets]]\nname = \"api\"\nurl = \"http://127.0.0.1:8000/metrics\"\n",
+        )
+        .unwrap();
+        assert_eq!(ok.processes[0].port, Some(8000));
+        assert_eq!(ok.log_retention_services, [("api".to_string(), 7)]);
+        assert_eq!(ok.scrape_targets[0].interval_seconds, 15);
+        for (text, want) in [
+            (
+                "[[processes]]\nname = \"p\"\npattern = \"x\"\nport = 0\n",
+                "process p: port",
+            ),
+            (
+                "[[scrape_targets]]\nname = \"t\"\nurl = \"ftp://x/\"\n",
+                "scrape target t: url",
+            ),
+            (
+                "[[scrape_targets]]\nname = \"t\"\nurl = \"http://x/\"\nevery = 5\n",
+                "unknown field `every`",
+            ),
+        ] {
+            let err = load_text(text).unwrap_err().to_string();
+            assert!(err.contains(want), "{text}: {err}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -111,13 +111,14 @@ pub async fn run_scheduler(state: AppState) {
             "log_retention",
             Duration::from_secs(3600),
             |s| async move {
-                let dropped = app::logs::service::enforce_retention(
+                let report = app::logs::service::enforce_retention(
                     &s.pool,
                     s.config.log_retention_days,
+                    &s.config.log_retention_services,
                     time::OffsetDateTime::now_utc(),
                 )
                 .await?;
-                Ok(serde_json::json!({ "dropped_partitions": dropped }))
+                Ok(serde_json::to_value(&report).unwrap_or_default())
             },
         )
         .await;

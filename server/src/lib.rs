@@ -10,6 +10,7 @@ pub mod jobs;
 pub mod logs;
 pub mod metrics;
 pub mod middleware;
+pub mod services;
 pub mod telemetry;
 
 use app::config::Config;

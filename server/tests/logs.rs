@@ -604,3 +604,70 @@ async fn analytics_read_rolled_up_days_the_same(pool: PgPool) {
     let rolled_again = stats(&pool, Some("api"), from, now, &params).await.unwrap();
     same(&rolled_again, &with_late);
 }
+
+/// Per-service retention: a service kept 2 days loses its older lines (and their rolled-up
+/// days), the others keep theirs; the analytics agree before and after the next roll-up.
+#[sqlx::test(migrations = "../migrations")]
+async fn retention_per_service(pool: PgPool) {
+    use app::logs::parse::{parse_line, Format};
+    use app::logs::service::{enforce_retention, insert, roll_up, stats, StatsParams};
+    let now = OffsetDateTime::now_utc();
+    let lines = |n: i64| -> Vec<_> {
+        (0..n)
+            .map(|i| {
+                parse_line(
+                    Format::Json,
+                    &format!(
+                        r#"{{"timestamp":"{}","level":"INFO","message":"line {i}"}}"#,
+                        rfc3339(now - Duration::hours(i) - Duration::minutes(30))
+                    ),
+                )
+            })
+            .collect()
+    };
+    // 120 lines an hour apart, half past: five days back.
+    insert(&pool, "kept", "test", &lines(120), now)
+        .await
+        .unwrap();
+    insert(&pool, "short", "test", &lines(120), now)
+        .await
+        .unwrap();
+    roll_up(&pool, now).await.unwrap();
+    let report = enforce_retention(&pool, 30, &[("short".to_string(), 2)], now)
+        .await
+        .unwrap();
+    assert!(report.dropped_partitions.is_empty());
+    // Lines 0..=47 are within 2 days.
+    assert_eq!(report.deleted_lines, 72);
+    let count = |svc: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM log_lines WHERE service = $1")
+                .bind(svc)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(count("kept").await, 120);
+    assert_eq!(count("short").await, 48);
+    let range = (now - Duration::days(6), now + Duration::minutes(1));
+    let p = StatsParams::default();
+    for _ in 0..2 {
+        let short = stats(&pool, Some("short"), range.0, range.1, &p)
+            .await
+            .unwrap();
+        let kept = stats(&pool, Some("kept"), range.0, range.1, &p)
+            .await
+            .unwrap();
+        assert_eq!((short.total, kept.total), (48, 120));
+        roll_up(&pool, now).await.unwrap();
+    }
+    // A default shorter than a named service's: the others go, the named one stays.
+    let report = enforce_retention(&pool, 1, &[("short".to_string(), 30)], now)
+        .await
+        .unwrap();
+    assert_eq!(report.deleted_lines, 120 - 24);
+    assert_eq!(count("kept").await, 24);
+    assert_eq!(count("short").await, 48);
+}

@@ -901,14 +901,33 @@ pub async fn delete_source(pool: &PgPool, id: i64) -> AppResult<()> {
     Ok(())
 }
 
-/// Drops whole daily partitions older than the retention.
+/// What log retention removed.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct LogRetentionReport {
+    pub dropped_partitions: Vec<String>,
+    /// Lines deleted row by row: services kept shorter than the longest retention.
+    pub deleted_lines: u64,
+}
+
+/// Drops whole daily partitions older than the longest retention (the default or a service's
+/// own), then deletes the lines of services kept shorter than that, service by service.
 pub async fn enforce_retention(
     pool: &PgPool,
     days: i64,
+    per_service: &[(String, i64)],
     now: OffsetDateTime,
-) -> AppResult<Vec<String>> {
-    let cutoff = now - Duration::days(days);
-    let dropped = PARTITIONS.drop_older_than(pool, cutoff).await?;
+) -> AppResult<LogRetentionReport> {
+    let longest = per_service
+        .iter()
+        .map(|s| s.1)
+        .chain([days])
+        .max()
+        .unwrap_or(days);
+    let cutoff = now - Duration::days(longest);
+    let mut report = LogRetentionReport {
+        dropped_partitions: PARTITIONS.drop_older_than(pool, cutoff).await?,
+        ..Default::default()
+    };
     let day = cutoff.to_offset(time::UtcOffset::UTC).date();
     for table in ["log_rollups", "log_rollup_days", "log_rollup_pending"] {
         sqlx::query(&format!("DELETE FROM {table} WHERE day < $1"))
@@ -916,7 +935,50 @@ pub async fn enforce_retention(
             .execute(pool)
             .await?;
     }
-    Ok(dropped)
+    // Services kept shorter than the longest: row by row, in one transaction with their
+    // rollups (whole days removed, the day cut in two rolled up again).
+    let named: Vec<String> = per_service.iter().map(|s| s.0.clone()).collect();
+    let mut shorter: Vec<(Option<&str>, i64)> = per_service
+        .iter()
+        .filter(|s| s.1 < longest)
+        .map(|s| (Some(s.0.as_str()), s.1))
+        .collect();
+    if days < longest {
+        shorter.push((None, days));
+    }
+    for (service, keep) in shorter {
+        let cut = now - Duration::days(keep);
+        let cut_day = cut.to_offset(time::UtcOffset::UTC).date();
+        // `service` NULL: every service without a retention of its own.
+        let scope = "CASE WHEN $1::text IS NULL THEN service <> ALL($2) ELSE service = $1 END";
+        let mut tx = pool.begin().await?;
+        report.deleted_lines +=
+            sqlx::query(&format!("DELETE FROM log_lines WHERE {scope} AND ts < $3"))
+                .bind(service)
+                .bind(&named)
+                .bind(cut)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        sqlx::query(&format!(
+            "DELETE FROM log_rollups WHERE {scope} AND day < $3"
+        ))
+        .bind(service)
+        .bind(&named)
+        .bind(cut_day)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(&format!(
+            "INSERT INTO log_rollup_pending (service, day) SELECT service, day FROM log_rollups WHERE {scope} AND day = $3"
+        ))
+        .bind(service)
+        .bind(&named)
+        .bind(cut_day)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+    }
+    Ok(report)
 }
 
 /// The services with lines in the last 30 days, for the page's picker. A skip scan over the

@@ -4,7 +4,7 @@
 
 #[cfg(feature = "ssr")]
 pub mod charts;
-mod pages;
+pub(crate) mod pages;
 pub mod rollup;
 #[cfg(feature = "ssr")]
 pub mod service;

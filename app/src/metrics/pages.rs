@@ -7,7 +7,7 @@ use leptos_router::components::A;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 /// A 100×24 sparkline of percentages.
-fn sparkline(values: &[f64]) -> impl IntoView {
+pub(crate) fn sparkline(values: &[f64]) -> impl IntoView {
     let n = values.len();
     let path = if n < 2 {
         String::new()
@@ -222,6 +222,7 @@ pub fn HostPage() -> impl IntoView {
             <div>
                 <p class="muted"><A href="/hosts">"Hosts"</A>" ›"</p>
                 <h1>{host}</h1>
+                <p class="muted small"><A href=move || format!("/services?host={}", host())>"Services on this host"</A></p>
             </div>
             <nav class="ranges" aria-label="Time range">
                 {RANGES.iter().map(|(label, _)| {

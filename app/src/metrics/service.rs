@@ -504,7 +504,7 @@ use super::charts::{self, LineInput};
 use super::{parse_time_param, HostCard, HostCharts, Unit, RANGES};
 use crate::state::AppState;
 
-fn selector(metric: &str, labels: &[(&str, &str)]) -> Selector {
+pub(crate) fn selector(metric: &str, labels: &[(&str, &str)]) -> Selector {
     Selector {
         metric: metric.into(),
         labels: labels

@@ -23,7 +23,7 @@ use utoipa::IntoParams;
 /// Largest ingest body: 50,000 samples of about 100 bytes, with room.
 pub const INGEST_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

@@ -6,6 +6,7 @@ pub mod extract;
 pub mod health;
 pub mod logs;
 pub mod metrics;
+pub mod services;
 pub mod tokens;
 
 use app::error::AppError;
@@ -89,6 +90,11 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(backups::download))
         .routes(routes!(backups::health))
         .routes(routes!(backups::maintenance))
+        .routes(routes!(services::list_processes, services::add_process))
+        .routes(routes!(services::delete_process))
+        .routes(routes!(services::list_targets, services::add_target))
+        .routes(routes!(services::delete_target))
+        .routes(routes!(services::agent_watches))
         .split_for_parts();
     let doc_json = std::sync::Arc::new(doc.clone());
     let router = router.route(

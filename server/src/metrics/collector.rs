@@ -32,6 +32,9 @@ pub struct Collector {
     disks: Disks,
     networks: Networks,
     last: Instant,
+    /// The processes to watch on this host (set before each `collect`).
+    pub watches: Vec<crate::services::watch::WatchSpec>,
+    watcher: crate::services::watch::ProcessWatcher,
 }
 
 fn label(k: &str, v: impl Into<String>) -> Labels {
@@ -60,6 +63,8 @@ impl Collector {
             disks,
             networks,
             last: Instant::now(),
+            watches: vec![],
+            watcher: crate::services::watch::ProcessWatcher::new()?,
         })
     }
 
@@ -190,6 +195,7 @@ impl Collector {
         if let Ok(up) = System::uptime() {
             push("host_uptime_seconds", Labels::new(), up as f64);
         }
+        out.extend(self.watcher.collect(&self.watches, ts));
         out
     }
 }

@@ -122,6 +122,11 @@ pub async fn run_local_collector(state: AppState) {
         let Some(mut c) = collector.take() else {
             return;
         };
+        // The watch list is read each time, so changes in the UI apply at the next collection;
+        // while the database is away the last list stays.
+        if let Ok(w) = app::services::service::watches_for(&state.pool, &host).await {
+            c.watches = w;
+        }
         let ts = time::OffsetDateTime::now_utc();
         let (c, samples): (collector::Collector, Vec<Sample>) =
             match tokio::task::spawn_blocking(move || {

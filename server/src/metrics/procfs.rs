@@ -38,6 +38,36 @@ pub fn count_tcp_states(text: &str, counts: &mut BTreeMap<&'static str, u64>) {
     }
 }
 
+/// Adds the local ports in LISTEN state of one /proc/net/tcp or tcp6 file to `ports`.
+pub fn listening_ports(text: &str, ports: &mut std::collections::BTreeSet<u16>) {
+    for line in text.lines().skip(1) {
+        let mut cols = line.split_whitespace();
+        let (Some(local), Some(state)) = (cols.nth(1), cols.nth(1)) else {
+            continue;
+        };
+        if state != "0A" {
+            continue;
+        }
+        if let Some(port) = local
+            .rsplit_once(':')
+            .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
+        {
+            ports.insert(port);
+        }
+    }
+}
+
+/// The TCP ports something listens on, IPv4 and IPv6.
+pub fn listening_tcp_ports() -> std::collections::BTreeSet<u16> {
+    let mut ports = std::collections::BTreeSet::new();
+    for path in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            listening_ports(&text, &mut ports);
+        }
+    }
+    ports
+}
+
 /// Reads /proc/net/tcp and /proc/net/tcp6; `established` and `listen` are always present.
 pub fn tcp_connections() -> BTreeMap<&'static str, u64> {
     let mut counts = BTreeMap::from([("established", 0), ("listen", 0)]);
@@ -65,6 +95,17 @@ pub fn process_count() -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn listening_ports_are_read_from_both_files() {
+        let v4 = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 1 1 0 100 0 0 10 0\n   1: 0100007F:1F91 0100007F:9C40 01 00000000:00000000 00:00000000 00000000  1000        0 2\n garbage\n";
+        let v6 = "  sl  local_address                         remote_address                        st\n   0: 00000000000000000000000000000000:0016 00000000000000000000000000000000:0000 0A 00000000:00000000\n";
+        let mut ports = std::collections::BTreeSet::new();
+        listening_ports(v4, &mut ports);
+        listening_ports(v6, &mut ports);
+        // 8080 listens; 8081 is an established connection, not a listener; 22 from tcp6.
+        assert_eq!(ports.into_iter().collect::<Vec<_>>(), [22, 8080]);
+    }
+
     use super::*;
 
     const TCP: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode

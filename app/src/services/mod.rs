@@ -1,0 +1,419 @@
+//! Services: watched processes (found by name or command line on each host, by the server's
+//! collector and by agents) and Prometheus endpoints scraped on a schedule. Pure parts:
+//! `expfmt` (the exposition format), `scrape` (samples, rates, quantiles), `process` (matching,
+//! restarts); the database side is in `service` (server only).
+
+pub mod expfmt;
+mod pages;
+pub mod process;
+pub mod scrape;
+#[cfg(feature = "ssr")]
+pub mod service;
+
+pub use pages::{ProcessPage, ServicesPage, TargetPage};
+
+use crate::error::AppError;
+use crate::metrics::{Chart, SeriesPoint};
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// A watched process with its latest state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ProcessInfo {
+    pub id: i64,
+    pub host: String,
+    pub name: String,
+    pub pattern: String,
+    pub port: Option<i32>,
+    /// `up`, `down`, or `unknown` before the first collection.
+    pub state: String,
+    /// Since when it is up (its youngest instance's start) or when it was last seen up.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
+    pub since: Option<OffsetDateTime>,
+    pub count: Option<f64>,
+    pub cpu_percent: Option<f64>,
+    pub rss_bytes: Option<f64>,
+    pub port_listening: Option<bool>,
+    /// Restarts in the last 24 hours.
+    pub restarts_24h: Option<f64>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
+    pub last_seen: Option<OffsetDateTime>,
+}
+
+/// The body of `POST /api/v1/processes`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewProcess {
+    pub name: String,
+    pub pattern: String,
+    #[serde(default)]
+    pub port: Option<i64>,
+    /// Defaults to the server's own host.
+    #[serde(default)]
+    pub host: Option<String>,
+}
+
+/// A scrape target with the state of its last scrapes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct TargetInfo {
+    pub id: i64,
+    pub name: String,
+    pub url: String,
+    pub host: String,
+    pub interval_seconds: i32,
+    pub timeout_seconds: i32,
+    pub max_series: i32,
+    /// `up`, `down`, or `unknown` before the first scrape.
+    pub state: String,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
+    pub since: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
+    pub last_scrape: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
+    pub last_success: Option<OffsetDateTime>,
+    pub last_error: Option<String>,
+    pub last_duration_ms: Option<f64>,
+    /// Samples stored by the last scrape.
+    pub last_samples: Option<i32>,
+    /// Series the last scrape dropped (over `max_series`, or not storable).
+    pub dropped: i32,
+    /// Whether a bearer token is sent (the token itself is never shown).
+    pub has_token: bool,
+}
+
+/// The body of `POST /api/v1/scrape-targets`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewTarget {
+    pub name: String,
+    pub url: String,
+    #[serde(default = "default_interval")]
+    pub interval_seconds: i64,
+    #[serde(default = "default_timeout")]
+    pub timeout_seconds: i64,
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub max_series: Option<i64>,
+    /// Sent as `Authorization: Bearer …` (e.g. another Opsdeck's `metrics` token). Stored,
+    /// never shown back.
+    #[serde(default)]
+    pub bearer_token: Option<String>,
+}
+
+fn default_interval() -> i64 {
+    15
+}
+
+fn default_timeout() -> i64 {
+    10
+}
+
+/// Checks a target as given: the error names the field.
+#[cfg(feature = "ssr")]
+pub fn validate_target(t: &NewTarget) -> Result<(), String> {
+    process::validate_watch(&t.name, "x", None)?;
+    let u = url::Url::parse(&t.url).map_err(|e| format!("url: {e}"))?;
+    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
+        return Err("url: must be an http:// or https:// URL".into());
+    }
+    if !(1..=86_400).contains(&t.interval_seconds) {
+        return Err("interval_seconds: between 1 and 86400".into());
+    }
+    if !(1..=300).contains(&t.timeout_seconds) {
+        return Err("timeout_seconds: between 1 and 300".into());
+    }
+    if t.timeout_seconds > t.interval_seconds.max(1) {
+        return Err("timeout_seconds: must not be longer than interval_seconds".into());
+    }
+    if let Some(m) = t.max_series {
+        if !(1..=1_000_000).contains(&m) {
+            return Err("max_series: between 1 and 1000000".into());
+        }
+    }
+    if let Some(h) = &t.host {
+        crate::metrics::validate_host(h)?;
+    }
+    if let Some(tok) = &t.bearer_token {
+        if tok.is_empty() || tok.len() > 4096 || tok.chars().any(|c| c.is_control() || c == ' ') {
+            return Err(
+                "bearer_token: 1 to 4096 characters, no spaces or control characters".into(),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A row of the Services page: its state and sparklines.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServicesPageData {
+    pub processes: Vec<(ProcessInfo, Sparks)>,
+    pub targets: Vec<(TargetInfo, Sparks)>,
+    pub can_edit: bool,
+    pub own_host: String,
+    /// The host the page is limited to, if any.
+    pub host: Option<String>,
+}
+
+/// Last 24 hours, for the sparklines: CPU and RSS (processes), or requests per second and
+/// scrape duration (targets).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Sparks {
+    pub first: Vec<f64>,
+    pub second: Vec<f64>,
+}
+
+/// A process's or a target's detail page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DetailData {
+    pub title: String,
+    pub host: String,
+    pub state: String,
+    pub summary: Vec<(String, String)>,
+    /// e.g. "RSS grows 38.0 MB/day (over the last 24 h)".
+    pub trend: Option<String>,
+    pub charts: Vec<Chart>,
+    pub warning: Option<String>,
+}
+
+/// Least squares through (x, y): slope and intercept; None for fewer than two distinct x.
+pub fn linear_fit(points: &[(f64, f64)]) -> Option<(f64, f64)> {
+    let n = points.len() as f64;
+    if points.len() < 2 {
+        return None;
+    }
+    let mx = points.iter().map(|p| p.0).sum::<f64>() / n;
+    let my = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    if sxx == 0.0 {
+        return None;
+    }
+    let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    let slope = sxy / sxx;
+    Some((slope, my - slope * mx))
+}
+
+/// RSS growth per day from a series' points (bytes), and the fitted line's end points.
+pub fn rss_trend(points: &[SeriesPoint]) -> Option<(f64, [(i64, f64); 2])> {
+    let xy: Vec<(f64, f64)> = points
+        .iter()
+        .map(|p| (p.ts.unix_timestamp() as f64, p.avg))
+        .collect();
+    let (slope, icept) = linear_fit(&xy)?;
+    let (a, b) = (
+        points.first()?.ts.unix_timestamp(),
+        points.last()?.ts.unix_timestamp(),
+    );
+    Some((
+        slope * 86_400.0,
+        [(a, slope * a as f64 + icept), (b, slope * b as f64 + icept)],
+    ))
+}
+
+#[server(prefix = "/sfn", endpoint = "services/page")]
+pub async fn get_services_page(host: Option<String>) -> Result<ServicesPageData, AppError> {
+    crate::error::with_status(
+        async {
+            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
+            let user = ctx.require(crate::auth::Role::Viewer).await?;
+            let host = host.filter(|h| !h.is_empty());
+            service::page_data(&ctx.state, user.role, host.as_deref()).await
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/sfn", endpoint = "services/detail")]
+pub async fn get_service_detail(kind: String, id: i64) -> Result<DetailData, AppError> {
+    crate::error::with_status(
+        async {
+            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
+            ctx.require(crate::auth::Role::Viewer).await?;
+            service::detail(&ctx.state, &kind, id).await
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/sfn", endpoint = "services/add-process")]
+pub async fn add_process(
+    name: String,
+    pattern: String,
+    port: String,
+    host: String,
+) -> Result<i64, AppError> {
+    crate::error::with_status(
+        async {
+            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
+            ctx.require(crate::auth::Role::Operator).await?;
+            let state = &ctx.state;
+            let port = match port.trim() {
+                "" => None,
+                p => Some(p.parse::<i64>().map_err(|_| {
+                    AppError::unprocessable(format!("port: `{p}` is not a number"))
+                })?),
+            };
+            let host = Some(host.trim().to_string()).filter(|h| !h.is_empty());
+            service::add_process(
+                state,
+                &NewProcess {
+                    name,
+                    pattern,
+                    port,
+                    host,
+                },
+            )
+            .await
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/sfn", endpoint = "services/add-target")]
+pub async fn add_target(
+    name: String,
+    url: String,
+    interval_seconds: i64,
+    timeout_seconds: i64,
+    bearer_token: String,
+) -> Result<i64, AppError> {
+    crate::error::with_status(
+        async {
+            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
+            ctx.require(crate::auth::Role::Operator).await?;
+            let state = &ctx.state;
+            service::add_target(
+                state,
+                &NewTarget {
+                    name,
+                    url,
+                    interval_seconds,
+                    timeout_seconds,
+                    host: None,
+                    max_series: None,
+                    bearer_token: Some(bearer_token.trim().to_string()).filter(|t| !t.is_empty()),
+                },
+            )
+            .await
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/sfn", endpoint = "services/delete")]
+pub async fn delete_service(kind: String, id: i64) -> Result<(), AppError> {
+    crate::error::with_status(
+        async {
+            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
+            ctx.require(crate::auth::Role::Operator).await?;
+            let state = &ctx.state;
+            match kind.as_str() {
+                "process" => service::delete_process(&state.pool, id).await,
+                "target" => service::delete_target(&state.pool, id).await,
+                k => Err(AppError::bad_request(format!(
+                    "kind `{k}`: process or target"
+                ))),
+            }
+        }
+        .await,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_fit_exactly_and_degenerate_input_gives_none() {
+        let (s, i) = linear_fit(&[(0.0, 1.0), (1.0, 3.0), (2.0, 5.0)]).unwrap();
+        assert!((s - 2.0).abs() < 1e-12 && (i - 1.0).abs() < 1e-12);
+        assert_eq!(linear_fit(&[(1.0, 1.0)]), None);
+        assert_eq!(linear_fit(&[(1.0, 1.0), (1.0, 2.0)]), None);
+    }
+
+    #[cfg(feature = "ssr")]
+    #[test]
+    fn targets_are_checked() {
+        let ok = NewTarget {
+            name: "app".into(),
+            url: "http://127.0.0.1:8000/metrics".into(),
+            interval_seconds: 15,
+            timeout_seconds: 10,
+            host: None,
+            max_series: None,
+            bearer_token: None,
+        };
+        assert!(validate_target(&ok).is_ok());
+        for (t, err) in [
+            (
+                NewTarget {
+                    url: "ftp://x/".into(),
+                    ..ok.clone()
+                },
+                "url: must be",
+            ),
+            (
+                NewTarget {
+                    url: "nope".into(),
+                    ..ok.clone()
+                },
+                "url:",
+            ),
+            (
+                NewTarget {
+                    interval_seconds: 0,
+                    ..ok.clone()
+                },
+                "interval_seconds",
+            ),
+            (
+                NewTarget {
+                    timeout_seconds: 20,
+                    ..ok.clone()
+                },
+                "timeout_seconds: must not",
+            ),
+            (
+                NewTarget {
+                    max_series: Some(0),
+                    ..ok.clone()
+                },
+                "max_series",
+            ),
+            (
+                NewTarget {
+                    name: "a b".into(),
+                    ..ok.clone()
+                },
+                "name:",
+            ),
+            (
+                NewTarget {
+                    host: Some("a/b".into()),
+                    ..ok.clone()
+                },
+                "host:",
+            ),
+            (
+                NewTarget {
+                    bearer_token: Some("a b".into()),
+                    ..ok.clone()
+                },
+                "bearer_token:",
+            ),
+        ] {
+            let e = validate_target(&t).unwrap_err();
+            assert!(e.starts_with(err), "{e}");
+        }
+    }
+}

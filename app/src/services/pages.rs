@@ -1,0 +1,251 @@
+//! The Services page (watched processes and scrape targets with their state and 24-hour
+//! sparklines) and the detail pages of a process and a target.
+
+use super::{
+    get_service_detail, get_services_page, AddProcess, AddTarget, DeleteService, ProcessInfo,
+    Sparks, TargetInfo,
+};
+use crate::components::{
+    action_error, fmt_duration, fmt_time, EmptyState, ErrorNotice, PageHeader,
+};
+use crate::metrics::pages::{sparkline, ChartView};
+use crate::metrics::{AutoRefresh, Unit};
+use leptos::prelude::*;
+use leptos_router::components::A;
+use leptos_router::hooks::{use_params_map, use_query_map};
+
+/// Values scaled to 0–100 of their own maximum, for a sparkline of any unit.
+fn scaled(values: &[f64]) -> Vec<f64> {
+    let max = values.iter().copied().fold(0.0, f64::max);
+    if max <= 0.0 {
+        return values.iter().map(|_| 0.0).collect();
+    }
+    values.iter().map(|v| v / max * 100.0).collect()
+}
+
+fn badge(state: &str) -> impl IntoView {
+    let class = match state {
+        "up" => "badge ok",
+        "down" => "badge bad",
+        _ => "badge",
+    };
+    view! { <span class=class data-testid="service-state">{state.to_string()}</span> }
+}
+
+fn since(t: Option<time::OffsetDateTime>) -> String {
+    let Some(t) = t else {
+        return "–".into();
+    };
+    let secs = (time::OffsetDateTime::now_utc() - t).whole_seconds().max(0) as u64;
+    format!("{} ago", fmt_duration(secs))
+}
+
+fn process_row(
+    p: ProcessInfo,
+    s: Sparks,
+    del: ServerAction<DeleteService>,
+    can_edit: bool,
+) -> impl IntoView {
+    let cpu = p
+        .cpu_percent
+        .map(|c| format!("{c:.1} %"))
+        .unwrap_or_else(|| "–".into());
+    let rss = p
+        .rss_bytes
+        .map(|v| Unit::Bytes.format(v))
+        .unwrap_or_else(|| "–".into());
+    let port = match (p.port, p.port_listening) {
+        (None, _) => "–".to_string(),
+        (Some(n), Some(true)) => format!("{n} listening"),
+        (Some(n), Some(false)) => format!("{n} closed"),
+        (Some(n), None) => n.to_string(),
+    };
+    view! {
+        <tr data-testid="process-row">
+            <td><A href=format!("/services/process/{}", p.id)>{p.name.clone()}</A><div class="muted small mono">{p.pattern.clone()}</div></td>
+            <td><A href=format!("/hosts/{}", p.host)>{p.host.clone()}</A></td>
+            <td>{badge(&p.state)}<div class="muted small">{since(p.since)}</div></td>
+            <td class="num">{p.count.map(|c| format!("{c:.0}")).unwrap_or_else(|| "–".into())}</td>
+            <td class="num">{cpu}{sparkline(&s.first)}</td>
+            <td class="num">{rss}{sparkline(&scaled(&s.second))}</td>
+            <td class=if p.port_listening == Some(false) { "bad" } else { "" }>{port}</td>
+            <td class="num">{p.restarts_24h.map(|r| format!("{r:.0}")).unwrap_or_else(|| "0".into())}</td>
+            <td>{can_edit.then(|| view! {
+                <ActionForm action=del attr:class="inline">
+                    <input type="hidden" name="kind" value="process"/>
+                    <input type="hidden" name="id" value=p.id/>
+                    <button type="submit" class="btn small">"Stop watching"</button>
+                </ActionForm>
+            })}</td>
+        </tr>
+    }
+}
+
+fn target_row(
+    t: TargetInfo,
+    s: Sparks,
+    del: ServerAction<DeleteService>,
+    can_edit: bool,
+) -> impl IntoView {
+    view! {
+        <tr data-testid="target-row">
+            <td><A href=format!("/services/target/{}", t.id)>{t.name.clone()}</A><div class="muted small mono wrap">{t.url.clone()}</div></td>
+            <td>{badge(&t.state)}<div class="muted small">{since(t.since)}</div></td>
+            <td>{t.last_success.as_ref().map(fmt_time).unwrap_or_else(|| "never".into())}</td>
+            <td class="num">{t.last_samples.map(|n| n.to_string()).unwrap_or_else(|| "–".into())}</td>
+            <td class="num">{s.first.last().map(|v| format!("{v:.1}")).unwrap_or_else(|| "–".into())}{sparkline(&scaled(&s.first))}</td>
+            <td class="num">{t.last_duration_ms.map(|d| format!("{d:.0} ms")).unwrap_or_else(|| "–".into())}{sparkline(&scaled(&s.second))}</td>
+            <td class=if t.last_error.is_some() { "bad wrap" } else { "wrap" }>
+                {t.last_error.clone().unwrap_or_else(|| "–".into())}
+                {(t.dropped > 0).then(|| view! { <div class="warn-text">{format!("{} series dropped (limit {})", t.dropped, t.max_series)}</div> })}
+            </td>
+            <td>{can_edit.then(|| view! {
+                <ActionForm action=del attr:class="inline">
+                    <input type="hidden" name="kind" value="target"/>
+                    <input type="hidden" name="id" value=t.id/>
+                    <button type="submit" class="btn small">"Remove"</button>
+                </ActionForm>
+            })}</td>
+        </tr>
+    }
+}
+
+#[component]
+pub fn ServicesPage() -> impl IntoView {
+    let add_p = ServerAction::<AddProcess>::new();
+    let add_t = ServerAction::<AddTarget>::new();
+    let del = ServerAction::<DeleteService>::new();
+    let query = use_query_map();
+    let host = move || query.read().get("host");
+    let data = Resource::new(
+        move || {
+            (
+                add_p.version().get(),
+                add_t.version().get(),
+                del.version().get(),
+                host(),
+            )
+        },
+        |(_, _, _, h)| get_services_page(h),
+    );
+    view! {
+        <PageHeader title="Services" subtitle="Watched processes on each host and Prometheus endpoints scraped: up or down, CPU, memory, restarts, scrape health."/>
+        <AutoRefresh seconds=30/>
+        {action_error(move || add_p.value().get())}
+        {action_error(move || add_t.value().get())}
+        {action_error(move || del.value().get())}
+        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
+                    Ok(d) => {
+                        let can_edit = d.can_edit;
+                        let own = d.host.clone().unwrap_or_else(|| d.own_host.clone());
+                        view! {
+                            {d.host.clone().map(|h| view! {
+                                <p class="muted" data-testid="services-host">"On host "<A href=format!("/hosts/{h}")>{h.clone()}</A>" · "<A href="/services">"every host"</A></p>
+                            })}
+                            <section class="card">
+                                <h2>"Processes"</h2>
+                                {if d.processes.is_empty() {
+                                    view! { <EmptyState title="No watched processes">"Watch a process by its name or a part of its command line, optionally with the port it should listen on."</EmptyState> }.into_any()
+                                } else {
+                                    view! {
+                                        <div class="table-wrap"><table class="table" data-testid="processes">
+                                            <thead><tr><th>"Process"</th><th>"Host"</th><th>"State"</th><th class="num">"Instances"</th><th class="num">"CPU (24 h)"</th><th class="num">"RSS (24 h)"</th><th>"Port"</th><th class="num">"Restarts 24 h"</th><th></th></tr></thead>
+                                            <tbody>{d.processes.into_iter().map(|(p, s)| process_row(p, s, del, can_edit)).collect_view()}</tbody>
+                                        </table></div>
+                                    }.into_any()
+                                }}
+                                {can_edit.then(|| view! {
+                                    <details class="add"><summary class="btn small">"Watch a process"</summary>
+                                        <ActionForm action=add_p attr:class="form-grid" attr:data-testid="add-process">
+                                            <label>"Name" <input type="text" name="name" required pattern="[A-Za-z0-9._-]+" placeholder="uvicorn"/></label>
+                                            <label>"Process name or command-line part (* for any)" <input type="text" name="pattern" required placeholder="uvicorn*app:main"/></label>
+                                            <label>"Port (optional)" <input type="number" name="port" min="1" max="65535" placeholder="8000"/></label>
+                                            <label>"Host" <input type="text" name="host" value=own.clone()/></label>
+                                            <button type="submit" class="btn primary">"Watch"</button>
+                                        </ActionForm>
+                                    </details>
+                                })}
+                            </section>
+                            <section class="card">
+                                <h2>"Scrape targets"</h2>
+                                {if d.targets.is_empty() {
+                                    view! { <EmptyState title="No scrape targets">"Add any endpoint in the Prometheus text format: your service's /metrics, a node_exporter, another Opsdeck."</EmptyState> }.into_any()
+                                } else {
+                                    view! {
+                                        <div class="table-wrap"><table class="table" data-testid="targets">
+                                            <thead><tr><th>"Target"</th><th>"State"</th><th>"Last success"</th><th class="num">"Samples"</th><th class="num">"Requests/s (24 h)"</th><th class="num">"Duration (24 h)"</th><th>"Last error"</th><th></th></tr></thead>
+                                            <tbody>{d.targets.into_iter().map(|(t, s)| target_row(t, s, del, can_edit)).collect_view()}</tbody>
+                                        </table></div>
+                                    }.into_any()
+                                }}
+                                {can_edit.then(|| view! {
+                                    <details class="add"><summary class="btn small">"Add a scrape target"</summary>
+                                        <ActionForm action=add_t attr:class="form-grid" attr:data-testid="add-target">
+                                            <label>"Name" <input type="text" name="name" required pattern="[A-Za-z0-9._-]+" placeholder="api"/></label>
+                                            <label>"URL" <input type="url" name="url" required placeholder="http://127.0.0.1:8000/metrics"/></label>
+                                            <label>"Every (s)" <input type="number" name="interval_seconds" min="1" value="15"/></label>
+                                            <label>"Timeout (s)" <input type="number" name="timeout_seconds" min="1" value="10"/></label>
+                                            <label>"Bearer token (optional, never shown again)" <input type="password" name="bearer_token" autocomplete="off"/></label>
+                                            <button type="submit" class="btn primary">"Add"</button>
+                                        </ActionForm>
+                                    </details>
+                                })}
+                            </section>
+                        }.into_any()
+                    }
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn Detail(kind: &'static str) -> impl IntoView {
+    let params = use_params_map();
+    let id = move || {
+        params
+            .read()
+            .get("id")
+            .and_then(|s| s.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    let data = Resource::new(id, move |id| get_service_detail(kind.to_string(), id));
+    view! {
+        <AutoRefresh seconds=30/>
+        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
+                    Ok(d) => view! {
+                        <leptos_meta::Title text=d.title.clone()/>
+                        <div class="page-header">
+                            <p class="muted"><A href="/services">"Services"</A>" › "<A href=format!("/hosts/{}", d.host)>{d.host.clone()}</A></p>
+                            <h1>{d.title.clone()}" "{badge(&d.state)}</h1>
+                        </div>
+                        {d.warning.clone().map(|w| view! { <p class="notice warn" data-testid="service-warning">{w}</p> })}
+                        <dl class="facts" data-testid="service-facts">
+                            {d.summary.into_iter().map(|(k, v)| view! { <dt>{k}</dt><dd>{v}</dd> }).collect_view()}
+                        </dl>
+                        {d.trend.clone().map(|t| view! { <p class="trend" data-testid="rss-trend">{t}</p> })}
+                        <section class="charts">
+                            {d.charts.into_iter().map(|c| view! { <ChartView chart=c/> }).collect_view()}
+                        </section>
+                    }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+pub fn ProcessPage() -> impl IntoView {
+    view! { <Detail kind="process"/> }
+}
+
+#[component]
+pub fn TargetPage() -> impl IntoView {
+    view! { <Detail kind="target"/> }
+}

@@ -1,0 +1,726 @@
+//! Services on the server: watched processes and scrape targets in PostgreSQL, their state from
+//! the latest samples, the page data, and claiming due scrapes (one process per scrape).
+
+use super::{
+    process::validate_watch, rss_trend, scrape::Counters, validate_target, DetailData, NewProcess,
+    NewTarget, ProcessInfo, ServicesPageData, Sparks, TargetInfo,
+};
+use crate::auth::Role;
+use crate::error::{AppError, AppResult};
+use crate::metrics::charts::{self, LineInput};
+use crate::metrics::service::{selector, series};
+use crate::metrics::{SeriesPoint, Unit};
+use crate::state::AppState;
+use sqlx::PgPool;
+use std::collections::HashMap;
+use time::{Duration, OffsetDateTime};
+
+/// The watches of one host, as the collector needs them: (name, pattern, port).
+pub async fn watches_for(
+    pool: &PgPool,
+    host: &str,
+) -> AppResult<Vec<(String, String, Option<u16>)>> {
+    let rows: Vec<(String, String, Option<i32>)> = sqlx::query_as(
+        "SELECT name, pattern, port FROM watched_processes WHERE host = $1 ORDER BY name",
+    )
+    .bind(host)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(n, p, port)| (n, p, port.and_then(|p| u16::try_from(p).ok())))
+        .collect())
+}
+
+fn unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("23505"))
+}
+
+pub async fn add_process(state: &AppState, p: &NewProcess) -> AppResult<i64> {
+    validate_watch(&p.name, &p.pattern, p.port).map_err(AppError::unprocessable)?;
+    let host = p
+        .host
+        .clone()
+        .unwrap_or_else(|| state.config.host_name.clone());
+    crate::metrics::validate_host(&host).map_err(AppError::unprocessable)?;
+    sqlx::query_scalar(
+        "INSERT INTO watched_processes (host, name, pattern, port) VALUES ($1, $2, $3, $4) RETURNING id",
+    )
+    .bind(&host)
+    .bind(&p.name)
+    .bind(&p.pattern)
+    .bind(p.port.map(|p| p as i32))
+    .fetch_one(&state.pool)
+    .await
+    .map_err(|e| {
+        if unique_violation(&e) {
+            AppError::conflict(format!("host {host} already watches a process named `{}`", p.name))
+        } else {
+            e.into()
+        }
+    })
+}
+
+/// Writes the configuration file's processes and scrape targets (added, or updated by name).
+pub async fn apply_config(state: &AppState) -> AppResult<()> {
+    for p in &state.config.processes {
+        let host = p
+            .host
+            .clone()
+            .unwrap_or_else(|| state.config.host_name.clone());
+        sqlx::query(
+            "INSERT INTO watched_processes (host, name, pattern, port) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (host, name) DO UPDATE SET pattern = excluded.pattern, port = excluded.port",
+        )
+        .bind(&host)
+        .bind(&p.name)
+        .bind(&p.pattern)
+        .bind(p.port.map(|p| p as i32))
+        .execute(&state.pool)
+        .await?;
+    }
+    for t in &state.config.scrape_targets {
+        let host = t
+            .host
+            .clone()
+            .unwrap_or_else(|| state.config.host_name.clone());
+        sqlx::query(
+            "INSERT INTO scrape_targets (name, url, host, interval_seconds, timeout_seconds, max_series, bearer_token)
+             VALUES ($1, $2, $3, $4, $5, coalesce($6, 10000), $7)
+             ON CONFLICT (name) DO UPDATE SET url = excluded.url, host = excluded.host,
+                 interval_seconds = excluded.interval_seconds, timeout_seconds = excluded.timeout_seconds,
+                 max_series = excluded.max_series, bearer_token = excluded.bearer_token",
+        )
+        .bind(&t.name)
+        .bind(&t.url)
+        .bind(&host)
+        .bind(t.interval_seconds as i32)
+        .bind(t.timeout_seconds as i32)
+        .bind(t.max_series.map(|m| m as i32))
+        .bind(&t.bearer_token)
+        .execute(&state.pool)
+        .await?;
+    }
+    Ok(())
+}
+
+pub async fn delete_process(pool: &PgPool, id: i64) -> AppResult<()> {
+    let n = sqlx::query("DELETE FROM watched_processes WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await?
+        .rows_affected();
+    if n == 0 {
+        return Err(AppError::not_found(format!("no watched process {id}")));
+    }
+    Ok(())
+}
+
+pub async fn add_target(state: &AppState, t: &NewTarget) -> AppResult<i64> {
+    validate_target(t).map_err(AppError::unprocessable)?;
+    let host = t
+        .host
+        .clone()
+        .unwrap_or_else(|| state.config.host_name.clone());
+    sqlx::query_scalar(
+        "INSERT INTO scrape_targets (name, url, host, interval_seconds, timeout_seconds, max_series, bearer_token)
+         VALUES ($1, $2, $3, $4, $5, coalesce($6, 10000), $7) RETURNING id",
+    )
+    .bind(&t.name)
+    .bind(&t.url)
+    .bind(&host)
+    .bind(t.interval_seconds as i32)
+    .bind(t.timeout_seconds as i32)
+    .bind(t.max_series.map(|m| m as i32))
+    .bind(&t.bearer_token)
+    .fetch_one(&state.pool)
+    .await
+    .map_err(|e| {
+        if unique_violation(&e) {
+            AppError::conflict(format!("a scrape target named `{}` exists", t.name))
+        } else {
+            e.into()
+        }
+    })
+}
+
+pub async fn delete_target(pool: &PgPool, id: i64) -> AppResult<()> {
+    let n = sqlx::query("DELETE FROM scrape_targets WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await?
+        .rows_affected();
+    if n == 0 {
+        return Err(AppError::not_found(format!("no scrape target {id}")));
+    }
+    Ok(())
+}
+
+type TargetRow = (
+    i64,
+    String,
+    String,
+    String,
+    i32,
+    i32,
+    i32,
+    Option<bool>,
+    Option<OffsetDateTime>,
+    Option<OffsetDateTime>,
+    Option<OffsetDateTime>,
+    Option<String>,
+    Option<f64>,
+    Option<i32>,
+    i32,
+    bool,
+);
+
+const TARGET_COLUMNS: &str = "id, name, url, host, interval_seconds, timeout_seconds, max_series, up, state_since, last_scrape_at, last_success_at, last_error, last_duration_ms, last_samples, last_dropped, bearer_token IS NOT NULL";
+
+fn target_info(r: TargetRow) -> TargetInfo {
+    TargetInfo {
+        id: r.0,
+        name: r.1,
+        url: r.2,
+        host: r.3,
+        interval_seconds: r.4,
+        timeout_seconds: r.5,
+        max_series: r.6,
+        state: match r.7 {
+            Some(true) => "up",
+            Some(false) => "down",
+            None => "unknown",
+        }
+        .into(),
+        since: r.8,
+        last_scrape: r.9,
+        last_success: r.10,
+        last_error: r.11,
+        last_duration_ms: r.12,
+        last_samples: r.13,
+        dropped: r.14,
+        has_token: r.15,
+    }
+}
+
+pub async fn list_targets(pool: &PgPool) -> AppResult<Vec<TargetInfo>> {
+    let rows: Vec<TargetRow> = sqlx::query_as(&format!(
+        "SELECT {TARGET_COLUMNS} FROM scrape_targets ORDER BY name"
+    ))
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(target_info).collect())
+}
+
+/// The latest `process_*` values of every watched process, with its state.
+pub async fn list_processes(pool: &PgPool, now: OffsetDateTime) -> AppResult<Vec<ProcessInfo>> {
+    let watches: Vec<(i64, String, String, String, Option<i32>)> = sqlx::query_as(
+        "SELECT id, host, name, pattern, port FROM watched_processes ORDER BY host, name",
+    )
+    .fetch_all(pool)
+    .await?;
+    let latest: Vec<(String, String, String, OffsetDateTime, f64)> = sqlx::query_as(
+        "SELECT s.host, s.labels->>'process', s.metric, l.ts, l.value
+         FROM metric_series s JOIN metric_latest l ON l.series_id = s.id
+         WHERE s.metric LIKE 'process\\_%' AND s.labels ? 'process'",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut by: HashMap<(String, String), HashMap<String, (OffsetDateTime, f64)>> = HashMap::new();
+    for (host, process, metric, ts, value) in latest {
+        by.entry((host, process))
+            .or_default()
+            .insert(metric, (ts, value));
+    }
+    let restarts: Vec<(String, String, f64)> = sqlx::query_as(
+        "SELECT s.host, s.labels->>'process', sum(r.sum)
+         FROM metric_series s JOIN metric_rollup_1m r ON r.series_id = s.id
+         WHERE s.metric = 'process_restarts' AND r.bucket >= $1 GROUP BY 1, 2",
+    )
+    .bind(now - Duration::DAY)
+    .fetch_all(pool)
+    .await?;
+    let mut out = vec![];
+    for (id, host, name, pattern, port) in watches {
+        let m = by.remove(&(host.clone(), name.clone())).unwrap_or_default();
+        let get = |k: &str| m.get(k).map(|v| v.1);
+        let last_seen = m.get("process_up").map(|v| v.0);
+        // Stale: nothing collected for five minutes means the host (or agent) is silent.
+        let fresh = last_seen.is_some_and(|t| now - t < Duration::minutes(5));
+        let up = get("process_up").filter(|_| fresh).map(|v| v > 0.0);
+        let since = match up {
+            Some(true) => get("process_uptime_seconds").map(|s| now - Duration::seconds_f64(s)),
+            _ => last_up(pool, &host, &name).await?,
+        };
+        out.push(ProcessInfo {
+            id,
+            host: host.clone(),
+            name: name.clone(),
+            pattern,
+            port,
+            state: match up {
+                Some(true) => "up",
+                Some(false) => "down",
+                None if last_seen.is_some() => "down",
+                None => "unknown",
+            }
+            .into(),
+            since,
+            count: get("process_count"),
+            cpu_percent: get("process_cpu_percent"),
+            rss_bytes: get("process_resident_memory_bytes"),
+            port_listening: get("process_port_listening").map(|v| v > 0.0),
+            restarts_24h: restarts
+                .iter()
+                .find(|r| r.0 == host && r.1 == name)
+                .map(|r| r.2),
+            last_seen,
+        });
+    }
+    Ok(out)
+}
+
+/// When a process was last seen up (newest sample of `process_up` = 1).
+async fn last_up(pool: &PgPool, host: &str, name: &str) -> AppResult<Option<OffsetDateTime>> {
+    Ok(sqlx::query_scalar(
+        "SELECT max(r.bucket) FROM metric_series s JOIN metric_rollup_1m r ON r.series_id = s.id
+         WHERE s.host = $1 AND s.metric = 'process_up' AND s.labels->>'process' = $2 AND r.max > 0",
+    )
+    .bind(host)
+    .bind(name)
+    .fetch_one(pool)
+    .await?)
+}
+
+/// A target claimed for scraping.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Claimed {
+    pub id: i64,
+    pub name: String,
+    pub url: String,
+    pub host: String,
+    pub timeout_seconds: i32,
+    pub max_series: i32,
+    pub bearer_token: Option<String>,
+    pub counters: Option<sqlx::types::Json<Counters>>,
+}
+
+/// Claims the targets due now: each is scraped by the one process whose UPDATE took it.
+pub async fn claim_due(pool: &PgPool) -> AppResult<Vec<Claimed>> {
+    Ok(sqlx::query_as(
+        "UPDATE scrape_targets SET next_scrape_at = now() + make_interval(secs => interval_seconds)
+         WHERE id IN (SELECT id FROM scrape_targets WHERE next_scrape_at <= now()
+                      ORDER BY next_scrape_at LIMIT 200 FOR UPDATE SKIP LOCKED)
+         RETURNING id, name, url, host, timeout_seconds, max_series, bearer_token, counters",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// What one scrape found.
+pub struct ScrapeResult {
+    pub at: OffsetDateTime,
+    pub duration_ms: f64,
+    pub outcome: Result<(usize, usize, Counters), String>,
+}
+
+/// Records a scrape's outcome; the state's `since` moves only when up/down changes.
+pub async fn record_scrape(pool: &PgPool, id: i64, r: &ScrapeResult) -> AppResult<()> {
+    let (up, error, samples, dropped, counters) = match &r.outcome {
+        Ok((samples, dropped, counters)) => (
+            true,
+            None,
+            Some(*samples as i32),
+            *dropped as i32,
+            Some(sqlx::types::Json(counters)),
+        ),
+        Err(e) => (
+            false,
+            Some(e.chars().take(500).collect::<String>()),
+            None,
+            0,
+            None,
+        ),
+    };
+    sqlx::query(
+        "UPDATE scrape_targets SET
+            state_since = CASE WHEN up IS DISTINCT FROM $2 THEN $3 ELSE state_since END,
+            up = $2, last_scrape_at = $3,
+            last_success_at = CASE WHEN $2 THEN $3 ELSE last_success_at END,
+            last_error = $4, last_duration_ms = $5,
+            last_samples = coalesce($6, last_samples), last_dropped = CASE WHEN $2 THEN $7 ELSE last_dropped END,
+            counters = CASE WHEN $2 THEN $8 ELSE counters END
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(up)
+    .bind(r.at)
+    .bind(error)
+    .bind(r.duration_ms)
+    .bind(samples)
+    .bind(dropped)
+    .bind(counters)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// The last 24 hours of one series as plain values, for a sparkline.
+async fn spark(state: &AppState, host: &str, metric: &str, labels: &[(&str, &str)]) -> Vec<f64> {
+    let now = OffsetDateTime::now_utc();
+    series(
+        &state.pool,
+        host,
+        &selector(metric, labels),
+        now - Duration::DAY,
+        now,
+        60,
+        state.config.retention,
+    )
+    .await
+    .ok()
+    .and_then(|r| r.series.into_iter().next())
+    .map(|s| s.points.into_iter().map(|p| p.avg).collect())
+    .unwrap_or_default()
+}
+
+/// The Services page, of every host or of one.
+pub async fn page_data(
+    state: &AppState,
+    role: Role,
+    host: Option<&str>,
+) -> AppResult<ServicesPageData> {
+    let now = OffsetDateTime::now_utc();
+    let mut processes = vec![];
+    let on_host = |h: &str| host.is_none_or(|want| want == h);
+    for p in list_processes(&state.pool, now)
+        .await?
+        .into_iter()
+        .filter(|p| on_host(&p.host))
+    {
+        let l = [("process", p.name.as_str())];
+        let sparks = Sparks {
+            first: spark(state, &p.host, "process_cpu_percent", &l).await,
+            second: spark(state, &p.host, "process_resident_memory_bytes", &l).await,
+        };
+        processes.push((p, sparks));
+    }
+    let mut targets = vec![];
+    for t in list_targets(&state.pool)
+        .await?
+        .into_iter()
+        .filter(|t| on_host(&t.host))
+    {
+        let l = [("target", t.name.as_str())];
+        let sparks = Sparks {
+            first: spark(state, &t.host, "scrape_requests_per_second", &l).await,
+            second: spark(state, &t.host, "scrape_duration_seconds", &l).await,
+        };
+        targets.push((t, sparks));
+    }
+    Ok(ServicesPageData {
+        processes,
+        targets,
+        can_edit: role >= Role::Operator,
+        own_host: state.config.host_name.clone(),
+        host: host.map(str::to_string),
+    })
+}
+
+fn fmt_time(t: Option<OffsetDateTime>) -> String {
+    t.as_ref()
+        .map(crate::components::fmt_time)
+        .unwrap_or_else(|| "never".into())
+}
+
+/// A process's or a target's page: state, figures and 24-hour charts.
+pub async fn detail(state: &AppState, kind: &str, id: i64) -> AppResult<DetailData> {
+    let now = OffsetDateTime::now_utc();
+    let (from, to) = (now - Duration::DAY, now);
+    let (f, t) = (from.unix_timestamp(), to.unix_timestamp());
+    let pool = &state.pool;
+    let retention = state.config.retention;
+    let get = |host: String, metric: &'static str, label: (&'static str, String)| async move {
+        let r = series(
+            pool,
+            &host,
+            &selector(metric, &[(label.0, label.1.as_str())]),
+            from,
+            to,
+            300,
+            retention,
+        )
+        .await?;
+        let step = r.series.first().map(|s| s.step_seconds).unwrap_or(60);
+        let points: Vec<SeriesPoint> = r
+            .series
+            .into_iter()
+            .next()
+            .map(|s| s.points)
+            .unwrap_or_default();
+        Ok::<_, AppError>((points, step))
+    };
+    match kind {
+        "process" => {
+            let p = list_processes(pool, now)
+                .await?
+                .into_iter()
+                .find(|p| p.id == id)
+                .ok_or_else(|| AppError::not_found(format!("no watched process {id}")))?;
+            let l = ("process", p.name.clone());
+            let (cpu, step) = get(p.host.clone(), "process_cpu_percent", l.clone()).await?;
+            let (rss, _) = get(p.host.clone(), "process_resident_memory_bytes", l.clone()).await?;
+            let (fds, _) = get(p.host.clone(), "process_open_fds", l.clone()).await?;
+            let (threads, _) = get(p.host.clone(), "process_threads", l.clone()).await?;
+            let (up, _) = get(p.host.clone(), "process_up", l.clone()).await?;
+            let trend = rss_trend(&rss);
+            let trend_points: Vec<SeriesPoint> = trend
+                .iter()
+                .flat_map(|(_, ends)| ends.iter())
+                .filter_map(|(ts, v)| {
+                    Some(SeriesPoint {
+                        ts: OffsetDateTime::from_unix_timestamp(*ts).ok()?,
+                        avg: *v,
+                        min: *v,
+                        max: *v,
+                    })
+                })
+                .collect();
+            let mut charts = vec![
+                charts::render(
+                    "cpu",
+                    "CPU",
+                    Unit::Percent,
+                    f,
+                    t,
+                    step,
+                    &[LineInput {
+                        label: "cpu".into(),
+                        points: &cpu,
+                        band: true,
+                    }],
+                ),
+                charts::render(
+                    "rss",
+                    "Resident memory",
+                    Unit::Bytes,
+                    f,
+                    t,
+                    step,
+                    &[
+                        LineInput {
+                            label: "rss".into(),
+                            points: &rss,
+                            band: true,
+                        },
+                        LineInput {
+                            label: "trend".into(),
+                            points: &trend_points,
+                            band: false,
+                        },
+                    ],
+                ),
+                charts::render(
+                    "fds",
+                    "Open files and threads",
+                    Unit::Count,
+                    f,
+                    t,
+                    step,
+                    &[
+                        LineInput {
+                            label: "open fds".into(),
+                            points: &fds,
+                            band: false,
+                        },
+                        LineInput {
+                            label: "threads".into(),
+                            points: &threads,
+                            band: false,
+                        },
+                    ],
+                ),
+            ];
+            charts.push(charts::render(
+                "up",
+                "Up",
+                Unit::Count,
+                f,
+                t,
+                step,
+                &[LineInput {
+                    label: "up".into(),
+                    points: &up,
+                    band: false,
+                }],
+            ));
+            let fmt_bytes = |v: f64| Unit::Bytes.format(v);
+            let trend_text = trend.map(|(per_day, _)| {
+                let dir = if per_day >= 0.0 { "grows" } else { "shrinks" };
+                format!(
+                    "RSS {dir} {}/day (least squares over the last 24 h)",
+                    fmt_bytes(per_day.abs())
+                )
+            });
+            let mut summary = vec![
+                ("Host".to_string(), p.host.clone()),
+                ("Pattern".into(), p.pattern.clone()),
+                (
+                    "Instances".into(),
+                    p.count.map(|c| format!("{c:.0}")).unwrap_or("–".into()),
+                ),
+                (
+                    "CPU".into(),
+                    p.cpu_percent
+                        .map(|c| format!("{c:.1} %"))
+                        .unwrap_or("–".into()),
+                ),
+                (
+                    "RSS".into(),
+                    p.rss_bytes.map(fmt_bytes).unwrap_or("–".into()),
+                ),
+                (
+                    "Restarts (24 h)".into(),
+                    p.restarts_24h
+                        .map(|r| format!("{r:.0}"))
+                        .unwrap_or("0".into()),
+                ),
+                ("Since".into(), fmt_time(p.since)),
+            ];
+            if let Some(port) = p.port {
+                summary.push((
+                    format!("Port {port}"),
+                    match p.port_listening {
+                        Some(true) => "listening".into(),
+                        Some(false) => "not listening".into(),
+                        None => "–".into(),
+                    },
+                ));
+            }
+            let warning = (p.port_listening == Some(false))
+                .then(|| format!("Nothing listens on port {}.", p.port.unwrap_or(0)));
+            Ok(DetailData {
+                title: p.name,
+                host: p.host,
+                state: p.state,
+                summary,
+                trend: trend_text,
+                charts,
+                warning,
+            })
+        }
+        "target" => {
+            let tg = list_targets(pool)
+                .await?
+                .into_iter()
+                .find(|t| t.id == id)
+                .ok_or_else(|| AppError::not_found(format!("no scrape target {id}")))?;
+            let l = ("target", tg.name.clone());
+            let (dur, step) = get(tg.host.clone(), "scrape_duration_seconds", l.clone()).await?;
+            let (samples, _) = get(tg.host.clone(), "scrape_samples", l.clone()).await?;
+            let (rps, _) = get(tg.host.clone(), "scrape_requests_per_second", l.clone()).await?;
+            let (up, _) = get(tg.host.clone(), "scrape_up", l.clone()).await?;
+            let charts = vec![
+                charts::render(
+                    "requests",
+                    "Requests per second",
+                    Unit::Plain,
+                    f,
+                    t,
+                    step,
+                    &[LineInput {
+                        label: "requests/s".into(),
+                        points: &rps,
+                        band: true,
+                    }],
+                ),
+                charts::render(
+                    "samples",
+                    "Samples per scrape",
+                    Unit::Count,
+                    f,
+                    t,
+                    step,
+                    &[LineInput {
+                        label: "samples".into(),
+                        points: &samples,
+                        band: false,
+                    }],
+                ),
+                charts::render(
+                    "duration",
+                    "Scrape duration (s)",
+                    Unit::Plain,
+                    f,
+                    t,
+                    step,
+                    &[LineInput {
+                        label: "duration".into(),
+                        points: &dur,
+                        band: true,
+                    }],
+                ),
+                charts::render(
+                    "up",
+                    "Up",
+                    Unit::Count,
+                    f,
+                    t,
+                    step,
+                    &[LineInput {
+                        label: "up".into(),
+                        points: &up,
+                        band: false,
+                    }],
+                ),
+            ];
+            let warning = (tg.dropped > 0).then(|| {
+                format!(
+                    "The last scrape dropped {} series over this target's limit of {} (or not storable).",
+                    tg.dropped, tg.max_series
+                )
+            });
+            Ok(DetailData {
+                title: tg.name.clone(),
+                host: tg.host.clone(),
+                state: tg.state.clone(),
+                summary: vec![
+                    ("URL".into(), tg.url.clone()),
+                    (
+                        "Every".into(),
+                        format!(
+                            "{} s (timeout {} s)",
+                            tg.interval_seconds, tg.timeout_seconds
+                        ),
+                    ),
+                    ("Last scrape".into(), fmt_time(tg.last_scrape)),
+                    ("Last success".into(), fmt_time(tg.last_success)),
+                    (
+                        "Duration".into(),
+                        tg.last_duration_ms
+                            .map(|d| format!("{d:.0} ms"))
+                            .unwrap_or("–".into()),
+                    ),
+                    (
+                        "Samples".into(),
+                        tg.last_samples.map(|s| s.to_string()).unwrap_or("–".into()),
+                    ),
+                    (
+                        "Last error".into(),
+                        tg.last_error.clone().unwrap_or("none".into()),
+                    ),
+                    (
+                        "Series stored under".into(),
+                        format!("host {}, label target={}", tg.host, tg.name),
+                    ),
+                ],
+                trend: None,
+                charts,
+                warning,
+            })
+        }
+        k => Err(AppError::bad_request(format!(
+            "kind `{k}`: process or target"
+        ))),
+    }
+}

@@ -1,0 +1,53 @@
+import { test, expect } from "@playwright/test";
+import { admin, signIn } from "./helpers";
+
+// An operator watches the Opsdeck server process itself (with the port it listens on) and
+// scrapes its own /metrics; the Services page then shows both up, with data.
+test("the Services page shows a watched process and a scrape target with data", async ({ page, request, baseURL }) => {
+  const login = await request.post("/api/v1/auth/login", { data: { username: admin.user, password: admin.password } });
+  expect(login.ok()).toBeTruthy();
+  const origin = { origin: baseURL! };
+  const port = Number(new URL(baseURL!).port);
+  const proc = await request.post("/api/v1/processes", {
+    data: { name: "opsdeck", pattern: "opsdeck serve", port },
+    headers: origin,
+  });
+  expect(proc.status()).toBe(201);
+  const tok = await request.post("/api/v1/tokens", {
+    data: { name: `e2e-scrape-${Date.now()}`, scope: "metrics" },
+    headers: origin,
+  });
+  expect(tok.status()).toBe(201);
+  const target = await request.post("/api/v1/scrape-targets", {
+    data: { name: "self", url: `${baseURL}/metrics`, interval_seconds: 2, timeout_seconds: 2, bearer_token: (await tok.json()).token },
+    headers: origin,
+  });
+  expect(target.status()).toBe(201);
+
+  // The collector runs every 2 s in the test server, the scraper every 2 s.
+  await expect.poll(async () => {
+    const list = await (await request.get("/api/v1/processes")).json();
+    return list.find((p: { name: string }) => p.name === "opsdeck")?.state;
+  }, { timeout: 30_000 }).toBe("up");
+  await expect.poll(async () => {
+    const list = await (await request.get("/api/v1/scrape-targets")).json();
+    return list.find((t: { name: string }) => t.name === "self")?.state;
+  }, { timeout: 30_000 }).toBe("up");
+
+  await signIn(page, admin, "/services");
+  await expect(page).toHaveURL(/\/services$/);
+  const proc_row = page.getByTestId("process-row").filter({ hasText: "opsdeck" });
+  await expect(proc_row.getByTestId("service-state")).toHaveText("up");
+  await expect(proc_row).toContainText(`${port} listening`);
+  await expect(proc_row).toContainText(/\d+(\.\d)? (KiB|MiB|GiB)/);
+  const target_row = page.getByTestId("target-row").filter({ hasText: "self" });
+  await expect(target_row.getByTestId("service-state")).toHaveText("up");
+  await expect(target_row).toContainText(/\d+ ms/);
+
+  // The process page: facts and charts.
+  await proc_row.getByRole("link", { name: "opsdeck" }).click();
+  await expect(page).toHaveURL(/\/services\/process\/\d+$/);
+  await expect(page.getByTestId("service-facts")).toContainText("opsdeck serve");
+  await expect(page.getByTestId("chart-rss").locator("svg")).toBeVisible();
+  await expect(page.getByTestId("rss-trend")).toContainText("/day");
+});

@@ -1,0 +1,201 @@
+//! Scrapes the Prometheus endpoints in `scrape_targets`. Every second each process claims the
+//! targets that are due (one UPDATE, so one process per scrape however many run) and scrapes
+//! them concurrently, each under its own timeout: a slow or broken target never holds up others.
+
+use app::error::AppError;
+use app::metrics::{IngestBatch, Labels, Sample};
+use app::services::expfmt;
+use app::services::scrape::{convert, Counters};
+use app::services::service::{claim_due, record_scrape, Claimed, ScrapeResult};
+use app::state::AppState;
+use std::time::{Duration, Instant};
+use time::OffsetDateTime;
+
+/// Scrapes running at once in one process.
+const CONCURRENCY: usize = 64;
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .user_agent(concat!("opsdeck-scraper/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::limited(3))
+        .build()
+        .unwrap_or_default()
+}
+
+/// Reads a body up to `expfmt::MAX_BODY`.
+async fn body(mut res: reqwest::Response) -> Result<String, String> {
+    let mut buf: Vec<u8> = Vec::new();
+    while let Some(chunk) = res
+        .chunk()
+        .await
+        .map_err(|e| format!("reading the body: {e}"))?
+    {
+        if buf.len() + chunk.len() > expfmt::MAX_BODY {
+            return Err(format!(
+                "the body is larger than {} MiB",
+                expfmt::MAX_BODY >> 20
+            ));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    String::from_utf8(buf).map_err(|_| "the body is not UTF-8 text".to_string())
+}
+
+/// Fetches and converts one target; Err says what went wrong in words.
+async fn fetch(
+    client: &reqwest::Client,
+    target: &Claimed,
+    at: OffsetDateTime,
+    prev: Option<&Counters>,
+) -> Result<app::services::scrape::Converted, String> {
+    let timeout = Duration::from_secs(target.timeout_seconds.max(1) as u64);
+    let (name, url, token) = (&target.name, &target.url, target.bearer_token.as_deref());
+    let max_series = target.max_series.max(1) as usize;
+    let work = async {
+        let mut req = client.get(url);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let res = req
+            .header(
+                reqwest::header::ACCEPT,
+                "text/plain;version=0.0.4;q=1,*/*;q=0.1",
+            )
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_connect() {
+                    format!("cannot connect: {e}")
+                } else {
+                    e.to_string()
+                }
+            })?;
+        let status = res.status();
+        if !status.is_success() {
+            return Err(format!("HTTP {status}"));
+        }
+        body(res).await
+    };
+    let text = tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| format!("timed out after {} s", timeout.as_secs()))??;
+    let families = expfmt::parse(&text)?;
+    Ok(convert(&families, name, at, prev, max_series))
+}
+
+/// Scrapes one claimed target, stores its samples and records the outcome.
+pub async fn scrape_one(
+    state: &AppState,
+    client: &reqwest::Client,
+    target: Claimed,
+) -> Result<(), AppError> {
+    // Microseconds, as PostgreSQL keeps them, so rates match the stored times exactly.
+    let now = OffsetDateTime::now_utc();
+    let at = now
+        .replace_nanosecond(now.nanosecond() / 1000 * 1000)
+        .unwrap_or(now);
+    let t0 = Instant::now();
+    let fetched = fetch(client, &target, at, target.counters.as_ref().map(|c| &c.0)).await;
+    let Claimed { id, name, host, .. } = target;
+    let duration = t0.elapsed().as_secs_f64();
+    let meta = |metric: &str, value: f64| Sample {
+        metric: metric.into(),
+        labels: Labels::from([("target".to_string(), name.clone())]),
+        ts: at,
+        value,
+    };
+    let mut outcome = match fetched {
+        Ok(c) => {
+            let mut samples = c.samples;
+            let n = samples.len();
+            samples.push(meta("scrape_up", 1.0));
+            samples.push(meta("scrape_duration_seconds", duration));
+            samples.push(meta("scrape_samples", n as f64));
+            samples.push(meta("scrape_series_dropped", c.dropped as f64));
+            if let Some(rps) = app::services::scrape::request_rate(&samples) {
+                samples.push(meta("scrape_requests_per_second", rps));
+            }
+            Ok((samples, n, c.dropped, c.counters))
+        }
+        Err(e) => Err(e),
+    };
+    let stored = match &mut outcome {
+        Ok((samples, _, _, _)) => std::mem::take(samples),
+        Err(_) => vec![
+            meta("scrape_up", 0.0),
+            meta("scrape_duration_seconds", duration),
+        ],
+    };
+    for chunk in stored.chunks(app::metrics::MAX_SAMPLES_PER_BATCH) {
+        let batch = IngestBatch {
+            host: host.clone(),
+            samples: chunk.to_vec(),
+        };
+        if let Err(e) = app::metrics::service::ingest(
+            &state.pool,
+            &state.series_cache,
+            &batch,
+            "scrape",
+            state.config.retention,
+        )
+        .await
+        {
+            if outcome.is_ok() {
+                outcome = Err(format!("cannot store the samples: {e}"));
+            }
+            break;
+        }
+    }
+    let result = ScrapeResult {
+        at,
+        duration_ms: duration * 1000.0,
+        outcome: outcome.map(|(_, n, dropped, counters)| (n, dropped, counters)),
+    };
+    if let Err(e) = &result.outcome {
+        tracing::debug!(target = %name, error = %e, "scrape failed");
+    }
+    record_scrape(&state.pool, id, &result).await
+}
+
+/// Claims the due targets and scrapes them all; returns how many were scraped.
+pub async fn round(state: &AppState, client: &reqwest::Client) -> Result<usize, AppError> {
+    let due = claim_due(&state.pool).await?;
+    let n = due.len();
+    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
+    let mut tasks = tokio::task::JoinSet::new();
+    for t in due {
+        let (state, client, sem) = (state.clone(), client.clone(), sem.clone());
+        tasks.spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            let name = t.name.clone();
+            if let Err(e) = scrape_one(&state, &client, t).await {
+                tracing::warn!(target = %name, error = %e, "cannot record a scrape");
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    Ok(n)
+}
+
+/// The scraper loop of `opsdeck serve`: a round every second, each spawned on its own, so a
+/// slow target (at most its timeout, never longer than its interval) delays nobody else.
+pub async fn run(state: AppState) {
+    let client = client();
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    loop {
+        ticker.tick().await;
+        let (state, client, failing) = (state.clone(), client.clone(), failing.clone());
+        tokio::spawn(async move {
+            match round(&state, &client).await {
+                Ok(_) => failing.store(false, std::sync::atomic::Ordering::Relaxed),
+                Err(e) => {
+                    if !failing.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                        tracing::warn!(error = %e, "cannot claim scrape targets; retrying");
+                    }
+                }
+            }
+        });
+    }
+}
