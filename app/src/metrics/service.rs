@@ -60,26 +60,24 @@ async fn series_ids(
     }
     let metrics: Vec<&str> = missing.iter().map(|k| k.0.as_str()).collect();
     let labels: Vec<&str> = missing.iter().map(|k| k.1.as_str()).collect();
-    sqlx::query(
+    // One statement that finds or creates each series through the unique index (the no-op
+    // update makes existing rows come back too). A join against the table instead was planned
+    // as a scan per key while the table was young and unanalysed: seconds per batch.
+    let rows: Vec<(i32, String, sqlx::types::Json<Labels>)> = sqlx::query_as(
         "INSERT INTO metric_series (host, metric, labels)
          SELECT $1, m, l::jsonb FROM UNNEST($2::text[], $3::text[]) AS t(m, l)
          ORDER BY 1, 2, 3
-         ON CONFLICT (host, metric, labels) DO NOTHING",
-    )
-    .bind(host)
-    .bind(&metrics)
-    .bind(&labels)
-    .execute(pool)
-    .await?;
-    let rows: Vec<(i32, String, String)> = sqlx::query_as(
-        "SELECT s.id, s.metric, t.l FROM UNNEST($2::text[], $3::text[]) AS t(m, l)
-         JOIN metric_series s ON s.host = $1 AND s.metric = t.m AND s.labels = t.l::jsonb",
+         ON CONFLICT (host, metric, labels) DO UPDATE SET host = excluded.host
+         RETURNING id, metric, labels",
     )
     .bind(host)
     .bind(&metrics)
     .bind(&labels)
     .fetch_all(pool)
     .await?;
+    let rows = rows
+        .into_iter()
+        .map(|(id, metric, labels)| (id, metric, labels_json(&labels.0)));
     let mut ids = cache.ids.lock().unwrap_or_else(|p| p.into_inner());
     for (id, metric, labels) in rows {
         ids.insert((host.to_string(), metric.clone(), labels.clone()), id);
