@@ -11,8 +11,9 @@ use app::state::AppState;
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
-/// Scrapes running at once in one process.
-const CONCURRENCY: usize = 64;
+/// Scrapes whose samples are converted and stored at once, in one process. Fetching is not
+/// limited (a slow target only waits on its socket); the memory-hungry part is.
+static STORING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
 
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -47,7 +48,13 @@ async fn fetch(
     target: &Claimed,
     at: OffsetDateTime,
     prev: Option<&Counters>,
-) -> Result<app::services::scrape::Converted, String> {
+) -> Result<
+    (
+        app::services::scrape::Converted,
+        tokio::sync::SemaphorePermit<'static>,
+    ),
+    String,
+> {
     let timeout = Duration::from_secs(target.timeout_seconds.max(1) as u64);
     let (name, url, token) = (&target.name, &target.url, target.bearer_token.as_deref());
     let max_series = target.max_series.max(1) as usize;
@@ -79,8 +86,11 @@ async fn fetch(
     let text = tokio::time::timeout(timeout, work)
         .await
         .map_err(|_| format!("timed out after {} s", timeout.as_secs()))??;
+    // From here on memory grows with the series: a few scrapes at a time.
+    let permit = STORING.acquire().await.map_err(|e| e.to_string())?;
     let families = expfmt::parse(&text)?;
-    Ok(convert(&families, name, at, prev, max_series))
+    drop(text);
+    Ok((convert(&families, name, at, prev, max_series), permit))
 }
 
 /// Scrapes one claimed target, stores its samples and records the outcome.
@@ -96,6 +106,10 @@ pub async fn scrape_one(
         .unwrap_or(now);
     let t0 = Instant::now();
     let fetched = fetch(client, &target, at, target.counters.as_ref().map(|c| &c.0)).await;
+    let (fetched, _storing) = match fetched {
+        Ok((c, permit)) => (Ok(c), Some(permit)),
+        Err(e) => (Err(e), None),
+    };
     let Claimed { id, name, host, .. } = target;
     let duration = t0.elapsed().as_secs_f64();
     let meta = |metric: &str, value: f64| Sample {
@@ -126,10 +140,12 @@ pub async fn scrape_one(
             meta("scrape_duration_seconds", duration),
         ],
     };
-    for chunk in stored.chunks(app::metrics::MAX_SAMPLES_PER_BATCH) {
+    let mut stored = stored;
+    while !stored.is_empty() {
+        let rest = stored.split_off(stored.len().min(app::metrics::MAX_SAMPLES_PER_BATCH));
         let batch = IngestBatch {
             host: host.clone(),
-            samples: chunk.to_vec(),
+            samples: std::mem::replace(&mut stored, rest),
         };
         if let Err(e) = app::metrics::service::ingest(
             &state.pool,
@@ -161,12 +177,10 @@ pub async fn scrape_one(
 pub async fn round(state: &AppState, client: &reqwest::Client) -> Result<usize, AppError> {
     let due = claim_due(&state.pool).await?;
     let n = due.len();
-    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
     let mut tasks = tokio::task::JoinSet::new();
     for t in due {
-        let (state, client, sem) = (state.clone(), client.clone(), sem.clone());
+        let (state, client) = (state.clone(), client.clone());
         tasks.spawn(async move {
-            let _permit = sem.acquire_owned().await;
             let name = t.name.clone();
             if let Err(e) = scrape_one(&state, &client, t).await {
                 tracing::warn!(target = %name, error = %e, "cannot record a scrape");
