@@ -49,5 +49,6 @@ test("the Services page shows a watched process and a scrape target with data", 
   await expect(page).toHaveURL(/\/services\/process\/\d+$/);
   await expect(page.getByTestId("service-facts")).toContainText("opsdeck serve");
   await expect(page.getByTestId("chart-rss").locator("svg")).toBeVisible();
-  await expect(page.getByTestId("rss-trend")).toContainText("/day");
+  // Seconds of data are too few for a trend: the page says so rather than inventing one.
+  await expect(page.getByTestId("rss-trend")).toContainText(/RSS (grows|shrinks) .*\/day|not enough data yet/);
 });

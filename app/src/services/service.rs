@@ -555,12 +555,16 @@ pub async fn detail(state: &AppState, kind: &str, id: i64) -> AppResult<DetailDa
                 }],
             ));
             let fmt_bytes = |v: f64| Unit::Bytes.format(v);
-            let trend_text = trend.map(|(per_day, _)| {
-                let dir = if per_day >= 0.0 { "grows" } else { "shrinks" };
-                format!(
-                    "RSS {dir} {}/day (least squares over the last 24 h)",
-                    fmt_bytes(per_day.abs())
-                )
+            let trend_text = Some(match trend {
+                Some((per_day, _)) => {
+                    let dir = if per_day >= 0.0 { "grows" } else { "shrinks" };
+                    format!(
+                        "RSS {dir} {}/day (least squares over the last 24 h)",
+                        fmt_bytes(per_day.abs())
+                    )
+                }
+                None => "RSS trend: not enough data yet (it needs samples a few minutes apart)"
+                    .to_string(),
             });
             let mut summary = vec![
                 ("Host".to_string(), p.host.clone()),

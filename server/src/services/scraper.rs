@@ -52,12 +52,14 @@ async fn fetch(
     (
         app::services::scrape::Converted,
         tokio::sync::SemaphorePermit<'static>,
+        f64,
     ),
     String,
 > {
     let timeout = Duration::from_secs(target.timeout_seconds.max(1) as u64);
     let (name, url, token) = (&target.name, &target.url, target.bearer_token.as_deref());
     let max_series = target.max_series.max(1) as usize;
+    let started = Instant::now();
     let work = async {
         let mut req = client.get(url);
         if let Some(t) = token {
@@ -86,11 +88,16 @@ async fn fetch(
     let text = tokio::time::timeout(timeout, work)
         .await
         .map_err(|_| format!("timed out after {} s", timeout.as_secs()))??;
+    let fetched_in = started.elapsed().as_secs_f64();
     // From here on memory grows with the series: a few scrapes at a time.
     let permit = STORING.acquire().await.map_err(|e| e.to_string())?;
     let families = expfmt::parse(&text)?;
     drop(text);
-    Ok((convert(&families, name, at, prev, max_series), permit))
+    Ok((
+        convert(&families, name, at, prev, max_series),
+        permit,
+        fetched_in,
+    ))
 }
 
 /// Scrapes one claimed target, stores its samples and records the outcome.
@@ -106,12 +113,12 @@ pub async fn scrape_one(
         .unwrap_or(now);
     let t0 = Instant::now();
     let fetched = fetch(client, &target, at, target.counters.as_ref().map(|c| &c.0)).await;
-    let (fetched, _storing) = match fetched {
-        Ok((c, permit)) => (Ok(c), Some(permit)),
-        Err(e) => (Err(e), None),
+    // The scrape's duration is the fetch: waiting for a turn to store is not the target's.
+    let (fetched, _storing, duration) = match fetched {
+        Ok((c, permit, secs)) => (Ok(c), Some(permit), secs),
+        Err(e) => (Err(e), None, t0.elapsed().as_secs_f64()),
     };
     let Claimed { id, name, host, .. } = target;
-    let duration = t0.elapsed().as_secs_f64();
     let meta = |metric: &str, value: f64| Sample {
         metric: metric.into(),
         labels: Labels::from([("target".to_string(), name.clone())]),
