@@ -29,7 +29,7 @@ pub struct ProcessInfo {
     pub port: Option<i32>,
     /// `up`, `down`, or `unknown` before the first collection.
     pub state: String,
-    /// Since when it is up (its youngest instance's start) or when it was last seen up.
+    /// Since when it is up (its main process's start) or when it was last seen up.
     #[serde(with = "time::serde::rfc3339::option")]
     #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
     pub since: Option<OffsetDateTime>,
@@ -165,7 +165,7 @@ pub struct ServicesPageData {
     pub host: Option<String>,
 }
 
-/// Last 24 hours, for the sparklines: CPU and RSS (processes), or requests per second and
+/// The last hour, for the sparklines: CPU and RSS (processes), or requests per second and
 /// scrape duration (targets).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Sparks {

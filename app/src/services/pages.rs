@@ -152,7 +152,7 @@ pub fn ServicesPage() -> impl IntoView {
                                 } else {
                                     view! {
                                         <div class="table-wrap"><table class="table" data-testid="processes">
-                                            <thead><tr><th>"Process"</th><th>"Host"</th><th>"State"</th><th class="num">"Instances"</th><th class="num">"CPU (24 h)"</th><th class="num">"RSS (24 h)"</th><th>"Port"</th><th class="num">"Restarts 24 h"</th><th></th></tr></thead>
+                                            <thead><tr><th>"Process"</th><th>"Host"</th><th>"State"</th><th class="num">"Instances"</th><th class="num">"CPU (1 h)"</th><th class="num">"RSS (1 h)"</th><th>"Port"</th><th class="num">"Restarts (24 h)"</th><th></th></tr></thead>
                                             <tbody>{d.processes.into_iter().map(|(p, s)| process_row(p, s, del, can_edit)).collect_view()}</tbody>
                                         </table></div>
                                     }.into_any()
@@ -176,7 +176,7 @@ pub fn ServicesPage() -> impl IntoView {
                                 } else {
                                     view! {
                                         <div class="table-wrap"><table class="table" data-testid="targets">
-                                            <thead><tr><th>"Target"</th><th>"State"</th><th>"Last success"</th><th class="num">"Samples"</th><th class="num">"Requests/s (24 h)"</th><th class="num">"Duration (24 h)"</th><th>"Last error"</th><th></th></tr></thead>
+                                            <thead><tr><th>"Target"</th><th>"State"</th><th>"Last success"</th><th class="num">"Samples"</th><th class="num">"Requests/s (1 h)"</th><th class="num">"Duration (1 h)"</th><th>"Last error"</th><th></th></tr></thead>
                                             <tbody>{d.targets.into_iter().map(|(t, s)| target_row(t, s, del, can_edit)).collect_view()}</tbody>
                                         </table></div>
                                     }.into_any()

@@ -56,19 +56,22 @@ pub fn validate_watch(name: &str, pattern: &str, port: Option<i64>) -> Result<()
 /// A running instance: its PID and start time (a PID can be reused; the pair cannot).
 pub type Instance = (u32, u64);
 
-/// Restarts seen between two looks: each instance that went away and was replaced counts once,
-/// and so does coming back after being down (a crash and restart between two looks). More
-/// instances than before is scaling up, not a restart.
+/// Whether the watched service restarted between two looks: its oldest instance (the main
+/// process; workers come and go under it) was replaced, or it came back after being down (a
+/// crash and restart between two looks). More or fewer workers is not a restart.
 pub fn restarts(before: &BTreeSet<Instance>, now: &BTreeSet<Instance>, looked_before: bool) -> u64 {
-    if !looked_before {
+    if !looked_before || now.is_empty() {
         return 0;
     }
-    if before.is_empty() {
-        return u64::from(!now.is_empty());
+    let oldest = |set: &BTreeSet<Instance>| {
+        set.iter()
+            .min_by_key(|(pid, start)| (*start, *pid))
+            .copied()
+    };
+    match oldest(before) {
+        None => 1,
+        Some(main) => u64::from(!now.contains(&main)),
     }
-    let gone = before.difference(now).count();
-    let new = now.difference(before).count();
-    gone.min(new) as u64
 }
 
 #[cfg(test)]
@@ -141,7 +144,16 @@ mod tests {
             (set(&[(1, 10)]), set(&[(1, 30)]), true, 1),
             (set(&[(1, 10)]), set(&[(1, 10), (2, 20)]), true, 0),
             (set(&[(1, 10), (2, 20)]), set(&[(1, 10)]), true, 0),
-            (set(&[(1, 10), (2, 20)]), set(&[(3, 30), (4, 40)]), true, 2),
+            (set(&[(1, 10), (2, 20)]), set(&[(3, 30), (4, 40)]), true, 1),
+            // Workers replaced under the same main process: not a restart.
+            (
+                set(&[(1, 10), (2, 20), (3, 30)]),
+                set(&[(1, 10), (4, 40), (5, 50)]),
+                true,
+                0,
+            ),
+            // The main process replaced while a worker lives on.
+            (set(&[(1, 10), (2, 20)]), set(&[(2, 20), (6, 60)]), true, 1),
             (set(&[]), set(&[(5, 50)]), true, 1),
             (set(&[(1, 10)]), set(&[]), true, 0),
         ] {

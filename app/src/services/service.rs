@@ -365,14 +365,14 @@ pub async fn record_scrape(pool: &PgPool, id: i64, r: &ScrapeResult) -> AppResul
     Ok(())
 }
 
-/// The last 24 hours of one series as plain values, for a sparkline.
+/// The last hour of one series (a point a minute) as plain values, for a sparkline.
 async fn spark(state: &AppState, host: &str, metric: &str, labels: &[(&str, &str)]) -> Vec<f64> {
     let now = OffsetDateTime::now_utc();
     series(
         &state.pool,
         host,
         &selector(metric, labels),
-        now - Duration::DAY,
+        now - Duration::HOUR,
         now,
         60,
         state.config.retention,

@@ -73,11 +73,17 @@ async fn fetch(
             .send()
             .await
             .map_err(|e| {
-                if e.is_connect() {
-                    format!("cannot connect: {e}")
-                } else {
-                    e.to_string()
+                // The innermost cause says what happened ("Connection refused").
+                let mut cause: &dyn std::error::Error = &e;
+                while let Some(inner) = cause.source() {
+                    cause = inner;
                 }
+                let what = if e.is_connect() {
+                    "cannot connect"
+                } else {
+                    "request failed"
+                };
+                format!("{what}: {cause}")
             })?;
         let status = res.status();
         if !status.is_success() {

@@ -1,6 +1,7 @@
 //! Watched processes on this host: each watch's matching processes summed up (count, CPU %,
-//! RSS, open files, threads, uptime of the youngest), restarts seen since the previous look, and
-//! whether its port is listening. Used by `opsdeck serve` for its own host and by agents.
+//! RSS, open files, threads, uptime of the oldest, i.e. the main process), whether that main
+//! process was replaced since the previous look (a restart), and whether the watch's port is
+//! listening. Used by `opsdeck serve` for its own host and by agents.
 
 use super::super::metrics::procfs;
 use app::metrics::{Labels, Sample};
@@ -64,7 +65,7 @@ impl ProcessWatcher {
         for (name, pattern, port) in watches {
             let mut instances = BTreeSet::new();
             let (mut cpu, mut rss, mut fds, mut threads) = (0.0, 0.0, 0.0, 0.0);
-            let mut youngest: Option<u64> = None;
+            let mut oldest: Option<u64> = None;
             for (pid, p) in self.sys.processes() {
                 if p.thread_kind().is_some() {
                     continue;
@@ -85,7 +86,7 @@ impl ProcessWatcher {
                 let (f, t) = fds_and_threads(pid.as_u32());
                 fds += f.unwrap_or(0.0);
                 threads += t.unwrap_or(0.0);
-                youngest = Some(youngest.map_or(p.start_time(), |y| y.max(p.start_time())));
+                oldest = Some(oldest.map_or(p.start_time(), |o| o.min(p.start_time())));
             }
             let before = self.seen.get(name);
             let restarted = restarts(
@@ -111,7 +112,7 @@ impl ProcessWatcher {
                 push("process_resident_memory_bytes", rss);
                 push("process_open_fds", fds);
                 push("process_threads", threads);
-                if let Some(y) = youngest {
+                if let Some(y) = oldest {
                     push("process_uptime_seconds", now_unix.saturating_sub(y) as f64);
                 }
             }
