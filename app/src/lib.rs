@@ -7,6 +7,7 @@ pub mod auth;
 pub mod backups;
 pub mod components;
 pub mod error;
+pub mod forecast;
 pub mod health;
 pub mod logs;
 pub mod metrics;
