@@ -74,7 +74,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/services") view=services::ServicesPage ssr=ssr.clone()/>
                     <Route path=path!("/services/process/:id") view=services::ProcessPage ssr=ssr.clone()/>
                     <Route path=path!("/services/target/:id") view=services::TargetPage ssr=ssr.clone()/>
-                    <Route path=path!("/capacity") view=placeholders::CapacityPage ssr=ssr.clone()/>
+                    <Route path=path!("/capacity") view=forecast::CapacityPage ssr=ssr.clone()/>
                     <Route path=path!("/alerts") view=placeholders::AlertsPage ssr=ssr.clone()/>
                     <Route path=path!("/admin") view=|| view! { <Redirect path="/admin/users"/> } ssr=ssr.clone()/>
                     <Route path=path!("/admin/users") view=auth::UsersPage ssr=ssr.clone()/>

@@ -5,16 +5,6 @@ use crate::components::{EmptyState, PageHeader};
 use leptos::prelude::*;
 
 #[component]
-pub fn CapacityPage() -> impl IntoView {
-    view! {
-        <PageHeader title="Capacity" subtitle="When CPU, memory or a disk will cross 80 %."/>
-        <EmptyState title="No forecasts yet">
-            "Forecasts need at least 24 hours of host metrics, and none are collected yet."
-        </EmptyState>
-    }
-}
-
-#[component]
 pub fn AlertsPage() -> impl IntoView {
     view! {
         <PageHeader title="Alerts" subtitle="Threshold rules, health checks and notifications."/>

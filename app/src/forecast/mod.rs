@@ -1,5 +1,66 @@
-//! Capacity forecasts. `model` holds the maths (pure): a least-squares line and Holt-Winters
-//! with a daily season, chosen per series by backtest, and threshold crossings with a
-//! prediction interval. The Capacity page and API that use it are not built yet.
+//! Capacity forecasts: when CPU, memory or a disk will cross 80 % (and 100 %), with a 90 %
+//! prediction interval, from the hourly rollups of the last two weeks. `model` holds the maths
+//! (pure): a least-squares line and Holt-Winters with a daily season, chosen per series by
+//! backtest; `service` reads the history (server only).
 
 pub mod model;
+mod pages;
+#[cfg(feature = "ssr")]
+pub mod service;
+
+pub use pages::CapacityPage;
+
+use crate::error::AppError;
+use crate::metrics::{Chart, Labels};
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// One resource's forecast, as `GET /api/v1/forecasts` answers it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ForecastRow {
+    pub host: String,
+    pub metric: String,
+    #[cfg_attr(feature = "ssr", schema(value_type = Object))]
+    pub labels: Labels,
+    /// `linear` or `holt_winters` (null without enough data).
+    pub model: Option<String>,
+    pub current: Option<f64>,
+    pub moving_average_24h: Option<f64>,
+    pub in_7d: Option<f64>,
+    pub in_30d: Option<f64>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
+    pub eta_80: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
+    pub eta_80_low: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
+    pub eta_80_high: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
+    pub eta_100: Option<OffsetDateTime>,
+    /// Why a figure is null (not enough data, not crossing within a year, no fixed limit).
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForecastsPageData {
+    pub items: Vec<(ForecastRow, Chart)>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub now: OffsetDateTime,
+}
+
+#[server(prefix = "/sfn", endpoint = "capacity/page")]
+pub async fn get_capacity_page() -> Result<ForecastsPageData, AppError> {
+    crate::error::with_status(
+        async {
+            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
+            ctx.require(crate::auth::Role::Viewer).await?;
+            service::page_data(&ctx.state.pool, OffsetDateTime::now_utc()).await
+        }
+        .await,
+    )
+}

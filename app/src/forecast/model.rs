@@ -308,3 +308,35 @@ mod tests {
             .is_none());
     }
 }
+
+/// Hourly values from (hour index, value) points that may have gaps: gaps are filled by a
+/// straight line between their neighbours. Points must be sorted by hour.
+pub fn regular_hours(points: &[(i64, f64)]) -> Vec<f64> {
+    let mut out: Vec<f64> = Vec::with_capacity(points.len());
+    for w in points.windows(2) {
+        let ((h0, v0), (h1, v1)) = (w[0], w[1]);
+        let span = (h1 - h0).max(1);
+        for k in 0..span {
+            out.push(v0 + (v1 - v0) * k as f64 / span as f64);
+        }
+    }
+    if let Some(last) = points.last() {
+        out.push(last.1);
+    }
+    out
+}
+
+#[cfg(test)]
+mod regular_tests {
+    use super::regular_hours;
+
+    #[test]
+    fn gaps_are_filled_in_a_straight_line() {
+        assert_eq!(
+            regular_hours(&[(0, 1.0), (1, 2.0), (4, 5.0)]),
+            [1.0, 2.0, 3.0, 4.0, 5.0]
+        );
+        assert_eq!(regular_hours(&[(7, 3.0)]), [3.0]);
+        assert!(regular_hours(&[]).is_empty());
+    }
+}

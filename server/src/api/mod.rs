@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod backups;
 pub mod extract;
+pub mod forecasts;
 pub mod health;
 pub mod logs;
 pub mod metrics;
@@ -95,6 +96,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(services::list_targets, services::add_target))
         .routes(routes!(services::delete_target))
         .routes(routes!(services::agent_watches))
+        .routes(routes!(forecasts::list))
         .split_for_parts();
     let doc_json = std::sync::Arc::new(doc.clone());
     let router = router.route(

@@ -1,0 +1,93 @@
+//! The Capacity page: every resource sorted by its soonest 80 % crossing, the runbook's warning
+//! (80 % within 7 days) standing out, and a chart per resource with the forecast band.
+
+use super::{get_capacity_page, ForecastRow};
+use crate::components::{fmt_time, EmptyState, ErrorNotice, PageHeader};
+use crate::metrics::ChartView;
+use leptos::prelude::*;
+use time::OffsetDateTime;
+
+fn when(t: Option<OffsetDateTime>, now: OffsetDateTime) -> String {
+    match t {
+        None => "–".into(),
+        Some(t) => {
+            let days = (t - now).as_seconds_f64() / 86_400.0;
+            if days <= 0.0 {
+                "now".into()
+            } else if days < 2.0 {
+                format!("in {:.0} h", days * 24.0)
+            } else {
+                format!("in {days:.0} days")
+            }
+        }
+    }
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map(|v| format!("{v:.1}")).unwrap_or_else(|| "–".into())
+}
+
+fn row_view(r: &ForecastRow, now: OffsetDateTime) -> impl IntoView {
+    let soon = r.eta_80.is_some_and(|t| t - now <= time::Duration::days(7));
+    let what = match r.labels.get("mount") {
+        Some(m) => format!("disk {m}"),
+        None => r.metric.replace('_', " "),
+    };
+    let eta = match (r.eta_80, r.eta_80_low, r.eta_80_high) {
+        (Some(_), lo, hi) => format!(
+            "{} ({} – {})",
+            when(r.eta_80, now),
+            when(lo, now),
+            hi.map(|h| when(Some(h), now))
+                .unwrap_or_else(|| "beyond a year".into())
+        ),
+        _ => r.reason.clone().unwrap_or_else(|| "–".into()),
+    };
+    view! {
+        <tr class=if soon { "warn-row" } else { "" } data-testid="forecast-row">
+            <td>{r.host.clone()}</td>
+            <td>{what}</td>
+            <td class="num">{pct(r.current)}</td>
+            <td class="num">{pct(r.in_7d)}</td>
+            <td class="num">{pct(r.in_30d)}</td>
+            <td class=if soon { "bad" } else { "" } title=r.eta_80.as_ref().map(fmt_time).unwrap_or_default()>
+                {soon.then_some("⚠ ")}{eta}
+            </td>
+            <td>{r.model.clone().unwrap_or_else(|| "–".into())}</td>
+        </tr>
+    }
+}
+
+#[component]
+pub fn CapacityPage() -> impl IntoView {
+    let data = Resource::new(|| (), |_| get_capacity_page());
+    view! {
+        <PageHeader title="Capacity" subtitle="When CPU, memory or a disk will cross 80 %: a straight line or a daily-cycle model per series (whichever forecast the last day better), with a 90 % interval."/>
+        <Transition fallback=|| view! { <p class="muted">"Computing forecasts…"</p> }>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
+                    Ok(d) if d.items.is_empty() => view! {
+                        <EmptyState title="No forecasts yet">"Forecasts need the hourly history of a host: they appear once the collector or an agent has reported."</EmptyState>
+                    }.into_any(),
+                    Ok(d) => {
+                        let now = d.now;
+                        let soon = d.items.iter().filter(|(r, _)| r.eta_80.is_some_and(|t| t - now <= time::Duration::days(7))).count();
+                        view! {
+                            {(soon > 0).then(|| view! {
+                                <p class="notice warn" data-testid="capacity-warning">{format!("{soon} resource(s) may exceed 80 % within 7 days.")}</p>
+                            })}
+                            <div class="table-wrap"><table class="table" data-testid="forecasts">
+                                <thead><tr><th>"Host"</th><th>"Resource"</th><th class="num">"Now"</th><th class="num">"In 7 days"</th><th class="num">"In 30 days"</th><th>"Reaches 80 % (90 % interval)"</th><th>"Model"</th></tr></thead>
+                                <tbody>{d.items.iter().map(|(r, _)| row_view(r, now)).collect_view()}</tbody>
+                            </table></div>
+                            <section class="charts">
+                                {d.items.into_iter().map(|(_, c)| view! { <ChartView chart=c/> }).collect_view()}
+                            </section>
+                        }.into_any()
+                    }
+                }
+            })}
+        </Transition>
+    }
+}
