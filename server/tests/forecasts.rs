@@ -103,6 +103,19 @@ async fn forecasts_cross_when_the_history_says(pool: PgPool) {
         .as_str()
         .unwrap()
         .starts_with("not enough data"));
+    // A young series already above 80 % says so, with the crossing now.
+    let full = app::forecast::service::forecast_one(&(
+        "h".to_string(),
+        "disk_used_percent".to_string(),
+        Labels::new(),
+        vec![(1000, 85.0), (1001, 91.0)],
+    ))
+    .0;
+    assert!(full.eta_80.is_some() && full.model.is_none());
+    assert!(full
+        .reason
+        .unwrap()
+        .starts_with("already above 80 %; not enough data"));
     // Soonest first.
     assert_eq!(rows[0]["metric"], "disk_used_percent");
 

@@ -48,7 +48,8 @@ pub struct ForecastRow {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ForecastsPageData {
-    pub items: Vec<(ForecastRow, Chart)>,
+    /// Each resource, with its chart when there is a forecast to draw.
+    pub items: Vec<(ForecastRow, Option<Chart>)>,
     #[serde(with = "time::serde::rfc3339")]
     pub now: OffsetDateTime,
 }

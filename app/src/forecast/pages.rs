@@ -82,7 +82,7 @@ pub fn CapacityPage() -> impl IntoView {
                                 <tbody>{d.items.iter().map(|(r, _)| row_view(r, now)).collect_view()}</tbody>
                             </table></div>
                             <section class="charts">
-                                {d.items.into_iter().map(|(_, c)| view! { <ChartView chart=c/> }).collect_view()}
+                                {d.items.into_iter().filter_map(|(_, c)| c).map(|c| view! { <ChartView chart=c/> }).collect_view()}
                             </section>
                         }.into_any()
                     }

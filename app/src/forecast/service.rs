@@ -93,8 +93,21 @@ pub fn forecast_one(history: &History) -> (ForecastRow, Option<Fitted>) {
         (Some(a), Some(b)) => b.0 - a.0,
         _ => 0,
     };
+    let last = points.last().map(|p| p.0).unwrap_or(0);
+    let above = percent && row.current.is_some_and(|c| c >= 80.0);
+    if above {
+        // Whatever the history, the runbook's question has its answer.
+        row.eta_80 = at_hours(last, Some(0.0));
+        row.eta_80_low = row.eta_80;
+        row.eta_80_high = row.eta_80;
+        row.reason = Some("already above 80 %".into());
+    }
     if span < 24 {
-        row.reason = Some(format!("not enough data: {span} h of history, 24 h needed"));
+        let why = format!("not enough data for a forecast: {span} h of history, 24 h needed");
+        row.reason = Some(match row.reason.take() {
+            Some(r) => format!("{r}; {why}"),
+            None => why,
+        });
         return (row, None);
     }
     let ys = regular_hours(points);
@@ -107,15 +120,8 @@ pub fn forecast_one(history: &History) -> (ForecastRow, Option<Fitted>) {
     row.model = Some(f.kind().as_str().to_string());
     row.in_7d = Some(f.at(24.0 * 7.0).0);
     row.in_30d = Some(f.at(24.0 * 30.0).0);
-    let last = points.last().map(|p| p.0).unwrap_or(0);
     if percent {
-        let current = row.current.unwrap_or(0.0);
-        if current >= 80.0 {
-            row.eta_80 = at_hours(last, Some(0.0));
-            row.eta_80_low = row.eta_80;
-            row.eta_80_high = row.eta_80;
-            row.reason = Some("already above 80 %".into());
-        } else {
+        if !above {
             let (mean, early, late) = crossing(&f, 80.0, HORIZON_HOURS);
             row.eta_80 = at_hours(last, mean);
             row.eta_80_low = at_hours(last, early);
@@ -176,6 +182,11 @@ pub async fn page_data(pool: &PgPool, now: OffsetDateTime) -> AppResult<Forecast
     };
     let mut items = vec![];
     for (row, fitted, history) in rows {
+        // Without a forecast the table row says why; a chart would be a lone dot.
+        if fitted.is_none() {
+            items.push((row, None));
+            continue;
+        }
         let past: Vec<SeriesPoint> = history
             .iter()
             .filter_map(|(h, v)| to_point(*h, *v, *v, *v))
@@ -227,7 +238,7 @@ pub async fn page_data(pool: &PgPool, now: OffsetDateTime) -> AppResult<Forecast
                 },
             ],
         );
-        items.push((row, chart));
+        items.push((row, Some(chart)));
     }
     Ok(ForecastsPageData { items, now })
 }
