@@ -498,6 +498,40 @@ async fn processes_api_checks_input_and_roles(pool: PgPool) {
         .unwrap();
     assert_eq!(detail.status(), StatusCode::OK);
 
+    // The configuration file's entries are written at start: added, then updated by name.
+    let mut config = common::test_config();
+    for pattern in ["gunicorn", "gunicorn*wsgi"] {
+        config.processes = vec![app::services::NewProcess {
+            name: "web".into(),
+            pattern: pattern.into(),
+            port: Some(8080),
+            host: None,
+        }];
+        let state = app::state::AppState::new(
+            server::leptos_options("127.0.0.1:0".parse().unwrap()),
+            pool.clone(),
+            config.clone(),
+        );
+        app::services::service::apply_config(&state).await.unwrap();
+    }
+    let list = json(
+        viewer
+            .get(app.url("/api/v1/processes"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let web: Vec<_> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["name"] == "web")
+        .collect();
+    assert_eq!(web.len(), 1);
+    assert_eq!(web[0]["pattern"], "gunicorn*wsgi");
+    assert_eq!(web[0]["host"], common::test_config().host_name);
+
     let res = op
         .delete(app.url(&format!("/api/v1/processes/{id}")))
         .send()

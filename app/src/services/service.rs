@@ -36,6 +36,67 @@ fn unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("23505"))
 }
 
+/// Inserts a watch; `replace` updates one of the same host and name instead of failing.
+async fn write_process(
+    pool: &PgPool,
+    host: &str,
+    p: &NewProcess,
+    replace: bool,
+) -> Result<i64, sqlx::Error> {
+    let on_conflict = if replace {
+        "ON CONFLICT (host, name) DO UPDATE SET pattern = excluded.pattern, port = excluded.port"
+    } else {
+        ""
+    };
+    sqlx::query_scalar(&format!(
+        "INSERT INTO watched_processes (host, name, pattern, port) VALUES ($1, $2, $3, $4) {on_conflict} RETURNING id"
+    ))
+    .bind(host)
+    .bind(&p.name)
+    .bind(&p.pattern)
+    .bind(p.port.map(|p| p as i32))
+    .fetch_one(pool)
+    .await
+}
+
+/// Inserts a scrape target; `replace` updates the one of the same name instead of failing.
+async fn write_target(
+    pool: &PgPool,
+    host: &str,
+    t: &NewTarget,
+    replace: bool,
+) -> Result<i64, sqlx::Error> {
+    let on_conflict = if replace {
+        "ON CONFLICT (name) DO UPDATE SET url = excluded.url, host = excluded.host,
+             interval_seconds = excluded.interval_seconds, timeout_seconds = excluded.timeout_seconds,
+             max_series = excluded.max_series, bearer_token = excluded.bearer_token"
+    } else {
+        ""
+    };
+    sqlx::query_scalar(&format!(
+        "INSERT INTO scrape_targets (name, url, host, interval_seconds, timeout_seconds, max_series, bearer_token)
+         VALUES ($1, $2, $3, $4, $5, coalesce($6, 10000), $7) {on_conflict} RETURNING id"
+    ))
+    .bind(&t.name)
+    .bind(&t.url)
+    .bind(host)
+    .bind(t.interval_seconds as i32)
+    .bind(t.timeout_seconds as i32)
+    .bind(t.max_series.map(|m| m as i32))
+    .bind(&t.bearer_token)
+    .fetch_one(pool)
+    .await
+}
+
+/// A conflict named for the user, any other error as it is.
+fn conflict_as(e: sqlx::Error, message: impl FnOnce() -> String) -> AppError {
+    if unique_violation(&e) {
+        AppError::conflict(message())
+    } else {
+        e.into()
+    }
+}
+
 pub async fn add_process(state: &AppState, p: &NewProcess) -> AppResult<i64> {
     validate_watch(&p.name, &p.pattern, p.port).map_err(AppError::unprocessable)?;
     let host = p
@@ -43,77 +104,13 @@ pub async fn add_process(state: &AppState, p: &NewProcess) -> AppResult<i64> {
         .clone()
         .unwrap_or_else(|| state.config.host_name.clone());
     crate::metrics::validate_host(&host).map_err(AppError::unprocessable)?;
-    sqlx::query_scalar(
-        "INSERT INTO watched_processes (host, name, pattern, port) VALUES ($1, $2, $3, $4) RETURNING id",
-    )
-    .bind(&host)
-    .bind(&p.name)
-    .bind(&p.pattern)
-    .bind(p.port.map(|p| p as i32))
-    .fetch_one(&state.pool)
-    .await
-    .map_err(|e| {
-        if unique_violation(&e) {
-            AppError::conflict(format!("host {host} already watches a process named `{}`", p.name))
-        } else {
-            e.into()
-        }
-    })
-}
-
-/// Writes the configuration file's processes and scrape targets (added, or updated by name).
-pub async fn apply_config(state: &AppState) -> AppResult<()> {
-    for p in &state.config.processes {
-        let host = p
-            .host
-            .clone()
-            .unwrap_or_else(|| state.config.host_name.clone());
-        sqlx::query(
-            "INSERT INTO watched_processes (host, name, pattern, port) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (host, name) DO UPDATE SET pattern = excluded.pattern, port = excluded.port",
-        )
-        .bind(&host)
-        .bind(&p.name)
-        .bind(&p.pattern)
-        .bind(p.port.map(|p| p as i32))
-        .execute(&state.pool)
-        .await?;
-    }
-    for t in &state.config.scrape_targets {
-        let host = t
-            .host
-            .clone()
-            .unwrap_or_else(|| state.config.host_name.clone());
-        sqlx::query(
-            "INSERT INTO scrape_targets (name, url, host, interval_seconds, timeout_seconds, max_series, bearer_token)
-             VALUES ($1, $2, $3, $4, $5, coalesce($6, 10000), $7)
-             ON CONFLICT (name) DO UPDATE SET url = excluded.url, host = excluded.host,
-                 interval_seconds = excluded.interval_seconds, timeout_seconds = excluded.timeout_seconds,
-                 max_series = excluded.max_series, bearer_token = excluded.bearer_token",
-        )
-        .bind(&t.name)
-        .bind(&t.url)
-        .bind(&host)
-        .bind(t.interval_seconds as i32)
-        .bind(t.timeout_seconds as i32)
-        .bind(t.max_series.map(|m| m as i32))
-        .bind(&t.bearer_token)
-        .execute(&state.pool)
-        .await?;
-    }
-    Ok(())
-}
-
-pub async fn delete_process(pool: &PgPool, id: i64) -> AppResult<()> {
-    let n = sqlx::query("DELETE FROM watched_processes WHERE id = $1")
-        .bind(id)
-        .execute(pool)
-        .await?
-        .rows_affected();
-    if n == 0 {
-        return Err(AppError::not_found(format!("no watched process {id}")));
-    }
-    Ok(())
+    write_process(&state.pool, &host, p, false)
+        .await
+        .map_err(|e| {
+            conflict_as(e, || {
+                format!("host {host} already watches a process named `{}`", p.name)
+            })
+        })
 }
 
 pub async fn add_target(state: &AppState, t: &NewTarget) -> AppResult<i64> {
@@ -122,38 +119,42 @@ pub async fn add_target(state: &AppState, t: &NewTarget) -> AppResult<i64> {
         .host
         .clone()
         .unwrap_or_else(|| state.config.host_name.clone());
-    sqlx::query_scalar(
-        "INSERT INTO scrape_targets (name, url, host, interval_seconds, timeout_seconds, max_series, bearer_token)
-         VALUES ($1, $2, $3, $4, $5, coalesce($6, 10000), $7) RETURNING id",
-    )
-    .bind(&t.name)
-    .bind(&t.url)
-    .bind(&host)
-    .bind(t.interval_seconds as i32)
-    .bind(t.timeout_seconds as i32)
-    .bind(t.max_series.map(|m| m as i32))
-    .bind(&t.bearer_token)
-    .fetch_one(&state.pool)
-    .await
-    .map_err(|e| {
-        if unique_violation(&e) {
-            AppError::conflict(format!("a scrape target named `{}` exists", t.name))
-        } else {
-            e.into()
-        }
-    })
+    write_target(&state.pool, &host, t, false)
+        .await
+        .map_err(|e| conflict_as(e, || format!("a scrape target named `{}` exists", t.name)))
 }
 
-pub async fn delete_target(pool: &PgPool, id: i64) -> AppResult<()> {
-    let n = sqlx::query("DELETE FROM scrape_targets WHERE id = $1")
+/// Writes the configuration file's processes and scrape targets (added, or updated by name).
+pub async fn apply_config(state: &AppState) -> AppResult<()> {
+    let own = &state.config.host_name;
+    for p in &state.config.processes {
+        write_process(&state.pool, p.host.as_ref().unwrap_or(own), p, true).await?;
+    }
+    for t in &state.config.scrape_targets {
+        write_target(&state.pool, t.host.as_ref().unwrap_or(own), t, true).await?;
+    }
+    Ok(())
+}
+
+/// Deletes row `id` of `table`; 404 naming `what` when there is none.
+async fn delete_row(pool: &PgPool, table: &str, what: &str, id: i64) -> AppResult<()> {
+    let n = sqlx::query(&format!("DELETE FROM {table} WHERE id = $1"))
         .bind(id)
         .execute(pool)
         .await?
         .rows_affected();
     if n == 0 {
-        return Err(AppError::not_found(format!("no scrape target {id}")));
+        return Err(AppError::not_found(format!("no {what} {id}")));
     }
     Ok(())
+}
+
+pub async fn delete_process(pool: &PgPool, id: i64) -> AppResult<()> {
+    delete_row(pool, "watched_processes", "watched process", id).await
+}
+
+pub async fn delete_target(pool: &PgPool, id: i64) -> AppResult<()> {
+    delete_row(pool, "scrape_targets", "scrape target", id).await
 }
 
 type TargetRow = (
