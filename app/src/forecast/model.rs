@@ -85,23 +85,33 @@ impl Fitted {
     }
 }
 
-/// Least squares through (hour, value) pairs, x counted in hours.
+/// Least squares through (x, y) points: (slope, intercept, mean of x, Σ(x − mean)²); None for
+/// fewer than two distinct x.
+pub fn least_squares(points: &[(f64, f64)]) -> Option<(f64, f64, f64, f64)> {
+    if points.len() < 2 {
+        return None;
+    }
+    let n = points.len() as f64;
+    let x_mean = points.iter().map(|p| p.0).sum::<f64>() / n;
+    let y_mean = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxx: f64 = points.iter().map(|p| (p.0 - x_mean).powi(2)).sum();
+    if sxx == 0.0 {
+        return None;
+    }
+    let sxy: f64 = points.iter().map(|p| (p.0 - x_mean) * (p.1 - y_mean)).sum();
+    let slope = sxy / sxx;
+    Some((slope, y_mean - slope * x_mean, x_mean, sxx))
+}
+
+/// The line through hourly values (x counted in hours), with its residual spread.
 pub fn fit_linear(ys: &[f64]) -> Option<Fitted> {
     let n = ys.len();
     if n < 3 {
         return None;
     }
     let nf = n as f64;
-    let x_mean = (nf - 1.0) / 2.0;
-    let y_mean = ys.iter().sum::<f64>() / nf;
-    let sxx: f64 = (0..n).map(|i| (i as f64 - x_mean).powi(2)).sum();
-    let sxy: f64 = ys
-        .iter()
-        .enumerate()
-        .map(|(i, y)| (i as f64 - x_mean) * (y - y_mean))
-        .sum();
-    let slope = sxy / sxx;
-    let intercept = y_mean - slope * x_mean;
+    let points: Vec<(f64, f64)> = ys.iter().enumerate().map(|(i, y)| (i as f64, *y)).collect();
+    let (slope, intercept, x_mean, sxx) = least_squares(&points)?;
     let sse: f64 = ys
         .iter()
         .enumerate()
@@ -257,6 +267,14 @@ mod tests {
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         ((x >> 33) % 2001) as f64 / 1000.0 - 1.0
+    }
+
+    #[test]
+    fn least_squares_fits_exactly_and_refuses_degenerate_input() {
+        let (s, i, _, _) = least_squares(&[(0.0, 1.0), (1.0, 3.0), (2.0, 5.0)]).unwrap();
+        assert!((s - 2.0).abs() < 1e-12 && (i - 1.0).abs() < 1e-12);
+        assert_eq!(least_squares(&[(1.0, 1.0)]), None);
+        assert_eq!(least_squares(&[(1.0, 1.0), (1.0, 2.0)]), None);
     }
 
     #[test]

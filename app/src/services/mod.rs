@@ -186,30 +186,13 @@ pub struct DetailData {
     pub warning: Option<String>,
 }
 
-/// Least squares through (x, y): slope and intercept; None for fewer than two distinct x.
-pub fn linear_fit(points: &[(f64, f64)]) -> Option<(f64, f64)> {
-    let n = points.len() as f64;
-    if points.len() < 2 {
-        return None;
-    }
-    let mx = points.iter().map(|p| p.0).sum::<f64>() / n;
-    let my = points.iter().map(|p| p.1).sum::<f64>() / n;
-    let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
-    if sxx == 0.0 {
-        return None;
-    }
-    let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
-    let slope = sxy / sxx;
-    Some((slope, my - slope * mx))
-}
-
 /// RSS growth per day from a series' points (bytes), and the fitted line's end points.
 pub fn rss_trend(points: &[SeriesPoint]) -> Option<(f64, [(i64, f64); 2])> {
     let xy: Vec<(f64, f64)> = points
         .iter()
         .map(|p| (p.ts.unix_timestamp() as f64, p.avg))
         .collect();
-    let (slope, icept) = linear_fit(&xy)?;
+    let (slope, icept, _, _) = crate::forecast::model::least_squares(&xy)?;
     let (a, b) = (
         points.first()?.ts.unix_timestamp(),
         points.last()?.ts.unix_timestamp(),
@@ -332,14 +315,6 @@ pub async fn delete_service(kind: String, id: i64) -> Result<(), AppError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lines_fit_exactly_and_degenerate_input_gives_none() {
-        let (s, i) = linear_fit(&[(0.0, 1.0), (1.0, 3.0), (2.0, 5.0)]).unwrap();
-        assert!((s - 2.0).abs() < 1e-12 && (i - 1.0).abs() < 1e-12);
-        assert_eq!(linear_fit(&[(1.0, 1.0)]), None);
-        assert_eq!(linear_fit(&[(1.0, 1.0), (1.0, 2.0)]), None);
-    }
 
     #[cfg(feature = "ssr")]
     #[test]

@@ -400,10 +400,11 @@ pub async fn page_data(
         .filter(|p| on_host(&p.host))
     {
         let l = [("process", p.name.as_str())];
-        let sparks = Sparks {
-            first: spark(state, &p.host, "process_cpu_percent", &l).await,
-            second: spark(state, &p.host, "process_resident_memory_bytes", &l).await,
-        };
+        let (first, second) = tokio::join!(
+            spark(state, &p.host, "process_cpu_percent", &l),
+            spark(state, &p.host, "process_resident_memory_bytes", &l),
+        );
+        let sparks = Sparks { first, second };
         processes.push((p, sparks));
     }
     let mut targets = vec![];
@@ -413,10 +414,11 @@ pub async fn page_data(
         .filter(|t| on_host(&t.host))
     {
         let l = [("target", t.name.as_str())];
-        let sparks = Sparks {
-            first: spark(state, &t.host, "scrape_requests_per_second", &l).await,
-            second: spark(state, &t.host, "scrape_duration_seconds", &l).await,
-        };
+        let (first, second) = tokio::join!(
+            spark(state, &t.host, "scrape_requests_per_second", &l),
+            spark(state, &t.host, "scrape_duration_seconds", &l),
+        );
+        let sparks = Sparks { first, second };
         targets.push((t, sparks));
     }
     Ok(ServicesPageData {

@@ -62,22 +62,28 @@ impl ProcessWatcher {
             BTreeSet::new()
         };
         let now_unix = ts.unix_timestamp().max(0) as u64;
-        for (name, pattern, port) in watches {
-            let mut instances = BTreeSet::new();
-            let (mut cpu, mut rss, mut fds, mut threads) = (0.0, 0.0, 0.0, 0.0);
-            let mut oldest: Option<u64> = None;
-            for (pid, p) in self.sys.processes() {
-                if p.thread_kind().is_some() {
-                    continue;
-                }
-                let pname = p.name().to_string_lossy();
+        // Each process's name and command line, read once for all the watches.
+        let procs: Vec<(&sysinfo::Pid, &sysinfo::Process, String, String)> = self
+            .sys
+            .processes()
+            .iter()
+            .filter(|(_, p)| p.thread_kind().is_none())
+            .map(|(pid, p)| {
                 let cmd = p
                     .cmd()
                     .iter()
                     .map(|a| a.to_string_lossy())
                     .collect::<Vec<_>>()
                     .join(" ");
-                if !matches(pattern, &pname, &cmd) {
+                (pid, p, p.name().to_string_lossy().into_owned(), cmd)
+            })
+            .collect();
+        for (name, pattern, port) in watches {
+            let mut instances = BTreeSet::new();
+            let (mut cpu, mut rss, mut fds, mut threads) = (0.0, 0.0, 0.0, 0.0);
+            let mut oldest: Option<u64> = None;
+            for (pid, p, pname, cmd) in &procs {
+                if !matches(pattern, pname, cmd) {
                     continue;
                 }
                 instances.insert((pid.as_u32(), p.start_time()));
