@@ -52,6 +52,23 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         })) => {
             let pool = open(&cli.global).await?;
             crate::logs::import(&pool, &files, &format, &service).await?;
+            // Roll up the finished hours just written, so that their analytics are quick at
+            // once rather than after the server's next round.
+            let t = std::time::Instant::now();
+            let report = crate::jobs::run_now_locked(
+                &pool,
+                "log_rollups",
+                app::logs::service::roll_up(&pool, time::OffsetDateTime::now_utc()),
+            )
+            .await?;
+            if report.hours > 0 {
+                eprintln!(
+                    "analytics rolled up: {} service-hours, {} service-days in {:.1} s",
+                    report.hours,
+                    report.days,
+                    t.elapsed().as_secs_f64()
+                );
+            }
             Ok(())
         }
     }

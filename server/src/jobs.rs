@@ -74,6 +74,26 @@ where
     result
 }
 
+/// Runs `job` now, whatever its schedule, under the lock of the scheduled job `name` (waiting
+/// for a run in progress to end): for a command that has just changed what that job works on.
+pub async fn run_now_locked<T, Fut>(pool: &sqlx::PgPool, name: &str, job: Fut) -> AppResult<T>
+where
+    Fut: Future<Output = AppResult<T>>,
+{
+    let mut conn = pool.acquire().await?;
+    let key = format!("opsdeck.job.{name}");
+    sqlx::query("SELECT pg_advisory_lock(hashtext($1))")
+        .bind(&key)
+        .execute(&mut *conn)
+        .await?;
+    let out = job.await;
+    let _ = sqlx::query("SELECT pg_advisory_unlock(hashtext($1))")
+        .bind(&key)
+        .execute(&mut *conn)
+        .await;
+    out
+}
+
 /// The background loop of `opsdeck serve`: every minute, offer each job a chance to run.
 pub async fn run_scheduler(state: AppState) {
     let mut ticker = tokio::time::interval(Duration::from_secs(60));

@@ -1,7 +1,8 @@
 //! Log analytics as mergeable partial results. A `Partial` sums up the lines of one stretch of
-//! time (one service and UTC day, stored in `log_rollups`; or a stretch read from the raw lines).
-//! Any set of partials merges into the figures of their union, so a week's analytics read seven
-//! stored days plus the unfinished edges instead of every line. Pure: no I/O here.
+//! time: one service and UTC hour (`log_rollup_hours`), the merge of a day's hours
+//! (`log_rollups`), or a stretch read from the raw lines. Any set of partials merges into the
+//! figures of their union, so a week's analytics read seven stored days, the hours at the edges
+//! and at most the current hour and the minutes at the edges from the lines. Pure: no I/O here.
 
 use super::{
     AgentCount, ClassCount, HourCount, IpCount, LogStats, MessageCount, PathCount, ResponseTime,
@@ -12,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use time::{Date, Duration, OffsetDateTime, Time};
 
 /// Distinct keys (paths, IPs, agents, error messages) a partial keeps per kind, the most
-/// frequent first. Top lists are exact while a day has fewer distinct values than this.
+/// frequent first. Top lists are exact while an hour has fewer distinct values than this.
 pub const KEYS_KEPT: i64 = 10_000;
 /// The slowest requests a partial keeps, whatever the threshold asked later.
 pub const SLOWEST_KEPT: usize = 50;
@@ -131,6 +132,23 @@ impl Partial {
         self.slowest.extend(o.slowest.iter().cloned());
         self.slowest.sort_by(slower);
         self.slowest.truncate(SLOWEST_KEPT);
+    }
+
+    /// Keeps the `keep` most frequent keys of each list (ties by key), as a stored partial does.
+    pub fn trim(&mut self, keep: usize) {
+        fn top<V: Copy>(map: &mut HashMap<String, V>, keep: usize, count: fn(&V) -> i64) {
+            if map.len() <= keep {
+                return;
+            }
+            let mut v: Vec<(String, V)> = map.drain().collect();
+            v.sort_by(|a, b| count(&b.1).cmp(&count(&a.1)).then_with(|| a.0.cmp(&b.0)));
+            v.truncate(keep);
+            map.extend(v);
+        }
+        top(&mut self.paths, keep, |n| *n);
+        top(&mut self.agents, keep, |n| *n);
+        top(&mut self.errors, keep, |n| *n);
+        top(&mut self.ips, keep, |n| n.0);
     }
 
     pub fn lines(&self) -> i64 {
@@ -283,12 +301,15 @@ pub fn finish(
     }
 }
 
-/// How long after a day's end its lines are taken as complete: a write that started before
-/// the day's last `SETTLE` marks the day for rolling up again (`needs_mark`), and no day is
+/// How long after an hour's end its lines are taken as complete: a write that started before
+/// the hour's last `SETTLE` marks the hour for rolling up again (`needs_mark`), and no hour is
 /// rolled up before `SETTLE` after its end (`rollable`), so no transaction in between is missed.
-pub const SETTLE: Duration = Duration::minutes(10);
+pub const SETTLE: Duration = Duration::minutes(5);
 
-fn day_start(day: Date) -> OffsetDateTime {
+/// The unit finished lines are rolled up in; whole UTC days are merged from their hours.
+pub const HOUR: Duration = Duration::HOUR;
+
+pub fn day_start(day: Date) -> OffsetDateTime {
     day.with_time(Time::MIDNIGHT).assume_utc()
 }
 
@@ -296,14 +317,21 @@ fn day_end(day: Date) -> OffsetDateTime {
     day_start(day) + Duration::DAY
 }
 
-/// Whether lines written into `day` at `now` must mark it for rolling up (again).
-pub fn needs_mark(day: Date, now: OffsetDateTime) -> bool {
-    day_end(day) <= now + SETTLE
+/// The start of the UTC hour holding `t`.
+pub fn hour_of(t: OffsetDateTime) -> OffsetDateTime {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    t.replace_time(Time::from_hms(t.hour(), 0, 0).unwrap_or(Time::MIDNIGHT))
 }
 
-/// Whether `day` is over long enough to be rolled up.
-pub fn rollable(day: Date, now: OffsetDateTime) -> bool {
-    day_end(day) + SETTLE <= now
+/// Whether lines written at `now` into the hour starting at `hour` must mark it for rolling up
+/// (again): it has ended, or ends within `SETTLE`.
+pub fn needs_mark(hour: OffsetDateTime, now: OffsetDateTime) -> bool {
+    hour + HOUR <= now + SETTLE
+}
+
+/// Whether the stretch [start, start + len) is over long enough to be rolled up.
+pub fn rollable(start: OffsetDateTime, len: Duration, now: OffsetDateTime) -> bool {
+    start + len + SETTLE <= now
 }
 
 /// The UTC days wholly inside [from, to).
@@ -322,28 +350,52 @@ pub fn whole_days(from: OffsetDateTime, to: OffsetDateTime) -> Vec<Date> {
     out
 }
 
-/// [from, to) without the `rolled` days: the stretches to read from the lines themselves.
+/// The starts of the UTC hours wholly inside [from, to).
+pub fn whole_hours(from: OffsetDateTime, to: OffsetDateTime) -> Vec<OffsetDateTime> {
+    let mut hour = hour_of(from);
+    if hour < from {
+        hour += HOUR;
+    }
+    let mut out = vec![];
+    while hour + HOUR <= to && out.len() < 1_000_000 {
+        out.push(hour);
+        hour += HOUR;
+    }
+    out
+}
+
+/// [from, to) without the `stored` stretches (sorted, not overlapping; those not wholly inside
+/// the range are ignored): what is left to read from the lines themselves.
 pub fn raw_stretches(
     from: OffsetDateTime,
     to: OffsetDateTime,
-    rolled: &BTreeSet<Date>,
+    stored: &BTreeSet<(OffsetDateTime, OffsetDateTime)>,
 ) -> Vec<(OffsetDateTime, OffsetDateTime)> {
     let mut out = vec![];
     let mut start = from;
-    for day in rolled {
-        let (a, b) = (day_start(*day), day_end(*day));
-        if a < from || b > to {
+    for &(a, b) in stored {
+        if a < from || b > to || a < start {
             continue;
         }
         if start < a {
             out.push((start, a));
         }
-        start = start.max(b);
+        start = b;
     }
     if start < to {
         out.push((start, to));
     }
     out
+}
+
+/// The stretch a stored day covers.
+pub fn day_span(day: Date) -> (OffsetDateTime, OffsetDateTime) {
+    (day_start(day), day_end(day))
+}
+
+/// The stretch a stored hour covers.
+pub fn hour_span(hour: OffsetDateTime) -> (OffsetDateTime, OffsetDateTime) {
+    (hour, hour + HOUR)
 }
 
 #[cfg(test)]
@@ -352,27 +404,54 @@ mod tests {
     use time::macros::{date, datetime};
 
     #[test]
-    fn days_settle_before_they_are_rolled_up() {
-        let day = date!(2026 - 11 - 24);
+    fn hours_settle_before_they_are_rolled_up() {
+        let hour = datetime!(2026-11-24 10:00 UTC);
         for (now, mark, roll) in [
-            (datetime!(2026-11-24 12:00 UTC), false, false),
-            (datetime!(2026-11-24 23:49:59 UTC), false, false),
-            (datetime!(2026-11-24 23:50 UTC), true, false),
-            (datetime!(2026-11-25 00:09:59 UTC), true, false),
-            (datetime!(2026-11-25 00:10 UTC), true, true),
+            (datetime!(2026-11-24 10:30 UTC), false, false),
+            (datetime!(2026-11-24 10:54:59 UTC), false, false),
+            (datetime!(2026-11-24 10:55 UTC), true, false),
+            (datetime!(2026-11-24 11:04:59 UTC), true, false),
+            (datetime!(2026-11-24 11:05 UTC), true, true),
             (datetime!(2026-12-25 00:00 UTC), true, true),
             (datetime!(2026-11-20 00:00 UTC), false, false),
         ] {
             assert_eq!(
-                (needs_mark(day, now), rollable(day, now)),
+                (needs_mark(hour, now), rollable(hour, HOUR, now)),
                 (mark, roll),
                 "{now}"
             );
         }
+        let day = day_start(date!(2026 - 11 - 24));
+        assert!(!rollable(
+            day,
+            Duration::DAY,
+            datetime!(2026-11-25 00:04 UTC)
+        ));
+        assert!(rollable(
+            day,
+            Duration::DAY,
+            datetime!(2026-11-25 00:05 UTC)
+        ));
+        for (t, h) in [
+            (
+                datetime!(2026-11-24 10:59:59.9 UTC),
+                datetime!(2026-11-24 10:00 UTC),
+            ),
+            (
+                datetime!(2026-11-24 10:00 UTC),
+                datetime!(2026-11-24 10:00 UTC),
+            ),
+            (
+                datetime!(2026-11-24 12:30 +02:00),
+                datetime!(2026-11-24 10:00 UTC),
+            ),
+        ] {
+            assert_eq!(hour_of(t), h, "{t}");
+        }
     }
 
     #[test]
-    fn ranges_split_into_rolled_days_and_raw_stretches() {
+    fn ranges_split_into_stored_days_hours_and_raw_stretches() {
         let (a, b, c) = (
             date!(2026 - 11 - 20),
             date!(2026 - 11 - 21),
@@ -394,18 +473,40 @@ mod tests {
         )
         .is_empty());
         assert!(whole_days(to, from).is_empty());
-        let set = |d: &[Date]| d.iter().copied().collect::<BTreeSet<_>>();
-        for (rolled, raw) in [
-            (set(&[]), vec![(from, to)]),
+        assert_eq!(
+            whole_hours(
+                datetime!(2026-11-20 08:15 UTC),
+                datetime!(2026-11-20 11:00 UTC)
+            ),
+            [
+                datetime!(2026-11-20 09:00 UTC),
+                datetime!(2026-11-20 10:00 UTC)
+            ]
+        );
+        assert!(whole_hours(
+            datetime!(2026-11-20 08:15 UTC),
+            datetime!(2026-11-20 09:14 UTC)
+        )
+        .is_empty());
+        assert_eq!(whole_hours(from, to).len(), 24 * 3 + 10 + 8);
+        let set = |d: &[Date], h: &[OffsetDateTime]| {
+            d.iter()
+                .map(|d| day_span(*d))
+                .chain(h.iter().map(|h| hour_span(*h)))
+                .collect::<BTreeSet<_>>()
+        };
+        let h20 = datetime!(2026-11-19 20:00 UTC);
+        for (stored, raw) in [
+            (set(&[], &[]), vec![(from, to)]),
             (
-                set(&[a, b, c]),
+                set(&[a, b, c], &[]),
                 vec![
                     (from, datetime!(2026-11-20 00:00 UTC)),
                     (datetime!(2026-11-23 00:00 UTC), to),
                 ],
             ),
             (
-                set(&[a, c]),
+                set(&[a, c], &[]),
                 vec![
                     (from, datetime!(2026-11-20 00:00 UTC)),
                     (
@@ -415,18 +516,36 @@ mod tests {
                     (datetime!(2026-11-23 00:00 UTC), to),
                 ],
             ),
-            // Days not wholly inside the range are never used.
+            // Days and hours together: the edges shrink to the part hours.
             (
-                set(&[date!(2026 - 11 - 19), date!(2026 - 11 - 23)]),
+                set(&[a, b, c], &[h20, datetime!(2026-11-23 07:00 UTC)]),
+                vec![
+                    (from, h20),
+                    (
+                        datetime!(2026-11-19 21:00 UTC),
+                        datetime!(2026-11-20 00:00 UTC),
+                    ),
+                    (
+                        datetime!(2026-11-23 00:00 UTC),
+                        datetime!(2026-11-23 07:00 UTC),
+                    ),
+                ],
+            ),
+            // Stretches not wholly inside the range are never used.
+            (
+                set(
+                    &[date!(2026 - 11 - 19), date!(2026 - 11 - 23)],
+                    &[datetime!(2026-11-19 13:00 UTC)],
+                ),
                 vec![(from, to)],
             ),
         ] {
-            assert_eq!(raw_stretches(from, to, &rolled), raw, "{rolled:?}");
+            assert_eq!(raw_stretches(from, to, &stored), raw, "{stored:?}");
         }
         let exact = raw_stretches(
             datetime!(2026-11-20 00:00 UTC),
             datetime!(2026-11-21 00:00 UTC),
-            &set(&[a]),
+            &set(&[a], &[]),
         );
         assert!(exact.is_empty());
     }
@@ -531,6 +650,32 @@ mod tests {
             merged.durations.sum = whole.durations.sum;
             assert_eq!(merged, whole, "cut at {cuts:?}");
         }
+    }
+
+    #[test]
+    fn trimming_keeps_the_most_frequent_keys() {
+        let lines: Vec<Line> = [("/a", 5), ("/b", 3), ("/c", 3), ("/d", 1)]
+            .iter()
+            .enumerate()
+            .flat_map(|(i, &(path, n))| {
+                let ip = ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"][i];
+                (0..n).map(move |_| (0, false, Some(200), None, path, ip))
+            })
+            .collect();
+        let mut p = of_lines(&lines);
+        let before = p.clone();
+        p.trim(10);
+        assert_eq!(p, before, "nothing to cut");
+        p.trim(2);
+        let mut paths: Vec<_> = p.paths.iter().map(|(k, n)| (k.as_str(), *n)).collect();
+        paths.sort();
+        // "/b" and "/c" tie at 3: the smaller key stays.
+        assert_eq!(paths, [("/a", 5), ("/b", 3)]);
+        let mut ips: Vec<_> = p.ips.keys().map(String::as_str).collect();
+        ips.sort();
+        assert_eq!(ips, ["10.0.0.1", "10.0.0.2"]);
+        // Counts that are not keyed stay whole.
+        assert_eq!((p.lines(), p.classes.clone()), (12, before.classes));
     }
 
     #[test]

@@ -122,18 +122,24 @@ pub async fn insert_in(
     .execute(&mut **tx)
     .await?
     .rows_affected();
-    // Lines for a day that is (about to be) rolled up: have it rolled up again.
+    // Lines for an hour that is (about to be) rolled up: have it rolled up again.
     let now = OffsetDateTime::now_utc();
-    let late: Vec<Date> = days
-        .into_iter()
-        .filter(|d| rollup::needs_mark(*d, now))
+    let mut late: Vec<OffsetDateTime> = ts
+        .iter()
+        .map(|t| rollup::hour_of(*t))
+        .filter(|h| rollup::needs_mark(*h, now))
         .collect();
+    late.sort();
+    late.dedup();
     if !late.is_empty() {
-        sqlx::query("INSERT INTO log_rollup_pending (service, day) SELECT $1, unnest($2::date[])")
-            .bind(service)
-            .bind(&late)
-            .execute(&mut **tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO log_rollup_pending (service, day, hour)
+             SELECT $1, (h AT TIME ZONE 'UTC')::date, h FROM unnest($2::timestamptz[]) h",
+        )
+        .bind(service)
+        .bind(&late)
+        .execute(&mut **tx)
+        .await?;
     }
     Ok(n)
 }
@@ -541,6 +547,10 @@ type GroupRow = (
     Option<f64>,
 );
 
+/// Up to this many lines with a duration in a range, its percentiles are computed exactly
+/// (sorting them takes up to about 100 ms); above, they come from the rollups' histograms.
+pub const EXACT_PERCENTILES_UP_TO: i64 = 200_000;
+
 const SCOPE: &str = "ts >= $1 AND ts < $2 AND ($3::text IS NULL OR service = $3)";
 
 /// The analytics of [from, to) read from the lines themselves: one grouping-sets scan for the
@@ -684,9 +694,10 @@ pub async fn raw_partial(
     Ok(p)
 }
 
-/// The runbook's analytics for [from, to): the days already rolled up (and not written to
-/// since) come from `log_rollups`, the rest from the lines. Percentiles are exact when no rolled
-/// up day is used, else read from the histogram (within 0.5 %).
+/// The runbook's analytics for [from, to): the whole days and hours already rolled up (and not
+/// written to since) come from `log_rollups` and `log_rollup_hours`, the rest from the lines.
+/// Percentiles are exact up to `EXACT_PERCENTILES_UP_TO` timed lines, else from the histogram
+/// (within 0.5 %).
 pub async fn stats(
     pool: &PgPool,
     service: Option<&str>,
@@ -696,48 +707,74 @@ pub async fn stats(
 ) -> AppResult<LogStats> {
     let svc = service.map(str::to_string);
     let days = rollup::whole_days(from, to);
-    let rolled: std::collections::BTreeSet<Date> = if days.is_empty() {
-        Default::default()
+    let rolled_days: Vec<Date> = if days.is_empty() {
+        vec![]
     } else {
         sqlx::query_scalar(
             "SELECT d.day FROM log_rollup_days d WHERE d.day = ANY($1)
              AND NOT EXISTS (SELECT 1 FROM log_rollup_pending p
-                             WHERE p.day = d.day AND ($2::text IS NULL OR p.service = $2))",
+                             WHERE p.day = d.day AND ($2::text IS NULL OR p.service = $2))
+             ORDER BY 1",
         )
         .bind(&days)
         .bind(&svc)
         .fetch_all(pool)
         .await?
-        .into_iter()
-        .collect()
     };
-    let rolled_days: Vec<Date> = rolled.iter().copied().collect();
-    let stored = async {
-        if rolled_days.is_empty() {
+    let mut stored: std::collections::BTreeSet<(OffsetDateTime, OffsetDateTime)> =
+        rolled_days.iter().map(|d| rollup::day_span(*d)).collect();
+    // The whole hours of what the days leave (the edges, today, days not rolled up yet).
+    let hours: Vec<OffsetDateTime> = rollup::raw_stretches(from, to, &stored)
+        .into_iter()
+        .flat_map(|(a, b)| rollup::whole_hours(a, b))
+        .collect();
+    let rolled_hours: Vec<OffsetDateTime> = if hours.is_empty() {
+        vec![]
+    } else {
+        sqlx::query_scalar(
+            "SELECT h.hour FROM log_rollup_hours_done h WHERE h.hour = ANY($1)
+             AND NOT EXISTS (SELECT 1 FROM log_rollup_pending p
+                             WHERE p.hour = h.hour AND ($2::text IS NULL OR p.service = $2))",
+        )
+        .bind(&hours)
+        .bind(&svc)
+        .fetch_all(pool)
+        .await?
+    };
+    stored.extend(rolled_hours.iter().map(|h| rollup::hour_span(*h)));
+    let partials = async {
+        if stored.is_empty() {
             return Ok(vec![]);
         }
         Ok::<_, AppError>(
             sqlx::query_scalar::<_, sqlx::types::Json<Partial>>(
-                "SELECT data FROM log_rollups WHERE day = ANY($1) AND ($2::text IS NULL OR service = $2)",
+                "SELECT data FROM log_rollups WHERE day = ANY($1) AND ($3::text IS NULL OR service = $3)
+                 UNION ALL
+                 SELECT data FROM log_rollup_hours WHERE hour = ANY($2) AND ($3::text IS NULL OR service = $3)",
             )
             .bind(&rolled_days)
+            .bind(&rolled_hours)
             .bind(&svc)
             .fetch_all(pool)
             .await?,
         )
     };
-    // Usually two short edges (the first and the current day); each runs its scans at once.
+    // Usually two short edges and the current hour; each runs its scans at once.
     let raw = async {
         let mut out = vec![];
-        for (a, b) in rollup::raw_stretches(from, to, &rolled) {
+        for (a, b) in rollup::raw_stretches(from, to, &stored) {
             out.push(raw_partial(pool, service, a, b).await?);
         }
         Ok::<_, AppError>(out)
     };
-    let exact = async {
-        if !rolled.is_empty() {
-            return Ok(None);
-        }
+    let (partials, raw) = tokio::try_join!(partials, raw)?;
+    let mut all = Partial::default();
+    for part in partials.iter().map(|j| &j.0).chain(raw.iter()) {
+        all.merge(part);
+    }
+    // Exact percentiles while the range holds few enough timed lines to sort them quickly;
+    // beyond that the histogram's (within 0.5 %).
+    let exact = if (1..=EXACT_PERCENTILES_UP_TO).contains(&all.durations.count) {
         let q = format!(
             "SELECT percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY duration)
              FROM log_lines WHERE {SCOPE} AND duration IS NOT NULL"
@@ -750,13 +787,10 @@ pub async fn stats(
             .fetch_one(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok::<_, AppError>(v.and_then(|v| <[f64; 3]>::try_from(v).ok()))
+        v.and_then(|v| <[f64; 3]>::try_from(v).ok())
+    } else {
+        None
     };
-    let (stored, raw, exact) = tokio::try_join!(stored, raw, exact)?;
-    let mut all = Partial::default();
-    for part in stored.iter().map(|j| &j.0).chain(raw.iter()) {
-        all.merge(part);
-    }
     let ranking = Ranking {
         top: p.top.clamp(0, 1000) as usize,
         slow_seconds: p.slow_seconds,
@@ -768,77 +802,182 @@ pub async fn stats(
 /// What a round of `roll_up` did.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct RollupReport {
-    /// (service, day) pairs rolled up.
-    pub rolled: usize,
+    /// (service, hour) pairs rolled up from the lines.
+    pub hours: usize,
     /// Lines they hold.
     pub lines: i64,
+    /// (service, day) pairs merged from their hours.
+    pub days: usize,
 }
 
-/// Rolls up the finished days: first every day with a partition that was never rolled up (for
-/// each service with lines in it), then every (service, day) marked since by late writes.
+/// Rolls up the finished hours, then merges the finished days from them:
+/// 1. every hour of a stored day that was never rolled up gets a mark for each service with
+///    lines in it (found by index probes, not a pass over the partition);
+/// 2. every marked (service, hour) is read from the lines and stored in `log_rollup_hours`
+///    (marks come from step 1, from late writes and from retention);
+/// 3. every finished day that is new, or had an hour rolled up again, is merged from its hours
+///    into `log_rollups`.
 pub async fn roll_up(pool: &PgPool, now: OffsetDateTime) -> AppResult<RollupReport> {
-    let done: std::collections::HashSet<Date> =
-        sqlx::query_scalar("SELECT day FROM log_rollup_days")
+    let done: std::collections::HashSet<OffsetDateTime> =
+        sqlx::query_scalar("SELECT hour FROM log_rollup_hours_done")
             .fetch_all(pool)
             .await?
             .into_iter()
             .collect();
-    for (name, day) in PARTITIONS.existing(pool).await? {
-        if done.contains(&day) || !rollup::rollable(day, now) {
+    let partitions = PARTITIONS.existing(pool).await?;
+    for (name, day) in &partitions {
+        let start = rollup::day_start(*day);
+        let due: Vec<OffsetDateTime> = (0..24)
+            .map(|h| start + Duration::hours(h))
+            .filter(|h| !done.contains(h) && rollup::rollable(*h, rollup::HOUR, now))
+            .collect();
+        if due.is_empty() {
             continue;
         }
         let mut tx = pool.begin().await?;
         sqlx::query(&format!(
-            "INSERT INTO log_rollup_pending (service, day) SELECT DISTINCT service, $1::date FROM {name}"
+            "WITH RECURSIVE s(service) AS (
+                (SELECT service FROM {name} ORDER BY service LIMIT 1)
+                UNION ALL
+                SELECT (SELECT l.service FROM {name} l WHERE l.service > s.service ORDER BY l.service LIMIT 1)
+                FROM s WHERE s.service IS NOT NULL
+             )
+             INSERT INTO log_rollup_pending (service, day, hour)
+             SELECT s.service, $1::date, h FROM s, unnest($2::timestamptz[]) h
+             WHERE s.service IS NOT NULL AND EXISTS (
+                SELECT 1 FROM {name} l WHERE l.service = s.service AND l.ts >= h AND l.ts < h + interval '1 hour')"
         ))
         .bind(day)
+        .bind(&due)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("INSERT INTO log_rollup_days (day) VALUES ($1) ON CONFLICT DO NOTHING")
-            .bind(day)
+        sqlx::query("INSERT INTO log_rollup_hours_done (hour) SELECT unnest($1::timestamptz[]) ON CONFLICT DO NOTHING")
+            .bind(&due)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
     }
-    let todo: Vec<(String, Date)> = sqlx::query_as(
-        "SELECT DISTINCT service, day FROM log_rollup_pending WHERE day <= $1 ORDER BY day, service",
+
+    let todo: Vec<(String, OffsetDateTime)> = sqlx::query_as(
+        "SELECT DISTINCT service, hour FROM log_rollup_pending WHERE hour <= $1 ORDER BY hour, service",
     )
-    .bind(now.date() - Duration::days(1))
+    .bind(now - rollup::HOUR)
     .fetch_all(pool)
     .await?;
     let mut report = RollupReport::default();
-    for (service, day) in todo {
-        if !rollup::rollable(day, now) {
+    let mut touched: std::collections::BTreeSet<(Date, String)> = Default::default();
+    for (service, hour) in todo {
+        if !rollup::rollable(hour, rollup::HOUR, now) {
             continue;
         }
         let mut tx = pool.begin().await?;
         // Only marks of committed writes are visible here, so every line they stand for is
         // read below; marks of writes still running stay for the next round.
-        let taken = sqlx::query("DELETE FROM log_rollup_pending WHERE service = $1 AND day = $2")
+        let taken = sqlx::query("DELETE FROM log_rollup_pending WHERE service = $1 AND hour = $2")
             .bind(&service)
-            .bind(day)
+            .bind(hour)
             .execute(&mut *tx)
             .await?
             .rows_affected();
         if taken == 0 {
             continue;
         }
-        let start = day.with_time(time::Time::MIDNIGHT).assume_utc();
-        let part = raw_partial(pool, Some(&service), start, start + Duration::DAY).await?;
+        let part = raw_partial(pool, Some(&service), hour, hour + rollup::HOUR).await?;
         let lines = part.lines();
-        sqlx::query(
-            "INSERT INTO log_rollups (service, day, lines, data) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (service, day) DO UPDATE SET lines = excluded.lines, data = excluded.data, computed_at = now()",
+        if lines == 0 {
+            sqlx::query("DELETE FROM log_rollup_hours WHERE service = $1 AND hour = $2")
+                .bind(&service)
+                .bind(hour)
+                .execute(&mut *tx)
+                .await?;
+        } else {
+            sqlx::query(
+                "INSERT INTO log_rollup_hours (service, hour, lines, data) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (service, hour) DO UPDATE SET lines = excluded.lines, data = excluded.data, computed_at = now()",
+            )
+            .bind(&service)
+            .bind(hour)
+            .bind(lines)
+            .bind(sqlx::types::Json(&part))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        report.hours += 1;
+        report.lines += lines;
+        touched.insert((hour.to_offset(time::UtcOffset::UTC).date(), service));
+    }
+
+    let days_done: std::collections::HashSet<Date> =
+        sqlx::query_scalar("SELECT day FROM log_rollup_days")
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .collect();
+    let mut new_days = vec![];
+    for (_, day) in &partitions {
+        if !days_done.contains(day) && rollup::rollable(rollup::day_start(*day), Duration::DAY, now)
+        {
+            new_days.push(*day);
+        }
+    }
+    for day in &new_days {
+        let (a, b) = rollup::day_span(*day);
+        let services: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT service FROM log_rollup_hours WHERE hour >= $1 AND hour < $2",
+        )
+        .bind(a)
+        .bind(b)
+        .fetch_all(pool)
+        .await?;
+        touched.extend(services.into_iter().map(|s| (*day, s)));
+    }
+    for (day, service) in touched {
+        let (a, b) = rollup::day_span(day);
+        if !rollup::rollable(a, Duration::DAY, now) {
+            continue;
+        }
+        let hours = sqlx::query_scalar::<_, sqlx::types::Json<Partial>>(
+            "SELECT data FROM log_rollup_hours WHERE service = $1 AND hour >= $2 AND hour < $3",
         )
         .bind(&service)
-        .bind(day)
-        .bind(lines)
-        .bind(sqlx::types::Json(&part))
-        .execute(&mut *tx)
+        .bind(a)
+        .bind(b)
+        .fetch_all(pool)
         .await?;
-        tx.commit().await?;
-        report.rolled += 1;
-        report.lines += lines;
+        let mut part = Partial::default();
+        for h in &hours {
+            part.merge(&h.0);
+        }
+        part.trim(KEYS_KEPT as usize);
+        if hours.is_empty() {
+            sqlx::query("DELETE FROM log_rollups WHERE service = $1 AND day = $2")
+                .bind(&service)
+                .bind(day)
+                .execute(pool)
+                .await?;
+        } else {
+            sqlx::query(
+                "INSERT INTO log_rollups (service, day, lines, data) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (service, day) DO UPDATE SET lines = excluded.lines, data = excluded.data, computed_at = now()",
+            )
+            .bind(&service)
+            .bind(day)
+            .bind(part.lines())
+            .bind(sqlx::types::Json(&part))
+            .execute(pool)
+            .await?;
+        }
+        report.days += 1;
+    }
+    // Only now is a new day whole: every service's row is in.
+    if !new_days.is_empty() {
+        sqlx::query(
+            "INSERT INTO log_rollup_days (day) SELECT unnest($1::date[]) ON CONFLICT DO NOTHING",
+        )
+        .bind(&new_days)
+        .execute(pool)
+        .await?;
     }
     Ok(report)
 }
@@ -935,8 +1074,15 @@ pub async fn enforce_retention(
             .execute(pool)
             .await?;
     }
+    for table in ["log_rollup_hours", "log_rollup_hours_done"] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE hour < $1"))
+            .bind(rollup::day_start(day))
+            .execute(pool)
+            .await?;
+    }
     // Services kept shorter than the longest: row by row, in one transaction with their
-    // rollups (whole days removed, the day cut in two rolled up again).
+    // rollups (whole hours and days removed, the hour cut in two rolled up again, and with it
+    // its day).
     let named: Vec<String> = per_service.iter().map(|s| s.0.clone()).collect();
     let mut shorter: Vec<(Option<&str>, i64)> = per_service
         .iter()
@@ -948,7 +1094,8 @@ pub async fn enforce_retention(
     }
     for (service, keep) in shorter {
         let cut = now - Duration::days(keep);
-        let cut_day = cut.to_offset(time::UtcOffset::UTC).date();
+        let cut_hour = rollup::hour_of(cut);
+        let cut_day = cut_hour.date();
         // `service` NULL: every service without a retention of its own.
         let scope = "CASE WHEN $1::text IS NULL THEN service <> ALL($2) ELSE service = $1 END";
         let mut tx = pool.begin().await?;
@@ -969,10 +1116,23 @@ pub async fn enforce_retention(
         .execute(&mut *tx)
         .await?;
         sqlx::query(&format!(
-            "INSERT INTO log_rollup_pending (service, day) SELECT service, day FROM log_rollups WHERE {scope} AND day = $3"
+            "DELETE FROM log_rollup_hours WHERE {scope} AND hour < $3"
         ))
         .bind(service)
         .bind(&named)
+        .bind(cut_hour)
+        .execute(&mut *tx)
+        .await?;
+        // The hour cut in two is rolled up again; that merges its day anew too. Until then a
+        // mark keeps readers on the lines for both.
+        sqlx::query(&format!(
+            "INSERT INTO log_rollup_pending (service, day, hour)
+             SELECT service, $4, $3 FROM log_rollup_hours WHERE {scope} AND hour = $3
+             UNION SELECT service, $4, $3 FROM log_rollups WHERE {scope} AND day = $4"
+        ))
+        .bind(service)
+        .bind(&named)
+        .bind(cut_hour)
         .bind(cut_day)
         .execute(&mut *tx)
         .await?;
