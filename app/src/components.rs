@@ -46,6 +46,7 @@ pub fn Layout() -> impl IntoView {
                 {nav_link("/backups", "Backups")}
                 {nav_link("/capacity", "Capacity")}
                 {nav_link("/alerts", "Alerts")}
+                {nav_link("/checks", "Checks")}
                 <Transition>
                     {move || Suspend::new(async move {
                         match user.await {

@@ -58,6 +58,14 @@ pub struct Config {
     pub processes: Vec<crate::services::NewProcess>,
     /// `[[scrape_targets]]` from the configuration file.
     pub scrape_targets: Vec<crate::services::NewTarget>,
+    /// How often alert rules are evaluated (`OPSDECK_ALERT_INTERVAL`, default 15 s).
+    pub alert_interval: std::time::Duration,
+    /// SMTP server for e-mail notifications, as `smtps://user:password@host:465`.
+    pub smtp_url: Option<Secret>,
+    /// The From address of e-mail notifications.
+    pub smtp_from: Option<String>,
+    /// The address users reach Opsdeck at, for links in notifications.
+    pub public_url: Option<String>,
 }
 
 impl Config {
@@ -85,6 +93,10 @@ impl Config {
             log_retention_services: Vec::new(),
             processes: Vec::new(),
             scrape_targets: Vec::new(),
+            alert_interval: std::time::Duration::from_secs(15),
+            smtp_url: None,
+            smtp_from: None,
+            public_url: None,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 #![recursion_limit = "256"]
 
+pub mod alerts;
 pub mod auth;
 pub mod backups;
 pub mod components;
@@ -12,7 +13,6 @@ pub mod health;
 pub mod logs;
 pub mod metrics;
 pub mod overview;
-pub mod placeholders;
 pub mod services;
 
 #[cfg(feature = "ssr")]
@@ -75,7 +75,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/services/process/:id") view=services::ProcessPage ssr=ssr.clone()/>
                     <Route path=path!("/services/target/:id") view=services::TargetPage ssr=ssr.clone()/>
                     <Route path=path!("/capacity") view=forecast::CapacityPage ssr=ssr.clone()/>
-                    <Route path=path!("/alerts") view=placeholders::AlertsPage ssr=ssr.clone()/>
+                    <Route path=path!("/alerts") view=alerts::AlertsPage ssr=ssr.clone()/>
+                    <Route path=path!("/checks") view=alerts::ChecksPage ssr=ssr.clone()/>
                     <Route path=path!("/admin") view=|| view! { <Redirect path="/admin/users"/> } ssr=ssr.clone()/>
                     <Route path=path!("/admin/users") view=auth::UsersPage ssr=ssr.clone()/>
                     <Route path=path!("/admin/tokens") view=auth::TokensPage ssr=ssr.clone()/>

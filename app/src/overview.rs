@@ -1,4 +1,5 @@
-//! The Overview page: "is anything wrong?" at a glance. For now, Opsdeck's own health.
+//! The Overview page: "is anything wrong?" at a glance: firing alerts and checks that are
+//! down first, then the hosts and Opsdeck's own health.
 
 use crate::components::{fmt_duration, ErrorNotice, PageHeader};
 use crate::health::system_health;
@@ -10,6 +11,7 @@ pub fn OverviewPage() -> impl IntoView {
     let health = Resource::new(|| (), |_| system_health());
     view! {
         <PageHeader title="Overview" subtitle="Opsdeck and the services it watches."/>
+        <crate::alerts::OverviewAlerts/>
         <h2 class="section-title">"Hosts"</h2>
         <HostCards/>
         <h2 class="section-title">"Opsdeck itself"</h2>

@@ -345,10 +345,24 @@ async fn serve(global: &config::GlobalArgs, args: &ServeArgs) -> Result<(), CliE
         app::logs::service::add_source(&pool, path, format, service).await?;
     }
     app::services::service::apply_config(&state).await?;
+    let own_health = format!(
+        "http://{}/health",
+        if listen.ip().is_unspecified() {
+            std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), listen.port())
+        } else {
+            listen
+        }
+    );
+    if app::alerts::service::seed(&pool, &own_health).await? {
+        tracing::info!("seeded the runbook's alert rules and a health check of {own_health}");
+    }
     let collector = tokio::spawn(crate::metrics::run_local_collector(state.clone()));
     let tailer = tokio::spawn(crate::logs::tail::run(state.clone()));
     let scheduler = tokio::spawn(crate::jobs::run_scheduler(state.clone()));
     let scraper = tokio::spawn(crate::services::scraper::run(state.clone()));
+    let evaluator = tokio::spawn(crate::alerts::run_evaluator(state.clone()));
+    let notifier = tokio::spawn(crate::alerts::notify::run(state.clone()));
+    let checker = tokio::spawn(crate::alerts::checks::run(state.clone()));
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| CliError::Usage(format!("cannot listen on {listen}: {e}")))?;
@@ -359,6 +373,9 @@ async fn serve(global: &config::GlobalArgs, args: &ServeArgs) -> Result<(), CliE
     tailer.abort();
     scheduler.abort();
     scraper.abort();
+    evaluator.abort();
+    notifier.abort();
+    checker.abort();
     pool.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -33,6 +33,8 @@ pub struct GlobalArgs {
     pub database_url: Option<String>,
 }
 
+// Parsed once at start: the size of the serve settings does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the web UI and the JSON API (the default).
@@ -193,6 +195,20 @@ pub struct ServeArgs {
     /// Days 1-hour rollups are kept (default 730).
     #[arg(long, env = "OPSDECK_RETENTION_1H_DAYS")]
     pub retention_1h_days: Option<i64>,
+    /// How often alert rules are evaluated: `15s` (the default), `1m`.
+    #[arg(long, env = "OPSDECK_ALERT_INTERVAL")]
+    pub alert_interval: Option<String>,
+    /// SMTP server for e-mail notifications: `smtps://user:password@host:465`,
+    /// `smtp://host:587?tls=required`, or `smtp://127.0.0.1:25` (no TLS, local relay).
+    #[arg(long, env = "OPSDECK_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// The From address of e-mail notifications: `Opsdeck <opsdeck@example.com>`.
+    #[arg(long, env = "OPSDECK_SMTP_FROM")]
+    pub smtp_from: Option<String>,
+    /// The address users reach Opsdeck at (`https://ops.example.com`), for links in
+    /// notifications.
+    #[arg(long, env = "OPSDECK_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// Password for the `admin` user created on first start (otherwise a random one is printed).
     #[arg(long, env = "OPSDECK_ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<String>,
@@ -258,6 +274,10 @@ pub struct FileConfig {
     /// `[[scrape_targets]]` tables: `name`, `url`, optional `interval_seconds`,
     /// `timeout_seconds`, `host`, `max_series`, `bearer_token`.
     pub scrape_targets: Option<Vec<app::services::NewTarget>>,
+    pub alert_interval: Option<String>,
+    pub smtp_url: Option<String>,
+    pub smtp_from: Option<String>,
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -346,6 +366,36 @@ pub fn load(global: &GlobalArgs, serve: &ServeArgs) -> Result<Config, ConfigErro
     {
         c.collect_interval_secs = parse_interval(&v)
             .map_err(|e| ConfigError::Invalid(format!("collect_interval: {e}")))?;
+    }
+    if let Some(v) = serve.alert_interval.clone().or(file.alert_interval.clone()) {
+        let secs =
+            parse_interval(&v).map_err(|e| ConfigError::Invalid(format!("alert_interval: {e}")))?;
+        if !(1..=3600).contains(&secs) {
+            return Err(ConfigError::Invalid(format!(
+                "alert_interval: `{v}` is not between 1 second and 1 hour"
+            )));
+        }
+        c.alert_interval = std::time::Duration::from_secs(secs);
+    }
+    if let Some(u) = serve.smtp_url.clone().or(file.smtp_url.clone()) {
+        if !(u.starts_with("smtp://") || u.starts_with("smtps://")) {
+            return Err(ConfigError::Invalid(
+                "smtp_url: must start with smtp:// or smtps://".into(),
+            ));
+        }
+        c.smtp_url = Some(app::config::Secret::new(u));
+    }
+    c.smtp_from = serve.smtp_from.clone().or(file.smtp_from.clone());
+    if let Some(f) = &c.smtp_from {
+        if !f.contains('@') {
+            return Err(ConfigError::Invalid(format!(
+                "smtp_from: `{f}` is not an e-mail address"
+            )));
+        }
+    }
+    if let Some(u) = serve.public_url.clone().or(file.public_url.clone()) {
+        app::alerts::rules::check_http_url("public_url", &u).map_err(ConfigError::Invalid)?;
+        c.public_url = Some(u);
     }
     c.host_name = serve
         .host_name

@@ -145,6 +145,21 @@ pub async fn run_scheduler(state: AppState) {
         if let Err(e) = logs {
             tracing::warn!(error = %e, "log retention failed; will retry");
         }
+        let expiry = run_once(
+            &state,
+            "alert_history_expiry",
+            Duration::from_secs(3600),
+            |s| async move {
+                let n =
+                    app::alerts::service::expire_results(&s.pool, time::OffsetDateTime::now_utc())
+                        .await?;
+                Ok(serde_json::json!({ "health_results_deleted": n }))
+            },
+        )
+        .await;
+        if let Err(e) = expiry {
+            tracing::warn!(error = %e, "health-check results expiry failed; will retry");
+        }
         let rollups = run_once(
             &state,
             "log_rollups",

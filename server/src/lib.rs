@@ -2,6 +2,7 @@
 //! serving with graceful shutdown, and the CLI subcommands.
 
 pub mod agent;
+pub mod alerts;
 pub mod api;
 pub mod assets;
 pub mod cli;

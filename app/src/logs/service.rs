@@ -408,6 +408,20 @@ pub async fn facets(
         .collect())
 }
 
+/// How many lines match a query in [from, to) (alert rules count them).
+pub async fn count_matching(
+    pool: &PgPool,
+    q: &str,
+    service: Option<&str>,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+) -> AppResult<i64> {
+    let clauses = query::parse(q).map_err(AppError::BadRequest)?;
+    let mut qb = QueryBuilder::<Postgres>::new("SELECT count(*) FROM log_lines");
+    push_scope(&mut qb, from, to, service, &clauses);
+    Ok(qb.build_query_scalar().fetch_one(pool).await?)
+}
+
 /// Matches over time in about 60 buckets: (bucket start, count).
 pub async fn histogram(
     pool: &PgPool,

@@ -1,5 +1,6 @@
 //! The JSON API under `/api/v1`, with its OpenAPI document generated from the handlers.
 
+pub mod alerts;
 pub mod auth;
 pub mod backups;
 pub mod extract;
@@ -97,6 +98,17 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(services::delete_target))
         .routes(routes!(services::agent_watches))
         .routes(routes!(forecasts::list))
+        .routes(routes!(alerts::list_channels, alerts::add_channel))
+        .routes(routes!(alerts::delete_channel))
+        .routes(routes!(alerts::test_channel))
+        .routes(routes!(alerts::list_rules, alerts::add_rule))
+        .routes(routes!(alerts::delete_rule))
+        .routes(routes!(alerts::overview))
+        .routes(routes!(alerts::ack))
+        .routes(routes!(alerts::add_silence))
+        .routes(routes!(alerts::end_silence))
+        .routes(routes!(alerts::list_checks, alerts::add_check))
+        .routes(routes!(alerts::delete_check))
         .split_for_parts();
     let doc_json = std::sync::Arc::new(doc.clone());
     let router = router.route(

@@ -1,0 +1,414 @@
+//! Alerts and health checks: rules over metrics, health checks, logs, forecasts and backups,
+//! evaluated every `OPSDECK_ALERT_INTERVAL` by one process at a time; notifications by webhook
+//! and e-mail through a queue in PostgreSQL; HTTP health checks with uptime and latency. Pure
+//! parts: `machine` (the state machine) and `rules` (validation, defaults, bodies); the
+//! database side is in `service` (server only).
+
+pub mod machine;
+mod pages;
+pub mod rules;
+#[cfg(feature = "ssr")]
+pub mod service;
+
+pub use pages::{AlertsPage, ChecksPage, OverviewAlerts};
+pub use rules::{NewChannel, NewCheck, RuleSpec};
+
+use crate::error::AppError;
+use crate::metrics::Chart;
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// A notification channel as listed: a webhook's URL is shown redacted (its path is often
+/// the secret).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ChannelInfo {
+    pub id: i64,
+    pub name: String,
+    pub kind: String,
+    /// webhook: scheme and host only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// email: the addresses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    pub format: String,
+    /// The last delivery: `sent`, `failed`, `queued` or null.
+    pub last_status: Option<String>,
+    pub last_error: Option<String>,
+}
+
+/// A rule with how many of its instances are firing and pending.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct RuleInfo {
+    pub id: i64,
+    #[serde(flatten)]
+    pub spec: RuleSpec,
+    /// Seeded from the runbook.
+    pub builtin: bool,
+    pub firing: i64,
+    pub pending: i64,
+    /// The condition in words, as `cpu_usage_percent > 80 for 5m`.
+    pub describe: String,
+}
+
+/// An instance that is pending or firing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ActiveAlert {
+    pub rule_id: i64,
+    pub rule: String,
+    pub kind: String,
+    pub severity: String,
+    pub instance: String,
+    pub host: Option<String>,
+    /// `pending` or `firing`.
+    pub status: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
+    pub since: OffsetDateTime,
+    pub value: Option<f64>,
+    pub summary: String,
+    pub acked_by: Option<String>,
+    pub silenced: bool,
+}
+
+/// A change in the history: `firing` or `resolved`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct AlertEvent {
+    pub id: i64,
+    pub rule: String,
+    pub instance: String,
+    pub host: Option<String>,
+    pub status: String,
+    pub value: Option<f64>,
+    pub summary: String,
+    pub silenced: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
+    pub at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct SilenceInfo {
+    pub id: i64,
+    pub rule: Option<String>,
+    pub host: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
+    pub ends_at: OffsetDateTime,
+    pub comment: String,
+    pub created_by: String,
+}
+
+/// `GET /api/v1/alerts`: what is pending or firing now, then the history, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct AlertsOverview {
+    pub active: Vec<ActiveAlert>,
+    pub history: Vec<AlertEvent>,
+    pub silences: Vec<SilenceInfo>,
+}
+
+/// A health check with its state and uptime.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct CheckInfo {
+    pub id: i64,
+    pub name: String,
+    pub url: String,
+    pub interval_seconds: i32,
+    pub timeout_seconds: i32,
+    pub expected_status: Option<i32>,
+    pub expected_body: Option<String>,
+    /// `up`, `down`, or `unknown` before the first check.
+    pub state: String,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
+    pub since: Option<OffsetDateTime>,
+    /// Latency of the last check in milliseconds.
+    pub latency_ms: Option<f64>,
+    pub last_error: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
+    pub last_checked: Option<OffsetDateTime>,
+    /// % of checks up over the last 24 hours, 7 and 30 days (null before any).
+    pub uptime_24h: Option<f64>,
+    pub uptime_7d: Option<f64>,
+    pub uptime_30d: Option<f64>,
+    pub builtin: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertsPageData {
+    pub overview: AlertsOverview,
+    pub rules: Vec<RuleInfo>,
+    pub channels: Vec<ChannelInfo>,
+    pub can_edit: bool,
+    pub is_admin: bool,
+    pub interval_seconds: u64,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_evaluated: Option<OffsetDateTime>,
+    pub smtp_configured: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChecksPageData {
+    pub checks: Vec<(CheckInfo, Option<Chart>)>,
+    pub can_edit: bool,
+}
+
+/// The Overview's answer to "is anything wrong?".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Wrong {
+    pub firing: Vec<ActiveAlert>,
+    pub pending: usize,
+    pub checks_down: Vec<String>,
+    pub checks_total: usize,
+    pub rules: usize,
+}
+
+#[cfg(feature = "ssr")]
+async fn ctx_user(
+    role: crate::auth::Role,
+) -> Result<(crate::auth::service::RequestCtx, crate::auth::CurrentUser), AppError> {
+    let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
+    let user = ctx.require(role).await?;
+    Ok((ctx, user))
+}
+
+#[server(prefix = "/sfn", endpoint = "alerts/page")]
+pub async fn get_alerts_page() -> Result<AlertsPageData, AppError> {
+    crate::error::with_status(
+        async {
+            let (ctx, user) = ctx_user(crate::auth::Role::Viewer).await?;
+            service::page_data(&ctx.state, user.role).await
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/sfn", endpoint = "alerts/wrong")]
+pub async fn get_wrong() -> Result<Wrong, AppError> {
+    crate::error::with_status(
+        async {
+            let (ctx, _) = ctx_user(crate::auth::Role::Viewer).await?;
+            service::wrong(&ctx.state.pool).await
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/sfn", endpoint = "alerts/checks")]
+pub async fn get_checks_page() -> Result<ChecksPageData, AppError> {
+    crate::error::with_status(
+        async {
+            let (ctx, user) = ctx_user(crate::auth::Role::Viewer).await?;
+            Ok(ChecksPageData {
+                checks: service::checks_with_charts(&ctx.state.pool).await?,
+                can_edit: user.can(crate::auth::Role::Operator),
+            })
+        }
+        .await,
+    )
+}
+
+/// Adds or replaces a threshold rule from the page's form (other kinds through the API).
+#[server(prefix = "/sfn", endpoint = "alerts/add-rule")]
+#[allow(clippy::too_many_arguments)]
+pub async fn add_rule(
+    name: String,
+    kind: String,
+    target: String,
+    metric: String,
+    op: String,
+    threshold: String,
+    clear_threshold: String,
+    for_seconds: String,
+    notify: String,
+) -> Result<i64, AppError> {
+    crate::error::with_status(
+        async {
+            let (ctx, user) = ctx_user(crate::auth::Role::Operator).await?;
+            let num = |field: &str, s: &str| -> Result<Option<f64>, AppError> {
+                match s.trim() {
+                    "" => Ok(None),
+                    v => v.parse::<f64>().map(Some).map_err(|_| {
+                        AppError::unprocessable(format!("{field}: `{v}` is not a number"))
+                    }),
+                }
+            };
+            let opt = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+            let mut spec: RuleSpec = serde_json::from_value(serde_json::json!({
+                "name": name.trim(), "kind": kind.trim(),
+            }))
+            .map_err(|e| AppError::unprocessable(e.to_string()))?;
+            let threshold = num("threshold", &threshold)?;
+            match kind.as_str() {
+                "metric" => {
+                    spec.host = opt(&target);
+                    spec.metric = opt(&metric);
+                    spec.op = opt(&op);
+                    spec.threshold = threshold;
+                    spec.clear_threshold = num("clear_threshold", &clear_threshold)?;
+                }
+                "health" => spec.check = opt(&target).or(Some("*".into())),
+                "log" => {
+                    spec.service = opt(&target);
+                    spec.condition = opt(&metric);
+                    spec.threshold = threshold;
+                }
+                "forecast" => {
+                    spec.host = opt(&target);
+                    spec.metric = opt(&metric);
+                    spec.days = threshold;
+                }
+                "backup" => {
+                    spec.target = opt(&target);
+                    spec.hours = threshold;
+                }
+                _ => {}
+            }
+            spec.for_seconds = num("for_seconds", &for_seconds)?.unwrap_or(0.0) as i64;
+            spec.notify = notify
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect();
+            service::upsert_rule(&ctx.state.pool, &spec, &user.username).await
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/sfn", endpoint = "alerts/rule-action")]
+pub async fn rule_action(id: i64, action: String) -> Result<(), AppError> {
+    crate::error::with_status(
+        async {
+            let (ctx, user) = ctx_user(crate::auth::Role::Operator).await?;
+            service::rule_action(&ctx.state.pool, id, &action, &user.username).await
+        }
+        .await,
+    )
+}
+
+/// Acknowledge (`ack`) or silence for an hour (`silence`) a firing instance.
+#[server(prefix = "/sfn", endpoint = "alerts/instance-action")]
+pub async fn instance_action(
+    rule_id: i64,
+    instance: String,
+    action: String,
+) -> Result<(), AppError> {
+    crate::error::with_status(
+        async {
+            let (ctx, user) = ctx_user(crate::auth::Role::Operator).await?;
+            service::instance_action(&ctx.state.pool, rule_id, &instance, &action, &user.username)
+                .await
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/sfn", endpoint = "alerts/unsilence")]
+pub async fn end_silence(id: i64) -> Result<(), AppError> {
+    crate::error::with_status(
+        async {
+            let (ctx, user) = ctx_user(crate::auth::Role::Operator).await?;
+            service::end_silence(&ctx.state.pool, id, &user.username).await
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/sfn", endpoint = "alerts/add-channel")]
+pub async fn add_channel(
+    name: String,
+    kind: String,
+    url: String,
+    to: String,
+    format: String,
+) -> Result<i64, AppError> {
+    crate::error::with_status(
+        async {
+            let (ctx, user) = ctx_user(crate::auth::Role::Admin).await?;
+            let opt = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+            let c = NewChannel {
+                name: name.trim().to_string(),
+                url: opt(&url).filter(|_| kind == "webhook"),
+                to: opt(&to).filter(|_| kind == "email"),
+                format: opt(&format).filter(|_| kind == "webhook"),
+                kind,
+            };
+            service::upsert_channel(&ctx.state.pool, &c, &user.username).await
+        }
+        .await,
+    )
+}
+
+/// `test` (queue a test notification) or `delete`.
+#[server(prefix = "/sfn", endpoint = "alerts/channel-action")]
+pub async fn channel_action(id: i64, action: String) -> Result<(), AppError> {
+    crate::error::with_status(
+        async {
+            let (ctx, user) = ctx_user(crate::auth::Role::Admin).await?;
+            match action.as_str() {
+                "test" => service::test_channel(&ctx.state.pool, id, &user.username)
+                    .await
+                    .map(|_| ()),
+                "delete" => service::delete_channel(&ctx.state.pool, id, &user.username).await,
+                a => Err(AppError::bad_request(format!(
+                    "action `{a}`: test or delete"
+                ))),
+            }
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/sfn", endpoint = "alerts/add-check")]
+pub async fn add_check(
+    name: String,
+    url: String,
+    interval_seconds: i32,
+    timeout_seconds: i32,
+    expected_status: String,
+    expected_body: String,
+) -> Result<i64, AppError> {
+    crate::error::with_status(
+        async {
+            let (ctx, user) = ctx_user(crate::auth::Role::Operator).await?;
+            let expected_status = match expected_status.trim() {
+                "" => None,
+                s => Some(s.parse::<i32>().map_err(|_| {
+                    AppError::unprocessable(format!("expected_status: `{s}` is not a number"))
+                })?),
+            };
+            let c = NewCheck {
+                name: name.trim().to_string(),
+                url: url.trim().to_string(),
+                interval_seconds,
+                timeout_seconds,
+                expected_status,
+                expected_body: Some(expected_body).filter(|b| !b.is_empty()),
+            };
+            service::upsert_check(&ctx.state.pool, &c, &user.username).await
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/sfn", endpoint = "alerts/delete-check")]
+pub async fn delete_check(id: i64) -> Result<(), AppError> {
+    crate::error::with_status(
+        async {
+            let (ctx, user) = ctx_user(crate::auth::Role::Operator).await?;
+            service::delete_check(&ctx.state.pool, id, &user.username).await
+        }
+        .await,
+    )
+}

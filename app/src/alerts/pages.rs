@@ -1,0 +1,448 @@
+//! The Alerts page (what is firing, then the rules, channels, silences and history), the
+//! Health checks page (state, uptime, latency) and the Overview's "is anything wrong?" panel.
+
+use super::{
+    get_alerts_page, get_checks_page, get_wrong, ActiveAlert, AddChannel, AddCheck, AddRule,
+    ChannelAction, CheckInfo, DeleteCheck, EndSilence, InstanceAction, RuleAction, RuleInfo,
+};
+use crate::components::{
+    action_error, fmt_duration, fmt_time, EmptyState, ErrorNotice, PageHeader,
+};
+use crate::metrics::pages::ChartView;
+use crate::metrics::AutoRefresh;
+use leptos::prelude::*;
+use leptos_router::components::A;
+
+fn ago(t: time::OffsetDateTime) -> String {
+    let secs = (time::OffsetDateTime::now_utc() - t).whole_seconds().max(0) as u64;
+    fmt_duration(secs)
+}
+
+fn status_badge(status: &str, severity: &str) -> impl IntoView {
+    let class = match (status, severity) {
+        ("firing", "critical") => "badge bad",
+        ("firing", _) => "badge warn",
+        ("resolved", _) | ("up", _) => "badge ok",
+        ("down", _) => "badge bad",
+        _ => "badge",
+    };
+    view! { <span class=class data-testid="alert-status">{status.to_string()}</span> }
+}
+
+fn active_row(a: ActiveAlert, act: ServerAction<InstanceAction>, can_edit: bool) -> impl IntoView {
+    let firing = a.status == "firing";
+    view! {
+        <tr data-testid="active-alert" class=if firing { "firing" } else { "" }>
+            <td>{status_badge(&a.status, &a.severity)}</td>
+            <td><strong>{a.rule.clone()}</strong><div class="muted small">{a.instance.clone()}</div></td>
+            <td class="wrap">{a.summary.clone()}</td>
+            <td title=fmt_time(&a.since)>{ago(a.since)}</td>
+            <td>
+                {a.acked_by.clone().map(|u| view! { <span class="badge">{format!("acked by {u}")}</span> })}
+                {a.silenced.then(|| view! { <span class="badge">"silenced"</span> })}
+            </td>
+            <td>{(can_edit && firing).then(|| {
+                let (r1, i1, r2, i2) = (a.rule_id, a.instance.clone(), a.rule_id, a.instance.clone());
+                view! {
+                    {a.acked_by.is_none().then(|| view! {
+                        <ActionForm action=act attr:class="inline">
+                            <input type="hidden" name="rule_id" value=r1/>
+                            <input type="hidden" name="instance" value=i1/>
+                            <input type="hidden" name="action" value="ack"/>
+                            <button type="submit" class="btn small">"Acknowledge"</button>
+                        </ActionForm>
+                    })}
+                    {(!a.silenced).then(|| view! {
+                        <ActionForm action=act attr:class="inline">
+                            <input type="hidden" name="rule_id" value=r2/>
+                            <input type="hidden" name="instance" value=i2/>
+                            <input type="hidden" name="action" value="silence"/>
+                            <button type="submit" class="btn small">"Silence 1 h"</button>
+                        </ActionForm>
+                    })}
+                }
+            })}</td>
+        </tr>
+    }
+}
+
+fn rule_row(r: RuleInfo, act: ServerAction<RuleAction>, can_edit: bool) -> impl IntoView {
+    let state = if r.firing > 0 {
+        view! { <span class="badge bad">{format!("{} firing", r.firing)}</span> }.into_any()
+    } else if r.pending > 0 {
+        view! { <span class="badge warn">{format!("{} pending", r.pending)}</span> }.into_any()
+    } else if r.spec.enabled {
+        view! { <span class="badge ok">"ok"</span> }.into_any()
+    } else {
+        view! { <span class="badge">"off"</span> }.into_any()
+    };
+    let toggle = if r.spec.enabled { "disable" } else { "enable" };
+    let id = r.id;
+    view! {
+        <tr data-testid="rule-row">
+            <td><strong>{r.spec.name.clone()}</strong><div class="muted small">{r.spec.kind.clone()}{r.builtin.then_some(" · from the runbook")}</div></td>
+            <td class="wrap">{r.describe.clone()}</td>
+            <td>{if r.spec.notify.is_empty() { "–".to_string() } else { r.spec.notify.join(", ") }}</td>
+            <td>{state}</td>
+            <td>{can_edit.then(|| view! {
+                <ActionForm action=act attr:class="inline">
+                    <input type="hidden" name="id" value=id/>
+                    <input type="hidden" name="action" value=toggle/>
+                    <button type="submit" class="btn small">{if toggle == "disable" { "Turn off" } else { "Turn on" }}</button>
+                </ActionForm>
+                <ActionForm action=act attr:class="inline">
+                    <input type="hidden" name="id" value=id/>
+                    <input type="hidden" name="action" value="delete"/>
+                    <button type="submit" class="btn small danger">"Delete"</button>
+                </ActionForm>
+            })}</td>
+        </tr>
+    }
+}
+
+#[component]
+pub fn AlertsPage() -> impl IntoView {
+    let add_rule = ServerAction::<AddRule>::new();
+    let rule_act = ServerAction::<RuleAction>::new();
+    let inst_act = ServerAction::<InstanceAction>::new();
+    let unsilence = ServerAction::<EndSilence>::new();
+    let add_channel = ServerAction::<AddChannel>::new();
+    let chan_act = ServerAction::<ChannelAction>::new();
+    let data = Resource::new(
+        move || {
+            (
+                add_rule.version().get(),
+                rule_act.version().get(),
+                inst_act.version().get(),
+                unsilence.version().get(),
+                add_channel.version().get(),
+                chan_act.version().get(),
+            )
+        },
+        |_| get_alerts_page(),
+    );
+    view! {
+        <PageHeader title="Alerts" subtitle="What is firing now, the rules that watch metrics, health checks, logs, forecasts and backups, and where notifications go."/>
+        <AutoRefresh seconds=15/>
+        {action_error(move || add_rule.value().get())}
+        {action_error(move || rule_act.value().get())}
+        {action_error(move || inst_act.value().get())}
+        {action_error(move || unsilence.value().get())}
+        {action_error(move || add_channel.value().get())}
+        {action_error(move || chan_act.value().get())}
+        {move || chan_act.value().get().and_then(|r| r.ok()).map(|_| view! {
+            <p class="notice ok" data-testid="channel-test-sent">"Done. A test notification is on its way; the channel's last delivery shows below."</p>
+        })}
+        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
+                    Ok(d) => {
+                        let can_edit = d.can_edit;
+                        let firing = d.overview.active.iter().filter(|a| a.status == "firing").count();
+                        let channel_names: Vec<String> = d.channels.iter().map(|c| c.name.clone()).collect();
+                        view! {
+                            <p class="muted small" data-testid="alerts-evaluated">
+                                {format!("Rules are evaluated every {} s", d.interval_seconds)}
+                                {d.last_evaluated.map(|t| format!("; last round {} ago.", ago(t))).unwrap_or_else(|| "; no round has run yet.".into())}
+                            </p>
+                            <section class="card">
+                                <h2>{if firing > 0 { format!("Firing ({firing})") } else { "Firing".to_string() }}</h2>
+                                {if d.overview.active.is_empty() {
+                                    view! { <EmptyState title="Nothing is firing">"Every enabled rule is within its threshold."</EmptyState> }.into_any()
+                                } else {
+                                    view! {
+                                        <div class="table-wrap"><table class="table" data-testid="active-alerts">
+                                            <thead><tr><th>"State"</th><th>"Rule"</th><th>"Why"</th><th>"For"</th><th></th><th></th></tr></thead>
+                                            <tbody>{d.overview.active.into_iter().map(|a| active_row(a, inst_act, can_edit)).collect_view()}</tbody>
+                                        </table></div>
+                                    }.into_any()
+                                }}
+                            </section>
+                            <section class="card">
+                                <h2>"Rules"</h2>
+                                {if d.rules.is_empty() {
+                                    view! { <EmptyState title="No rules">"Add a rule below, or through POST /api/v1/alerts/rules."</EmptyState> }.into_any()
+                                } else {
+                                    view! {
+                                        <div class="table-wrap"><table class="table" data-testid="rules">
+                                            <thead><tr><th>"Rule"</th><th>"Condition"</th><th>"Notifies"</th><th>"State"</th><th></th></tr></thead>
+                                            <tbody>{d.rules.into_iter().map(|r| rule_row(r, rule_act, can_edit)).collect_view()}</tbody>
+                                        </table></div>
+                                    }.into_any()
+                                }}
+                                {can_edit.then(|| view! {
+                                    <details class="add"><summary class="btn small">"Add a rule"</summary>
+                                        <ActionForm action=add_rule attr:class="form-grid" attr:data-testid="add-rule">
+                                            <label>"Name" <input type="text" name="name" required maxlength="100" placeholder="API disk above 90 %"/></label>
+                                            <label>"Kind"
+                                                <select name="kind">
+                                                    <option value="metric">"metric threshold"</option>
+                                                    <option value="health">"health check down"</option>
+                                                    <option value="log">"logs"</option>
+                                                    <option value="forecast">"capacity forecast"</option>
+                                                    <option value="backup">"no backup"</option>
+                                                </select>
+                                            </label>
+                                            <label>"Host / check / service / target (* for all)" <input type="text" name="target" placeholder="*"/></label>
+                                            <label>"Metric, or log condition (error_rate, avg_response_time)" <input type="text" name="metric" placeholder="disk_used_percent{mount=\"/\"}"/></label>
+                                            <label>"Comparison"
+                                                <select name="op">
+                                                    <option value=">">">"</option><option value=">=">">="</option>
+                                                    <option value="<">"<"</option><option value="<=">"<="</option>
+                                                </select>
+                                            </label>
+                                            <label>"Threshold (metric value, %, s, days or hours)" <input type="text" name="threshold" inputmode="decimal" placeholder="90"/></label>
+                                            <label>"Clears at (optional)" <input type="text" name="clear_threshold" inputmode="decimal" placeholder="85"/></label>
+                                            <label>"For (seconds)" <input type="number" name="for_seconds" min="0" value="300"/></label>
+                                            <label>"Notify (channel names, comma-separated)" <input type="text" name="notify" placeholder=channel_names.join(", ")/></label>
+                                            <button type="submit" class="btn primary">"Save rule"</button>
+                                        </ActionForm>
+                                    </details>
+                                })}
+                            </section>
+                            {d.is_admin.then(|| view! {
+                                <section class="card">
+                                    <h2>"Channels"</h2>
+                                    {if d.channels.is_empty() {
+                                        view! { <EmptyState title="No channels">"Add a webhook (JSON, Slack or Discord) or an e-mail channel, then name it in a rule's Notify."</EmptyState> }.into_any()
+                                    } else {
+                                        view! {
+                                            <div class="table-wrap"><table class="table" data-testid="channels">
+                                                <thead><tr><th>"Channel"</th><th>"Goes to"</th><th>"Last delivery"</th><th></th></tr></thead>
+                                                <tbody>{d.channels.into_iter().map(|c| {
+                                                    let (id1, id2) = (c.id, c.id);
+                                                    view! {
+                                                        <tr data-testid="channel-row">
+                                                            <td><strong>{c.name.clone()}</strong><div class="muted small">{format!("{} · {}", c.kind, c.format)}</div></td>
+                                                            <td class="mono wrap">{c.url.clone().or(c.to.clone()).unwrap_or_default()}</td>
+                                                            <td class=if c.last_status.as_deref() == Some("failed") { "bad wrap" } else { "wrap" }>
+                                                                {c.last_status.clone().unwrap_or_else(|| "never used".into())}
+                                                                {c.last_error.clone().map(|e| view! { <div class="muted small">{e}</div> })}
+                                                            </td>
+                                                            <td>
+                                                                <ActionForm action=chan_act attr:class="inline">
+                                                                    <input type="hidden" name="id" value=id1/>
+                                                                    <input type="hidden" name="action" value="test"/>
+                                                                    <button type="submit" class="btn small">"Send test"</button>
+                                                                </ActionForm>
+                                                                <ActionForm action=chan_act attr:class="inline">
+                                                                    <input type="hidden" name="id" value=id2/>
+                                                                    <input type="hidden" name="action" value="delete"/>
+                                                                    <button type="submit" class="btn small danger">"Delete"</button>
+                                                                </ActionForm>
+                                                            </td>
+                                                        </tr>
+                                                    }
+                                                }).collect_view()}</tbody>
+                                            </table></div>
+                                        }.into_any()
+                                    }}
+                                    {(!d.smtp_configured).then(|| view! {
+                                        <p class="muted small">"E-mail channels need OPSDECK_SMTP_URL and OPSDECK_SMTP_FROM on the server."</p>
+                                    })}
+                                    <details class="add"><summary class="btn small">"Add a channel"</summary>
+                                        <ActionForm action=add_channel attr:class="form-grid" attr:data-testid="add-channel">
+                                            <label>"Name" <input type="text" name="name" required maxlength="100" placeholder="ops-slack"/></label>
+                                            <label>"Kind" <select name="kind"><option value="webhook">"webhook"</option><option value="email">"e-mail"</option></select></label>
+                                            <label>"Webhook URL (kept secret, shown redacted)" <input type="url" name="url" autocomplete="off" placeholder="https://hooks.slack.com/services/…"/></label>
+                                            <label>"Webhook body" <select name="format"><option value="json">"Opsdeck JSON"</option><option value="slack">"Slack"</option><option value="discord">"Discord"</option></select></label>
+                                            <label>"E-mail to (comma-separated)" <input type="text" name="to" placeholder="ops@example.com"/></label>
+                                            <button type="submit" class="btn primary">"Save channel"</button>
+                                        </ActionForm>
+                                    </details>
+                                </section>
+                            })}
+                            {(!d.overview.silences.is_empty()).then(|| view! {
+                                <section class="card">
+                                    <h2>"Silences"</h2>
+                                    <div class="table-wrap"><table class="table" data-testid="silences">
+                                        <thead><tr><th>"Rule"</th><th>"Host"</th><th>"Until"</th><th>"By"</th><th></th></tr></thead>
+                                        <tbody>{d.overview.silences.clone().into_iter().map(|s| view! {
+                                            <tr>
+                                                <td>{s.rule.clone().unwrap_or_else(|| "every rule".into())}</td>
+                                                <td>{s.host.clone().unwrap_or_else(|| "any".into())}</td>
+                                                <td>{fmt_time(&s.ends_at)}</td>
+                                                <td>{s.created_by.clone()}{(!s.comment.is_empty()).then(|| format!(": {}", s.comment))}</td>
+                                                <td>{can_edit.then(|| view! {
+                                                    <ActionForm action=unsilence attr:class="inline">
+                                                        <input type="hidden" name="id" value=s.id/>
+                                                        <button type="submit" class="btn small">"End now"</button>
+                                                    </ActionForm>
+                                                })}</td>
+                                            </tr>
+                                        }).collect_view()}</tbody>
+                                    </table></div>
+                                </section>
+                            })}
+                            <section class="card">
+                                <h2>"History"</h2>
+                                {if d.overview.history.is_empty() {
+                                    view! { <EmptyState title="No alerts yet">"Firings and resolutions will be listed here."</EmptyState> }.into_any()
+                                } else {
+                                    view! {
+                                        <div class="table-wrap"><table class="table" data-testid="alert-history">
+                                            <thead><tr><th>"When"</th><th>"State"</th><th>"Rule"</th><th>"Why"</th></tr></thead>
+                                            <tbody>{d.overview.history.into_iter().map(|e| view! {
+                                                <tr>
+                                                    <td>{fmt_time(&e.at)}</td>
+                                                    <td>{status_badge(&e.status, "warning")}{e.silenced.then(|| view! { <span class="badge">"silenced"</span> })}</td>
+                                                    <td><strong>{e.rule.clone()}</strong><div class="muted small">{e.instance.clone()}</div></td>
+                                                    <td class="wrap">{e.summary.clone()}</td>
+                                                </tr>
+                                            }).collect_view()}</tbody>
+                                        </table></div>
+                                    }.into_any()
+                                }}
+                            </section>
+                        }.into_any()
+                    }
+                }
+            })}
+        </Transition>
+    }
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map(|v| {
+        if v >= 99.995 {
+            "100 %".to_string()
+        } else {
+            format!("{v:.2} %")
+        }
+    })
+    .unwrap_or_else(|| "–".into())
+}
+
+fn check_card(
+    c: CheckInfo,
+    chart: Option<crate::metrics::Chart>,
+    del: ServerAction<DeleteCheck>,
+    can_edit: bool,
+) -> impl IntoView {
+    let id = c.id;
+    view! {
+        <article class="card" data-testid="check-card">
+            <h2>{status_badge(&c.state, "critical")}" "{c.name.clone()}</h2>
+            <p class="muted small mono wrap">{c.url.clone()}</p>
+            <dl class="facts">
+                <dt>"Since"</dt><dd>{c.since.map(ago).unwrap_or_else(|| "–".into())}</dd>
+                <dt>"Latency"</dt><dd>{c.latency_ms.map(|l| format!("{l:.0} ms")).unwrap_or_else(|| "–".into())}</dd>
+                <dt>"Uptime 24 h"</dt><dd data-testid="uptime-24h">{pct(c.uptime_24h)}</dd>
+                <dt>"7 days"</dt><dd>{pct(c.uptime_7d)}</dd>
+                <dt>"30 days"</dt><dd>{pct(c.uptime_30d)}</dd>
+                <dt>"Every"</dt><dd>{format!("{} s, timeout {} s", c.interval_seconds, c.timeout_seconds)}</dd>
+                <dt>"Expects"</dt><dd>{c.expected_status.map(|s| format!("status {s}")).unwrap_or_else(|| "2xx".into())}{c.expected_body.clone().map(|b| format!(" and `{b}`"))}</dd>
+            </dl>
+            {c.last_error.clone().filter(|_| c.state == "down").map(|e| view! { <p class="bad wrap" data-testid="check-error">{e}</p> })}
+            {match chart {
+                Some(ch) => view! { <ChartView chart=ch/> }.into_any(),
+                None => view! { <p class="muted small">"No latency history yet."</p> }.into_any(),
+            }}
+            {can_edit.then(|| view! {
+                <ActionForm action=del attr:class="inline">
+                    <input type="hidden" name="id" value=id/>
+                    <button type="submit" class="btn small danger">"Delete"</button>
+                </ActionForm>
+            })}
+        </article>
+    }
+}
+
+#[component]
+pub fn ChecksPage() -> impl IntoView {
+    let add = ServerAction::<AddCheck>::new();
+    let del = ServerAction::<DeleteCheck>::new();
+    let data = Resource::new(
+        move || (add.version().get(), del.version().get()),
+        |_| get_checks_page(),
+    );
+    view! {
+        <PageHeader title="Health checks" subtitle="HTTP endpoints fetched on a schedule: up or down, latency, uptime. The rule “Health check down” alerts on them."/>
+        <AutoRefresh seconds=30/>
+        {action_error(move || add.value().get())}
+        {action_error(move || del.value().get())}
+        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
+                    Ok(d) => {
+                        let can_edit = d.can_edit;
+                        view! {
+                            {if d.checks.is_empty() {
+                                view! { <EmptyState title="No health checks">"Add the URL of a service's health endpoint; Opsdeck fetches it on a schedule."</EmptyState> }.into_any()
+                            } else {
+                                view! {
+                                    <section class="cards wide" data-testid="checks">
+                                        {d.checks.into_iter().map(|(c, ch)| check_card(c, ch, del, can_edit)).collect_view()}
+                                    </section>
+                                }.into_any()
+                            }}
+                            {can_edit.then(|| view! {
+                                <section class="card">
+                                    <details class="add"><summary class="btn small">"Add a health check"</summary>
+                                        <ActionForm action=add attr:class="form-grid" attr:data-testid="add-check">
+                                            <label>"Name" <input type="text" name="name" required maxlength="100" placeholder="api"/></label>
+                                            <label>"URL" <input type="url" name="url" required placeholder="http://127.0.0.1:8000/health"/></label>
+                                            <label>"Every (s)" <input type="number" name="interval_seconds" min="5" value="30"/></label>
+                                            <label>"Timeout (s)" <input type="number" name="timeout_seconds" min="1" max="60" value="5"/></label>
+                                            <label>"Expected status (empty: any 2xx)" <input type="number" name="expected_status" min="100" max="599"/></label>
+                                            <label>"Body must contain (optional)" <input type="text" name="expected_body" placeholder="\"status\":\"ok\""/></label>
+                                            <button type="submit" class="btn primary">"Add"</button>
+                                        </ActionForm>
+                                    </details>
+                                </section>
+                            })}
+                        }.into_any()
+                    }
+                }
+            })}
+        </Transition>
+    }
+}
+
+/// "Is anything wrong?": firing alerts (most severe first) and checks that are down, or a
+/// plain all-clear. Sits at the top of the Overview.
+#[component]
+pub fn OverviewAlerts() -> impl IntoView {
+    let data = Resource::new(|| (), |_| get_wrong());
+    view! {
+        <Transition fallback=|| view! { <p class="muted">"Checking alerts…"</p> }>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
+                    Ok(w) => {
+                        let bad = !w.firing.is_empty() || !w.checks_down.is_empty();
+                        view! {
+                            <section class=if bad { "card wrong bad-border" } else { "card wrong ok-border" } data-testid="anything-wrong">
+                                {if bad {
+                                    view! {
+                                        <h2 class="bad">{format!("{} alert{} firing{}", w.firing.len(), if w.firing.len() == 1 { "" } else { "s" },
+                                            if w.checks_down.is_empty() { String::new() } else { format!(", {} check{} down", w.checks_down.len(), if w.checks_down.len() == 1 { "" } else { "s" }) })}</h2>
+                                        <ul class="wrong-list">
+                                            {w.firing.into_iter().take(8).map(|a| view! {
+                                                <li data-testid="overview-alert">{status_badge("firing", &a.severity)}" "<strong>{a.rule.clone()}</strong>" · "{a.summary.clone()}<span class="muted small">{format!(" for {}", ago(a.since))}</span></li>
+                                            }).collect_view()}
+                                            {w.checks_down.into_iter().map(|c| view! {
+                                                <li>{status_badge("down", "critical")}" "<strong>{c}</strong>" health check"</li>
+                                            }).collect_view()}
+                                        </ul>
+                                        <p><A href="/alerts">"All alerts"</A>" · "<A href="/checks">"Health checks"</A></p>
+                                    }.into_any()
+                                } else {
+                                    view! {
+                                        <h2 class="ok">"All clear"</h2>
+                                        <p class="muted">{format!("No alert firing ({} rules watching{}), {} health check{} up.",
+                                            w.rules,
+                                            if w.pending > 0 { format!(", {} pending", w.pending) } else { String::new() },
+                                            w.checks_total, if w.checks_total == 1 { "" } else { "s" })}</p>
+                                    }.into_any()
+                                }}
+                            </section>
+                        }.into_any()
+                    }
+                }
+            })}
+        </Transition>
+    }
+}

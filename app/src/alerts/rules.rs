@@ -1,0 +1,1026 @@
+//! Alert rules, channels and health checks as users write them: validation with errors that
+//! name the field, host patterns, the defaults seeded from the runbook, notification bodies
+//! (Opsdeck JSON, Slack, Discord, e-mail), the retry schedule and uptime. Pure.
+
+use super::machine::Op;
+use serde::{Deserialize, Serialize};
+use time::{Duration, OffsetDateTime};
+
+/// A rule as stored and as given to `POST /api/v1/alerts/rules`. Which fields apply depends on
+/// `kind`; `validate` says which are missing or wrong.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    pub name: String,
+    /// `metric`, `health`, `log`, `forecast` or `backup`.
+    pub kind: String,
+    /// metric and forecast rules: the hosts, `*` for all (the default); `*` matches any run
+    /// of characters, as in `web-*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// metric rules: a selector, as `cpu_usage_percent` or `disk_used_percent{mount="/"}`
+    /// (every series of the metric that has those labels). forecast rules: the resource
+    /// (`cpu_usage_percent`, `memory_used_percent`, `disk_used_percent`…), all when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<String>,
+    /// `>`, `>=`, `<`, `<=`, `==`, `!=` (default `>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub op: Option<String>,
+    /// metric: the value; log: the error rate in %, the average response time in seconds, or
+    /// the matching line count; forecast: days until 80 %; backup: hours since the last one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    /// The value that ends a firing alert (hysteresis); the threshold when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clear_threshold: Option<f64>,
+    /// How long the condition must hold before the alert fires.
+    #[serde(default)]
+    pub for_seconds: i64,
+    /// Remind every this many seconds while firing and not acknowledged (0: never).
+    #[serde(default)]
+    pub repeat_seconds: i64,
+    /// Channel names to notify.
+    #[serde(default)]
+    pub notify: Vec<String>,
+    /// `warning` (default) or `critical`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<String>,
+    /// health rules: a health check's name, or `*` for every check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<String>,
+    /// log rules: the service (all when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// log rules: `error_rate`, `avg_response_time` or `query_count`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
+    /// log rules with `query_count`: a search as on the Logs page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// log rules: the window looked at, in seconds (default 300).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_seconds: Option<i64>,
+    /// forecast rules: alert when 80 % is expected within this many days (the threshold).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days: Option<f64>,
+    /// backup rules: the target (all when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// backup rules: alert when no successful backup for this many hours (the threshold).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hours: Option<f64>,
+    /// backup rules: count only backups whose test restore succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<bool>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Metric,
+    Health,
+    Log,
+    Forecast,
+    Backup,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogCondition {
+    ErrorRate,
+    AvgResponseTime,
+    QueryCount,
+}
+
+/// A rule checked and normalised: what the evaluation needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub kind: Kind,
+    pub host: String,
+    pub op: Op,
+    pub threshold: f64,
+    pub clear: Option<f64>,
+    pub for_duration: Duration,
+    pub repeat: Duration,
+    pub log: Option<LogCondition>,
+    pub window: Duration,
+}
+
+pub const MAX_WINDOW_SECONDS: i64 = 7 * 86_400;
+
+fn name_ok(field: &str, s: &str, max: usize) -> Result<(), String> {
+    if s.trim().is_empty() || s.len() > max {
+        return Err(format!("{field}: 1 to {max} characters"));
+    }
+    if s.chars().any(char::is_control) {
+        return Err(format!("{field}: no control characters"));
+    }
+    Ok(())
+}
+
+/// Checks a rule; the error names the field and what is wrong with it.
+pub fn validate(r: &RuleSpec) -> Result<Rule, String> {
+    name_ok("name", &r.name, 100)?;
+    let kind = match r.kind.as_str() {
+        "metric" => Kind::Metric,
+        "health" => Kind::Health,
+        "log" => Kind::Log,
+        "forecast" => Kind::Forecast,
+        "backup" => Kind::Backup,
+        other => {
+            return Err(format!(
+                "kind: `{other}` is not one of metric, health, log, forecast, backup"
+            ))
+        }
+    };
+    let secs = |field: &str, v: i64, max: i64| {
+        if (0..=max).contains(&v) {
+            Ok(Duration::seconds(v))
+        } else {
+            Err(format!("{field}: {v} is not between 0 and {max}"))
+        }
+    };
+    let for_duration = secs("for_seconds", r.for_seconds, MAX_WINDOW_SECONDS)?;
+    let repeat = secs("repeat_seconds", r.repeat_seconds, 30 * 86_400)?;
+    if r.repeat_seconds > 0 && r.repeat_seconds < 60 {
+        return Err("repeat_seconds: at least 60 (or 0 for no reminders)".into());
+    }
+    if let Some(s) = &r.severity {
+        if s != "warning" && s != "critical" {
+            return Err(format!("severity: `{s}` is not warning or critical"));
+        }
+    }
+    for c in &r.notify {
+        name_ok("notify", c, 100)?;
+    }
+    let host = r.host.clone().unwrap_or_else(|| "*".into());
+    name_ok("host", &host, 200)?;
+    let op = match &r.op {
+        Some(o) => Op::parse(o)?,
+        None => Op::Gt,
+    };
+    let finite = |field: &str, v: Option<f64>| match v {
+        Some(v) if !v.is_finite() => Err(format!("{field}: must be a number")),
+        v => Ok(v),
+    };
+    let threshold = finite("threshold", r.threshold)?;
+    let clear = finite("clear_threshold", r.clear_threshold)?;
+    let unexpected = |field: &str, present: bool| {
+        if present {
+            Err(format!("{field}: does not apply to {} rules", r.kind))
+        } else {
+            Ok(())
+        }
+    };
+    let mut rule = Rule {
+        kind,
+        host,
+        op,
+        threshold: 0.0,
+        clear,
+        for_duration,
+        repeat,
+        log: None,
+        window: Duration::seconds(r.window_seconds.unwrap_or(300)),
+    };
+    match kind {
+        Kind::Metric => {
+            let m = r
+                .metric
+                .as_deref()
+                .ok_or("metric: required for metric rules")?;
+            crate::metrics::parse_selector(m).map_err(|e| format!("metric: {e}"))?;
+            rule.threshold = threshold.ok_or("threshold: required for metric rules")?;
+            if let Some(c) = clear {
+                let wrong_side = match op {
+                    Op::Gt | Op::Ge => c > rule.threshold,
+                    Op::Lt | Op::Le => c < rule.threshold,
+                    Op::Eq | Op::Ne => true,
+                };
+                if wrong_side {
+                    return Err(format!(
+                        "clear_threshold: {c} must be on the good side of the threshold {} (the value that ends the alert)",
+                        rule.threshold
+                    ));
+                }
+            }
+        }
+        Kind::Health => {
+            let c = r
+                .check
+                .as_deref()
+                .ok_or("check: required for health rules (a check's name or *)")?;
+            name_ok("check", c, 100)?;
+            unexpected("threshold", threshold.is_some())?;
+            // Down is 1, up is 0.
+            rule.op = Op::Ge;
+            rule.threshold = 1.0;
+            rule.clear = None;
+        }
+        Kind::Log => {
+            rule.log = Some(match r.condition.as_deref() {
+                Some("error_rate") => LogCondition::ErrorRate,
+                Some("avg_response_time") => LogCondition::AvgResponseTime,
+                Some("query_count") => LogCondition::QueryCount,
+                Some(other) => {
+                    return Err(format!(
+                        "condition: `{other}` is not one of error_rate, avg_response_time, query_count"
+                    ))
+                }
+                None => return Err("condition: required for log rules (error_rate, avg_response_time or query_count)".into()),
+            });
+            if rule.log == Some(LogCondition::QueryCount) {
+                let q = r.query.as_deref().unwrap_or("");
+                if q.trim().is_empty() {
+                    return Err("query: required for query_count rules".into());
+                }
+                crate::logs::query::parse(q).map_err(|e| format!("query: {e}"))?;
+            } else {
+                unexpected("query", r.query.is_some())?;
+            }
+            if let Some(s) = &r.service {
+                name_ok("service", s, 64)?;
+            }
+            let w = r.window_seconds.unwrap_or(300);
+            if !(60..=MAX_WINDOW_SECONDS).contains(&w) {
+                return Err(format!(
+                    "window_seconds: {w} is not between 60 and {MAX_WINDOW_SECONDS}"
+                ));
+            }
+            rule.threshold = threshold.ok_or("threshold: required for log rules")?;
+        }
+        Kind::Forecast => {
+            if let Some(m) = &r.metric {
+                crate::metrics::parse_selector(m).map_err(|e| format!("metric: {e}"))?;
+            }
+            let d = r
+                .days
+                .or(threshold)
+                .ok_or("days: required for forecast rules")?;
+            if !(0.0..=365.0).contains(&d) {
+                return Err(format!("days: {d} is not between 0 and 365"));
+            }
+            rule.op = Op::Le;
+            rule.threshold = d;
+            rule.clear = None;
+        }
+        Kind::Backup => {
+            let h = r
+                .hours
+                .or(threshold)
+                .ok_or("hours: required for backup rules")?;
+            if !(h > 0.0 && h <= 24.0 * 365.0) {
+                return Err(format!("hours: {h} is not between 0 and 8760"));
+            }
+            if let Some(t) = &r.target {
+                name_ok("target", t, 100)?;
+            }
+            rule.op = Op::Gt;
+            rule.threshold = h;
+            rule.clear = None;
+        }
+    }
+    Ok(rule)
+}
+
+/// Whether `name` matches a host pattern: `*` alone matches all, `*` inside any run of
+/// characters; otherwise the whole name must be equal.
+pub fn glob(pattern: &str, name: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == name;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !name.starts_with(first) || name.len() < first.len() + last.len() || !name.ends_with(last) {
+        return false;
+    }
+    let mut rest = &name[first.len()..name.len() - last.len()];
+    for p in &parts[1..parts.len() - 1] {
+        match rest.find(p) {
+            Some(i) => rest = &rest[i + p.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+fn rule(name: &str, kind: &str) -> RuleSpec {
+    RuleSpec {
+        name: name.into(),
+        kind: kind.into(),
+        host: None,
+        metric: None,
+        op: None,
+        threshold: None,
+        clear_threshold: None,
+        for_seconds: 0,
+        repeat_seconds: 0,
+        notify: vec![],
+        severity: None,
+        check: None,
+        service: None,
+        condition: None,
+        query: None,
+        window_seconds: None,
+        days: None,
+        target: None,
+        hours: None,
+        verified: None,
+        enabled: true,
+    }
+}
+
+/// The runbook's checks, seeded into a new installation: CPU, memory and disk above 80 % for 5
+/// minutes; the health checks; the error rate above 5 %; the average response time above 5 s;
+/// no backup for 26 hours; and (Opsdeck's own) a resource expected to reach 80 % within 7 days.
+pub fn defaults() -> Vec<RuleSpec> {
+    let metric = |name: &str, m: &str| RuleSpec {
+        host: Some("*".into()),
+        metric: Some(m.into()),
+        op: Some(">".into()),
+        threshold: Some(80.0),
+        clear_threshold: Some(75.0),
+        for_seconds: 300,
+        repeat_seconds: 4 * 3600,
+        ..rule(name, "metric")
+    };
+    let log = |name: &str, cond: &str, threshold: f64| RuleSpec {
+        condition: Some(cond.into()),
+        threshold: Some(threshold),
+        window_seconds: Some(300),
+        for_seconds: 60,
+        ..rule(name, "log")
+    };
+    vec![
+        metric("CPU above 80 %", "cpu_usage_percent"),
+        metric("Memory above 80 %", "memory_used_percent"),
+        metric("Disk above 80 %", "disk_used_percent"),
+        RuleSpec {
+            check: Some("*".into()),
+            for_seconds: 60,
+            severity: Some("critical".into()),
+            repeat_seconds: 3600,
+            ..rule("Health check down", "health")
+        },
+        log("Error rate above 5 %", "error_rate", 5.0),
+        log("Average response time above 5 s", "avg_response_time", 5.0),
+        RuleSpec {
+            hours: Some(26.0),
+            severity: Some("critical".into()),
+            ..rule("No backup for 26 hours", "backup")
+        },
+        RuleSpec {
+            days: Some(7.0),
+            ..rule("Reaches 80 % within 7 days", "forecast")
+        },
+    ]
+}
+
+/// A notification channel as given to `POST /api/v1/alerts/channels`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewChannel {
+    pub name: String,
+    /// `webhook` or `email`.
+    pub kind: String,
+    /// webhook: where to POST.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// email: the addresses, separated by commas.
+    #[serde(default)]
+    pub to: Option<String>,
+    /// webhook body: `json` (default), `slack` or `discord`.
+    #[serde(default)]
+    pub format: Option<String>,
+}
+
+/// Checks a channel; returns its body format.
+pub fn validate_channel(c: &NewChannel) -> Result<&'static str, String> {
+    name_ok("name", &c.name, 100)?;
+    match c.kind.as_str() {
+        "webhook" => {
+            let u = c
+                .url
+                .as_deref()
+                .ok_or("url: required for webhook channels")?;
+            check_http_url("url", u)?;
+            if c.to.is_some() {
+                return Err("to: does not apply to webhook channels".into());
+            }
+            match c.format.as_deref().unwrap_or("json") {
+                "json" => Ok("json"),
+                "slack" => Ok("slack"),
+                "discord" => Ok("discord"),
+                other => Err(format!(
+                    "format: `{other}` is not one of json, slack, discord"
+                )),
+            }
+        }
+        "email" => {
+            let to = c.to.as_deref().ok_or("to: required for email channels")?;
+            for a in to.split(',') {
+                check_address(a.trim())?;
+            }
+            if c.url.is_some() {
+                return Err("url: does not apply to email channels".into());
+            }
+            Ok("email")
+        }
+        other => Err(format!("kind: `{other}` is not webhook or email")),
+    }
+}
+
+/// An address as SMTP takes it: `local@domain`, nothing fancy.
+pub fn check_address(a: &str) -> Result<(), String> {
+    let ok = a.len() <= 254
+        && a.split_once('@').is_some_and(|(l, d)| {
+            !l.is_empty()
+                && d.contains('.')
+                && !d.starts_with('.')
+                && !d.ends_with('.')
+                && !a
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || "<>,;\"".contains(c))
+                && !d.contains('@')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("to: `{a}` is not an e-mail address"))
+    }
+}
+
+/// An http(s) URL with a host, at most 2,000 characters.
+pub fn check_http_url(field: &str, u: &str) -> Result<(), String> {
+    let rest = u
+        .strip_prefix("http://")
+        .or_else(|| u.strip_prefix("https://"))
+        .ok_or_else(|| format!("{field}: must start with http:// or https://"))?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if host.is_empty() || host.starts_with(':') {
+        return Err(format!("{field}: has no host"));
+    }
+    if u.len() > 2000 || u.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "{field}: not a valid URL (no spaces, at most 2,000 characters)"
+        ));
+    }
+    Ok(())
+}
+
+/// A webhook URL as shown back: scheme and host only, since the path often is the secret
+/// (Slack's and Discord's are).
+pub fn redact_url(u: &str) -> String {
+    let (scheme, rest) = u.split_once("://").unwrap_or(("", u));
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = host.rsplit('@').next().unwrap_or(host);
+    if rest.len() > host.len() {
+        format!("{scheme}://{host}/…")
+    } else {
+        format!("{scheme}://{host}")
+    }
+}
+
+/// A health check as given to `POST /api/v1/checks`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewCheck {
+    pub name: String,
+    pub url: String,
+    #[serde(default = "default_interval")]
+    pub interval_seconds: i32,
+    #[serde(default = "default_timeout")]
+    pub timeout_seconds: i32,
+    /// The status that means up (any 2xx when absent).
+    #[serde(default)]
+    pub expected_status: Option<i32>,
+    /// Text the body must contain to be up.
+    #[serde(default)]
+    pub expected_body: Option<String>,
+}
+
+fn default_interval() -> i32 {
+    30
+}
+fn default_timeout() -> i32 {
+    5
+}
+
+pub fn validate_check(c: &NewCheck) -> Result<(), String> {
+    name_ok("name", &c.name, 100)?;
+    check_http_url("url", &c.url)?;
+    if !(5..=86_400).contains(&c.interval_seconds) {
+        return Err(format!(
+            "interval_seconds: {} is not between 5 and 86400",
+            c.interval_seconds
+        ));
+    }
+    if !(1..=60).contains(&c.timeout_seconds) || c.timeout_seconds > c.interval_seconds {
+        return Err(format!(
+            "timeout_seconds: {} is not between 1 and 60 and at most the interval",
+            c.timeout_seconds
+        ));
+    }
+    if let Some(s) = c.expected_status {
+        if !(100..=599).contains(&s) {
+            return Err(format!("expected_status: {s} is not an HTTP status"));
+        }
+    }
+    if c.expected_body.as_deref().is_some_and(|b| b.len() > 1000) {
+        return Err("expected_body: at most 1,000 characters".into());
+    }
+    Ok(())
+}
+
+/// Whether a response means up; the reason when it does not.
+pub fn judge_response(
+    status: u16,
+    body: &str,
+    expected_status: Option<i32>,
+    expected_body: Option<&str>,
+) -> Result<(), String> {
+    match expected_status {
+        Some(s) if i32::from(status) != s => {
+            return Err(format!("status {status}, expected {s}"));
+        }
+        None if !(200..300).contains(&status) => {
+            return Err(format!("status {status}, expected 2xx"));
+        }
+        _ => {}
+    }
+    if let Some(b) = expected_body.filter(|b| !b.is_empty()) {
+        if !body.contains(b) {
+            return Err(format!("the body does not contain `{b}`"));
+        }
+    }
+    Ok(())
+}
+
+/// What a notification says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notice {
+    pub rule: String,
+    /// `firing` or `resolved` (`test` for a channel test).
+    pub status: String,
+    pub host: Option<String>,
+    pub value: Option<f64>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub severity: String,
+    pub kind: String,
+    /// The instance: host, series labels, check or service.
+    pub instance: String,
+    pub summary: String,
+    /// A reminder of an alert still firing.
+    pub reminder: bool,
+    /// A link to the Alerts page when Opsdeck's public URL is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+impl Notice {
+    pub fn title(&self) -> String {
+        let what = match (self.status.as_str(), self.reminder) {
+            ("firing", true) => "STILL FIRING",
+            ("firing", false) => "FIRING",
+            ("resolved", _) => "RESOLVED",
+            _ => "TEST",
+        };
+        format!("[{what}] {} ({})", self.rule, self.instance)
+    }
+}
+
+/// A webhook's JSON body. Every format carries the Opsdeck fields (`rule`, `status`, `host`,
+/// `value`, `at`…); Slack's adds `text`, Discord's `content` (both ignore other fields).
+pub fn webhook_body(format: &str, n: &Notice) -> serde_json::Value {
+    let mut v = serde_json::to_value(n).unwrap_or_default();
+    let line = format!("{}: {}", n.title(), n.summary);
+    if let serde_json::Value::Object(m) = &mut v {
+        match format {
+            "slack" => {
+                m.insert("text".into(), line.into());
+            }
+            "discord" => {
+                m.insert(
+                    "content".into(),
+                    line.chars().take(2000).collect::<String>().into(),
+                );
+            }
+            _ => {}
+        }
+    }
+    v
+}
+
+/// An e-mail's subject and plain-text body.
+pub fn email_text(n: &Notice) -> (String, String) {
+    let mut body = format!(
+        "{}\n\nRule:     {}\nStatus:   {}{}\nSeverity: {}\nInstance: {}\nAt:       {}\n",
+        n.summary,
+        n.rule,
+        n.status,
+        if n.reminder { " (reminder)" } else { "" },
+        n.severity,
+        n.instance,
+        n.at.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+    );
+    if let Some(v) = n.value {
+        body.push_str(&format!("Value:    {v}\n"));
+    }
+    if let Some(u) = &n.url {
+        body.push_str(&format!("\n{u}\n"));
+    }
+    (format!("Opsdeck {}", n.title()), body)
+}
+
+/// Attempts per notification before it is given up.
+pub const MAX_ATTEMPTS: i32 = 6;
+
+/// How long to wait after the `attempt`-th failure (1-based): 5 s, 15 s, 45 s… at most 10 min.
+pub fn backoff(attempt: i32) -> Duration {
+    let secs = 5i64.saturating_mul(3i64.saturating_pow(attempt.clamp(1, 20) as u32 - 1));
+    Duration::seconds(secs.min(600))
+}
+
+/// Uptime in % from (up checks, all checks); None before any.
+pub fn uptime(up: i64, total: i64) -> Option<f64> {
+    (total > 0).then(|| 100.0 * up as f64 / total as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metric(threshold: Option<f64>, clear: Option<f64>, op: Option<&str>) -> RuleSpec {
+        RuleSpec {
+            metric: Some("cpu_usage_percent".into()),
+            threshold,
+            clear_threshold: clear,
+            op: op.map(str::to_string),
+            ..rule("cpu", "metric")
+        }
+    }
+
+    #[test]
+    fn rules_validate_with_errors_that_name_the_field() {
+        let ok = validate(&metric(Some(80.0), Some(75.0), None)).unwrap();
+        assert_eq!((ok.op, ok.threshold, ok.clear), (Op::Gt, 80.0, Some(75.0)));
+        for (spec, field) in [
+            (metric(None, None, None), "threshold:"),
+            (metric(Some(80.0), Some(85.0), None), "clear_threshold:"),
+            (metric(Some(10.0), Some(5.0), Some("<")), "clear_threshold:"),
+            (metric(Some(80.0), None, Some("=>")), "op:"),
+            (metric(Some(f64::NAN), None, None), "threshold:"),
+            (
+                RuleSpec {
+                    kind: "cron".into(),
+                    ..metric(Some(1.0), None, None)
+                },
+                "kind:",
+            ),
+            (
+                RuleSpec {
+                    name: " ".into(),
+                    ..metric(Some(1.0), None, None)
+                },
+                "name:",
+            ),
+            (
+                RuleSpec {
+                    metric: Some("cpu{".into()),
+                    ..metric(Some(1.0), None, None)
+                },
+                "metric:",
+            ),
+            (
+                RuleSpec {
+                    metric: None,
+                    ..metric(Some(1.0), None, None)
+                },
+                "metric:",
+            ),
+            (
+                RuleSpec {
+                    for_seconds: -1,
+                    ..metric(Some(1.0), None, None)
+                },
+                "for_seconds:",
+            ),
+            (
+                RuleSpec {
+                    repeat_seconds: 5,
+                    ..metric(Some(1.0), None, None)
+                },
+                "repeat_seconds:",
+            ),
+            (
+                RuleSpec {
+                    severity: Some("page".into()),
+                    ..metric(Some(1.0), None, None)
+                },
+                "severity:",
+            ),
+            (rule("h", "health"), "check:"),
+            (rule("l", "log"), "condition:"),
+            (
+                RuleSpec {
+                    condition: Some("errors".into()),
+                    ..rule("l", "log")
+                },
+                "condition:",
+            ),
+            (
+                RuleSpec {
+                    condition: Some("query_count".into()),
+                    threshold: Some(1.0),
+                    ..rule("l", "log")
+                },
+                "query:",
+            ),
+            (
+                RuleSpec {
+                    condition: Some("query_count".into()),
+                    query: Some("status:>=".into()),
+                    threshold: Some(1.0),
+                    ..rule("l", "log")
+                },
+                "query:",
+            ),
+            (
+                RuleSpec {
+                    condition: Some("error_rate".into()),
+                    threshold: Some(5.0),
+                    window_seconds: Some(10),
+                    ..rule("l", "log")
+                },
+                "window_seconds:",
+            ),
+            (
+                RuleSpec {
+                    condition: Some("error_rate".into()),
+                    ..rule("l", "log")
+                },
+                "threshold:",
+            ),
+            (rule("f", "forecast"), "days:"),
+            (
+                RuleSpec {
+                    days: Some(400.0),
+                    ..rule("f", "forecast")
+                },
+                "days:",
+            ),
+            (rule("b", "backup"), "hours:"),
+            (
+                RuleSpec {
+                    hours: Some(-1.0),
+                    ..rule("b", "backup")
+                },
+                "hours:",
+            ),
+            (
+                RuleSpec {
+                    check: Some("*".into()),
+                    threshold: Some(3.0),
+                    ..rule("h", "health")
+                },
+                "threshold:",
+            ),
+        ] {
+            let e = validate(&spec).unwrap_err();
+            assert!(e.starts_with(field), "{spec:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_runbook_defaults_are_valid() {
+        let d = defaults();
+        assert_eq!(d.len(), 8);
+        for r in &d {
+            validate(r).unwrap_or_else(|e| panic!("{}: {e}", r.name));
+        }
+        let cpu = validate(&d[0]).unwrap();
+        assert_eq!(
+            (cpu.threshold, cpu.for_duration),
+            (80.0, Duration::minutes(5))
+        );
+        let backup = validate(&d[6]).unwrap();
+        assert_eq!((backup.op, backup.threshold), (Op::Gt, 26.0));
+    }
+
+    #[test]
+    fn host_patterns() {
+        for (p, name, want) in [
+            ("*", "web-1", true),
+            ("web-1", "web-1", true),
+            ("web-1", "web-10", false),
+            ("web-*", "web-10", true),
+            ("web-*", "db-1", false),
+            ("*-1", "web-1", true),
+            ("*-1", "web-12", false),
+            ("w*b*1", "web-1", true),
+            ("a*a", "a", false),
+            ("", "", true),
+            ("", "x", false),
+        ] {
+            assert_eq!(glob(p, name), want, "{p} vs {name}");
+        }
+    }
+
+    #[test]
+    fn channels_validate_and_urls_are_redacted() {
+        let hook = |url: &str, format: Option<&str>| NewChannel {
+            name: "ops".into(),
+            kind: "webhook".into(),
+            url: Some(url.into()),
+            to: None,
+            format: format.map(str::to_string),
+        };
+        assert_eq!(
+            validate_channel(&hook(
+                "https://hooks.slack.com/services/T/B/x",
+                Some("slack")
+            )),
+            Ok("slack")
+        );
+        assert_eq!(
+            validate_channel(&hook("http://127.0.0.1:9000/hook", None)),
+            Ok("json")
+        );
+        for (c, field) in [
+            (hook("ftp://x", None), "url:"),
+            (hook("http://", None), "url:"),
+            (hook("http://a b", None), "url:"),
+            (hook("http://x", Some("teams")), "format:"),
+            (
+                NewChannel {
+                    kind: "sms".into(),
+                    ..hook("http://x", None)
+                },
+                "kind:",
+            ),
+            (
+                NewChannel {
+                    kind: "email".into(),
+                    url: None,
+                    to: Some("ops".into()),
+                    ..hook("http://x", None)
+                },
+                "to:",
+            ),
+            (
+                NewChannel {
+                    kind: "email".into(),
+                    url: None,
+                    to: None,
+                    ..hook("http://x", None)
+                },
+                "to:",
+            ),
+        ] {
+            let e = validate_channel(&c).unwrap_err();
+            assert!(e.starts_with(field), "{c:?}: {e}");
+        }
+        let mail = NewChannel {
+            kind: "email".into(),
+            url: None,
+            to: Some("ops@example.com, oncall@example.org".into()),
+            ..hook("http://x", None)
+        };
+        assert_eq!(validate_channel(&mail), Ok("email"));
+        for (u, shown) in [
+            (
+                "https://hooks.slack.com/services/T/B/secret",
+                "https://hooks.slack.com/…",
+            ),
+            (
+                "http://user:pw@127.0.0.1:9000/x?token=1",
+                "http://127.0.0.1:9000/…",
+            ),
+            ("http://127.0.0.1:9000", "http://127.0.0.1:9000"),
+        ] {
+            assert_eq!(redact_url(u), shown);
+        }
+    }
+
+    #[test]
+    fn checks_validate_and_responses_are_judged() {
+        let c = NewCheck {
+            name: "api".into(),
+            url: "http://127.0.0.1:8000/health".into(),
+            interval_seconds: 30,
+            timeout_seconds: 5,
+            expected_status: None,
+            expected_body: None,
+        };
+        assert_eq!(validate_check(&c), Ok(()));
+        for (bad, field) in [
+            (
+                NewCheck {
+                    interval_seconds: 1,
+                    ..c.clone()
+                },
+                "interval_seconds:",
+            ),
+            (
+                NewCheck {
+                    timeout_seconds: 0,
+                    ..c.clone()
+                },
+                "timeout_seconds:",
+            ),
+            (
+                NewCheck {
+                    expected_status: Some(700),
+                    ..c.clone()
+                },
+                "expected_status:",
+            ),
+            (
+                NewCheck {
+                    url: "localhost:80".into(),
+                    ..c.clone()
+                },
+                "url:",
+            ),
+        ] {
+            assert!(validate_check(&bad).unwrap_err().starts_with(field));
+        }
+        for (status, body, es, eb, up) in [
+            (200, "ok", None, None, true),
+            (204, "", None, None, true),
+            (301, "", None, None, false),
+            (503, "", None, None, false),
+            (503, "", Some(503), None, true),
+            (200, "", Some(204), None, false),
+            (200, "{\"status\":\"ok\"}", None, Some("\"ok\""), true),
+            (
+                200,
+                "{\"status\":\"degraded\"}",
+                None,
+                Some("\"ok\""),
+                false,
+            ),
+        ] {
+            assert_eq!(
+                judge_response(status, body, es, eb).is_ok(),
+                up,
+                "{status} {body}"
+            );
+        }
+    }
+
+    #[test]
+    fn bodies_carry_the_contract_fields_in_every_format() {
+        let n = Notice {
+            rule: "CPU above 80 %".into(),
+            status: "firing".into(),
+            host: Some("web-1".into()),
+            value: Some(93.5),
+            at: time::macros::datetime!(2026-11-24 10:00 UTC),
+            severity: "warning".into(),
+            kind: "metric".into(),
+            instance: "web-1".into(),
+            summary: "cpu_usage_percent is 93.5 (> 80)".into(),
+            reminder: false,
+            url: None,
+        };
+        for format in ["json", "slack", "discord"] {
+            let b = webhook_body(format, &n);
+            assert_eq!(b["rule"], "CPU above 80 %");
+            assert_eq!(b["status"], "firing");
+            assert_eq!(b["host"], "web-1");
+            assert_eq!(b["value"], 93.5);
+            assert_eq!(b["at"], "2026-11-24T10:00:00Z");
+        }
+        assert!(webhook_body("slack", &n)["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("[FIRING] CPU above 80 % (web-1)"));
+        assert!(webhook_body("discord", &n)["content"].is_string());
+        assert!(webhook_body("json", &n).get("text").is_none());
+        let (subject, body) = email_text(&Notice {
+            reminder: true,
+            ..n
+        });
+        assert_eq!(subject, "Opsdeck [STILL FIRING] CPU above 80 % (web-1)");
+        assert!(body.contains("Value:    93.5"));
+    }
+
+    #[test]
+    fn retries_back_off_and_uptime() {
+        let s: Vec<i64> = (1..=7).map(|a| backoff(a).whole_seconds()).collect();
+        assert_eq!(s, [5, 15, 45, 135, 405, 600, 600]);
+        assert_eq!(backoff(i32::MAX).whole_seconds(), 600);
+        assert_eq!(uptime(0, 0), None);
+        assert_eq!(uptime(99, 100), Some(99.0));
+    }
+}
