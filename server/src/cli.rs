@@ -346,7 +346,7 @@ async fn serve(global: &config::GlobalArgs, args: &ServeArgs) -> Result<(), CliE
     }
     app::services::service::apply_config(&state).await?;
     let own_health = format!(
-        "http://{}/health",
+        "http://{}/api/v1/health",
         if listen.ip().is_unspecified() {
             std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), listen.port())
         } else {

@@ -527,8 +527,12 @@ async fn a_test_email_goes_through_smtp(pool: PgPool) {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn rules_are_validated_role_checked_and_seeded_once(pool: PgPool) {
-    assert!(seed(&pool, "http://127.0.0.1:3000/health").await.unwrap());
-    assert!(!seed(&pool, "http://127.0.0.1:3000/health").await.unwrap());
+    assert!(seed(&pool, "http://127.0.0.1:3000/api/v1/health")
+        .await
+        .unwrap());
+    assert!(!seed(&pool, "http://127.0.0.1:3000/api/v1/health")
+        .await
+        .unwrap());
     let app = TestApp::spawn(pool.clone()).await;
     let viewer = app.signed_in("viewer", Role::Viewer).await;
     let op = app.signed_in("op", Role::Operator).await;

@@ -24,7 +24,7 @@ fn status_badge(status: &str, severity: &str) -> impl IntoView {
         ("firing", _) => "badge warn",
         ("resolved", _) | ("up", _) => "badge ok",
         ("down", _) => "badge bad",
-        _ => "badge",
+        _ => "badge muted",
     };
     view! { <span class=class data-testid="alert-status">{status.to_string()}</span> }
 }
@@ -327,14 +327,14 @@ fn check_card(
             <p class="muted small mono wrap">{c.url.clone()}</p>
             <dl class="facts">
                 <dt>"Since"</dt><dd>{c.since.map(ago).unwrap_or_else(|| "–".into())}</dd>
-                <dt>"Latency"</dt><dd>{c.latency_ms.map(|l| format!("{l:.0} ms")).unwrap_or_else(|| "–".into())}</dd>
+                <dt>"Latency"</dt><dd>{c.latency_ms.filter(|_| c.state == "up").map(|l| format!("{l:.0} ms")).unwrap_or_else(|| "–".into())}</dd>
                 <dt>"Uptime 24 h"</dt><dd data-testid="uptime-24h">{pct(c.uptime_24h)}</dd>
                 <dt>"7 days"</dt><dd>{pct(c.uptime_7d)}</dd>
                 <dt>"30 days"</dt><dd>{pct(c.uptime_30d)}</dd>
                 <dt>"Every"</dt><dd>{format!("{} s, timeout {} s", c.interval_seconds, c.timeout_seconds)}</dd>
                 <dt>"Expects"</dt><dd>{c.expected_status.map(|s| format!("status {s}")).unwrap_or_else(|| "2xx".into())}{c.expected_body.clone().map(|b| format!(" and `{b}`"))}</dd>
             </dl>
-            {c.last_error.clone().filter(|_| c.state == "down").map(|e| view! { <p class="bad wrap" data-testid="check-error">{e}</p> })}
+            {c.last_error.clone().filter(|_| c.state == "down").map(|e| view! { <p class="bad-text wrap" data-testid="check-error">{e}</p> })}
             {match chart {
                 Some(ch) => view! { <ChartView chart=ch/> }.into_any(),
                 None => view! { <p class="muted small">"No latency history yet."</p> }.into_any(),

@@ -650,6 +650,16 @@ pub fn backoff(attempt: i32) -> Duration {
     Duration::seconds(secs.min(600))
 }
 
+/// A rule's duration as people write it: `90 s`, `5 min`, `2 h`, `1 d`.
+pub fn human_secs(secs: i64) -> String {
+    match secs {
+        s if s >= 86_400 && s % 86_400 == 0 => format!("{} d", s / 86_400),
+        s if s >= 3600 && s % 3600 == 0 => format!("{} h", s / 3600),
+        s if s >= 60 && s % 60 == 0 => format!("{} min", s / 60),
+        s => format!("{s} s"),
+    }
+}
+
 /// Uptime in % from (up checks, all checks); None before any.
 pub fn uptime(up: i64, total: i64) -> Option<f64> {
     (total > 0).then(|| 100.0 * up as f64 / total as f64)
@@ -1013,6 +1023,21 @@ mod tests {
         });
         assert_eq!(subject, "Opsdeck [STILL FIRING] CPU above 80 % (web-1)");
         assert!(body.contains("Value:    93.5"));
+    }
+
+    #[test]
+    fn durations_read_as_written() {
+        for (secs, text) in [
+            (0, "0 s"),
+            (90, "90 s"),
+            (300, "5 min"),
+            (3600, "1 h"),
+            (5400, "90 min"),
+            (86_400, "1 d"),
+            (90_000, "25 h"),
+        ] {
+            assert_eq!(human_secs(secs), text);
+        }
     }
 
     #[test]

@@ -102,7 +102,7 @@ pub fn describe(spec: &RuleSpec) -> String {
             };
             format!(
                 "{what} over {} in {}",
-                crate::components::fmt_duration(spec.window_seconds.unwrap_or(300).max(0) as u64),
+                rules::human_secs(spec.window_seconds.unwrap_or(300)),
                 spec.service.as_deref().unwrap_or("every service")
             )
         }
@@ -125,10 +125,7 @@ pub fn describe(spec: &RuleSpec) -> String {
         k => k.to_string(),
     };
     if spec.for_seconds > 0 {
-        s.push_str(&format!(
-            " for {}",
-            crate::components::fmt_duration(spec.for_seconds as u64)
-        ));
+        s.push_str(&format!(" for {}", rules::human_secs(spec.for_seconds)));
     }
     s
 }
@@ -1268,7 +1265,7 @@ async fn log_observations(
                     format!(
                         "{} over the last {}",
                         threshold_summary(&what, v, &l.rule, unit),
-                        crate::components::fmt_duration(window as u64)
+                        rules::human_secs(window)
                     )
                 })
                 .unwrap_or_else(|| format!("no lines in {scope} in the window")),

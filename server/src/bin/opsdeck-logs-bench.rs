@@ -126,6 +126,7 @@ fn import(bin: &str, url: &str, file: &Path, format: &str, service: &str) -> Res
     let rollup = stderr
         .lines()
         .find(|l| l.starts_with("analytics rolled up"))
+        .and_then(|l| l.rsplit(" in ").next())
         .map(|l| number_before(l, " s"))
         .unwrap_or(0.0);
     Ok((wall, rate, rollup))
