@@ -58,10 +58,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let report = crate::jobs::run_now_locked(
                 &pool,
                 "log_rollups",
+                true,
                 app::logs::service::roll_up(&pool, time::OffsetDateTime::now_utc()),
             )
             .await?;
-            if report.hours > 0 {
+            if let Some(report) = report.filter(|r| r.hours > 0) {
                 eprintln!(
                     "analytics rolled up: {} service-hours, {} service-days in {:.1} s",
                     report.hours,

@@ -74,24 +74,41 @@ where
     result
 }
 
-/// Runs `job` now, whatever its schedule, under the lock of the scheduled job `name` (waiting
-/// for a run in progress to end): for a command that has just changed what that job works on.
-pub async fn run_now_locked<T, Fut>(pool: &sqlx::PgPool, name: &str, job: Fut) -> AppResult<T>
+/// Runs `job` now, whatever its schedule, under the lock of the scheduled job `name`: for work
+/// that has just been made (an import, a backfill). With `wait`, waits for a run in progress to
+/// end; without, returns None when one holds the lock (it, or the next round, will do the work).
+pub async fn run_now_locked<T, Fut>(
+    pool: &sqlx::PgPool,
+    name: &str,
+    wait: bool,
+    job: Fut,
+) -> AppResult<Option<T>>
 where
     Fut: Future<Output = AppResult<T>>,
 {
     let mut conn = pool.acquire().await?;
     let key = format!("opsdeck.job.{name}");
-    sqlx::query("SELECT pg_advisory_lock(hashtext($1))")
-        .bind(&key)
-        .execute(&mut *conn)
-        .await?;
+    let locked: bool = if wait {
+        sqlx::query("SELECT pg_advisory_lock(hashtext($1))")
+            .bind(&key)
+            .execute(&mut *conn)
+            .await?;
+        true
+    } else {
+        sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
+            .bind(&key)
+            .fetch_one(&mut *conn)
+            .await?
+    };
+    if !locked {
+        return Ok(None);
+    }
     let out = job.await;
     let _ = sqlx::query("SELECT pg_advisory_unlock(hashtext($1))")
         .bind(&key)
         .execute(&mut *conn)
         .await;
-    out
+    out.map(Some)
 }
 
 /// The background loop of `opsdeck serve`: every minute, offer each job a chance to run.

@@ -707,3 +707,51 @@ async fn retention_per_service(pool: PgPool) {
     assert_eq!(count("kept").await, 24);
     assert_eq!(count("short").await, 48);
 }
+
+/// A backfill through HTTP of lines from hours that are over is rolled up within seconds, not
+/// at the next scheduled round; lines of the current hour are left to the lines table.
+#[sqlx::test(migrations = "../migrations")]
+async fn an_http_backfill_is_rolled_up_at_once(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let (_, token) = app::auth::tokens::create(&pool, "logs", "ingest", None)
+        .await
+        .unwrap();
+    let now = OffsetDateTime::now_utc();
+    let body: Vec<String> = (0..50)
+        .map(|i| {
+            format!(
+                r#"{{"timestamp":"{}","level":"INFO","message":"backfill {i}"}}"#,
+                rfc3339(now - Duration::hours(3) - Duration::minutes(i))
+            )
+        })
+        .collect();
+    let res = app
+        .client()
+        .post(app.url("/api/v1/ingest/logs?service=backfill"))
+        .bearer_auth(&token)
+        .body(body.join("\n"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let mut rolled = 0i64;
+    for _ in 0..100 {
+        rolled = sqlx::query_scalar(
+            "SELECT coalesce(sum(lines), 0)::bigint FROM log_rollup_hours WHERE service = 'backfill'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if rolled == 50 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(rolled, 50, "every backfilled line is in an hour rollup");
+    let pending: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM log_rollup_pending WHERE service = 'backfill'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(pending, 0);
+}

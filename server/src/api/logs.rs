@@ -108,6 +108,29 @@ pub async fn ingest(
         accepted += service::insert_in(&mut tx, &state.pool, svc, "api", recs, now).await? as usize;
     }
     tx.commit().await?;
+    // Lines for hours already over (a backfill, an agent catching up): roll them up now rather
+    // than at the next scheduled round, so that their analytics are quick within seconds. One
+    // roll-up at a time; a request that finds one running leaves its hours to it or the next.
+    use app::logs::rollup::{hour_of, rollable, HOUR};
+    let past = by_service
+        .values()
+        .flatten()
+        .any(|r| r.ts.is_some_and(|t| rollable(hour_of(t), HOUR, now)));
+    if past {
+        let pool = state.pool.clone();
+        tokio::spawn(async move {
+            let r = crate::jobs::run_now_locked(
+                &pool,
+                "log_rollups",
+                false,
+                app::logs::service::roll_up(&pool, OffsetDateTime::now_utc()),
+            )
+            .await;
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "rolling up ingested lines failed; the next round will");
+            }
+        });
+    }
     Ok(Json(LogIngestOutcome { accepted, unparsed }))
 }
 
