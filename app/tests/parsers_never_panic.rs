@@ -81,6 +81,37 @@ proptest! {
     }
 
     #[test]
+    fn alert_rules_channels_and_checks_answer_or_explain(
+        s in text(),
+        kind in "(metric|health|log|forecast|backup|[a-z]{0,6})",
+        n in proptest::option::of(any::<f64>()),
+        secs in any::<i64>(),
+    ) {
+        use app::alerts::rules::{self, NewChannel, NewCheck, RuleSpec};
+        // As a JSON body: either a rule or a serde error, never a panic.
+        let _ = serde_json::from_str::<RuleSpec>(&s);
+        let spec = serde_json::json!({
+            "name": s, "kind": kind, "metric": s, "host": s, "op": s, "threshold": n,
+            "clear_threshold": n, "for_seconds": secs, "repeat_seconds": secs, "check": s,
+            "condition": s, "query": s, "days": n, "hours": n, "window_seconds": secs,
+        });
+        if let Ok(spec) = serde_json::from_value::<RuleSpec>(spec) {
+            if let Ok(rule) = rules::validate(&spec) {
+                prop_assert!(rule.threshold.is_finite());
+                prop_assert!(rule.for_duration >= time::Duration::ZERO);
+            }
+        }
+        let _ = rules::glob(&s, &s);
+        let _ = app::alerts::machine::Op::parse(&s);
+        let _ = rules::validate_channel(&NewChannel { name: s.clone(), kind: "webhook".into(), url: Some(s.clone()), to: None, format: None });
+        let _ = rules::validate_channel(&NewChannel { name: s.clone(), kind: "email".into(), url: None, to: Some(s.clone()), format: None });
+        let _ = rules::validate_check(&NewCheck { name: s.clone(), url: s.clone(), interval_seconds: secs as i32, timeout_seconds: 5, expected_status: None, expected_body: Some(s.clone()) });
+        let _ = rules::redact_url(&s);
+        let _ = rules::human_secs(secs);
+        let _ = rules::backoff(secs as i32);
+    }
+
+    #[test]
     fn metric_selectors_and_times_never_panic(s in text()) {
         let now = time::OffsetDateTime::now_utc();
         let _ = app::metrics::parse_selector(&s);
