@@ -44,3 +44,18 @@ test("the Health checks page shows Opsdeck's own check up with its uptime", asyn
   }, { timeout: 30_000 }).toBe("up");
   await expect(card.getByTestId("uptime-24h")).toContainText("%");
 });
+
+// On a phone the answer is the first thing on the Overview, and nothing scrolls sideways.
+test.describe("on a phone", () => {
+  test.use({ viewport: { width: 390, height: 844 } });
+  test("the Overview's alert panel is on screen without sideways scrolling", async ({ page }) => {
+    await signIn(page, admin, "/");
+    await expect(page).toHaveURL(/\/$/);
+    const panel = page.getByTestId("anything-wrong");
+    await expect(panel).toBeInViewport();
+    const box = await panel.boundingBox();
+    expect(box!.x + box!.width).toBeLessThanOrEqual(390);
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(overflow).toBeLessThanOrEqual(0);
+  });
+});
