@@ -48,6 +48,7 @@ export OPSDECK_E2E_VIEWER_PASSWORD="e2e-viewer-$(head -c 6 /dev/urandom | base64
 (cd "$E2E_DIR" && DATABASE_URL="$DATABASE_ADMIN_URL/opsdeck_e2e" OPSDECK_LISTEN="127.0.0.1:$E2E_PORT" \
   OPSDECK_DATA_DIR="$E2E_DIR/data" OPSDECK_ADMIN_PASSWORD="$OPSDECK_E2E_ADMIN_PASSWORD" \
   OPSDECK_HOST_NAME=e2e-host OPSDECK_COLLECT_INTERVAL=2s OPSDECK_ALERT_INTERVAL=2s \
+  RUST_LOG="info,tower_http=debug" \
   exec ./opsdeck serve >"$E2E_DIR/server.log" 2>&1) &
 server_pid=$!
 cleanup() { kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; }
@@ -65,6 +66,15 @@ export BASE_URL="http://127.0.0.1:$E2E_PORT"
   echo "--- server log ---"; tail -n 50 "$E2E_DIR/server.log"; exit 1; }
 cleanup
 trap - EXIT
+# Secrets never reach the logs: the passwords of this run and the database's, in the log of a
+# server that served every browser test (requests traced at debug level).
+db_password=$(sed -E 's|^postgres://[^:]+:([^@]+)@.*|\1|' <<<"$DATABASE_ADMIN_URL")
+for secret in "$OPSDECK_E2E_ADMIN_PASSWORD" "$OPSDECK_E2E_VIEWER_PASSWORD" "$db_password"; do
+  if grep -qF -- "$secret" "$E2E_DIR/server.log"; then
+    echo "a secret appears in the server log ($E2E_DIR/server.log)"; exit 1
+  fi
+done
+step "no secret in the server log ($(wc -l <"$E2E_DIR/server.log") lines)"
 rm -rf "$E2E_DIR"
 
 step "all tests passed in $(( $(date +%s) - started )) s"

@@ -132,6 +132,13 @@ pub fn build_router(state: AppState) -> Router {
         .layer(session_layer)
         .layer(axum::middleware::from_fn(middleware::csrf))
         .layer(DefaultBodyLimit::max(api::extract::JSON_BODY_LIMIT))
+        // No request holds a worker forever: 503 after REQUEST_TIMEOUT. Long work (backups,
+        // restores, imports) runs in jobs; a test restore asked for by a request finishes in its
+        // own task even when the request is cut off.
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            REQUEST_TIMEOUT,
+        ))
         .layer(CatchPanicLayer::custom(|_| -> Response {
             tracing::error!("a request handler panicked");
             app::error::AppError::Internal.into_response()
@@ -146,6 +153,9 @@ pub fn build_router(state: AppState) -> Router {
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
+
+/// The longest a request may take before it is answered 503.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Serves until `shutdown` completes, then finishes in-flight requests.
 pub async fn serve(

@@ -1238,24 +1238,32 @@ pub async fn verify(state: &AppState, id: i64, test: bool) -> AppResult<VerifyOu
     })
 }
 
+/// Verifies (and with `test`, test-restores) a backup for a request, audited. The work runs
+/// in its own task: if the request goes away (the client leaves, the request times out), the
+/// test restore still finishes, cleans up its scratch database and is recorded.
 pub async fn verify_audited(
     ctx: &RequestCtx,
     user: &CurrentUser,
     id: i64,
     test: bool,
 ) -> AppResult<VerifyOutcome> {
-    let result = verify(&ctx.state, id, test).await;
-    audit(
-        &ctx.state.pool,
-        Some(&user.username),
-        if test { "backup.test_restore" } else { "backup.verify" },
-        Some(&format!("backup {id}")),
-        result.as_ref().is_ok_and(|o| o.ok),
-        ctx.ip.as_deref(),
-        serde_json::json!({ "detail": result.as_ref().map(|o| o.detail.clone()).unwrap_or_else(|e| e.to_string()) }),
-    )
-    .await?;
-    result
+    let (state, username, ip) = (ctx.state.clone(), user.username.clone(), ctx.ip.clone());
+    tokio::spawn(async move {
+        let result = verify(&state, id, test).await;
+        audit(
+            &state.pool,
+            Some(&username),
+            if test { "backup.test_restore" } else { "backup.verify" },
+            Some(&format!("backup {id}")),
+            result.as_ref().is_ok_and(|o| o.ok),
+            ip.as_deref(),
+            serde_json::json!({ "detail": result.as_ref().map(|o| o.detail.clone()).unwrap_or_else(|e| e.to_string()) }),
+        )
+        .await?;
+        result
+    })
+    .await
+    .map_err(|_| AppError::Internal)?
 }
 
 /// The newest successful backup of each target whose last test restore is older than its
