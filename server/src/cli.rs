@@ -360,6 +360,7 @@ async fn serve(global: &config::GlobalArgs, args: &ServeArgs) -> Result<(), CliE
     let collector = tokio::spawn(crate::metrics::run_local_collector(state.clone()));
     let tailer = tokio::spawn(crate::logs::tail::run(state.clone()));
     let scheduler = tokio::spawn(crate::jobs::run_scheduler(state.clone()));
+    let live_rollups = tokio::spawn(crate::jobs::run_live_rollups(state.clone()));
     let scraper = tokio::spawn(crate::services::scraper::run(state.clone()));
     let evaluator = tokio::spawn(crate::alerts::run_evaluator(state.clone()));
     let notifier = tokio::spawn(crate::alerts::notify::run(state.clone()));
@@ -373,6 +374,7 @@ async fn serve(global: &config::GlobalArgs, args: &ServeArgs) -> Result<(), CliE
     collector.abort();
     tailer.abort();
     scheduler.abort();
+    live_rollups.abort();
     scraper.abort();
     evaluator.abort();
     notifier.abort();

@@ -194,6 +194,37 @@ pub async fn run_scheduler(state: AppState) {
     }
 }
 
+/// Every 5 s, in one process at a time: the current hour's live log rollup.
+pub async fn run_live_rollups(state: AppState) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(5));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        ticker.tick().await;
+        let r = run_once(
+            &state,
+            "log_live_rollup",
+            Duration::from_secs(8),
+            |s| async move {
+                let report =
+                    app::logs::service::roll_up_live(&s.pool, time::OffsetDateTime::now_utc())
+                        .await?;
+                Ok(serde_json::to_value(&report).unwrap_or_default())
+            },
+        )
+        .await;
+        match r {
+            Ok(_) => failing = false,
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(error = %e, "live log rollup failed; retrying");
+                }
+                failing = true;
+            }
+        }
+    }
+}
+
 /// Backups: fail runs whose process died, start the due runs, test-restore on schedule, expire.
 pub async fn backup_jobs(state: &AppState) {
     use app::backups::service as backups;

@@ -323,10 +323,20 @@ pub fn hour_of(t: OffsetDateTime) -> OffsetDateTime {
     t.replace_time(Time::from_hms(t.hour(), 0, 0).unwrap_or(Time::MIDNIGHT))
 }
 
-/// Whether lines written at `now` into the hour starting at `hour` must mark it for rolling up
-/// (again): it has ended, or ends within `SETTLE`.
-pub fn needs_mark(hour: OffsetDateTime, now: OffsetDateTime) -> bool {
-    hour + HOUR <= now + SETTLE
+/// The current hour is rolled up as it goes, up to `LIVE_LAG` before now, every few seconds
+/// (`log_rollup_live`): a range then reads at most the last `LIVE_LAG` and a round's worth of
+/// lines from the lines themselves, however busy the hour.
+pub const LIVE_LAG: Duration = Duration::seconds(20);
+
+/// A line older than this when written may fall into the current hour's live rollup: it marks
+/// its hour. Half of `LIVE_LAG`, so that only a write that stays uncommitted for longer than
+/// that could slip past a round unseen.
+pub const LIVE_MARK: Duration = Duration::seconds(10);
+
+/// Whether a line at `ts` written at `now` must mark its hour for rolling up (again): the hour
+/// has ended or ends within `SETTLE`, or the line is old enough to fall into the live rollup.
+pub fn needs_mark(ts: OffsetDateTime, now: OffsetDateTime) -> bool {
+    hour_of(ts) + HOUR <= now + SETTLE || ts < now - LIVE_MARK
 }
 
 /// Whether the stretch [start, start + len) is over long enough to be rolled up.
@@ -415,8 +425,10 @@ mod tests {
             (datetime!(2026-12-25 00:00 UTC), true, true),
             (datetime!(2026-11-20 00:00 UTC), false, false),
         ] {
+            // A line of the hour's last second, written then or later.
+            let ts = now.min(hour + HOUR - Duration::seconds(1));
             assert_eq!(
-                (needs_mark(hour, now), rollable(hour, HOUR, now)),
+                (needs_mark(ts, now), rollable(hour, HOUR, now)),
                 (mark, roll),
                 "{now}"
             );

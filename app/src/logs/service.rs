@@ -122,22 +122,22 @@ pub async fn insert_in(
     .execute(&mut **tx)
     .await?
     .rows_affected();
-    // Lines for an hour that is (about to be) rolled up: have it rolled up again.
+    // Lines for an hour that is (about to be) rolled up, or old enough to fall into the current
+    // hour's live rollup: have it rolled up again.
     let now = OffsetDateTime::now_utc();
-    let mut late: Vec<OffsetDateTime> = ts
-        .iter()
-        .map(|t| rollup::hour_of(*t))
-        .filter(|h| rollup::needs_mark(*h, now))
-        .collect();
-    late.sort();
-    late.dedup();
+    let mut late: std::collections::BTreeMap<OffsetDateTime, bool> = Default::default();
+    for t in ts.iter().filter(|t| rollup::needs_mark(**t, now)) {
+        *late.entry(rollup::hour_of(*t)).or_default() |= *t < now - rollup::LIVE_MARK;
+    }
     if !late.is_empty() {
+        let (hours, live): (Vec<OffsetDateTime>, Vec<bool>) = late.into_iter().unzip();
         sqlx::query(
-            "INSERT INTO log_rollup_pending (service, day, hour)
-             SELECT $1, (h AT TIME ZONE 'UTC')::date, h FROM unnest($2::timestamptz[]) h",
+            "INSERT INTO log_rollup_pending (service, day, hour, live)
+             SELECT $1, (h AT TIME ZONE 'UTC')::date, h, l FROM unnest($2::timestamptz[], $3::bool[]) AS u(h, l)",
         )
         .bind(service)
-        .bind(&late)
+        .bind(&hours)
+        .bind(&live)
         .execute(&mut **tx)
         .await?;
     }
@@ -756,6 +756,25 @@ pub async fn stats(
         .await?
     };
     stored.extend(rolled_hours.iter().map(|h| rollup::hour_span(*h)));
+    // The current hour (and the one before, until it is rolled up) up to the live round.
+    let live: Vec<(OffsetDateTime, OffsetDateTime)> = sqlx::query_as::<_, (OffsetDateTime, OffsetDateTime)>(
+        "SELECT r.hour, r.upto FROM log_rollup_live_rounds r
+         WHERE r.hour >= $1 AND r.upto <= $2
+           AND NOT EXISTS (SELECT 1 FROM log_rollup_pending p
+                           WHERE p.hour = r.hour AND p.live AND ($3::text IS NULL OR p.service = $3))
+         ORDER BY 1",
+    )
+    .bind(from)
+    .bind(to)
+    .bind(&svc)
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .filter(|(h, _)| !stored.iter().any(|(a, b)| a < &(*h + rollup::HOUR) && *h < *b))
+    .collect();
+    stored.extend(live.iter().copied());
+    let (live_hours, live_upto): (Vec<OffsetDateTime>, Vec<OffsetDateTime>) =
+        live.iter().copied().unzip();
     let partials = async {
         if stored.is_empty() {
             return Ok(vec![]);
@@ -764,11 +783,17 @@ pub async fn stats(
             sqlx::query_scalar::<_, sqlx::types::Json<Partial>>(
                 "SELECT data FROM log_rollups WHERE day = ANY($1) AND ($3::text IS NULL OR service = $3)
                  UNION ALL
-                 SELECT data FROM log_rollup_hours WHERE hour = ANY($2) AND ($3::text IS NULL OR service = $3)",
+                 SELECT data FROM log_rollup_hours WHERE hour = ANY($2) AND ($3::text IS NULL OR service = $3)
+                 UNION ALL
+                 SELECT l.data FROM log_rollup_live l
+                 JOIN UNNEST($4::timestamptz[], $5::timestamptz[]) AS r(hour, upto) ON l.hour = r.hour AND l.upto = r.upto
+                 WHERE ($3::text IS NULL OR l.service = $3)",
             )
             .bind(&rolled_days)
             .bind(&rolled_hours)
             .bind(&svc)
+            .bind(&live_hours)
+            .bind(&live_upto)
             .fetch_all(pool)
             .await?,
         )
@@ -993,6 +1018,110 @@ pub async fn roll_up(pool: &PgPool, now: OffsetDateTime) -> AppResult<RollupRepo
         .execute(pool)
         .await?;
     }
+    Ok(report)
+}
+
+/// What a round of `roll_up_live` did.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct LiveReport {
+    /// Services brought up to `upto`.
+    pub services: usize,
+    /// Of which rebuilt from the start of the hour (late lines had arrived).
+    pub rebuilt: usize,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub upto: Option<OffsetDateTime>,
+}
+
+/// Brings the current hour's live rollup of every service up to `now - LIVE_LAG`: each
+/// service's partial grows by the lines since the last round, or is rebuilt from the hour's
+/// start when late lines marked the hour. One transaction, so that readers see every service at
+/// the same `upto` or none at the new one.
+pub async fn roll_up_live(pool: &PgPool, now: OffsetDateTime) -> AppResult<LiveReport> {
+    let upto = now - rollup::LIVE_LAG;
+    let hour = rollup::hour_of(upto);
+    let mut report = LiveReport::default();
+    let day = hour.to_offset(time::UtcOffset::UTC).date();
+    let Some((name, _)) = PARTITIONS
+        .existing(pool)
+        .await?
+        .into_iter()
+        .find(|(_, d)| *d == day)
+    else {
+        return Ok(report);
+    };
+    let services: Vec<String> = sqlx::query_scalar(&format!(
+        "WITH RECURSIVE s(service) AS (
+            (SELECT service FROM {name} ORDER BY service LIMIT 1)
+            UNION ALL
+            SELECT (SELECT l.service FROM {name} l WHERE l.service > s.service ORDER BY l.service LIMIT 1)
+            FROM s WHERE s.service IS NOT NULL
+         )
+         SELECT s.service FROM s WHERE s.service IS NOT NULL AND EXISTS (
+            SELECT 1 FROM {name} l WHERE l.service = s.service AND l.ts >= $1 AND l.ts < $2)"
+    ))
+    .bind(hour)
+    .bind(upto)
+    .fetch_all(pool)
+    .await?;
+    let mut tx = pool.begin().await?;
+    for service in &services {
+        // Marks of committed late writes: their lines are read below (as in `roll_up`).
+        let late =
+            sqlx::query("DELETE FROM log_rollup_pending WHERE service = $1 AND hour = $2 AND live")
+                .bind(service)
+                .bind(hour)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        let prev: Option<(OffsetDateTime, sqlx::types::Json<Partial>)> = sqlx::query_as(
+            "SELECT upto, data FROM log_rollup_live WHERE service = $1 AND hour = $2",
+        )
+        .bind(service)
+        .bind(hour)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let part = match prev {
+            Some((since, data)) if late == 0 && since <= upto => {
+                let mut p = data.0;
+                p.merge(&raw_partial(pool, Some(service), since, upto).await?);
+                p.trim(KEYS_KEPT as usize);
+                p
+            }
+            _ => {
+                report.rebuilt += 1;
+                raw_partial(pool, Some(service), hour, upto).await?
+            }
+        };
+        sqlx::query(
+            "INSERT INTO log_rollup_live (service, hour, upto, lines, data) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (service, hour) DO UPDATE SET upto = excluded.upto, lines = excluded.lines, data = excluded.data",
+        )
+        .bind(service)
+        .bind(hour)
+        .bind(upto)
+        .bind(part.lines())
+        .bind(sqlx::types::Json(&part))
+        .execute(&mut *tx)
+        .await?;
+        report.services += 1;
+    }
+    sqlx::query(
+        "INSERT INTO log_rollup_live_rounds (hour, upto) VALUES ($1, $2)
+         ON CONFLICT (hour) DO UPDATE SET upto = excluded.upto",
+    )
+    .bind(hour)
+    .bind(upto)
+    .execute(&mut *tx)
+    .await?;
+    // Hours long over are in log_rollup_hours by now.
+    for table in ["log_rollup_live", "log_rollup_live_rounds"] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE hour < $1"))
+            .bind(hour - Duration::hours(2))
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    report.upto = Some(upto);
     Ok(report)
 }
 

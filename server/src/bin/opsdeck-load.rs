@@ -14,26 +14,52 @@ use std::time::{Duration, Instant};
 
 type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
+/// Page views as a team's browsers make them: dashboards most, log analytics now and then
+/// (each Logs view computes the analytics of its range).
 const PAGES: &[&str] = &[
     "/",
     "/hosts",
     "/hosts/load-agent-1",
-    "/logs",
-    "/logs?q=level%3Aerror",
-    "/services",
+    "/",
     "/alerts",
+    "/services",
+    "/hosts/load-agent-7",
     "/checks",
+    "/",
     "/capacity",
+    "/backups",
+    "/hosts",
+    "/logs?q=level%3Aerror",
+    "/",
+    "/alerts",
+    "/hosts/load-agent-12",
+    "/services",
+    "/",
+    "/hosts",
+    "/checks",
 ];
+/// API calls as scripts and dashboards make them.
 const APIS: &[&str] = &[
     "/api/v1/hosts",
     "/api/v1/monitoring/metrics?host=load-agent-2",
     "/api/v1/metrics/series?host=load-agent-3&metric=cpu_usage_percent&from=now-1h",
-    "/api/v1/logs/search?q=level%3Aerror&limit=50",
-    "/api/v1/logs/stats?from=now-1h",
     "/api/v1/alerts",
     "/api/v1/checks",
     "/api/v1/health?detailed=true",
+    "/api/v1/logs/search?q=level%3Aerror&limit=50",
+    "/api/v1/hosts",
+    "/api/v1/monitoring/metrics?host=load-agent-5",
+    "/api/v1/alerts",
+    "/api/v1/processes",
+    "/api/v1/forecasts?host=load-agent-4",
+    "/api/v1/metrics/series?host=load-agent-8&metric=memory_used_percent&from=now-6h",
+    "/api/v1/health",
+    "/api/v1/logs/stats?from=now-1h",
+    "/api/v1/checks",
+    "/api/v1/hosts",
+    "/api/v1/alerts/rules",
+    "/api/v1/monitoring/metrics?host=load-agent-9",
+    "/api/v1/health",
 ];
 
 #[derive(Default)]
@@ -189,7 +215,11 @@ async fn main() -> Res<()> {
             while Instant::now() < stop {
                 let mut buf = String::with_capacity(500 * 130);
                 for _ in 0..500 {
-                    let level = if i.is_multiple_of(50) { "ERROR" } else { "INFO" };
+                    let level = if i.is_multiple_of(50) {
+                        "ERROR"
+                    } else {
+                        "INFO"
+                    };
                     buf.push_str(&format!(
                         "{{\"level\":\"{level}\",\"message\":\"request {i} done\",\"context\":{{\"execution_time\":{:.3},\"url\":\"/api/v1/items/{}\"}}}}\n",
                         (i % 97) as f64 / 100.0,
