@@ -4,8 +4,8 @@
 //! appended at 5,000 lines/s. Prints the error rate, latency percentiles per kind, how far the
 //! tailer got, and the server's RSS every 30 s (growth between minute 1 and the end).
 //!
-//! Usage: DATABASE_URL=postgres://…/scratch OPSDECK_BIN=… opsdeck-load [seconds]
-//! (see bench/load.sh; default 300 s)
+//! Usage: DATABASE_URL=postgres://…/scratch OPSDECK_BIN=… opsdeck-load [seconds] [requests/s]
+//! (see bench/load.sh; default 300 s at 200 requests/s)
 
 use serde_json::json;
 use std::io::Write;
@@ -98,6 +98,11 @@ async fn main() -> Res<()> {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(300);
+    let rate: u64 = std::env::args()
+        .nth(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200)
+        .clamp(1, 10_000);
     let dir = std::env::temp_dir().join(format!("opsdeck-load-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let tailed = dir.join("app.log");
@@ -163,6 +168,7 @@ async fn main() -> Res<()> {
         .error_for_status()?;
 
     let stop = Instant::now() + Duration::from_secs(secs);
+    let by_path: Arc<Mutex<std::collections::HashMap<&'static str, Vec<f64>>>> = Default::default();
     let pages = Arc::new(Mutex::new(Tally::default()));
     let apis = Arc::new(Mutex::new(Tally::default()));
     let ingest = Arc::new(Mutex::new(Tally::default()));
@@ -258,7 +264,7 @@ async fn main() -> Res<()> {
     };
 
     // 200 requests/s, open loop: half pages, half API calls.
-    let mut tick = tokio::time::interval(Duration::from_millis(5));
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut k = 0usize;
     let mut inflight = tokio::task::JoinSet::new();
@@ -270,7 +276,7 @@ async fn main() -> Res<()> {
         } else {
             (APIS[(k / 2) % APIS.len()], apis.clone())
         };
-        let (session, u) = (session.clone(), format!("{base}{path}"));
+        let (session, u, by_path) = (session.clone(), format!("{base}{path}"), by_path.clone());
         inflight.spawn(async move {
             let t = Instant::now();
             let r = session.get(&u).send().await;
@@ -278,8 +284,10 @@ async fn main() -> Res<()> {
                 Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
                 _ => false,
             };
+            let ms = t.elapsed().as_secs_f64() * 1000.0;
+            by_path.lock().unwrap().entry(path).or_default().push(ms);
             let mut g = tally.lock().unwrap();
-            g.ms.push(t.elapsed().as_secs_f64() * 1000.0);
+            g.ms.push(ms);
             g.errors += u64::from(!ok);
         });
         while inflight.try_join_next().is_some() {}
@@ -320,7 +328,7 @@ async fn main() -> Res<()> {
         );
         (n, e)
     };
-    println!("load for {secs} s against {base} (a separate `opsdeck serve` process)");
+    println!("load for {secs} s at {rate} requests/s against {base} (a separate `opsdeck serve` process)");
     let (n1, e1) = report("page views", &pages);
     let (n2, e2) = report("API calls", &apis);
     let (n3, e3) = report("agent ingests (20 agents every 5 s)", &ingest);
@@ -330,6 +338,16 @@ async fn main() -> Res<()> {
         100.0 * (e1 + e2 + e3) as f64 / (n1 + n2 + n3).max(1) as f64
     );
     println!("tailer: {lines_written} lines written at 5,000/s, {stored} stored");
+    let mut slowest: Vec<(&str, f64, f64)> = by_path
+        .lock()
+        .unwrap()
+        .iter_mut()
+        .map(|(p, v)| (*p, pct(v, 0.5), pct(v, 0.99)))
+        .collect();
+    slowest.sort_by(|a, b| b.2.total_cmp(&a.2));
+    for (p, p50, p99) in slowest.iter().take(8) {
+        println!("  slowest: {p}: p50 {p50:.0} ms, p99 {p99:.0} ms");
+    }
     let rss = rss.lock().unwrap().clone();
     let line: Vec<String> = rss.iter().map(|(t, m)| format!("{t}s {m:.0}")).collect();
     println!("server RSS (MiB): {}", line.join(", "));
