@@ -194,17 +194,37 @@ pub async fn run_scheduler(state: AppState) {
     }
 }
 
-/// Every 5 s, in one process at a time: the current hour's live log rollup.
-pub async fn run_live_rollups(state: AppState) {
-    let mut ticker = tokio::time::interval(Duration::from_secs(5));
+/// Runs `round` every `period`, forever. A failure is logged once when it starts (the database
+/// being away fails every round until it is back), not every round.
+pub async fn every<F, Fut, T>(period: Duration, what: &str, mut round: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = AppResult<T>>,
+{
+    let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
     loop {
         ticker.tick().await;
-        let r = run_once(
+        match round().await {
+            Ok(_) => failing = false,
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(error = %e, "{what} failed; retrying");
+                }
+                failing = true;
+            }
+        }
+    }
+}
+
+/// Every 5 s, in one process at a time: the current hour's live log rollup.
+pub async fn run_live_rollups(state: AppState) {
+    every(Duration::from_secs(5), "the live log rollup", || {
+        run_once(
             &state,
             "log_live_rollup",
-            Duration::from_secs(8),
+            Duration::from_secs(4),
             |s| async move {
                 let report =
                     app::logs::service::roll_up_live(&s.pool, time::OffsetDateTime::now_utc())
@@ -212,17 +232,8 @@ pub async fn run_live_rollups(state: AppState) {
                 Ok(serde_json::to_value(&report).unwrap_or_default())
             },
         )
-        .await;
-        match r {
-            Ok(_) => failing = false,
-            Err(e) => {
-                if !failing {
-                    tracing::warn!(error = %e, "live log rollup failed; retrying");
-                }
-                failing = true;
-            }
-        }
-    }
+    })
+    .await
 }
 
 /// Backups: fail runs whose process died, start the due runs, test-restore on schedule, expire.

@@ -31,6 +31,35 @@ fn unprocessable(e: String) -> AppError {
     AppError::Unprocessable(e)
 }
 
+/// Records in the audit log what `actor` did (successfully) to `target`.
+async fn done(
+    pool: &PgPool,
+    actor: &str,
+    action: &str,
+    target: &str,
+    detail: serde_json::Value,
+) -> AppResult<()> {
+    audit(pool, Some(actor), action, Some(target), true, None, detail).await
+}
+
+/// Deletes the row `id` of `table` (which has a `name`), audited as `action`; 404 names `what`.
+async fn delete_named(
+    pool: &PgPool,
+    table: &str,
+    id: i64,
+    what: &str,
+    action: &str,
+    actor: &str,
+) -> AppResult<()> {
+    let name: Option<String> =
+        sqlx::query_scalar(&format!("DELETE FROM {table} WHERE id = $1 RETURNING name"))
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+    let name = name.ok_or_else(|| AppError::not_found(format!("no {what} {id}")))?;
+    done(pool, actor, action, &name, serde_json::json!({})).await
+}
+
 // ---------------------------------------------------------------- seeding
 
 /// On a new installation: the runbook's rules and a health check of Opsdeck's own `/health`.
@@ -181,13 +210,11 @@ pub async fn upsert_rule(pool: &PgPool, spec: &RuleSpec, actor: &str) -> AppResu
         .bind(id)
         .execute(pool)
         .await?;
-    audit(
+    done(
         pool,
-        Some(actor),
+        actor,
         "alert_rule.save",
-        Some(&spec.name),
-        true,
-        None,
+        &spec.name,
         serde_json::json!({"kind": spec.kind}),
     )
     .await?;
@@ -240,13 +267,11 @@ pub async fn rule_action(pool: &PgPool, id: i64, action: &str, actor: &str) -> A
             .execute(pool)
             .await?;
     }
-    audit(
+    done(
         pool,
-        Some(actor),
+        actor,
         &format!("alert_rule.{action}"),
-        Some(&name),
-        true,
-        None,
+        &name,
         serde_json::json!({}),
     )
     .await?;
@@ -270,13 +295,11 @@ pub async fn upsert_channel(pool: &PgPool, c: &NewChannel, actor: &str) -> AppRe
     .fetch_one(pool)
     .await?;
     // The URL may hold a token: the audit log names the channel only.
-    audit(
+    done(
         pool,
-        Some(actor),
+        actor,
         "alert_channel.save",
-        Some(&c.name),
-        true,
-        None,
+        &c.name,
         serde_json::json!({"kind": c.kind}),
     )
     .await?;
@@ -319,23 +342,15 @@ pub async fn list_channels(pool: &PgPool) -> AppResult<Vec<ChannelInfo>> {
 }
 
 pub async fn delete_channel(pool: &PgPool, id: i64, actor: &str) -> AppResult<()> {
-    let name: Option<String> =
-        sqlx::query_scalar("DELETE FROM alert_channels WHERE id = $1 RETURNING name")
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
-    let name = name.ok_or_else(|| AppError::not_found(format!("no channel {id}")))?;
-    audit(
+    delete_named(
         pool,
-        Some(actor),
+        "alert_channels",
+        id,
+        "channel",
         "alert_channel.delete",
-        Some(&name),
-        true,
-        None,
-        serde_json::json!({}),
+        actor,
     )
-    .await?;
-    Ok(())
+    .await
 }
 
 /// Queues a test notification to a channel; returns the notification's id.
@@ -419,13 +434,11 @@ pub async fn instance_action(
             )))
         }
     }
-    audit(
+    done(
         pool,
-        Some(actor),
+        actor,
         &format!("alert.{action}"),
-        Some(&format!("{rule} / {instance}")),
-        true,
-        None,
+        &format!("{rule} / {instance}"),
         serde_json::json!({}),
     )
     .await?;
@@ -468,13 +481,11 @@ pub async fn end_silence(pool: &PgPool, id: i64, actor: &str) -> AppResult<()> {
     if n == 0 {
         return Err(AppError::not_found(format!("no active silence {id}")));
     }
-    audit(
+    done(
         pool,
-        Some(actor),
+        actor,
         "alert_silence.end",
-        Some(&id.to_string()),
-        true,
-        None,
+        &id.to_string(),
         serde_json::json!({}),
     )
     .await?;
@@ -1480,13 +1491,11 @@ pub async fn upsert_check(pool: &PgPool, c: &NewCheck, actor: &str) -> AppResult
     .bind(&c.expected_body)
     .fetch_one(pool)
     .await?;
-    audit(
+    done(
         pool,
-        Some(actor),
+        actor,
         "health_check.save",
-        Some(&c.name),
-        true,
-        None,
+        &c.name,
         serde_json::json!({"url": c.url}),
     )
     .await?;
@@ -1494,23 +1503,15 @@ pub async fn upsert_check(pool: &PgPool, c: &NewCheck, actor: &str) -> AppResult
 }
 
 pub async fn delete_check(pool: &PgPool, id: i64, actor: &str) -> AppResult<()> {
-    let name: Option<String> =
-        sqlx::query_scalar("DELETE FROM health_checks WHERE id = $1 RETURNING name")
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
-    let name = name.ok_or_else(|| AppError::not_found(format!("no health check {id}")))?;
-    audit(
+    delete_named(
         pool,
-        Some(actor),
+        "health_checks",
+        id,
+        "health check",
         "health_check.delete",
-        Some(&name),
-        true,
-        None,
-        serde_json::json!({}),
+        actor,
     )
-    .await?;
-    Ok(())
+    .await
 }
 
 #[derive(sqlx::FromRow)]

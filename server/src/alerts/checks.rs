@@ -81,19 +81,8 @@ pub async fn round(
 
 pub async fn run(state: AppState) {
     let client = client();
-    let mut ticker = tokio::time::interval(Duration::from_secs(1));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut failing = false;
-    loop {
-        ticker.tick().await;
-        match round(&state, &client).await {
-            Ok(_) => failing = false,
-            Err(e) => {
-                if !failing {
-                    tracing::warn!(error = %e, "cannot claim health checks; retrying");
-                }
-                failing = true;
-            }
-        }
-    }
+    crate::jobs::every(Duration::from_secs(1), "running health checks", || {
+        round(&state, &client)
+    })
+    .await
 }

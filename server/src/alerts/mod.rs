@@ -12,14 +12,10 @@ use std::time::Duration;
 /// Evaluates every rule each `alert_interval`, in whichever process gets the lock.
 pub async fn run_evaluator(state: AppState) {
     let every = state.config.alert_interval.max(Duration::from_secs(1));
-    let mut ticker = tokio::time::interval(every);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut failing = false;
-    loop {
-        ticker.tick().await;
-        // A little less than the interval, so that two processes' ticks never both skip.
-        let due = every.mul_f64(0.8);
-        let r = crate::jobs::run_once(&state, "alerts", due, |s| async move {
+    // A little less than the interval, so that two processes' ticks never both skip.
+    let due = every.mul_f64(0.8);
+    crate::jobs::every(every, "alert evaluation", || {
+        crate::jobs::run_once(&state, "alerts", due, |s| async move {
             let report =
                 app::alerts::service::evaluate(&s.pool, time::OffsetDateTime::now_utc()).await?;
             if !report.errors.is_empty() {
@@ -27,15 +23,6 @@ pub async fn run_evaluator(state: AppState) {
             }
             Ok(serde_json::to_value(&report).unwrap_or_default())
         })
-        .await;
-        match r {
-            Ok(_) => failing = false,
-            Err(e) => {
-                if !failing {
-                    tracing::warn!(error = %e, "alert evaluation failed; retrying");
-                }
-                failing = true;
-            }
-        }
-    }
+    })
+    .await
 }
