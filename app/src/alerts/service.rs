@@ -889,7 +889,7 @@ pub async fn evaluate(pool: &PgPool, now: OffsetDateTime) -> AppResult<EvalRepor
                 reminders.push((o.rule, notice));
             }
         } else {
-            events.push(l.id, &notice, silenced);
+            events.push(o.rule, l.id, &notice, silenced);
         }
     }
 
@@ -940,11 +940,12 @@ pub async fn evaluate(pool: &PgPool, now: OffsetDateTime) -> AppResult<EvalRepor
             .await?;
     }
     report.events = events.rule.len();
+    let mut queued = NotificationRows::default();
     if !events.rule.is_empty() {
-        let ids: Vec<(i64, i64, bool)> = sqlx::query_as(
+        let ids: Vec<(i64, bool)> = sqlx::query_as(
             "INSERT INTO alert_events (rule_id, rule_name, instance, host, status, value, summary, silenced, at)
              SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[], $7::text[], $8::bool[], $9::timestamptz[])
-             RETURNING id, rule_id, silenced",
+             RETURNING id, silenced",
         )
         .bind(&events.rule)
         .bind(&events.name)
@@ -958,26 +959,18 @@ pub async fn evaluate(pool: &PgPool, now: OffsetDateTime) -> AppResult<EvalRepor
         .fetch_all(&mut *tx)
         .await?;
         // RETURNING keeps the order of the rows inserted from UNNEST.
-        let mut q = NotificationRows::default();
-        for ((event_id, _, silenced), notice) in ids.iter().zip(&events.notices) {
+        for (((event_id, silenced), notice), i) in
+            ids.iter().zip(&events.notices).zip(&events.loaded)
+        {
             if !silenced {
-                let l = loaded.iter().find(|l| l.name == notice.rule);
-                if let Some(l) = l {
-                    q.push(&l.spec.notify, Some(*event_id), notice);
-                }
+                queued.push(&loaded[*i].spec.notify, Some(*event_id), notice);
             }
         }
-        for (i, notice) in &reminders {
-            q.push(&loaded[*i].spec.notify, None, notice);
-        }
-        report.notifications = q.insert(&mut tx).await?;
-    } else if !reminders.is_empty() {
-        let mut q = NotificationRows::default();
-        for (i, notice) in &reminders {
-            q.push(&loaded[*i].spec.notify, None, notice);
-        }
-        report.notifications = q.insert(&mut tx).await?;
     }
+    for (i, notice) in &reminders {
+        queued.push(&loaded[*i].spec.notify, None, notice);
+    }
+    report.notifications = queued.insert(&mut tx).await?;
     tx.commit().await?;
     Ok(report)
 }
@@ -1023,10 +1016,13 @@ struct EventRows {
     silenced: Vec<bool>,
     at: Vec<OffsetDateTime>,
     notices: Vec<Notice>,
+    /// The rule's index in the round's rules.
+    loaded: Vec<usize>,
 }
 
 impl EventRows {
-    fn push(&mut self, rule: i64, n: &Notice, silenced: bool) {
+    fn push(&mut self, loaded: usize, rule: i64, n: &Notice, silenced: bool) {
+        self.loaded.push(loaded);
         self.rule.push(rule);
         self.name.push(n.rule.clone());
         self.instance.push(n.instance.clone());
