@@ -64,6 +64,15 @@ done
 export BASE_URL="http://127.0.0.1:$E2E_PORT"
 (cd end2end && { [ -d node_modules/@playwright/test ] || npm ci --no-audit --no-fund --silent; } && npx playwright test) || {
   echo "--- server log ---"; tail -n 50 "$E2E_DIR/server.log"; exit 1; }
+step "schemathesis against /api/v1/openapi.json"
+# After the browser tests, on their server and database: generated and mutated requests on
+# every operation, with a session and an ingest token. No 5xx, no answer off its own schema.
+OPSDECK_FUZZ_EXAMPLES=${OPSDECK_FUZZ_EXAMPLES:-50} \
+  "$ROOT/scripts/api-fuzz.sh" "$BASE_URL" admin "$OPSDECK_E2E_ADMIN_PASSWORD" || {
+  echo "--- server log ---"; grep -E 'ERROR|panicked' "$E2E_DIR/server.log" | tail -n 30; exit 1; }
+if grep -q 'panicked' "$E2E_DIR/server.log"; then
+  echo "the server panicked:"; grep -A5 'panicked' "$E2E_DIR/server.log" | head -40; exit 1
+fi
 cleanup
 trap - EXIT
 # Secrets never reach the logs: the passwords of this run and the database's, in the log of a

@@ -27,6 +27,10 @@ pub enum AppError {
     TooManyRequests { retry_after_secs: u64 },
     #[error("{0}")]
     Unavailable(String),
+    /// A database Opsdeck was asked to work on (a backup target) cannot be reached or refused
+    /// the connection: Opsdeck itself is fine, so not a 5xx, but 424 Failed Dependency.
+    #[error("{0}")]
+    TargetUnreachable(String),
     /// Details were logged on the server; the client only learns that something failed.
     #[error("internal error; the details are in the server log")]
     Internal,
@@ -65,6 +69,7 @@ impl AppError {
             Self::Conflict(_) => 409,
             Self::PayloadTooLarge => 413,
             Self::Unprocessable(_) => 422,
+            Self::TargetUnreachable(_) => 424,
             Self::TooManyRequests { .. } => 429,
             Self::Internal => 500,
             Self::Unavailable(_) => 503,
@@ -97,10 +102,34 @@ mod ssr {
                 sqlx::Error::PoolTimedOut
                 | sqlx::Error::PoolClosed
                 | sqlx::Error::Io(_)
-                | sqlx::Error::Tls(_) => {
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::WorkerCrashed => {
                     tracing::warn!(error = %e, "database unavailable");
                     AppError::Unavailable("the database is unavailable; try again shortly".into())
                 }
+                sqlx::Error::Database(db) => match db.code().as_deref().unwrap_or_default() {
+                    // Text with a NUL byte, or not valid in the database's encoding: the
+                    // request's fault, whatever field carried it.
+                    "22021" | "22P05" => AppError::bad_request(
+                        "the request holds text the database cannot store (a NUL byte or \
+                         invalid character)",
+                    ),
+                    // The server is shutting down, restarting, refusing connections or out of
+                    // connections: the same as not reaching it, so retry later.
+                    code if code.starts_with("08")
+                        || code.starts_with("53")
+                        || matches!(code, "57P01" | "57P02" | "57P03") =>
+                    {
+                        tracing::warn!(error = %e, "database unavailable");
+                        AppError::Unavailable(
+                            "the database is unavailable; try again shortly".into(),
+                        )
+                    }
+                    _ => {
+                        tracing::error!(error = %e, "database error");
+                        AppError::Internal
+                    }
+                },
                 _ => {
                     tracing::error!(error = %e, "database error");
                     AppError::Internal
@@ -193,6 +222,7 @@ mod tests {
             ),
             (AppError::Internal, 500),
             (AppError::Unavailable("x".into()), 503),
+            (AppError::TargetUnreachable("x".into()), 424),
         ];
         for (err, code) in cases {
             assert_eq!(err.status_code(), code, "{err:?}");

@@ -32,6 +32,7 @@ pub struct ManifestEntry {
 /// A backup target as shown (the URL never carries its password).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ssr", schema(as = BackupTargetInfo))]
 pub struct TargetInfo {
     pub name: String,
     /// Opsdeck's own database.

@@ -1499,7 +1499,7 @@ pub async fn start_restore(
     };
     if req.mode == "new_database" {
         let mut c = PgConnection::connect(&url).await.map_err(|e| {
-            AppError::Unavailable(format!("cannot connect to the target's server: {e}"))
+            AppError::TargetUnreachable(format!("cannot connect to the target's server: {e}"))
         })?;
         let exists: bool =
             sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
@@ -1828,7 +1828,7 @@ pub async fn db_health(state: &AppState, target: &str) -> AppResult<DbHealth> {
     let database = conn::split(&url).map(|p| p.database).unwrap_or_default();
     let mut c = PgConnection::connect(&url)
         .await
-        .map_err(|e| AppError::Unavailable(format!("cannot connect to `{target}`: {e}")))?;
+        .map_err(|e| AppError::TargetUnreachable(format!("cannot connect to `{target}`: {e}")))?;
     let (size_bytes, connections, max_connections): (i64, i64, i64) = sqlx::query_as(
         "SELECT pg_database_size(current_database()),
                 (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()),
@@ -1934,7 +1934,7 @@ async fn maintenance(
     let t = target_by_name(&state.pool, target).await?;
     let mut c = PgConnection::connect(&t.url(state))
         .await
-        .map_err(|e| AppError::Unavailable(format!("cannot connect to `{target}`: {e}")))?;
+        .map_err(|e| AppError::TargetUnreachable(format!("cannot connect to `{target}`: {e}")))?;
     let found: Option<(String, String)> = sqlx::query_as(
         "SELECT schemaname::text, relname::text FROM pg_stat_user_tables WHERE schemaname || '.' || relname = $1",
     )

@@ -1,7 +1,7 @@
 //! Alerts API: notification channels (admins), rules (operators and admins change them),
 //! current states and history, silences, acknowledgements, and HTTP health checks.
 
-use super::extract::{ApiJson, ApiQuery};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::services::Created;
 use super::ErrorBody;
 use app::alerts::{
@@ -10,7 +10,6 @@ use app::alerts::{
 use app::auth::service::RequestCtx;
 use app::auth::Role;
 use app::error::AppError;
-use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
@@ -52,7 +51,10 @@ pub async fn add_channel(
         (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 404, description = "No such channel", body = ErrorBody),
 ))]
-pub async fn delete_channel(ctx: RequestCtx, Path(id): Path<i64>) -> Result<StatusCode, AppError> {
+pub async fn delete_channel(
+    ctx: RequestCtx,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<StatusCode, AppError> {
     let user = ctx.require(Role::Admin).await?;
     service::delete_channel(&ctx.state.pool, id, &user.username).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -68,7 +70,7 @@ pub async fn delete_channel(ctx: RequestCtx, Path(id): Path<i64>) -> Result<Stat
 ))]
 pub async fn test_channel(
     ctx: RequestCtx,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<(StatusCode, Json<Created>), AppError> {
     let user = ctx.require(Role::Admin).await?;
     let id = service::test_channel(&ctx.state.pool, id, &user.username).await?;
@@ -114,7 +116,10 @@ pub async fn add_rule(
         (status = 403, description = "Not an operator", body = ErrorBody),
         (status = 404, description = "No such rule", body = ErrorBody),
 ))]
-pub async fn delete_rule(ctx: RequestCtx, Path(id): Path<i64>) -> Result<StatusCode, AppError> {
+pub async fn delete_rule(
+    ctx: RequestCtx,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<StatusCode, AppError> {
     let user = ctx.require(Role::Operator).await?;
     service::rule_action(&ctx.state.pool, id, "delete", &user.username).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -223,7 +228,10 @@ pub async fn add_silence(
         (status = 403, description = "Not an operator", body = ErrorBody),
         (status = 404, description = "No active silence with that id", body = ErrorBody),
 ))]
-pub async fn end_silence(ctx: RequestCtx, Path(id): Path<i64>) -> Result<StatusCode, AppError> {
+pub async fn end_silence(
+    ctx: RequestCtx,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<StatusCode, AppError> {
     let user = ctx.require(Role::Operator).await?;
     service::end_silence(&ctx.state.pool, id, &user.username).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -264,7 +272,10 @@ pub async fn add_check(
         (status = 403, description = "Not an operator", body = ErrorBody),
         (status = 404, description = "No such check", body = ErrorBody),
 ))]
-pub async fn delete_check(ctx: RequestCtx, Path(id): Path<i64>) -> Result<StatusCode, AppError> {
+pub async fn delete_check(
+    ctx: RequestCtx,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<StatusCode, AppError> {
     let user = ctx.require(Role::Operator).await?;
     service::delete_check(&ctx.state.pool, id, &user.username).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -1,6 +1,6 @@
 //! Sign-in, users and the audit log over JSON. Same service code as the pages.
 
-use super::extract::{ApiJson, ApiQuery};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::ErrorBody;
 use app::auth::service::{self, RequestCtx};
 use app::auth::{AuditPageData, CurrentUser, Role, UserSummary};
@@ -149,7 +149,7 @@ pub struct UserChange {
 )]
 pub async fn update_user(
     ctx: RequestCtx,
-    axum::extract::Path(username): axum::extract::Path<String>,
+    ApiPath(username): ApiPath<String>,
     ApiJson(body): ApiJson<UserChange>,
 ) -> Result<StatusCode, AppError> {
     let admin = ctx.require(Role::Admin).await?;
@@ -163,6 +163,7 @@ pub async fn update_user(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Entries older than this id (from `next_before` of the previous page).
     pub before: Option<i64>,

@@ -1,7 +1,7 @@
 //! Backups API: targets (admin), runs (operator), history (viewer), verification (operator),
 //! restores and downloads (admin), database health (viewer) and maintenance (operator).
 
-use super::extract::{ApiJson, ApiQuery};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::ErrorBody;
 use app::auth::service::{audit, RequestCtx};
 use app::auth::Role;
@@ -9,7 +9,6 @@ use app::backups::service::{self, NewTarget, RestoreRequest};
 use app::backups::{BackupRun, DbHealth, RestoreJob, TargetInfo, VerifyOutcome};
 use app::error::AppError;
 use axum::body::Body;
-use axum::extract::Path;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -101,6 +100,7 @@ pub async fn run(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Only this target's runs.
@@ -145,12 +145,16 @@ pub async fn list(
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 404, description = "No such run", body = ErrorBody),
     ))]
-pub async fn get_run(ctx: RequestCtx, Path(id): Path<i64>) -> Result<Json<BackupRun>, AppError> {
+pub async fn get_run(
+    ctx: RequestCtx,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<BackupRun>, AppError> {
     ctx.require(Role::Viewer).await?;
     Ok(Json(service::get_run(&ctx.state.pool, id).await?))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyQuery {
     /// Also restore into a scratch database and compare with the manifest.
@@ -170,7 +174,7 @@ pub struct VerifyQuery {
     ))]
 pub async fn verify(
     ctx: RequestCtx,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     ApiQuery(q): ApiQuery<VerifyQuery>,
 ) -> Result<Json<VerifyOutcome>, AppError> {
     let user = ctx.require(Role::Operator).await?;
@@ -203,10 +207,11 @@ pub struct RestoreBody {
         (status = 404, description = "No such run", body = ErrorBody),
         (status = 409, description = "Restore running, database exists, or no file", body = ErrorBody),
         (status = 422, description = "Confirmation, mode or name wrong", body = ErrorBody),
+        (status = 424, description = "The target's server cannot be reached or refused the connection", body = ErrorBody),
     ))]
 pub async fn restore(
     ctx: RequestCtx,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<RestoreBody>,
 ) -> Result<(StatusCode, Json<Started>), AppError> {
     let user = ctx.require(Role::Admin).await?;
@@ -230,7 +235,7 @@ pub async fn restore(
     ))]
 pub async fn get_restore(
     ctx: RequestCtx,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<RestoreJob>, AppError> {
     ctx.require(Role::Viewer).await?;
     Ok(Json(service::restore_job(&ctx.state.pool, id).await?))
@@ -246,7 +251,7 @@ pub async fn get_restore(
         (status = 404, description = "No such run", body = ErrorBody),
         (status = 409, description = "No file (failed or expired)", body = ErrorBody),
     ))]
-pub async fn download(ctx: RequestCtx, Path(id): Path<i64>) -> Result<Response, AppError> {
+pub async fn download(ctx: RequestCtx, ApiPath(id): ApiPath<i64>) -> Result<Response, AppError> {
     let user = ctx.require(Role::Admin).await?;
     let (path, name) = service::backup_file(&ctx.state.pool, id).await?;
     let file = tokio::fs::File::open(&path).await.map_err(|e| {
@@ -287,9 +292,12 @@ pub async fn download(ctx: RequestCtx, Path(id): Path<i64>) -> Result<Response, 
         (status = 200, description = "Health", body = DbHealth),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 404, description = "No such target", body = ErrorBody),
-        (status = 503, description = "The database cannot be reached", body = ErrorBody),
+        (status = 424, description = "The target's database cannot be reached or refused the connection", body = ErrorBody),
     ))]
-pub async fn health(ctx: RequestCtx, Path(name): Path<String>) -> Result<Json<DbHealth>, AppError> {
+pub async fn health(
+    ctx: RequestCtx,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<DbHealth>, AppError> {
     ctx.require(Role::Viewer).await?;
     Ok(Json(service::db_health(&ctx.state, &name).await?))
 }
@@ -320,10 +328,11 @@ pub struct MaintenanceDone {
         (status = 403, description = "Viewers cannot", body = ErrorBody),
         (status = 404, description = "No such target or table", body = ErrorBody),
         (status = 422, description = "Unknown action or missing confirmation", body = ErrorBody),
+        (status = 424, description = "The target's database cannot be reached or refused the connection", body = ErrorBody),
     ))]
 pub async fn maintenance(
     ctx: RequestCtx,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<MaintenanceBody>,
 ) -> Result<Json<MaintenanceDone>, AppError> {
     let user = ctx.require(Role::Operator).await?;

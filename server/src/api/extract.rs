@@ -2,7 +2,8 @@
 //! rejection, never a 500).
 
 use app::error::AppError;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::body::Bytes;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -63,6 +64,55 @@ where
             )),
             Err(e) => Err(AppError::bad_request(format!(
                 "invalid query string: {}",
+                e.body_text()
+            ))),
+        }
+    }
+}
+
+/// A path parameter that does not parse (`/api/v1/backups/abc`) is a JSON 400 naming it, like a
+/// bad query string, rather than axum's plain-text rejection.
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(ApiPath(v)),
+            Err(PathRejection::FailedToDeserializePathParams(e)) => {
+                Err(AppError::bad_request(format!(
+                    "invalid path: {}",
+                    e.body_text().trim_start_matches("Invalid URL: ")
+                )))
+            }
+            Err(e) => Err(AppError::bad_request(format!(
+                "invalid path: {}",
+                e.body_text()
+            ))),
+        }
+    }
+}
+
+/// A raw body; one over the route's limit is a JSON 413 like every other error.
+pub struct ApiBytes(pub Bytes);
+
+impl<S> FromRequest<S> for ApiBytes
+where
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Bytes::from_request(req, state).await {
+            Ok(b) => Ok(ApiBytes(b)),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(AppError::PayloadTooLarge),
+            Err(e) => Err(AppError::bad_request(format!(
+                "cannot read request body: {}",
                 e.body_text()
             ))),
         }

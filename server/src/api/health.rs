@@ -10,6 +10,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HealthQuery {
     /// Add components (database reachability and latency, schema version), uptime and version.
     pub detailed: Option<bool>,

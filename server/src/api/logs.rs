@@ -1,6 +1,6 @@
 //! Logs API: NDJSON ingest (ingest token), search and analytics (viewer).
 
-use super::extract::ApiQuery;
+use super::extract::{ApiBytes, ApiPath, ApiQuery};
 use super::ErrorBody;
 use app::auth::service::RequestCtx;
 use app::auth::{tokens, Role};
@@ -9,7 +9,6 @@ use app::logs::parse::{self, Format, TextJoiner};
 use app::logs::service::{self, StatsParams};
 use app::logs::{LogStats, SearchResponse};
 use app::state::AppState;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::Json;
@@ -20,6 +19,7 @@ use utoipa::{IntoParams, ToSchema};
 pub const MAX_LINES: usize = 100_000;
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct IngestQuery {
     /// The service the lines belong to (a line's own `service` field wins).
@@ -53,8 +53,8 @@ pub struct LogIngestOutcome {
 pub async fn ingest(
     State(state): State<AppState>,
     headers: HeaderMap,
-    ApiQuery(q): ApiQuery<IngestQuery>,
-    body: Bytes,
+    q: Result<ApiQuery<IngestQuery>, AppError>,
+    ApiBytes(body): ApiBytes,
 ) -> Result<Json<LogIngestOutcome>, AppError> {
     tokens::verify(
         &state.pool,
@@ -64,6 +64,7 @@ pub async fn ingest(
         "ingest",
     )
     .await?;
+    let ApiQuery(q) = q?;
     service::validate_service(&q.service).map_err(AppError::BadRequest)?;
     let format =
         Format::parse(q.format.as_deref().unwrap_or("json")).map_err(AppError::BadRequest)?;
@@ -135,6 +136,7 @@ pub async fn ingest(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SearchQuery {
     /// The query: words, "phrases", `level:error`, `status:>=500`, `path:/api/*`, `ip:…`,
@@ -183,6 +185,7 @@ pub async fn search(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StatsQuery {
     pub from: Option<String>,
@@ -312,7 +315,7 @@ pub async fn add_source(
     ))]
 pub async fn delete_source(
     ctx: RequestCtx,
-    axum::extract::Path(id): axum::extract::Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<axum::http::StatusCode, AppError> {
     let admin = ctx.require(Role::Admin).await?;
     let r = service::delete_source(&ctx.state.pool, id).await;

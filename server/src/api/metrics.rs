@@ -49,9 +49,11 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
 pub async fn ingest(
     State(state): State<AppState>,
     headers: HeaderMap,
-    ApiJson(batch): ApiJson<IngestBatch>,
+    batch: Result<ApiJson<IngestBatch>, AppError>,
 ) -> Result<Json<IngestOutcome>, AppError> {
+    // The token first: a caller without one learns nothing about what its body should be.
     tokens::verify(&state.pool, bearer(&headers), "ingest").await?;
+    let ApiJson(batch) = batch?;
     let outcome = service::ingest(
         &state.pool,
         &state.series_cache,
@@ -79,6 +81,7 @@ pub async fn hosts(ctx: RequestCtx) -> Result<Json<Vec<HostInfo>>, AppError> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LatestQuery {
     /// Only this host.
     pub host: Option<String>,
@@ -106,6 +109,7 @@ pub async fn latest(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SeriesQuery {
     pub host: String,
     /// A metric name, optionally with labels: `disk_used_percent{mount="/"}`.

@@ -110,6 +110,8 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(alerts::list_checks, alerts::add_check))
         .routes(routes!(alerts::delete_check))
         .split_for_parts();
+    let mut doc = doc;
+    complete_responses(&mut doc);
     let doc_json = std::sync::Arc::new(doc.clone());
     let router = router.route(
         "/api/v1/openapi.json",
@@ -120,6 +122,85 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     );
     let router = router.route("/metrics", get(metrics::prometheus));
     (router, doc)
+}
+
+/// Operations anyone may call without a session.
+const PUBLIC_OPERATIONS: &[&str] = &[
+    "/api/v1/health",
+    "/api/v1/auth/login",
+    "/api/v1/auth/logout",
+];
+
+/// Documents, on every operation, the error answers any of them can give besides its own:
+/// a malformed path, query or body (400), no session (401), a role or CSRF refusal (403), an
+/// unknown id (404), a body too large or with a wrong field (413, 422)
+/// and the database being unreachable (503). Public operations are marked as needing no session,
+/// and `RuleSpec` allows the extra fields that `RuleInfo` adds to it when listed (a rule sent
+/// with an unknown field is still refused with a 422 naming it).
+fn complete_responses(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder, SecurityRequirement};
+    let error = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build()
+    };
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let public = PUBLIC_OPERATIONS.contains(&path.as_str());
+        let has_path_params = path.contains('{');
+        for op in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let token = op.security.as_ref().is_some_and(|s| !s.is_empty());
+            let has_body = op.request_body.is_some();
+            let mut add = |code: &str, description: &str| {
+                op.responses
+                    .responses
+                    .entry(code.to_string())
+                    .or_insert_with(|| error(description).into());
+            };
+            add(
+                "400",
+                "Malformed path, query string or body; the message names the problem",
+            );
+            if !public {
+                add("401", "Not signed in (or no valid token)");
+                add("403", "Not allowed for this role, or a cross-site request");
+            }
+            if has_path_params {
+                add("404", "No such item");
+            }
+            if has_body {
+                add("413", "Body too large");
+                add("422", "A field is missing or wrong; the message names it");
+            }
+            add("503", "The database is unavailable: retry later");
+            if public {
+                op.security = Some(vec![SecurityRequirement::default()]);
+            } else if !token {
+                op.security = None; // the document-wide session requirement
+            }
+        }
+    }
+    if let Some(components) = doc.components.as_mut() {
+        if let Some(utoipa::openapi::RefOr::T(utoipa::openapi::schema::Schema::Object(spec))) =
+            components.schemas.get_mut("RuleSpec")
+        {
+            spec.additional_properties = None;
+        }
+    }
 }
 
 /// Unknown paths under `/api` answer JSON, not the HTML 404 page.

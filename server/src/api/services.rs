@@ -1,7 +1,7 @@
 //! Services API: watched processes and Prometheus scrape targets (operators and admins change
 //! them; everyone signed in reads them), and the watch list agents fetch with their token.
 
-use super::extract::{ApiJson, ApiQuery};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::metrics::bearer;
 use super::ErrorBody;
 use app::auth::service::RequestCtx;
@@ -9,7 +9,7 @@ use app::auth::{tokens, Role};
 use app::error::AppError;
 use app::services::{service, NewProcess, NewTarget, ProcessInfo, TargetInfo};
 use app::state::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -79,7 +79,10 @@ pub async fn add_process(
         (status = 403, description = "Not an operator", body = ErrorBody),
         (status = 404, description = "No such process", body = ErrorBody),
     ))]
-pub async fn delete_process(ctx: RequestCtx, Path(id): Path<i64>) -> Result<StatusCode, AppError> {
+pub async fn delete_process(
+    ctx: RequestCtx,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<StatusCode, AppError> {
     let user = ctx.require(Role::Operator).await?;
     let r = service::delete_process(&ctx.state.pool, id).await;
     audited(
@@ -131,7 +134,10 @@ pub async fn add_target(
         (status = 403, description = "Not an operator", body = ErrorBody),
         (status = 404, description = "No such target", body = ErrorBody),
     ))]
-pub async fn delete_target(ctx: RequestCtx, Path(id): Path<i64>) -> Result<StatusCode, AppError> {
+pub async fn delete_target(
+    ctx: RequestCtx,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<StatusCode, AppError> {
     let user = ctx.require(Role::Operator).await?;
     let r = service::delete_target(&ctx.state.pool, id).await;
     audited(
@@ -147,6 +153,7 @@ pub async fn delete_target(ctx: RequestCtx, Path(id): Path<i64>) -> Result<Statu
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WatchQuery {
     /// The agent's host name.
     pub host: String,
@@ -170,9 +177,10 @@ pub struct Watch {
 pub async fn agent_watches(
     State(state): State<AppState>,
     headers: HeaderMap,
-    ApiQuery(q): ApiQuery<WatchQuery>,
+    q: Result<ApiQuery<WatchQuery>, AppError>,
 ) -> Result<Json<Vec<Watch>>, AppError> {
     tokens::verify(&state.pool, bearer(&headers), "ingest").await?;
+    let ApiQuery(q) = q?;
     app::metrics::validate_host(&q.host).map_err(AppError::BadRequest)?;
     Ok(Json(
         service::watches_for(&state.pool, &q.host)

@@ -1,11 +1,10 @@
 //! API tokens for agents and Prometheus (admin only).
 
-use super::extract::ApiJson;
+use super::extract::{ApiJson, ApiPath};
 use super::ErrorBody;
 use app::auth::service::RequestCtx;
 use app::auth::{tokens, Role, TokenInfo};
 use app::error::AppError;
-use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -65,7 +64,10 @@ pub async fn create(
         (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 404, description = "No such active token", body = ErrorBody),
     ))]
-pub async fn revoke(ctx: RequestCtx, Path(name): Path<String>) -> Result<StatusCode, AppError> {
+pub async fn revoke(
+    ctx: RequestCtx,
+    ApiPath(name): ApiPath<String>,
+) -> Result<StatusCode, AppError> {
     let admin = ctx.require(Role::Admin).await?;
     tokens::revoke_audited(&ctx, &admin, &name).await?;
     Ok(StatusCode::NO_CONTENT)
