@@ -23,6 +23,11 @@ impl HeldLock {
         }
     }
 
+    /// Whether the lock's connection still answers (it and the lock die with a server restart).
+    pub async fn alive(&mut self) -> bool {
+        sqlx::query("SELECT 1").execute(&mut self.0).await.is_ok()
+    }
+
     pub async fn release(self) {
         let _ = self.0.close().await;
     }

@@ -2,7 +2,7 @@
 //! (bounded) while the server cannot be reached and re-sending without duplicates.
 
 use crate::config::{parse_interval, AgentArgs};
-use crate::metrics::{collector::Collector, drain, Delivery, Outbox};
+use crate::metrics::{collector::Collector, deliver, Delivery, Outbox};
 use app::metrics::IngestBatch;
 use std::time::Duration;
 
@@ -113,39 +113,17 @@ pub async fn run(args: AgentArgs) -> Result<(), AgentError> {
     tracing::info!(%host, %url, interval_secs = interval.as_secs(), "agent started");
 
     let mut collector = Collector::new().map_err(AgentError::Args)?;
-    let mut outbox = Outbox::new(interval, keep);
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticker.tick().await;
-    let mut failing = false;
-    let mut last_watch_fetch: Option<std::time::Instant> = None;
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = crate::shutdown_signal() => {
-                tracing::info!(buffered = outbox.len(), "agent stopping");
-                return Ok(());
-            }
-        }
-        if last_watch_fetch.is_none_or(|t: std::time::Instant| t.elapsed() >= WATCH_REFRESH) {
-            match fetch_watches(&client, &args.server, &token, &host).await {
-                Ok(w) => {
-                    collector.watches = w;
-                    last_watch_fetch = Some(std::time::Instant::now());
-                }
-                // Keep watching what was known; ask again next time.
-                Err(e) => tracing::debug!(error = %e, "cannot fetch the process watch list"),
-            }
-        }
-        let samples = collector.collect(time::OffsetDateTime::now_utc());
-        outbox.push(IngestBatch {
-            host: host.clone(),
-            samples,
-        });
-        let result = drain(&mut outbox, |batch| {
-            let client = client.clone();
-            let url = url.clone();
-            let token = token.clone();
+    // Delivery runs apart from collection: a server that hangs never delays a sample.
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let sender = client.clone();
+    let (to, with) = (url.clone(), token.clone());
+    tokio::spawn(deliver(
+        rx,
+        Outbox::new(interval, keep),
+        interval,
+        "metrics",
+        move |batch| {
+            let (client, url, token) = (sender.clone(), to.clone(), with.clone());
             async move {
                 match client
                     .post(&url)
@@ -162,21 +140,38 @@ pub async fn run(args: AgentArgs) -> Result<(), AgentError> {
                     Err(e) => Delivery::Retry(e.to_string()),
                 }
             }
-        })
-        .await;
-        match result {
-            Ok(n) if failing => {
-                tracing::info!(sent = n, "server reachable again; buffer drained");
-                failing = false;
-            }
-            Ok(_) => {}
-            Err(why) => {
-                if !failing {
-                    tracing::warn!(reason = %why, "cannot deliver; buffering");
-                }
-                failing = true;
+        },
+    ));
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    let mut last_watch_fetch: Option<std::time::Instant> = None;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = crate::shutdown_signal() => {
+                tracing::info!("agent stopping");
+                return Ok(());
             }
         }
+        if last_watch_fetch.is_none_or(|t: std::time::Instant| t.elapsed() >= WATCH_REFRESH) {
+            // Bounded, so a slow server cannot hold up the collection.
+            let fetch = fetch_watches(&client, &args.server, &token, &host);
+            match tokio::time::timeout(interval.min(Duration::from_secs(2)), fetch).await {
+                Ok(Ok(w)) => {
+                    collector.watches = w;
+                    last_watch_fetch = Some(std::time::Instant::now());
+                }
+                // Keep watching what was known; ask again next time.
+                Ok(Err(e)) => tracing::debug!(error = %e, "cannot fetch the process watch list"),
+                Err(_) => tracing::debug!("the process watch list did not come in time"),
+            }
+        }
+        let samples = collector.collect(time::OffsetDateTime::now_utc());
+        let _ = tx.send(IngestBatch {
+            host: host.clone(),
+            samples,
+        });
     }
 }
 

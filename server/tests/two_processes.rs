@@ -2,76 +2,18 @@
 //! made on one works on the other, a scheduled backup due at start runs exactly once, and an
 //! alert that fires is evaluated and notified once.
 
+mod common;
+
 use axum::extract::State;
+use common::procs::{self, db_url, ADMIN_PASSWORD};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sqlx::PgPool;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-struct Serve {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn db_url(pool: &PgPool) -> String {
-    let name: String = sqlx::query_scalar("SELECT current_database()")
-        .fetch_one(pool)
-        .await
-        .unwrap();
-    let mut u = url::Url::parse(&std::env::var("DATABASE_URL").unwrap()).unwrap();
-    u.set_path(&format!("/{name}"));
-    u.to_string()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn serve(url: &str, host: &str, data: &std::path::Path) -> Serve {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_opsdeck"))
-        .arg("serve")
-        .env("DATABASE_URL", url)
-        .env("OPSDECK_LISTEN", format!("127.0.0.1:{port}"))
-        .env("OPSDECK_DATA_DIR", data)
-        .env("OPSDECK_HOST_NAME", host)
-        .env("OPSDECK_COLLECT_INTERVAL", "1s")
-        .env("OPSDECK_ALERT_INTERVAL", "1s")
-        .env("OPSDECK_ADMIN_PASSWORD", "two-processes-123")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let s = Serve {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    let c = reqwest::Client::new();
-    for _ in 0..200 {
-        if c.get(format!("{}/api/v1/health", s.base))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return s;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("opsdeck serve on {} did not come up", s.base);
+async fn serve(url: &str, host: &str, data: &std::path::Path) -> procs::Serve {
+    procs::serve(url, host, data, procs::free_port(), &[]).await
 }
 
 #[derive(Clone, Default)]
@@ -103,7 +45,7 @@ async fn two_processes_share_sessions_jobs_and_alerts(pool: PgPool) {
         .unwrap();
     let res = c
         .post(format!("{}/api/v1/auth/login", a.base))
-        .json(&json!({"username": "admin", "password": "two-processes-123"}))
+        .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
         .send()
         .await
         .unwrap();

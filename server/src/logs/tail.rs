@@ -45,6 +45,11 @@ struct Followed {
     file: std::fs::File,
     /// Bytes consumed (whole lines).
     offset: u64,
+    /// The offset stored for this file as this process last saw or wrote it (None: no row).
+    /// A commit only goes through if the row still holds it, so two processes that both
+    /// believe they follow the file (a lock lost with a database restart) never store the
+    /// same lines twice.
+    stored: Option<u64>,
     /// Where the text entry still open started (what a restart must re-read).
     open_entry_start: Option<u64>,
     joiner: TextJoiner,
@@ -57,7 +62,7 @@ struct Followed {
 struct Source {
     row: SourceRow,
     format: Format,
-    _lock: HeldLock,
+    lock: HeldLock,
     files: HashMap<(u64, u64), Followed>,
     window_start: Instant,
     window_lines: u64,
@@ -130,7 +135,8 @@ impl Source {
         Ok(v.map(|o| o.max(0) as u64))
     }
 
-    fn open(&mut self, path: &Path, offset: u64, rotated: bool) -> Result<(), String> {
+    fn open(&mut self, path: &Path, stored: Option<u64>, rotated: bool) -> Result<(), String> {
+        let offset = stored.unwrap_or(0);
         let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let m = file
             .metadata()
@@ -144,6 +150,7 @@ impl Source {
                 path: path.to_path_buf(),
                 file,
                 offset,
+                stored,
                 open_entry_start: None,
                 joiner: TextJoiner::default(),
                 last_data: Instant::now(),
@@ -175,7 +182,7 @@ impl Source {
             if let Some(found) = find_by_inode(dir, dev, ino) {
                 let len = std::fs::metadata(&found).map(|m| m.len()).unwrap_or(0);
                 if len > offset as u64 {
-                    if let Err(e) = self.open(&found, offset as u64, true) {
+                    if let Err(e) = self.open(&found, Some(offset as u64), true) {
                         self.last_error = Some(e);
                     }
                 }
@@ -195,8 +202,8 @@ impl Source {
             let key = (m.dev(), m.ino());
             live.push(key);
             if !self.files.contains_key(&key) {
-                let offset = self.stored_offset(state, key.0, key.1).await?.unwrap_or(0);
-                if let Err(e) = self.open(path, offset, false) {
+                let stored = self.stored_offset(state, key.0, key.1).await?;
+                if let Err(e) = self.open(path, stored, false) {
                     self.last_error = Some(e);
                 }
             }
@@ -295,20 +302,38 @@ impl Source {
             OffsetDateTime::now_utc(),
         )
         .await?;
-        sqlx::query(
-            "INSERT INTO log_files (source_id, dev, inode, path, \"offset\", lines, updated_at) VALUES ($1, $2, $3, $4, $5, $6, now())
-             ON CONFLICT (source_id, dev, inode) DO UPDATE SET path = excluded.path, \"offset\" = excluded.\"offset\",
-                lines = log_files.lines + excluded.lines, updated_at = now()",
-        )
-        .bind(self.row.id)
-        .bind(dev as i64)
-        .bind(ino as i64)
-        .bind(&path)
-        .bind(committed as i64)
-        .bind(lines_read as i64)
-        .execute(&mut *tx)
-        .await?;
+        let query = match f.stored {
+            Some(prev) => sqlx::query(
+                "UPDATE log_files SET path = $4, \"offset\" = $5, lines = lines + $6, updated_at = now()
+                 WHERE source_id = $1 AND dev = $2 AND inode = $3 AND \"offset\" = $7",
+            )
+            .bind(self.row.id)
+            .bind(dev as i64)
+            .bind(ino as i64)
+            .bind(&path)
+            .bind(committed as i64)
+            .bind(lines_read as i64)
+            .bind(prev as i64),
+            None => sqlx::query(
+                "INSERT INTO log_files (source_id, dev, inode, path, \"offset\", lines, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, now()) ON CONFLICT (source_id, dev, inode) DO NOTHING",
+            )
+            .bind(self.row.id)
+            .bind(dev as i64)
+            .bind(ino as i64)
+            .bind(&path)
+            .bind(committed as i64)
+            .bind(lines_read as i64),
+        };
+        let done = query.execute(&mut *tx).await?.rows_affected();
+        if done != 1 {
+            // Rolled back with the transaction: the lines go in once, by the other process.
+            return Err(AppError::conflict(format!(
+                "{path}: another process stored lines of this file first; leaving the source to it"
+            )));
+        }
         tx.commit().await?;
+        f.stored = Some(committed);
         f.lines += lines_read;
         self.window_lines += lines_read;
         Ok(())
@@ -358,6 +383,18 @@ pub async fn run(state: AppState) {
             {
                 Ok(rows) => {
                     sources.retain(|id, _| rows.iter().any(|r| r.id == *id));
+                    // A lock whose connection died (the database restarted) is no lock: let
+                    // the source go and take it again below, if nobody else took it meanwhile.
+                    let mut dead = vec![];
+                    for (id, s) in sources.iter_mut() {
+                        if !s.lock.alive().await {
+                            dead.push(*id);
+                        }
+                    }
+                    for id in dead {
+                        tracing::info!(source = id, "lost the log source's lock; taking it again");
+                        sources.remove(&id);
+                    }
                     for row in rows {
                         if sources.contains_key(&row.id) {
                             continue;
@@ -371,7 +408,7 @@ pub async fn run(state: AppState) {
                                 let mut s = Source {
                                     row,
                                     format,
-                                    _lock: lock,
+                                    lock,
                                     files: HashMap::new(),
                                     window_start: Instant::now(),
                                     window_lines: 0,
@@ -393,7 +430,8 @@ pub async fn run(state: AppState) {
                 Err(e) => tracing::warn!(error = %e, "log tailer cannot list sources; retrying"),
             }
         }
-        for s in sources.values_mut() {
+        let mut dropped = vec![];
+        for (id, s) in sources.iter_mut() {
             match s.tick(&state).await {
                 Ok(()) => {
                     if s.last_error
@@ -403,17 +441,20 @@ pub async fn run(state: AppState) {
                         s.last_error = None;
                     }
                 }
-                // Nothing was committed: the same lines are read again next time.
+                // Nothing was committed: the same lines are read again, by this process or
+                // another. The source is let go (with its lock, whose connection may have died
+                // with the database) and taken again at the next refresh, from the stored
+                // offsets (rotated files are found again by their inode).
                 Err(e) => {
                     tracing::warn!(source = s.row.id, error = %e, "log tailing failed; will retry");
                     s.last_error = Some(format!("database: {e}"));
-                    // Offsets in memory may be ahead of the database now: start again from the
-                    // stored ones (rotated files are found again by their inode).
-                    s.files.clear();
-                    let _ = s.resume_rotated(&state).await;
+                    dropped.push(*id);
                 }
             }
             s.report(&state, &host).await;
+        }
+        for id in dropped {
+            sources.remove(&id);
         }
     }
 }

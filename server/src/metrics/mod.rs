@@ -97,6 +97,59 @@ where
     Ok(sent)
 }
 
+/// Delivers the batches that arrive on `rx`, oldest first, keeping them in `outbox` while
+/// `send` says to retry and trying again every `retry`. Runs apart from the collection, so a
+/// delivery that hangs (a server or database that does not answer) never delays a sample:
+/// what is collected meanwhile waits in the channel. Returns when `rx` closes.
+pub async fn deliver<F, Fut>(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<IngestBatch>,
+    mut outbox: Outbox,
+    retry: Duration,
+    what: &'static str,
+    mut send: F,
+) where
+    F: FnMut(IngestBatch) -> Fut,
+    Fut: std::future::Future<Output = Delivery>,
+{
+    let mut failing = false;
+    let mut dropped_before = 0;
+    loop {
+        while let Ok(b) = rx.try_recv() {
+            outbox.push(b);
+        }
+        if outbox.is_empty() {
+            match rx.recv().await {
+                Some(b) => outbox.push(b),
+                None => return,
+            }
+            continue;
+        }
+        match drain(&mut outbox, &mut send).await {
+            Ok(n) => {
+                if failing {
+                    tracing::info!(sent = n, what, "delivering again; buffer drained");
+                    failing = false;
+                }
+            }
+            Err(why) => {
+                if !failing {
+                    tracing::warn!(reason = %why, buffered = outbox.len(), what, "cannot deliver; buffering");
+                    failing = true;
+                }
+                if outbox.dropped_batches > dropped_before {
+                    tracing::warn!(
+                        dropped = outbox.dropped_batches - dropped_before,
+                        what,
+                        "buffer full; oldest batches dropped"
+                    );
+                    dropped_before = outbox.dropped_batches;
+                }
+                tokio::time::sleep(retry).await;
+            }
+        }
+    }
+}
+
 /// Records the server's own host every `collect_interval_secs`, storing directly.
 pub async fn run_local_collector(state: AppState) {
     let secs = state.config.collect_interval_secs;
@@ -112,19 +165,49 @@ pub async fn run_local_collector(state: AppState) {
             return;
         }
     };
-    let mut outbox = Outbox::new(interval, Duration::from_secs(3600));
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let outbox = Outbox::new(interval, Duration::from_secs(3600));
+    let store = state.clone();
+    tokio::spawn(deliver(
+        rx,
+        outbox,
+        interval,
+        "local metrics",
+        move |batch| {
+            let state = store.clone();
+            async move {
+                match service::ingest(
+                    &state.pool,
+                    &state.series_cache,
+                    &batch,
+                    "local",
+                    state.config.retention,
+                )
+                .await
+                {
+                    Ok(_) => Delivery::Done,
+                    Err(AppError::BadRequest(e)) => Delivery::Rejected(e),
+                    Err(e) => Delivery::Retry(e.to_string()),
+                }
+            }
+        },
+    ));
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
-    let mut warned = false;
     loop {
         ticker.tick().await;
         let Some(mut c) = collector.take() else {
             return;
         };
         // The watch list is read each time, so changes in the UI apply at the next collection;
-        // while the database is away the last list stays.
-        if let Ok(w) = app::services::service::watches_for(&state.pool, &host).await {
+        // while the database is away (or slow) the last list stays.
+        if let Ok(Ok(w)) = tokio::time::timeout(
+            Duration::from_millis(500),
+            app::services::service::watches_for(&state.pool, &host),
+        )
+        .await
+        {
             c.watches = w;
         }
         let ts = time::OffsetDateTime::now_utc();
@@ -142,36 +225,14 @@ pub async fn run_local_collector(state: AppState) {
                 }
             };
         collector = Some(c);
-        outbox.push(IngestBatch {
-            host: host.clone(),
-            samples,
-        });
-        let result = drain(&mut outbox, |batch| {
-            let state = state.clone();
-            async move {
-                match service::ingest(
-                    &state.pool,
-                    &state.series_cache,
-                    &batch,
-                    "local",
-                    state.config.retention,
-                )
-                .await
-                {
-                    Ok(_) => Delivery::Done,
-                    Err(AppError::BadRequest(e)) => Delivery::Rejected(e),
-                    Err(e) => Delivery::Retry(e.to_string()),
-                }
-            }
-        })
-        .await;
-        match result {
-            Ok(_) => warned = false,
-            Err(why) if !warned => {
-                tracing::warn!(reason = %why, buffered = outbox.len(), "cannot store local metrics; buffering");
-                warned = true;
-            }
-            Err(_) => {}
+        if tx
+            .send(IngestBatch {
+                host: host.clone(),
+                samples,
+            })
+            .is_err()
+        {
+            return;
         }
     }
 }
@@ -231,5 +292,46 @@ mod tests {
         assert_eq!(o.len(), 2, "batch 3 and 4 wait");
         assert_eq!(drain(&mut o, |_| async { Delivery::Done }).await, Ok(2));
         assert!(o.is_empty());
+    }
+
+    /// A 30-minute outage of an agent sending every 5 s: 360 batches wait, none is dropped
+    /// (the default buffer is an hour), and once the server answers they all arrive, in order,
+    /// each once.
+    #[tokio::test]
+    async fn an_outage_fills_the_buffer_and_delivery_drains_it_in_order() {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let outbox = Outbox::new(Duration::from_secs(5), Duration::from_secs(3600));
+        let delivered = std::sync::Arc::new(std::sync::Mutex::new(Vec::<usize>::new()));
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (d, u) = (delivered.clone(), up.clone());
+        let task = tokio::spawn(deliver(
+            rx,
+            outbox,
+            Duration::from_millis(5),
+            "test",
+            move |b| {
+                let (d, u) = (d.clone(), u.clone());
+                async move {
+                    if !u.load(std::sync::atomic::Ordering::SeqCst) {
+                        return Delivery::Retry("connection refused".into());
+                    }
+                    d.lock().unwrap().push(b.samples.len());
+                    Delivery::Done
+                }
+            },
+        ));
+        for i in 1..=360 {
+            tx.send(batch(i)).unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            delivered.lock().unwrap().is_empty(),
+            "nothing gets through while down"
+        );
+        up.store(true, std::sync::atomic::Ordering::SeqCst);
+        tx.send(batch(361)).unwrap();
+        drop(tx);
+        task.await.unwrap();
+        assert_eq!(*delivered.lock().unwrap(), (1..=361).collect::<Vec<_>>());
     }
 }

@@ -1,6 +1,8 @@
 //! Test harness: the real router served on 127.0.0.1:0 against a fresh database per test.
 #![allow(dead_code)]
 
+pub mod procs;
+
 use app::auth::service::insert_user;
 use app::auth::Role;
 use app::config::Config;
