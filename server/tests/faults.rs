@@ -285,3 +285,91 @@ async fn serve_killed_while_agents_and_the_tailer_deliver_loses_and_doubles_noth
     drop(serve);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+fn import(url: &str, file: &Path, service: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_opsdeck"));
+    cmd.args(["logs", "import", "--format", "json", "--service", service])
+        .arg(file)
+        .env("DATABASE_URL", url)
+        .env("RUST_LOG", "warn");
+    cmd
+}
+
+fn write_lines(path: &Path, from: u64, to: u64) {
+    let mut f = std::io::BufWriter::new(
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap(),
+    );
+    for n in from..=to {
+        writeln!(
+            f,
+            r#"{{"ts":"2026-11-20T10:{:02}:{:02}Z","level":"info","msg":"import line {n}"}}"#,
+            (n / 60) % 60,
+            n % 60
+        )
+        .unwrap();
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn an_import_killed_midway_resumes_without_doubling_a_line(pool: PgPool) {
+    let url = procs::db_url(&pool).await;
+    let dir = temp_dir("kill9-import");
+    let file = dir.join("big.log");
+    let total = 300_000u64;
+    write_lines(&file, 1, total);
+
+    let mut child = import(&url, &file, "imported")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (n, _) = stored_lines(&pool, "imported").await;
+        if n > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the import stored nothing");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap(); // SIGKILL, mid-way
+    child.wait().unwrap();
+    let (partial, distinct) = stored_lines(&pool, "imported").await;
+    assert!(partial < total as i64, "killed before the end ({partial})");
+    assert_eq!(partial, distinct);
+    let done: i64 = sqlx::query_scalar("SELECT lines_done FROM log_imports")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        done, partial,
+        "the recorded progress is exactly what is stored"
+    );
+
+    // Run again: it goes on after the stored lines.
+    let out = import(&url, &file, "imported").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("import that stopped"), "{stderr}");
+    let (n, distinct) = stored_lines(&pool, "imported").await;
+    assert_eq!(n, total as i64, "every line once");
+    assert_eq!(distinct, n);
+
+    // Again, with lines appended since: only those are added.
+    write_lines(&file, total + 1, total + 1_000);
+    let out = import(&url, &file, "imported").output().unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("300000 skipped"), "{stdout}");
+    let (n, distinct) = stored_lines(&pool, "imported").await;
+    assert_eq!((n, distinct), (total as i64 + 1_000, total as i64 + 1_000));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -422,13 +422,18 @@ pub fn parse_text_start(line: &str) -> Option<Record> {
 pub struct TextJoiner {
     current: Option<Record>,
     lines_in_current: usize,
+    /// Lines fed so far, and the number (1-based) of the line that opened `current`.
+    fed: u64,
+    current_from: u64,
 }
 
 impl TextJoiner {
     /// Feeds a line; returns the entry it completed, if any.
     pub fn push(&mut self, line: &str) -> Option<Record> {
+        self.fed += 1;
         if let Some(start) = parse_text_start(line) {
             self.lines_in_current = 1;
+            self.current_from = self.fed;
             return self.current.replace(start);
         }
         match &mut self.current {
@@ -443,6 +448,12 @@ impl TextJoiner {
                 Some(Record::unparsed(l, "no timestamp at the start of the line"))
             }
         }
+    }
+
+    /// The number (1-based, among the lines fed) of the first line of the entry still open:
+    /// every line before it is in an entry already returned.
+    pub fn open_from(&self) -> Option<u64> {
+        self.current.as_ref().map(|_| self.current_from)
     }
 
     /// The entry still open (at the end of a file or batch).
@@ -619,8 +630,19 @@ mod tests {
             "[2026-11-24T10:15:04Z] [warn] disk almost full",
         ];
         let mut j = TextJoiner::default();
-        let mut out: Vec<Record> = lines.iter().filter_map(|l| j.push(l)).collect();
+        let mut out = vec![];
+        // Where the entry still open began (what a resumed import must read again), line by line.
+        let mut open_from = vec![];
+        for l in lines {
+            out.extend(j.push(l));
+            open_from.push(j.open_from());
+        }
+        assert_eq!(
+            open_from,
+            [None, Some(2), Some(2), Some(2), Some(2), Some(6), Some(7)]
+        );
         out.extend(j.finish());
+        assert_eq!(j.open_from(), None);
         assert_eq!(out.len(), 4);
         assert!(out[0].parse_error.is_some());
         assert_eq!(out[1].level, Some(Level::Error));
