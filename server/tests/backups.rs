@@ -878,3 +878,223 @@ async fn retention_expires_old_files_and_keeps_history(pool: PgPool) {
     assert_eq!((expired, total), (2, 7), "expired runs stay in the history");
     let _ = std::fs::remove_dir_all(&cfg.data_dir);
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_restore_killed_midway_leaves_the_database_as_it_was_and_is_marked_failed(pool: PgPool) {
+    use common::procs;
+    let fx = Fixture::new(&pool, 300_000).await;
+    let own = own_db_url(&pool).await;
+    let cfg = config_for(own.clone());
+    sqlx::query("INSERT INTO backup_targets (name, database_url) VALUES ('shop', $1)")
+        .bind(fx.url())
+        .execute(&pool)
+        .await
+        .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_opsdeck"))
+        .args(["backup", "run", "shop"])
+        .env("DATABASE_URL", &own)
+        .env("OPSDECK_DATA_DIR", &cfg.data_dir)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run: i64 = sqlx::query_scalar("SELECT id FROM backup_runs WHERE status = 'succeeded'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    // Changed since the backup, so a restore that went through would show.
+    let mut c = PgConnection::connect(&fx.url()).await.unwrap();
+    sqlx::query("DELETE FROM sales.orders WHERE id % 2 = 0")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    c.close().await.unwrap();
+    let before = fingerprint(&fx.url()).await;
+
+    let port = procs::free_port();
+    let mut serve = procs::serve(&own, "restorer", &cfg.data_dir, port, &[]).await;
+    let (admin, _) = procs::admin_and_token(&serve.base).await;
+    let res = admin
+        .post(format!("{}/api/v1/backups/{run}/restore", serve.base))
+        .json(&json!({"password": procs::ADMIN_PASSWORD, "confirm": fx.name, "mode": "in_place"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::ACCEPTED,
+        "{}",
+        res.text().await.unwrap()
+    );
+    let job = json(res).await["id"].as_i64().unwrap();
+    // Killed while pg_restore works on the database.
+    let restoring = || {
+        std::process::Command::new("pgrep")
+            .args(["-f", &format!("pg_restore.*{}", fx.name)])
+            .output()
+            .is_ok_and(|o| !o.stdout.is_empty())
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !restoring() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pg_restore never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    serve.proc.kill9();
+    for _ in 0..100 {
+        if !restoring() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!restoring(), "pg_restore outlived opsdeck");
+    assert_eq!(
+        fingerprint(&fx.url()).await,
+        before,
+        "the database is as it was before the restore"
+    );
+
+    // Once its heartbeat is old (a minute; aged here), the next process to start marks the
+    // job failed and says why; it is not left "running".
+    sqlx::query("UPDATE restore_jobs SET heartbeat_at = now() - interval '2 minutes'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let _serve = procs::serve(&own, "restorer", &cfg.data_dir, port, &[]).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let (status, detail) = loop {
+        let (status, detail): (String, Option<String>) =
+            sqlx::query_as("SELECT status, detail FROM restore_jobs WHERE id = $1")
+                .bind(job)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        if status != "running" || std::time::Instant::now() > deadline {
+            break (status, detail.unwrap_or_default());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(status, "failed");
+    assert!(
+        detail.contains("the database is as it was before"),
+        "{detail}"
+    );
+    let _ = std::fs::remove_dir_all(&cfg.data_dir);
+}
+
+/// A tmpfs of `size` mounted at `dir` for the test, unmounted when dropped.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &std::path::Path, size: &str) -> Option<Self> {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| SmallDisk(dir.to_path_buf()))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_full_disk_fails_the_run_clearly_and_keeps_older_backups(pool: PgPool) {
+    let own = own_db_url(&pool).await;
+    let cfg = config_for(own.clone());
+    // A 3 MB filesystem for the backups (mounting needs root, as CI and scripts/test.sh run).
+    let Some(_disk) = SmallDisk::mount(&cfg.data_dir, "3m") else {
+        assert!(
+            std::env::var("OPSDECK_TESTS_NO_ROOT").is_ok(),
+            "cannot mount a small tmpfs (run as root, or set OPSDECK_TESTS_NO_ROOT to skip this test)"
+        );
+        return;
+    };
+    let fx = Fixture::new(&pool, 2_000).await;
+    sqlx::query("INSERT INTO backup_targets (name, database_url) VALUES ('shop', $1)")
+        .bind(fx.url())
+        .execute(&pool)
+        .await
+        .unwrap();
+    // (Before the fix a full disk left pg_dump blocked on its pipe and the run hung forever.)
+    let backup = || {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_opsdeck"))
+            .args(["backup", "run", "shop"])
+            .env("DATABASE_URL", &own)
+            .env("OPSDECK_DATA_DIR", &cfg.data_dir)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("the backup run hung");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        child.wait_with_output().unwrap()
+    };
+    let out = backup();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (first, path, sha): (i64, String, String) =
+        sqlx::query_as("SELECT id, path, sha256 FROM backup_runs WHERE status = 'succeeded'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let first_bytes = std::fs::read(&path).unwrap();
+
+    // The database grows past what the disk holds.
+    let mut c = PgConnection::connect(&fx.url()).await.unwrap();
+    sqlx::query(
+        "INSERT INTO customers SELECT g, md5(g::text) || md5((g * 7)::text), NULL, now(), NULL, decode(md5(g::text) || md5((g + 1)::text), 'hex')
+         FROM generate_series(100000, 300000) g",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
+    c.close().await.unwrap();
+    let out = backup();
+    assert!(!out.status.success(), "the run fails");
+    let (status, error): (String, String) =
+        sqlx::query_as("SELECT status, error FROM backup_runs WHERE id <> $1")
+            .bind(first)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(status, "failed");
+    assert!(
+        error.to_lowercase().contains("no space left") || error.contains("disk is full"),
+        "the reason names the full disk: {error}"
+    );
+    // The older backup is untouched; nothing half-written is left behind.
+    assert_eq!(std::fs::read(&path).unwrap(), first_bytes);
+    assert_eq!(hex::encode(Sha256::digest(&first_bytes)), sha);
+    let names: Vec<String> = std::fs::read_dir(std::path::Path::new(&path).parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 1, "only the first backup's file: {names:?}");
+}

@@ -803,12 +803,15 @@ async fn dump(
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| fail(format!("cannot start pg_dump: {e}")))?;
-    let (Some(mut stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
         return Err(fail("pg_dump started without pipes".into()));
     };
     let stderr_task = tokio::spawn(collect_stderr(stderr, |_| {}));
 
     let copy = async {
+        // Owned here, so the pipe closes when copying stops (a full disk): pg_dump then stops
+        // too instead of waiting forever to write.
+        let mut stdout = stdout;
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 256 * 1024];
         let mut total: i64 = 0;
@@ -827,6 +830,9 @@ async fn dump(
         Ok::<_, std::io::Error>((total, hex::encode(hasher.finalize())))
     };
     let (copied, counted) = tokio::join!(copy, count_rows(&mut snap_conn, &tables));
+    if copied.is_err() {
+        let _ = child.start_kill();
+    }
     let status = child.wait().await;
     let tail = stderr_task.await.unwrap_or_default();
     let _ = sqlx::query("COMMIT").execute(&mut snap_conn).await;
@@ -837,6 +843,18 @@ async fn dump(
         let _ = tokio::fs::remove_file(&partial).await;
         Err((msg, tail))
     };
+    // A write that failed says more than the pg_dump it stopped.
+    if let Err(e) = &copied {
+        let msg = if e.kind() == std::io::ErrorKind::StorageFull {
+            format!(
+                "the backup disk is full ({e}) in {}; the partial file was removed and older backups are untouched",
+                dir.display()
+            )
+        } else {
+            format!("writing the backup file failed: {e}")
+        };
+        return cleanup(msg, tail).await;
+    }
     let status = match status {
         Ok(s) => s,
         Err(e) => return cleanup(format!("pg_dump: {e}"), tail).await,
