@@ -14,7 +14,12 @@ use leptos_router::hooks::use_query_map;
 pub fn LoginPage() -> impl IntoView {
     let login = ServerAction::<Login>::new();
     let query = use_query_map();
-    let next = move || query.read().get("next").unwrap_or_default();
+    let next = move || {
+        query
+            .try_read()
+            .and_then(|m| m.get("next"))
+            .unwrap_or_default()
+    };
     let error = move || login.value().get().and_then(|r| r.err());
     view! {
         <leptos_meta::Title text="Sign in"/>

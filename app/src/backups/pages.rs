@@ -47,8 +47,18 @@ fn verified_cell(run: &BackupRun) -> impl IntoView {
 #[component]
 pub fn BackupsPage() -> impl IntoView {
     let query = use_query_map();
-    let target = move || query.read().get("target").filter(|s| !s.is_empty());
-    let status = move || query.read().get("status").filter(|s| !s.is_empty());
+    let target = move || {
+        query
+            .try_read()
+            .and_then(|m| m.get("target"))
+            .filter(|s| !s.is_empty())
+    };
+    let status = move || {
+        query
+            .try_read()
+            .and_then(|m| m.get("status"))
+            .filter(|s| !s.is_empty())
+    };
     let run = ServerAction::<BackUpNow>::new();
     let add = ServerAction::<AddTarget>::new();
     let data = Resource::new(
@@ -406,7 +416,12 @@ pub fn RestorePage() -> impl IntoView {
 #[component]
 pub fn DbHealthPage() -> impl IntoView {
     let params = use_params_map();
-    let target = move || params.read().get("name").unwrap_or_default();
+    let target = move || {
+        params
+            .try_read()
+            .and_then(|m| m.get("name"))
+            .unwrap_or_default()
+    };
     let act = ServerAction::<RunMaintenance>::new();
     let data = Resource::new(
         move || (target(), act.version().get()),

@@ -20,7 +20,12 @@ fn secs(v: Option<f64>) -> String {
 #[component]
 pub fn LogsPage() -> impl IntoView {
     let query = use_query_map();
-    let get = move |k: &str| query.read().get(k).filter(|s| !s.is_empty());
+    let get = move |k: &str| {
+        query
+            .try_read()
+            .and_then(|m| m.get(k))
+            .filter(|s| !s.is_empty())
+    };
     let data = Resource::new(
         move || {
             (

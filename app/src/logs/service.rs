@@ -51,7 +51,17 @@ pub async fn insert(
     let mut tx = pool.begin().await?;
     let n = insert_in(&mut tx, pool, service, source, records, default_ts).await?;
     tx.commit().await?;
+    lines_committed();
     Ok(n)
+}
+
+/// Log writes this process committed: part of the key of the shared tail of ranges ending now
+/// (`stats`), so what this process just stored is never hidden by it.
+static COMMITTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// To be called after a transaction that stored log lines commits.
+pub fn lines_committed() {
+    COMMITTED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
 }
 
 /// As `insert`, inside the caller's transaction (partitions are created on `pool` first).
@@ -239,10 +249,12 @@ fn op_sql(op: &Op) -> &'static str {
 /// Appends `AND (…)` for each clause.
 fn push_clauses(qb: &mut QueryBuilder<'_, Postgres>, clauses: &[Clause]) {
     for c in clauses {
+        // A clause on a missing value is false, also under NOT (hence the coalesce there);
+        // plain conditions otherwise, so the planner can use the partial indexes.
         qb.push(if c.negated {
             " AND NOT coalesce("
         } else {
-            " AND coalesce("
+            " AND ("
         });
         match &c.cond {
             Cond::Text(t) => {
@@ -250,8 +262,9 @@ fn push_clauses(qb: &mut QueryBuilder<'_, Postgres>, clauses: &[Clause]) {
                 qb.push_bind(format!("%{}%", query::like_pattern(t)));
             }
             Cond::Level(op, l) => {
-                qb.push(format!("level {} ", op_sql(op)));
-                qb.push_bind(*l as i16);
+                // A literal (a parsed level, 0 to 5), so `level:error` can use the partial
+                // index on errors, whose predicate a parameter could not be proven against.
+                qb.push(format!("level {} {}", op_sql(op), *l as i16));
             }
             Cond::Service(s) => {
                 if s.contains('*') {
@@ -296,7 +309,7 @@ fn push_clauses(qb: &mut QueryBuilder<'_, Postgres>, clauses: &[Clause]) {
                 }
             }
         }
-        qb.push(", false)");
+        qb.push(if c.negated { ", false)" } else { ")" });
     }
 }
 
@@ -563,7 +576,7 @@ type GroupRow = (
 
 /// Up to this many lines with a duration in a range, its percentiles are computed exactly
 /// (sorting them takes up to about 100 ms); above, they come from the rollups' histograms.
-pub const EXACT_PERCENTILES_UP_TO: i64 = 200_000;
+pub const EXACT_PERCENTILES_UP_TO: i64 = 20_000;
 
 const SCOPE: &str = "ts >= $1 AND ts < $2 AND ($3::text IS NULL OR service = $3)";
 
@@ -720,6 +733,15 @@ pub async fn stats(
     p: &StatsParams,
 ) -> AppResult<LogStats> {
     let svc = service.map(str::to_string);
+    // A range ending now (a dashboard's "last hour") is taken to the start of this second, and
+    // its start to a whole second too, so the requests of one second share their reads.
+    let ends_now = to > OffsetDateTime::now_utc() - Duration::seconds(2);
+    let whole_second = |t: OffsetDateTime| t.replace_nanosecond(0).unwrap_or(t);
+    let (from, to) = if ends_now {
+        (whole_second(from), whole_second(to))
+    } else {
+        (from, to)
+    };
     let days = rollup::whole_days(from, to);
     let rolled_days: Vec<Date> = if days.is_empty() {
         vec![]
@@ -798,11 +820,15 @@ pub async fn stats(
             .await?,
         )
     };
-    // Usually two short edges and the current hour; each runs its scans at once.
+    // Usually two short edges and the seconds since the live round.
     let raw = async {
         let mut out = vec![];
         for (a, b) in rollup::raw_stretches(from, to, &stored) {
-            out.push(raw_partial(pool, service, a, b).await?);
+            out.push(if ends_now {
+                shared_raw(pool, service, a, b).await?
+            } else {
+                raw_partial(pool, service, a, b).await?
+            });
         }
         Ok::<_, AppError>(out)
     };
@@ -836,6 +862,46 @@ pub async fn stats(
         suspicious_posts: p.suspicious_posts,
     };
     Ok(rollup::finish(&all, &ranking, exact, from, to, svc))
+}
+
+/// The lines of [a, b) as a partial, for a range ending now: shared by the requests of the
+/// same second that need the same stretch (the seconds since the live round, the minutes at a
+/// range's start), since a dashboard asks many times a second and the lines of a busy service
+/// cost tens of milliseconds to read. Keyed by the log writes this process committed too, so
+/// what it stored is counted by the next request; lines stored by another process show within
+/// a second or two.
+async fn shared_raw(
+    pool: &PgPool,
+    service: Option<&str>,
+    a: OffsetDateTime,
+    b: OffsetDateTime,
+) -> AppResult<Partial> {
+    type Key = (Option<String>, OffsetDateTime, OffsetDateTime, u64);
+    type Shared = std::sync::Arc<tokio::sync::OnceCell<Partial>>;
+    static SHARED: std::sync::Mutex<Vec<(Key, std::time::Instant, Shared)>> =
+        std::sync::Mutex::new(Vec::new());
+    let key: Key = (
+        service.map(str::to_string),
+        a,
+        b,
+        COMMITTED.load(std::sync::atomic::Ordering::SeqCst),
+    );
+    let cell = {
+        let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+        shared.retain(|(_, at, _)| at.elapsed() < std::time::Duration::from_secs(1));
+        match shared.iter().find(|(k, _, _)| *k == key) {
+            Some((_, _, c)) => c.clone(),
+            None => {
+                let c = Shared::default();
+                shared.push((key, std::time::Instant::now(), c.clone()));
+                c
+            }
+        }
+    };
+    Ok(cell
+        .get_or_try_init(|| raw_partial(pool, service, a, b))
+        .await?
+        .clone())
 }
 
 /// `s(service)`: the services with lines in the partition `name` (a trailing NULL row ends

@@ -199,10 +199,15 @@ pub fn ChartView(chart: Chart) -> impl IntoView {
 pub fn HostPage() -> impl IntoView {
     let params = use_params_map();
     let query = use_query_map();
-    let host = move || params.read().get("name").unwrap_or_default();
-    let range = move || query.read().get("range");
-    let from = move || query.read().get("from");
-    let to = move || query.read().get("to");
+    let host = move || {
+        params
+            .try_read()
+            .and_then(|m| m.get("name"))
+            .unwrap_or_default()
+    };
+    let range = move || query.try_read().and_then(|m| m.get("range"));
+    let from = move || query.try_read().and_then(|m| m.get("from"));
+    let to = move || query.try_read().and_then(|m| m.get("to"));
     let live =
         move || from().is_none() && matches!(range().as_deref(), None | Some("1h" | "6h" | "24h"));
     let charts = Resource::new(
@@ -244,7 +249,11 @@ pub fn HostPage() -> impl IntoView {
             </nav>
         </div>
         <Transition fallback=|| view! { <p class="muted">"Loading charts…"</p> }>
-            {move || Suspend::new(async move {
+            {move || {
+                // Read before the await: the route's signals may be gone once the data is in
+                // (a panic seen under load when they were read after it).
+                let live = live();
+                Suspend::new(async move {
                 match charts.await {
                     Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
                     Ok(data) => view! {
@@ -252,15 +261,15 @@ pub fn HostPage() -> impl IntoView {
                             {if data.silent { view! { <span class="badge bad">"silent"</span>" " }.into_any() } else { ().into_any() }}
                             "Last seen "{data.last_seen.as_ref().map(fmt_time).unwrap_or_default()}
                             " · showing "{data.range_label.clone()}" from the "{data.tier.clone()}" tier"
-                            {if live() { " · refreshes every 30 s" } else { "" }}
+                            {if live { " · refreshes every 30 s" } else { "" }}
                         </p>
-                        {live().then(|| view! { <AutoRefresh seconds=30/> })}
+                        {live.then(|| view! { <AutoRefresh seconds=30/> })}
                         <section class="charts">
                             {data.charts.into_iter().map(|c| view! { <ChartView chart=c/> }).collect_view()}
                         </section>
                     }.into_any(),
                 }
-            })}
+            })}}
         </Transition>
     }
 }

@@ -116,7 +116,7 @@ pub fn ServicesPage() -> impl IntoView {
     let add_t = ServerAction::<AddTarget>::new();
     let del = ServerAction::<DeleteService>::new();
     let query = use_query_map();
-    let host = move || query.read().get("host");
+    let host = move || query.try_read().and_then(|m| m.get("host"));
     let data = Resource::new(
         move || {
             (

@@ -109,6 +109,7 @@ pub async fn ingest(
         accepted += service::insert_in(&mut tx, &state.pool, svc, "api", recs, now).await? as usize;
     }
     tx.commit().await?;
+    service::lines_committed();
     // Lines for hours already over (a backfill, an agent catching up): roll them up now rather
     // than at the next scheduled round, so that their analytics are quick within seconds. One
     // roll-up at a time; a request that finds one running leaves its hours to it or the next.

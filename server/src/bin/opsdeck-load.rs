@@ -268,6 +268,8 @@ async fn main() -> Res<()> {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut k = 0usize;
     let mut inflight = tokio::task::JoinSet::new();
+    type Failures = std::collections::BTreeMap<(&'static str, String), u64>;
+    let failures: Arc<Mutex<Failures>> = Default::default();
     while Instant::now() < stop {
         tick.tick().await;
         k += 1;
@@ -276,14 +278,27 @@ async fn main() -> Res<()> {
         } else {
             (APIS[(k / 2) % APIS.len()], apis.clone())
         };
-        let (session, u, by_path) = (session.clone(), format!("{base}{path}"), by_path.clone());
+        let (session, u, by_path, failures) = (
+            session.clone(),
+            format!("{base}{path}"),
+            by_path.clone(),
+            failures.clone(),
+        );
         inflight.spawn(async move {
             let t = Instant::now();
             let r = session.get(&u).send().await;
-            let ok = match r {
-                Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
-                _ => false,
+            let why = match r {
+                Ok(r) if r.status().is_success() => {
+                    r.bytes().await.err().map(|e| format!("body: {e}"))
+                }
+                Ok(r) => Some(format!("HTTP {}", r.status())),
+                Err(e) if e.is_timeout() => Some("timed out after 30 s".into()),
+                Err(e) => Some(format!("{e}")),
             };
+            let ok = why.is_none();
+            if let Some(why) = why {
+                *failures.lock().unwrap().entry((path, why)).or_insert(0) += 1;
+            }
             let ms = t.elapsed().as_secs_f64() * 1000.0;
             by_path.lock().unwrap().entry(path).or_default().push(ms);
             let mut g = tally.lock().unwrap();
@@ -347,6 +362,25 @@ async fn main() -> Res<()> {
     slowest.sort_by(|a, b| b.2.total_cmp(&a.2));
     for (p, p50, p99) in slowest.iter().take(8) {
         println!("  slowest: {p}: p50 {p50:.0} ms, p99 {p99:.0} ms");
+    }
+    for ((path, why), n) in failures.lock().unwrap().iter() {
+        println!("  failed: {path}: {why} ×{n}");
+    }
+    let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    let mut shown = 0;
+    for (i, line) in lines.iter().enumerate() {
+        if (line.contains("ERROR") || line.contains("panicked at")) && shown < 6 {
+            shown += 1;
+            let upto = if line.contains("panicked at") {
+                i + 2
+            } else {
+                i + 1
+            };
+            for l in &lines[i..upto.min(lines.len())] {
+                println!("  server log: {}", l.chars().take(400).collect::<String>());
+            }
+        }
     }
     let rss = rss.lock().unwrap().clone();
     let line: Vec<String> = rss.iter().map(|(t, m)| format!("{t}s {m:.0}")).collect();

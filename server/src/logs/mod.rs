@@ -161,6 +161,7 @@ impl Writer<'_> {
                 ));
             }
             tx.commit().await?;
+            service::lines_committed();
             let _ = committed.send(true);
             Ok(n)
         }));

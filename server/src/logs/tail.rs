@@ -332,6 +332,8 @@ impl Source {
                 "{path}: another process stored lines of this file first; leaving the source to it"
             )));
         }
+        // (Not counted in `lines_committed`: lines of now, which ranges ending now may show a
+        // second later, like those of another process.)
         tx.commit().await?;
         f.stored = Some(committed);
         f.lines += lines_read;
