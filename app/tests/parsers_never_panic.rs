@@ -5,6 +5,14 @@ use app::logs::parse::{self, Format, TextJoiner};
 use app::logs::query;
 use proptest::prelude::*;
 
+/// 256 cases per property, or `PROPTEST_CASES` (an explicit `cases` would override it).
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(256)
+}
+
 fn text() -> impl Strategy<Value = String> {
     prop_oneof![
         any::<String>(),
@@ -17,7 +25,7 @@ fn text() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
     fn log_parsers_keep_every_line(line in text()) {
@@ -126,7 +134,7 @@ mod server_side {
     use proptest::prelude::*;
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+        #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
         #[test]
         fn cron_and_urls_answer_or_explain(s in text(), fields in "([0-9*/,a-z-]{1,8} ){4}[0-9*/,a-z-]{1,8}") {
