@@ -134,7 +134,7 @@ mod server_side {
     use proptest::prelude::*;
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+        #![proptest_config(ProptestConfig { cases: super::cases(), ..ProptestConfig::default() })]
 
         #[test]
         fn cron_and_urls_answer_or_explain(s in text(), fields in "([0-9*/,a-z-]{1,8} ){4}[0-9*/,a-z-]{1,8}") {

@@ -384,6 +384,38 @@ fn push_scope(
     push_clauses(qb, clauses);
 }
 
+/// `facets` for the Logs page: a range ending now is shared within its second.
+async fn facets_page(
+    pool: &PgPool,
+    q: &str,
+    service: Option<&str>,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+) -> AppResult<Vec<super::Facet>> {
+    if !ends_now(to) {
+        return facets(pool, q, service, from, to).await;
+    }
+    let (from, to) = (whole_second(from), second_end(to));
+    let key = format!("facets/{q}/{service:?}/{from}/{to}");
+    shared_for_a_second(pool, key, facets(pool, q, service, from, to)).await
+}
+
+/// `histogram` for the Logs page: a range ending now is shared within its second.
+async fn histogram_page(
+    pool: &PgPool,
+    q: &str,
+    service: Option<&str>,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+) -> AppResult<(i64, Vec<(i64, i64)>)> {
+    if !ends_now(to) {
+        return histogram(pool, q, service, from, to).await;
+    }
+    let (from, to) = (whole_second(from), second_end(to));
+    let key = format!("histogram/{q}/{service:?}/{from}/{to}");
+    shared_for_a_second(pool, key, histogram(pool, q, service, from, to)).await
+}
+
 /// Counts of the matches by service, level and status class.
 pub async fn facets(
     pool: &PgPool,
@@ -733,15 +765,10 @@ pub async fn stats(
     p: &StatsParams,
 ) -> AppResult<LogStats> {
     let svc = service.map(str::to_string);
-    // A range ending now (a dashboard's "last hour") is taken to the start of this second, and
-    // its start to a whole second too, so the requests of one second share their reads.
-    let ends_now = to > OffsetDateTime::now_utc() - Duration::seconds(2);
-    let whole_second = |t: OffsetDateTime| t.replace_nanosecond(0).unwrap_or(t);
-    let (from, to) = if ends_now {
-        (whole_second(from), whole_second(to))
-    } else {
-        (from, to)
-    };
+    // Ranges are taken to whole seconds (one ending now to the end of this second), so the
+    // requests of one second for a range ending now share their reads.
+    let now_ending = ends_now(to);
+    let (from, to) = (whole_second(from), second_end(to));
     let days = rollup::whole_days(from, to);
     let rolled_days: Vec<Date> = if days.is_empty() {
         vec![]
@@ -824,8 +851,9 @@ pub async fn stats(
     let raw = async {
         let mut out = vec![];
         for (a, b) in rollup::raw_stretches(from, to, &stored) {
-            out.push(if ends_now {
-                shared_raw(pool, service, a, b).await?
+            out.push(if now_ending {
+                let key = format!("raw/{service:?}/{a}/{b}");
+                shared_for_a_second(pool, key, raw_partial(pool, service, a, b)).await?
             } else {
                 raw_partial(pool, service, a, b).await?
             });
@@ -864,27 +892,45 @@ pub async fn stats(
     Ok(rollup::finish(&all, &ranking, exact, from, to, svc))
 }
 
-/// The lines of [a, b) as a partial, for a range ending now: shared by the requests of the
-/// same second that need the same stretch (the seconds since the live round, the minutes at a
-/// range's start), since a dashboard asks many times a second and the lines of a busy service
-/// cost tens of milliseconds to read. Keyed by the log writes this process committed too, so
-/// what it stored is counted by the next request; lines stored by another process show within
-/// a second or two.
-async fn shared_raw(
-    pool: &PgPool,
-    service: Option<&str>,
-    a: OffsetDateTime,
-    b: OffsetDateTime,
-) -> AppResult<Partial> {
-    type Key = (Option<String>, OffsetDateTime, OffsetDateTime, u64);
-    type Shared = std::sync::Arc<tokio::sync::OnceCell<Partial>>;
-    static SHARED: std::sync::Mutex<Vec<(Key, std::time::Instant, Shared)>> =
+/// Whether a range ends now (a dashboard's "last hour"): such ranges are taken to whole
+/// seconds, and the requests of one second share their reads (`shared_for_a_second`).
+fn ends_now(to: OffsetDateTime) -> bool {
+    to > OffsetDateTime::now_utc() - Duration::seconds(2)
+}
+
+fn whole_second(t: OffsetDateTime) -> OffsetDateTime {
+    t.replace_nanosecond(0).unwrap_or(t)
+}
+
+/// The end of the second `t` is in (so a range ending now holds every line stored by now).
+fn second_end(t: OffsetDateTime) -> OffsetDateTime {
+    let start = whole_second(t);
+    if start == t {
+        t
+    } else {
+        start + Duration::seconds(1)
+    }
+}
+
+/// The answer to `key`, computed once by whichever request of the last second asked first and
+/// shared with the others that ask meanwhile (a dashboard asks many times a second, and the
+/// lines of a busy service cost tens of milliseconds to read). The key carries the log writes
+/// this process committed, so what it stored is counted by the next request; lines stored by
+/// another process show within a second or two. Only for ranges ending now.
+async fn shared_for_a_second<T, F>(pool: &PgPool, key: String, compute: F) -> AppResult<T>
+where
+    T: Clone + Send + Sync + 'static,
+    F: std::future::Future<Output = AppResult<T>>,
+{
+    type Shared =
+        std::sync::Arc<tokio::sync::OnceCell<std::sync::Arc<dyn std::any::Any + Send + Sync>>>;
+    static SHARED: std::sync::Mutex<Vec<(String, std::time::Instant, Shared)>> =
         std::sync::Mutex::new(Vec::new());
-    let key: Key = (
-        service.map(str::to_string),
-        a,
-        b,
-        COMMITTED.load(std::sync::atomic::Ordering::SeqCst),
+    let key = format!(
+        "{}/{key}/{}/{}",
+        pool.connect_options().get_database().unwrap_or_default(),
+        std::any::type_name::<T>(),
+        COMMITTED.load(std::sync::atomic::Ordering::SeqCst)
     );
     let cell = {
         let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
@@ -898,10 +944,14 @@ async fn shared_raw(
             }
         }
     };
-    Ok(cell
-        .get_or_try_init(|| raw_partial(pool, service, a, b))
-        .await?
-        .clone())
+    let value = cell
+        .get_or_try_init(|| async {
+            let v: std::sync::Arc<dyn std::any::Any + Send + Sync> =
+                std::sync::Arc::new(compute.await?);
+            Ok::<_, AppError>(v)
+        })
+        .await?;
+    value.downcast_ref::<T>().cloned().ok_or(AppError::Internal)
 }
 
 /// `s(service)`: the services with lines in the partition `name` (a trailing NULL row ends
@@ -1399,8 +1449,8 @@ pub async fn page_data(state: &AppState, role: Role, p: PageQuery<'_>) -> AppRes
     let (stats, facets, histogram) = if p.cursor.is_none() {
         let (s, f, h) = tokio::try_join!(
             stats(&state.pool, p.service, from, to, &params),
-            facets(&state.pool, p.q, p.service, from, to),
-            histogram(&state.pool, p.q, p.service, from, to),
+            facets_page(&state.pool, p.q, p.service, from, to),
+            histogram_page(&state.pool, p.q, p.service, from, to),
         )?;
         (Some(s), f, Some(h))
     } else {
