@@ -384,38 +384,6 @@ fn push_scope(
     push_clauses(qb, clauses);
 }
 
-/// `facets` for the Logs page: a range ending now is shared within its second.
-async fn facets_page(
-    pool: &PgPool,
-    q: &str,
-    service: Option<&str>,
-    from: OffsetDateTime,
-    to: OffsetDateTime,
-) -> AppResult<Vec<super::Facet>> {
-    if !ends_now(to) {
-        return facets(pool, q, service, from, to).await;
-    }
-    let (from, to) = (whole_second(from), second_end(to));
-    let key = format!("facets/{q}/{service:?}/{from}/{to}");
-    shared_for_a_second(pool, key, facets(pool, q, service, from, to)).await
-}
-
-/// `histogram` for the Logs page: a range ending now is shared within its second.
-async fn histogram_page(
-    pool: &PgPool,
-    q: &str,
-    service: Option<&str>,
-    from: OffsetDateTime,
-    to: OffsetDateTime,
-) -> AppResult<(i64, Vec<(i64, i64)>)> {
-    if !ends_now(to) {
-        return histogram(pool, q, service, from, to).await;
-    }
-    let (from, to) = (whole_second(from), second_end(to));
-    let key = format!("histogram/{q}/{service:?}/{from}/{to}");
-    shared_for_a_second(pool, key, histogram(pool, q, service, from, to)).await
-}
-
 /// Counts of the matches by service, level and status class.
 pub async fn facets(
     pool: &PgPool,
@@ -851,12 +819,8 @@ pub async fn stats(
     let raw = async {
         let mut out = vec![];
         for (a, b) in rollup::raw_stretches(from, to, &stored) {
-            out.push(if now_ending {
-                let key = format!("raw/{service:?}/{a}/{b}");
-                shared_for_a_second(pool, key, raw_partial(pool, service, a, b)).await?
-            } else {
-                raw_partial(pool, service, a, b).await?
-            });
+            let key = format!("raw/{service:?}/{a}/{b}");
+            out.push(shared_if(now_ending, pool, key, raw_partial(pool, service, a, b)).await?);
         }
         Ok::<_, AppError>(out)
     };
@@ -909,6 +873,19 @@ fn second_end(t: OffsetDateTime) -> OffsetDateTime {
         t
     } else {
         start + Duration::seconds(1)
+    }
+}
+
+/// `compute`, shared within the second by `key` when `shared` (a range ending now), else as is.
+async fn shared_if<T, F>(shared: bool, pool: &PgPool, key: String, compute: F) -> AppResult<T>
+where
+    T: Clone + Send + Sync + 'static,
+    F: std::future::Future<Output = AppResult<T>>,
+{
+    if shared {
+        shared_for_a_second(pool, key, compute).await
+    } else {
+        compute.await
     }
 }
 
@@ -1444,13 +1421,31 @@ pub async fn page_data(state: &AppState, role: Role, p: PageQuery<'_>) -> AppRes
             .map_err(|e| AppError::bad_request(format!("range: {e}")))?;
         time_range(Some(&format!("now-{secs}s")), None, now).map_err(AppError::BadRequest)?
     };
+    // A range ending now: whole seconds, so the page's facets and timeline are shared within
+    // the second (`shared_if`).
+    let live = ends_now(to);
+    let (from, to) = if live {
+        (whole_second(from), second_end(to))
+    } else {
+        (from, to)
+    };
     let search = search(&state.pool, p.q, p.service, from, to, 100, p.cursor).await?;
     let params = StatsParams::default();
     let (stats, facets, histogram) = if p.cursor.is_none() {
         let (s, f, h) = tokio::try_join!(
             stats(&state.pool, p.service, from, to, &params),
-            facets_page(&state.pool, p.q, p.service, from, to),
-            histogram_page(&state.pool, p.q, p.service, from, to),
+            shared_if(
+                live,
+                &state.pool,
+                format!("facets/{}/{:?}/{from}/{to}", p.q, p.service),
+                facets(&state.pool, p.q, p.service, from, to),
+            ),
+            shared_if(
+                live,
+                &state.pool,
+                format!("histogram/{}/{:?}/{from}/{to}", p.q, p.service),
+                histogram(&state.pool, p.q, p.service, from, to),
+            ),
         )?;
         (Some(s), f, Some(h))
     } else {
