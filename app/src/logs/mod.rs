@@ -4,6 +4,8 @@
 //! top and suspicious IPs). Parsers and the query language are pure modules with tests; the
 //! database side is in `service` (server only).
 
+#[cfg(feature = "ssr")]
+pub mod live;
 mod pages;
 pub mod parse;
 pub mod query;

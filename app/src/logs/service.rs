@@ -1,6 +1,7 @@
 //! Logs on the server: storing parsed records in bulk, searching with the query language
 //! (keyset pagination, newest first) and the analytics.
 
+use super::live;
 use super::parse::{Level, Record};
 use super::query::{self, Clause, Cond, Op};
 use super::rollup::{
@@ -55,14 +56,7 @@ pub async fn insert(
     Ok(n)
 }
 
-/// Log writes this process committed: part of the key of the shared tail of ranges ending now
-/// (`stats`), so what this process just stored is never hidden by it.
-static COMMITTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// To be called after a transaction that stored log lines commits.
-pub fn lines_committed() {
-    COMMITTED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-}
+pub use super::live::lines_committed;
 
 /// As `insert`, inside the caller's transaction (partitions are created on `pool` first).
 pub async fn insert_in(
@@ -528,6 +522,7 @@ const NORMALISED_MESSAGE: &str = "regexp_replace(regexp_replace(regexp_replace(r
     '\\m(0x)?[0-9a-fA-F]*[0-9][0-9a-fA-F]*[a-fA-F][0-9a-fA-F]*\\M|\\m(0x)?[0-9a-fA-F]*[a-fA-F][0-9a-fA-F]*[0-9][0-9a-fA-F]*\\M', '<hex>', 'g'),
     '\\d+(\\.\\d+)?', '<n>', 'g')";
 
+#[derive(Debug, Clone)]
 pub struct StatsParams {
     pub slow_seconds: f64,
     pub suspicious_posts: i64,
@@ -724,8 +719,27 @@ pub async fn raw_partial(
 /// The runbook's analytics for [from, to): the whole days and hours already rolled up (and not
 /// written to since) come from `log_rollups` and `log_rollup_hours`, the rest from the lines.
 /// Percentiles are exact up to `EXACT_PERCENTILES_UP_TO` timed lines, else from the histogram
-/// (within 0.5 %).
+/// (within 0.5 %). A range ending now may be answered from up to `live::RECENT_SECONDS`
+/// before (`live::fresh_or_recent`): a dashboard asks many times a second.
 pub async fn stats(
+    pool: &PgPool,
+    service: Option<&str>,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+    p: &StatsParams,
+) -> AppResult<LogStats> {
+    // (Boxed: the analytics' future is large, and two of them are in this one.)
+    if !ends_now(to) {
+        return Box::pin(stats_of(pool, service, from, to, p)).await;
+    }
+    let (from, to) = (whole_second(from), second_end(to));
+    let key = format!("stats/{service:?}/{}/{p:?}", (to - from).whole_seconds());
+    let (pool2, service, p) = (pool.clone(), service.map(str::to_string), p.clone());
+    let compute = Box::pin(async move { stats_of(&pool2, service.as_deref(), from, to, &p).await });
+    recent_if(true, pool, key, to, compute).await
+}
+
+async fn stats_of(
     pool: &PgPool,
     service: Option<&str>,
     from: OffsetDateTime,
@@ -883,52 +897,39 @@ where
     F: std::future::Future<Output = AppResult<T>>,
 {
     if shared {
-        shared_for_a_second(pool, key, compute).await
+        live::shared_for_a_second(&scope(pool), &key, compute).await
     } else {
         compute.await
     }
 }
 
-/// The answer to `key`, computed once by whichever request of the last second asked first and
-/// shared with the others that ask meanwhile (a dashboard asks many times a second, and the
-/// lines of a busy service cost tens of milliseconds to read). The key carries the log writes
-/// this process committed, so what it stored is counted by the next request; lines stored by
-/// another process show within a second or two. Only for ranges ending now.
-async fn shared_for_a_second<T, F>(pool: &PgPool, key: String, compute: F) -> AppResult<T>
+/// `compute` for the range ending at `to` (a range ending now, when `live`) from up to
+/// `live::RECENT_SECONDS` before (`live::fresh_or_recent`; `key` names the question without its
+/// time), else as is.
+async fn recent_if<T, F>(
+    live: bool,
+    pool: &PgPool,
+    key: String,
+    to: OffsetDateTime,
+    compute: F,
+) -> AppResult<T>
 where
     T: Clone + Send + Sync + 'static,
-    F: std::future::Future<Output = AppResult<T>>,
+    F: std::future::Future<Output = AppResult<T>> + Send + 'static,
 {
-    type Shared =
-        std::sync::Arc<tokio::sync::OnceCell<std::sync::Arc<dyn std::any::Any + Send + Sync>>>;
-    static SHARED: std::sync::Mutex<Vec<(String, std::time::Instant, Shared)>> =
-        std::sync::Mutex::new(Vec::new());
-    let key = format!(
-        "{}/{key}/{}/{}",
-        pool.connect_options().get_database().unwrap_or_default(),
-        std::any::type_name::<T>(),
-        COMMITTED.load(std::sync::atomic::Ordering::SeqCst)
-    );
-    let cell = {
-        let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
-        shared.retain(|(_, at, _)| at.elapsed() < std::time::Duration::from_secs(1));
-        match shared.iter().find(|(k, _, _)| *k == key) {
-            Some((_, _, c)) => c.clone(),
-            None => {
-                let c = Shared::default();
-                shared.push((key, std::time::Instant::now(), c.clone()));
-                c
-            }
-        }
-    };
-    let value = cell
-        .get_or_try_init(|| async {
-            let v: std::sync::Arc<dyn std::any::Any + Send + Sync> =
-                std::sync::Arc::new(compute.await?);
-            Ok::<_, AppError>(v)
-        })
-        .await?;
-    value.downcast_ref::<T>().cloned().ok_or(AppError::Internal)
+    if live {
+        live::fresh_or_recent(&scope(pool), &key, to.unix_timestamp(), compute).await
+    } else {
+        compute.await
+    }
+}
+
+/// What answers shared between requests are kept apart by: the database.
+fn scope(pool: &PgPool) -> String {
+    pool.connect_options()
+        .get_database()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// `s(service)`: the services with lines in the partition `name` (a trailing NULL row ends
@@ -1432,19 +1433,29 @@ pub async fn page_data(state: &AppState, role: Role, p: PageQuery<'_>) -> AppRes
     let search = search(&state.pool, p.q, p.service, from, to, 100, p.cursor).await?;
     let params = StatsParams::default();
     let (stats, facets, histogram) = if p.cursor.is_none() {
+        // For a range ending now, the facets and the timeline may come from up to
+        // `live::RECENT_SECONDS` before, as the analytics (`stats`) do.
+        let span = (to - from).whole_seconds();
+        let (q, service) = (p.q.to_string(), p.service.map(str::to_string));
+        let (pool, q2, service2) = (state.pool.clone(), q.clone(), service.clone());
+        let facets_now = async move { facets(&pool, &q2, service2.as_deref(), from, to).await };
+        let pool = state.pool.clone();
+        let histogram_now = async move { histogram(&pool, &q, service.as_deref(), from, to).await };
         let (s, f, h) = tokio::try_join!(
             stats(&state.pool, p.service, from, to, &params),
-            shared_if(
+            recent_if(
                 live,
                 &state.pool,
-                format!("facets/{}/{:?}/{from}/{to}", p.q, p.service),
-                facets(&state.pool, p.q, p.service, from, to),
+                format!("facets/{}/{:?}/{span}", p.q, p.service),
+                to,
+                facets_now,
             ),
-            shared_if(
+            recent_if(
                 live,
                 &state.pool,
-                format!("histogram/{}/{:?}/{from}/{to}", p.q, p.service),
-                histogram(&state.pool, p.q, p.service, from, to),
+                format!("histogram/{}/{:?}/{span}", p.q, p.service),
+                to,
+                histogram_now,
             ),
         )?;
         (Some(s), f, Some(h))

@@ -1,0 +1,244 @@
+//! Reads of ranges ending now ("the last 24 hours"), shared between the requests that ask for
+//! them: a dashboard asks many times a second, and the lines of a busy service cost tens to
+//! hundreds of milliseconds to read.
+//!
+//! - [`shared_for_a_second`]: the requests of one second share one computation.
+//! - [`fresh_or_recent`]: stale-while-revalidate for whole answers (the Logs page's analytics,
+//!   facets and timeline): a request gets the answer of the current second if there is one, else
+//!   one at most [`RECENT_SECONDS`] old while a single background task computes the current
+//!   one, so no request waits for the computation except when nothing recent exists.
+//!
+//! Both key their answers by the log writes this process committed ([`lines_committed`]): what
+//! this process just stored is never hidden by an older answer. Lines stored by other processes
+//! (and by the tailer, whose lines are of now anyway) show within a second or two.
+
+use crate::error::{AppError, AppResult};
+use std::any::Any;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{watch, OnceCell};
+
+static COMMITTED: AtomicU64 = AtomicU64::new(0);
+
+/// To be called after a transaction that stored log lines commits.
+pub fn lines_committed() {
+    COMMITTED.fetch_add(1, Ordering::SeqCst);
+}
+
+/// How old (in seconds) an answer [`fresh_or_recent`] may give while it computes a newer one.
+pub const RECENT_SECONDS: i64 = 2;
+
+type Answer = Arc<dyn Any + Send + Sync>;
+
+fn full_key<T>(scope: &str, key: &str) -> String {
+    format!(
+        "{scope}/{key}/{}/{}",
+        std::any::type_name::<T>(),
+        COMMITTED.load(Ordering::SeqCst)
+    )
+}
+
+fn downcast<T: Clone + 'static>(a: &Answer) -> AppResult<T> {
+    a.downcast_ref::<T>().cloned().ok_or(AppError::Internal)
+}
+
+/// The answer to `key` (in `scope`, the database), computed once by whichever request of the
+/// last second asked first and shared with the others that ask meanwhile.
+pub async fn shared_for_a_second<T, F>(scope: &str, key: &str, compute: F) -> AppResult<T>
+where
+    T: Clone + Send + Sync + 'static,
+    F: Future<Output = AppResult<T>>,
+{
+    type Cell = Arc<OnceCell<Answer>>;
+    static SHARED: Mutex<Vec<(String, Instant, Cell)>> = Mutex::new(Vec::new());
+    let key = full_key::<T>(scope, key);
+    let cell = {
+        let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+        shared.retain(|(_, at, _)| at.elapsed() < Duration::from_secs(1));
+        match shared.iter().find(|(k, _, _)| *k == key) {
+            Some((_, _, c)) => c.clone(),
+            None => {
+                let c = Cell::default();
+                shared.push((key, Instant::now(), c.clone()));
+                c
+            }
+        }
+    };
+    let answer = cell
+        .get_or_try_init(|| async { Ok::<_, AppError>(Arc::new(compute.await?) as Answer) })
+        .await?;
+    downcast(answer)
+}
+
+type Outcome = Option<AppResult<Answer>>;
+
+/// What [`fresh_or_recent`] keeps per key: the newest answer and the computation under way.
+struct Slot {
+    key: String,
+    /// When a request last asked: keys nobody asked for in a minute are forgotten.
+    asked: Instant,
+    ready: Option<(i64, Answer)>,
+    running: Option<(i64, watch::Receiver<Outcome>)>,
+}
+
+static SLOTS: Mutex<Vec<Slot>> = Mutex::new(Vec::new());
+
+/// The answer to `key` for the range ending at `second` (a Unix time): the one computed for
+/// that second if there is one, else one computed for a second at most [`RECENT_SECONDS`]
+/// earlier, while `compute` runs in a background task (one per key at a time) for the next
+/// request. Only when nothing that recent exists does the request wait for `compute`. `key`
+/// names the question without its time (the range's length stands for it).
+pub async fn fresh_or_recent<T, F>(scope: &str, key: &str, second: i64, compute: F) -> AppResult<T>
+where
+    T: Clone + Send + Sync + 'static,
+    F: Future<Output = AppResult<T>> + Send + 'static,
+{
+    let key = full_key::<T>(scope, key);
+    let (recent, wait) = {
+        let mut slots = SLOTS.lock().unwrap_or_else(|e| e.into_inner());
+        // Forget keys nobody asked for lately (other ranges, or older write counts).
+        slots.retain(|s| s.asked.elapsed() < Duration::from_secs(60));
+        let i = match slots.iter().position(|s| s.key == key) {
+            Some(i) => i,
+            None => {
+                slots.push(Slot {
+                    key: key.clone(),
+                    asked: Instant::now(),
+                    ready: None,
+                    running: None,
+                });
+                slots.len() - 1
+            }
+        };
+        let slot = &mut slots[i];
+        slot.asked = Instant::now();
+        let recent = slot
+            .ready
+            .as_ref()
+            .filter(|(t, _)| *t >= second - RECENT_SECONDS)
+            .map(|(t, a)| (*t, a.clone()));
+        if let Some((t, a)) = &recent {
+            if *t >= second {
+                return downcast(a);
+            }
+        }
+        // A computation under way that is not stuck (started for a recent second) is the one
+        // to wait for or to let finish; else start one for this second.
+        let running = slot
+            .running
+            .as_ref()
+            .filter(|(t, _)| *t >= second - RECENT_SECONDS)
+            .map(|(_, rx)| rx.clone());
+        let wait = match running {
+            Some(rx) => rx,
+            None => {
+                let (tx, rx) = watch::channel(None);
+                slot.running = Some((second, rx.clone()));
+                let key = key.clone();
+                tokio::spawn(async move {
+                    let outcome = compute.await.map(|v| Arc::new(v) as Answer);
+                    {
+                        let mut slots = SLOTS.lock().unwrap_or_else(|e| e.into_inner());
+                        if let Some(slot) = slots.iter_mut().find(|s| s.key == key) {
+                            if let Ok(a) = &outcome {
+                                if slot.ready.as_ref().is_none_or(|(t, _)| *t < second) {
+                                    slot.ready = Some((second, a.clone()));
+                                }
+                            }
+                            if slot.running.as_ref().is_some_and(|(t, _)| *t == second) {
+                                slot.running = None;
+                            }
+                        }
+                    }
+                    let _ = tx.send(Some(outcome));
+                });
+                rx
+            }
+        };
+        (recent, wait)
+    };
+    if let Some((_, a)) = recent {
+        return downcast(&a);
+    }
+    let mut wait = wait;
+    let outcome = wait
+        .wait_for(Option::is_some)
+        .await
+        .map_err(|_| AppError::Internal)?
+        .clone();
+    match outcome {
+        Some(Ok(a)) => downcast(&a),
+        Some(Err(e)) => Err(e),
+        None => Err(AppError::Internal),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    /// A computation that counts its runs and answers with the run number after `ms`.
+    fn counted(
+        runs: &Arc<AtomicUsize>,
+        ms: u64,
+    ) -> impl Future<Output = AppResult<usize>> + Send + 'static {
+        let runs = runs.clone();
+        async move {
+            let n = runs.fetch_add(1, Ordering::SeqCst) + 1;
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok(n)
+        }
+    }
+
+    #[tokio::test]
+    async fn recent_answers_are_given_while_a_newer_one_is_computed_and_writes_count_at_once() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let get = |second: i64, ms: u64| fresh_or_recent("t1", "q", second, counted(&runs, ms));
+        // Nothing yet: the request waits for the first computation.
+        assert_eq!(get(100, 10).await.unwrap(), 1);
+        // The same second: the same answer, nothing computed.
+        assert_eq!(get(100, 10).await.unwrap(), 1);
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        // The next second: the recent answer at once, one background computation...
+        assert_eq!(get(101, 200).await.unwrap(), 1);
+        assert_eq!(get(101, 200).await.unwrap(), 1, "one computation under way");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+        // ...whose answer the next request gets.
+        assert_eq!(get(101, 10).await.unwrap(), 2);
+        // Too old to give: the request waits for a new one.
+        assert_eq!(get(101 + RECENT_SECONDS + 1, 10).await.unwrap(), 3);
+
+        // A write of this process is never hidden by an answer from before it, even within the
+        // same second. (In this test, as it changes every key: tests run in parallel.)
+        lines_committed();
+        assert_eq!(get(101 + RECENT_SECONDS + 1, 10).await.unwrap(), 4);
+
+        // Requests of one second share one computation.
+        let shared = Arc::new(AtomicUsize::new(0));
+        let (a, b, c) = tokio::join!(
+            shared_for_a_second("t1", "k", counted(&shared, 50)),
+            shared_for_a_second("t1", "k", counted(&shared, 50)),
+            shared_for_a_second("t1", "k", counted(&shared, 50)),
+        );
+        assert_eq!((a.unwrap(), b.unwrap(), c.unwrap()), (1, 1, 1));
+        assert_eq!(shared.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failed_computation_is_reported_and_not_kept() {
+        let fail = || async { Err::<usize, _>(AppError::Unavailable("database down".into())) };
+        let e = fresh_or_recent("t3", "q", 300, fail()).await.unwrap_err();
+        assert_eq!(e, AppError::Unavailable("database down".into()));
+        let runs = Arc::new(AtomicUsize::new(0));
+        assert_eq!(
+            fresh_or_recent("t3", "q", 300, counted(&runs, 1))
+                .await
+                .unwrap(),
+            1
+        );
+    }
+}
