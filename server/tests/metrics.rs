@@ -673,6 +673,69 @@ async fn host_pages_show_charts_and_cards(pool: PgPool) {
     assert!(html.contains("Disk /data"), "the fullest disk is shown");
 }
 
+/// The Hosts page's sparklines come from one batched read: the same points, for each card, as
+/// the series API gives for the closest match of its selector (the one with the fewest labels).
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn batched_sparklines_equal_the_series_of_each_selector(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let admin = app.signed_in("ada", Role::Admin).await;
+    let token = ingest_token(&app, &admin, "t").await;
+    let now = OffsetDateTime::now_utc();
+    for (host, k) in [("web-1", 1.0), ("db-1", 2.0)] {
+        let mut samples = vec![];
+        for i in 0..90 {
+            let ts = rfc3339(now - Duration::seconds(40 * i));
+            let v = (i as f64 * k) % 100.0;
+            samples.push(json!({"metric": "cpu_usage_percent", "ts": ts, "value": v}));
+            samples.push(json!({"metric": "cpu_usage_percent", "labels": {"cpu": "0"}, "ts": ts, "value": v / 2.0}));
+            samples.push(json!({"metric": "disk_used_percent", "labels": {"mount": "/"}, "ts": ts, "value": 50.0 + k}));
+            samples.push(json!({"metric": "disk_used_percent", "labels": {"mount": "/data"}, "ts": ts, "value": v}));
+            if host == "web-1" {
+                samples
+                    .push(json!({"metric": "memory_used_percent", "ts": ts, "value": 100.0 - v}));
+            }
+        }
+        let res = post_batch(&app, &token, &json!({"host": host, "samples": samples})).await;
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+    let retention = app::metrics::Retention::default();
+    let from = now - Duration::hours(1);
+    let wanted: Vec<(String, app::metrics::Selector)> = [
+        ("web-1", "cpu_usage_percent"),
+        ("web-1", "memory_used_percent"),
+        ("web-1", "disk_used_percent{mount=\"/data\"}"),
+        ("db-1", "cpu_usage_percent{cpu=\"0\"}"),
+        ("db-1", "memory_used_percent"),
+        ("db-1", "disk_used_percent"),
+        ("nowhere", "cpu_usage_percent"),
+        ("web-1", "cpu_usage_percent{cpu=\"0\"}"),
+    ]
+    .iter()
+    .map(|(h, s)| (h.to_string(), app::metrics::parse_selector(s).unwrap()))
+    .collect();
+    let batched = service::first_series_points(&pool, &wanted, from, now, 30, retention)
+        .await
+        .unwrap();
+    assert_eq!(batched.len(), wanted.len());
+    for ((host, sel), got) in wanted.iter().zip(&batched) {
+        let one = service::series(&pool, host, sel, from, now, 30, retention)
+            .await
+            .unwrap();
+        let closest = one.series.iter().min_by_key(|s| s.labels.len());
+        let expected = closest.map(|s| s.points.clone()).unwrap_or_default();
+        assert_eq!(got, &expected, "{host} {sel}");
+    }
+    assert!(batched[0].len() >= 20, "an hour of points at 30 per chart");
+    assert!(
+        batched[4].is_empty() && batched[6].is_empty(),
+        "no series, no points"
+    );
+    assert_ne!(
+        batched[0], batched[7],
+        "the unlabelled CPU series, not core 0"
+    );
+}
+
 #[sqlx::test(migrator = "server::MIGRATOR")]
 async fn the_tokens_page_is_for_admins(pool: PgPool) {
     let app = TestApp::spawn(pool).await;

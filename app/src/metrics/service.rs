@@ -391,26 +391,7 @@ pub async fn series(
         return Ok(SeriesResponse { series: vec![] });
     }
     let ids: Vec<i32> = matched.iter().map(|m| m.0).collect();
-    let sql = match tier {
-        Tier::Raw => {
-            "SELECT series_id, date_bin(make_interval(secs => $4), ts, timestamptz '2000-01-01 00:00:00+00') AS b,
-                    avg(value), min(value), max(value)
-             FROM metric_samples WHERE series_id = ANY($1) AND ts >= $2 AND ts < $3
-             GROUP BY 1, 2 ORDER BY 1, 2"
-        }
-        Tier::Minute => {
-            "SELECT series_id, date_bin(make_interval(secs => $4), bucket, timestamptz '2000-01-01 00:00:00+00') AS b,
-                    sum(sum) / sum(count), min(min), max(max)
-             FROM metric_rollup_1m WHERE series_id = ANY($1) AND bucket >= $2 AND bucket < $3
-             GROUP BY 1, 2 ORDER BY 1, 2"
-        }
-        Tier::Hour => {
-            "SELECT series_id, date_bin(make_interval(secs => $4), bucket, timestamptz '2000-01-01 00:00:00+00') AS b,
-                    sum(sum) / sum(count), min(min), max(max)
-             FROM metric_rollup_1h WHERE series_id = ANY($1) AND bucket >= $2 AND bucket < $3
-             GROUP BY 1, 2 ORDER BY 1, 2"
-        }
-    };
+    let sql = bucketed_sql(tier);
     let rows: Vec<(i32, OffsetDateTime, f64, f64, f64)> = sqlx::query_as(sql)
         .bind(&ids)
         .bind(from)
@@ -438,6 +419,91 @@ pub async fn series(
             })
             .collect(),
     })
+}
+
+/// Per series id, the points of [$2, $3) averaged into buckets of $4 seconds, from `tier`.
+fn bucketed_sql(tier: Tier) -> &'static str {
+    match tier {
+        Tier::Raw => {
+            "SELECT series_id, date_bin(make_interval(secs => $4), ts, timestamptz '2000-01-01 00:00:00+00') AS b,
+                    avg(value), min(value), max(value)
+             FROM metric_samples WHERE series_id = ANY($1) AND ts >= $2 AND ts < $3
+             GROUP BY 1, 2 ORDER BY 1, 2"
+        }
+        Tier::Minute => {
+            "SELECT series_id, date_bin(make_interval(secs => $4), bucket, timestamptz '2000-01-01 00:00:00+00') AS b,
+                    sum(sum) / sum(count), min(min), max(max)
+             FROM metric_rollup_1m WHERE series_id = ANY($1) AND bucket >= $2 AND bucket < $3
+             GROUP BY 1, 2 ORDER BY 1, 2"
+        }
+        Tier::Hour => {
+            "SELECT series_id, date_bin(make_interval(secs => $4), bucket, timestamptz '2000-01-01 00:00:00+00') AS b,
+                    sum(sum) / sum(count), min(min), max(max)
+             FROM metric_rollup_1h WHERE series_id = ANY($1) AND bucket >= $2 AND bucket < $3
+             GROUP BY 1, 2 ORDER BY 1, 2"
+        }
+    }
+}
+
+/// For each (host, selector), the points of its closest matching series (the one with the
+/// fewest labels: `cpu_usage_percent` is the host's, not a core's) over [from, to), at most
+/// `points` each, in two queries whatever the count: the Hosts page's sparklines. A selector
+/// with no series gets no points.
+pub async fn first_series_points(
+    pool: &PgPool,
+    wanted: &[(String, Selector)],
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+    points: i64,
+    retention: Retention,
+) -> AppResult<Vec<Vec<SeriesPoint>>> {
+    let mut out = vec![vec![]; wanted.len()];
+    if wanted.is_empty() || to <= from {
+        return Ok(out);
+    }
+    let now = OffsetDateTime::now_utc();
+    let range = (to - from).whole_seconds().max(1);
+    let tier = choose_tier((now - from).whole_seconds(), range, points, retention);
+    let step = bucket_secs(tier, range, points);
+    let hosts: Vec<&str> = wanted.iter().map(|w| w.0.as_str()).collect();
+    let metrics: Vec<&str> = wanted.iter().map(|w| w.1.metric.as_str()).collect();
+    let labels: Vec<String> = wanted.iter().map(|w| labels_json(&w.1.labels)).collect();
+    let chosen: Vec<(i64, i32)> = sqlx::query_as(
+        "SELECT DISTINCT ON (w.i) w.i, s.id
+         FROM UNNEST($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS w(host, metric, labels, i)
+         JOIN metric_series s ON s.host = w.host AND s.metric = w.metric AND s.labels @> w.labels::jsonb
+         ORDER BY w.i, (SELECT count(*) FROM jsonb_object_keys(s.labels)), s.labels::text",
+    )
+    .bind(&hosts)
+    .bind(&metrics)
+    .bind(&labels)
+    .fetch_all(pool)
+    .await?;
+    if chosen.is_empty() {
+        return Ok(out);
+    }
+    let ids: Vec<i32> = chosen.iter().map(|c| c.1).collect();
+    let rows: Vec<(i32, OffsetDateTime, f64, f64, f64)> = sqlx::query_as(bucketed_sql(tier))
+        .bind(&ids)
+        .bind(from)
+        .bind(to)
+        .bind(step as f64)
+        .fetch_all(pool)
+        .await?;
+    let mut by_id: HashMap<i32, Vec<SeriesPoint>> = HashMap::new();
+    for (id, ts, avg, min, max) in rows {
+        by_id
+            .entry(id)
+            .or_default()
+            .push(SeriesPoint { ts, avg, min, max });
+    }
+    for (i, id) in chosen {
+        // WITH ORDINALITY counts from 1.
+        if let (Some(slot), Some(p)) = (out.get_mut(i as usize - 1), by_id.get(&id)) {
+            *slot = p.clone();
+        }
+    }
+    Ok(out)
 }
 
 /// What one retention pass removed.
@@ -523,46 +589,47 @@ pub async fn host_cards(state: &AppState) -> AppResult<Vec<HostCard>> {
     let now = OffsetDateTime::now_utc();
     let hosts = hosts(&state.pool).await?;
     let latest = latest(&state.pool, None).await?;
+    // The fullest disk of each host, then every sparkline (CPU, memory, that disk) at once.
+    let fullest_disk = |host: &str| {
+        latest
+            .iter()
+            .filter(|v| v.host == host && v.metric == "disk_used_percent")
+            .max_by(|a, b| a.value.total_cmp(&b.value))
+            .map(|v| (v.labels.get("mount").cloned().unwrap_or_default(), v.value))
+    };
+    let mut wanted = vec![];
+    for h in &hosts {
+        wanted.push((h.name.clone(), selector("cpu_usage_percent", &[])));
+        wanted.push((h.name.clone(), selector("memory_used_percent", &[])));
+        if let Some((mount, _)) = fullest_disk(&h.name) {
+            wanted.push((
+                h.name.clone(),
+                selector("disk_used_percent", &[("mount", &mount)]),
+            ));
+        }
+    }
+    let from = now - time::Duration::hours(1);
+    let retention = state.config.retention;
+    let sparks = first_series_points(&state.pool, &wanted, from, now, 30, retention).await?;
+    let mut sparks = sparks
+        .into_iter()
+        .map(|p| p.into_iter().map(|p| p.avg).collect::<Vec<f64>>());
     let mut cards = Vec::with_capacity(hosts.len());
     for h in hosts {
+        let disk = fullest_disk(&h.name);
+        let (cpu_spark, memory_spark) = (
+            sparks.next().unwrap_or_default(),
+            sparks.next().unwrap_or_default(),
+        );
+        let disk_spark = match disk {
+            Some(_) => sparks.next().unwrap_or_default(),
+            None => vec![],
+        };
         let value = |metric: &str| {
             latest
                 .iter()
                 .find(|v| v.host == h.name && v.metric == metric && v.labels.is_empty())
                 .map(|v| v.value)
-        };
-        let disk = latest
-            .iter()
-            .filter(|v| v.host == h.name && v.metric == "disk_used_percent")
-            .max_by(|a, b| a.value.total_cmp(&b.value))
-            .map(|v| (v.labels.get("mount").cloned().unwrap_or_default(), v.value));
-        let from = now - time::Duration::hours(1);
-        let spark = |sel: Selector| {
-            let pool = state.pool.clone();
-            let host = h.name.clone();
-            let retention = state.config.retention;
-            async move {
-                series(&pool, &host, &sel, from, now, 30, retention)
-                    .await
-                    .map(|r| {
-                        r.series
-                            .into_iter()
-                            .next()
-                            .map(|s| s.points.iter().map(|p| p.avg).collect())
-                            .unwrap_or_default()
-                    })
-            }
-        };
-        let disk_sel = disk
-            .as_ref()
-            .map(|(m, _)| selector("disk_used_percent", &[("mount", m)]));
-        let (cpu_spark, memory_spark) = tokio::try_join!(
-            spark(selector("cpu_usage_percent", &[])),
-            spark(selector("memory_used_percent", &[]))
-        )?;
-        let disk_spark = match disk_sel {
-            Some(sel) => spark(sel).await?,
-            None => vec![],
         };
         cards.push(HostCard {
             silent_for_secs: silent_for(state, h.last_seen, now),
