@@ -4,8 +4,11 @@
 //! appended at 5,000 lines/s. Prints the error rate, latency percentiles per kind, how far the
 //! tailer got, and the server's RSS every 30 s (growth between minute 1 and the end).
 //!
-//! Usage: DATABASE_URL=postgres://…/scratch OPSDECK_BIN=… opsdeck-load [seconds] [requests/s]
-//! (see bench/load.sh; default 300 s at 200 requests/s)
+//! The page views and API calls come from two `oha` processes when `OPSDECK_OHA` names its
+//! binary (bench/load.sh installs it), else from this process.
+//!
+//! Usage: DATABASE_URL=postgres://…/scratch OPSDECK_BIN=… [OPSDECK_OHA=…] opsdeck-load
+//! [seconds] [requests/s] (see bench/load.sh; default 300 s at 200 requests/s)
 
 use serde_json::json;
 use std::io::Write;
@@ -155,22 +158,23 @@ async fn main() -> Res<()> {
         .find(|w| w.len() > 20)
         .ok_or("no token printed")?
         .to_string();
-    let session = reqwest::Client::builder()
-        .cookie_store(true)
-        .timeout(Duration::from_secs(30))
-        .pool_max_idle_per_host(64)
-        .build()?;
-    session
+    let login = plain
         .post(format!("{base}/api/v1/auth/login"))
         .json(&json!({"username": "admin", "password": password}))
         .send()
         .await?
         .error_for_status()?;
+    let cookie = login
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(server::SESSION_COOKIE))
+        .and_then(|v| v.split(';').next())
+        .ok_or("the login set no session cookie")?
+        .to_string();
 
     let stop = Instant::now() + Duration::from_secs(secs);
-    let by_path: Arc<Mutex<std::collections::HashMap<&'static str, Vec<f64>>>> = Default::default();
-    let pages = Arc::new(Mutex::new(Tally::default()));
-    let apis = Arc::new(Mutex::new(Tally::default()));
     let ingest = Arc::new(Mutex::new(Tally::default()));
 
     // 20 agents, each every 5 s, 40 samples (10 series × their last 4 values).
@@ -264,50 +268,10 @@ async fn main() -> Res<()> {
     };
 
     // 200 requests/s, open loop: half pages, half API calls.
-    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut k = 0usize;
-    let mut inflight = tokio::task::JoinSet::new();
-    type Failures = std::collections::BTreeMap<(&'static str, String), u64>;
-    let failures: Arc<Mutex<Failures>> = Default::default();
-    while Instant::now() < stop {
-        tick.tick().await;
-        k += 1;
-        let (path, tally) = if k.is_multiple_of(2) {
-            (PAGES[(k / 2) % PAGES.len()], pages.clone())
-        } else {
-            (APIS[(k / 2) % APIS.len()], apis.clone())
-        };
-        let (session, u, by_path, failures) = (
-            session.clone(),
-            format!("{base}{path}"),
-            by_path.clone(),
-            failures.clone(),
-        );
-        inflight.spawn(async move {
-            let t = Instant::now();
-            let r = session.get(&u).send().await;
-            let why = match r {
-                Ok(r) if r.status().is_success() => {
-                    r.bytes().await.err().map(|e| format!("body: {e}"))
-                }
-                Ok(r) => Some(format!("HTTP {}", r.status())),
-                Err(e) if e.is_timeout() => Some("timed out after 30 s".into()),
-                Err(e) => Some(format!("{e}")),
-            };
-            let ok = why.is_none();
-            if let Some(why) = why {
-                *failures.lock().unwrap().entry((path, why)).or_insert(0) += 1;
-            }
-            let ms = t.elapsed().as_secs_f64() * 1000.0;
-            by_path.lock().unwrap().entry(path).or_default().push(ms);
-            let mut g = tally.lock().unwrap();
-            g.ms.push(ms);
-            g.errors += u64::from(!ok);
-        });
-        while inflight.try_join_next().is_some() {}
-    }
-    while inflight.join_next().await.is_some() {}
+    let traffic = match std::env::var_os("OPSDECK_OHA") {
+        Some(oha) => oha_traffic(&oha, &base, &cookie, secs, rate, &dir).await?,
+        None => builtin_traffic(&base, &cookie, stop, rate).await?,
+    };
     for a in agents {
         let _ = a.await;
     }
@@ -328,7 +292,7 @@ async fn main() -> Res<()> {
     let _ = child.kill();
     let _ = child.wait();
 
-    let report = |name: &str, t: &Arc<Mutex<Tally>>| {
+    let report = |name: &str, t: &Mutex<Tally>| {
         let mut g = t.lock().unwrap();
         let n = g.ms.len();
         let e = g.errors;
@@ -343,9 +307,13 @@ async fn main() -> Res<()> {
         );
         (n, e)
     };
-    println!("load for {secs} s at {rate} requests/s against {base} (a separate `opsdeck serve` process)");
-    let (n1, e1) = report("page views", &pages);
-    let (n2, e2) = report("API calls", &apis);
+    println!(
+        "load for {secs} s at {rate} requests/s against {base} (a separate `opsdeck serve` process); \
+         page views and API calls by {}",
+        traffic.client
+    );
+    let (n1, e1) = report("page views", &traffic.pages);
+    let (n2, e2) = report("API calls", &traffic.apis);
     let (n3, e3) = report("agent ingests (20 agents every 5 s)", &ingest);
     println!(
         "all: {} requests, error rate {:.3} %",
@@ -353,17 +321,16 @@ async fn main() -> Res<()> {
         100.0 * (e1 + e2 + e3) as f64 / (n1 + n2 + n3).max(1) as f64
     );
     println!("tailer: {lines_written} lines written at 5,000/s, {stored} stored");
+    let mut by_path = traffic.by_path;
     let mut slowest: Vec<(&str, f64, f64)> = by_path
-        .lock()
-        .unwrap()
         .iter_mut()
-        .map(|(p, v)| (*p, pct(v, 0.5), pct(v, 0.99)))
+        .map(|(p, v)| (p.as_str(), pct(v, 0.5), pct(v, 0.99)))
         .collect();
     slowest.sort_by(|a, b| b.2.total_cmp(&a.2));
     for (p, p50, p99) in slowest.iter().take(8) {
         println!("  slowest: {p}: p50 {p50:.0} ms, p99 {p99:.0} ms");
     }
-    for ((path, why), n) in failures.lock().unwrap().iter() {
+    for ((path, why), n) in traffic.failures.iter() {
         println!("  failed: {path}: {why} ×{n}");
     }
     let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
@@ -394,4 +361,190 @@ async fn main() -> Res<()> {
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// What the page views and API calls gave.
+struct Traffic {
+    client: &'static str,
+    pages: Mutex<Tally>,
+    apis: Mutex<Tally>,
+    /// Latencies (ms) by path.
+    by_path: std::collections::HashMap<String, Vec<f64>>,
+    /// (path, why) → how many.
+    failures: std::collections::BTreeMap<(String, String), u64>,
+}
+
+/// The page views and API calls from this process: a request every `1/rate` s whatever the
+/// answers do, alternately a page and an API call.
+async fn builtin_traffic(base: &str, cookie: &str, stop: Instant, rate: u64) -> Res<Traffic> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::COOKIE, cookie.parse()?);
+    let session = reqwest::Client::builder()
+        .default_headers(headers)
+        .timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(64)
+        .build()?;
+    type Seen = Arc<Mutex<(Vec<(&'static str, bool, f64)>, Vec<(&'static str, String)>)>>;
+    let seen: Seen = Default::default();
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut k = 0usize;
+    let mut inflight = tokio::task::JoinSet::new();
+    while Instant::now() < stop {
+        tick.tick().await;
+        k += 1;
+        let path = if k.is_multiple_of(2) {
+            PAGES[(k / 2) % PAGES.len()]
+        } else {
+            APIS[(k / 2) % APIS.len()]
+        };
+        let (session, u, seen) = (session.clone(), format!("{base}{path}"), seen.clone());
+        inflight.spawn(async move {
+            let t = Instant::now();
+            let why = match session.get(&u).send().await {
+                Ok(r) if r.status().is_success() => {
+                    r.bytes().await.err().map(|e| format!("body: {e}"))
+                }
+                Ok(r) => Some(format!("HTTP {}", r.status())),
+                Err(e) if e.is_timeout() => Some("timed out after 30 s".into()),
+                Err(e) => Some(format!("{e}")),
+            };
+            let ms = t.elapsed().as_secs_f64() * 1000.0;
+            let mut g = seen.lock().unwrap();
+            g.0.push((path, why.is_none(), ms));
+            if let Some(why) = why {
+                g.1.push((path, why));
+            }
+        });
+        while inflight.try_join_next().is_some() {}
+    }
+    while inflight.join_next().await.is_some() {}
+    let (requests, failed) = std::mem::take(&mut *seen.lock().unwrap());
+    let mut t = Traffic {
+        client: "opsdeck-load itself",
+        pages: Default::default(),
+        apis: Default::default(),
+        by_path: Default::default(),
+        failures: Default::default(),
+    };
+    for (path, ok, ms) in requests {
+        let tally = if path.starts_with("/api/") {
+            &t.apis
+        } else {
+            &t.pages
+        };
+        let mut g = tally.lock().unwrap();
+        g.ms.push(ms);
+        g.errors += u64::from(!ok);
+        t.by_path.entry(path.to_string()).or_default().push(ms);
+    }
+    for (path, why) in failed {
+        *t.failures.entry((path.to_string(), why)).or_insert(0) += 1;
+    }
+    Ok(t)
+}
+
+/// The page views and API calls from two `oha` processes (rate/2 each, `-q` with latency
+/// correction, so a slow answer does not hold back the next requests), each picking its URLs
+/// at random from the same lists; every request is read back from oha's SQLite record.
+async fn oha_traffic(
+    oha: &std::ffi::OsStr,
+    base: &str,
+    cookie: &str,
+    secs: u64,
+    rate: u64,
+    dir: &std::path::Path,
+) -> Res<Traffic> {
+    let mut runs = vec![];
+    for (name, paths) in [("pages", PAGES), ("apis", APIS)] {
+        let urls = dir.join(format!("{name}.txt"));
+        let list: String = paths.iter().map(|p| format!("{base}{p}\n")).collect();
+        std::fs::write(&urls, list)?;
+        let db = dir.join(format!("{name}.sqlite"));
+        let out = dir.join(format!("{name}.json"));
+        let child = std::process::Command::new(oha)
+            .arg("--urls-from-file")
+            .arg(&urls)
+            .args([
+                "-z",
+                &format!("{secs}s"),
+                "-q",
+                &format!("{}", (rate / 2).max(1)),
+            ])
+            .args([
+                "--latency-correction",
+                "--no-tui",
+                "-w",
+                "-c",
+                "64",
+                "-t",
+                "30s",
+            ])
+            .args(["--output-format", "json", "-o"])
+            .arg(&out)
+            .arg("--db-url")
+            .arg(&db)
+            .args(["-H", &format!("Cookie: {cookie}")])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("could not start oha ({}): {e}", oha.to_string_lossy()))?;
+        runs.push((name, child, db, out));
+    }
+    let mut t = Traffic {
+        client: "oha (two processes: pages, API calls)",
+        pages: Default::default(),
+        apis: Default::default(),
+        by_path: Default::default(),
+        failures: Default::default(),
+    };
+    for (name, mut child, db, out) in runs {
+        let status = tokio::task::spawn_blocking(move || child.wait()).await??;
+        if !status.success() {
+            return Err(format!("oha ({name}) failed: {status}").into());
+        }
+        let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(&out)?)?;
+        let tally = if name == "pages" { &t.pages } else { &t.apis };
+        // Requests that got no answer at all (timeouts, refused connections).
+        if let Some(errs) = summary["errorDistribution"].as_object() {
+            for (why, n) in errs {
+                let n = n.as_u64().unwrap_or(0);
+                tally.lock().unwrap().errors += n;
+                *t.failures
+                    .entry((name.to_string(), why.clone()))
+                    .or_insert(0) += n;
+            }
+        }
+        let csv = std::process::Command::new("sqlite3")
+            .arg("-csv")
+            .arg(&db)
+            .arg("SELECT url, duration, status FROM oha")
+            .output()
+            .map_err(|e| format!("sqlite3 (to read oha's record): {e}"))?;
+        if !csv.status.success() {
+            return Err(format!("sqlite3: {}", String::from_utf8_lossy(&csv.stderr)).into());
+        }
+        for line in String::from_utf8(csv.stdout)?.lines() {
+            // url,duration,status (a URL with a comma is quoted; ours have none)
+            let mut f = line.rsplitn(3, ',');
+            let (Some(status), Some(secs), Some(url)) = (f.next(), f.next(), f.next()) else {
+                continue;
+            };
+            let (Ok(status), Ok(secs)) = (status.parse::<u16>(), secs.parse::<f64>()) else {
+                continue;
+            };
+            let path = url.trim_matches('"').trim_start_matches(base).to_string();
+            let ms = secs * 1000.0;
+            let ok = (200..300).contains(&status);
+            let mut g = tally.lock().unwrap();
+            g.ms.push(ms);
+            g.errors += u64::from(!ok);
+            if !ok {
+                *t.failures
+                    .entry((path.clone(), format!("HTTP {status}")))
+                    .or_insert(0) += 1;
+            }
+            t.by_path.entry(path).or_default().push(ms);
+        }
+    }
+    Ok(t)
 }
