@@ -30,6 +30,10 @@ pub fn lines_committed() {
 /// How old (in seconds) an answer [`fresh_or_recent`] may give while it computes a newer one.
 pub const RECENT_SECONDS: i64 = 2;
 
+/// A computation under way for longer than this (in seconds) is taken as lost, and another one
+/// started.
+const STUCK_SECONDS: i64 = 120;
+
 type Answer = Arc<dyn Any + Send + Sync>;
 
 fn full_key<T>(scope: &str, key: &str) -> String {
@@ -88,8 +92,9 @@ static SLOTS: Mutex<Vec<Slot>> = Mutex::new(Vec::new());
 /// The answer to `key` for the range ending at `second` (a Unix time): the one computed for
 /// that second if there is one, else one computed for a second at most [`RECENT_SECONDS`]
 /// earlier, while `compute` runs in a background task (one per key at a time) for the next
-/// request. Only when nothing that recent exists does the request wait for `compute`. `key`
-/// names the question without its time (the range's length stands for it).
+/// request. Only when nothing that recent exists does the request wait: for the computation
+/// under way, else for `compute`. `key` names the question without its time (the range's
+/// length stands for it).
 pub async fn fresh_or_recent<T, F>(scope: &str, key: &str, second: i64, compute: F) -> AppResult<T>
 where
     T: Clone + Send + Sync + 'static,
@@ -124,12 +129,13 @@ where
                 return downcast(a);
             }
         }
-        // A computation under way that is not stuck (started for a recent second) is the one
-        // to wait for or to let finish; else start one for this second.
+        // One computation per key at a time: one under way is the one to wait for or to let
+        // finish, however long it takes (starting more would only pile up work on a database
+        // that is slow already), unless it looks stuck.
         let running = slot
             .running
             .as_ref()
-            .filter(|(t, _)| *t >= second - RECENT_SECONDS)
+            .filter(|(t, _)| *t >= second - STUCK_SECONDS)
             .map(|(_, rx)| rx.clone());
         let wait = match running {
             Some(rx) => rx,
@@ -209,13 +215,21 @@ mod tests {
         assert_eq!(runs.load(Ordering::SeqCst), 2);
         // ...whose answer the next request gets.
         assert_eq!(get(101, 10).await.unwrap(), 2);
-        // Too old to give: the request waits for a new one.
-        assert_eq!(get(101 + RECENT_SECONDS + 1, 10).await.unwrap(), 3);
+        // A computation slower than the answers may be old: later requests wait for it rather
+        // than start more.
+        let (a, b) = tokio::join!(get(102, 300), async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            get(102 + RECENT_SECONDS + 1, 10).await
+        });
+        assert_eq!((a.unwrap(), b.unwrap()), (2, 3));
+        assert_eq!(runs.load(Ordering::SeqCst), 3);
+        // Too old to give, nothing under way: the request waits for a new one.
+        assert_eq!(get(103 + RECENT_SECONDS, 10).await.unwrap(), 4);
 
         // A write of this process is never hidden by an answer from before it, even within the
         // same second. (In this test, as it changes every key: tests run in parallel.)
         lines_committed();
-        assert_eq!(get(101 + RECENT_SECONDS + 1, 10).await.unwrap(), 4);
+        assert_eq!(get(103 + RECENT_SECONDS, 10).await.unwrap(), 5);
 
         // Requests of one second share one computation.
         let shared = Arc::new(AtomicUsize::new(0));
