@@ -391,21 +391,7 @@ pub async fn series(
         return Ok(SeriesResponse { series: vec![] });
     }
     let ids: Vec<i32> = matched.iter().map(|m| m.0).collect();
-    let sql = bucketed_sql(tier);
-    let rows: Vec<(i32, OffsetDateTime, f64, f64, f64)> = sqlx::query_as(sql)
-        .bind(&ids)
-        .bind(from)
-        .bind(to)
-        .bind(step as f64)
-        .fetch_all(pool)
-        .await?;
-    let mut by_id: HashMap<i32, Vec<SeriesPoint>> = HashMap::new();
-    for (id, ts, avg, min, max) in rows {
-        by_id
-            .entry(id)
-            .or_default()
-            .push(SeriesPoint { ts, avg, min, max });
-    }
+    let mut by_id = bucketed_points(pool, tier, &ids, from, to, step).await?;
     Ok(SeriesResponse {
         series: matched
             .into_iter()
@@ -421,9 +407,16 @@ pub async fn series(
     })
 }
 
-/// Per series id, the points of [$2, $3) averaged into buckets of $4 seconds, from `tier`.
-fn bucketed_sql(tier: Tier) -> &'static str {
-    match tier {
+/// Per series id, the points of [from, to) averaged into buckets of `step` seconds, from `tier`.
+async fn bucketed_points(
+    pool: &PgPool,
+    tier: Tier,
+    ids: &[i32],
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+    step: i64,
+) -> AppResult<HashMap<i32, Vec<SeriesPoint>>> {
+    let sql = match tier {
         Tier::Raw => {
             "SELECT series_id, date_bin(make_interval(secs => $4), ts, timestamptz '2000-01-01 00:00:00+00') AS b,
                     avg(value), min(value), max(value)
@@ -442,7 +435,22 @@ fn bucketed_sql(tier: Tier) -> &'static str {
              FROM metric_rollup_1h WHERE series_id = ANY($1) AND bucket >= $2 AND bucket < $3
              GROUP BY 1, 2 ORDER BY 1, 2"
         }
+    };
+    let rows: Vec<(i32, OffsetDateTime, f64, f64, f64)> = sqlx::query_as(sql)
+        .bind(ids)
+        .bind(from)
+        .bind(to)
+        .bind(step as f64)
+        .fetch_all(pool)
+        .await?;
+    let mut by_id: HashMap<i32, Vec<SeriesPoint>> = HashMap::new();
+    for (id, ts, avg, min, max) in rows {
+        by_id
+            .entry(id)
+            .or_default()
+            .push(SeriesPoint { ts, avg, min, max });
     }
+    Ok(by_id)
 }
 
 /// For each (host, selector), the points of its closest matching series (the one with the
@@ -483,20 +491,7 @@ pub async fn first_series_points(
         return Ok(out);
     }
     let ids: Vec<i32> = chosen.iter().map(|c| c.1).collect();
-    let rows: Vec<(i32, OffsetDateTime, f64, f64, f64)> = sqlx::query_as(bucketed_sql(tier))
-        .bind(&ids)
-        .bind(from)
-        .bind(to)
-        .bind(step as f64)
-        .fetch_all(pool)
-        .await?;
-    let mut by_id: HashMap<i32, Vec<SeriesPoint>> = HashMap::new();
-    for (id, ts, avg, min, max) in rows {
-        by_id
-            .entry(id)
-            .or_default()
-            .push(SeriesPoint { ts, avg, min, max });
-    }
+    let by_id = bucketed_points(pool, tier, &ids, from, to, step).await?;
     for (i, id) in chosen {
         // WITH ORDINALITY counts from 1.
         if let (Some(slot), Some(p)) = (out.get_mut(i as usize - 1), by_id.get(&id)) {
