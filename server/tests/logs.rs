@@ -253,6 +253,77 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
+/// A batch sent again with the same `Idempotency-Key` (a script retrying after a lost answer) is
+/// answered as the first time and stored once, also when both arrive at the same moment.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_batch_sent_again_with_its_idempotency_key_is_stored_once(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let (_, token) = app::auth::tokens::create(&pool, "retrying", "ingest", None)
+        .await
+        .unwrap();
+    let post = |key: &str, body: &str| {
+        app.client()
+            .post(app.url("/api/v1/ingest/logs?service=batch"))
+            .bearer_auth(&token)
+            .header("idempotency-key", key)
+            .body(body.to_string())
+            .send()
+    };
+    let stored = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM log_lines WHERE service = 'batch'")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    let body = "{\"level\":\"info\",\"message\":\"one\"}\nnot json\n";
+    let first = json(post("batch-1", body).await.unwrap()).await;
+    assert_eq!(
+        (&first["accepted"], &first["unparsed"], &first["replayed"]),
+        (&Value::from(2), &Value::from(1), &Value::from(false))
+    );
+    let again = json(post("batch-1", body).await.unwrap()).await;
+    assert_eq!(
+        (&again["accepted"], &again["unparsed"], &again["replayed"]),
+        (&Value::from(2), &Value::from(1), &Value::from(true))
+    );
+    assert_eq!(stored().await, 2);
+
+    // The same key for another body is a mistake the sender must hear about.
+    let res = post("batch-1", "{\"message\":\"other\"}").await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(json(res).await["error"]
+        .as_str()
+        .unwrap()
+        .contains("different body"));
+    // A malformed key is refused before anything is stored.
+    let res = post("has space", body).await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(json(res).await["error"]
+        .as_str()
+        .unwrap()
+        .contains("Idempotency-Key"));
+    assert_eq!(stored().await, 2);
+
+    // Two sends of one batch at the same moment: one stores, the other replays.
+    let (a, b) = tokio::join!(post("batch-2", body), post("batch-2", body));
+    let (a, b) = (json(a.unwrap()).await, json(b.unwrap()).await);
+    let mut replayed = [a["replayed"].as_bool(), b["replayed"].as_bool()];
+    replayed.sort();
+    assert_eq!(replayed, [Some(false), Some(true)]);
+    assert_eq!(stored().await, 4);
+    // Without a key, a batch is stored each time it is sent.
+    let res = app
+        .client()
+        .post(app.url("/api/v1/ingest/logs?service=batch"))
+        .bearer_auth(&token)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json(res).await["replayed"], false);
+    assert_eq!(stored().await, 6);
+}
+
 #[sqlx::test(migrations = "../migrations")]
 async fn analytics_equal_the_runbook_pipelines(pool: PgPool) {
     let dir = std::env::temp_dir().join(format!("opsdeck-logs-{}", std::process::id()));

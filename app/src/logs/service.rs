@@ -1309,6 +1309,10 @@ pub async fn enforce_retention(
         dropped_partitions: PARTITIONS.drop_older_than(pool, cutoff).await?,
         ..Default::default()
     };
+    sqlx::query("DELETE FROM log_ingest_keys WHERE created_at < $1")
+        .bind(now - Duration::hours(24))
+        .execute(pool)
+        .await?;
     let day = cutoff.to_offset(time::UtcOffset::UTC).date();
     for table in ["log_rollups", "log_rollup_days", "log_rollup_pending"] {
         sqlx::query(&format!("DELETE FROM {table} WHERE day < $1"))

@@ -34,13 +34,54 @@ pub struct LogIngestOutcome {
     pub accepted: usize,
     /// Of those, entries that could not be parsed: stored raw, with a parse-error mark.
     pub unparsed: usize,
+    /// True when this answers a batch already stored under the same `Idempotency-Key`:
+    /// nothing was stored again.
+    pub replayed: bool,
+}
+
+/// The `Idempotency-Key` header: 1–255 visible ASCII characters (a UUID, say).
+pub fn check_idempotency_key(key: &str) -> Result<(), String> {
+    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("Idempotency-Key: 1–255 visible ASCII characters (a UUID, say)".into());
+    }
+    Ok(())
+}
+
+/// The outcome stored under (token, key), if any: a body other than the one stored is refused.
+async fn replay(
+    db: impl sqlx::PgExecutor<'_>,
+    token: &str,
+    key: &str,
+    sha: &[u8],
+) -> Result<Option<LogIngestOutcome>, AppError> {
+    let row: Option<(Vec<u8>, i32, i32)> = sqlx::query_as(
+        "SELECT body_sha256, accepted, unparsed FROM log_ingest_keys WHERE token = $1 AND key = $2",
+    )
+    .bind(token)
+    .bind(key)
+    .fetch_optional(db)
+    .await?;
+    match row {
+        None => Ok(None),
+        Some((stored, _, _)) if stored != sha => Err(AppError::unprocessable(
+            "Idempotency-Key was already used for a different body; use a new key per batch",
+        )),
+        Some((_, accepted, unparsed)) => Ok(Some(LogIngestOutcome {
+            accepted: accepted.max(0) as usize,
+            unparsed: unparsed.max(0) as usize,
+            replayed: true,
+        })),
+    }
 }
 
 /// Store log lines: one entry per line (NDJSON for `json`; raw lines for `nginx` and `text`, whose
 /// continuation lines join their entry). All or nothing; lines that cannot be parsed are stored
-/// raw and counted, never dropped.
+/// raw and counted, never dropped. With an `Idempotency-Key`, a batch sent again (after a lost
+/// answer) is answered as the first time and not stored twice, for 24 hours.
 #[utoipa::path(post, path = "/api/v1/ingest/logs", tag = "logs",
-    params(IngestQuery),
+    params(IngestQuery,
+        ("Idempotency-Key" = Option<String>, Header,
+         description = "1–255 visible ASCII characters, one per batch: a batch sent again with the same key is not stored twice")),
     request_body(content = String, content_type = "application/x-ndjson"),
     security(("ingest_token" = [])),
     responses(
@@ -48,6 +89,7 @@ pub struct LogIngestOutcome {
         (status = 400, description = "Bad service, format or encoding; nothing stored", body = ErrorBody),
         (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 422, description = "Idempotency-Key already used for a different body", body = ErrorBody),
         (status = 503, description = "Database unavailable: retry later", body = ErrorBody),
     ))]
 pub async fn ingest(
@@ -56,7 +98,7 @@ pub async fn ingest(
     q: Result<ApiQuery<IngestQuery>, AppError>,
     ApiBytes(body): ApiBytes,
 ) -> Result<Json<LogIngestOutcome>, AppError> {
-    tokens::verify(
+    let token = tokens::verify(
         &state.pool,
         headers
             .get(header::AUTHORIZATION)
@@ -64,6 +106,25 @@ pub async fn ingest(
         "ingest",
     )
     .await?;
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => {
+            let k = v.to_str().map_err(|_| {
+                AppError::bad_request("Idempotency-Key: 1–255 visible ASCII characters")
+            })?;
+            check_idempotency_key(k).map_err(AppError::BadRequest)?;
+            Some(k.to_string())
+        }
+    };
+    let sha = {
+        use sha2::Digest;
+        sha2::Sha256::digest(&body).to_vec()
+    };
+    if let Some(k) = &key {
+        if let Some(done) = replay(&state.pool, &token, k, &sha).await? {
+            return Ok(Json(done));
+        }
+    }
     let ApiQuery(q) = q?;
     service::validate_service(&q.service).map_err(AppError::BadRequest)?;
     let format =
@@ -108,6 +169,30 @@ pub async fn ingest(
         unparsed += recs.iter().filter(|r| r.parse_error.is_some()).count();
         accepted += service::insert_in(&mut tx, &state.pool, svc, "api", recs, now).await? as usize;
     }
+    if let Some(k) = &key {
+        // A request with the same key that got here first holds the row until it commits;
+        // then this one finds it, stores nothing and answers as it did.
+        let fresh = sqlx::query(
+            "INSERT INTO log_ingest_keys (token, key, body_sha256, accepted, unparsed)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        )
+        .bind(&token)
+        .bind(k)
+        .bind(&sha)
+        .bind(accepted as i32)
+        .bind(unparsed as i32)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !fresh {
+            tx.rollback().await?;
+            return replay(&state.pool, &token, k, &sha)
+                .await?
+                .map(Json)
+                .ok_or(AppError::Internal);
+        }
+    }
     tx.commit().await?;
     service::lines_committed();
     // Lines for hours already over (a backfill, an agent catching up): roll them up now rather
@@ -133,7 +218,11 @@ pub async fn ingest(
             }
         });
     }
-    Ok(Json(LogIngestOutcome { accepted, unparsed }))
+    Ok(Json(LogIngestOutcome {
+        accepted,
+        unparsed,
+        replayed: false,
+    }))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -332,4 +421,26 @@ pub async fn delete_source(
     .await?;
     r?;
     Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idempotency_keys() {
+        for (key, ok) in [
+            ("0b7f6c8e-1d2a-4c4e-9f1a-3e5d7c9b1a2f", true),
+            ("batch-42", true),
+            ("x", true),
+            ("", false),
+            ("has space", false),
+            ("tab\there", false),
+            ("é", false),
+        ] {
+            assert_eq!(check_idempotency_key(key).is_ok(), ok, "{key:?}");
+        }
+        assert!(check_idempotency_key(&"k".repeat(255)).is_ok());
+        assert!(check_idempotency_key(&"k".repeat(256)).is_err());
+    }
 }
