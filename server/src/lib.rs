@@ -87,7 +87,7 @@ pub fn build_router(state: AppState) -> Router {
         .with_secure(config.secure_cookies)
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
-        .with_always_save(true)
+        // Idle expiry slides: `current_user` writes the session again at most once a minute.
         .with_expiry(Expiry::OnInactivity(time::Duration::minutes(
             config.session_idle_minutes,
         )));

@@ -127,6 +127,42 @@ async fn session_id_changes_at_login(pool: PgPool) {
     assert_ne!(id1, id2, "a fresh session id at each sign-in");
 }
 
+/// An active session's idle expiry slides, but its row is written at most once a minute, not
+/// on every request (a dashboard makes many).
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn a_session_is_written_at_most_once_a_minute(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let c = app.signed_in("dave", Role::Viewer).await;
+    let expiry = || async {
+        sqlx::query_scalar::<_, time::OffsetDateTime>("SELECT max(expiry_date) FROM sessions")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    let minute = || time::OffsetDateTime::now_utc().unix_timestamp() / 60;
+    // Requests within one minute (tried again if a minute boundary falls in between).
+    for attempt in 0.. {
+        let at = minute();
+        let res = c.get(app.url("/api/v1/auth/me")).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let first = expiry().await;
+        for _ in 0..5 {
+            let res = c.get(app.url("/api/v1/auth/me")).send().await.unwrap();
+            assert_eq!(res.status(), StatusCode::OK);
+            assert!(
+                res.headers().get("set-cookie").is_none(),
+                "nothing to set again"
+            );
+        }
+        if minute() != at && attempt < 3 {
+            continue;
+        }
+        assert_eq!(expiry().await, first, "the session was not written again");
+        assert!(first > time::OffsetDateTime::now_utc() + time::Duration::minutes(20));
+        break;
+    }
+}
+
 #[sqlx::test(migrator = "server::MIGRATOR")]
 async fn wrong_password_is_401_and_audited(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;

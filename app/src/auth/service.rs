@@ -20,6 +20,9 @@ use tower_sessions::Session;
 const USER_ID_KEY: &str = "opsdeck.user_id";
 /// Sign-in time in Unix milliseconds.
 const LOGIN_AT_KEY: &str = "opsdeck.login_at_ms";
+/// The minute (Unix time / 60) the session was last written: it is written again, extending its
+/// idle expiry, when a request comes in a later minute, rather than on every request.
+const SEEN_MINUTE_KEY: &str = "opsdeck.seen_minute";
 
 /// OWASP's minimum for argon2id: 19 MiB, 2 passes, 1 lane.
 pub const ARGON2_M_KIB: u32 = 19_456;
@@ -195,10 +198,16 @@ pub async fn current_user(ctx: &RequestCtx) -> AppResult<Option<CurrentUser>> {
     .fetch_optional(&ctx.state.pool)
     .await?;
     match row {
-        Some((username, role)) => Ok(Some(CurrentUser {
-            username,
-            role: parse_role(&role)?,
-        })),
+        Some((username, role)) => {
+            let minute = now_ms() / 60_000;
+            if ctx.session.get::<i64>(SEEN_MINUTE_KEY).await? != Some(minute) {
+                ctx.session.insert(SEEN_MINUTE_KEY, minute).await?;
+            }
+            Ok(Some(CurrentUser {
+                username,
+                role: parse_role(&role)?,
+            }))
+        }
         None => {
             ctx.session.flush().await?;
             Ok(None)
