@@ -290,7 +290,13 @@ async fn a_round_trip_restores_equal_data(pool: PgPool) {
         .collect();
     assert!(leftovers.is_empty());
 
-    // A test restore proves it restorable, and its scratch database is gone afterwards.
+    // A test restore proves it restorable, and its scratch database is gone afterwards, with
+    // the one a test restore killed midway left behind (no lock held, nobody connected).
+    let left_over = format!("opsdeck_verify_{}_999_deadbeef", fx.name);
+    sqlx::query(&format!("CREATE DATABASE {left_over}"))
+        .execute(&pool)
+        .await
+        .unwrap();
     let res = operator
         .post(app.url(&format!("/api/v1/backups/{id}/verify?test_restore=true")))
         .send()
@@ -306,13 +312,18 @@ async fn a_round_trip_restores_equal_data(pool: PgPool) {
             .contains("equal to the manifest"),
         "{v}"
     );
-    let scratch: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM pg_database WHERE datname LIKE 'opsdeck_verify_%'",
+    let scratch: Vec<String> = sqlx::query_scalar(
+        "SELECT datname FROM pg_database WHERE datname LIKE 'opsdeck\\_verify\\_' || $1 || '\\_%'",
     )
-    .fetch_one(&pool)
+    .bind(&fx.name)
+    .fetch_all(&pool)
     .await
     .unwrap();
-    assert_eq!(scratch, 0);
+    assert_eq!(
+        scratch,
+        Vec::<String>::new(),
+        "no scratch database of this target is left"
+    );
     let targets = json(
         admin
             .get(app.url("/api/v1/backups/targets"))

@@ -1157,10 +1157,70 @@ async fn pg_restore(
     }
 }
 
-/// Creates a scratch database, restores into it, compares with the manifest, drops it.
+/// A test restore's scratch database: `opsdeck_verify_<database>_<run>_<random>`, the database's
+/// name cut to 19 characters that are letters, digits or `_`, so that it stays within
+/// PostgreSQL's 63 and says what it verifies.
+fn scratch_name(database: &str, run: i64, suffix: &str) -> String {
+    let db: String = database
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(19)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    format!("opsdeck_verify_{db}_{run}_{suffix}")
+}
+
+/// The lock a test restore holds on its scratch database while it lives.
+fn scratch_lock(name: &str) -> String {
+    format!("opsdeck.backup.scratch.{name}")
+}
+
+/// Drops the scratch databases that test restores of a process killed midway left on the
+/// target's server: a live test restore holds its scratch database's lock and is connected to
+/// it; a left-over one has neither.
+async fn drop_left_over_scratch(state: &AppState, admin: &mut PgConnection) {
+    let names: Vec<String> = match sqlx::query_scalar(
+        "SELECT d.datname FROM pg_database d
+         WHERE d.datname LIKE 'opsdeck\\_verify\\_%'
+           AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname)",
+    )
+    .fetch_all(&mut *admin)
+    .await
+    {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not list left-over scratch databases");
+            return;
+        }
+    };
+    for name in names {
+        let Ok(Some(lock)) = HeldLock::try_take(state, &scratch_lock(&name)).await else {
+            continue;
+        };
+        match sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            quote_ident(&name)
+        ))
+        .execute(&mut *admin)
+        .await
+        {
+            Ok(_) => {
+                tracing::info!(database = %name, "dropped the scratch database of an interrupted test restore")
+            }
+            Err(e) => {
+                tracing::warn!(database = %name, error = %e, "could not drop a left-over scratch database")
+            }
+        }
+        lock.release().await;
+    }
+}
+
+/// Creates a scratch database, restores into it, compares with the manifest, drops it (and any
+/// scratch database an interrupted test restore left behind).
 async fn test_restore(state: &AppState, t: &TargetRow, id: i64, f: &RunFile) -> VerifyOutcome {
     let url = t.url(state);
-    let scratch = format!("opsdeck_verify_{id}_{}", random_suffix());
+    let database = conn::split(&url).map(|p| p.database).unwrap_or_default();
+    let scratch = scratch_name(&database, id, &random_suffix());
     let mut admin = match PgConnection::connect(&url).await {
         Ok(c) => c,
         Err(e) => {
@@ -1170,11 +1230,25 @@ async fn test_restore(state: &AppState, t: &TargetRow, id: i64, f: &RunFile) -> 
             }
         }
     };
+    drop_left_over_scratch(state, &mut admin).await;
+    // Held until the scratch database is dropped, so that no other process takes it for a
+    // left-over one.
+    let lock = match HeldLock::try_take(state, &scratch_lock(&scratch)).await {
+        Ok(Some(l)) => l,
+        Ok(None) | Err(_) => {
+            let _ = admin.close().await;
+            return VerifyOutcome {
+                ok: false,
+                detail: "could not take the scratch database's lock; try again".into(),
+            };
+        }
+    };
     if let Err(e) = sqlx::query(&format!("CREATE DATABASE {}", quote_ident(&scratch)))
         .execute(&mut admin)
         .await
     {
         let _ = admin.close().await;
+        lock.release().await;
         return VerifyOutcome {
             ok: false,
             detail: format!(
@@ -1213,6 +1287,7 @@ async fn test_restore(state: &AppState, t: &TargetRow, id: i64, f: &RunFile) -> 
         tracing::warn!(database = %scratch, error = %e, "could not drop the scratch database");
     }
     let _ = admin.close().await;
+    lock.release().await;
     let detail = if outcome.ok {
         format!("test restore: {}", outcome.detail)
     } else {
@@ -1984,6 +2059,20 @@ async fn maintenance(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scratch_names_say_what_they_verify_and_fit() {
+        for (db, run, want) in [
+            ("shop", 7, "opsdeck_verify_shop_7_0a1b2c3d"),
+            ("Shop-DB.main", 12, "opsdeck_verify_shopdbmain_12_0a1b2c3d"),
+            ("", 1, "opsdeck_verify__1_0a1b2c3d"),
+            ("ünïcode", 1, "opsdeck_verify_ncode_1_0a1b2c3d"),
+        ] {
+            assert_eq!(scratch_name(db, run, "0a1b2c3d"), want);
+        }
+        let long = scratch_name(&"x".repeat(200), i64::MAX, "0a1b2c3d");
+        assert!(long.len() <= 63, "{long}: {}", long.len());
+    }
 
     #[test]
     fn table_data_in_listings() {
