@@ -154,6 +154,15 @@ pub fn PageHeader(
     }
 }
 
+/// A route's path or query parameter, `None` once the route's map is gone: a page's closures
+/// can run after navigation has disposed of it (a panic seen under load with `read()`).
+pub fn param(
+    map: leptos::prelude::Memo<leptos_router::params::ParamsMap>,
+    key: &str,
+) -> Option<String> {
+    map.try_read().and_then(|m| m.get(key))
+}
+
 /// `2026-11-25 20:31 UTC`: the same text on the server and after hydration.
 pub fn fmt_time(t: &OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);

@@ -4,7 +4,7 @@ use super::{
     list_audit, list_tokens, list_users, CreateToken, CreateUser, Login, ResetPassword,
     RevokeToken, Role, UpdateUser, UserSummary,
 };
-use crate::components::{action_error, fmt_time, ErrorNotice, PageHeader};
+use crate::components::{action_error, fmt_time, param, ErrorNotice, PageHeader};
 use crate::error::AppError;
 use leptos::prelude::*;
 use leptos_router::components::A;
@@ -14,12 +14,7 @@ use leptos_router::hooks::use_query_map;
 pub fn LoginPage() -> impl IntoView {
     let login = ServerAction::<Login>::new();
     let query = use_query_map();
-    let next = move || {
-        query
-            .try_read()
-            .and_then(|m| m.get("next"))
-            .unwrap_or_default()
-    };
+    let next = move || param(query, "next").unwrap_or_default();
     let error = move || login.value().get().and_then(|r| r.err());
     view! {
         <leptos_meta::Title text="Sign in"/>

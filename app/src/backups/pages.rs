@@ -8,7 +8,7 @@ use super::{
 };
 use crate::auth::Role;
 use crate::components::{
-    action_error, fmt_duration, fmt_time, EmptyState, ErrorNotice, PageHeader,
+    action_error, fmt_duration, fmt_time, param, EmptyState, ErrorNotice, PageHeader,
 };
 use crate::metrics::{scale_bytes, AutoRefresh, ChartView};
 use leptos::prelude::*;
@@ -47,18 +47,8 @@ fn verified_cell(run: &BackupRun) -> impl IntoView {
 #[component]
 pub fn BackupsPage() -> impl IntoView {
     let query = use_query_map();
-    let target = move || {
-        query
-            .try_read()
-            .and_then(|m| m.get("target"))
-            .filter(|s| !s.is_empty())
-    };
-    let status = move || {
-        query
-            .try_read()
-            .and_then(|m| m.get("status"))
-            .filter(|s| !s.is_empty())
-    };
+    let target = move || param(query, "target").filter(|s| !s.is_empty());
+    let status = move || param(query, "status").filter(|s| !s.is_empty());
     let run = ServerAction::<BackUpNow>::new();
     let add = ServerAction::<AddTarget>::new();
     let data = Resource::new(
@@ -416,12 +406,7 @@ pub fn RestorePage() -> impl IntoView {
 #[component]
 pub fn DbHealthPage() -> impl IntoView {
     let params = use_params_map();
-    let target = move || {
-        params
-            .try_read()
-            .and_then(|m| m.get("name"))
-            .unwrap_or_default()
-    };
+    let target = move || param(params, "name").unwrap_or_default();
     let act = ServerAction::<RunMaintenance>::new();
     let data = Resource::new(
         move || (target(), act.version().get()),

@@ -6,7 +6,7 @@
 use super::{
     get_logs_page, list_log_sources, AddLogSource, DeleteLogSource, Facet, LogLine, LogStats,
 };
-use crate::components::{action_error, fmt_time, EmptyState, ErrorNotice, PageHeader};
+use crate::components::{action_error, fmt_time, param, EmptyState, ErrorNotice, PageHeader};
 use crate::metrics::AutoRefresh;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
@@ -20,12 +20,7 @@ fn secs(v: Option<f64>) -> String {
 #[component]
 pub fn LogsPage() -> impl IntoView {
     let query = use_query_map();
-    let get = move |k: &str| {
-        query
-            .try_read()
-            .and_then(|m| m.get(k))
-            .filter(|s| !s.is_empty())
-    };
+    let get = move |k: &str| param(query, k).filter(|s| !s.is_empty());
     let data = Resource::new(
         move || {
             (

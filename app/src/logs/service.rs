@@ -728,15 +728,14 @@ pub async fn stats(
     to: OffsetDateTime,
     p: &StatsParams,
 ) -> AppResult<LogStats> {
-    // (Boxed: the analytics' future is large, and two of them are in this one.)
-    if !ends_now(to) {
-        return Box::pin(stats_of(pool, service, from, to, p)).await;
-    }
+    // Ranges are taken to whole seconds (one ending now to the end of this second), so the
+    // requests of one second for a range ending now share their reads.
     let (from, to) = (whole_second(from), second_end(to));
     let key = format!("stats/{service:?}/{}/{p:?}", (to - from).whole_seconds());
     let (pool2, service, p) = (pool.clone(), service.map(str::to_string), p.clone());
+    // (Boxed: the analytics' future is large.)
     let compute = Box::pin(async move { stats_of(&pool2, service.as_deref(), from, to, &p).await });
-    recent_if(true, pool, key, to, compute).await
+    recent_if(ends_now(to), pool, key, to, compute).await
 }
 
 async fn stats_of(
@@ -747,10 +746,7 @@ async fn stats_of(
     p: &StatsParams,
 ) -> AppResult<LogStats> {
     let svc = service.map(str::to_string);
-    // Ranges are taken to whole seconds (one ending now to the end of this second), so the
-    // requests of one second for a range ending now share their reads.
     let now_ending = ends_now(to);
-    let (from, to) = (whole_second(from), second_end(to));
     let days = rollup::whole_days(from, to);
     let rolled_days: Vec<Date> = if days.is_empty() {
         vec![]
@@ -1426,8 +1422,8 @@ pub async fn page_data(state: &AppState, role: Role, p: PageQuery<'_>) -> AppRes
             .map_err(|e| AppError::bad_request(format!("range: {e}")))?;
         time_range(Some(&format!("now-{secs}s")), None, now).map_err(AppError::BadRequest)?
     };
-    // A range ending now: whole seconds, so the page's facets and timeline are shared within
-    // the second (`shared_if`).
+    // A range ending now: whole seconds, as `stats` takes it, so the facets and timeline below
+    // cover the same range.
     let live = ends_now(to);
     let (from, to) = if live {
         (whole_second(from), second_end(to))

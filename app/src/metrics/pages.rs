@@ -1,7 +1,7 @@
 //! Hosts pages and the host cards of the Overview.
 
 use super::{get_host_cards, get_host_charts, level, Chart, HostCard, RANGES};
-use crate::components::{fmt_duration, fmt_time, ErrorNotice, PageHeader};
+use crate::components::{fmt_duration, fmt_time, param, ErrorNotice, PageHeader};
 use leptos::prelude::*;
 use leptos_router::components::A;
 use leptos_router::hooks::{use_params_map, use_query_map};
@@ -199,15 +199,10 @@ pub fn ChartView(chart: Chart) -> impl IntoView {
 pub fn HostPage() -> impl IntoView {
     let params = use_params_map();
     let query = use_query_map();
-    let host = move || {
-        params
-            .try_read()
-            .and_then(|m| m.get("name"))
-            .unwrap_or_default()
-    };
-    let range = move || query.try_read().and_then(|m| m.get("range"));
-    let from = move || query.try_read().and_then(|m| m.get("from"));
-    let to = move || query.try_read().and_then(|m| m.get("to"));
+    let host = move || param(params, "name").unwrap_or_default();
+    let range = move || param(query, "range");
+    let from = move || param(query, "from");
+    let to = move || param(query, "to");
     let live =
         move || from().is_none() && matches!(range().as_deref(), None | Some("1h" | "6h" | "24h"));
     let charts = Resource::new(

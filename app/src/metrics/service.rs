@@ -375,10 +375,7 @@ pub async fn series(
             "points: must be 1 to {MAX_POINTS}"
         )));
     }
-    let now = OffsetDateTime::now_utc();
-    let range = (to - from).whole_seconds().max(1);
-    let tier = choose_tier((now - from).whole_seconds(), range, points, retention);
-    let step = bucket_secs(tier, range, points);
+    let (tier, step) = tier_and_step(from, to, points, retention);
     let matched: Vec<(i32, String, sqlx::types::Json<Labels>)> = sqlx::query_as(
         "SELECT id, metric, labels FROM metric_series WHERE host = $1 AND metric = $2 AND labels @> $3::jsonb ORDER BY labels::text",
     )
@@ -405,6 +402,19 @@ pub async fn series(
             })
             .collect(),
     })
+}
+
+/// The coarsest tier that still gives `points` points over [from, to), and its bucket in seconds.
+fn tier_and_step(
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+    points: i64,
+    retention: Retention,
+) -> (Tier, i64) {
+    let now = OffsetDateTime::now_utc();
+    let range = (to - from).whole_seconds().max(1);
+    let tier = choose_tier((now - from).whole_seconds(), range, points, retention);
+    (tier, bucket_secs(tier, range, points))
 }
 
 /// Per series id, the points of [from, to) averaged into buckets of `step` seconds, from `tier`.
@@ -469,10 +479,7 @@ pub async fn first_series_points(
     if wanted.is_empty() || to <= from {
         return Ok(out);
     }
-    let now = OffsetDateTime::now_utc();
-    let range = (to - from).whole_seconds().max(1);
-    let tier = choose_tier((now - from).whole_seconds(), range, points, retention);
-    let step = bucket_secs(tier, range, points);
+    let (tier, step) = tier_and_step(from, to, points, retention);
     let hosts: Vec<&str> = wanted.iter().map(|w| w.0.as_str()).collect();
     let metrics: Vec<&str> = wanted.iter().map(|w| w.1.metric.as_str()).collect();
     let labels: Vec<String> = wanted.iter().map(|w| labels_json(&w.1.labels)).collect();
@@ -592,14 +599,15 @@ pub async fn host_cards(state: &AppState) -> AppResult<Vec<HostCard>> {
             .max_by(|a, b| a.value.total_cmp(&b.value))
             .map(|v| (v.labels.get("mount").cloned().unwrap_or_default(), v.value))
     };
+    let disks: Vec<Option<(String, f64)>> = hosts.iter().map(|h| fullest_disk(&h.name)).collect();
     let mut wanted = vec![];
-    for h in &hosts {
+    for (h, disk) in hosts.iter().zip(&disks) {
         wanted.push((h.name.clone(), selector("cpu_usage_percent", &[])));
         wanted.push((h.name.clone(), selector("memory_used_percent", &[])));
-        if let Some((mount, _)) = fullest_disk(&h.name) {
+        if let Some((mount, _)) = disk {
             wanted.push((
                 h.name.clone(),
-                selector("disk_used_percent", &[("mount", &mount)]),
+                selector("disk_used_percent", &[("mount", mount.as_str())]),
             ));
         }
     }
@@ -610,8 +618,7 @@ pub async fn host_cards(state: &AppState) -> AppResult<Vec<HostCard>> {
         .into_iter()
         .map(|p| p.into_iter().map(|p| p.avg).collect::<Vec<f64>>());
     let mut cards = Vec::with_capacity(hosts.len());
-    for h in hosts {
-        let disk = fullest_disk(&h.name);
+    for (h, disk) in hosts.into_iter().zip(disks) {
         let (cpu_spark, memory_spark) = (
             sparks.next().unwrap_or_default(),
             sparks.next().unwrap_or_default(),

@@ -6,7 +6,7 @@ use super::{
     Sparks, TargetInfo,
 };
 use crate::components::{
-    action_error, fmt_duration, fmt_time, EmptyState, ErrorNotice, PageHeader,
+    action_error, fmt_duration, fmt_time, param, EmptyState, ErrorNotice, PageHeader,
 };
 use crate::metrics::pages::{sparkline, ChartView};
 use crate::metrics::{AutoRefresh, Unit};
@@ -116,7 +116,7 @@ pub fn ServicesPage() -> impl IntoView {
     let add_t = ServerAction::<AddTarget>::new();
     let del = ServerAction::<DeleteService>::new();
     let query = use_query_map();
-    let host = move || query.try_read().and_then(|m| m.get("host"));
+    let host = move || param(query, "host");
     let data = Resource::new(
         move || {
             (

@@ -39,12 +39,12 @@ pub struct LogIngestOutcome {
     pub replayed: bool,
 }
 
-/// The `Idempotency-Key` header: 1–255 visible ASCII characters (a UUID, say).
-pub fn check_idempotency_key(key: &str) -> Result<(), String> {
-    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+/// The `Idempotency-Key` header's bytes as a key: 1–255 visible ASCII characters (a UUID, say).
+pub fn check_idempotency_key(key: &[u8]) -> Result<String, String> {
+    if key.is_empty() || key.len() > 255 || !key.iter().all(|b| b.is_ascii_graphic()) {
         return Err("Idempotency-Key: 1–255 visible ASCII characters (a UUID, say)".into());
     }
-    Ok(())
+    Ok(String::from_utf8_lossy(key).into_owned())
 }
 
 /// The outcome stored under (token, key), if any: a body other than the one stored is refused.
@@ -106,22 +106,17 @@ pub async fn ingest(
         "ingest",
     )
     .await?;
-    let key = match headers.get("idempotency-key") {
+    // With a key, the body's SHA-256 tells a batch sent again from another one.
+    let keyed = match headers.get("idempotency-key") {
         None => None,
         Some(v) => {
-            let k = v.to_str().map_err(|_| {
-                AppError::bad_request("Idempotency-Key: 1–255 visible ASCII characters")
-            })?;
-            check_idempotency_key(k).map_err(AppError::BadRequest)?;
-            Some(k.to_string())
+            use sha2::Digest;
+            let k = check_idempotency_key(v.as_bytes()).map_err(AppError::BadRequest)?;
+            Some((k, sha2::Sha256::digest(&body).to_vec()))
         }
     };
-    let sha = {
-        use sha2::Digest;
-        sha2::Sha256::digest(&body).to_vec()
-    };
-    if let Some(k) = &key {
-        if let Some(done) = replay(&state.pool, &token, k, &sha).await? {
+    if let Some((k, sha)) = &keyed {
+        if let Some(done) = replay(&state.pool, &token, k, sha).await? {
             return Ok(Json(done));
         }
     }
@@ -169,7 +164,7 @@ pub async fn ingest(
         unparsed += recs.iter().filter(|r| r.parse_error.is_some()).count();
         accepted += service::insert_in(&mut tx, &state.pool, svc, "api", recs, now).await? as usize;
     }
-    if let Some(k) = &key {
+    if let Some((k, sha)) = &keyed {
         // A request with the same key that got here first holds the row until it commits;
         // then this one finds it, stores nothing and answers as it did.
         let fresh = sqlx::query(
@@ -178,7 +173,7 @@ pub async fn ingest(
         )
         .bind(&token)
         .bind(k)
-        .bind(&sha)
+        .bind(sha)
         .bind(accepted as i32)
         .bind(unparsed as i32)
         .execute(&mut *tx)
@@ -187,7 +182,7 @@ pub async fn ingest(
             == 1;
         if !fresh {
             tx.rollback().await?;
-            return replay(&state.pool, &token, k, &sha)
+            return replay(&state.pool, &token, k, sha)
                 .await?
                 .map(Json)
                 .ok_or(AppError::Internal);
@@ -438,9 +433,9 @@ mod tests {
             ("tab\there", false),
             ("é", false),
         ] {
-            assert_eq!(check_idempotency_key(key).is_ok(), ok, "{key:?}");
+            assert_eq!(check_idempotency_key(key.as_bytes()).is_ok(), ok, "{key:?}");
         }
-        assert!(check_idempotency_key(&"k".repeat(255)).is_ok());
-        assert!(check_idempotency_key(&"k".repeat(256)).is_err());
+        assert!(check_idempotency_key("k".repeat(255).as_bytes()).is_ok());
+        assert!(check_idempotency_key("k".repeat(256).as_bytes()).is_err());
     }
 }

@@ -292,8 +292,7 @@ async fn main() -> Res<()> {
     let _ = child.kill();
     let _ = child.wait();
 
-    let report = |name: &str, t: &Mutex<Tally>| {
-        let mut g = t.lock().unwrap();
+    let report = |name: &str, g: &mut Tally| {
         let n = g.ms.len();
         let e = g.errors;
         let (p50, p95, p99) = (
@@ -312,9 +311,13 @@ async fn main() -> Res<()> {
          page views and API calls by {}",
         traffic.client
     );
-    let (n1, e1) = report("page views", &traffic.pages);
-    let (n2, e2) = report("API calls", &traffic.apis);
-    let (n3, e3) = report("agent ingests (20 agents every 5 s)", &ingest);
+    let mut traffic = traffic;
+    let (n1, e1) = report("page views", &mut traffic.pages);
+    let (n2, e2) = report("API calls", &mut traffic.apis);
+    let (n3, e3) = report(
+        "agent ingests (20 agents every 5 s)",
+        &mut ingest.lock().unwrap(),
+    );
     println!(
         "all: {} requests, error rate {:.3} %",
         n1 + n2 + n3,
@@ -366,12 +369,47 @@ async fn main() -> Res<()> {
 /// What the page views and API calls gave.
 struct Traffic {
     client: &'static str,
-    pages: Mutex<Tally>,
-    apis: Mutex<Tally>,
+    pages: Tally,
+    apis: Tally,
     /// Latencies (ms) by path.
     by_path: std::collections::HashMap<String, Vec<f64>>,
     /// (path, why) → how many.
     failures: std::collections::BTreeMap<(String, String), u64>,
+}
+
+impl Traffic {
+    fn new(client: &'static str) -> Self {
+        Self {
+            client,
+            pages: Tally::default(),
+            apis: Tally::default(),
+            by_path: Default::default(),
+            failures: Default::default(),
+        }
+    }
+
+    fn tally(&mut self, path: &str) -> &mut Tally {
+        if path.starts_with("/api/") {
+            &mut self.apis
+        } else {
+            &mut self.pages
+        }
+    }
+
+    /// `n` requests to `path` that failed, for `why`.
+    fn failed(&mut self, path: &str, why: String, n: u64) {
+        self.tally(path).errors += n;
+        *self.failures.entry((path.to_string(), why)).or_insert(0) += n;
+    }
+
+    /// One answered request: its latency, and why it failed if it did.
+    fn record(&mut self, path: &str, ms: f64, failure: Option<String>) {
+        self.tally(path).ms.push(ms);
+        self.by_path.entry(path.to_string()).or_default().push(ms);
+        if let Some(why) = failure {
+            self.failed(path, why, 1);
+        }
+    }
 }
 
 /// The page views and API calls from this process: a request every `1/rate` s whatever the
@@ -384,8 +422,9 @@ async fn builtin_traffic(base: &str, cookie: &str, stop: Instant, rate: u64) -> 
         .timeout(Duration::from_secs(30))
         .pool_max_idle_per_host(64)
         .build()?;
-    type Seen = Arc<Mutex<(Vec<(&'static str, bool, f64)>, Vec<(&'static str, String)>)>>;
-    let seen: Seen = Default::default();
+    // (path, ms, why it failed)
+    type Seen = Vec<(&'static str, f64, Option<String>)>;
+    let seen: Arc<Mutex<Seen>> = Default::default();
     let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut k = 0usize;
@@ -410,36 +449,14 @@ async fn builtin_traffic(base: &str, cookie: &str, stop: Instant, rate: u64) -> 
                 Err(e) => Some(format!("{e}")),
             };
             let ms = t.elapsed().as_secs_f64() * 1000.0;
-            let mut g = seen.lock().unwrap();
-            g.0.push((path, why.is_none(), ms));
-            if let Some(why) = why {
-                g.1.push((path, why));
-            }
+            seen.lock().unwrap().push((path, ms, why));
         });
         while inflight.try_join_next().is_some() {}
     }
     while inflight.join_next().await.is_some() {}
-    let (requests, failed) = std::mem::take(&mut *seen.lock().unwrap());
-    let mut t = Traffic {
-        client: "opsdeck-load itself",
-        pages: Default::default(),
-        apis: Default::default(),
-        by_path: Default::default(),
-        failures: Default::default(),
-    };
-    for (path, ok, ms) in requests {
-        let tally = if path.starts_with("/api/") {
-            &t.apis
-        } else {
-            &t.pages
-        };
-        let mut g = tally.lock().unwrap();
-        g.ms.push(ms);
-        g.errors += u64::from(!ok);
-        t.by_path.entry(path.to_string()).or_default().push(ms);
-    }
-    for (path, why) in failed {
-        *t.failures.entry((path.to_string(), why)).or_insert(0) += 1;
+    let mut t = Traffic::new("opsdeck-load itself");
+    for (path, ms, why) in std::mem::take(&mut *seen.lock().unwrap()) {
+        t.record(path, ms, why);
     }
     Ok(t)
 }
@@ -490,28 +507,19 @@ async fn oha_traffic(
             .map_err(|e| format!("could not start oha ({}): {e}", oha.to_string_lossy()))?;
         runs.push((name, child, db, out));
     }
-    let mut t = Traffic {
-        client: "oha (two processes: pages, API calls)",
-        pages: Default::default(),
-        apis: Default::default(),
-        by_path: Default::default(),
-        failures: Default::default(),
-    };
+    let mut t = Traffic::new("oha (two processes: pages, API calls)");
     for (name, mut child, db, out) in runs {
         let status = tokio::task::spawn_blocking(move || child.wait()).await??;
         if !status.success() {
             return Err(format!("oha ({name}) failed: {status}").into());
         }
         let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(&out)?)?;
-        let tally = if name == "pages" { &t.pages } else { &t.apis };
-        // Requests that got no answer at all (timeouts, refused connections).
+        // Requests that got no answer at all (timeouts, refused connections): oha does not say
+        // to which URL.
+        let any = if name == "apis" { "/api/*" } else { "/*" };
         if let Some(errs) = summary["errorDistribution"].as_object() {
             for (why, n) in errs {
-                let n = n.as_u64().unwrap_or(0);
-                tally.lock().unwrap().errors += n;
-                *t.failures
-                    .entry((name.to_string(), why.clone()))
-                    .or_insert(0) += n;
+                t.failed(any, why.clone(), n.as_u64().unwrap_or(0));
             }
         }
         let csv = std::process::Command::new("sqlite3")
@@ -533,17 +541,8 @@ async fn oha_traffic(
                 continue;
             };
             let path = url.trim_matches('"').trim_start_matches(base).to_string();
-            let ms = secs * 1000.0;
-            let ok = (200..300).contains(&status);
-            let mut g = tally.lock().unwrap();
-            g.ms.push(ms);
-            g.errors += u64::from(!ok);
-            if !ok {
-                *t.failures
-                    .entry((path.clone(), format!("HTTP {status}")))
-                    .or_insert(0) += 1;
-            }
-            t.by_path.entry(path).or_default().push(ms);
+            let failure = (!(200..300).contains(&status)).then(|| format!("HTTP {status}"));
+            t.record(&path, secs * 1000.0, failure);
         }
     }
     Ok(t)
