@@ -21,7 +21,7 @@ fi
 start_local_pg bench 5435
 create_db "$DATABASE_ADMIN_URL" opsdeck_bench_load fresh
 build_release >/dev/null
-cargo build -q -p server --release --bin opsdeck-load
+cargo build -q -p bench --release --bin opsdeck-load
 DATABASE_URL="$DATABASE_ADMIN_URL/opsdeck_bench_load" "$OPSDECK_BIN" migrate >/dev/null
 DATABASE_URL="$DATABASE_ADMIN_URL/opsdeck_bench_load" OPSDECK_BIN="$OPSDECK_BIN" RUST_LOG=warn \
   "$CARGO_TARGET_DIR/release/opsdeck-load" "${1:-300}" "${2:-200}"

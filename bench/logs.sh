@@ -8,7 +8,7 @@ TOTAL=${1:-5000000}
 start_local_pg bench 5435
 create_db "$DATABASE_ADMIN_URL" opsdeck_bench_logs fresh
 build_release >/dev/null
-cargo build -q -p server --release --bin opsdeck-logs-bench
+cargo build -q -p bench --release --bin opsdeck-logs-bench
 DATABASE_URL="$DATABASE_ADMIN_URL/opsdeck_bench_logs" "$OPSDECK_BIN" migrate >/dev/null
 DATABASE_URL="$DATABASE_ADMIN_URL/opsdeck_bench_logs" OPSDECK_BIN="$OPSDECK_BIN" RUST_LOG=warn \
   "$CARGO_TARGET_DIR/release/opsdeck-logs-bench" "$TOTAL"

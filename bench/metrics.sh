@@ -10,7 +10,7 @@ SAMPLES=${1:-1000000}
 start_local_pg bench 5435
 create_db "$DATABASE_ADMIN_URL" opsdeck_bench_metrics fresh
 build_release >/dev/null
-cargo build -q -p server --release --bin opsdeck-bench
+cargo build -q -p bench --release --bin opsdeck-bench
 
 echo "== opsdeck-bench ($SAMPLES samples)"
 DATABASE_URL="$DATABASE_ADMIN_URL/opsdeck_bench_metrics" RUST_LOG=warn "$CARGO_TARGET_DIR/release/opsdeck-bench" "$SAMPLES"

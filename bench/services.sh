@@ -8,7 +8,7 @@ N=${1:-50}; SERIES=${2:-2000}; SECS=${3:-60}
 start_local_pg bench 5435 ${PG_OPTS:-}
 create_db "$DATABASE_ADMIN_URL" opsdeck_bench_scrape fresh
 build_release >/dev/null
-cargo build -q -p server --release --bin opsdeck-scrape-fixtures
+cargo build -q -p bench --release --bin opsdeck-scrape-fixtures
 URL="$DATABASE_ADMIN_URL/opsdeck_bench_scrape"
 DATABASE_URL="$URL" "$OPSDECK_BIN" migrate >/dev/null
 work=$(mktemp -d)

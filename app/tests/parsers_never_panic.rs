@@ -114,7 +114,12 @@ proptest! {
         let _ = rules::validate_channel(&NewChannel { name: s.clone(), kind: "webhook".into(), url: Some(s.clone()), to: None, format: None });
         let _ = rules::validate_channel(&NewChannel { name: s.clone(), kind: "email".into(), url: None, to: Some(s.clone()), format: None });
         let _ = rules::validate_check(&NewCheck { name: s.clone(), url: s.clone(), interval_seconds: secs as i32, timeout_seconds: 5, expected_status: None, expected_body: Some(s.clone()) });
-        let _ = rules::redact_url(&s);
+        // Redaction never panics and never lets a password or query value through.
+        let _ = app::redact::url(&s);
+        let _ = app::redact::webhook(&s);
+        let _ = app::redact::text(&s);
+        let secret = format!("http://u:hunter2@{}/p?k=hunter2 {s}", s.len());
+        prop_assert!(!app::redact::text(&secret).contains("hunter2") || s.contains("hunter2"));
         let _ = rules::human_secs(secs);
         let _ = rules::backoff(secs as i32);
     }

@@ -1,8 +1,9 @@
 //! `opsdeck agent`: collects this host's metrics and pushes them to an Opsdeck server, buffering
 //! (bounded) while the server cannot be reached and re-sending without duplicates.
 
-use crate::config::{parse_interval, AgentArgs};
+use crate::config::AgentArgs;
 use crate::metrics::{collector::Collector, deliver, Delivery, Outbox};
+use app::config::parse_interval;
 use app::metrics::IngestBatch;
 use std::time::Duration;
 

@@ -1,13 +1,17 @@
 //! What each `opsdeck` subcommand does.
 
 use crate::config::{
-    self, BackupCommand, Cli, Command, LogsCommand, ServeArgs, TokenCommand, UserCommand,
+    self, BackupCommand, Cli, Command, GlobalArgs, LogsCommand, ServeFlags, TokenCommand,
+    UserCommand,
 };
 use app::auth::service::{self, FirstAdmin};
 use app::components::fmt_time;
 use app::state::AppState;
 use std::io::Read;
-use tower_sessions::ExpiredDeletion;
+use std::time::Duration;
+
+/// How long a stopping `opsdeck serve` waits for work under way (a backup, a round of a job).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
@@ -29,8 +33,8 @@ pub enum CliError {
 
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
-        None => serve(&cli.global, &ServeArgs::default()).await,
-        Some(Command::Serve(args)) => serve(&cli.global, &args).await,
+        None => serve(&cli.global, &ServeFlags::default()).await,
+        Some(Command::Serve(flags)) => serve(&cli.global, &flags).await,
         Some(Command::Migrate) => {
             let pool = open(&cli.global).await?;
             let v: Option<i64> =
@@ -50,16 +54,16 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             format,
             service,
         })) => {
-            let pool = open(&cli.global).await?;
-            crate::logs::import(&pool, &files, &format, &service).await?;
+            let state = open_state(&cli.global).await?;
+            crate::logs::import(&state, &files, &format, &service).await?;
             // Roll up the finished hours just written, so that their analytics are quick at
             // once rather than after the server's next round.
             let t = std::time::Instant::now();
-            let report = crate::jobs::run_now_locked(
-                &pool,
+            let report = app::locks::run_now_locked(
+                &state.pool,
                 "log_rollups",
                 true,
-                app::logs::service::roll_up(&pool, time::OffsetDateTime::now_utc()),
+                app::logs::rollup_jobs::roll_up(&state, time::OffsetDateTime::now_utc()),
             )
             .await?;
             if let Some(report) = report.filter(|r| r.hours > 0) {
@@ -75,15 +79,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
-async fn backup(global: &config::GlobalArgs, cmd: BackupCommand) -> Result<(), CliError> {
+async fn backup(global: &GlobalArgs, cmd: BackupCommand) -> Result<(), CliError> {
     use app::backups::service as backups;
-    let serve = ServeArgs::from_env().map_err(|e| CliError::Usage(e.to_string()))?;
-    let cfg = config::load(global, &serve)?;
-    let pool = crate::connect(&cfg).await.map_err(CliError::Connect)?;
-    crate::MIGRATOR.run(&pool).await?;
+    let state = open_state(global).await?;
+    let pool = state.pool.clone();
     backups::ensure_own_target(&pool).await?;
-    let listen = cfg.listen;
-    let state = AppState::new(crate::leptos_options(listen), pool.clone(), cfg);
     match cmd {
         BackupCommand::Run { target } => {
             eprintln!("backing up `{target}`…");
@@ -163,11 +163,17 @@ async fn backup(global: &config::GlobalArgs, cmd: BackupCommand) -> Result<(), C
     Ok(())
 }
 
-async fn open(global: &config::GlobalArgs) -> Result<sqlx::PgPool, CliError> {
-    let cfg = config::load(global, &ServeArgs::default())?;
+/// The settings (file, environment and global flags), a migrated pool and the state the
+/// product's functions take.
+async fn open_state(global: &GlobalArgs) -> Result<AppState, CliError> {
+    let cfg = config::load(global, &ServeFlags::default())?;
     let pool = crate::connect(&cfg).await.map_err(CliError::Connect)?;
     crate::MIGRATOR.run(&pool).await?;
-    Ok(pool)
+    Ok(AppState::new(crate::leptos_options(cfg.listen), pool, cfg))
+}
+
+async fn open(global: &GlobalArgs) -> Result<sqlx::PgPool, CliError> {
+    Ok(open_state(global).await?.pool)
 }
 
 fn read_password(password_stdin: bool) -> Result<String, CliError> {
@@ -184,7 +190,7 @@ fn read_password(password_stdin: bool) -> Result<String, CliError> {
     Ok(pw)
 }
 
-async fn user(global: &config::GlobalArgs, cmd: UserCommand) -> Result<(), CliError> {
+async fn user(global: &GlobalArgs, cmd: UserCommand) -> Result<(), CliError> {
     match cmd {
         UserCommand::Add {
             name,
@@ -247,7 +253,7 @@ async fn user(global: &config::GlobalArgs, cmd: UserCommand) -> Result<(), CliEr
     Ok(())
 }
 
-async fn token(global: &config::GlobalArgs, cmd: TokenCommand) -> Result<(), CliError> {
+async fn token(global: &GlobalArgs, cmd: TokenCommand) -> Result<(), CliError> {
     use app::auth::tokens;
     let pool = open(global).await?;
     match cmd {
@@ -310,8 +316,8 @@ async fn token(global: &config::GlobalArgs, cmd: TokenCommand) -> Result<(), Cli
     Ok(())
 }
 
-async fn serve(global: &config::GlobalArgs, args: &ServeArgs) -> Result<(), CliError> {
-    let cfg = config::load(global, args)?;
+async fn serve(global: &GlobalArgs, flags: &ServeFlags) -> Result<(), CliError> {
+    let cfg = config::load(global, flags)?;
     std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
         CliError::Usage(format!(
             "cannot create data directory {}: {e}",
@@ -321,7 +327,8 @@ async fn serve(global: &config::GlobalArgs, args: &ServeArgs) -> Result<(), CliE
     let pool = crate::connect(&cfg).await.map_err(CliError::Connect)?;
     crate::MIGRATOR.run(&pool).await?;
     let listen = cfg.listen;
-    match service::ensure_first_admin(&pool, args.admin_password.as_deref()).await? {
+    let admin_password = cfg.admin_password.as_ref().map(|p| p.expose().to_string());
+    match service::ensure_first_admin(&pool, admin_password.as_deref()).await? {
         FirstAdmin::Created {
             generated_password: Some(pw),
         } => {
@@ -337,13 +344,11 @@ async fn serve(global: &config::GlobalArgs, args: &ServeArgs) -> Result<(), CliE
         FirstAdmin::Existing => {}
     }
     app::backups::service::ensure_own_target(&pool).await?;
-    let deletion = tokio::spawn(
-        crate::session_store(&pool)
-            .continuously_delete_expired(tokio::time::Duration::from_secs(600)),
-    );
     let state = AppState::new(crate::leptos_options(listen), pool.clone(), cfg);
-    for (path, format, service) in &state.config.log_sources {
-        app::logs::service::add_source(&pool, path, format, service).await?;
+    for source in &state.config.log_sources {
+        app::logs::sources::add_checked(&state, source)
+            .await
+            .map_err(|e| CliError::Usage(format!("log source {}: {e}", source.path)))?;
     }
     app::services::service::apply_config(&state).await?;
     let own_health = format!(
@@ -357,29 +362,31 @@ async fn serve(global: &config::GlobalArgs, args: &ServeArgs) -> Result<(), CliE
     if app::alerts::service::seed(&pool, &own_health).await? {
         tracing::info!("seeded the runbook's alert rules and a health check of {own_health}");
     }
-    let collector = tokio::spawn(crate::metrics::run_local_collector(state.clone()));
-    let tailer = tokio::spawn(crate::logs::tail::run(state.clone()));
-    let scheduler = tokio::spawn(crate::jobs::run_scheduler(state.clone()));
-    let live_rollups = tokio::spawn(crate::jobs::run_live_rollups(state.clone()));
-    let scraper = tokio::spawn(crate::services::scraper::run(state.clone()));
-    let evaluator = tokio::spawn(crate::alerts::run_evaluator(state.clone()));
-    let notifier = tokio::spawn(crate::alerts::notify::run(state.clone()));
-    let checker = tokio::spawn(crate::alerts::checks::run(state.clone()));
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| CliError::Usage(format!("cannot listen on {listen}: {e}")))?;
     tracing::info!("Opsdeck listening on http://{}", listener.local_addr()?);
-    crate::serve(listener, state, crate::shutdown_signal()).await?;
-    deletion.abort();
-    collector.abort();
-    tailer.abort();
-    scheduler.abort();
-    live_rollups.abort();
-    scraper.abort();
-    evaluator.abort();
-    notifier.abort();
-    checker.abort();
+    let mut tasks = crate::tasks::Tasks::start(&state);
+    let stop = state.runtime.stop.clone();
+    let server = async {
+        let stopping = stop.clone();
+        let r = crate::serve(listener, state.clone(), async move {
+            tokio::select! {
+                _ = crate::shutdown_signal() => {}
+                _ = stopping.cancelled() => {}
+            }
+            stopping.cancel();
+        })
+        .await;
+        // However the server ended, the tasks stop with it.
+        stop.cancel();
+        r
+    };
+    let (served, ()) = tokio::join!(server, tasks.supervise());
+    tracing::info!("stopping background tasks");
+    tasks.stop(SHUTDOWN_GRACE).await;
     pool.close().await;
+    served?;
     tracing::info!("stopped");
     Ok(())
 }

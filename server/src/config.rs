@@ -1,10 +1,12 @@
-//! Command line and configuration: defaults, then an optional TOML file, then `OPSDECK_*`
-//! environment variables and flags. Secrets are wrapped so they never print.
+//! The command line, and the settings layered from it: defaults, then the TOML file
+//! (`--config`/`OPSDECK_CONFIG`), then environment variables, then flags. The settings
+//! themselves are declared once, in `app::config` (`SETTINGS`); the flags of `opsdeck serve` are
+//! made from that table, and a bare `opsdeck` reads the same environment. After layering,
+//! every value is checked, including against the product areas' own rules (a process watch, a
+//! scrape target, a log source), so a bad setting is named at start.
 
-use app::config::{Config, Secret};
+use app::config::{Config, SETTINGS};
 use clap::{Args, Parser, Subcommand};
-use serde::Deserialize;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Parser)]
@@ -23,13 +25,15 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-#[derive(Debug, Args)]
+/// Flags every subcommand takes. Their environment variables are read with the other settings'
+/// (`OPSDECK_CONFIG`, `DATABASE_URL`), in the same layers.
+#[derive(Debug, Default, Args)]
 pub struct GlobalArgs {
-    /// TOML configuration file (keys as in the README's configuration table).
-    #[arg(long, env = "OPSDECK_CONFIG", global = true)]
+    /// TOML configuration file (keys as in the README's configuration table) [env: OPSDECK_CONFIG]
+    #[arg(long, global = true)]
     pub config: Option<PathBuf>,
-    /// PostgreSQL connection URL, e.g. postgres://opsdeck:secret@127.0.0.1/opsdeck.
-    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    /// PostgreSQL connection URL, e.g. postgres://opsdeck:secret@127.0.0.1/opsdeck [env: DATABASE_URL]
+    #[arg(long, global = true)]
     pub database_url: Option<String>,
 }
 
@@ -38,7 +42,7 @@ pub struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the web UI and the JSON API (the default).
-    Serve(ServeArgs),
+    Serve(ServeFlags),
     /// Apply database migrations and exit.
     Migrate,
     /// Manage users.
@@ -136,84 +140,6 @@ pub struct AgentArgs {
     pub buffer: String,
 }
 
-impl ServeArgs {
-    /// The serve settings from the OPSDECK_* environment alone: for commands other than
-    /// `serve` (e.g. `backup run`), which must find the same data directory.
-    pub fn from_env() -> Result<Self, clap::Error> {
-        use clap::{CommandFactory, FromArgMatches};
-        #[derive(clap::Parser)]
-        struct Only {
-            #[command(flatten)]
-            serve: ServeArgs,
-        }
-        let m = Only::command().try_get_matches_from(["opsdeck"])?;
-        Ok(Only::from_arg_matches(&m)?.serve)
-    }
-}
-
-#[derive(Debug, Default, Args)]
-pub struct ServeArgs {
-    /// Days of log lines to keep (whole days are dropped).
-    #[arg(long, env = "OPSDECK_LOG_RETENTION_DAYS")]
-    pub log_retention_days: Option<i64>,
-    /// Address to listen on.
-    #[arg(long, env = "OPSDECK_LISTEN")]
-    pub listen: Option<SocketAddr>,
-    /// Directory for Opsdeck's own files (backups and the like).
-    #[arg(long, env = "OPSDECK_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Mark the session cookie Secure: set to true when users reach Opsdeck over HTTPS.
-    #[arg(long, env = "OPSDECK_SECURE_COOKIES")]
-    pub secure_cookies: Option<bool>,
-    /// Minutes without a request after which a session ends.
-    #[arg(long, env = "OPSDECK_SESSION_IDLE_MINUTES")]
-    pub session_idle_minutes: Option<i64>,
-    /// Hours after sign-in after which a session ends, active or not.
-    #[arg(long, env = "OPSDECK_SESSION_ABSOLUTE_HOURS")]
-    pub session_absolute_hours: Option<i64>,
-    /// Take client addresses from X-Forwarded-For (only behind a proxy you trust).
-    #[arg(long, env = "OPSDECK_TRUST_FORWARDED_FOR")]
-    pub trust_forwarded_for: Option<bool>,
-    /// Largest number of database connections this process opens.
-    #[arg(long, env = "OPSDECK_MAX_CONNECTIONS")]
-    pub max_connections: Option<u32>,
-    /// How often the server records its own host's metrics: `5s`, `1m`; `0` turns it off.
-    #[arg(long, env = "OPSDECK_COLLECT_INTERVAL")]
-    pub collect_interval: Option<String>,
-    /// Name for this host's series (default: the system host name).
-    #[arg(long, env = "OPSDECK_HOST_NAME")]
-    pub host_name: Option<String>,
-    /// Serve /metrics without a token (default: a token of scope `metrics` is needed).
-    #[arg(long, env = "OPSDECK_METRICS_PUBLIC")]
-    pub metrics_public: Option<bool>,
-    /// Days raw samples are kept (default 14).
-    #[arg(long, env = "OPSDECK_RETENTION_RAW_DAYS")]
-    pub retention_raw_days: Option<i64>,
-    /// Days 1-minute rollups are kept (default 90).
-    #[arg(long, env = "OPSDECK_RETENTION_1M_DAYS")]
-    pub retention_1m_days: Option<i64>,
-    /// Days 1-hour rollups are kept (default 730).
-    #[arg(long, env = "OPSDECK_RETENTION_1H_DAYS")]
-    pub retention_1h_days: Option<i64>,
-    /// How often alert rules are evaluated: `15s` (the default), `1m`.
-    #[arg(long, env = "OPSDECK_ALERT_INTERVAL")]
-    pub alert_interval: Option<String>,
-    /// SMTP server for e-mail notifications: `smtps://user:password@host:465`,
-    /// `smtp://host:587?tls=required`, or `smtp://127.0.0.1:25` (no TLS, local relay).
-    #[arg(long, env = "OPSDECK_SMTP_URL", hide_env_values = true)]
-    pub smtp_url: Option<String>,
-    /// The From address of e-mail notifications: `Opsdeck <opsdeck@example.com>`.
-    #[arg(long, env = "OPSDECK_SMTP_FROM")]
-    pub smtp_from: Option<String>,
-    /// The address users reach Opsdeck at (`https://ops.example.com`), for links in
-    /// notifications.
-    #[arg(long, env = "OPSDECK_PUBLIC_URL")]
-    pub public_url: Option<String>,
-    /// Password for the `admin` user created on first start (otherwise a random one is printed).
-    #[arg(long, env = "OPSDECK_ADMIN_PASSWORD", hide_env_values = true)]
-    pub admin_password: Option<String>,
-}
-
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
     /// Add a user; the password is read from standard input.
@@ -242,50 +168,58 @@ fn parse_role(s: &str) -> Result<app::auth::Role, String> {
     s.parse()
 }
 
-/// Keys of the optional TOML file. Unknown keys are an error, so a typo never passes silently.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    pub database_url: Option<String>,
-    pub listen: Option<SocketAddr>,
-    pub data_dir: Option<PathBuf>,
-    pub secure_cookies: Option<bool>,
-    pub session_idle_minutes: Option<i64>,
-    pub session_absolute_hours: Option<i64>,
-    pub trust_forwarded_for: Option<bool>,
-    pub max_connections: Option<u32>,
-    pub login_max_failures: Option<i32>,
-    pub login_ip_max_failures: Option<i32>,
-    pub login_window_secs: Option<i64>,
-    pub login_lockout_secs: Option<i64>,
-    pub collect_interval: Option<String>,
-    pub host_name: Option<String>,
-    pub metrics_public: Option<bool>,
-    pub retention_raw_days: Option<i64>,
-    pub retention_1m_days: Option<i64>,
-    pub retention_1h_days: Option<i64>,
-    /// `[[log_sources]]` tables: files to follow.
-    pub log_sources: Option<Vec<LogSourceConfig>>,
-    pub log_retention_days: Option<i64>,
-    /// `[log_retention_services]`: days kept for named services (`api = 7`).
-    pub log_retention_services: Option<std::collections::BTreeMap<String, i64>>,
-    /// `[[processes]]` tables: `name`, `pattern`, optional `port` and `host`.
-    pub processes: Option<Vec<app::services::NewProcess>>,
-    /// `[[scrape_targets]]` tables: `name`, `url`, optional `interval_seconds`,
-    /// `timeout_seconds`, `host`, `max_series`, `bearer_token`.
-    pub scrape_targets: Option<Vec<app::services::NewTarget>>,
-    pub alert_interval: Option<String>,
-    pub smtp_url: Option<String>,
-    pub smtp_from: Option<String>,
-    pub public_url: Option<String>,
+/// The flags of `opsdeck serve`: one per setting, made from `SETTINGS` (`--session-idle-minutes
+/// 60`), each taking a value. `--config` and `--database-url` are global flags.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ServeFlags(pub Vec<(&'static str, String)>);
+
+/// Settings given by the global flags rather than `opsdeck serve`'s own.
+const GLOBAL_SETTINGS: [&str; 2] = ["config", "database_url"];
+
+impl clap::FromArgMatches for ServeFlags {
+    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let mut given = vec![];
+        for s in SETTINGS
+            .iter()
+            .filter(|s| !GLOBAL_SETTINGS.contains(&s.key))
+        {
+            if let Some(v) = m.get_one::<String>(s.key) {
+                given.push((s.key, v.clone()));
+            }
+        }
+        Ok(Self(given))
+    }
+
+    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct LogSourceConfig {
-    pub path: String,
-    pub format: String,
-    pub service: String,
+impl clap::Args for ServeFlags {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        SETTINGS
+            .iter()
+            .filter(|s| !GLOBAL_SETTINGS.contains(&s.key))
+            .fold(cmd, |cmd, s| {
+                cmd.arg(
+                    clap::Arg::new(s.key)
+                        .long(s.flag())
+                        .value_name("VALUE")
+                        .action(clap::ArgAction::Set)
+                        .help(format!(
+                            "{} [env: {}] [default: {}]",
+                            s.help.trim(),
+                            s.env,
+                            s.default
+                        )),
+                )
+            })
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -297,255 +231,155 @@ pub enum ConfigError {
     },
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
-    #[error("no database: set DATABASE_URL (or database_url in the config file)")]
-    NoDatabase,
     #[error("{0}")]
     Invalid(String),
 }
 
-pub fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
-    toml::from_str(text).map_err(|e| ConfigError::Parse {
+/// Applies the TOML file's keys to `c`. Unknown keys are an error, so a typo never passes
+/// silently.
+pub fn apply_file(c: &mut Config, path: &Path, text: &str) -> Result<(), ConfigError> {
+    let parse = |message: String| ConfigError::Parse {
         path: path.to_path_buf(),
-        message: e.message().to_string(),
-    })
-}
-
-/// Defaults, then the file, then environment variables and flags.
-pub fn load(global: &GlobalArgs, serve: &ServeArgs) -> Result<Config, ConfigError> {
-    let file = match &global.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                path: path.clone(),
-                source,
-            })?;
-            parse_file(path, &text)?
-        }
-        None => FileConfig::default(),
+        message,
     };
-    let url = global
-        .database_url
-        .clone()
-        .or(file.database_url.clone())
-        .ok_or(ConfigError::NoDatabase)?;
-    let mut c = Config::with_database_url(url);
-    c.database_url = Secret::new(c.database_url.expose().trim());
-    macro_rules! layer {
-        ($field:ident) => {
-            if let Some(v) = serve.$field.clone().or(file.$field.clone()) {
-                c.$field = v;
-            }
-        };
-    }
-    layer!(listen);
-    layer!(data_dir);
-    layer!(secure_cookies);
-    layer!(session_idle_minutes);
-    layer!(session_absolute_hours);
-    layer!(trust_forwarded_for);
-    layer!(max_connections);
-    for (v, field) in [
-        (file.login_max_failures, &mut c.login_max_failures),
-        (file.login_ip_max_failures, &mut c.login_ip_max_failures),
-    ] {
-        if let Some(v) = v {
-            *field = v;
-        }
-    }
-    for (v, field) in [
-        (file.login_window_secs, &mut c.login_window_secs),
-        (file.login_lockout_secs, &mut c.login_lockout_secs),
-    ] {
-        if let Some(v) = v {
-            *field = v;
-        }
-    }
-    if let Some(v) = serve
-        .collect_interval
-        .clone()
-        .or(file.collect_interval.clone())
-    {
-        c.collect_interval_secs = parse_interval(&v)
-            .map_err(|e| ConfigError::Invalid(format!("collect_interval: {e}")))?;
-    }
-    if let Some(v) = serve.alert_interval.clone().or(file.alert_interval.clone()) {
-        let secs =
-            parse_interval(&v).map_err(|e| ConfigError::Invalid(format!("alert_interval: {e}")))?;
-        if !(1..=3600).contains(&secs) {
-            return Err(ConfigError::Invalid(format!(
-                "alert_interval: `{v}` is not between 1 second and 1 hour"
-            )));
-        }
-        c.alert_interval = std::time::Duration::from_secs(secs);
-    }
-    if let Some(u) = serve.smtp_url.clone().or(file.smtp_url.clone()) {
-        if !(u.starts_with("smtp://") || u.starts_with("smtps://")) {
-            return Err(ConfigError::Invalid(
-                "smtp_url: must start with smtp:// or smtps://".into(),
+    let table: toml::Table =
+        toml::from_str(text).map_err(|e| parse(app::config::toml_error(&e)))?;
+    for (key, value) in table {
+        if GLOBAL_SETTINGS[0] == key {
+            return Err(parse(
+                "`config`: give the file's location with --config or OPSDECK_CONFIG, not inside it"
+                    .into(),
             ));
         }
-        c.smtp_url = Some(app::config::Secret::new(u));
+        c.set_toml(&key, value)
+            .map_err(|e| parse(format!("{key}: {e}")))?;
     }
-    c.smtp_from = serve.smtp_from.clone().or(file.smtp_from.clone());
-    if let Some(f) = &c.smtp_from {
-        if !f.contains('@') {
-            return Err(ConfigError::Invalid(format!(
-                "smtp_from: `{f}` is not an e-mail address"
-            )));
-        }
-    }
-    if let Some(u) = serve.public_url.clone().or(file.public_url.clone()) {
-        app::alerts::rules::check_http_url("public_url", &u).map_err(ConfigError::Invalid)?;
-        c.public_url = Some(u);
-    }
-    c.host_name = serve
-        .host_name
+    Ok(())
+}
+
+/// Defaults, then the file, then the environment (`env` looks a variable up; empty counts as
+/// unset), then the global flags and `flags`; then every value checked.
+pub fn load_from(
+    global: &GlobalArgs,
+    flags: &ServeFlags,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let env = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+    let mut c = Config::default();
+    let file = global
+        .config
         .clone()
-        .or(file.host_name.clone())
-        .unwrap_or_else(crate::metrics::collector::local_host_name);
-    if let Some(v) = serve.metrics_public.or(file.metrics_public) {
-        c.metrics_public = v;
+        .or_else(|| env("OPSDECK_CONFIG").map(PathBuf::from));
+    if let Some(path) = &file {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        apply_file(&mut c, path, &text)?;
     }
-    for (v, field) in [
-        (
-            serve.retention_raw_days.or(file.retention_raw_days),
-            &mut c.retention.raw_secs,
-        ),
-        (
-            serve.retention_1m_days.or(file.retention_1m_days),
-            &mut c.retention.minute_secs,
-        ),
-        (
-            serve.retention_1h_days.or(file.retention_1h_days),
-            &mut c.retention.hour_secs,
-        ),
-    ] {
-        if let Some(days) = v {
-            if !(1..=36_500).contains(&days) {
-                return Err(ConfigError::Invalid(format!(
-                    "retention days must be 1 to 36500, not {days}"
-                )));
-            }
-            *field = days * 86_400;
+    for s in SETTINGS {
+        if let Some(v) = env(s.env) {
+            c.set_text(s.key, &v)
+                .map_err(|e| ConfigError::Invalid(format!("{}: {e}", s.env)))?;
         }
     }
-    if let Some(days) = serve.log_retention_days.or(file.log_retention_days) {
-        if !(1..=36_500).contains(&days) {
-            return Err(ConfigError::Invalid(format!(
-                "log_retention_days must be 1 to 36500, not {days}"
-            )));
-        }
-        c.log_retention_days = days;
+    if let Some(url) = &global.database_url {
+        c.set_text("database_url", url)
+            .map_err(|e| ConfigError::Invalid(format!("--database-url: {e}")))?;
     }
-    for s in file.log_sources.clone().unwrap_or_default() {
-        app::logs::parse::Format::parse(&s.format)
-            .map_err(|e| ConfigError::Invalid(format!("log source {}: {e}", s.path)))?;
-        app::logs::service::validate_service(&s.service)
-            .map_err(|e| ConfigError::Invalid(format!("log source {}: {e}", s.path)))?;
-        c.log_sources.push((s.path, s.format, s.service));
+    c.config = file;
+    for (key, v) in &flags.0 {
+        c.set_text(key, v)
+            .map_err(|e| ConfigError::Invalid(format!("--{}: {e}", key.replace('_', "-"))))?;
     }
-    for (svc, days) in file.log_retention_services.clone().unwrap_or_default() {
-        app::logs::service::validate_service(&svc)
-            .map_err(|e| ConfigError::Invalid(format!("log_retention_services: {e}")))?;
-        if !(1..=36_500).contains(&days) {
-            return Err(ConfigError::Invalid(format!(
-                "log_retention_services.{svc} must be 1 to 36500 days, not {days}"
-            )));
-        }
-        c.log_retention_services.push((svc, days));
+    if c.host_name.is_empty() {
+        c.host_name = crate::metrics::collector::local_host_name();
     }
-    for p in file.processes.clone().unwrap_or_default() {
-        app::services::process::validate_watch(&p.name, &p.pattern, p.port)
-            .map_err(|e| ConfigError::Invalid(format!("process {}: {e}", p.name)))?;
-        if let Some(h) = &p.host {
-            app::metrics::validate_host(h)
-                .map_err(|e| ConfigError::Invalid(format!("process {}: {e}", p.name)))?;
-        }
-        c.processes.push(p);
-    }
-    for t in file.scrape_targets.clone().unwrap_or_default() {
-        app::services::validate_target(&t)
-            .map_err(|e| ConfigError::Invalid(format!("scrape target {}: {e}", t.name)))?;
-        c.scrape_targets.push(t);
-    }
-    validate(&c)?;
+    c.check().map_err(ConfigError::Invalid)?;
+    check_against_areas(&c).map_err(ConfigError::Invalid)?;
     Ok(c)
 }
 
-/// `5s`, `1m`, or plain seconds (`5`); `0` means off.
-pub fn parse_interval(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    if s.bytes().all(|b| b.is_ascii_digit()) && !s.is_empty() {
-        return s
-            .parse()
-            .map_err(|_| format!("`{s}` is not a number of seconds"));
-    }
-    let secs = app::metrics::parse_duration_secs(s)?;
-    u64::try_from(secs).map_err(|_| format!("`{s}` is negative"))
+/// `load_from` with the process's environment.
+pub fn load(global: &GlobalArgs, flags: &ServeFlags) -> Result<Config, ConfigError> {
+    load_from(global, flags, |name| std::env::var(name).ok())
 }
 
-fn validate(c: &Config) -> Result<(), ConfigError> {
-    let url = c.database_url.expose();
-    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-        return Err(ConfigError::Invalid(
-            "DATABASE_URL must start with postgres:// or postgresql://".into(),
-        ));
+/// The values the product areas have rules for: each named by what it is.
+fn check_against_areas(c: &Config) -> Result<(), String> {
+    for s in &c.log_sources {
+        app::logs::parse::Format::parse(&s.format)
+            .map_err(|e| format!("log source {}: {e}", s.path))?;
+        app::logs::validate_service(&s.service)
+            .map_err(|e| format!("log source {}: {e}", s.path))?;
     }
-    let checks = [
-        (
-            c.session_idle_minutes >= 1,
-            "session_idle_minutes must be at least 1",
-        ),
-        (
-            c.session_absolute_hours >= 1,
-            "session_absolute_hours must be at least 1",
-        ),
-        (c.max_connections >= 2, "max_connections must be at least 2"),
-        (
-            c.login_max_failures >= 1,
-            "login_max_failures must be at least 1",
-        ),
-        (
-            c.login_ip_max_failures >= 1,
-            "login_ip_max_failures must be at least 1",
-        ),
-        (
-            c.login_window_secs >= 1,
-            "login_window_secs must be at least 1",
-        ),
-        (
-            c.login_lockout_secs >= 1,
-            "login_lockout_secs must be at least 1",
-        ),
-    ];
-    match checks.iter().find(|(ok, _)| !ok) {
-        Some((_, msg)) => Err(ConfigError::Invalid((*msg).into())),
-        None => Ok(()),
+    for svc in c.log_retention_services.keys() {
+        app::logs::validate_service(svc).map_err(|e| format!("log_retention_services: {e}"))?;
     }
+    for p in &c.processes {
+        app::services::process::validate_watch(&p.name, &p.pattern, p.port)
+            .map_err(|e| format!("process {}: {e}", p.name))?;
+        if let Some(h) = &p.host {
+            app::metrics::validate_host(h).map_err(|e| format!("process {}: {e}", p.name))?;
+        }
+    }
+    for t in &c.scrape_targets {
+        app::services::validate_target(t).map_err(|e| format!("scrape target {}: {e}", t.name))?;
+    }
+    if let Some(u) = &c.public_url {
+        app::alerts::rules::check_http_url("public_url", u)?;
+    }
+    if c.trust_forwarded_for {
+        tracing::warn!(
+            "trust_forwarded_for is deprecated: set trusted_proxies (OPSDECK_TRUSTED_PROXIES) to \
+             your proxies' addresses instead"
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn global(url: Option<&str>) -> GlobalArgs {
+    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    fn with_url() -> GlobalArgs {
         GlobalArgs {
             config: None,
-            database_url: url.map(str::to_string),
+            database_url: Some("postgres://x@h/db".into()),
         }
     }
 
     #[test]
     fn file_keys_are_checked() {
         let p = Path::new("opsdeck.toml");
-        let ok = parse_file(p, "listen = \"0.0.0.0:8080\"\nsecure_cookies = true\n").unwrap();
-        assert_eq!(ok.listen, Some("0.0.0.0:8080".parse().unwrap()));
+        let mut c = Config::default();
+        apply_file(
+            &mut c,
+            p,
+            "listen = \"0.0.0.0:8080\"\nsecure_cookies = true\n",
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 8080);
         let cases = [
-            ("lisen = \"x\"", "unknown field `lisen`"),
-            ("listen = \"not an address\"", "invalid socket address"),
-            ("secure_cookies = \"yes\"", "invalid type"),
+            ("lisen = \"x\"", "unknown key `lisen`"),
+            ("listen = \"not an address\"", "not an address"),
+            ("secure_cookies = \"yes\"", "expected true or false"),
+            ("config = \"/x\"", "--config"),
+            ("listen = ", "line 1"),
         ];
         for (text, want) in cases {
-            let err = parse_file(p, text).unwrap_err().to_string();
+            let err = apply_file(&mut Config::default(), p, text)
+                .unwrap_err()
+                .to_string();
             assert!(
                 err.contains(want) && err.contains("opsdeck.toml"),
                 "{text}: {err}"
@@ -553,49 +387,112 @@ mod tests {
         }
     }
 
+    /// Flags over environment over file over defaults, and every setting reachable from each.
     #[test]
-    fn flags_override_defaults_and_bad_values_are_named() {
-        let serve = ServeArgs {
-            listen: Some("127.0.0.1:9999".parse().unwrap()),
-            ..Default::default()
+    fn layers_in_order_and_bad_values_are_named() {
+        let dir = std::env::temp_dir().join(format!("opsdeck-layers-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("opsdeck.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:1111\"\nlogin_max_failures = 7\nsession_idle_minutes = 45\n",
+        )
+        .unwrap();
+        let global = GlobalArgs {
+            config: Some(path.clone()),
+            database_url: Some("postgres://x@h/db".into()),
         };
-        let c = load(&global(Some("postgres://x@h/db")), &serve).unwrap();
-        assert_eq!(c.listen.port(), 9999);
-        assert_eq!(c.session_idle_minutes, 30);
-        assert_eq!(c.session_absolute_hours, 8);
+        let env = env_of(&[
+            ("OPSDECK_LISTEN", "127.0.0.1:2222"),
+            ("OPSDECK_LOGIN_MAX_FAILURES", "9"),
+            ("OPSDECK_SMTP_URL", ""),
+        ]);
+        let flags = ServeFlags(vec![("listen", "127.0.0.1:3333".into())]);
+        let c = load_from(&global, &flags, &env).unwrap();
+        assert_eq!(c.listen.port(), 3333, "flag over environment");
+        assert_eq!(c.login_max_failures, 9, "environment over file");
+        assert_eq!(c.session_idle_minutes, 45, "file over default");
+        assert_eq!(c.session_absolute_hours, 8, "default");
+        assert_eq!(c.smtp_url, None, "empty variable is unset");
+        assert_eq!(c.config.as_deref(), Some(path.as_path()));
+        assert!(!c.host_name.is_empty(), "the system's host name by default");
+        // No flags at all (a bare `opsdeck`): the environment still counts.
+        let bare = load_from(&global, &ServeFlags::default(), &env).unwrap();
+        assert_eq!(bare.listen.port(), 2222);
 
-        assert!(matches!(
-            load(&global(None), &ServeArgs::default()),
-            Err(ConfigError::NoDatabase)
-        ));
-        let err = load(&global(Some("mysql://x")), &ServeArgs::default())
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("postgres://"), "{err}");
-        let serve = ServeArgs {
-            session_idle_minutes: Some(0),
-            ..Default::default()
-        };
-        let err = load(&global(Some("postgres://x@h/db")), &serve)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("session_idle_minutes"), "{err}");
-        let serve = ServeArgs {
-            collect_interval: Some("soon".into()),
-            ..Default::default()
-        };
-        let err = load(&global(Some("postgres://x@h/db")), &serve)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("collect_interval"), "{err}");
-        let serve = ServeArgs {
-            retention_raw_days: Some(0),
-            ..Default::default()
-        };
-        assert!(load(&global(Some("postgres://x@h/db")), &serve)
-            .unwrap_err()
-            .to_string()
-            .contains("retention"));
+        type Env = &'static [(&'static str, &'static str)];
+        let cases: Vec<(GlobalArgs, ServeFlags, Env, &str)> = vec![
+            (
+                GlobalArgs::default(),
+                ServeFlags::default(),
+                &[],
+                "no database",
+            ),
+            (
+                GlobalArgs {
+                    database_url: Some("mysql://x".into()),
+                    ..Default::default()
+                },
+                ServeFlags::default(),
+                &[],
+                "postgres://",
+            ),
+            (
+                with_url(),
+                ServeFlags(vec![("session_idle_minutes", "0".into())]),
+                &[],
+                "session_idle_minutes",
+            ),
+            (
+                with_url(),
+                ServeFlags(vec![("collect_interval", "soon".into())]),
+                &[],
+                "--collect-interval",
+            ),
+            (
+                with_url(),
+                ServeFlags::default(),
+                &[("OPSDECK_RETENTION_RAW_DAYS", "0")],
+                "retention",
+            ),
+            (
+                with_url(),
+                ServeFlags::default(),
+                &[("OPSDECK_MAX_CONNECTIONS", "many")],
+                "OPSDECK_MAX_CONNECTIONS",
+            ),
+            (
+                with_url(),
+                ServeFlags::default(),
+                &[(
+                    "OPSDECK_PROCESSES",
+                    "[{name = \"p\", pattern = \"x\", port = 0}]",
+                )],
+                "process p: port",
+            ),
+            (
+                with_url(),
+                ServeFlags::default(),
+                &[(
+                    "OPSDECK_SCRAPE_TARGETS",
+                    "[{name = \"t\", url = \"ftp://x/\"}]",
+                )],
+                "scrape target t: url",
+            ),
+            (
+                with_url(),
+                ServeFlags::default(),
+                &[("OPSDECK_TRUSTED_PROXIES", "10.0.0.0/40")],
+                "OPSDECK_TRUSTED_PROXIES",
+            ),
+        ];
+        for (global, flags, env, want) in cases {
+            let err = load_from(&global, &flags, env_of(env))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{want}: {err}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -609,7 +506,7 @@ mod tests {
                 config: Some(path.clone()),
                 database_url: Some("postgres://x@h/db".into()),
             };
-            load(&g, &ServeArgs::default())
+            load_from(&g, &ServeFlags::default(), |_| None)
         };
         let ok = load_text(
             "[log_retention_services]\napi = 7\n\n[[processes]]\nname = \"uvicorn\"\npattern = \"uvicorn*app:main\"\nport = 8000\n\n\
@@ -617,7 +514,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ok.processes[0].port, Some(8000));
-        assert_eq!(ok.log_retention_services, [("api".to_string(), 7)]);
+        assert_eq!(ok.log_retention_services["api"], 7);
         assert_eq!(ok.scrape_targets[0].interval_seconds, 15);
         for (text, want) in [
             (
@@ -639,13 +536,39 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// Every setting can be given as a flag of `opsdeck serve` (or a global flag), and the
+    /// flag names follow the keys.
     #[test]
-    fn intervals() {
-        assert_eq!(parse_interval("5"), Ok(5));
-        assert_eq!(parse_interval("5s"), Ok(5));
-        assert_eq!(parse_interval("2m"), Ok(120));
-        assert_eq!(parse_interval("0"), Ok(0));
-        assert!(parse_interval("-5s").is_err());
-        assert!(parse_interval("fast").is_err());
+    fn every_setting_has_a_flag() {
+        use clap::CommandFactory;
+        let cmd = Cli::command();
+        let serve = cmd.find_subcommand("serve").expect("serve");
+        for s in SETTINGS {
+            let flag = s.flag();
+            let found = serve
+                .get_arguments()
+                .chain(cmd.get_arguments())
+                .any(|a| a.get_long() == Some(flag.as_str()));
+            assert!(found, "--{flag}");
+        }
+        let parsed = Cli::try_parse_from([
+            "opsdeck",
+            "serve",
+            "--listen",
+            "0.0.0.0:9",
+            "--secure-cookies",
+            "true",
+        ])
+        .unwrap();
+        match parsed.command {
+            Some(Command::Serve(f)) => assert_eq!(
+                f.0,
+                vec![
+                    ("listen", "0.0.0.0:9".to_string()),
+                    ("secure_cookies", "true".to_string())
+                ]
+            ),
+            other => panic!("{other:?}"),
+        }
     }
 }

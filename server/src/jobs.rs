@@ -1,202 +1,23 @@
 //! Scheduled jobs shared by every Opsdeck process on one database: each run takes a PostgreSQL
-//! advisory lock and checks `job_runs`, so a job runs once per period however many processes
-//! are up.
+//! advisory lock and checks `job_runs` (`app::locks::run_once`), so a job runs once per period
+//! however many processes are up. The loops here stop at their next turn once the process is
+//! asked to stop; a job under way always finishes.
 
 use app::error::AppResult;
+use app::locks::run_once;
+use app::runtime::next_turn;
 use app::state::AppState;
 use std::future::Future;
 use std::time::Duration;
+use time::OffsetDateTime;
 
-/// What happened when a process asked to run a job.
-#[derive(Debug, PartialEq, Eq)]
-pub enum JobOutcome {
-    Ran,
-    /// Another process holds the lock right now.
-    Busy,
-    /// It ran recently enough (by any process).
-    NotDue,
-}
+/// How often the self-check compares recent log roll-ups with their lines, and how far back.
+const ROLLUP_CHECK_EVERY: Duration = Duration::from_secs(15 * 60);
+const ROLLUP_CHECK_BACK: time::Duration = time::Duration::hours(3);
 
-/// Runs `job` if no other process is running it and it has not started within `every`.
-pub async fn run_once<F, Fut>(
-    state: &AppState,
-    name: &str,
-    every: Duration,
-    job: F,
-) -> AppResult<JobOutcome>
-where
-    F: FnOnce(AppState) -> Fut,
-    Fut: Future<Output = AppResult<serde_json::Value>>,
-{
-    // A session-level lock on a dedicated connection: released if this process dies.
-    let mut conn = state.pool.acquire().await?;
-    let key = format!("opsdeck.job.{name}");
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
-        .bind(&key)
-        .fetch_one(&mut *conn)
-        .await?;
-    if !locked {
-        return Ok(JobOutcome::Busy);
-    }
-    let result = async {
-        let due: bool = sqlx::query_scalar(
-            "INSERT INTO job_runs (name, last_start) VALUES ($1, now())
-             ON CONFLICT (name) DO UPDATE SET last_start = now()
-               WHERE job_runs.last_start IS NULL OR job_runs.last_start <= now() - make_interval(secs => $2)
-             RETURNING true",
-        )
-        .bind(name)
-        .bind(every.as_secs_f64())
-        .fetch_optional(&mut *conn)
-        .await?
-        .unwrap_or(false);
-        if !due {
-            return Ok(JobOutcome::NotDue);
-        }
-        let outcome = job(state.clone()).await;
-        let (error, detail) = match &outcome {
-            Ok(d) => (None, d.clone()),
-            Err(e) => (Some(e.to_string()), serde_json::json!({})),
-        };
-        sqlx::query("UPDATE job_runs SET last_finish = now(), last_error = $2, detail = $3 WHERE name = $1")
-            .bind(name)
-            .bind(&error)
-            .bind(&detail)
-            .execute(&mut *conn)
-            .await?;
-        outcome.map(|_| JobOutcome::Ran)
-    }
-    .await;
-    let _ = sqlx::query("SELECT pg_advisory_unlock(hashtext($1))")
-        .bind(&key)
-        .execute(&mut *conn)
-        .await;
-    result
-}
-
-/// Runs `job` now, whatever its schedule, under the lock of the scheduled job `name`: for work
-/// that has just been made (an import, a backfill). With `wait`, waits for a run in progress to
-/// end; without, returns None when one holds the lock (it, or the next round, will do the work).
-pub async fn run_now_locked<T, Fut>(
-    pool: &sqlx::PgPool,
-    name: &str,
-    wait: bool,
-    job: Fut,
-) -> AppResult<Option<T>>
-where
-    Fut: Future<Output = AppResult<T>>,
-{
-    let mut conn = pool.acquire().await?;
-    let key = format!("opsdeck.job.{name}");
-    let locked: bool = if wait {
-        sqlx::query("SELECT pg_advisory_lock(hashtext($1))")
-            .bind(&key)
-            .execute(&mut *conn)
-            .await?;
-        true
-    } else {
-        sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
-            .bind(&key)
-            .fetch_one(&mut *conn)
-            .await?
-    };
-    if !locked {
-        return Ok(None);
-    }
-    let out = job.await;
-    let _ = sqlx::query("SELECT pg_advisory_unlock(hashtext($1))")
-        .bind(&key)
-        .execute(&mut *conn)
-        .await;
-    out.map(Some)
-}
-
-/// The background loop of `opsdeck serve`: every minute, offer each job a chance to run.
-pub async fn run_scheduler(state: AppState) {
-    let mut ticker = tokio::time::interval(Duration::from_secs(60));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticker.tick().await;
-        let retention = run_once(
-            &state,
-            "metrics_retention",
-            Duration::from_secs(3600),
-            |s| async move {
-                let report = app::metrics::service::enforce_retention(
-                    &s.pool,
-                    &s.series_cache,
-                    s.config.retention,
-                    time::OffsetDateTime::now_utc(),
-                )
-                .await?;
-                if !report.dropped_partitions.is_empty()
-                    || report.deleted_minute_rows > 0
-                    || report.deleted_hour_rows > 0
-                {
-                    tracing::info!(?report, "metrics retention");
-                }
-                Ok(serde_json::to_value(&report).unwrap_or_default())
-            },
-        )
-        .await;
-        if let Err(e) = retention {
-            tracing::warn!(error = %e, "metrics retention job failed; will retry");
-        }
-        backup_jobs(&state).await;
-        let logs = run_once(
-            &state,
-            "log_retention",
-            Duration::from_secs(3600),
-            |s| async move {
-                let report = app::logs::service::enforce_retention(
-                    &s.pool,
-                    s.config.log_retention_days,
-                    &s.config.log_retention_services,
-                    time::OffsetDateTime::now_utc(),
-                )
-                .await?;
-                Ok(serde_json::to_value(&report).unwrap_or_default())
-            },
-        )
-        .await;
-        if let Err(e) = logs {
-            tracing::warn!(error = %e, "log retention failed; will retry");
-        }
-        let expiry = run_once(
-            &state,
-            "alert_history_expiry",
-            Duration::from_secs(3600),
-            |s| async move {
-                let n =
-                    app::alerts::service::expire_results(&s.pool, time::OffsetDateTime::now_utc())
-                        .await?;
-                Ok(serde_json::json!({ "health_results_deleted": n }))
-            },
-        )
-        .await;
-        if let Err(e) = expiry {
-            tracing::warn!(error = %e, "health-check results expiry failed; will retry");
-        }
-        let rollups = run_once(
-            &state,
-            "log_rollups",
-            Duration::from_secs(50),
-            |s| async move {
-                let report =
-                    app::logs::service::roll_up(&s.pool, time::OffsetDateTime::now_utc()).await?;
-                Ok(serde_json::to_value(&report).unwrap_or_default())
-            },
-        )
-        .await;
-        if let Err(e) = rollups {
-            tracing::warn!(error = %e, "log rollups failed; will retry");
-        }
-    }
-}
-
-/// Runs `round` every `period`, forever. A failure is logged once when it starts (the database
-/// being away fails every round until it is back), not every round.
-pub async fn every<F, Fut, T>(period: Duration, what: &str, mut round: F)
+/// Runs `round` every `period` until the process stops. A failure is logged once when it
+/// starts (the database being away fails every round until it is back), not every round.
+pub async fn every<F, Fut, T>(state: &AppState, period: Duration, what: &str, mut round: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = AppResult<T>>,
@@ -204,8 +25,7 @@ where
     let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
-    loop {
-        ticker.tick().await;
+    while next_turn(&mut ticker, &state.runtime.stop).await {
         match round().await {
             Ok(_) => failing = false,
             Err(e) => {
@@ -218,21 +38,135 @@ where
     }
 }
 
+/// A job of the scheduler: its name (the lock's and `job_runs`'), how often it runs and what.
+type Job = (
+    &'static str,
+    Duration,
+    fn(AppState) -> futures_box::Boxed<serde_json::Value>,
+);
+
+/// Boxed job futures, so the scheduler's list can hold different jobs.
+mod futures_box {
+    use app::error::AppResult;
+    use std::future::Future;
+    use std::pin::Pin;
+
+    pub type Boxed<T> = Pin<Box<dyn Future<Output = AppResult<T>> + Send>>;
+
+    pub fn boxed<T>(f: impl Future<Output = AppResult<T>> + Send + 'static) -> Boxed<T> {
+        Box::pin(f)
+    }
+}
+use futures_box::boxed;
+
+fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or_default()
+}
+
+/// The jobs the scheduler offers a turn every minute.
+const JOBS: &[Job] = &[
+    ("metrics_retention", Duration::from_secs(3600), |s| {
+        boxed(async move {
+            let report =
+                app::metrics::service::enforce_retention(&s, OffsetDateTime::now_utc()).await?;
+            if !report.dropped_partitions.is_empty()
+                || report.deleted_minute_rows > 0
+                || report.deleted_hour_rows > 0
+            {
+                tracing::info!(?report, "metrics retention");
+            }
+            Ok(json(&report))
+        })
+    }),
+    ("log_retention", Duration::from_secs(3600), |s| {
+        boxed(async move {
+            let per_service: Vec<(String, i64)> = s
+                .config
+                .log_retention_services
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect();
+            let report = app::logs::retention::enforce_retention(
+                &s,
+                s.config.log_retention_days,
+                &per_service,
+                OffsetDateTime::now_utc(),
+            )
+            .await?;
+            Ok(json(&report))
+        })
+    }),
+    ("alert_history_expiry", Duration::from_secs(3600), |s| {
+        boxed(async move {
+            let n =
+                app::alerts::service::expire_results(&s.pool, OffsetDateTime::now_utc()).await?;
+            Ok(serde_json::json!({ "health_results_deleted": n }))
+        })
+    }),
+    ("auth_retention", Duration::from_secs(3600), |s| {
+        boxed(async move {
+            let (audit, throttles) = app::auth::service::purge_old(&s.pool, &s.config).await?;
+            let sessions: u64 = sqlx::query("DELETE FROM sessions WHERE expiry_date < now()")
+                .execute(&s.pool)
+                .await?
+                .rows_affected();
+            Ok(serde_json::json!({
+                "audit_deleted": audit,
+                "login_counters_deleted": throttles,
+                "sessions_deleted": sessions,
+            }))
+        })
+    }),
+    ("log_rollups", Duration::from_secs(50), |s| {
+        boxed(async move {
+            let report = app::logs::rollup_jobs::roll_up(&s, OffsetDateTime::now_utc()).await?;
+            Ok(json(&report))
+        })
+    }),
+    ("log_rollup_check", ROLLUP_CHECK_EVERY, |s| {
+        boxed(async move {
+            let now = OffsetDateTime::now_utc();
+            let report =
+                app::logs::rollup_jobs::self_check(&s, now - ROLLUP_CHECK_BACK, now).await?;
+            Ok(json(&report))
+        })
+    }),
+];
+
+/// The scheduler of `opsdeck serve`: every minute, offers each job a turn, and runs the backup
+/// jobs.
+pub async fn run_scheduler(state: AppState) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(60));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while next_turn(&mut ticker, &state.runtime.stop).await {
+        for (name, period, job) in JOBS {
+            if let Err(e) = run_once(&state, name, *period, *job).await {
+                tracing::warn!(job = name, error = %e, "job failed; will retry");
+            }
+        }
+        backup_jobs(&state).await;
+    }
+}
+
 /// Every 5 s, in one process at a time: the current hour's live log rollup.
 pub async fn run_live_rollups(state: AppState) {
-    every(Duration::from_secs(5), "the live log rollup", || {
-        run_once(
-            &state,
-            "log_live_rollup",
-            Duration::from_secs(4),
-            |s| async move {
-                let report =
-                    app::logs::service::roll_up_live(&s.pool, time::OffsetDateTime::now_utc())
-                        .await?;
-                Ok(serde_json::to_value(&report).unwrap_or_default())
-            },
-        )
-    })
+    every(
+        &state,
+        Duration::from_secs(5),
+        "the live log rollup",
+        || {
+            run_once(
+                &state,
+                "log_live_rollup",
+                Duration::from_secs(4),
+                |s| async move {
+                    let report =
+                        app::logs::rollup_jobs::roll_up_live(&s, OffsetDateTime::now_utc()).await?;
+                    Ok(json(&report))
+                },
+            )
+        },
+    )
     .await
 }
 
@@ -242,7 +176,7 @@ pub async fn backup_jobs(state: &AppState) {
     if let Err(e) = backups::fail_stale(state).await {
         tracing::warn!(error = %e, "could not check for stopped backups");
     }
-    if let Err(e) = backups::start_due_runs(state, time::OffsetDateTime::now_utc()).await {
+    if let Err(e) = backups::start_due_runs(state, OffsetDateTime::now_utc()).await {
         tracing::warn!(error = %e, "could not start scheduled backups");
     }
     let tests = run_once(

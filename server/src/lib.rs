@@ -11,8 +11,9 @@ pub mod jobs;
 pub mod logs;
 pub mod metrics;
 pub mod middleware;
+pub mod outbound;
 pub mod services;
-pub mod telemetry;
+pub mod tasks;
 
 use app::config::Config;
 use app::state::AppState;
@@ -24,7 +25,6 @@ use axum::routing::get;
 use axum::Router;
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
-use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -39,6 +39,19 @@ use tower_sessions_sqlx_store::PostgresStore;
 pub const SESSION_COOKIE: &str = "opsdeck_session";
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// Large allocations (argon2's 19 MiB per hash, big query results) are made with `mmap` and
+/// given back to the system when freed, instead of staying in the allocator's arenas: without
+/// this, a few dozen sign-ins grew the process by hundreds of MB for good. Fewer arenas keep
+/// the idle process small as well.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; called once, before other threads run.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
 
 pub fn init_tracing() {
     use tracing_subscriber::EnvFilter;
@@ -60,13 +73,10 @@ pub fn leptos_options(listen: SocketAddr) -> LeptosOptions {
         .build()
 }
 
+/// The pool of this process: statements time out after `statement_timeout`.
 pub async fn connect(config: &Config) -> Result<PgPool, sqlx::Error> {
-    PgPoolOptions::new()
-        .max_connections(config.max_connections)
-        .min_connections(0)
-        .acquire_timeout(Duration::from_secs(5))
-        .idle_timeout(Duration::from_secs(300))
-        .connect(config.database_url.expose())
+    app::db::pool_options(config)
+        .connect_with(app::db::connect_options(config)?)
         .await
 }
 
@@ -148,8 +158,14 @@ pub fn build_router(state: AppState) -> Router {
             tower_http::compression::CompressionLayer::new()
                 .quality(tower_http::CompressionLevel::Fastest),
         )
-        .layer(axum::middleware::from_fn(middleware::security_headers))
-        .layer(axum::middleware::from_fn(telemetry::track))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::security_headers,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::track,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -1,8 +1,10 @@
-//! Cross-cutting request handling: CSRF refusal, the login gate for pages, security headers.
+//! Cross-cutting request handling: CSRF refusal, the login gate for pages, security headers,
+//! request counters.
 
 use app::auth::service::{current_user, RequestCtx};
 use app::error::AppError;
-use axum::extract::Request;
+use app::state::AppState;
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -106,7 +108,10 @@ fn unavailable_page(e: &AppError) -> Response {
     res
 }
 
-pub async fn security_headers(req: Request, next: Next) -> Response {
+/// The headers every response carries. Pages set their own CSP with the nonce of their
+/// hydration script (`app::shell`); everything else gets one without any inline script. Behind
+/// HTTPS (`secure_cookies`), browsers are told to keep to it.
+pub async fn security_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     let h = res.headers_mut();
     h.insert(
@@ -119,11 +124,47 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
         h.insert(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(
-                "default-src 'self'; script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; \
-                 img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
+                "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; \
+                 img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'",
             ),
         );
     }
+    if state.config.secure_cookies {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
+    }
+    res
+}
+
+/// The route as a pattern (`/api/v1/users/{username}`), so labels stay few.
+fn route_of(req: &Request) -> String {
+    if let Some(p) = req.extensions().get::<MatchedPath>() {
+        return p.as_str().to_string();
+    }
+    let path = req.uri().path();
+    if path.starts_with("/pkg/") {
+        "/pkg/*".into()
+    } else if path.starts_with("/api/") {
+        "/api/unmatched".into()
+    } else {
+        "/unmatched".into()
+    }
+}
+
+/// Counts every request in the process's telemetry (`/metrics`).
+pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let method = req.method().as_str().to_string();
+    let route = route_of(&req);
+    let started = std::time::Instant::now();
+    let res = next.run(req).await;
+    state.runtime.telemetry.record(
+        &method,
+        &route,
+        res.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
     res
 }
 

@@ -51,7 +51,6 @@ async fn start_hook(fail: u32) -> (String, Hook) {
 }
 
 async fn cpu(pool: &PgPool, host: &str, value: f64) {
-    let cache = app::metrics::service::SeriesCache::default();
     let batch = IngestBatch {
         host: host.into(),
         samples: vec![Sample {
@@ -61,7 +60,8 @@ async fn cpu(pool: &PgPool, host: &str, value: f64) {
             value,
         }],
     };
-    app::metrics::service::ingest(pool, &cache, &batch, "test", Default::default())
+    let state = common::state(pool.clone());
+    app::metrics::service::ingest(&state, &batch, app::metrics::service::Origin::Local)
         .await
         .unwrap();
 }
@@ -136,7 +136,7 @@ async fn a_metric_alert_fires_notifies_with_retries_and_resolves(pool: PgPool) {
 
     // The webhook fails once: retried after the backoff, then delivered.
     let st = state(&app);
-    let client = server::alerts::notify::client();
+    let client = server::alerts::notify::client(&common::test_config());
     server::alerts::notify::round(&st, &client).await.unwrap();
     let n = notifications(&pool).await;
     assert_eq!((n[0].0.as_str(), n[0].1), ("queued", 1), "{n:?}");
@@ -224,7 +224,7 @@ async fn a_webhook_that_keeps_failing_is_given_up_and_silences_hold_notification
     )
     .await;
     let st = state(&app);
-    let client = server::alerts::notify::client();
+    let client = server::alerts::notify::client(&common::test_config());
     cpu(&pool, "h1", 90.0).await;
     evaluate(&pool, OffsetDateTime::now_utc()).await.unwrap();
     for _ in 0..app::alerts::rules::MAX_ATTEMPTS {
@@ -359,7 +359,7 @@ async fn a_health_check_follows_a_server_that_goes_down_and_comes_back(pool: PgP
         .unwrap();
     assert_eq!(res.status(), StatusCode::CREATED);
     let st = state(&app);
-    let client = server::alerts::checks::client();
+    let client = server::alerts::checks::client(&common::test_config());
     let run = || async {
         sqlx::query("UPDATE health_checks SET next_check_at = now()")
             .execute(&pool)
@@ -510,7 +510,7 @@ async fn a_test_email_goes_through_smtp(pool: PgPool) {
         pool.clone(),
         cfg,
     );
-    server::alerts::notify::round(&st, &server::alerts::notify::client())
+    server::alerts::notify::round(&st, &server::alerts::notify::client(&common::test_config()))
         .await
         .unwrap();
     let got = tokio::time::timeout(Duration::from_secs(10), smtp)
@@ -646,8 +646,8 @@ async fn rules_are_validated_role_checked_and_seeded_once(pool: PgPool) {
             )
         })
         .collect();
-    app::logs::service::insert(
-        &pool,
+    app::logs::store::insert(
+        &common::state(pool.clone()),
         "api",
         "test",
         &lines,

@@ -43,14 +43,12 @@ async fn forecasts_cross_when_the_history_says(pool: PgPool) {
         }
     }
     app::metrics::service::ingest(
-        &pool,
-        &app::metrics::service::SeriesCache::default(),
+        &common::state(pool.clone()),
         &IngestBatch {
             host: "db-1".into(),
             samples,
         },
-        "agent",
-        app::metrics::Retention::default(),
+        app::metrics::service::Origin::Agent,
     )
     .await
     .unwrap();

@@ -554,8 +554,11 @@ async fn analytics_equal_the_runbook_pipelines(pool: PgPool) {
 /// within the histogram's 0.5 %), and a line written later into a rolled-up day counts at once.
 #[sqlx::test(migrations = "../migrations")]
 async fn analytics_read_rolled_up_days_the_same(pool: PgPool) {
+    use app::logs::analytics::{stats, StatsParams};
     use app::logs::parse::{parse_line, Format};
-    use app::logs::service::{insert, roll_up, stats, StatsParams};
+    use app::logs::rollup_jobs::roll_up;
+    use app::logs::store::insert;
+    let state = common::state(pool.clone());
     let now = OffsetDateTime::now_utc();
     let start = now - Duration::hours(84);
     let nginx: Vec<_> = (0..3000i64)
@@ -589,8 +592,10 @@ async fn analytics_read_rolled_up_days_the_same(pool: PgPool) {
             )
         })
         .collect();
-    insert(&pool, "web", "test", &nginx, now).await.unwrap();
-    insert(&pool, "api", "test", &app_lines, now).await.unwrap();
+    insert(&state, "web", "test", &nginx, now).await.unwrap();
+    insert(&state, "api", "test", &app_lines, now)
+        .await
+        .unwrap();
 
     let params = StatsParams::default();
     let from = start - Duration::minutes(30);
@@ -602,10 +607,10 @@ async fn analytics_read_rolled_up_days_the_same(pool: PgPool) {
     let mut before = vec![];
     for (a, b) in ranges {
         for svc in services {
-            before.push(stats(&pool, svc, a, b, &params).await.unwrap());
+            before.push(stats(&state, "", svc, a, b, &params).await.unwrap());
         }
     }
-    let report = roll_up(&pool, now).await.unwrap();
+    let report = roll_up(&state, now).await.unwrap();
     assert!(
         report.days >= 6 && report.hours >= 6 * 24,
         "two services on three whole past days: {report:?}"
@@ -638,7 +643,7 @@ async fn analytics_read_rolled_up_days_the_same(pool: PgPool) {
     let mut i = 0;
     for (a, b) in ranges {
         for svc in services {
-            let after = stats(&pool, svc, a, b, &params).await.unwrap();
+            let after = stats(&state, "", svc, a, b, &params).await.unwrap();
             assert!(after.total > 0);
             same(&after, &before[i]);
             i += 1;
@@ -671,13 +676,15 @@ async fn analytics_read_rolled_up_days_the_same(pool: PgPool) {
     }
     // Written behind the service's back, as another process would; say so, or the shared tail
     // of ranges ending now may still be the one read before (for up to a second).
-    app::logs::service::lines_committed();
-    let hidden = stats(&pool, Some("api"), a, b, &params).await.unwrap();
+    app::logs::store::committed(&state);
+    let hidden = stats(&state, "", Some("api"), a, b, &params).await.unwrap();
     assert_eq!(
         hidden.errors, before[4].errors,
         "the edge hour comes from its rollup"
     );
-    let current = stats(&pool, Some("api"), from, now, &params).await.unwrap();
+    let current = stats(&state, "", Some("api"), from, now, &params)
+        .await
+        .unwrap();
     assert_eq!(
         current.errors,
         before[1].errors + 1,
@@ -698,14 +705,16 @@ async fn analytics_read_rolled_up_days_the_same(pool: PgPool) {
             rfc3339(late_ts)
         ),
     );
-    insert(&pool, "api", "test", &[late], now).await.unwrap();
-    let with_late = stats(&pool, Some("api"), from, now, &params).await.unwrap();
+    insert(&state, "api", "test", &[late], now).await.unwrap();
+    let with_late = stats(&state, "", Some("api"), from, now, &params)
+        .await
+        .unwrap();
     assert_eq!(with_late.errors, before[1].errors + 1);
     assert!(with_late
         .top_errors
         .iter()
         .any(|e| e.message == "late arrival <n>"));
-    roll_up(&pool, now).await.unwrap();
+    roll_up(&state, now).await.unwrap();
     // Marks of finished hours are all taken; the current hour's wait for its live round.
     let pending: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM log_rollup_pending WHERE hour + interval '65 minutes' <= $1",
@@ -715,7 +724,9 @@ async fn analytics_read_rolled_up_days_the_same(pool: PgPool) {
     .await
     .unwrap();
     assert_eq!(pending, 0);
-    let rolled_again = stats(&pool, Some("api"), from, now, &params).await.unwrap();
+    let rolled_again = stats(&state, "", Some("api"), from, now, &params)
+        .await
+        .unwrap();
     same(&rolled_again, &with_late);
 }
 
@@ -723,8 +734,12 @@ async fn analytics_read_rolled_up_days_the_same(pool: PgPool) {
 /// days), the others keep theirs; the analytics agree before and after the next roll-up.
 #[sqlx::test(migrations = "../migrations")]
 async fn retention_per_service(pool: PgPool) {
+    use app::logs::analytics::{stats, StatsParams};
     use app::logs::parse::{parse_line, Format};
-    use app::logs::service::{enforce_retention, insert, roll_up, stats, StatsParams};
+    use app::logs::retention::enforce_retention;
+    use app::logs::rollup_jobs::roll_up;
+    use app::logs::store::insert;
+    let state = common::state(pool.clone());
     let now = OffsetDateTime::now_utc();
     let lines = |n: i64| -> Vec<_> {
         (0..n)
@@ -740,14 +755,14 @@ async fn retention_per_service(pool: PgPool) {
             .collect()
     };
     // 120 lines an hour apart, half past: five days back.
-    insert(&pool, "kept", "test", &lines(120), now)
+    insert(&state, "kept", "test", &lines(120), now)
         .await
         .unwrap();
-    insert(&pool, "short", "test", &lines(120), now)
+    insert(&state, "short", "test", &lines(120), now)
         .await
         .unwrap();
-    roll_up(&pool, now).await.unwrap();
-    let report = enforce_retention(&pool, 30, &[("short".to_string(), 2)], now)
+    roll_up(&state, now).await.unwrap();
+    let report = enforce_retention(&state, 30, &[("short".to_string(), 2)], now)
         .await
         .unwrap();
     assert!(report.dropped_partitions.is_empty());
@@ -768,17 +783,17 @@ async fn retention_per_service(pool: PgPool) {
     let range = (now - Duration::days(6), now + Duration::minutes(1));
     let p = StatsParams::default();
     for _ in 0..2 {
-        let short = stats(&pool, Some("short"), range.0, range.1, &p)
+        let short = stats(&state, "", Some("short"), range.0, range.1, &p)
             .await
             .unwrap();
-        let kept = stats(&pool, Some("kept"), range.0, range.1, &p)
+        let kept = stats(&state, "", Some("kept"), range.0, range.1, &p)
             .await
             .unwrap();
         assert_eq!((short.total, kept.total), (48, 120));
-        roll_up(&pool, now).await.unwrap();
+        roll_up(&state, now).await.unwrap();
     }
     // A default shorter than a named service's: the others go, the named one stays.
-    let report = enforce_retention(&pool, 1, &[("short".to_string(), 30)], now)
+    let report = enforce_retention(&state, 1, &[("short".to_string(), 30)], now)
         .await
         .unwrap();
     assert_eq!(report.deleted_lines, 120 - 24);
@@ -840,9 +855,12 @@ async fn an_http_backfill_is_rolled_up_at_once(pool: PgPool) {
 /// and the next round takes them in.
 #[sqlx::test(migrations = "../migrations")]
 async fn the_current_hour_is_read_from_its_live_rollup(pool: PgPool) {
+    use app::logs::analytics::{stats, StatsParams};
     use app::logs::parse::{parse_line, Format};
     use app::logs::rollup::{hour_of, LIVE_LAG};
-    use app::logs::service::{insert, roll_up_live, stats, StatsParams};
+    use app::logs::rollup_jobs::roll_up_live;
+    use app::logs::store::insert;
+    let state = common::state(pool.clone());
     let now = OffsetDateTime::now_utc();
     let upto = now - LIVE_LAG;
     let hour = hour_of(upto);
@@ -865,18 +883,18 @@ async fn the_current_hour_is_read_from_its_live_rollup(pool: PgPool) {
             )
         })
         .collect();
-    insert(&pool, "live", "test", &early, now).await.unwrap();
-    insert(&pool, "live", "test", &[line(now, "INFO", "fresh")], now)
+    insert(&state, "live", "test", &early, now).await.unwrap();
+    insert(&state, "live", "test", &[line(now, "INFO", "fresh")], now)
         .await
         .unwrap();
     let p = StatsParams::default();
     let (from, to) = (hour - Duration::hours(1), now + Duration::seconds(1));
-    let before = stats(&pool, Some("live"), from, to, &p).await.unwrap();
+    let before = stats(&state, "", Some("live"), from, to, &p).await.unwrap();
     assert_eq!((before.total, before.errors), (21, 5));
 
-    let r = roll_up_live(&pool, now).await.unwrap();
+    let r = roll_up_live(&state, now).await.unwrap();
     assert_eq!((r.services, r.rebuilt), (1, 1), "{r:?}");
-    let after = stats(&pool, Some("live"), from, to, &p).await.unwrap();
+    let after = stats(&state, "", Some("live"), from, to, &p).await.unwrap();
     assert_eq!(after, before);
 
     // Slipped in behind the round's back, inside [hour, upto): not seen, so the live rollup is read.
@@ -885,11 +903,11 @@ async fn the_current_hour_is_read_from_its_live_rollup(pool: PgPool) {
         .execute(&pool)
         .await
         .unwrap();
-    let hidden = stats(&pool, Some("live"), from, to, &p).await.unwrap();
+    let hidden = stats(&state, "", Some("live"), from, to, &p).await.unwrap();
     assert_eq!(hidden.errors, 5);
     // A late line, marked: counted at once (the hour is read from the lines until rebuilt).
     insert(
-        &pool,
+        &state,
         "live",
         "test",
         &[line(
@@ -901,15 +919,15 @@ async fn the_current_hour_is_read_from_its_live_rollup(pool: PgPool) {
     )
     .await
     .unwrap();
-    let late = stats(&pool, Some("live"), from, to, &p).await.unwrap();
+    let late = stats(&state, "", Some("live"), from, to, &p).await.unwrap();
     assert_eq!(
         late.errors, 7,
         "the late line and, read from the lines, the sneaked one"
     );
-    let r = roll_up_live(&pool, now).await.unwrap();
+    let r = roll_up_live(&state, now).await.unwrap();
     assert_eq!(r.rebuilt, 1, "{r:?}");
     assert_eq!(
-        stats(&pool, Some("live"), from, to, &p)
+        stats(&state, "", Some("live"), from, to, &p)
             .await
             .unwrap()
             .errors,
@@ -919,7 +937,7 @@ async fn the_current_hour_is_read_from_its_live_rollup(pool: PgPool) {
     // The next round grows the partial by the lines since the last one.
     let later = now + LIVE_LAG + Duration::seconds(1);
     if hour_of(later - LIVE_LAG) == hour {
-        let r = roll_up_live(&pool, later).await.unwrap();
+        let r = roll_up_live(&state, later).await.unwrap();
         assert_eq!((r.services, r.rebuilt), (1, 0), "{r:?}");
         let lines: i64 =
             sqlx::query_scalar("SELECT lines FROM log_rollup_live WHERE service = 'live'")

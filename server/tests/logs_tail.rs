@@ -42,12 +42,18 @@ async fn wait_for(pool: &PgPool, n: i64) {
 }
 
 fn state(pool: &PgPool) -> app::state::AppState {
-    let cfg = common::test_config();
-    app::state::AppState::new(
-        server::leptos_options("127.0.0.1:0".parse().unwrap()),
-        pool.clone(),
-        cfg,
-    )
+    common::state(pool.clone())
+}
+
+async fn add_source(pool: &PgPool, path: &std::path::Path, format: &str) {
+    let source = app::specs::NewLogSource {
+        path: path.to_string_lossy().into_owned(),
+        format: format.into(),
+        service: "tail".into(),
+    };
+    app::logs::sources::add_checked(&state(pool), &source)
+        .await
+        .unwrap();
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -57,9 +63,7 @@ async fn rotation_truncation_and_restarts_lose_and_repeat_nothing(pool: PgPool) 
     std::fs::create_dir_all(&dir).unwrap();
     let log = dir.join("app.log");
     append(&log, 0, 1000);
-    app::logs::service::add_source(&pool, log.to_str().unwrap(), "json", "tail")
-        .await
-        .unwrap();
+    add_source(&pool, &log, "json").await;
     let tailer = tokio::spawn(server::logs::tail::run(state(&pool)));
     wait_for(&pool, 1000).await;
 
@@ -106,7 +110,7 @@ async fn rotation_truncation_and_restarts_lose_and_repeat_nothing(pool: PgPool) 
     let tailer = tokio::spawn(server::logs::tail::run(state(&pool)));
     wait_for(&pool, 1700).await;
 
-    let sources = app::logs::service::list_sources(&pool).await.unwrap();
+    let sources = app::logs::sources::list_all(&pool).await.unwrap();
     assert_eq!(sources.len(), 1);
     assert_eq!(sources[0].lines, 1700);
     assert!(sources[0].position > 0);
@@ -121,14 +125,7 @@ async fn text_entries_keep_their_stack_traces_across_reads(pool: PgPool) {
     std::fs::create_dir_all(&dir).unwrap();
     let log = dir.join("worker-1.log");
     std::fs::write(&log, "").unwrap();
-    app::logs::service::add_source(
-        &pool,
-        dir.join("worker-*.log").to_str().unwrap(),
-        "text",
-        "tail",
-    )
-    .await
-    .unwrap();
+    add_source(&pool, &dir.join("worker-*.log"), "text").await;
     let tailer = tokio::spawn(server::logs::tail::run(state(&pool)));
     let write = |s: &str| {
         let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();

@@ -313,8 +313,11 @@ async fn series_api_rejects_bad_parameters(pool: PgPool) {
 
 #[sqlx::test(migrator = "server::MIGRATOR")]
 async fn retention_drops_old_partitions_and_rollups(pool: PgPool) {
-    let app = TestApp::spawn(pool.clone()).await;
-    let cache = service::SeriesCache::default();
+    let mut cfg = common::test_config();
+    cfg.retention_raw_days = 14;
+    cfg.retention_1m_days = 30;
+    cfg.retention_1h_days = 730;
+    let state = common::state_with(pool.clone(), cfg);
     let ts = base_time();
     let batch = app::metrics::IngestBatch {
         host: "h".into(),
@@ -325,12 +328,7 @@ async fn retention_drops_old_partitions_and_rollups(pool: PgPool) {
             value: 1.0,
         }],
     };
-    let retention = app::metrics::Retention {
-        raw_secs: 14 * 86_400,
-        minute_secs: 30 * 86_400,
-        hour_secs: 730 * 86_400,
-    };
-    service::ingest(&pool, &cache, &batch, "agent", retention)
+    service::ingest(&state, &batch, service::Origin::Agent)
         .await
         .unwrap();
     let count = |sql: &'static str| {
@@ -343,23 +341,20 @@ async fn retention_drops_old_partitions_and_rollups(pool: PgPool) {
         }
     };
     // Nothing is due yet.
-    let report = service::enforce_retention(&pool, &cache, retention, OffsetDateTime::now_utc())
+    let report = service::enforce_retention(&state, OffsetDateTime::now_utc())
         .await
         .unwrap();
     assert!(report.dropped_partitions.is_empty());
     assert_eq!(count("SELECT count(*) FROM metric_samples").await, 1);
     // Forty days on: raw and minute data are past their retention, hourly data is not.
     let later = OffsetDateTime::now_utc() + Duration::days(40);
-    let report = service::enforce_retention(&pool, &cache, retention, later)
-        .await
-        .unwrap();
+    let report = service::enforce_retention(&state, later).await.unwrap();
     assert!(!report.dropped_partitions.is_empty());
     assert_eq!(report.deleted_minute_rows, 1);
     assert_eq!(report.deleted_hour_rows, 0);
     assert_eq!(count("SELECT count(*) FROM metric_samples").await, 0);
     assert_eq!(count("SELECT count(*) FROM metric_rollup_1m").await, 0);
     assert_eq!(count("SELECT count(*) FROM metric_rollup_1h").await, 1);
-    drop(app);
 }
 
 #[sqlx::test(migrator = "server::MIGRATOR")]
@@ -494,7 +489,7 @@ fn check_with_promtool(text: &str) {
 #[sqlx::test(migrator = "server::MIGRATOR")]
 async fn the_local_collector_records_this_host(pool: PgPool) {
     let mut cfg = common::test_config();
-    cfg.collect_interval_secs = 1;
+    cfg.collect_interval = app::config::Interval(1);
     cfg.host_name = "opsdeck-test-host".into();
     let app = TestApp::spawn_with(pool.clone(), cfg.clone()).await;
     let state = app::state::AppState::new(
@@ -543,7 +538,7 @@ async fn the_local_collector_records_this_host(pool: PgPool) {
 
 #[sqlx::test(migrator = "server::MIGRATOR")]
 async fn a_job_runs_once_however_many_processes_ask(pool: PgPool) {
-    use server::jobs::{run_once, JobOutcome};
+    use app::locks::{run_once, JobOutcome};
     let state = app::state::AppState::new(
         server::leptos_options("127.0.0.1:0".parse().unwrap()),
         pool.clone(),
@@ -713,12 +708,13 @@ async fn batched_sparklines_equal_the_series_of_each_selector(pool: PgPool) {
     .iter()
     .map(|(h, s)| (h.to_string(), app::metrics::parse_selector(s).unwrap()))
     .collect();
-    let batched = service::first_series_points(&pool, &wanted, from, now, 30, retention)
+    let reads = common::state(pool.clone()).reads;
+    let batched = service::first_series_points(&reads, &wanted, from, now, 30, retention)
         .await
         .unwrap();
     assert_eq!(batched.len(), wanted.len());
     for ((host, sel), got) in wanted.iter().zip(&batched) {
-        let one = service::series(&pool, host, sel, from, now, 30, retention)
+        let one = service::series(&reads, host, sel, from, now, 30, retention)
             .await
             .unwrap();
         let closest = one.series.iter().min_by_key(|s| s.labels.len());

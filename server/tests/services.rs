@@ -238,7 +238,7 @@ async fn targets_are_scraped_and_broken_ones_never_stall_the_others(pool: PgPool
         pool.clone(),
         config,
     );
-    let client = server::services::scraper::client();
+    let client = server::services::scraper::client(&common::test_config());
     let round = {
         let (state, client) = (state.clone(), client.clone());
         tokio::spawn(async move { server::services::scraper::round(&state, &client).await })

@@ -329,13 +329,13 @@ pub async fn list_channels(pool: &PgPool) -> AppResult<Vec<ChannelInfo>> {
         .map(
             |(id, name, kind, target, format, last_status, last_error)| ChannelInfo {
                 id,
-                url: (kind == "webhook").then(|| rules::redact_url(&target)),
+                url: (kind == "webhook").then(|| crate::redact::webhook(&target)),
                 to: (kind == "email").then(|| target.clone()),
                 name,
                 kind,
                 format,
                 last_status,
-                last_error,
+                last_error: last_error.map(|e| crate::redact::text(&e)),
             },
         )
         .collect())
@@ -641,7 +641,7 @@ pub async fn page_data(state: &AppState, role: Role) -> AppResult<AlertsPageData
         },
         can_edit: role >= Role::Operator,
         is_admin: role >= Role::Admin,
-        interval_seconds: state.config.alert_interval.as_secs(),
+        interval_seconds: state.config.alert_interval.secs(),
         last_evaluated,
         smtp_configured: state.config.smtp_url.is_some(),
     })
@@ -1172,11 +1172,11 @@ async fn health_observations(
                 continue;
             }
             let value = up.map(|u| if u { 0.0 } else { 1.0 });
+            // Summaries go to webhooks and mail: the URL as it may be shown.
+            let url = crate::redact::url(url);
+            let error = error.as_deref().map(crate::redact::text);
             let summary = match up {
-                Some(false) => format!(
-                    "{name} ({url}) is down: {}",
-                    error.clone().unwrap_or_default()
-                ),
+                Some(false) => format!("{name} ({url}) is down: {}", error.unwrap_or_default()),
                 Some(true) => format!("{name} ({url}) is up ({:.0} ms)", latency.unwrap_or(0.0)),
                 None => format!("{name} ({url}) not checked yet"),
             };
@@ -1234,7 +1234,7 @@ async fn log_observations(
         let (value, what, unit) = match l.rule.log {
             Some(LogCondition::QueryCount) => {
                 let q = l.spec.query.as_deref().unwrap_or("");
-                let n = crate::logs::service::count_matching(
+                let n = crate::logs::search::count_matching(
                     pool,
                     q,
                     l.spec.service.as_deref(),
@@ -1553,7 +1553,7 @@ pub async fn list_checks(pool: &PgPool) -> AppResult<Vec<CheckInfo>> {
         .map(|r| CheckInfo {
             id: r.id,
             name: r.name,
-            url: r.url,
+            url: crate::redact::url(&r.url),
             interval_seconds: r.interval_seconds,
             timeout_seconds: r.timeout_seconds,
             expected_status: r.expected_status,
@@ -1566,7 +1566,7 @@ pub async fn list_checks(pool: &PgPool) -> AppResult<Vec<CheckInfo>> {
             .into(),
             since: r.state_since,
             latency_ms: r.last_latency_ms,
-            last_error: r.last_error,
+            last_error: r.last_error.map(|e| crate::redact::text(&e)),
             last_checked: r.last_checked_at,
             builtin: r.builtin,
             uptime_24h: rules::uptime(r.up_1d, r.n_1d),

@@ -1,19 +1,19 @@
-//! Server side of authentication: password hashing, the login flow with throttling, sessions,
-//! user management and the audit log. Both server functions and JSON handlers call this.
+//! Server side of authentication: the login flow with throttling, sessions, user management
+//! and the audit log. Both server functions and JSON handlers call this.
 
+pub use super::password::{hash_password, random_password, verify_password};
+use super::throttle::{self, Verdict};
 use super::{
     validate_password, validate_username, AuditEntry, AuditPageData, CurrentUser, Role, UserSummary,
 };
+use crate::config::Config;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
-use argon2::password_hash::rand_core::{OsRng, RngCore};
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
+use axum::http::HeaderMap;
 use sqlx::PgPool;
-use std::net::SocketAddr;
-use std::sync::OnceLock;
+use std::net::{IpAddr, SocketAddr};
 use time::OffsetDateTime;
 use tower_sessions::Session;
 
@@ -24,81 +24,6 @@ const LOGIN_AT_KEY: &str = "opsdeck.login_at_ms";
 /// idle expiry, when a request comes in a later minute, rather than on every request.
 const SEEN_MINUTE_KEY: &str = "opsdeck.seen_minute";
 
-/// OWASP's minimum for argon2id: 19 MiB, 2 passes, 1 lane.
-pub const ARGON2_M_KIB: u32 = 19_456;
-pub const ARGON2_T: u32 = 2;
-pub const ARGON2_P: u32 = 1;
-
-fn hasher() -> Argon2<'static> {
-    let params = Params::new(ARGON2_M_KIB, ARGON2_T, ARGON2_P, None)
-        .unwrap_or_else(|_| unreachable!("constant argon2 parameters are valid"));
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-}
-
-fn hash_blocking(password: &str) -> Result<String, AppError> {
-    let salt = SaltString::generate(&mut OsRng);
-    hasher()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| {
-            tracing::error!(error = %e, "password hashing failed");
-            AppError::Internal
-        })
-}
-
-/// Hash a password into a PHC string, off the async workers.
-pub async fn hash_password(password: String) -> AppResult<String> {
-    tokio::task::spawn_blocking(move || hash_blocking(&password))
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "hashing task failed");
-            AppError::Internal
-        })?
-}
-
-/// A hash of a random password, verified against when the user name is unknown so that a
-/// wrong name costs as much time as a wrong password.
-fn dummy_hash() -> &'static str {
-    static DUMMY: OnceLock<String> = OnceLock::new();
-    DUMMY.get_or_init(|| {
-        hash_blocking(&random_password())
-            .unwrap_or_else(|_| "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$invalid".into())
-    })
-}
-
-/// Verify a password against a stored PHC string (or the dummy hash when there is none).
-pub async fn verify_password(stored: Option<String>, password: String) -> bool {
-    tokio::task::spawn_blocking(move || {
-        let has_user = stored.is_some();
-        let phc = stored.unwrap_or_else(|| dummy_hash().to_string());
-        let ok = match PasswordHash::new(&phc) {
-            Ok(parsed) => hasher()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok(),
-            Err(_) => false,
-        };
-        ok && has_user
-    })
-    .await
-    .unwrap_or(false)
-}
-
-/// 20 characters from an alphabet without look-alikes: about 115 bits.
-pub fn random_password() -> String {
-    const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    let mut out = String::with_capacity(20);
-    while out.len() < 20 {
-        let mut b = [0u8; 1];
-        OsRng.fill_bytes(&mut b);
-        // Rejection sampling keeps the distribution uniform.
-        let limit = (256 / ALPHABET.len() * ALPHABET.len()) as u8;
-        if b[0] < limit {
-            out.push(ALPHABET[b[0] as usize % ALPHABET.len()] as char);
-        }
-    }
-    out
-}
-
 /// Who is asking, from where, with which session: built once per request.
 #[derive(Clone)]
 pub struct RequestCtx {
@@ -107,24 +32,62 @@ pub struct RequestCtx {
     pub ip: Option<String>,
 }
 
-/// The client's address: the socket peer, or the first `X-Forwarded-For` hop when configured.
-pub fn client_ip(parts: &Parts, trust_forwarded_for: bool) -> Option<String> {
-    if trust_forwarded_for {
-        let forwarded = parts
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .map(str::trim)
-            .and_then(|v| v.parse::<std::net::IpAddr>().ok());
-        if let Some(ip) = forwarded {
-            return Some(ip.to_string());
+/// An `X-Forwarded-For` hop: an address, with or without a port (`[2001:db8::1]:443`).
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    hop.parse::<IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<SocketAddr>().ok().map(|a| a.ip()))
+}
+
+/// The client's address, from the connecting `peer` and the `X-Forwarded-For` hops (left to
+/// right, as proxies appended them): when the peer is a trusted proxy, the right-most hop that
+/// is not one (what the nearest untrusted party connected from); the hops to its left are the
+/// client's own words and never believed. A hop that is not an address ends the walk at the
+/// last trusted proxy. Pure; `client_ip` feeds it the request.
+pub fn client_address(peer: IpAddr, hops: &[&str], trusted: impl Fn(IpAddr) -> bool) -> IpAddr {
+    if !trusted(peer) {
+        return peer;
+    }
+    let mut nearest = peer;
+    for hop in hops.iter().rev() {
+        match parse_hop(hop) {
+            Some(ip) if trusted(ip) => nearest = ip,
+            Some(ip) => return ip,
+            None => return nearest,
         }
     }
-    parts
+    nearest
+}
+
+/// The `X-Forwarded-For` hops of a request, every header in order.
+fn forwarded_hops(headers: &HeaderMap) -> Vec<&str> {
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .collect()
+}
+
+/// The client's address: the socket peer, or, behind `trusted_proxies` (or the deprecated
+/// `trust_forwarded_for`, which trusts the peer itself), what `client_address` makes of
+/// `X-Forwarded-For`.
+pub fn client_ip(parts: &Parts, config: &Config) -> Option<String> {
+    let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ci| ci.0.ip().to_string())
+        .map(|ci| ci.0.ip())?;
+    let peer = match peer {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(peer),
+        v4 => v4,
+    };
+    let hops = forwarded_hops(&parts.headers);
+    let trusted =
+        |ip: IpAddr| config.is_trusted_proxy(ip) || (config.trust_forwarded_for && ip == peer);
+    Some(client_address(peer, &hops, trusted).to_string())
 }
 
 impl FromRequestParts<AppState> for RequestCtx {
@@ -141,7 +104,7 @@ impl FromRequestParts<AppState> for RequestCtx {
         Ok(Self {
             state: state.clone(),
             session,
-            ip: client_ip(parts, state.config.trust_forwarded_for),
+            ip: client_ip(parts, &state.config),
         })
     }
 }
@@ -158,6 +121,27 @@ impl RequestCtx {
             AppError::Internal
         })?;
         <Self as FromRequestParts<AppState>>::from_request_parts(&mut parts, &state).await
+    }
+
+    /// Records an action of `actor` from this request's address.
+    pub async fn audit(
+        &self,
+        actor: &CurrentUser,
+        action: &str,
+        target: &str,
+        success: bool,
+        detail: serde_json::Value,
+    ) -> AppResult<()> {
+        audit(
+            &self.state.pool,
+            Some(&actor.username),
+            action,
+            Some(target),
+            success,
+            self.ip.as_deref(),
+            detail,
+        )
+        .await
     }
 
     /// The signed-in user with at least `role`, or 401/403.
@@ -231,83 +215,60 @@ fn parse_role(s: &str) -> AppResult<Role> {
     })
 }
 
-/// Keys of the throttle table: one per user name, one per client address.
-fn throttle_keys(username: &str, ip: Option<&str>) -> Vec<String> {
-    let mut keys = vec![format!(
-        "user:{}",
-        username.chars().take(64).collect::<String>()
-    )];
-    if let Some(ip) = ip {
-        keys.push(format!("ip:{ip}"));
-    }
-    keys
+/// At most this much of a user name that matches no user is written to the audit log.
+pub const SHOWN_NAME_CHARS: usize = 64;
+
+/// A user name as the audit log may keep it: its first 64 characters.
+pub fn shown_name(name: &str) -> String {
+    name.chars().take(SHOWN_NAME_CHARS).collect()
 }
 
-async fn check_throttle(pool: &PgPool, keys: &[String]) -> AppResult<()> {
-    let wait: Option<f64> = sqlx::query_scalar(
-        "SELECT EXTRACT(EPOCH FROM max(locked_until) - now())::float8
-         FROM login_throttle WHERE key = ANY($1) AND locked_until > now()",
-    )
-    .bind(keys)
-    .fetch_one(pool)
-    .await?;
-    match wait {
-        Some(secs) => Err(AppError::TooManyRequests {
-            retry_after_secs: secs.ceil().max(1.0) as u64,
-        }),
-        None => Ok(()),
+/// The sign-in throttle's settings.
+fn timing(cfg: &Config) -> throttle::Timing {
+    throttle::Timing {
+        window_secs: cfg.login_window_secs,
+        lockout_secs: cfg.login_lockout_secs,
     }
 }
 
-async fn record_failure(
-    pool: &PgPool,
-    key: &str,
-    limit: i32,
-    window_secs: i64,
-    lockout_secs: i64,
-) -> AppResult<()> {
-    sqlx::query(
-        "INSERT INTO login_throttle AS t (key, failures, window_start, locked_until)
-         VALUES ($1, 1, now(), CASE WHEN $2 <= 1 THEN now() + make_interval(secs => $4) END)
-         ON CONFLICT (key) DO UPDATE SET
-           failures = CASE WHEN t.window_start < now() - make_interval(secs => $3) THEN 1 ELSE t.failures + 1 END,
-           window_start = CASE WHEN t.window_start < now() - make_interval(secs => $3) THEN now() ELSE t.window_start END,
-           locked_until = CASE
-             WHEN (CASE WHEN t.window_start < now() - make_interval(secs => $3) THEN 1 ELSE t.failures + 1 END) >= $2
-             THEN now() + make_interval(secs => $4)
-             ELSE t.locked_until END",
-    )
-    .bind(key)
-    .bind(limit)
-    .bind(window_secs as f64)
-    .bind(lockout_secs as f64)
-    .execute(pool)
-    .await?;
-    Ok(())
+/// Takes a password attempt against the name's and the address's counters (`prefix` keeps
+/// sign-ins and restore confirmations apart), auditing the attempt that engages a lock.
+pub async fn take_attempt(
+    ctx: &RequestCtx,
+    prefix: &str,
+    username: &str,
+) -> AppResult<Vec<throttle::Counter>> {
+    let cfg = &ctx.state.config;
+    let counters = throttle::keys(
+        prefix,
+        username,
+        ctx.ip.as_deref(),
+        cfg.login_max_failures,
+        cfg.login_ip_max_failures,
+    );
+    let verdict = throttle::take(&ctx.state.pool, &counters, timing(cfg)).await?;
+    if let Verdict::Locked { engaged: true, .. } = verdict {
+        audit(
+            &ctx.state.pool,
+            None,
+            &format!("auth.{prefix}locked"),
+            Some(&shown_name(username)),
+            false,
+            ctx.ip.as_deref(),
+            serde_json::json!({"lockout_secs": cfg.login_lockout_secs}),
+        )
+        .await?;
+    }
+    verdict.into_result()?;
+    Ok(counters)
 }
 
-/// The whole login: throttle check, password check against argon2id, session id cycled,
-/// audit entry either way.
+/// The whole login: the attempt counted first (so parallel attempts cannot all be judged), the
+/// password checked against argon2id, the session id cycled, an audit entry either way.
 pub async fn login(ctx: &RequestCtx, username: &str, password: &str) -> AppResult<CurrentUser> {
     let pool = &ctx.state.pool;
-    let cfg = &ctx.state.config;
     let username = username.trim();
-    let keys = throttle_keys(username, ctx.ip.as_deref());
-    if let Err(e) = check_throttle(pool, &keys).await {
-        if matches!(e, AppError::TooManyRequests { .. }) {
-            audit(
-                pool,
-                Some(username),
-                "auth.login_throttled",
-                Some(username),
-                false,
-                ctx.ip.as_deref(),
-                serde_json::json!({}),
-            )
-            .await?;
-        }
-        return Err(e);
-    }
+    let counters = take_attempt(ctx, "", username).await?;
     let row: Option<(i64, String, String, bool)> = if password.len() > super::MAX_PASSWORD_LEN {
         None
     } else {
@@ -327,29 +288,12 @@ pub async fn login(ctx: &RequestCtx, username: &str, password: &str) -> AppResul
         _ => None,
     };
     let Some((user_id, role)) = user else {
-        record_failure(
-            pool,
-            &keys[0],
-            cfg.login_max_failures,
-            cfg.login_window_secs,
-            cfg.login_lockout_secs,
-        )
-        .await?;
-        if let Some(ip_key) = keys.get(1) {
-            record_failure(
-                pool,
-                ip_key,
-                cfg.login_ip_max_failures,
-                cfg.login_window_secs,
-                cfg.login_lockout_secs,
-            )
-            .await?;
-        }
+        // (The attempt stays counted.) A name that matches no user is kept short.
         audit(
             pool,
             None,
             "auth.login_failed",
-            Some(username),
+            Some(&shown_name(username)),
             false,
             ctx.ip.as_deref(),
             serde_json::json!({}),
@@ -361,10 +305,7 @@ pub async fn login(ctx: &RequestCtx, username: &str, password: &str) -> AppResul
     ctx.session.cycle_id().await?;
     ctx.session.insert(USER_ID_KEY, user_id).await?;
     ctx.session.insert(LOGIN_AT_KEY, now_ms()).await?;
-    sqlx::query("DELETE FROM login_throttle WHERE key = $1")
-        .bind(&keys[0])
-        .execute(pool)
-        .await?;
+    throttle::succeeded(pool, &counters).await?;
     sqlx::query("UPDATE users SET last_login_at = now() WHERE id = $1")
         .bind(user_id)
         .execute(pool)
@@ -425,6 +366,18 @@ pub async fn audit(
     .execute(pool)
     .await?;
     Ok(())
+}
+
+/// Deletes audit entries older than `days`, and login counters whose window and lock are over
+/// (a job, hourly): neither grows without end, whatever unauthenticated clients send.
+pub async fn purge_old(pool: &PgPool, cfg: &Config) -> AppResult<(u64, u64)> {
+    let audit = sqlx::query("DELETE FROM audit_log WHERE at < now() - make_interval(days => $1)")
+        .bind(cfg.audit_retention_days as i32)
+        .execute(pool)
+        .await?
+        .rows_affected();
+    let throttles = throttle::purge(pool, timing(cfg)).await?;
+    Ok((audit, throttles))
 }
 
 pub async fn list_audit(
@@ -679,35 +632,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hashes_are_argon2id_with_owasp_parameters() {
-        let phc = hash_blocking("correct horse battery").unwrap();
-        assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
-        let parsed = PasswordHash::new(&phc).unwrap();
-        assert!(hasher()
-            .verify_password(b"correct horse battery", &parsed)
-            .is_ok());
-        assert!(hasher().verify_password(b"wrong", &parsed).is_err());
-    }
-
-    #[test]
-    fn random_passwords_are_long_and_distinct() {
-        let a = random_password();
-        let b = random_password();
-        assert_eq!(a.len(), 20);
-        assert_ne!(a, b);
-        assert!(validate_password(&a).is_ok());
-    }
-
-    #[tokio::test]
-    async fn unknown_users_never_verify() {
-        assert!(!verify_password(None, "anything at all".into()).await);
-        let phc = hash_password("right password".into()).await.unwrap();
-        assert!(verify_password(Some(phc.clone()), "right password".into()).await);
-        assert!(!verify_password(Some(phc), "wrong password".into()).await);
-        assert!(!verify_password(Some("not a phc string".into()), "x".into()).await);
-    }
-
-    #[test]
     fn sessions_end_after_the_absolute_lifetime() {
         let h = 3_600_000;
         let cases = [
@@ -727,12 +651,52 @@ mod tests {
     }
 
     #[test]
-    fn throttle_keys_cover_user_and_address() {
-        assert_eq!(
-            throttle_keys("bob", Some("10.0.0.1")),
-            vec!["user:bob", "ip:10.0.0.1"]
-        );
-        assert_eq!(throttle_keys("bob", None), vec!["user:bob"]);
-        assert_eq!(throttle_keys(&"x".repeat(100), None)[0].len(), 5 + 64);
+    fn client_addresses_behind_proxies() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let proxies = [
+            crate::config::Cidr::parse("10.0.0.0/8").unwrap(),
+            crate::config::Cidr::parse("192.168.1.7").unwrap(),
+        ];
+        let trusted = |a: IpAddr| proxies.iter().any(|c| c.contains(a));
+        let cases: &[(&str, &[&str], &str)] = &[
+            // No proxy: the peer, whatever it claims.
+            ("203.0.113.9", &["1.2.3.4"], "203.0.113.9"),
+            // Behind one proxy: the hop it appended.
+            ("10.0.0.2", &["198.51.100.7"], "198.51.100.7"),
+            // A client that writes its own header cannot choose its address.
+            ("10.0.0.2", &["1.1.1.1", "198.51.100.7"], "198.51.100.7"),
+            // Two proxies: the right-most hop that is not one.
+            (
+                "10.0.0.2",
+                &["1.1.1.1", "198.51.100.7", "192.168.1.7"],
+                "198.51.100.7",
+            ),
+            // Ports and brackets.
+            ("10.0.0.2", &["[2001:db8::5]:443"], "2001:db8::5"),
+            ("10.0.0.2", &["198.51.100.7:5000"], "198.51.100.7"),
+            // Garbage at the right: the last trusted proxy.
+            ("10.0.0.2", &["1.1.1.1", "not-an-ip"], "10.0.0.2"),
+            (
+                "10.0.0.2",
+                &["1.1.1.1", "not-an-ip", "10.9.9.9"],
+                "10.9.9.9",
+            ),
+            // Only proxies: the left-most.
+            ("10.0.0.2", &["10.0.0.3"], "10.0.0.3"),
+            ("10.0.0.2", &[], "10.0.0.2"),
+        ];
+        for (peer, hops, want) in cases {
+            assert_eq!(
+                client_address(ip(peer), hops, trusted),
+                ip(want),
+                "{peer} {hops:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_that_match_no_user_are_kept_short() {
+        assert_eq!(shown_name("bob"), "bob");
+        assert_eq!(shown_name(&"é".repeat(1000)).chars().count(), 64);
     }
 }

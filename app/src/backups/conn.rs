@@ -1,6 +1,6 @@
-//! PostgreSQL connection URLs, free of I/O: split off the password (it goes to child processes
-//! in `PGPASSWORD`, never on a command line or a page), point a URL at another database, and show
-//! a URL with its password masked.
+//! PostgreSQL connection URLs, free of I/O: split off the password, point a URL at another
+//! database, and write every parameter of a URL as a libpq service (`service_file`), which is how
+//! child processes get them: by a file of mode 0600, never on a command line.
 
 use url::Url;
 
@@ -74,6 +74,50 @@ fn percent_decode(s: &str) -> String {
     percent_encoding::percent_decode_str(s)
         .decode_utf8_lossy()
         .into_owned()
+}
+
+/// The name of the service `service_file` writes: a child process connects with
+/// `--dbname=service=opsdeck` and `PGSERVICEFILE` pointing at the file.
+pub const SERVICE: &str = "opsdeck";
+
+/// Every connection parameter of `url` (host, port, database, user, password and each query
+/// parameter: `sslmode`, `sslpassword`, `sslkey`, …) as a libpq service file, so that none of
+/// them ever reaches a command line. A value with a line break cannot be written: an error.
+pub fn service_file(url: &str) -> Result<String, String> {
+    let u = parse(url)?;
+    let mut params: Vec<(String, String)> = vec![];
+    let host = u.host_str().unwrap_or("");
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    params.push(("host".into(), percent_decode(host)));
+    if let Some(port) = u.port() {
+        params.push(("port".into(), port.to_string()));
+    }
+    let database = percent_decode(u.path().trim_start_matches('/'));
+    if !database.is_empty() {
+        params.push(("dbname".into(), database));
+    }
+    if !u.username().is_empty() {
+        params.push(("user".into(), percent_decode(u.username())));
+    }
+    if let Some(pw) = u.password() {
+        params.push(("password".into(), percent_decode(pw)));
+    }
+    for (k, v) in u.query_pairs() {
+        // A parameter given in the query wins, as libpq has it.
+        params.retain(|(key, _)| key != k.as_ref());
+        params.push((k.into_owned(), v.into_owned()));
+    }
+    let mut out = format!("[{SERVICE}]\n");
+    for (k, v) in params {
+        if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!("database URL: `{k}` is not a connection parameter"));
+        }
+        if v.contains(['\n', '\r']) {
+            return Err(format!("database URL: the value of `{k}` has a line break"));
+        }
+        out.push_str(&format!("{k}={v}\n"));
+    }
+    Ok(out)
 }
 
 /// A database or role name Opsdeck will create or type into SQL: plain identifiers only.
@@ -164,6 +208,31 @@ mod tests {
             with_database("postgres://app:pw@h:5/shop?sslmode=disable", "scratch_1").unwrap(),
             "postgres://app:pw@h:5/scratch_1?sslmode=disable"
         );
+    }
+
+    #[test]
+    fn service_files_hold_every_parameter() {
+        let text = service_file(
+            "postgresql://app:p%40ss%3Dw@db.internal:6543/shop?sslmode=verify-full&sslpassword=k3y&sslkey=/etc/k.pem",
+        )
+        .unwrap();
+        assert_eq!(
+            text,
+            "[opsdeck]\nhost=db.internal\nport=6543\ndbname=shop\nuser=app\npassword=p@ss=w\n\
+             sslmode=verify-full\nsslpassword=k3y\nsslkey=/etc/k.pem\n"
+        );
+        assert_eq!(
+            service_file("postgres://[::1]/x?password=q").unwrap(),
+            "[opsdeck]\nhost=::1\ndbname=x\npassword=q\n"
+        );
+        for (bad, why) in [
+            ("postgres://h/x?password=a%0Ab", "line break"),
+            ("postgres://h/x?%20=1", "not a connection parameter"),
+            ("mysql://h/x", "postgres"),
+        ] {
+            let e = service_file(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -120,7 +120,13 @@ fn TargetCardView(card: TargetCard, role: Role, run: ServerAction<BackUpNow>) ->
                 {t.overdue.then(|| view! { <span class="badge bad" data-testid="overdue" title="No successful backup within twice the schedule's interval">"overdue"</span> })}
             </div>
             <p class="muted small">
-                {if t.own { "Opsdeck's own database".to_string() } else { t.database_url.clone() }}
+                {if t.own {
+                    "Opsdeck's own database".to_string()
+                } else if t.database_url.is_empty() {
+                    format!("database {}", t.database)
+                } else {
+                    t.database_url.clone()
+                }}
             </p>
             <dl class="facts">
                 <dt>"Schedule"</dt>

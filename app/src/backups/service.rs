@@ -203,7 +203,7 @@ async fn target_info(
         .clone()
         .unwrap_or_else(|| own_url.to_string());
     let (public, database) = match conn::split(&url) {
-        Ok(p) => (p.public_url, p.database),
+        Ok(p) => (crate::redact::url(&p.public_url), p.database),
         Err(_) if t.own() => ("(Opsdeck's own database)".into(), "opsdeck".into()),
         Err(e) => (format!("invalid: {e}"), String::new()),
     };
@@ -361,7 +361,11 @@ pub async fn overview(
 ) -> AppResult<BackupsOverview> {
     let targets = list_targets(state).await?;
     let mut cards = Vec::with_capacity(targets.len());
-    for t in targets {
+    for mut t in targets {
+        // Where a target lives is for admins (who manage targets) only.
+        if role < Role::Admin {
+            t.database_url = String::new();
+        }
         let sizes: Vec<(OffsetDateTime, i64)> = sqlx::query_as(
             "SELECT r.finished_at, r.size FROM backup_runs r JOIN backup_targets t ON t.id = r.target_id
              WHERE t.name = $1 AND r.status = 'succeeded' AND r.size IS NOT NULL
@@ -513,14 +517,53 @@ fn partial_path(data_dir: &Path, target: &str, id: i64) -> PathBuf {
     target_dir(data_dir, target).join(format!(".run-{id}.partial"))
 }
 
-/// A child process that dies with Opsdeck (so no orphaned pg_restore carries on alone).
-fn command(program: &str, password: Option<&str>) -> tokio::process::Command {
+/// A libpq service file of mode 0600 holding a connection's parameters, deleted when dropped:
+/// how pg_dump and pg_restore get a database's password and TLS secrets, which never go on
+/// their command lines (visible to every user of the host) nor in the environment.
+pub struct ServiceFile(PathBuf);
+
+impl ServiceFile {
+    pub fn write(url: &str) -> Result<ServiceFile, String> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let text = conn::service_file(url)?;
+        let path = std::env::temp_dir().join(format!("opsdeck-pgservice-{}", random_suffix()));
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| format!("cannot write a connection file in {}: {e}", path.display()))?;
+        let file = ServiceFile(path);
+        f.write_all(text.as_bytes())
+            .and_then(|_| f.sync_all())
+            .map_err(|e| format!("cannot write a connection file: {e}"))?;
+        Ok(file)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ServiceFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A child process that dies with Opsdeck (so no orphaned pg_restore carries on alone) and, with
+/// a service file, connects through it (`--dbname=service=opsdeck`).
+fn command(program: &str, service: Option<&ServiceFile>) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(program);
     cmd.env_remove("PGPASSWORD")
+        .env_remove("PGSERVICE")
         .stdin(Stdio::null())
         .kill_on_drop(true);
-    if let Some(pw) = password {
-        cmd.env("PGPASSWORD", pw);
+    if let Some(s) = service {
+        cmd.env("PGSERVICEFILE", s.path())
+            .arg("--dbname")
+            .arg(format!("service={}", conn::SERVICE));
     }
     #[cfg(target_os = "linux")]
     // SAFETY: prctl is async-signal-safe and touches only this (forked) process.
@@ -762,7 +805,7 @@ async fn dump(
 ) -> Result<Dumped, (String, String)> {
     let fail = |m: String| (m, String::new());
     let url = t.url(state);
-    let parts = conn::split(&url).map_err(fail)?;
+    conn::split(&url).map_err(fail)?;
     let dir = target_dir(&state.config.data_dir, &t.name);
     tokio::fs::create_dir_all(&dir)
         .await
@@ -793,12 +836,11 @@ async fn dump(
     let mut file = tokio::fs::File::create(&partial)
         .await
         .map_err(|e| fail(format!("cannot create {}: {e}", partial.display())))?;
-    let mut child = command("pg_dump", parts.password.as_deref())
+    let service = ServiceFile::write(&url).map_err(fail)?;
+    let mut child = command("pg_dump", Some(&service))
         .arg("--format=custom")
         .arg("--no-password")
         .arg(format!("--snapshot={snapshot}"))
-        .arg("--dbname")
-        .arg(&parts.public_url)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -1115,14 +1157,12 @@ async fn pg_restore(
     mut on_table: impl FnMut(usize) + Send + 'static,
 ) -> Result<String, (String, String)> {
     let target_url = conn::with_database(url, database).map_err(|e| (e, String::new()))?;
-    let parts = conn::split(&target_url).map_err(|e| (e, String::new()))?;
-    let mut child = command("pg_restore", parts.password.as_deref())
+    let service = ServiceFile::write(&target_url).map_err(|e| (e, String::new()))?;
+    let mut child = command("pg_restore", Some(&service))
         .arg("--exit-on-error")
         .arg("--verbose")
         .arg("--no-password")
         .args(extra)
-        .arg("--dbname")
-        .arg(&parts.public_url)
         .arg(file)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -2059,6 +2099,41 @@ async fn maintenance(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// pg_dump and pg_restore get a database's secrets from a file only the server's user can
+    /// read, never from their command line (which every user of the host sees) or environment.
+    #[test]
+    fn secrets_never_reach_a_command_line() {
+        use std::os::unix::fs::PermissionsExt;
+        let url = "postgresql://app:hunter2@db:5432/shop?sslmode=require&sslpassword=k3ysecret";
+        let service = ServiceFile::write(url).unwrap();
+        let cmd = command("pg_dump", Some(&service));
+        let args: Vec<String> = cmd
+            .as_std()
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let envs: Vec<String> = cmd
+            .as_std()
+            .get_envs()
+            .map(|(k, v)| format!("{k:?}={v:?}"))
+            .collect();
+        for secret in ["hunter2", "k3ysecret"] {
+            assert!(!args.iter().any(|a| a.contains(secret)), "{args:?}");
+            assert!(!envs.iter().any(|e| e.contains(secret)), "{envs:?}");
+        }
+        assert_eq!(args, ["--dbname", "service=opsdeck"]);
+        let file = std::fs::read_to_string(service.path()).unwrap();
+        assert!(file.contains("password=hunter2") && file.contains("sslpassword=k3ysecret"));
+        let mode = std::fs::metadata(service.path())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let path = service.path().to_path_buf();
+        drop(service);
+        assert!(!path.exists(), "removed when done");
+    }
 
     #[test]
     fn scratch_names_say_what_they_verify_and_fit() {

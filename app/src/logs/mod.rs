@@ -5,13 +5,23 @@
 //! database side is in `service` (server only).
 
 #[cfg(feature = "ssr")]
-pub mod live;
+pub mod analytics;
+#[cfg(feature = "ssr")]
+pub mod page;
 mod pages;
 pub mod parse;
 pub mod query;
+#[cfg(feature = "ssr")]
+pub mod retention;
 pub mod rollup;
 #[cfg(feature = "ssr")]
-pub mod service;
+pub mod rollup_jobs;
+#[cfg(feature = "ssr")]
+pub mod search;
+#[cfg(feature = "ssr")]
+pub mod sources;
+#[cfg(feature = "ssr")]
+pub mod store;
 
 pub use pages::{LogSourcesPage, LogsPage};
 
@@ -21,6 +31,22 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
+
+/// Validates a service name (it appears in URLs and facets).
+pub fn validate_service(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "service `{name}`: 1–64 letters, digits, `-`, `_` or `.`"
+        ))
+    }
+}
 
 /// A stored log line as the API and the pages show it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -145,7 +171,8 @@ pub struct LogStats {
     pub errors: i64,
     /// errors / total (0 when there are no lines).
     pub error_rate: f64,
-    /// Lines that are requests (they carry an HTTP status).
+    /// Lines that are requests (they carry an HTTP status or a path), as the other request
+    /// panels count them.
     pub requests: i64,
     /// Error messages with numbers, ids and addresses replaced, so that similar errors group.
     pub top_errors: Vec<MessageCount>,
@@ -154,6 +181,9 @@ pub struct LogStats {
     /// In seconds, from `duration` (JSON `execution_time`, nginx request time).
     pub response_time: ResponseTime,
     pub slow_threshold_seconds: f64,
+    /// Every request in the range slower than `slow_threshold_seconds` (the list below holds
+    /// the slowest 50 of them).
+    pub slow_count: i64,
     pub slow_requests: Vec<SlowRequest>,
     pub status_classes: Vec<ClassCount>,
     pub top_paths: Vec<PathCount>,
@@ -209,10 +239,10 @@ pub async fn get_logs_page(
                 nonempty(&to),
                 nonempty(&cursor),
             );
-            service::page_data(
+            page::page_data(
                 &ctx.state,
                 user.role,
-                service::PageQuery {
+                page::PageQuery {
                     q: q.as_deref().unwrap_or(""),
                     service: service.as_deref(),
                     range: range.as_deref(),
@@ -253,8 +283,7 @@ pub async fn list_log_sources() -> Result<Vec<SourceRow>, AppError> {
     with_status(
         async {
             let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
-            ctx.require(Role::Admin).await?;
-            service::list_sources(&ctx.state.pool).await
+            sources::list(&ctx).await
         }
         .await,
     )
@@ -266,19 +295,12 @@ pub async fn add_log_source(path: String, format: String, service: String) -> Re
     with_status(
         async {
             let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
-            let admin = ctx.require(Role::Admin).await?;
-            let r = service::add_source(&ctx.state.pool, &path, &format, &service).await;
-            crate::auth::service::audit(
-                &ctx.state.pool,
-                Some(&admin.username),
-                "logs.source.add",
-                Some(&path),
-                r.is_ok(),
-                ctx.ip.as_deref(),
-                serde_json::json!({"service": service}),
-            )
-            .await?;
-            r.map(|_| ())
+            let new = crate::specs::NewLogSource {
+                path,
+                format,
+                service,
+            };
+            sources::add(&ctx, &new).await.map(|_| ())
         }
         .await,
     )
@@ -290,20 +312,21 @@ pub async fn delete_log_source(id: i64) -> Result<(), AppError> {
     with_status(
         async {
             let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
-            let admin = ctx.require(Role::Admin).await?;
-            let r = service::delete_source(&ctx.state.pool, id).await;
-            crate::auth::service::audit(
-                &ctx.state.pool,
-                Some(&admin.username),
-                "logs.source.delete",
-                Some(&id.to_string()),
-                r.is_ok(),
-                ctx.ip.as_deref(),
-                serde_json::json!({}),
-            )
-            .await?;
-            r
+            sources::delete(&ctx, id).await
         }
         .await,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn services() {
+        assert!(validate_service("api-1.eu_west").is_ok());
+        for bad in ["", "a b", "x/y", &"s".repeat(65)] {
+            assert!(validate_service(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -77,6 +77,14 @@ impl Format {
             other => Err(format!("format `{other}`: use json, nginx or text")),
         }
     }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Nginx => "nginx",
+            Format::Text => "text",
+        }
+    }
 }
 
 /// One log entry, ready to store.
@@ -418,7 +426,7 @@ pub fn parse_text_start(line: &str) -> Option<Record> {
 /// Joins plain-text lines into entries: a line with a leading timestamp starts one; the lines
 /// after it (a stack trace) are appended to its message. Lines before any start stand alone,
 /// marked as unparsed.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct TextJoiner {
     current: Option<Record>,
     lines_in_current: usize,
@@ -472,6 +480,61 @@ pub fn parse_line(format: Format, line: &str) -> Record {
             Record::unparsed(clip(line).0, "no timestamp at the start of the line")
         }),
     }
+}
+
+/// Lines in, entries out, for every way lines arrive (the HTTP ingest, `opsdeck logs import`,
+/// the tailer): one entry per line, except in `text`, where continuation lines (a stack
+/// trace) join the entry they follow.
+#[derive(Debug)]
+pub struct Records {
+    format: Format,
+    joiner: TextJoiner,
+}
+
+impl Records {
+    pub fn new(format: Format) -> Self {
+        Self {
+            format,
+            joiner: TextJoiner::default(),
+        }
+    }
+
+    /// Feeds one line (without its line ending); a finished entry, if any, goes to `out`.
+    pub fn push(&mut self, line: &str, out: &mut Vec<Record>) {
+        match self.format {
+            Format::Text => out.extend(self.joiner.push(line)),
+            f => out.push(parse_line(f, line)),
+        }
+    }
+
+    /// The entry still open, at the end of the lines.
+    pub fn finish(&mut self, out: &mut Vec<Record>) {
+        out.extend(self.joiner.finish());
+    }
+
+    /// The number (1-based, counted from the first line fed) of the line that opened the entry
+    /// still open: a text entry is only whole once the next one starts.
+    pub fn open_from(&self) -> Option<u64> {
+        self.joiner.open_from()
+    }
+
+    /// Forgets what was fed (the file was truncated and is read again from its start).
+    pub fn reset(&mut self) {
+        self.joiner = TextJoiner::default();
+    }
+}
+
+/// Every entry of `lines` (blank lines skipped).
+pub fn records<'a>(format: Format, lines: impl IntoIterator<Item = &'a str>) -> Vec<Record> {
+    let mut r = Records::new(format);
+    let mut out = vec![];
+    for line in lines {
+        if !line.trim().is_empty() {
+            r.push(line, &mut out);
+        }
+    }
+    r.finish(&mut out);
+    out
 }
 
 #[cfg(test)]
@@ -663,6 +726,24 @@ mod tests {
             (out[3].level, out[3].message.as_str()),
             (Some(Level::Warn), "disk almost full")
         );
+    }
+
+    /// The same lines give the same entries whichever way they arrive: all at once, or fed
+    /// one by one as the tailer does.
+    #[test]
+    fn records_in_one_go_or_line_by_line() {
+        let text = "2026-11-24 10:15:02 ERROR boom\n  at x\n\n2026-11-24 10:15:03 INFO ok";
+        for (format, want) in [(Format::Text, 2), (Format::Json, 3), (Format::Nginx, 3)] {
+            let all = records(format, text.lines());
+            let mut r = Records::new(format);
+            let mut fed = vec![];
+            for l in text.lines().filter(|l| !l.trim().is_empty()) {
+                r.push(l, &mut fed);
+            }
+            r.finish(&mut fed);
+            assert_eq!(all.len(), want, "{format:?}");
+            assert_eq!(all, fed, "{format:?}");
+        }
     }
 
     #[test]

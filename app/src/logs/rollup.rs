@@ -58,12 +58,19 @@ pub struct Durations {
     pub sum: f64,
     pub min: Option<f64>,
     pub max: Option<f64>,
+    /// Of `count`, the requests slower than `SLOW_SECONDS`.
+    #[serde(default)]
+    pub slow: i64,
 }
+
+/// The runbook's slow request: longer than this many seconds. Partials count them exactly.
+pub const SLOW_SECONDS: f64 = 5.0;
 
 impl Durations {
     pub fn merge(&mut self, o: &Durations) {
         self.count += o.count;
         self.sum += o.sum;
+        self.slow += o.slow;
         self.min = opt(self.min, o.min, f64::min);
         self.max = opt(self.max, o.max, f64::max);
     }
@@ -155,6 +162,19 @@ impl Partial {
         self.hours.values().map(|h| h.total).sum()
     }
 
+    /// Requests slower than `seconds`: exact for `SLOW_SECONDS`; for another threshold, those
+    /// in the histogram's buckets wholly above it (so at most one 1 % bucket short).
+    pub fn slower_than(&self, seconds: f64) -> i64 {
+        if seconds == SLOW_SECONDS {
+            return self.durations.slow;
+        }
+        let b = bucket_of(seconds);
+        self.histogram
+            .range(b.saturating_add(1)..)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
     /// The `q` quantile (0–1) from the histogram, as percentile_cont would give it to within a
     /// bucket's width; None without durations.
     pub fn quantile(&self, q: f64) -> Option<f64> {
@@ -196,12 +216,13 @@ fn ranked(map: &HashMap<String, i64>, top: usize) -> Vec<(String, i64)> {
     v
 }
 
-/// The figures of a merged partial. `exact` are percentile_cont's p50/p95/p99 when the caller
-/// read them from the lines themselves; otherwise they come from the histogram.
+/// The figures of a merged partial. `exact` are percentile_cont's p50/p95/p99 and the count of
+/// requests slower than the ranking's threshold, when the caller read them from the lines
+/// themselves; otherwise they come from the partial.
 pub fn finish(
     p: &Partial,
     r: &Ranking,
-    exact: Option<[f64; 3]>,
+    exact: Option<([f64; 3], i64)>,
     from: OffsetDateTime,
     to: OffsetDateTime,
     service: Option<String>,
@@ -222,8 +243,12 @@ pub fn finish(
     };
     let d = &p.durations;
     let pct = |i: usize, q: f64| match exact {
-        Some(e) => Some(e[i]),
+        Some((e, _)) => Some(e[i]),
         None => p.quantile(q),
+    };
+    let slow_count = match exact {
+        Some((_, n)) => n,
+        None => p.slower_than(r.slow_seconds),
     };
     let response_time = if d.count > 0 {
         ResponseTime {
@@ -270,6 +295,7 @@ pub fn finish(
         requests_per_hour: per_hour(|a| a.requests),
         response_time,
         slow_threshold_seconds: r.slow_seconds,
+        slow_count,
         slow_requests: p
             .slowest
             .iter()
@@ -599,6 +625,7 @@ mod tests {
                     sum: d,
                     min: Some(d),
                     max: Some(d),
+                    slow: i64::from(d > SLOW_SECONDS),
                 });
                 *p.histogram.entry(bucket_of(d)).or_default() += 1;
                 p.slowest.push(slow(ts, d));
@@ -775,8 +802,16 @@ mod tests {
         let rt = &s.response_time;
         assert_eq!((rt.count, rt.min, rt.max), (4, Some(0.1), Some(7.0)));
         assert!((rt.avg.unwrap() - 12.8 / 4.0).abs() < 1e-12);
-        let exact = finish(&p, &r, Some([1.0, 2.0, 3.0]), at(0), at(1), None);
+        assert_eq!(s.slow_count, 2, "7.0 and 5.5 s, however long the list");
+        let exact = finish(&p, &r, Some(([1.0, 2.0, 3.0], 9)), at(0), at(1), None);
         assert_eq!(exact.response_time.p95, Some(2.0));
+        assert_eq!(exact.slow_count, 9);
+        // Another threshold: from the histogram.
+        let r1 = Ranking {
+            slow_seconds: 0.15,
+            ..r.clone()
+        };
+        assert_eq!(finish(&p, &r1, None, at(0), at(1), None).slow_count, 3);
         let empty = finish(&Partial::default(), &r, None, at(0), at(1), None);
         assert_eq!((empty.total, empty.error_rate), (0, 0.0));
         assert_eq!(empty.response_time, ResponseTime::default());

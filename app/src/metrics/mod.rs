@@ -566,6 +566,17 @@ impl Default for Retention {
     }
 }
 
+#[cfg(feature = "ssr")]
+impl From<&crate::config::Config> for Retention {
+    fn from(c: &crate::config::Config) -> Self {
+        Self {
+            raw_secs: c.retention_raw_days * 86_400,
+            minute_secs: c.retention_1m_days * 86_400,
+            hour_secs: c.retention_1h_days * 86_400,
+        }
+    }
+}
+
 /// The coarsest tier that still gives `points` points over the range and still holds data for
 /// the whole range; the raw tier when none does.
 pub fn choose_tier(from_age_secs: i64, range_secs: i64, points: i64, retention: Retention) -> Tier {

@@ -7,45 +7,31 @@ use super::{
     bucket_secs, choose_tier, validate_batch, HostInfo, IngestBatch, IngestOutcome, Labels,
     LatestValue, Retention, Selector, SeriesData, SeriesPoint, SeriesResponse, Tier,
 };
+use crate::db::{Conns, Reads};
 use crate::error::{AppError, AppResult};
-use crate::partitions::DailyPartitions;
+use crate::state::AppState;
 use sqlx::{PgPool, Postgres, Transaction};
 use std::collections::HashMap;
-use std::sync::Mutex;
 use time::{Date, OffsetDateTime};
-
-/// Series ids by (host, metric, labels as JSON). Ids never change once given, so this cache is
-/// only a shortcut: every process fills its own, and a miss asks the database.
-pub struct SeriesCache {
-    ids: Mutex<HashMap<(String, String, String), i32>>,
-    partitions: DailyPartitions,
-}
-
-impl Default for SeriesCache {
-    fn default() -> Self {
-        Self {
-            ids: Mutex::default(),
-            partitions: DailyPartitions::new("metric_samples"),
-        }
-    }
-}
 
 fn labels_json(labels: &Labels) -> String {
     serde_json::to_string(labels).unwrap_or_else(|_| "{}".into())
 }
 
-/// The ids of these series of one host, created when new. Runs on its own (committed at once)
-/// so that the cache only ever holds ids that exist.
+/// The ids of these series of one host, created when new: at most `max_series` for the host,
+/// if given (checked under a lock per host, so parallel batches cannot pass it together).
+/// Committed on its own, so that the cache only ever holds ids that exist.
 async fn series_ids(
-    pool: &PgPool,
-    cache: &SeriesCache,
+    state: &AppState,
     host: &str,
     keys: &[(String, String)],
+    max_series: Option<i64>,
 ) -> AppResult<HashMap<(String, String), i32>> {
+    let cache = &state.runtime.series_ids;
     let mut out = HashMap::with_capacity(keys.len());
     let mut missing: Vec<&(String, String)> = Vec::new();
     {
-        let ids = cache.ids.lock().unwrap_or_else(|p| p.into_inner());
+        let ids = cache.lock().unwrap_or_else(|p| p.into_inner());
         for k in keys {
             match ids.get(&(host.to_string(), k.0.clone(), k.1.clone())) {
                 Some(id) => {
@@ -60,6 +46,30 @@ async fn series_ids(
     }
     let metrics: Vec<&str> = missing.iter().map(|k| k.0.as_str()).collect();
     let labels: Vec<&str> = missing.iter().map(|k| k.1.as_str()).collect();
+    let mut tx = state.pool.begin().await?;
+    if let Some(max) = max_series {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('opsdeck.series.' || $1))")
+            .bind(host)
+            .execute(&mut *tx)
+            .await?;
+        let (have, new): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM metric_series WHERE host = $1),
+                    (SELECT count(*) FROM UNNEST($2::text[], $3::text[]) AS t(m, l)
+                     WHERE NOT EXISTS (SELECT 1 FROM metric_series s
+                                       WHERE s.host = $1 AND s.metric = t.m AND s.labels = t.l::jsonb))",
+        )
+        .bind(host)
+        .bind(&metrics)
+        .bind(&labels)
+        .fetch_one(&mut *tx)
+        .await?;
+        if have + new > max {
+            return Err(AppError::unprocessable(format!(
+                "host `{host}` has {have} series; this batch would add {new} more, beyond \
+                 max_series_per_host ({max}): nothing was stored"
+            )));
+        }
+    }
     // One statement that finds or creates each series through the unique index (the no-op
     // update makes existing rows come back too). A join against the table instead was planned
     // as a scan per key while the table was young and unanalysed: seconds per batch.
@@ -73,12 +83,13 @@ async fn series_ids(
     .bind(host)
     .bind(&metrics)
     .bind(&labels)
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await?;
+    tx.commit().await?;
     let rows = rows
         .into_iter()
         .map(|(id, metric, labels)| (id, metric, labels_json(&labels.0)));
-    let mut ids = cache.ids.lock().unwrap_or_else(|p| p.into_inner());
+    let mut ids = cache.lock().unwrap_or_else(|p| p.into_inner());
     for (id, metric, labels) in rows {
         ids.insert((host.to_string(), metric.clone(), labels.clone()), id);
         out.insert((metric, labels), id);
@@ -87,19 +98,42 @@ async fn series_ids(
 }
 
 /// Creates the daily partitions of `metric_samples` for these days, once per process and day.
-pub async fn ensure_partitions(pool: &PgPool, cache: &SeriesCache, days: &[Date]) -> AppResult<()> {
-    cache.partitions.ensure(pool, days).await
+pub async fn ensure_partitions(state: &AppState, days: &[Date]) -> AppResult<()> {
+    state
+        .runtime
+        .metric_partitions
+        .ensure(&state.pool, days)
+        .await
+}
+
+/// Who sent a batch: agents (an `ingest` token) are held to `max_series_per_host`; the
+/// server's own collector and scrapes (each with its own `max_series`) are not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Local,
+    Agent,
+    Scrape,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Local => "local",
+            Origin::Agent => "agent",
+            Origin::Scrape => "scrape",
+        }
+    }
 }
 
 /// Stores a batch: all of it or nothing. Re-sent samples (same host, metric, labels, time) are
 /// counted as duplicates and change nothing, rollups included.
 pub async fn ingest(
-    pool: &PgPool,
-    cache: &SeriesCache,
+    state: &AppState,
     batch: &IngestBatch,
-    source: &str,
-    retention: Retention,
+    origin: Origin,
 ) -> AppResult<IngestOutcome> {
+    let pool = &state.pool;
+    let retention = Retention::from(&*state.config);
     let now = OffsetDateTime::now_utc();
     validate_batch(batch, now, retention.raw_secs).map_err(AppError::BadRequest)?;
 
@@ -118,9 +152,10 @@ pub async fn ingest(
         .collect();
     days.sort();
     days.dedup();
-    ensure_partitions(pool, cache, &days).await?;
+    ensure_partitions(state, &days).await?;
 
-    let ids = series_ids(pool, cache, &batch.host, &keys).await?;
+    let limit = (origin == Origin::Agent).then_some(state.config.max_series_per_host);
+    let ids = series_ids(state, &batch.host, &keys, limit).await?;
     let mut rows: Vec<(i32, OffsetDateTime, f64)> = Vec::with_capacity(batch.samples.len());
     for (s, key) in batch.samples.iter().zip(&sample_keys) {
         let id = *ids.get(key).ok_or_else(|| {
@@ -155,7 +190,7 @@ pub async fn ingest(
          ON CONFLICT (name) DO UPDATE SET last_seen = greatest(hosts.last_seen, excluded.last_seen), source = excluded.source",
     )
     .bind(&batch.host)
-    .bind(source)
+    .bind(origin.as_str())
     .bind(newest)
     .execute(&mut *tx)
     .await?;
@@ -359,7 +394,7 @@ pub const DEFAULT_POINTS: i64 = 1_000;
 /// Every series of `host` matching the selector over [from, to), at most `points` points each,
 /// from the coarsest tier that still gives that many.
 pub async fn series(
-    pool: &PgPool,
+    reads: &Reads,
     host: &str,
     selector: &Selector,
     from: OffsetDateTime,
@@ -382,13 +417,13 @@ pub async fn series(
     .bind(host)
     .bind(&selector.metric)
     .bind(labels_json(&selector.labels))
-    .fetch_all(pool)
+    .fetch_all(reads.pool())
     .await?;
     if matched.is_empty() {
         return Ok(SeriesResponse { series: vec![] });
     }
     let ids: Vec<i32> = matched.iter().map(|m| m.0).collect();
-    let mut by_id = bucketed_points(pool, tier, &ids, from, to, step).await?;
+    let mut by_id = bucketed_points(reads, tier, &ids, from, to, step).await?;
     Ok(SeriesResponse {
         series: matched
             .into_iter()
@@ -418,8 +453,8 @@ fn tier_and_step(
 }
 
 /// Per series id, the points of [from, to) averaged into buckets of `step` seconds, from `tier`.
-async fn bucketed_points(
-    pool: &PgPool,
+async fn bucketed_points<C: Conns>(
+    db: &C,
     tier: Tier,
     ids: &[i32],
     from: OffsetDateTime,
@@ -451,7 +486,7 @@ async fn bucketed_points(
         .bind(from)
         .bind(to)
         .bind(step as f64)
-        .fetch_all(pool)
+        .fetch_all(&mut *db.conn().await?)
         .await?;
     let mut by_id: HashMap<i32, Vec<SeriesPoint>> = HashMap::new();
     for (id, ts, avg, min, max) in rows {
@@ -468,7 +503,7 @@ async fn bucketed_points(
 /// `points` each, in two queries whatever the count: the Hosts page's sparklines. A selector
 /// with no series gets no points.
 pub async fn first_series_points(
-    pool: &PgPool,
+    reads: &Reads,
     wanted: &[(String, Selector)],
     from: OffsetDateTime,
     to: OffsetDateTime,
@@ -492,13 +527,13 @@ pub async fn first_series_points(
     .bind(&hosts)
     .bind(&metrics)
     .bind(&labels)
-    .fetch_all(pool)
+    .fetch_all(reads.pool())
     .await?;
     if chosen.is_empty() {
         return Ok(out);
     }
     let ids: Vec<i32> = chosen.iter().map(|c| c.1).collect();
-    let by_id = bucketed_points(pool, tier, &ids, from, to, step).await?;
+    let by_id = bucketed_points(reads, tier, &ids, from, to, step).await?;
     for (i, id) in chosen {
         // WITH ORDINALITY counts from 1.
         if let (Some(slot), Some(p)) = (out.get_mut(i as usize - 1), by_id.get(&id)) {
@@ -519,20 +554,24 @@ pub struct RetentionReport {
 /// Drops raw partitions wholly past the raw retention, deletes expired rollup rows in bounded
 /// batches, and makes sure today's and the next days' partitions exist.
 pub async fn enforce_retention(
-    pool: &PgPool,
-    cache: &SeriesCache,
-    retention: Retention,
+    state: &AppState,
     now: OffsetDateTime,
 ) -> AppResult<RetentionReport> {
+    let pool = &state.pool;
+    let retention = Retention::from(&*state.config);
     let today = now.to_offset(time::UtcOffset::UTC).date();
     let ahead: Vec<Date> = (0..3)
         .filter_map(|i| today.checked_add(time::Duration::days(i)))
         .collect();
-    ensure_partitions(pool, cache, &ahead).await?;
+    ensure_partitions(state, &ahead).await?;
 
     let mut report = RetentionReport::default();
     let raw_cutoff = now - time::Duration::seconds(retention.raw_secs);
-    report.dropped_partitions = cache.partitions.drop_older_than(pool, raw_cutoff).await?;
+    report.dropped_partitions = state
+        .runtime
+        .metric_partitions
+        .drop_older_than(pool, raw_cutoff)
+        .await?;
     for (table, keep, counter) in [
         (
             "metric_rollup_1m",
@@ -568,7 +607,6 @@ pub async fn enforce_retention(
 
 use super::charts::{self, LineInput};
 use super::{parse_time_param, HostCard, HostCharts, Unit, RANGES};
-use crate::state::AppState;
 
 pub(crate) fn selector(metric: &str, labels: &[(&str, &str)]) -> Selector {
     Selector {
@@ -582,7 +620,7 @@ pub(crate) fn selector(metric: &str, labels: &[(&str, &str)]) -> Selector {
 
 /// A host is silent when nothing arrived for three collection intervals (at least a minute).
 fn silent_for(state: &AppState, last_seen: OffsetDateTime, now: OffsetDateTime) -> Option<i64> {
-    let limit = (3 * state.config.collect_interval_secs as i64).max(60);
+    let limit = (3 * state.config.collect_interval.secs() as i64).max(60);
     let age = (now - last_seen).whole_seconds();
     (age > limit).then_some(age)
 }
@@ -612,8 +650,8 @@ pub async fn host_cards(state: &AppState) -> AppResult<Vec<HostCard>> {
         }
     }
     let from = now - time::Duration::hours(1);
-    let retention = state.config.retention;
-    let sparks = first_series_points(&state.pool, &wanted, from, now, 30, retention).await?;
+    let retention = Retention::from(&*state.config);
+    let sparks = first_series_points(&state.reads, &wanted, from, now, 30, retention).await?;
     let mut sparks = sparks
         .into_iter()
         .map(|p| p.into_iter().map(|p| p.avg).collect::<Vec<f64>>());
@@ -710,10 +748,10 @@ pub async fn host_charts(
         )));
     };
     let points = 300;
-    let retention = state.config.retention;
-    let pool = &state.pool;
+    let retention = Retention::from(&*state.config);
+    let reads = &state.reads;
     let q =
-        |sel: Selector| async move { series(pool, host, &sel, from, to, points, retention).await };
+        |sel: Selector| async move { series(reads, host, &sel, from, to, points, retention).await };
     let (cpu, load1, load5, load15, mem, swap, disks, reads, writes, rx, tx, tcp) = tokio::try_join!(
         q(selector("cpu_usage_percent", &[])),
         q(selector("load_average_1m", &[])),

@@ -44,19 +44,7 @@ pub struct ProcessInfo {
     pub last_seen: Option<OffsetDateTime>,
 }
 
-/// The body of `POST /api/v1/processes`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
-#[serde(deny_unknown_fields)]
-pub struct NewProcess {
-    pub name: String,
-    pub pattern: String,
-    #[serde(default)]
-    pub port: Option<i64>,
-    /// Defaults to the server's own host.
-    #[serde(default)]
-    pub host: Option<String>,
-}
+pub use crate::specs::{NewProcess, NewTarget};
 
 /// A scrape target with the state of its last scrapes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,35 +76,6 @@ pub struct TargetInfo {
     pub dropped: i32,
     /// Whether a bearer token is sent (the token itself is never shown).
     pub has_token: bool,
-}
-
-/// The body of `POST /api/v1/scrape-targets`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
-#[serde(deny_unknown_fields)]
-pub struct NewTarget {
-    pub name: String,
-    pub url: String,
-    #[serde(default = "default_interval")]
-    pub interval_seconds: i64,
-    #[serde(default = "default_timeout")]
-    pub timeout_seconds: i64,
-    #[serde(default)]
-    pub host: Option<String>,
-    #[serde(default)]
-    pub max_series: Option<i64>,
-    /// Sent as `Authorization: Bearer …` (e.g. another Opsdeck's `metrics` token). Stored,
-    /// never shown back.
-    #[serde(default)]
-    pub bearer_token: Option<String>,
-}
-
-fn default_interval() -> i64 {
-    15
-}
-
-fn default_timeout() -> i64 {
-    10
 }
 
 /// Checks a target as given: the error names the field.

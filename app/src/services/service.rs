@@ -157,50 +157,52 @@ pub async fn delete_target(pool: &PgPool, id: i64) -> AppResult<()> {
     delete_row(pool, "scrape_targets", "scrape target", id).await
 }
 
-type TargetRow = (
-    i64,
-    String,
-    String,
-    String,
-    i32,
-    i32,
-    i32,
-    Option<bool>,
-    Option<OffsetDateTime>,
-    Option<OffsetDateTime>,
-    Option<OffsetDateTime>,
-    Option<String>,
-    Option<f64>,
-    Option<i32>,
-    i32,
-    bool,
-);
+#[derive(sqlx::FromRow)]
+struct TargetRow {
+    id: i64,
+    name: String,
+    url: String,
+    host: String,
+    interval_seconds: i32,
+    timeout_seconds: i32,
+    max_series: i32,
+    up: Option<bool>,
+    state_since: Option<OffsetDateTime>,
+    last_scrape_at: Option<OffsetDateTime>,
+    last_success_at: Option<OffsetDateTime>,
+    last_error: Option<String>,
+    last_duration_ms: Option<f64>,
+    last_samples: Option<i32>,
+    last_dropped: i32,
+    has_token: bool,
+}
 
-const TARGET_COLUMNS: &str = "id, name, url, host, interval_seconds, timeout_seconds, max_series, up, state_since, last_scrape_at, last_success_at, last_error, last_duration_ms, last_samples, last_dropped, bearer_token IS NOT NULL";
+const TARGET_COLUMNS: &str = "id, name, url, host, interval_seconds, timeout_seconds, max_series, up, state_since, last_scrape_at, last_success_at, last_error, last_duration_ms, last_samples, last_dropped, bearer_token IS NOT NULL AS has_token";
 
+/// A target as anyone may see it: its URL and errors redacted (`redact`), the token never.
 fn target_info(r: TargetRow) -> TargetInfo {
     TargetInfo {
-        id: r.0,
-        name: r.1,
-        url: r.2,
-        host: r.3,
-        interval_seconds: r.4,
-        timeout_seconds: r.5,
-        max_series: r.6,
-        state: match r.7 {
+        id: r.id,
+        name: r.name,
+        url: crate::redact::url(&r.url),
+        host: r.host,
+        interval_seconds: r.interval_seconds,
+        timeout_seconds: r.timeout_seconds,
+        max_series: r.max_series,
+        state: match r.up {
             Some(true) => "up",
             Some(false) => "down",
             None => "unknown",
         }
         .into(),
-        since: r.8,
-        last_scrape: r.9,
-        last_success: r.10,
-        last_error: r.11,
-        last_duration_ms: r.12,
-        last_samples: r.13,
-        dropped: r.14,
-        has_token: r.15,
+        since: r.state_since,
+        last_scrape: r.last_scrape_at,
+        last_success: r.last_success_at,
+        last_error: r.last_error.map(|e| crate::redact::text(&e)),
+        last_duration_ms: r.last_duration_ms,
+        last_samples: r.last_samples,
+        dropped: r.last_dropped,
+        has_token: r.has_token,
     }
 }
 
@@ -370,13 +372,13 @@ pub async fn record_scrape(pool: &PgPool, id: i64, r: &ScrapeResult) -> AppResul
 async fn spark(state: &AppState, host: &str, metric: &str, labels: &[(&str, &str)]) -> Vec<f64> {
     let now = OffsetDateTime::now_utc();
     series(
-        &state.pool,
+        &state.reads,
         host,
         &selector(metric, labels),
         now - Duration::HOUR,
         now,
         60,
-        state.config.retention,
+        crate::metrics::Retention::from(&*state.config),
     )
     .await
     .ok()
@@ -442,10 +444,11 @@ pub async fn detail(state: &AppState, kind: &str, id: i64) -> AppResult<DetailDa
     let (from, to) = (now - Duration::DAY, now);
     let (f, t) = (from.unix_timestamp(), to.unix_timestamp());
     let pool = &state.pool;
-    let retention = state.config.retention;
+    let reads = &state.reads;
+    let retention = crate::metrics::Retention::from(&*state.config);
     let get = |host: String, metric: &'static str, label: (&'static str, String)| async move {
         let r = series(
-            pool,
+            reads,
             &host,
             &selector(metric, &[(label.0, label.1.as_str())]),
             from,

@@ -2,37 +2,41 @@
 //! each check runs once however many processes there are) and runs them concurrently, each
 //! under its own timeout.
 
+use crate::outbound;
 use app::alerts::rules::judge_response;
 use app::alerts::service::{claim_checks, record_check, DueCheck};
+use app::config::Config;
 use app::state::AppState;
 use std::time::{Duration, Instant};
 
 /// How much of a body is read to look for the expected text.
 const BODY_LIMIT: usize = 64 * 1024;
 
-pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .user_agent(concat!("opsdeck-healthcheck/", env!("CARGO_PKG_VERSION")))
-        .redirect(reqwest::redirect::Policy::limited(5))
-        .build()
-        .unwrap_or_default()
+/// The client checks run with: `outbound_deny` applied, at most 5 redirects, each checked.
+pub fn client(config: &Config) -> reqwest::Client {
+    outbound::client(
+        config,
+        concat!("opsdeck-healthcheck/", env!("CARGO_PKG_VERSION")),
+        5,
+    )
 }
 
 /// Runs one check: Ok when up; the status seen (if any) and the latency either way.
 pub async fn probe(
     client: &reqwest::Client,
+    config: &Config,
     c: &DueCheck,
 ) -> (Option<u16>, f64, Result<(), String>) {
     let started = Instant::now();
     let timeout = Duration::from_secs(c.timeout_seconds.max(1) as u64);
     let work = async {
-        let mut res = client.get(&c.url).send().await.map_err(|e| {
-            let mut cause: &dyn std::error::Error = &e;
-            while let Some(inner) = cause.source() {
-                cause = inner;
-            }
-            (None, cause.to_string())
-        })?;
+        let url = reqwest::Url::parse(&c.url).map_err(|e| (None, format!("not a URL: {e}")))?;
+        outbound::check_url(&url, &config.outbound_deny).map_err(|e| (None, e))?;
+        let mut res = client
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| (None, outbound::cause(&e)))?;
         let status = res.status().as_u16();
         let mut body = Vec::new();
         while body.len() < BODY_LIMIT {
@@ -67,10 +71,11 @@ pub async fn round(
     let due = claim_checks(&state.pool).await?;
     let n = due.len();
     for c in due {
-        let (state, client) = (state.clone(), client.clone());
-        tokio::spawn(async move {
+        let (s, client) = (state.clone(), client.clone());
+        state.runtime.work.spawn(async move {
+            let state = s;
             let at = time::OffsetDateTime::now_utc();
-            let (status, ms, result) = probe(&client, &c).await;
+            let (status, ms, result) = probe(&client, &state.config, &c).await;
             if let Err(e) = record_check(&state.pool, c.id, at, ms, status, result).await {
                 tracing::warn!(check = %c.name, error = %e, "could not record a health check");
             }
@@ -80,9 +85,12 @@ pub async fn round(
 }
 
 pub async fn run(state: AppState) {
-    let client = client();
-    crate::jobs::every(Duration::from_secs(1), "running health checks", || {
-        round(&state, &client)
-    })
+    let client = client(&state.config);
+    crate::jobs::every(
+        &state,
+        Duration::from_secs(1),
+        "running health checks",
+        || round(&state, &client),
+    )
     .await
 }

@@ -11,11 +11,15 @@ use std::time::Duration;
 
 /// Evaluates every rule each `alert_interval`, in whichever process gets the lock.
 pub async fn run_evaluator(state: AppState) {
-    let every = state.config.alert_interval.max(Duration::from_secs(1));
+    let every = state
+        .config
+        .alert_interval
+        .duration()
+        .max(Duration::from_secs(1));
     // A little less than the interval, so that two processes' ticks never both skip.
     let due = every.mul_f64(0.8);
-    crate::jobs::every(every, "alert evaluation", || {
-        crate::jobs::run_once(&state, "alerts", due, |s| async move {
+    crate::jobs::every(&state, every, "alert evaluation", || {
+        app::locks::run_once(&state, "alerts", due, |s| async move {
             let report =
                 app::alerts::service::evaluate(&s.pool, time::OffsetDateTime::now_utc()).await?;
             if !report.errors.is_empty() {

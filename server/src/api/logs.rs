@@ -5,9 +5,11 @@ use super::ErrorBody;
 use app::auth::service::RequestCtx;
 use app::auth::{tokens, Role};
 use app::error::AppError;
-use app::logs::parse::{self, Format, TextJoiner};
-use app::logs::service::{self, StatsParams};
-use app::logs::{LogStats, SearchResponse};
+use app::logs::analytics::{self, StatsParams};
+use app::logs::parse::{self, Format};
+use app::logs::search::time_range;
+use app::logs::{search as searching, sources, store, validate_service, LogStats, SearchResponse};
+use app::specs::NewLogSource;
 use app::state::AppState;
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
@@ -121,7 +123,7 @@ pub async fn ingest(
         }
     }
     let ApiQuery(q) = q?;
-    service::validate_service(&q.service).map_err(AppError::BadRequest)?;
+    validate_service(&q.service).map_err(AppError::BadRequest)?;
     let format =
         Format::parse(q.format.as_deref().unwrap_or("json")).map_err(AppError::BadRequest)?;
     let text = std::str::from_utf8(&body).map_err(|e| {
@@ -134,20 +136,12 @@ pub async fn ingest(
             lines.len()
         )));
     }
-    let mut records = Vec::with_capacity(lines.len());
-    match format {
-        Format::Text => {
-            let mut j = TextJoiner::default();
-            records.extend(lines.iter().filter_map(|l| j.push(l)));
-            records.extend(j.finish());
-        }
-        f => records.extend(lines.iter().map(|l| parse::parse_line(f, l))),
-    }
+    let records = parse::records(format, lines);
     // A line's own `service` field routes it.
     let mut by_service: std::collections::BTreeMap<String, Vec<parse::Record>> = Default::default();
     for mut r in records {
         let svc = match r.fields.get("service").and_then(|v| v.as_str()) {
-            Some(s) if service::validate_service(s).is_ok() => {
+            Some(s) if validate_service(s).is_ok() => {
                 let s = s.to_string();
                 r.fields.remove("service");
                 s
@@ -162,7 +156,7 @@ pub async fn ingest(
     let mut tx = state.pool.begin().await?;
     for (svc, recs) in &by_service {
         unparsed += recs.iter().filter(|r| r.parse_error.is_some()).count();
-        accepted += service::insert_in(&mut tx, &state.pool, svc, "api", recs, now).await? as usize;
+        accepted += store::write(&mut tx, &state, svc, "api", recs, now).await? as usize;
     }
     if let Some((k, sha)) = &keyed {
         // A request with the same key that got here first holds the row until it commits;
@@ -189,29 +183,9 @@ pub async fn ingest(
         }
     }
     tx.commit().await?;
-    service::lines_committed();
-    // Lines for hours already over (a backfill, an agent catching up): roll them up now rather
-    // than at the next scheduled round, so that their analytics are quick within seconds. One
-    // roll-up at a time; a request that finds one running leaves its hours to it or the next.
-    use app::logs::rollup::{hour_of, rollable, HOUR};
-    let past = by_service
-        .values()
-        .flatten()
-        .any(|r| r.ts.is_some_and(|t| rollable(hour_of(t), HOUR, now)));
-    if past {
-        let pool = state.pool.clone();
-        tokio::spawn(async move {
-            let r = crate::jobs::run_now_locked(
-                &pool,
-                "log_rollups",
-                false,
-                app::logs::service::roll_up(&pool, OffsetDateTime::now_utc()),
-            )
-            .await;
-            if let Err(e) = r {
-                tracing::warn!(error = %e, "rolling up ingested lines failed; the next round will");
-            }
-        });
+    store::committed(&state);
+    for recs in by_service.values() {
+        store::roll_up_soon(&state, recs, now);
     }
     Ok(Json(LogIngestOutcome {
         accepted,
@@ -249,15 +223,15 @@ pub async fn search(
     ApiQuery(q): ApiQuery<SearchQuery>,
 ) -> Result<Json<SearchResponse>, AppError> {
     ctx.require(Role::Viewer).await?;
-    let (from, to) = service::time_range(
+    let (from, to) = time_range(
         q.from.as_deref(),
         q.to.as_deref(),
         OffsetDateTime::now_utc(),
     )
     .map_err(AppError::BadRequest)?;
     Ok(Json(
-        service::search(
-            &ctx.state.pool,
+        searching::search(
+            &ctx.state.reads,
             q.q.as_deref().unwrap_or(""),
             q.service.as_deref().filter(|s| !s.is_empty()),
             from,
@@ -273,6 +247,8 @@ pub async fn search(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StatsQuery {
+    /// Only the lines matching this query, in the language of search (default: every line).
+    pub q: Option<String>,
     pub from: Option<String>,
     pub to: Option<String>,
     pub service: Option<String>,
@@ -295,7 +271,7 @@ pub async fn stats(
     ApiQuery(q): ApiQuery<StatsQuery>,
 ) -> Result<Json<LogStats>, AppError> {
     ctx.require(Role::Viewer).await?;
-    let (from, to) = service::time_range(
+    let (from, to) = time_range(
         q.from.as_deref(),
         q.to.as_deref(),
         OffsetDateTime::now_utc(),
@@ -323,8 +299,9 @@ pub async fn stats(
         p.top = t;
     }
     Ok(Json(
-        service::stats(
-            &ctx.state.pool,
+        analytics::stats(
+            &ctx.state,
+            q.q.as_deref().unwrap_or(""),
             q.service.as_deref().filter(|s| !s.is_empty()),
             from,
             to,
@@ -334,16 +311,6 @@ pub async fn stats(
     ))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewSource {
-    /// Absolute path; `*` and `?` allowed in the file name.
-    pub path: String,
-    /// json, nginx or text.
-    pub format: String,
-    pub service: String,
-}
-
 /// Log sources with their tailer's state (position, lines/s, last error).
 #[utoipa::path(get, path = "/api/v1/logs/sources", tag = "logs", responses(
     (status = 200, description = "Sources", body = Vec<app::logs::SourceRow>),
@@ -351,8 +318,7 @@ pub struct NewSource {
     (status = 403, description = "Not an admin", body = ErrorBody),
 ))]
 pub async fn list_sources(ctx: RequestCtx) -> Result<Json<Vec<app::logs::SourceRow>>, AppError> {
-    ctx.require(Role::Admin).await?;
-    Ok(Json(service::list_sources(&ctx.state.pool).await?))
+    Ok(Json(sources::list(&ctx).await?))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -360,33 +326,20 @@ pub struct CreatedSource {
     pub id: i64,
 }
 
-/// Follow a file (or files): stored lines start from the file's beginning.
-#[utoipa::path(post, path = "/api/v1/logs/sources", tag = "logs", request_body = NewSource, responses(
+/// Follow a file (or files) inside `log_source_dirs`: stored lines start from the file's
+/// beginning.
+#[utoipa::path(post, path = "/api/v1/logs/sources", tag = "logs", request_body = NewLogSource, responses(
     (status = 201, description = "Added", body = CreatedSource),
     (status = 401, description = "Not signed in", body = ErrorBody),
     (status = 403, description = "Not an admin", body = ErrorBody),
-    (status = 422, description = "Bad path, format or service", body = ErrorBody),
+    (status = 422, description = "Bad format or service, or a path outside log_source_dirs", body = ErrorBody),
 ))]
 pub async fn add_source(
     ctx: RequestCtx,
-    super::extract::ApiJson(body): super::extract::ApiJson<NewSource>,
+    super::extract::ApiJson(body): super::extract::ApiJson<NewLogSource>,
 ) -> Result<(axum::http::StatusCode, Json<CreatedSource>), AppError> {
-    let admin = ctx.require(Role::Admin).await?;
-    let r = service::add_source(&ctx.state.pool, &body.path, &body.format, &body.service).await;
-    app::auth::service::audit(
-        &ctx.state.pool,
-        Some(&admin.username),
-        "logs.source.add",
-        Some(&body.path),
-        r.is_ok(),
-        ctx.ip.as_deref(),
-        serde_json::json!({"service": body.service}),
-    )
-    .await?;
-    Ok((
-        axum::http::StatusCode::CREATED,
-        Json(CreatedSource { id: r? }),
-    ))
+    let id = sources::add(&ctx, &body).await?;
+    Ok((axum::http::StatusCode::CREATED, Json(CreatedSource { id })))
 }
 
 /// Stop following a source (stored lines stay).
@@ -402,19 +355,7 @@ pub async fn delete_source(
     ctx: RequestCtx,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<axum::http::StatusCode, AppError> {
-    let admin = ctx.require(Role::Admin).await?;
-    let r = service::delete_source(&ctx.state.pool, id).await;
-    app::auth::service::audit(
-        &ctx.state.pool,
-        Some(&admin.username),
-        "logs.source.delete",
-        Some(&id.to_string()),
-        r.is_ok(),
-        ctx.ip.as_deref(),
-        serde_json::json!({}),
-    )
-    .await?;
-    r?;
+    sources::delete(&ctx, id).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 

@@ -3,7 +3,6 @@
 
 use super::extract::{ApiJson, ApiQuery};
 use super::ErrorBody;
-use crate::telemetry::escape_label;
 use app::auth::service::RequestCtx;
 use app::auth::{tokens, Role};
 use app::error::AppError;
@@ -11,6 +10,7 @@ use app::metrics::{
     parse_selector, parse_time_param, service, HostInfo, IngestBatch, IngestOutcome, LatestValue,
     SeriesResponse,
 };
+use app::runtime::telemetry::escape_label;
 use app::state::AppState;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -54,14 +54,7 @@ pub async fn ingest(
     // The token first: a caller without one learns nothing about what its body should be.
     tokens::verify(&state.pool, bearer(&headers), "ingest").await?;
     let ApiJson(batch) = batch?;
-    let outcome = service::ingest(
-        &state.pool,
-        &state.series_cache,
-        &batch,
-        "agent",
-        state.config.retention,
-    )
-    .await?;
+    let outcome = service::ingest(&state, &batch, service::Origin::Agent).await?;
     Ok(Json(outcome))
 }
 
@@ -149,13 +142,13 @@ pub async fn series(
     let points = q.points.unwrap_or(service::DEFAULT_POINTS);
     Ok(Json(
         service::series(
-            &ctx.state.pool,
+            &ctx.state.reads,
             &q.host,
             &selector,
             from,
             to,
             points,
-            ctx.state.config.retention,
+            app::metrics::Retention::from(&*ctx.state.config),
         )
         .await?,
     ))
@@ -198,7 +191,7 @@ pub async fn prometheus(
             v.ts.unix_timestamp() * 1000 + i64::from(v.ts.millisecond())
         );
     }
-    crate::telemetry::render(&mut out);
+    state.runtime.telemetry.render(&mut out);
     Ok((
         StatusCode::OK,
         [(

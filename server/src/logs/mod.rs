@@ -5,8 +5,9 @@
 pub mod tail;
 
 use app::error::AppError;
-use app::logs::parse::{self, Format, Record, TextJoiner};
-use app::logs::service;
+use app::logs::parse::{Format, Record, Records};
+use app::logs::{store, validate_service};
+use app::state::AppState;
 use sqlx::PgPool;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -76,7 +77,7 @@ const IN_FLIGHT: usize = 2;
 /// left it. So a killed import has stored exactly the lines up to `lines_done`, and resumes
 /// after them.
 struct Writer<'a> {
-    pool: &'a PgPool,
+    state: &'a AppState,
     service: String,
     source: String,
     import_id: i64,
@@ -115,8 +116,8 @@ impl Writer<'_> {
         sum.unparsed += batch.iter().filter(|r| r.parse_error.is_some()).count() as u64;
         let records = std::mem::replace(batch, Vec::with_capacity(BATCH));
         self.wait(sum, IN_FLIGHT - 1).await?;
-        let (pool, service, source, id) = (
-            self.pool.clone(),
+        let (state, service, source, id) = (
+            self.state.clone(),
             self.service.clone(),
             self.source.clone(),
             self.import_id,
@@ -126,10 +127,10 @@ impl Writer<'_> {
         self.last_commit = Some(next);
         self.through = through;
         self.in_flight.push_back(tokio::spawn(async move {
-            let mut tx = pool.begin().await?;
-            let n = service::insert_in(
+            let mut tx = state.pool.begin().await?;
+            let n = store::write(
                 &mut tx,
-                &pool,
+                &state,
                 &service,
                 &source,
                 &records,
@@ -161,7 +162,7 @@ impl Writer<'_> {
                 ));
             }
             tx.commit().await?;
-            service::lines_committed();
+            store::committed(&state);
             let _ = committed.send(true);
             Ok(n)
         }));
@@ -216,14 +217,15 @@ async fn import_record(
 
 /// Imports files in order; prints progress and a summary per file and in total.
 pub async fn import(
-    pool: &PgPool,
+    state: &AppState,
     files: &[PathBuf],
     format: &str,
     svc: &str,
 ) -> Result<ImportSummary, AppError> {
+    let pool = &state.pool;
     let format_name = format.trim().to_ascii_lowercase();
     let format = Format::parse(format).map_err(AppError::BadRequest)?;
-    service::validate_service(svc).map_err(AppError::BadRequest)?;
+    validate_service(svc).map_err(AppError::BadRequest)?;
     let mut total = ImportSummary::default();
     let started = Instant::now();
     for path in files {
@@ -243,7 +245,7 @@ pub async fn import(
             );
         }
         let mut writer = Writer {
-            pool,
+            state,
             service: svc.to_string(),
             source: format!("import:{}", path.display()),
             import_id,
@@ -253,7 +255,7 @@ pub async fn import(
         };
         let mut line_no = 0u64;
         let mut batch: Vec<Record> = Vec::with_capacity(BATCH);
-        let mut joiner = TextJoiner::default();
+        let mut parser = Records::new(format);
         let mut buf = Vec::with_capacity(4096);
         let mut last_report = Instant::now();
         let t0 = Instant::now();
@@ -276,13 +278,10 @@ pub async fn import(
                 continue;
             }
             sum.lines += 1;
-            match format {
-                Format::Text => batch.extend(joiner.push(line)),
-                f => batch.push(parse::parse_line(f, line)),
-            }
+            parser.push(line, &mut batch);
             if batch.len() >= BATCH {
                 // Every line before the text entry still open is in the batch.
-                let through = joiner.open_from().map_or(line_no, |k| skip + k - 1);
+                let through = parser.open_from().map_or(line_no, |k| skip + k - 1);
                 writer.send(&mut batch, through, &mut sum).await?;
             }
             if last_report.elapsed().as_millis() >= 500 {
@@ -302,7 +301,7 @@ pub async fn import(
                 let _ = std::io::stderr().flush();
             }
         }
-        batch.extend(joiner.finish());
+        parser.finish(&mut batch);
         writer.send(&mut batch, line_no, &mut sum).await?;
         writer.wait(&mut sum, 0).await?;
         sqlx::query("UPDATE log_imports SET finished_at = now(), updated_at = now() WHERE id = $1")

@@ -11,11 +11,14 @@
 //!   an entry still collecting continuation lines is stored once the next entry starts or the
 //!   file has been quiet for two seconds; the committed offset stays at its start until then.
 //! - Each source is followed by one process at a time (advisory lock `opsdeck.tail.<id>`).
+//! - Every file is checked against `log_source_dirs` when it is opened (after symlinks are
+//!   resolved), so a symlink changed after the source was added leads nowhere else.
 
+use app::config::Config;
 use app::error::{AppError, AppResult};
 use app::locks::HeldLock;
-use app::logs::parse::{self, parse_text_start, Format, Record, TextJoiner};
-use app::logs::service as logs;
+use app::logs::parse::{parse_text_start, Format, Record, Records};
+use app::logs::{sources, store};
 use app::state::AppState;
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
@@ -52,7 +55,7 @@ struct Followed {
     stored: Option<u64>,
     /// Where the text entry still open started (what a restart must re-read).
     open_entry_start: Option<u64>,
-    joiner: TextJoiner,
+    records: Records,
     last_data: Instant,
     /// The name no longer leads to this file (rotated away).
     rotated: bool,
@@ -135,7 +138,14 @@ impl Source {
         Ok(v.map(|o| o.max(0) as u64))
     }
 
-    fn open(&mut self, path: &Path, stored: Option<u64>, rotated: bool) -> Result<(), String> {
+    fn open(
+        &mut self,
+        config: &Config,
+        path: &Path,
+        stored: Option<u64>,
+        rotated: bool,
+    ) -> Result<(), String> {
+        sources::allowed_path(config, path)?;
         let offset = stored.unwrap_or(0);
         let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let m = file
@@ -152,7 +162,7 @@ impl Source {
                 offset,
                 stored,
                 open_entry_start: None,
-                joiner: TextJoiner::default(),
+                records: Records::new(self.format),
                 last_data: Instant::now(),
                 rotated,
                 lines: 0,
@@ -182,7 +192,7 @@ impl Source {
             if let Some(found) = find_by_inode(dir, dev, ino) {
                 let len = std::fs::metadata(&found).map(|m| m.len()).unwrap_or(0);
                 if len > offset as u64 {
-                    if let Err(e) = self.open(&found, Some(offset as u64), true) {
+                    if let Err(e) = self.open(&state.config, &found, Some(offset as u64), true) {
                         self.last_error = Some(e);
                     }
                 }
@@ -203,7 +213,7 @@ impl Source {
             live.push(key);
             if !self.files.contains_key(&key) {
                 let stored = self.stored_offset(state, key.0, key.1).await?;
-                if let Err(e) = self.open(path, stored, false) {
+                if let Err(e) = self.open(&state.config, path, stored, false) {
                     self.last_error = Some(e);
                 }
             }
@@ -234,7 +244,7 @@ impl Source {
             tracing::info!(file = %f.path.display(), "log file truncated; reading from the start");
             f.offset = 0;
             f.open_entry_start = None;
-            f.joiner = TextJoiner::default();
+            f.records.reset();
         }
         let mut records: Vec<Record> = vec![];
         let mut lines_read = 0u64;
@@ -261,15 +271,10 @@ impl Source {
                     continue;
                 }
                 lines_read += 1;
-                match format {
-                    Format::Text => {
-                        if parse_text_start(line).is_some() {
-                            f.open_entry_start = Some(line_start);
-                        }
-                        records.extend(f.joiner.push(line));
-                    }
-                    other => records.push(parse::parse_line(other, line)),
+                if format == Format::Text && parse_text_start(line).is_some() {
+                    f.open_entry_start = Some(line_start);
                 }
+                f.records.push(line, &mut records);
             }
             if end > 0 {
                 f.offset += end as u64;
@@ -277,9 +282,7 @@ impl Source {
             }
         }
         if format == Format::Text && f.last_data.elapsed() >= QUIET_FLUSH {
-            if let Some(r) = f.joiner.finish() {
-                records.push(r);
-            }
+            f.records.finish(&mut records);
             f.open_entry_start = None;
         }
         if records.is_empty() && lines_read == 0 {
@@ -293,9 +296,9 @@ impl Source {
         let (dev, ino, path) = (f.dev, f.ino, f.path.to_string_lossy().into_owned());
         let source = format!("tail:{path}");
         let mut tx = state.pool.begin().await?;
-        logs::insert_in(
+        store::write(
             &mut tx,
-            &state.pool,
+            state,
             &self.row.service,
             &source,
             &records,
@@ -332,7 +335,7 @@ impl Source {
                 "{path}: another process stored lines of this file first; leaving the source to it"
             )));
         }
-        // (Not counted in `lines_committed`: lines of now, which ranges ending now may show a
+        // (Not counted in `store::committed`: lines of now, which ranges ending now may show a
         // second later, like those of another process.)
         tx.commit().await?;
         f.stored = Some(committed);
@@ -373,8 +376,7 @@ pub async fn run(state: AppState) {
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_refresh = Instant::now() - Duration::from_secs(60);
-    loop {
-        ticker.tick().await;
+    while app::runtime::next_turn(&mut ticker, &state.runtime.stop).await {
         if last_refresh.elapsed() >= Duration::from_secs(5) {
             last_refresh = Instant::now();
             match sqlx::query_as::<_, SourceRow>(

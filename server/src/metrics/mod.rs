@@ -152,7 +152,7 @@ pub async fn deliver<F, Fut>(
 
 /// Records the server's own host every `collect_interval_secs`, storing directly.
 pub async fn run_local_collector(state: AppState) {
-    let secs = state.config.collect_interval_secs;
+    let secs = state.config.collect_interval.secs();
     if secs == 0 {
         return;
     }
@@ -176,15 +176,7 @@ pub async fn run_local_collector(state: AppState) {
         move |batch| {
             let state = store.clone();
             async move {
-                match service::ingest(
-                    &state.pool,
-                    &state.series_cache,
-                    &batch,
-                    "local",
-                    state.config.retention,
-                )
-                .await
-                {
+                match service::ingest(&state, &batch, service::Origin::Local).await {
                     Ok(_) => Delivery::Done,
                     Err(AppError::BadRequest(e)) => Delivery::Rejected(e),
                     Err(e) => Delivery::Retry(e.to_string()),
@@ -195,8 +187,7 @@ pub async fn run_local_collector(state: AppState) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
-    loop {
-        ticker.tick().await;
+    while app::runtime::next_turn(&mut ticker, &state.runtime.stop).await {
         let Some(mut c) = collector.take() else {
             return;
         };

@@ -11,16 +11,13 @@ use app::state::AppState;
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
-/// Scrapes whose samples are converted and stored at once, in one process. Fetching is not
-/// limited (a slow target only waits on its socket); the memory-hungry part is.
-static STORING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
-
-pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .user_agent(concat!("opsdeck-scraper/", env!("CARGO_PKG_VERSION")))
-        .redirect(reqwest::redirect::Policy::limited(3))
-        .build()
-        .unwrap_or_default()
+/// The client scrapes run with: `outbound_deny` applied, at most 3 redirects, each checked.
+pub fn client(config: &app::config::Config) -> reqwest::Client {
+    crate::outbound::client(
+        config,
+        concat!("opsdeck-scraper/", env!("CARGO_PKG_VERSION")),
+        3,
+    )
 }
 
 /// Reads a body up to `expfmt::MAX_BODY`.
@@ -44,6 +41,7 @@ async fn body(mut res: reqwest::Response) -> Result<String, String> {
 
 /// Fetches and converts one target; Err says what went wrong in words.
 async fn fetch(
+    state: &AppState,
     client: &reqwest::Client,
     target: &Claimed,
     at: OffsetDateTime,
@@ -51,7 +49,7 @@ async fn fetch(
 ) -> Result<
     (
         app::services::scrape::Converted,
-        tokio::sync::SemaphorePermit<'static>,
+        tokio::sync::OwnedSemaphorePermit,
         f64,
     ),
     String,
@@ -61,6 +59,8 @@ async fn fetch(
     let max_series = target.max_series.max(1) as usize;
     let started = Instant::now();
     let work = async {
+        let url = reqwest::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
+        crate::outbound::check_url(&url, &state.config.outbound_deny)?;
         let mut req = client.get(url);
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -74,16 +74,12 @@ async fn fetch(
             .await
             .map_err(|e| {
                 // The innermost cause says what happened ("Connection refused").
-                let mut cause: &dyn std::error::Error = &e;
-                while let Some(inner) = cause.source() {
-                    cause = inner;
-                }
                 let what = if e.is_connect() {
                     "cannot connect"
                 } else {
                     "request failed"
                 };
-                format!("{what}: {cause}")
+                format!("{what}: {}", crate::outbound::cause(&e))
             })?;
         let status = res.status();
         if !status.is_success() {
@@ -96,7 +92,15 @@ async fn fetch(
         .map_err(|_| format!("timed out after {} s", timeout.as_secs()))??;
     let fetched_in = started.elapsed().as_secs_f64();
     // From here on memory grows with the series: a few scrapes at a time.
-    let permit = STORING.acquire().await.map_err(|e| e.to_string())?;
+    // Scrapes convert and store their samples a few at a time: fetching is not limited (a slow
+    // target only waits on its socket); the memory-hungry part is.
+    let permit = state
+        .runtime
+        .scrape_storing
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|e| e.to_string())?;
     let families = expfmt::parse(&text)?;
     drop(text);
     Ok((
@@ -118,7 +122,14 @@ pub async fn scrape_one(
         .replace_nanosecond(now.nanosecond() / 1000 * 1000)
         .unwrap_or(now);
     let t0 = Instant::now();
-    let fetched = fetch(client, &target, at, target.counters.as_ref().map(|c| &c.0)).await;
+    let fetched = fetch(
+        state,
+        client,
+        &target,
+        at,
+        target.counters.as_ref().map(|c| &c.0),
+    )
+    .await;
     // The scrape's duration is the fetch: waiting for a turn to store is not the target's.
     let (fetched, _storing, duration) = match fetched {
         Ok((c, permit, secs)) => (Ok(c), Some(permit), secs),
@@ -160,14 +171,9 @@ pub async fn scrape_one(
             host: host.clone(),
             samples: std::mem::replace(&mut stored, rest),
         };
-        if let Err(e) = app::metrics::service::ingest(
-            &state.pool,
-            &state.series_cache,
-            &batch,
-            "scrape",
-            state.config.retention,
-        )
-        .await
+        if let Err(e) =
+            app::metrics::service::ingest(state, &batch, app::metrics::service::Origin::Scrape)
+                .await
         {
             if outcome.is_ok() {
                 outcome = Err(format!("cannot store the samples: {e}"));
@@ -207,14 +213,14 @@ pub async fn round(state: &AppState, client: &reqwest::Client) -> Result<usize, 
 /// The scraper loop of `opsdeck serve`: a round every second, each spawned on its own, so a
 /// slow target (at most its timeout, never longer than its interval) delays nobody else.
 pub async fn run(state: AppState) {
-    let client = client();
+    let client = client(&state.config);
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    loop {
-        ticker.tick().await;
-        let (state, client, failing) = (state.clone(), client.clone(), failing.clone());
-        tokio::spawn(async move {
+    while app::runtime::next_turn(&mut ticker, &state.runtime.stop).await {
+        let (s, client, failing) = (state.clone(), client.clone(), failing.clone());
+        state.runtime.work.spawn(async move {
+            let state = s;
             match round(&state, &client).await {
                 Ok(_) => failing.store(false, std::sync::atomic::Ordering::Relaxed),
                 Err(e) => {

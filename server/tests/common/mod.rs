@@ -22,7 +22,22 @@ pub struct TestApp {
 pub fn test_config() -> Config {
     let mut c = Config::with_database_url("postgres://unused@127.0.0.1/unused");
     c.data_dir = std::env::temp_dir().join("opsdeck-tests");
+    // The tests' log files live in temporary directories.
+    c.log_source_dirs = vec![std::env::temp_dir()];
     c
+}
+
+/// The state the product's functions take, on a test's pool, without a server.
+pub fn state(pool: PgPool) -> AppState {
+    state_with(pool, test_config())
+}
+
+pub fn state_with(pool: PgPool, config: Config) -> AppState {
+    AppState::new(
+        server::leptos_options("127.0.0.1:0".parse().unwrap()),
+        pool,
+        config,
+    )
 }
 
 impl TestApp {

@@ -74,6 +74,8 @@ pub async fn serve(url: &str, host: &str, data: &Path, port: u16, env: &[(&str, 
         .env("OPSDECK_COLLECT_INTERVAL", "1s")
         .env("OPSDECK_ALERT_INTERVAL", "1s")
         .env("OPSDECK_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        // The tests' log files live in temporary directories.
+        .env("OPSDECK_LOG_SOURCE_DIRS", std::env::temp_dir())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap());

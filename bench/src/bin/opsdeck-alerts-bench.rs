@@ -23,6 +23,11 @@ async fn main() -> Res<()> {
         .map_err(|_| "set DATABASE_URL to an empty scratch database")?;
     let cfg = app::config::Config::with_database_url(url);
     let pool = server::connect(&cfg).await?;
+    let state = app::state::AppState::new(
+        server::leptos_options(cfg.listen),
+        pool.clone(),
+        cfg.clone(),
+    );
     let t = Instant::now();
     sqlx::query(
         "INSERT INTO metric_series (host, metric, labels)
@@ -60,8 +65,8 @@ async fn main() -> Res<()> {
         ));
     }
     for s in 0..5 {
-        app::logs::service::insert(
-            &pool,
+        app::logs::store::insert(
+            &state,
             &format!("svc-{s}"),
             "bench",
             &lines,

@@ -60,7 +60,7 @@ async fn fill_history(
     let dates: Vec<time::Date> = (0..=days + 1)
         .filter_map(|d| start.date().checked_add(time::Duration::days(d)))
         .collect();
-    app::metrics::service::ensure_partitions(pool, &state.series_cache, &dates).await?;
+    app::metrics::service::ensure_partitions(state, &dates).await?;
     sqlx::query("INSERT INTO hosts (name, source, last_seen) VALUES ($1, 'agent', now()) ON CONFLICT (name) DO UPDATE SET last_seen = now()")
         .bind(host)
         .execute(pool)
@@ -121,7 +121,7 @@ async fn main() -> Res<()> {
     let url = std::env::var("DATABASE_URL")
         .map_err(|_| "set DATABASE_URL to an empty scratch database")?;
     let mut cfg = app::config::Config::with_database_url(url.clone());
-    cfg.collect_interval_secs = 0;
+    cfg.collect_interval = app::config::Interval(0);
     cfg.max_connections = 16;
     let pool = server::connect(&cfg).await?;
     server::MIGRATOR.run(&pool).await?;

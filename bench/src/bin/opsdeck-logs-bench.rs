@@ -209,7 +209,8 @@ async fn main() -> Res<()> {
     }
 
     let mut cfg = app::config::Config::with_database_url(url.clone());
-    cfg.collect_interval_secs = 0;
+    cfg.collect_interval = app::config::Interval(0);
+    cfg.log_source_dirs = vec![dir.clone()];
     let pool = server::connect(&cfg).await?;
     sqlx::query("ANALYZE log_lines").execute(&pool).await?;
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM log_lines")
@@ -281,7 +282,7 @@ async fn main() -> Res<()> {
     // `opsdeck logs import` rolls up the finished hours when it is done (and the server does
     // within a minute of a write); here at once, timed.
     let t = Instant::now();
-    let rolled = app::logs::service::roll_up(&pool, OffsetDateTime::now_utc()).await?;
+    let rolled = app::logs::rollup_jobs::roll_up(&state, OffsetDateTime::now_utc()).await?;
     println!(
         "roll-up of the finished hours and days: {} service-hours ({} lines), {} service-days in {:.1} s",
         rolled.hours,
@@ -325,8 +326,12 @@ async fn main() -> Res<()> {
     // ---- the tailer at 5,000 lines/s ----
     let tailed = dir.join("tailed.log");
     std::fs::write(&tailed, "")?;
-    app::logs::service::add_source(&pool, tailed.to_str().unwrap_or_default(), "json", "tailed")
-        .await?;
+    let source = app::specs::NewLogSource {
+        path: tailed.to_string_lossy().into_owned(),
+        format: "json".into(),
+        service: "tailed".into(),
+    };
+    app::logs::sources::add_checked(&state, &source).await?;
     let tailer = tokio::spawn(server::logs::tail::run(state.clone()));
     let seconds = 20u64;
     let rate = 5_000u64;
