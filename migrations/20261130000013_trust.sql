@@ -10,3 +10,6 @@ DELETE FROM log_rollup_live_rounds;
 -- Names that match no user are no longer kept whole in the audit log.
 UPDATE audit_log SET target = left(target, 64), actor = left(actor, 64)
 WHERE length(target) > 64 OR length(actor) > 64;
+
+-- The seeding marker is a finished job, not one left half-done.
+UPDATE job_runs SET last_finish = last_start WHERE name = 'alerts_seeded' AND last_finish IS NULL;

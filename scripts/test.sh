@@ -32,10 +32,27 @@ step "clippy (server and WASM builds)"
 cargo clippy -p app -p server --all-targets -- -D warnings
 cargo clippy -p frontend --lib --target wasm32-unknown-unknown -- -D warnings
 
-step "unit, database and integration tests"
-cargo test -p app -p server
+step "cargo audit (RustSec advisories)"
+# A copy of the advisory database sits beside the project (GitHub, where it lives, is not
+# reachable from the build machines); ignored advisories are in .cargo/audit.toml with reasons.
+ADVISORY_DB=${OPSDECK_ADVISORY_DB:-$ROOT/../shared/advisory-db}
+if [ -d "$ADVISORY_DB/crates" ]; then
+  if ! command -v cargo-audit >/dev/null; then
+    step "installing cargo-audit (once, a few minutes)"
+    cargo install cargo-audit --locked
+  fi
+  cargo audit --db "$ADVISORY_DB" --no-fetch --deny warnings
+else
+  echo "WARNING: no RustSec advisory database at $ADVISORY_DB (set OPSDECK_ADVISORY_DB): dependencies not audited"
+fi
 
+# The release binary first: the tests that run real `opsdeck serve` processes use it (its
+# memory and speed are what users get), and the browser tests after them.
 build_release
+
+step "unit, database and integration tests"
+OPSDECK_TEST_BIN="$OPSDECK_BIN" cargo test -p app -p server
+
 step "browser tests (headless Chromium)"
 E2E_PORT=${E2E_PORT:-3187}
 # A port nothing listens on yet, so the tests never talk to a stale server.

@@ -448,17 +448,17 @@ settings! {
     trust_forwarded_for: bool = false, "OPSDECK_TRUST_FORWARDED_FOR", "false";
     /// database connections per process
     max_connections: u32 = 10, "OPSDECK_MAX_CONNECTIONS", "10";
-    /// connections of those kept for sign-in, ingest, alerts and jobs (heavy reads never take them)
+    /// connections of those kept for sign-in, ingest, alerts and jobs: heavy reads (searches, analytics, long series) share the others, a bounded queue waits, beyond it 503
     reserved_connections: u32 = 4, "OPSDECK_RESERVED_CONNECTIONS", "4";
-    /// heavy reads (log analytics, facets, timelines, long searches) run at once per process; more wait, and beyond a queue get 503 with `Retry-After`
+    /// analytics, facets and timelines of ranges ending now computed at once in the background per process; a few more wait, and beyond that a request gets 503 with `Retry-After`
     analytics_concurrency: u32 = 3, "OPSDECK_ANALYTICS_CONCURRENCY", "3";
     /// the longest any statement may run (`statement_timeout`); backups and restores run outside it
     statement_timeout: Interval = Interval(30), "OPSDECK_STATEMENT_TIMEOUT", "30s";
     /// password of the `admin` created on first start
     admin_password: Option<Secret> = None, "OPSDECK_ADMIN_PASSWORD", "random";
-    /// failed sign-ins per user name before a lock
+    /// sign-in attempts for one user name judged within the window without a success (counted before judging, so parallel attempts cannot pass it); beyond, a lock
     login_max_failures: i32 = 5, "OPSDECK_LOGIN_MAX_FAILURES", "5";
-    /// failed sign-ins per client address before a lock
+    /// sign-in attempts from one client address judged within the window (a success gives its attempt back); beyond, a lock
     login_ip_max_failures: i32 = 20, "OPSDECK_LOGIN_IP_MAX_FAILURES", "20";
     /// window in which failures count, in seconds
     login_window_secs: i64 = 300, "OPSDECK_LOGIN_WINDOW_SECS", "300";
@@ -655,6 +655,40 @@ mod tests {
                 s.env
             );
             assert!(!s.help.trim().is_empty(), "{} has no help", s.key);
+        }
+    }
+
+    /// The README's configuration table is this declaration: same order, variables, keys,
+    /// defaults and meanings.
+    #[test]
+    fn the_readme_table_matches_the_declarations() {
+        let readme = include_str!("../../README.md");
+        let rows: Vec<Vec<String>> = readme
+            .lines()
+            .skip_while(|l| !l.starts_with("| variable | TOML key | default | meaning |"))
+            .skip(2)
+            .take_while(|l| l.starts_with('|') && !l.starts_with("| `RUST_LOG`"))
+            .map(|l| {
+                l.trim_matches('|')
+                    .split(" | ")
+                    .enumerate()
+                    .map(|(i, c)| {
+                        let c = c.trim();
+                        // Names and defaults are in backticks; a meaning is as written.
+                        if i < 3 { c.trim_matches('`') } else { c }.to_string()
+                    })
+                    .collect()
+            })
+            .collect();
+        assert_eq!(rows.len(), SETTINGS.len(), "one row per setting");
+        for (row, s) in rows.iter().zip(SETTINGS) {
+            let help: String = s.help.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert_eq!(
+                row.as_slice(),
+                [s.env, s.key, s.default, help.as_str()],
+                "the README's row for {}",
+                s.key
+            );
         }
     }
 

@@ -140,6 +140,10 @@ pub fn build_router(state: AppState) -> Router {
             middleware::require_login_for_pages,
         ))
         .layer(session_layer)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::per_session_limit,
+        ))
         .layer(axum::middleware::from_fn(middleware::csrf))
         .layer(DefaultBodyLimit::max(api::extract::JSON_BODY_LIMIT))
         // No request holds a worker forever: 503 after REQUEST_TIMEOUT. Long work (backups,

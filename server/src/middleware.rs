@@ -44,6 +44,55 @@ pub async fn csrf(req: Request, next: Next) -> Response {
     }
 }
 
+/// Requests one session may have in flight at once: a browser opens at most six connections
+/// to a site, a dashboard and a few tabs stay well below this; a client flooding the server
+/// with its session gets 429 at once, before the session is even loaded.
+pub const SESSION_IN_FLIGHT: usize = 16;
+
+/// The session cookie's value, hashed (it is never kept).
+fn session_key(headers: &HeaderMap) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let prefix = format!("{}=", crate::SESSION_COOKIE);
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .find_map(|c| c.strip_prefix(prefix.as_str()))
+        .map(|id| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            id.hash(&mut h);
+            h.finish()
+        })
+}
+
+/// At most [`SESSION_IN_FLIGHT`] requests of one session at once.
+pub async fn per_session_limit(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let Some(key) = session_key(req.headers()) else {
+        return next.run(req).await;
+    };
+    match state.runtime.in_flight.enter(key, SESSION_IN_FLIGHT) {
+        Some(_guard) => next.run(req).await,
+        None => {
+            let body = axum::Json(serde_json::json!({
+                "error": format!(
+                    "too many requests at once from this session (at most {SESSION_IN_FLIGHT}); \
+                     wait for some to finish"
+                )
+            }));
+            let mut res = (StatusCode::TOO_MANY_REQUESTS, body).into_response();
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            res
+        }
+    }
+}
+
 /// Paths anyone may fetch; every other page needs a signed-in user.
 pub fn is_public_path(path: &str) -> bool {
     path == "/login"

@@ -251,7 +251,11 @@ pub async fn take_attempt(
         audit(
             &ctx.state.pool,
             None,
-            &format!("auth.{prefix}locked"),
+            if prefix.is_empty() {
+                "auth.login_locked"
+            } else {
+                "auth.restore_locked"
+            },
             Some(&shown_name(username)),
             false,
             ctx.ip.as_deref(),

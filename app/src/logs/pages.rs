@@ -218,12 +218,18 @@ fn Analytics(stats: LogStats) -> impl IntoView {
     } else {
         "tile-value"
     };
+    let slow_class = if s.slow_count > 0 {
+        "tile-value bad"
+    } else {
+        "tile-value"
+    };
     view! {
         <section class="tiles" data-testid="log-stats">
             <div class="card tile"><div class="tile-label">"Lines"</div><div class="tile-value" data-testid="stat-total">{s.total}</div></div>
             <div class="card tile"><div class="tile-label">"Errors"</div><div class="tile-value" data-testid="stat-errors">{s.errors}</div></div>
             <div class="card tile"><div class="tile-label">"Error rate"</div><div class=rate_class data-testid="stat-error-rate">{rate}</div></div>
             <div class="card tile"><div class="tile-label">"Requests"</div><div class="tile-value">{s.requests}</div></div>
+            <div class="card tile"><div class="tile-label">{format!("Slower than {} s", s.slow_threshold_seconds)}</div><div class=slow_class data-testid="stat-slow">{s.slow_count}</div></div>
             <div class="card tile"><div class="tile-label">"Response p50 / p95 / p99"</div><div class="tile-value small" data-testid="stat-latency">{format!("{} / {} / {}", secs(s.response_time.p50), secs(s.response_time.p95), secs(s.response_time.p99))}</div></div>
         </section>
         <section class="cards">
@@ -234,7 +240,7 @@ fn Analytics(stats: LogStats) -> impl IntoView {
             <TopList title=format!("Suspicious IPs (> {} POSTs to /api/)", s.suspicious_post_threshold) testid="suspicious-ips" rows=s.suspicious_ips.iter().map(|p| (p.ip.clone(), p.posts)).collect()/>
             <TopList title="Top user agents" testid="top-agents" rows=s.top_user_agents.iter().map(|p| (p.user_agent.clone(), p.count)).collect()/>
             <TopList title="Errors per hour" testid="errors-per-hour" rows=s.errors_per_hour.iter().map(|h| (fmt_time(&h.hour), h.count)).collect()/>
-            <TopList title=format!("Slow requests (> {} s)", s.slow_threshold_seconds) testid="slow-requests"
+            <TopList title=format!("Slowest requests ({} in all slower than {} s)", s.slow_count, s.slow_threshold_seconds) testid="slow-requests"
                 rows=s.slow_requests.iter().map(|r| (format!("{} {} {}", fmt_time(&r.ts), r.url.clone().unwrap_or_default(), r.service), (r.duration * 1000.0).round() as i64)).collect()
                 unit="ms"/>
         </section>

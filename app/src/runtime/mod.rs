@@ -107,6 +107,45 @@ impl Gate {
     }
 }
 
+/// Requests in flight per key (a session): one client cannot hold more than its share of the
+/// process, whatever it sends.
+#[derive(Default)]
+pub struct InFlight(Arc<Mutex<HashMap<u64, usize>>>);
+
+/// A request counted in [`InFlight`] until dropped.
+pub struct InFlightGuard {
+    map: Arc<Mutex<HashMap<u64, usize>>>,
+    key: u64,
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        let mut m = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.key);
+            }
+        }
+    }
+}
+
+impl InFlight {
+    /// Counts a request of `key`, or None when `limit` are in flight already.
+    pub fn enter(&self, key: u64, limit: usize) -> Option<InFlightGuard> {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let n = m.entry(key).or_default();
+        if *n >= limit {
+            return None;
+        }
+        *n += 1;
+        Some(InFlightGuard {
+            map: self.0.clone(),
+            key,
+        })
+    }
+}
+
 /// Series ids by (host, metric, labels as JSON). Ids never change once given, so this is only a
 /// shortcut.
 pub type SeriesIds = Mutex<HashMap<(String, String, String), i32>>;
@@ -121,6 +160,8 @@ pub struct Runtime {
     /// Scrapes converting and storing their samples at once (fetching is not limited).
     pub scrape_storing: Arc<Semaphore>,
     pub telemetry: Telemetry,
+    /// Requests in flight per session.
+    pub in_flight: InFlight,
     /// Cancelled when the process is asked to stop: loops stop at their next turn.
     pub stop: CancellationToken,
     /// Work started in the background (backups, restores, test restores, scrapes, checks):
@@ -148,6 +189,7 @@ impl Runtime {
             answers: Answers::new(Gate::new(analytics, analytics * 4)),
             scrape_storing: Arc::new(Semaphore::new(4)),
             telemetry: Telemetry::default(),
+            in_flight: InFlight::default(),
             stop: CancellationToken::new(),
             work: TaskTracker::new(),
         }
@@ -157,6 +199,21 @@ impl Runtime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requests_in_flight_are_bounded_per_key() {
+        let f = InFlight::default();
+        let a: Vec<_> = (0..3).map(|_| f.enter(1, 3).unwrap()).collect();
+        assert!(
+            f.enter(1, 3).is_none(),
+            "a fourth of the same key waits its turn"
+        );
+        let other = f.enter(2, 3).expect("another key is not held up");
+        drop(a);
+        assert!(f.enter(1, 3).is_some());
+        drop(other);
+        assert!(f.0.lock().unwrap().is_empty(), "nothing kept once done");
+    }
 
     #[tokio::test]
     async fn a_gate_runs_its_slots_queues_a_few_and_refuses_the_rest() {

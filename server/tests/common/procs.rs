@@ -26,6 +26,14 @@ pub async fn db_url(pool: &PgPool) -> String {
     u.to_string()
 }
 
+/// The `opsdeck` binary under test: this build's, or `OPSDECK_TEST_BIN` (to run a test against
+/// another build, e.g. to show that it fails on an older one).
+pub fn opsdeck_bin() -> PathBuf {
+    std::env::var_os("OPSDECK_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_opsdeck")))
+}
+
 /// A child killed (SIGKILL) when dropped.
 pub struct Proc {
     pub child: Child,
@@ -65,7 +73,7 @@ pub const ADMIN_PASSWORD: &str = "process-tests-123";
 pub async fn serve(url: &str, host: &str, data: &Path, port: u16, env: &[(&str, &str)]) -> Serve {
     std::fs::create_dir_all(data).unwrap();
     let log = data.join(format!("serve-{port}-{}.log", unique()));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_opsdeck"));
+    let mut cmd = Command::new(opsdeck_bin());
     cmd.arg("serve")
         .env("DATABASE_URL", url)
         .env("OPSDECK_LISTEN", format!("127.0.0.1:{port}"))
@@ -114,7 +122,7 @@ pub fn agent(server: &str, token: &str, host: &str, interval: &str, dir: &Path) 
     let token_file = dir.join(format!("token-{host}"));
     std::fs::write(&token_file, token).unwrap();
     let log = dir.join(format!("agent-{host}-{}.log", unique()));
-    let child = Command::new(env!("CARGO_BIN_EXE_opsdeck"))
+    let child = Command::new(opsdeck_bin())
         .args([
             "agent",
             "--server",

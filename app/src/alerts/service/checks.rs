@@ -1,0 +1,238 @@
+//! HTTP health checks: stored, listed with their uptime and latency, claimed for running and
+//! their results recorded.
+
+use super::*;
+
+pub async fn upsert_check(pool: &PgPool, c: &NewCheck, actor: &str) -> AppResult<i64> {
+    rules::validate_check(c).map_err(unprocessable)?;
+    let id = sqlx::query_scalar(
+        "INSERT INTO health_checks (name, url, interval_seconds, timeout_seconds, expected_status, expected_body)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (name) DO UPDATE SET url = excluded.url, interval_seconds = excluded.interval_seconds,
+            timeout_seconds = excluded.timeout_seconds, expected_status = excluded.expected_status,
+            expected_body = excluded.expected_body, next_check_at = now()
+         RETURNING id",
+    )
+    .bind(c.name.trim())
+    .bind(c.url.trim())
+    .bind(c.interval_seconds)
+    .bind(c.timeout_seconds)
+    .bind(c.expected_status)
+    .bind(&c.expected_body)
+    .fetch_one(pool)
+    .await?;
+    done(
+        pool,
+        actor,
+        "health_check.save",
+        &c.name,
+        serde_json::json!({"url": c.url}),
+    )
+    .await?;
+    Ok(id)
+}
+
+pub async fn delete_check(pool: &PgPool, id: i64, actor: &str) -> AppResult<()> {
+    delete_named(
+        pool,
+        "health_checks",
+        id,
+        "health check",
+        "health_check.delete",
+        actor,
+    )
+    .await
+}
+
+#[derive(sqlx::FromRow)]
+struct CheckRow {
+    id: i64,
+    name: String,
+    url: String,
+    interval_seconds: i32,
+    timeout_seconds: i32,
+    expected_status: Option<i32>,
+    expected_body: Option<String>,
+    up: Option<bool>,
+    state_since: Option<OffsetDateTime>,
+    last_latency_ms: Option<f64>,
+    last_error: Option<String>,
+    last_checked_at: Option<OffsetDateTime>,
+    builtin: bool,
+    up_1d: i64,
+    n_1d: i64,
+    up_7d: i64,
+    n_7d: i64,
+    up_30d: i64,
+    n_30d: i64,
+}
+
+pub async fn list_checks(pool: &PgPool) -> AppResult<Vec<CheckInfo>> {
+    let rows: Vec<CheckRow> = sqlx::query_as(
+        "SELECT c.id, c.name, c.url, c.interval_seconds, c.timeout_seconds, c.expected_status, c.expected_body,
+                c.up, c.state_since, c.last_latency_ms, c.last_error, c.last_checked_at, c.builtin,
+                count(*) FILTER (WHERE r.up AND r.at > now() - interval '1 day') AS up_1d,
+                count(r.at) FILTER (WHERE r.at > now() - interval '1 day') AS n_1d,
+                count(*) FILTER (WHERE r.up AND r.at > now() - interval '7 days') AS up_7d,
+                count(r.at) FILTER (WHERE r.at > now() - interval '7 days') AS n_7d,
+                count(*) FILTER (WHERE r.up) AS up_30d,
+                count(r.at) AS n_30d
+         FROM health_checks c LEFT JOIN health_results r ON r.check_id = c.id AND r.at > now() - interval '30 days'
+         GROUP BY c.id ORDER BY c.builtin DESC, c.name",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| CheckInfo {
+            id: r.id,
+            name: r.name,
+            url: crate::redact::url(&r.url),
+            interval_seconds: r.interval_seconds,
+            timeout_seconds: r.timeout_seconds,
+            expected_status: r.expected_status,
+            expected_body: r.expected_body,
+            state: match r.up {
+                Some(true) => "up",
+                Some(false) => "down",
+                None => "unknown",
+            }
+            .into(),
+            since: r.state_since,
+            latency_ms: r.last_latency_ms,
+            last_error: r.last_error.map(|e| crate::redact::text(&e)),
+            last_checked: r.last_checked_at,
+            builtin: r.builtin,
+            uptime_24h: rules::uptime(r.up_1d, r.n_1d),
+            uptime_7d: rules::uptime(r.up_7d, r.n_7d),
+            uptime_30d: rules::uptime(r.up_30d, r.n_30d),
+        })
+        .collect())
+}
+
+/// Every check with a latency chart of its last 24 hours (down checks drawn at zero height
+/// would lie: they are gaps).
+pub async fn checks_with_charts(pool: &PgPool) -> AppResult<Vec<(CheckInfo, Option<Chart>)>> {
+    let checks = list_checks(pool).await?;
+    let now = OffsetDateTime::now_utc();
+    let from = now - Duration::days(1);
+    let points: Vec<(i64, OffsetDateTime, Option<f64>)> = sqlx::query_as(
+        "SELECT check_id, at, CASE WHEN up THEN latency_ms END FROM health_results
+         WHERE at > $1 ORDER BY check_id, at",
+    )
+    .bind(from)
+    .fetch_all(pool)
+    .await?;
+    let mut by_check: HashMap<i64, Vec<crate::metrics::SeriesPoint>> = HashMap::new();
+    for (id, at, ms) in points {
+        if let Some(ms) = ms {
+            by_check
+                .entry(id)
+                .or_default()
+                .push(crate::metrics::SeriesPoint {
+                    ts: at,
+                    avg: ms,
+                    min: ms,
+                    max: ms,
+                });
+        }
+    }
+    Ok(checks
+        .into_iter()
+        .map(|c| {
+            let chart = by_check.remove(&c.id).filter(|p| p.len() >= 2).map(|p| {
+                crate::metrics::charts::render(
+                    &format!("check-{}", c.id),
+                    &format!("{}: latency in ms, last 24 h", c.name),
+                    crate::metrics::Unit::Plain,
+                    from.unix_timestamp(),
+                    now.unix_timestamp(),
+                    i64::from(c.interval_seconds.max(1)),
+                    &[crate::metrics::charts::LineInput {
+                        label: "latency ms".into(),
+                        points: &p,
+                        band: false,
+                    }],
+                )
+            });
+            (c, chart)
+        })
+        .collect())
+}
+
+/// A check claimed for running.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DueCheck {
+    pub id: i64,
+    pub name: String,
+    pub url: String,
+    pub timeout_seconds: i32,
+    pub expected_status: Option<i32>,
+    pub expected_body: Option<String>,
+}
+
+pub async fn claim_checks(pool: &PgPool) -> AppResult<Vec<DueCheck>> {
+    Ok(sqlx::query_as(
+        "UPDATE health_checks SET next_check_at = now() + make_interval(secs => interval_seconds)
+         WHERE id IN (SELECT id FROM health_checks WHERE next_check_at <= now()
+                      ORDER BY next_check_at LIMIT 200 FOR UPDATE SKIP LOCKED)
+         RETURNING id, name, url, timeout_seconds, expected_status, expected_body",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+pub async fn record_check(
+    pool: &PgPool,
+    id: i64,
+    at: OffsetDateTime,
+    latency_ms: f64,
+    status: Option<u16>,
+    result: Result<(), String>,
+) -> AppResult<()> {
+    let up = result.is_ok();
+    let error = result
+        .err()
+        .map(|e| e.chars().take(500).collect::<String>());
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO health_results (check_id, at, up, latency_ms, status, error) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(id)
+    .bind(at)
+    .bind(up)
+    .bind(latency_ms)
+    .bind(status.map(i32::from))
+    .bind(&error)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE health_checks SET state_since = CASE WHEN up IS DISTINCT FROM $2 THEN $3 ELSE state_since END,
+            up = $2, last_checked_at = $3, last_latency_ms = $4, last_error = $5
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(up)
+    .bind(at)
+    .bind(latency_ms)
+    .bind(&error)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Results older than 30 days go (the uptime looks back that far).
+pub async fn expire_results(pool: &PgPool, now: OffsetDateTime) -> AppResult<u64> {
+    let n = sqlx::query("DELETE FROM health_results WHERE at < $1")
+        .bind(now - Duration::days(31))
+        .execute(pool)
+        .await?
+        .rows_affected();
+    sqlx::query("DELETE FROM alert_notifications WHERE created_at < $1 AND status <> 'queued'")
+        .bind(now - Duration::days(31))
+        .execute(pool)
+        .await?;
+    Ok(n)
+}

@@ -1,0 +1,400 @@
+//! An evaluation round: every rule's observations judged by the state machine, the states,
+//! events and notifications written in one transaction.
+
+use super::*;
+
+/// What one rule instance read this round.
+pub(super) struct Observation {
+    pub(super) rule: usize,
+    pub(super) instance: String,
+    pub(super) host: Option<String>,
+    pub(super) value: Option<f64>,
+    pub(super) reading: Reading,
+    pub(super) summary: String,
+}
+
+/// What a round did.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct EvalReport {
+    pub rules: usize,
+    pub instances: usize,
+    pub firing: usize,
+    pub pending: usize,
+    pub events: usize,
+    pub notifications: usize,
+    /// Rules that could not be evaluated, with the reason.
+    pub errors: Vec<String>,
+}
+
+pub(super) struct Loaded {
+    id: i64,
+    name: String,
+    pub(super) spec: RuleSpec,
+    pub(super) rule: Rule,
+    pub(super) skip: bool,
+}
+
+pub(super) fn threshold_summary(what: &str, value: f64, r: &Rule, unit: &str) -> String {
+    format!(
+        "{what} is {}{unit} ({} {}{unit})",
+        fmt_value(value),
+        r.op.as_str(),
+        fmt_num(r.threshold)
+    )
+}
+
+fn fmt_value(v: f64) -> String {
+    if v.abs() >= 100.0 || v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+pub(super) fn instance_name(host: &str, metric: &str, labels: &BTreeMap<String, String>) -> String {
+    if labels.is_empty() {
+        format!("{host} {metric}")
+    } else {
+        let l: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+        format!("{host} {metric}{{{}}}", l.join(","))
+    }
+}
+
+/// One round: reads what every enabled rule looks at, steps each instance's state machine,
+/// writes the states, records firings and resolutions, and queues their notifications.
+pub async fn evaluate(pool: &PgPool, now: OffsetDateTime) -> AppResult<EvalReport> {
+    let mut report = EvalReport::default();
+    let raw: Vec<(
+        i64,
+        String,
+        sqlx::types::Json<RuleSpec>,
+        Option<OffsetDateTime>,
+    )> = sqlx::query_as(
+        "SELECT id, name, spec, last_evaluated_at FROM alert_rules WHERE enabled ORDER BY id",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut loaded = vec![];
+    for (id, name, spec, last) in raw {
+        match rules::validate(&spec.0) {
+            Ok(rule) => loaded.push(Loaded {
+                skip: rule.kind == Kind::Forecast && last.is_some_and(|l| now - l < FORECAST_EVERY),
+                id,
+                name,
+                spec: spec.0,
+                rule,
+            }),
+            Err(e) => report.errors.push(format!("{name}: {e}")),
+        }
+    }
+    report.rules = loaded.len();
+    let mut obs: Vec<Observation> = vec![];
+    metric_observations(pool, &loaded, now, &mut obs).await?;
+    health_observations(pool, &loaded, &mut obs).await?;
+    if let Err(e) = log_observations(pool, &loaded, now, &mut obs).await {
+        report.errors.push(format!("log rules: {e}"));
+    }
+    if let Err(e) = forecast_observations(pool, &loaded, now, &mut obs).await {
+        report.errors.push(format!("forecast rules: {e}"));
+    }
+    backup_observations(pool, &loaded, now, &mut obs).await?;
+
+    // The states of these rules; instances without an observation read as no data.
+    let ids: Vec<i64> = loaded.iter().map(|l| l.id).collect();
+    let index: HashMap<i64, usize> = loaded.iter().enumerate().map(|(i, l)| (l.id, i)).collect();
+    let rows: Vec<(i64, String, Option<String>, String, OffsetDateTime, Option<OffsetDateTime>, OffsetDateTime, bool, Option<f64>, String)> =
+        sqlx::query_as(
+            "SELECT rule_id, instance, host, phase, since, notified_at, seen_at, acked_at IS NOT NULL, value, summary
+             FROM alert_states WHERE rule_id = ANY($1)",
+        )
+        .bind(&ids)
+        .fetch_all(pool)
+        .await?;
+    let mut states: HashMap<(usize, String), (State, Option<String>, Option<f64>, String)> =
+        HashMap::with_capacity(rows.len());
+    for (rule_id, instance, host, phase, since, notified_at, seen_at, acked, value, summary) in rows
+    {
+        if let Some(&i) = index.get(&rule_id) {
+            states.insert(
+                (i, instance),
+                (
+                    State {
+                        phase: Phase::parse(&phase),
+                        since,
+                        notified_at,
+                        acked,
+                        seen_at,
+                    },
+                    host,
+                    value,
+                    summary,
+                ),
+            );
+        }
+    }
+    let seen: HashSet<(usize, String)> = obs.iter().map(|o| (o.rule, o.instance.clone())).collect();
+    for ((i, instance), (_, host, value, summary)) in &states {
+        if !seen.contains(&(*i, instance.clone())) && !loaded[*i].skip {
+            obs.push(Observation {
+                rule: *i,
+                instance: instance.clone(),
+                host: host.clone(),
+                value: *value,
+                reading: Reading::NoData,
+                summary: summary.clone(),
+            });
+        }
+    }
+    report.instances = obs.len();
+
+    let silences = active_silences(pool).await?;
+    // Columns of the writes.
+    let mut keep = StateRows::default();
+    let mut gone: (Vec<i64>, Vec<String>) = (vec![], vec![]);
+    let mut events = EventRows::default();
+    let mut reminders: Vec<(usize, Notice)> = vec![];
+    for o in obs {
+        let l = &loaded[o.rule];
+        let key = (o.rule, o.instance.clone());
+        let had_row = states.contains_key(&key);
+        let prev = states
+            .remove(&key)
+            .map(|s| s.0)
+            .unwrap_or_else(|| State::new(now));
+        let timing = Timing {
+            for_duration: l.rule.for_duration,
+            repeat: l.rule.repeat,
+            stale_after: STALE_AFTER,
+        };
+        let (next, event) = machine::step(&prev, o.reading, &timing, now);
+        match next.phase {
+            Phase::Ok => {
+                if had_row {
+                    gone.0.push(l.id);
+                    gone.1.push(o.instance.clone());
+                }
+            }
+            phase => {
+                if phase == Phase::Firing {
+                    report.firing += 1;
+                } else {
+                    report.pending += 1;
+                }
+                keep.push(l.id, &o, &next, now);
+            }
+        }
+        let Some(event) = event else { continue };
+        let silenced = silences.iter().any(|s| s.covers(l.id, o.host.as_deref()));
+        let status = match event {
+            Event::Firing | Event::Reminder => "firing",
+            Event::Resolved | Event::ResolvedNoData => "resolved",
+            Event::Pending => continue,
+        };
+        let summary = if event == Event::ResolvedNoData {
+            format!(
+                "no data for {} min: {}",
+                STALE_AFTER.whole_minutes(),
+                o.summary
+            )
+        } else {
+            o.summary.clone()
+        };
+        let notice = Notice {
+            rule: l.name.clone(),
+            status: status.into(),
+            host: o.host.clone(),
+            value: o.value,
+            at: now,
+            severity: l.spec.severity.clone().unwrap_or_else(|| "warning".into()),
+            kind: l.spec.kind.clone(),
+            instance: o.instance.clone(),
+            summary,
+            reminder: event == Event::Reminder,
+            url: None,
+        };
+        if event == Event::Reminder {
+            if !silenced {
+                reminders.push((o.rule, notice));
+            }
+        } else {
+            events.push(o.rule, l.id, &notice, silenced);
+        }
+    }
+
+    let mut tx = pool.begin().await?;
+    if !keep.rule.is_empty() {
+        sqlx::query(
+            "INSERT INTO alert_states (rule_id, instance, host, phase, since, notified_at, seen_at, value, summary, evaluated_at)
+             SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[], $7::timestamptz[], $8::float8[], $9::text[], $10::timestamptz[])
+             ON CONFLICT (rule_id, instance) DO UPDATE SET host = excluded.host, phase = excluded.phase,
+                since = excluded.since, notified_at = excluded.notified_at, seen_at = excluded.seen_at,
+                value = excluded.value, summary = excluded.summary, evaluated_at = excluded.evaluated_at,
+                acked_by = CASE WHEN alert_states.since = excluded.since THEN alert_states.acked_by END,
+                acked_at = CASE WHEN alert_states.since = excluded.since THEN alert_states.acked_at END",
+        )
+        .bind(&keep.rule)
+        .bind(&keep.instance)
+        .bind(&keep.host)
+        .bind(&keep.phase)
+        .bind(&keep.since)
+        .bind(&keep.notified_at)
+        .bind(&keep.seen_at)
+        .bind(&keep.value)
+        .bind(&keep.summary)
+        .bind(&keep.evaluated_at)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !gone.0.is_empty() {
+        sqlx::query(
+            "DELETE FROM alert_states s USING UNNEST($1::bigint[], $2::text[]) AS g(rule_id, instance)
+             WHERE s.rule_id = g.rule_id AND s.instance = g.instance",
+        )
+        .bind(&gone.0)
+        .bind(&gone.1)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let forecast_ids: Vec<i64> = loaded
+        .iter()
+        .filter(|l| l.rule.kind == Kind::Forecast && !l.skip)
+        .map(|l| l.id)
+        .collect();
+    if !forecast_ids.is_empty() {
+        sqlx::query("UPDATE alert_rules SET last_evaluated_at = $2 WHERE id = ANY($1)")
+            .bind(&forecast_ids)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+    }
+    report.events = events.rule.len();
+    let mut queued = NotificationRows::default();
+    if !events.rule.is_empty() {
+        let ids: Vec<(i64, bool)> = sqlx::query_as(
+            "INSERT INTO alert_events (rule_id, rule_name, instance, host, status, value, summary, silenced, at)
+             SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[], $7::text[], $8::bool[], $9::timestamptz[])
+             RETURNING id, silenced",
+        )
+        .bind(&events.rule)
+        .bind(&events.name)
+        .bind(&events.instance)
+        .bind(&events.host)
+        .bind(&events.status)
+        .bind(&events.value)
+        .bind(&events.summary)
+        .bind(&events.silenced)
+        .bind(&events.at)
+        .fetch_all(&mut *tx)
+        .await?;
+        // RETURNING keeps the order of the rows inserted from UNNEST.
+        for (((event_id, silenced), notice), i) in
+            ids.iter().zip(&events.notices).zip(&events.loaded)
+        {
+            if !silenced {
+                queued.push(&loaded[*i].spec.notify, Some(*event_id), notice);
+            }
+        }
+    }
+    for (i, notice) in &reminders {
+        queued.push(&loaded[*i].spec.notify, None, notice);
+    }
+    report.notifications = queued.insert(&mut tx).await?;
+    tx.commit().await?;
+    Ok(report)
+}
+
+#[derive(Default)]
+struct StateRows {
+    rule: Vec<i64>,
+    instance: Vec<String>,
+    host: Vec<Option<String>>,
+    phase: Vec<&'static str>,
+    since: Vec<OffsetDateTime>,
+    notified_at: Vec<Option<OffsetDateTime>>,
+    seen_at: Vec<OffsetDateTime>,
+    value: Vec<Option<f64>>,
+    summary: Vec<String>,
+    evaluated_at: Vec<OffsetDateTime>,
+}
+
+impl StateRows {
+    fn push(&mut self, rule: i64, o: &Observation, s: &State, now: OffsetDateTime) {
+        self.rule.push(rule);
+        self.instance.push(o.instance.clone());
+        self.host.push(o.host.clone());
+        self.phase.push(s.phase.as_str());
+        self.since.push(s.since);
+        self.notified_at.push(s.notified_at);
+        self.seen_at.push(s.seen_at);
+        self.value.push(o.value);
+        self.summary.push(o.summary.clone());
+        self.evaluated_at.push(now);
+    }
+}
+
+#[derive(Default)]
+struct EventRows {
+    rule: Vec<i64>,
+    name: Vec<String>,
+    instance: Vec<String>,
+    host: Vec<Option<String>>,
+    status: Vec<String>,
+    value: Vec<Option<f64>>,
+    summary: Vec<String>,
+    silenced: Vec<bool>,
+    at: Vec<OffsetDateTime>,
+    notices: Vec<Notice>,
+    /// The rule's index in the round's rules.
+    loaded: Vec<usize>,
+}
+
+impl EventRows {
+    fn push(&mut self, loaded: usize, rule: i64, n: &Notice, silenced: bool) {
+        self.loaded.push(loaded);
+        self.rule.push(rule);
+        self.name.push(n.rule.clone());
+        self.instance.push(n.instance.clone());
+        self.host.push(n.host.clone());
+        self.status.push(n.status.clone());
+        self.value.push(n.value);
+        self.summary.push(n.summary.clone());
+        self.silenced.push(silenced);
+        self.at.push(n.at);
+        self.notices.push(n.clone());
+    }
+}
+
+#[derive(Default)]
+struct NotificationRows {
+    channel: Vec<String>,
+    event: Vec<Option<i64>>,
+    body: Vec<serde_json::Value>,
+}
+
+impl NotificationRows {
+    fn push(&mut self, channels: &[String], event: Option<i64>, n: &Notice) {
+        for c in channels {
+            self.channel.push(c.clone());
+            self.event.push(event);
+            self.body.push(serde_json::to_value(n).unwrap_or_default());
+        }
+    }
+
+    async fn insert(&self, tx: &mut sqlx::Transaction<'_, sqlx::Postgres>) -> AppResult<usize> {
+        if self.channel.is_empty() {
+            return Ok(0);
+        }
+        // A channel deleted since the rule was saved is skipped (the join drops it).
+        Ok(sqlx::query(
+            "INSERT INTO alert_notifications (channel_id, event_id, body)
+             SELECT c.id, u.event_id, u.body FROM UNNEST($1::text[], $2::bigint[], $3::jsonb[]) AS u(channel, event_id, body)
+             JOIN alert_channels c ON c.name = u.channel",
+        )
+        .bind(&self.channel)
+        .bind(&self.event)
+        .bind(&self.body)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected() as usize)
+    }
+}

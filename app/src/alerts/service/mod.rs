@@ -1,0 +1,75 @@
+//! Alerts in the database: rules, channels, silences and checks; one evaluation round over
+//! every rule (batched: one query per kind of data, one write per table); the notification
+//! queue; health-check results.
+
+// Row tuples mirror their SELECT lists, next to them, which reads better than a named alias each.
+#![allow(clippy::type_complexity)]
+
+use super::machine::{self, classify, Event, Phase, Reading, State, Timing};
+use super::rules::{self, Kind, LogCondition, Notice, Rule, RuleSpec};
+use super::{
+    ActiveAlert, AlertEvent, AlertsOverview, AlertsPageData, ChannelInfo, CheckInfo, NewChannel,
+    NewCheck, RuleInfo, SilenceInfo, Wrong,
+};
+use crate::auth::service::audit;
+use crate::auth::Role;
+use crate::error::{AppError, AppResult};
+use crate::metrics::Chart;
+use crate::state::AppState;
+use sqlx::PgPool;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use time::{Duration, OffsetDateTime};
+
+/// A firing alert whose data stopped this long ago resolves.
+pub const STALE_AFTER: Duration = Duration::minutes(10);
+/// Forecast rules are evaluated at most this often (a forecast moves slowly, and costs).
+pub const FORECAST_EVERY: Duration = Duration::minutes(10);
+/// Metric values older than this are no data.
+pub const METRIC_FRESH: Duration = Duration::minutes(5);
+
+fn unprocessable(e: String) -> AppError {
+    AppError::Unprocessable(e)
+}
+
+/// Records in the audit log what `actor` did (successfully) to `target`.
+async fn done(
+    pool: &PgPool,
+    actor: &str,
+    action: &str,
+    target: &str,
+    detail: serde_json::Value,
+) -> AppResult<()> {
+    audit(pool, Some(actor), action, Some(target), true, None, detail).await
+}
+
+/// Deletes the row `id` of `table` (which has a `name`), audited as `action`; 404 names `what`.
+async fn delete_named(
+    pool: &PgPool,
+    table: &str,
+    id: i64,
+    what: &str,
+    action: &str,
+    actor: &str,
+) -> AppResult<()> {
+    let name: Option<String> =
+        sqlx::query_scalar(&format!("DELETE FROM {table} WHERE id = $1 RETURNING name"))
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+    let name = name.ok_or_else(|| AppError::not_found(format!("no {what} {id}")))?;
+    done(pool, actor, action, &name, serde_json::json!({})).await
+}
+
+mod checks;
+mod evaluate;
+mod observe;
+mod overview;
+mod queue;
+mod store;
+
+pub use checks::*;
+pub use evaluate::*;
+use observe::*;
+pub use overview::*;
+pub use queue::*;
+pub use store::*;

@@ -1,0 +1,336 @@
+//! What each kind of rule observes: metrics, health checks, logs, forecasts and backups.
+
+use super::*;
+
+pub(super) async fn metric_observations(
+    pool: &PgPool,
+    loaded: &[Loaded],
+    now: OffsetDateTime,
+    obs: &mut Vec<Observation>,
+) -> AppResult<()> {
+    let mut selectors = vec![];
+    for (i, l) in loaded.iter().enumerate() {
+        if l.rule.kind == Kind::Metric {
+            if let Some(sel) = l
+                .spec
+                .metric
+                .as_deref()
+                .and_then(|m| crate::metrics::parse_selector(m).ok())
+            {
+                selectors.push((i, sel));
+            }
+        }
+    }
+    if selectors.is_empty() {
+        return Ok(());
+    }
+    let mut names: Vec<String> = selectors.iter().map(|s| s.1.metric.clone()).collect();
+    names.sort();
+    names.dedup();
+    let rows: Vec<(
+        String,
+        String,
+        sqlx::types::Json<BTreeMap<String, String>>,
+        f64,
+    )> = sqlx::query_as(
+        "SELECT s.host, s.metric, s.labels, l.value FROM metric_series s
+             JOIN metric_latest l ON l.series_id = s.id
+             WHERE s.metric = ANY($1) AND l.ts > $2",
+    )
+    .bind(&names)
+    .bind(now - METRIC_FRESH)
+    .fetch_all(pool)
+    .await?;
+    let mut by_metric: HashMap<
+        &str,
+        Vec<&(
+            String,
+            String,
+            sqlx::types::Json<BTreeMap<String, String>>,
+            f64,
+        )>,
+    > = HashMap::new();
+    for r in &rows {
+        by_metric.entry(r.1.as_str()).or_default().push(r);
+    }
+    for (i, sel) in selectors {
+        let l = &loaded[i];
+        for (host, metric, labels, value) in
+            by_metric.get(sel.metric.as_str()).into_iter().flatten()
+        {
+            if !rules::glob(&l.rule.host, host)
+                || !sel.labels.iter().all(|(k, v)| labels.0.get(k) == Some(v))
+            {
+                continue;
+            }
+            obs.push(Observation {
+                rule: i,
+                instance: instance_name(host, metric, &labels.0),
+                host: Some(host.clone()),
+                value: Some(*value),
+                reading: classify(Some(*value), l.rule.op, l.rule.threshold, l.rule.clear),
+                summary: threshold_summary(
+                    &instance_name(host, metric, &labels.0),
+                    *value,
+                    &l.rule,
+                    "",
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+pub(super) async fn health_observations(
+    pool: &PgPool,
+    loaded: &[Loaded],
+    obs: &mut Vec<Observation>,
+) -> AppResult<()> {
+    if !loaded.iter().any(|l| l.rule.kind == Kind::Health) {
+        return Ok(());
+    }
+    let checks: Vec<(String, String, Option<bool>, Option<String>, Option<f64>)> =
+        sqlx::query_as("SELECT name, url, up, last_error, last_latency_ms FROM health_checks")
+            .fetch_all(pool)
+            .await?;
+    for (i, l) in loaded.iter().enumerate() {
+        if l.rule.kind != Kind::Health {
+            continue;
+        }
+        let want = l.spec.check.as_deref().unwrap_or("*");
+        for (name, url, up, error, latency) in &checks {
+            if !rules::glob(want, name) {
+                continue;
+            }
+            let value = up.map(|u| if u { 0.0 } else { 1.0 });
+            // Summaries go to webhooks and mail: the URL as it may be shown.
+            let url = crate::redact::url(url);
+            let error = error.as_deref().map(crate::redact::text);
+            let summary = match up {
+                Some(false) => format!("{name} ({url}) is down: {}", error.unwrap_or_default()),
+                Some(true) => format!("{name} ({url}) is up ({:.0} ms)", latency.unwrap_or(0.0)),
+                None => format!("{name} ({url}) not checked yet"),
+            };
+            obs.push(Observation {
+                rule: i,
+                instance: name.clone(),
+                host: None,
+                value,
+                reading: classify(value, l.rule.op, l.rule.threshold, None),
+                summary,
+            });
+        }
+    }
+    Ok(())
+}
+
+pub(super) async fn log_observations(
+    pool: &PgPool,
+    loaded: &[Loaded],
+    now: OffsetDateTime,
+    obs: &mut Vec<Observation>,
+) -> AppResult<()> {
+    // One scan per (service, window) for the rates; one count per query rule.
+    let mut windows: HashMap<(Option<String>, i64), (i64, i64, Option<f64>)> = HashMap::new();
+    for l in loaded {
+        if l.rule.kind == Kind::Log && l.rule.log != Some(LogCondition::QueryCount) {
+            windows.insert(
+                (l.spec.service.clone(), l.rule.window.whole_seconds()),
+                (0, 0, None),
+            );
+        }
+    }
+    for ((service, window), out) in windows.iter_mut() {
+        let (total, errors, avg): (i64, i64, Option<f64>) = sqlx::query_as(
+            "SELECT count(*), count(*) FILTER (WHERE level >= 4), avg(duration) FROM log_lines
+             WHERE ts >= $1 AND ts < $2 AND ($3::text IS NULL OR service = $3)",
+        )
+        .bind(now - Duration::seconds(*window))
+        .bind(now)
+        .bind(service.as_deref())
+        .fetch_one(pool)
+        .await?;
+        *out = (total, errors, avg);
+    }
+    for (i, l) in loaded.iter().enumerate() {
+        if l.rule.kind != Kind::Log {
+            continue;
+        }
+        let window = l.rule.window.whole_seconds();
+        let scope = l
+            .spec
+            .service
+            .clone()
+            .unwrap_or_else(|| "every service".into());
+        let (value, what, unit) = match l.rule.log {
+            Some(LogCondition::QueryCount) => {
+                let q = l.spec.query.as_deref().unwrap_or("");
+                let n = crate::logs::search::count_matching(
+                    pool,
+                    q,
+                    l.spec.service.as_deref(),
+                    now - Duration::seconds(window),
+                    now,
+                )
+                .await?;
+                (
+                    Some(n as f64),
+                    format!("lines matching `{q}` in {scope}"),
+                    "",
+                )
+            }
+            Some(LogCondition::ErrorRate) => {
+                let (total, errors, _) = windows[&(l.spec.service.clone(), window)];
+                (
+                    (total > 0).then(|| 100.0 * errors as f64 / total as f64),
+                    format!("error rate of {scope}"),
+                    " %",
+                )
+            }
+            _ => {
+                let (_, _, avg) = windows[&(l.spec.service.clone(), window)];
+                (avg, format!("average response time of {scope}"), " s")
+            }
+        };
+        obs.push(Observation {
+            rule: i,
+            instance: scope.clone(),
+            host: None,
+            value,
+            reading: classify(value, l.rule.op, l.rule.threshold, l.rule.clear),
+            summary: value
+                .map(|v| {
+                    format!(
+                        "{} over the last {}",
+                        threshold_summary(&what, v, &l.rule, unit),
+                        rules::human_secs(window)
+                    )
+                })
+                .unwrap_or_else(|| format!("no lines in {scope} in the window")),
+        });
+    }
+    Ok(())
+}
+
+pub(super) async fn forecast_observations(
+    pool: &PgPool,
+    loaded: &[Loaded],
+    now: OffsetDateTime,
+    obs: &mut Vec<Observation>,
+) -> AppResult<()> {
+    let due: Vec<usize> = loaded
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.rule.kind == Kind::Forecast && !l.skip)
+        .map(|(i, _)| i)
+        .collect();
+    if due.is_empty() {
+        return Ok(());
+    }
+    let rows = crate::forecast::service::forecasts(pool, None, now).await?;
+    for i in due {
+        let l = &loaded[i];
+        let sel = l
+            .spec
+            .metric
+            .as_deref()
+            .and_then(|m| crate::metrics::parse_selector(m).ok());
+        for f in &rows {
+            if !rules::glob(&l.rule.host, &f.host) {
+                continue;
+            }
+            if let Some(sel) = &sel {
+                if sel.metric != f.metric
+                    || !sel.labels.iter().all(|(k, v)| f.labels.get(k) == Some(v))
+                {
+                    continue;
+                }
+            }
+            let name = instance_name(&f.host, &f.metric, &f.labels);
+            // Days until 80 %: 0 when already there, far away when not crossing within a
+            // year; no data without a model.
+            let value = if f.model.is_none() {
+                None
+            } else if f.current.is_some_and(|c| c >= 80.0) {
+                Some(0.0)
+            } else {
+                Some(
+                    f.eta_80
+                        .map(|t| ((t - now).as_seconds_f64() / 86_400.0).max(0.0))
+                        .unwrap_or(1e9),
+                )
+            };
+            let summary = match (value, f.eta_80) {
+                (Some(d), Some(_)) if d < 1e9 => {
+                    format!("{name} expected to reach 80 % in {d:.1} days")
+                }
+                (Some(0.0), None) => format!("{name} is at or above 80 %"),
+                _ => format!("{name} not expected to reach 80 % within a year"),
+            };
+            obs.push(Observation {
+                rule: i,
+                instance: name,
+                host: Some(f.host.clone()),
+                value,
+                reading: classify(value, l.rule.op, l.rule.threshold, None),
+                summary,
+            });
+        }
+    }
+    Ok(())
+}
+
+pub(super) async fn backup_observations(
+    pool: &PgPool,
+    loaded: &[Loaded],
+    now: OffsetDateTime,
+    obs: &mut Vec<Observation>,
+) -> AppResult<()> {
+    if !loaded.iter().any(|l| l.rule.kind == Kind::Backup) {
+        return Ok(());
+    }
+    let targets: Vec<(String, OffsetDateTime, Option<OffsetDateTime>, Option<OffsetDateTime>)> =
+        sqlx::query_as(
+            "SELECT t.name, t.created_at,
+                    (SELECT max(finished_at) FROM backup_runs r WHERE r.target_id = t.id AND r.status = 'succeeded'),
+                    (SELECT max(finished_at) FROM backup_runs r WHERE r.target_id = t.id AND r.status = 'succeeded' AND r.test_restore_ok)
+             FROM backup_targets t ORDER BY t.name",
+        )
+        .fetch_all(pool)
+        .await?;
+    for (i, l) in loaded.iter().enumerate() {
+        if l.rule.kind != Kind::Backup {
+            continue;
+        }
+        let verified = l.spec.verified == Some(true);
+        for (name, created, ok, tested) in &targets {
+            if l.spec.target.as_deref().is_some_and(|t| t != name) {
+                continue;
+            }
+            let last = if verified { *tested } else { *ok };
+            // Never backed up: counted from when the target was added.
+            let hours = (now - last.unwrap_or(*created)).as_seconds_f64() / 3600.0;
+            let what = if verified {
+                "test-restored backup"
+            } else {
+                "successful backup"
+            };
+            let summary = match last {
+                Some(_) => format!(
+                    "last {what} of {name} {hours:.1} h ago (> {} h)",
+                    fmt_num(l.rule.threshold)
+                ),
+                None => format!("no {what} of {name} yet ({hours:.1} h since it was added)"),
+            };
+            obs.push(Observation {
+                rule: i,
+                instance: name.clone(),
+                host: None,
+                value: Some(hours),
+                reading: classify(Some(hours), l.rule.op, l.rule.threshold, None),
+                summary,
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,461 @@
+//! The alert configuration as stored: the runbook's rules seeded on a new installation, rules,
+//! channels, silences and acknowledgements, each change audited.
+
+use super::*;
+
+/// On a new installation: the runbook's rules and a health check of Opsdeck's own `/health`.
+/// Runs once per database (a marker row in `job_runs`), so deleting a default keeps it deleted.
+pub async fn seed(pool: &PgPool, own_health_url: &str) -> AppResult<bool> {
+    let mut tx = pool.begin().await?;
+    let first: Option<bool> = sqlx::query_scalar(
+        "INSERT INTO job_runs (name, last_start, last_finish) VALUES ('alerts_seeded', now(), now())
+         ON CONFLICT (name) DO NOTHING RETURNING true",
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    if first.is_none() {
+        return Ok(false);
+    }
+    for spec in rules::defaults() {
+        let kind = spec.kind.clone();
+        sqlx::query(
+            "INSERT INTO alert_rules (name, kind, spec, builtin) VALUES ($1, $2, $3, true)
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(&spec.name)
+        .bind(kind)
+        .bind(sqlx::types::Json(&spec))
+        .execute(&mut *tx)
+        .await?;
+    }
+    sqlx::query(
+        "INSERT INTO health_checks (name, url, interval_seconds, timeout_seconds, expected_body, builtin)
+         VALUES ('opsdeck', $1, 30, 5, '\"status\":\"ok\"', true) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(own_health_url)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+// ---------------------------------------------------------------- rules
+
+pub fn describe(spec: &RuleSpec) -> String {
+    let mut s = match spec.kind.as_str() {
+        "metric" => format!(
+            "{} {} {}{} on {}",
+            spec.metric.as_deref().unwrap_or("?"),
+            spec.op.as_deref().unwrap_or(">"),
+            fmt_num(spec.threshold.unwrap_or(0.0)),
+            spec.clear_threshold
+                .map(|c| format!(" (clears at {})", fmt_num(c)))
+                .unwrap_or_default(),
+            spec.host.as_deref().unwrap_or("*")
+        ),
+        "health" => format!("check {} down", spec.check.as_deref().unwrap_or("*")),
+        "log" => {
+            let what = match spec.condition.as_deref() {
+                Some("error_rate") => {
+                    format!("error rate > {} %", fmt_num(spec.threshold.unwrap_or(0.0)))
+                }
+                Some("avg_response_time") => format!(
+                    "average response time > {} s",
+                    fmt_num(spec.threshold.unwrap_or(0.0))
+                ),
+                _ => format!(
+                    "`{}` matches {} {}",
+                    spec.query.as_deref().unwrap_or(""),
+                    spec.op.as_deref().unwrap_or(">"),
+                    fmt_num(spec.threshold.unwrap_or(0.0))
+                ),
+            };
+            format!(
+                "{what} over {} in {}",
+                rules::human_secs(spec.window_seconds.unwrap_or(300)),
+                spec.service.as_deref().unwrap_or("every service")
+            )
+        }
+        "forecast" => format!(
+            "{} expected at 80 % within {} days on {}",
+            spec.metric.as_deref().unwrap_or("any resource"),
+            fmt_num(spec.days.or(spec.threshold).unwrap_or(0.0)),
+            spec.host.as_deref().unwrap_or("*")
+        ),
+        "backup" => format!(
+            "no {}backup of {} for {} h",
+            if spec.verified == Some(true) {
+                "test-restored "
+            } else {
+                "successful "
+            },
+            spec.target.as_deref().unwrap_or("any target"),
+            fmt_num(spec.hours.or(spec.threshold).unwrap_or(0.0))
+        ),
+        k => k.to_string(),
+    };
+    if spec.for_seconds > 0 {
+        s.push_str(&format!(" for {}", rules::human_secs(spec.for_seconds)));
+    }
+    s
+}
+
+pub(super) fn fmt_num(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else {
+        format!("{v}")
+    }
+}
+
+/// Adds a rule, or replaces the one with the same name.
+pub async fn upsert_rule(pool: &PgPool, spec: &RuleSpec, actor: &str) -> AppResult<i64> {
+    rules::validate(spec).map_err(unprocessable)?;
+    let known: Vec<String> = sqlx::query_scalar("SELECT name FROM alert_channels")
+        .fetch_all(pool)
+        .await?;
+    if let Some(c) = spec.notify.iter().find(|c| !known.contains(c)) {
+        return Err(AppError::unprocessable(format!(
+            "notify: no channel named `{c}` (add it first under Channels)"
+        )));
+    }
+    if spec.kind == "health" {
+        let c = spec.check.as_deref().unwrap_or("*");
+        if c != "*" {
+            let exists: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM health_checks WHERE name = $1)")
+                    .bind(c)
+                    .fetch_one(pool)
+                    .await?;
+            if !exists {
+                return Err(AppError::unprocessable(format!(
+                    "check: no health check named `{c}`"
+                )));
+            }
+        }
+    }
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO alert_rules (name, kind, spec, enabled) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, spec = excluded.spec,
+             enabled = excluded.enabled, updated_at = now()
+         RETURNING id",
+    )
+    .bind(spec.name.trim())
+    .bind(&spec.kind)
+    .bind(sqlx::types::Json(spec))
+    .bind(spec.enabled)
+    .fetch_one(pool)
+    .await?;
+    // A changed rule starts over: its old states no longer mean anything.
+    sqlx::query("DELETE FROM alert_states WHERE rule_id = $1")
+        .bind(id)
+        .execute(pool)
+        .await?;
+    done(
+        pool,
+        actor,
+        "alert_rule.save",
+        &spec.name,
+        serde_json::json!({"kind": spec.kind}),
+    )
+    .await?;
+    Ok(id)
+}
+
+pub async fn list_rules(pool: &PgPool) -> AppResult<Vec<RuleInfo>> {
+    let rows: Vec<(i64, sqlx::types::Json<RuleSpec>, bool, bool, i64, i64)> = sqlx::query_as(
+        "SELECT r.id, r.spec, r.enabled, r.builtin,
+                count(*) FILTER (WHERE s.phase = 'firing'), count(*) FILTER (WHERE s.phase = 'pending')
+         FROM alert_rules r LEFT JOIN alert_states s ON s.rule_id = r.id
+         GROUP BY r.id ORDER BY r.builtin DESC, r.name",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, spec, enabled, builtin, firing, pending)| {
+            let mut spec = spec.0;
+            spec.enabled = enabled;
+            RuleInfo {
+                id,
+                describe: describe(&spec),
+                spec,
+                builtin,
+                firing,
+                pending,
+            }
+        })
+        .collect())
+}
+
+/// `enable`, `disable` or `delete` a rule.
+pub async fn rule_action(pool: &PgPool, id: i64, action: &str, actor: &str) -> AppResult<()> {
+    let q = match action {
+        "enable" => "UPDATE alert_rules SET enabled = true, updated_at = now() WHERE id = $1 RETURNING name",
+        "disable" => "UPDATE alert_rules SET enabled = false, updated_at = now() WHERE id = $1 RETURNING name",
+        "delete" => "DELETE FROM alert_rules WHERE id = $1 RETURNING name",
+        a => {
+            return Err(AppError::bad_request(format!(
+                "action `{a}`: enable, disable or delete"
+            )))
+        }
+    };
+    let name: Option<String> = sqlx::query_scalar(q).bind(id).fetch_optional(pool).await?;
+    let name = name.ok_or_else(|| AppError::not_found(format!("no alert rule {id}")))?;
+    if action == "disable" {
+        sqlx::query("DELETE FROM alert_states WHERE rule_id = $1")
+            .bind(id)
+            .execute(pool)
+            .await?;
+    }
+    done(
+        pool,
+        actor,
+        &format!("alert_rule.{action}"),
+        &name,
+        serde_json::json!({}),
+    )
+    .await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- channels
+
+pub async fn upsert_channel(pool: &PgPool, c: &NewChannel, actor: &str) -> AppResult<i64> {
+    let format = rules::validate_channel(c).map_err(unprocessable)?;
+    let target = c.url.clone().or_else(|| c.to.clone()).unwrap_or_default();
+    let id = sqlx::query_scalar(
+        "INSERT INTO alert_channels (name, kind, target, format) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, target = excluded.target, format = excluded.format
+         RETURNING id",
+    )
+    .bind(c.name.trim())
+    .bind(&c.kind)
+    .bind(target.trim())
+    .bind(format)
+    .fetch_one(pool)
+    .await?;
+    // The URL may hold a token: the audit log names the channel only.
+    done(
+        pool,
+        actor,
+        "alert_channel.save",
+        &c.name,
+        serde_json::json!({"kind": c.kind}),
+    )
+    .await?;
+    Ok(id)
+}
+
+pub async fn list_channels(pool: &PgPool) -> AppResult<Vec<ChannelInfo>> {
+    let rows: Vec<(
+        i64,
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+    )> = sqlx::query_as(
+        "SELECT c.id, c.name, c.kind, c.target, c.format, n.status, n.last_error
+             FROM alert_channels c
+             LEFT JOIN LATERAL (SELECT status, last_error FROM alert_notifications
+                                WHERE channel_id = c.id ORDER BY id DESC LIMIT 1) n ON true
+             ORDER BY c.name",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(id, name, kind, target, format, last_status, last_error)| ChannelInfo {
+                id,
+                url: (kind == "webhook").then(|| crate::redact::webhook(&target)),
+                to: (kind == "email").then(|| target.clone()),
+                name,
+                kind,
+                format,
+                last_status,
+                last_error: last_error.map(|e| crate::redact::text(&e)),
+            },
+        )
+        .collect())
+}
+
+pub async fn delete_channel(pool: &PgPool, id: i64, actor: &str) -> AppResult<()> {
+    delete_named(
+        pool,
+        "alert_channels",
+        id,
+        "channel",
+        "alert_channel.delete",
+        actor,
+    )
+    .await
+}
+
+/// Queues a test notification to a channel; returns the notification's id.
+pub async fn test_channel(pool: &PgPool, id: i64, actor: &str) -> AppResult<i64> {
+    let name: Option<String> = sqlx::query_scalar("SELECT name FROM alert_channels WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    let name = name.ok_or_else(|| AppError::not_found(format!("no channel {id}")))?;
+    let notice = Notice {
+        rule: "Test notification".into(),
+        status: "test".into(),
+        host: None,
+        value: None,
+        at: OffsetDateTime::now_utc(),
+        severity: "warning".into(),
+        kind: "test".into(),
+        instance: name.clone(),
+        summary: format!("{actor} sent a test from Opsdeck to the channel `{name}`."),
+        reminder: false,
+        url: None,
+    };
+    let nid = sqlx::query_scalar(
+        "INSERT INTO alert_notifications (channel_id, body) VALUES ($1, $2) RETURNING id",
+    )
+    .bind(id)
+    .bind(sqlx::types::Json(&notice))
+    .fetch_one(pool)
+    .await?;
+    Ok(nid)
+}
+
+// ---------------------------------------------------------------- silences and acks
+
+/// `ack` a firing instance, or `silence` its rule on its host for an hour.
+pub async fn instance_action(
+    pool: &PgPool,
+    rule_id: i64,
+    instance: &str,
+    action: &str,
+    actor: &str,
+) -> AppResult<()> {
+    let row: Option<(Option<String>, String)> = sqlx::query_as(
+        "SELECT s.host, r.name FROM alert_states s JOIN alert_rules r ON r.id = s.rule_id
+         WHERE s.rule_id = $1 AND s.instance = $2",
+    )
+    .bind(rule_id)
+    .bind(instance)
+    .fetch_optional(pool)
+    .await?;
+    let (host, rule) = row.ok_or_else(|| {
+        AppError::not_found(format!(
+            "no pending or firing alert `{instance}` for rule {rule_id}"
+        ))
+    })?;
+    match action {
+        "ack" => {
+            sqlx::query(
+                "UPDATE alert_states SET acked_by = $3, acked_at = now() WHERE rule_id = $1 AND instance = $2",
+            )
+            .bind(rule_id)
+            .bind(instance)
+            .bind(actor)
+            .execute(pool)
+            .await?;
+        }
+        "silence" => {
+            add_silence(
+                pool,
+                Some(rule_id),
+                host.as_deref(),
+                Duration::hours(1),
+                "",
+                actor,
+            )
+            .await?;
+        }
+        a => {
+            return Err(AppError::bad_request(format!(
+                "action `{a}`: ack or silence"
+            )))
+        }
+    }
+    done(
+        pool,
+        actor,
+        &format!("alert.{action}"),
+        &format!("{rule} / {instance}"),
+        serde_json::json!({}),
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn add_silence(
+    pool: &PgPool,
+    rule_id: Option<i64>,
+    host: Option<&str>,
+    length: Duration,
+    comment: &str,
+    actor: &str,
+) -> AppResult<i64> {
+    if length <= Duration::ZERO || length > Duration::days(90) {
+        return Err(AppError::unprocessable(
+            "a silence lasts between a minute and 90 days",
+        ));
+    }
+    Ok(sqlx::query_scalar(
+        "INSERT INTO alert_silences (rule_id, host, ends_at, comment, created_by)
+         VALUES ($1, $2, now() + make_interval(secs => $3), $4, $5) RETURNING id",
+    )
+    .bind(rule_id)
+    .bind(host)
+    .bind(length.as_seconds_f64())
+    .bind(comment)
+    .bind(actor)
+    .fetch_one(pool)
+    .await?)
+}
+
+pub async fn end_silence(pool: &PgPool, id: i64, actor: &str) -> AppResult<()> {
+    let n =
+        sqlx::query("UPDATE alert_silences SET ends_at = now() WHERE id = $1 AND ends_at > now()")
+            .bind(id)
+            .execute(pool)
+            .await?
+            .rows_affected();
+    if n == 0 {
+        return Err(AppError::not_found(format!("no active silence {id}")));
+    }
+    done(
+        pool,
+        actor,
+        "alert_silence.end",
+        &id.to_string(),
+        serde_json::json!({}),
+    )
+    .await?;
+    Ok(())
+}
+
+pub(super) struct Silence {
+    rule_id: Option<i64>,
+    host: Option<String>,
+}
+
+impl Silence {
+    pub(super) fn covers(&self, rule_id: i64, host: Option<&str>) -> bool {
+        self.rule_id.is_none_or(|r| r == rule_id)
+            && match (&self.host, host) {
+                (None, _) => true,
+                (Some(p), Some(h)) => rules::glob(p, h),
+                (Some(p), None) => p == "*",
+            }
+    }
+}
+
+pub(super) async fn active_silences(pool: &PgPool) -> AppResult<Vec<Silence>> {
+    let rows: Vec<(Option<i64>, Option<String>)> =
+        sqlx::query_as("SELECT rule_id, host FROM alert_silences WHERE ends_at > now()")
+            .fetch_all(pool)
+            .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(rule_id, host)| Silence { rule_id, host })
+        .collect())
+}

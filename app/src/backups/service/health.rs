@@ -1,0 +1,145 @@
+//! The database-health figures of a target (size, tables, indexes, vacuum) and the audited
+//! `ANALYZE`/`VACUUM` maintenance.
+
+use super::*;
+
+pub async fn db_health(state: &AppState, target: &str) -> AppResult<DbHealth> {
+    let t = target_by_name(&state.pool, target).await?;
+    let url = t.url(state);
+    let database = conn::split(&url).map(|p| p.database).unwrap_or_default();
+    let mut c = PgConnection::connect(&url)
+        .await
+        .map_err(|e| AppError::TargetUnreachable(format!("cannot connect to `{target}`: {e}")))?;
+    let (size_bytes, connections, max_connections): (i64, i64, i64) = sqlx::query_as(
+        "SELECT pg_database_size(current_database()),
+                (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()),
+                current_setting('max_connections')::bigint",
+    )
+    .fetch_one(&mut c)
+    .await?;
+    #[allow(clippy::type_complexity)]
+    let tables: Vec<(String, i64, i64, i64, Option<OffsetDateTime>, Option<OffsetDateTime>)> = sqlx::query_as(
+        "SELECT schemaname || '.' || relname, pg_total_relation_size(relid), n_live_tup, n_dead_tup,
+                greatest(last_vacuum, last_autovacuum), greatest(last_analyze, last_autoanalyze)
+         FROM pg_stat_user_tables ORDER BY pg_total_relation_size(relid) DESC, 1 LIMIT 25",
+    )
+    .fetch_all(&mut c)
+    .await?;
+    let indexes: Vec<(String, String, i64, i64)> = sqlx::query_as(
+        "SELECT schemaname || '.' || indexrelname, relname, pg_relation_size(indexrelid), idx_scan
+         FROM pg_stat_user_indexes ORDER BY pg_relation_size(indexrelid) DESC, 1 LIMIT 25",
+    )
+    .fetch_all(&mut c)
+    .await?;
+    let _ = c.close().await;
+    Ok(DbHealth {
+        target: t.name,
+        database,
+        size_bytes,
+        connections,
+        max_connections,
+        tables: tables
+            .into_iter()
+            .map(|(name, total, live, dead, vac, an)| TableHealth {
+                name,
+                total_bytes: total,
+                live_rows: live,
+                dead_rows: dead,
+                dead_ratio: if live + dead > 0 {
+                    dead as f64 / (live + dead) as f64
+                } else {
+                    0.0
+                },
+                last_vacuum: vac,
+                last_analyze: an,
+            })
+            .collect(),
+        indexes: indexes
+            .into_iter()
+            .map(|(name, table, bytes, scans)| IndexHealth {
+                name,
+                table,
+                bytes,
+                scans,
+            })
+            .collect(),
+    })
+}
+
+pub async fn maintenance_audited(
+    ctx: &RequestCtx,
+    user: &CurrentUser,
+    target: &str,
+    table: &str,
+    action: &str,
+    confirm: Option<&str>,
+) -> AppResult<String> {
+    let result = maintenance(&ctx.state, target, table, action, confirm).await;
+    audit(
+        &ctx.state.pool,
+        Some(&user.username),
+        &format!("db.{action}"),
+        Some(&format!("{target}:{table}")),
+        result.is_ok(),
+        ctx.ip.as_deref(),
+        serde_json::json!({}),
+    )
+    .await?;
+    result
+}
+
+async fn maintenance(
+    state: &AppState,
+    target: &str,
+    table: &str,
+    action: &str,
+    confirm: Option<&str>,
+) -> AppResult<String> {
+    let verb = match action {
+        "analyze" => "ANALYZE",
+        "vacuum" => "VACUUM (ANALYZE)",
+        "vacuum_full" => {
+            if confirm.map(str::trim) != Some(table) {
+                return Err(AppError::unprocessable(format!(
+                    "VACUUM FULL locks `{table}` for its whole run: type the table's name to confirm"
+                )));
+            }
+            "VACUUM FULL"
+        }
+        other => {
+            return Err(AppError::unprocessable(format!(
+                "action `{other}`: use analyze, vacuum or vacuum_full"
+            )))
+        }
+    };
+    let t = target_by_name(&state.pool, target).await?;
+    let mut c = PgConnection::connect(&t.url(state))
+        .await
+        .map_err(|e| AppError::TargetUnreachable(format!("cannot connect to `{target}`: {e}")))?;
+    let found: Option<(String, String)> = sqlx::query_as(
+        "SELECT schemaname::text, relname::text FROM pg_stat_user_tables WHERE schemaname || '.' || relname = $1",
+    )
+    .bind(table)
+    .fetch_optional(&mut c)
+    .await?;
+    let Some((schema, rel)) = found else {
+        let _ = c.close().await;
+        return Err(AppError::not_found(format!(
+            "no table `{table}` in `{target}`"
+        )));
+    };
+    let started = std::time::Instant::now();
+    let r = sqlx::query(&format!(
+        "{verb} {}.{}",
+        quote_ident(&schema),
+        quote_ident(&rel)
+    ))
+    .execute(&mut c)
+    .await;
+    let _ = c.close().await;
+    r.map_err(|e| AppError::unprocessable(format!("{verb} failed: {e}")))?;
+    Ok(format!(
+        "{verb} {table}: done in {:.1} s",
+        started.elapsed().as_secs_f64()
+    ))
+}

@@ -1,0 +1,161 @@
+//! Backup targets: the databases Opsdeck backs up, with their schedules and retention.
+
+use super::*;
+
+#[derive(Debug, Clone)]
+pub struct NewTarget {
+    pub name: String,
+    pub database_url: String,
+    pub schedule: Option<String>,
+    pub timezone: Option<String>,
+    pub keep_days: Option<i32>,
+    pub keep_min: Option<i32>,
+    pub verify_every_hours: Option<i32>,
+}
+
+pub(super) fn next_run(
+    schedule: &Option<String>,
+    tz: &str,
+    after: OffsetDateTime,
+) -> Option<OffsetDateTime> {
+    let s = cron::parse(schedule.as_deref()?).ok()?;
+    let tz = cron::parse_timezone(tz).ok()?;
+    let after = chrono::DateTime::from_timestamp(after.unix_timestamp(), 0)?;
+    let next = s.next_after(after, tz)?;
+    OffsetDateTime::from_unix_timestamp(next.timestamp()).ok()
+}
+
+pub async fn create_target(pool: &PgPool, new: NewTarget) -> AppResult<TargetInfo> {
+    crate::backups::validate_target_name(&new.name).map_err(AppError::Unprocessable)?;
+    conn::split(&new.database_url).map_err(AppError::Unprocessable)?;
+    let tz = new.timezone.clone().unwrap_or_else(|| "UTC".into());
+    cron::parse_timezone(&tz).map_err(AppError::Unprocessable)?;
+    if let Some(s) = &new.schedule {
+        cron::parse(s).map_err(|e| AppError::unprocessable(format!("schedule: {e}")))?;
+    }
+    for (name, v, max) in [
+        ("keep_days", new.keep_days, 36_500),
+        ("keep_min", new.keep_min, 10_000),
+        ("verify_every_hours", new.verify_every_hours, 87_600),
+    ] {
+        if let Some(v) = v {
+            if !(0..=max).contains(&v) {
+                return Err(AppError::unprocessable(format!(
+                    "{name} must be between 0 and {max}"
+                )));
+            }
+        }
+    }
+    let next = next_run(&new.schedule, &tz, OffsetDateTime::now_utc());
+    let inserted = sqlx::query(
+        "INSERT INTO backup_targets (name, database_url, schedule, timezone, keep_days, keep_min, verify_every_hours, next_run_at)
+         VALUES ($1, $2, $3, $4, coalesce($5, 30), coalesce($6, 7), coalesce($7, 168), $8)
+         ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(&new.name)
+    .bind(new.database_url.trim())
+    .bind(&new.schedule)
+    .bind(&tz)
+    .bind(new.keep_days)
+    .bind(new.keep_min)
+    .bind(new.verify_every_hours)
+    .bind(next)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        return Err(AppError::conflict(format!(
+            "a backup target named `{}` exists",
+            new.name
+        )));
+    }
+    let row = target_by_name(pool, &new.name).await?;
+    target_info(pool, &row, "", OffsetDateTime::now_utc()).await
+}
+
+pub async fn create_target_audited(
+    ctx: &RequestCtx,
+    admin: &CurrentUser,
+    new: NewTarget,
+) -> AppResult<TargetInfo> {
+    let name = new.name.clone();
+    let result = create_target(&ctx.state.pool, new).await;
+    audit(
+        &ctx.state.pool,
+        Some(&admin.username),
+        "backup.target.create",
+        Some(&name),
+        result.is_ok(),
+        ctx.ip.as_deref(),
+        serde_json::json!({}),
+    )
+    .await?;
+    result
+}
+
+async fn target_info(
+    pool: &PgPool,
+    t: &TargetRow,
+    own_url: &str,
+    now: OffsetDateTime,
+) -> AppResult<TargetInfo> {
+    let (last_success_at, last_verified_at, running): (
+        Option<OffsetDateTime>,
+        Option<OffsetDateTime>,
+        Option<i64>,
+    ) = sqlx::query_as(
+        "SELECT (SELECT max(finished_at) FROM backup_runs WHERE target_id = $1 AND status = 'succeeded'),
+                (SELECT max(test_restored_at) FROM backup_runs WHERE target_id = $1 AND test_restore_ok),
+                (SELECT max(id) FROM backup_runs WHERE target_id = $1 AND status = 'running')",
+    )
+    .bind(t.id)
+    .fetch_one(pool)
+    .await?;
+    let url = t
+        .database_url
+        .clone()
+        .unwrap_or_else(|| own_url.to_string());
+    let (public, database) = match conn::split(&url) {
+        Ok(p) => (crate::redact::url(&p.public_url), p.database),
+        Err(_) if t.own() => ("(Opsdeck's own database)".into(), "opsdeck".into()),
+        Err(e) => (format!("invalid: {e}"), String::new()),
+    };
+    let overdue = t.schedule.as_deref().and_then(|s| {
+        let s = cron::parse(s).ok()?;
+        let tz = cron::parse_timezone(&t.timezone).ok()?;
+        let from = chrono::DateTime::from_timestamp(now.unix_timestamp(), 0)?;
+        let gap = s.longest_gap_secs(from, tz)?;
+        let since = last_success_at.unwrap_or(t.created_at);
+        Some((now - since).whole_seconds() > 2 * gap)
+    });
+    Ok(TargetInfo {
+        name: t.name.clone(),
+        own: t.own(),
+        database,
+        database_url: public,
+        schedule: t.schedule.clone(),
+        timezone: t.timezone.clone(),
+        keep_days: t.keep_days,
+        keep_min: t.keep_min,
+        verify_every_hours: t.verify_every_hours,
+        next_run_at: t.next_run_at,
+        last_success_at,
+        last_verified_at,
+        overdue: overdue.unwrap_or(false),
+        running,
+    })
+}
+
+pub async fn list_targets(state: &AppState) -> AppResult<Vec<TargetInfo>> {
+    let rows: Vec<TargetRow> = sqlx::query_as(&format!(
+        "SELECT {TARGET_COLUMNS} FROM backup_targets ORDER BY name"
+    ))
+    .fetch_all(&state.pool)
+    .await?;
+    let now = OffsetDateTime::now_utc();
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        out.push(target_info(&state.pool, r, state.config.database_url.expose(), now).await?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,341 @@
+//! Storing samples: series ids (cached, bounded per host for agents), daily partitions, and one
+//! statement that stores a batch with its 1-minute and 1-hour rollups and latest values.
+
+use super::*;
+
+pub(super) fn labels_json(labels: &Labels) -> String {
+    serde_json::to_string(labels).unwrap_or_else(|_| "{}".into())
+}
+
+/// The ids of these series of one host, created when new: at most `max_series` for the host,
+/// if given (checked under a lock per host, so parallel batches cannot pass it together).
+/// Committed on its own, so that the cache only ever holds ids that exist.
+async fn series_ids(
+    state: &AppState,
+    host: &str,
+    keys: &[(String, String)],
+    max_series: Option<i64>,
+) -> AppResult<HashMap<(String, String), i32>> {
+    let cache = &state.runtime.series_ids;
+    let mut out = HashMap::with_capacity(keys.len());
+    let mut missing: Vec<&(String, String)> = Vec::new();
+    {
+        let ids = cache.lock().unwrap_or_else(|p| p.into_inner());
+        for k in keys {
+            match ids.get(&(host.to_string(), k.0.clone(), k.1.clone())) {
+                Some(id) => {
+                    out.insert(k.clone(), *id);
+                }
+                None => missing.push(k),
+            }
+        }
+    }
+    if missing.is_empty() {
+        return Ok(out);
+    }
+    let metrics: Vec<&str> = missing.iter().map(|k| k.0.as_str()).collect();
+    let labels: Vec<&str> = missing.iter().map(|k| k.1.as_str()).collect();
+    let mut tx = state.pool.begin().await?;
+    if let Some(max) = max_series {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('opsdeck.series.' || $1))")
+            .bind(host)
+            .execute(&mut *tx)
+            .await?;
+        let (have, new): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM metric_series WHERE host = $1),
+                    (SELECT count(*) FROM UNNEST($2::text[], $3::text[]) AS t(m, l)
+                     WHERE NOT EXISTS (SELECT 1 FROM metric_series s
+                                       WHERE s.host = $1 AND s.metric = t.m AND s.labels = t.l::jsonb))",
+        )
+        .bind(host)
+        .bind(&metrics)
+        .bind(&labels)
+        .fetch_one(&mut *tx)
+        .await?;
+        if have + new > max {
+            return Err(AppError::unprocessable(format!(
+                "host `{host}` has {have} series; this batch would add {new} more, beyond \
+                 max_series_per_host ({max}): nothing was stored"
+            )));
+        }
+    }
+    // One statement that finds or creates each series through the unique index (the no-op
+    // update makes existing rows come back too). A join against the table instead was planned
+    // as a scan per key while the table was young and unanalysed: seconds per batch.
+    let rows: Vec<(i32, String, sqlx::types::Json<Labels>)> = sqlx::query_as(
+        "INSERT INTO metric_series (host, metric, labels)
+         SELECT $1, m, l::jsonb FROM UNNEST($2::text[], $3::text[]) AS t(m, l)
+         ORDER BY 1, 2, 3
+         ON CONFLICT (host, metric, labels) DO UPDATE SET host = excluded.host
+         RETURNING id, metric, labels",
+    )
+    .bind(host)
+    .bind(&metrics)
+    .bind(&labels)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let rows = rows
+        .into_iter()
+        .map(|(id, metric, labels)| (id, metric, labels_json(&labels.0)));
+    let mut ids = cache.lock().unwrap_or_else(|p| p.into_inner());
+    for (id, metric, labels) in rows {
+        ids.insert((host.to_string(), metric.clone(), labels.clone()), id);
+        out.insert((metric, labels), id);
+    }
+    Ok(out)
+}
+
+/// Creates the daily partitions of `metric_samples` for these days, once per process and day.
+pub async fn ensure_partitions(state: &AppState, days: &[Date]) -> AppResult<()> {
+    state
+        .runtime
+        .metric_partitions
+        .ensure(&state.pool, days)
+        .await
+}
+
+/// Who sent a batch: agents (an `ingest` token) are held to `max_series_per_host`; the
+/// server's own collector and scrapes (each with its own `max_series`) are not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Local,
+    Agent,
+    Scrape,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Local => "local",
+            Origin::Agent => "agent",
+            Origin::Scrape => "scrape",
+        }
+    }
+}
+
+/// Stores a batch: all of it or nothing. Re-sent samples (same host, metric, labels, time) are
+/// counted as duplicates and change nothing, rollups included.
+pub async fn ingest(
+    state: &AppState,
+    batch: &IngestBatch,
+    origin: Origin,
+) -> AppResult<IngestOutcome> {
+    let pool = &state.pool;
+    let retention = Retention::from(&*state.config);
+    let now = OffsetDateTime::now_utc();
+    validate_batch(batch, now, retention.raw_secs).map_err(AppError::BadRequest)?;
+
+    let mut keys: Vec<(String, String)> = batch
+        .samples
+        .iter()
+        .map(|s| (s.metric.clone(), labels_json(&s.labels)))
+        .collect();
+    let sample_keys = keys.clone();
+    keys.sort();
+    keys.dedup();
+    let mut days: Vec<Date> = batch
+        .samples
+        .iter()
+        .map(|s| s.ts.to_offset(time::UtcOffset::UTC).date())
+        .collect();
+    days.sort();
+    days.dedup();
+    ensure_partitions(state, &days).await?;
+
+    let limit = (origin == Origin::Agent).then_some(state.config.max_series_per_host);
+    let ids = series_ids(state, &batch.host, &keys, limit).await?;
+    let mut rows: Vec<(i32, OffsetDateTime, f64)> = Vec::with_capacity(batch.samples.len());
+    for (s, key) in batch.samples.iter().zip(&sample_keys) {
+        let id = *ids.get(key).ok_or_else(|| {
+            tracing::error!(metric = %s.metric, "series id missing after upsert");
+            AppError::Internal
+        })?;
+        rows.push((id, s.ts, s.value));
+    }
+
+    // Fast path: nothing in the batch is stored yet (the usual case), so plain INSERT and rollups
+    // computed here. A re-sent sample breaks the key: then roll back and let PostgreSQL sort out
+    // which rows are new (ON CONFLICT DO NOTHING) and roll up only those.
+    let mut tx = pool.begin().await?;
+    let inserted = match insert_new(&mut tx, &rows).await {
+        Ok(()) => rows.len() as i64,
+        Err(e) if is_unique_violation(&e) => {
+            tx.rollback().await?;
+            tx = pool.begin().await?;
+            insert_deduplicated(&mut tx, &rows).await?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let newest = batch
+        .samples
+        .iter()
+        .map(|s| s.ts)
+        .max()
+        .unwrap_or(now)
+        .min(now);
+    sqlx::query(
+        "INSERT INTO hosts (name, source, last_seen) VALUES ($1, $2, $3)
+         ON CONFLICT (name) DO UPDATE SET last_seen = greatest(hosts.last_seen, excluded.last_seen), source = excluded.source",
+    )
+    .bind(&batch.host)
+    .bind(origin.as_str())
+    .bind(newest)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let accepted = inserted as usize;
+    Ok(IngestOutcome {
+        accepted,
+        duplicates: batch.samples.len() - accepted,
+    })
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("23505"))
+}
+
+type Columns<T> = Vec<T>;
+
+/// A list of buckets as the column arrays UNNEST reads.
+#[allow(clippy::type_complexity)]
+fn bucket_columns(
+    b: &[Bucket],
+) -> (
+    Columns<i32>,
+    Columns<OffsetDateTime>,
+    Columns<f64>,
+    Columns<i32>,
+    Columns<f64>,
+    Columns<f64>,
+    Columns<OffsetDateTime>,
+    Columns<f64>,
+) {
+    (
+        b.iter().map(|b| b.series_id).collect(),
+        b.iter().map(|b| b.start).collect(),
+        b.iter().map(|b| b.sum).collect(),
+        b.iter().map(|b| b.count).collect(),
+        b.iter().map(|b| b.min).collect(),
+        b.iter().map(|b| b.max).collect(),
+        b.iter().map(|b| b.last_ts).collect(),
+        b.iter().map(|b| b.last_value).collect(),
+    )
+}
+
+/// Stores rows none of which exist yet, with their rollups and latest values, in one statement;
+/// fails with a unique violation (and changes nothing) when one does.
+async fn insert_new(
+    tx: &mut Transaction<'_, Postgres>,
+    rows: &[(i32, OffsetDateTime, f64)],
+) -> Result<(), sqlx::Error> {
+    let minutes = rollup::rollup(rows, 60);
+    let hours = rollup::coarsen(&minutes, 3600);
+    let latest = rollup::latest(&minutes);
+    let m = bucket_columns(&minutes);
+    let h = bucket_columns(&hours);
+    sqlx::query(FAST_INGEST_SQL.as_str())
+        .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.1).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.2).collect::<Vec<_>>())
+        .bind(m.0)
+        .bind(m.1)
+        .bind(m.2)
+        .bind(m.3)
+        .bind(m.4)
+        .bind(m.5)
+        .bind(m.6)
+        .bind(m.7)
+        .bind(h.0)
+        .bind(h.1)
+        .bind(h.2)
+        .bind(h.3)
+        .bind(h.4)
+        .bind(h.5)
+        .bind(h.6)
+        .bind(h.7)
+        .bind(latest.iter().map(|r| r.0).collect::<Vec<_>>())
+        .bind(latest.iter().map(|r| r.1).collect::<Vec<_>>())
+        .bind(latest.iter().map(|r| r.2).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Stores the rows not stored yet and merges only those into the rollups; answers how many.
+async fn insert_deduplicated(
+    tx: &mut Transaction<'_, Postgres>,
+    rows: &[(i32, OffsetDateTime, f64)],
+) -> AppResult<i64> {
+    Ok(sqlx::query_scalar(INGEST_SQL.as_str())
+        .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.1).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.2).collect::<Vec<_>>())
+        .fetch_one(&mut **tx)
+        .await?)
+}
+
+const ROLLUP_MERGE: &str = "ON CONFLICT (series_id, bucket) DO UPDATE SET
+        sum = r.sum + excluded.sum,
+        count = r.count + excluded.count,
+        min = least(r.min, excluded.min),
+        max = greatest(r.max, excluded.max),
+        last_value = CASE WHEN excluded.last_ts >= r.last_ts THEN excluded.last_value ELSE r.last_value END,
+        last_ts = greatest(r.last_ts, excluded.last_ts)";
+
+const LATEST_MERGE: &str = "ON CONFLICT (series_id) DO UPDATE SET ts = excluded.ts, value = excluded.value WHERE excluded.ts > x.ts";
+
+/// The fast path's statement: raw rows, then 1-minute and 1-hour buckets and latest values
+/// already aggregated by the caller (sorted, so concurrent batches lock rows in one order).
+static FAST_INGEST_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH ins AS (
+    INSERT INTO metric_samples (series_id, ts, value)
+    SELECT * FROM UNNEST($1::int[], $2::timestamptz[], $3::float8[])
+), m AS (
+    INSERT INTO metric_rollup_1m AS r (series_id, bucket, sum, count, min, max, last_ts, last_value)
+    SELECT * FROM UNNEST($4::int[], $5::timestamptz[], $6::float8[], $7::int[], $8::float8[], $9::float8[], $10::timestamptz[], $11::float8[])
+    {ROLLUP_MERGE}
+), h AS (
+    INSERT INTO metric_rollup_1h AS r (series_id, bucket, sum, count, min, max, last_ts, last_value)
+    SELECT * FROM UNNEST($12::int[], $13::timestamptz[], $14::float8[], $15::int[], $16::float8[], $17::float8[], $18::timestamptz[], $19::float8[])
+    {ROLLUP_MERGE}
+)
+INSERT INTO metric_latest AS x (series_id, ts, value)
+SELECT * FROM UNNEST($20::int[], $21::timestamptz[], $22::float8[])
+{LATEST_MERGE}"
+    )
+});
+
+/// Merges newly inserted rows (the CTE `ins`) into one rollup table, bucketed by `unit`.
+fn rollup_cte(name: &str, table: &str, unit: &str) -> String {
+    format!(
+        "{name} AS (
+    INSERT INTO {table} AS r (series_id, bucket, sum, count, min, max, last_ts, last_value)
+    SELECT series_id, date_trunc('{unit}', ts, 'UTC'), sum(value), count(*), min(value), max(value),
+           max(ts), (array_agg(value ORDER BY ts DESC))[1]
+    FROM ins GROUP BY 1, 2 ORDER BY 1, 2
+    {ROLLUP_MERGE}
+)"
+    )
+}
+
+/// The slow path's statement: store the samples, and merge only the rows really inserted into the rollups
+/// and the latest values, so a re-send never counts twice.
+static INGEST_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH ins AS (
+    INSERT INTO metric_samples (series_id, ts, value)
+    SELECT * FROM UNNEST($1::int[], $2::timestamptz[], $3::float8[])
+    ON CONFLICT DO NOTHING
+    RETURNING series_id, ts, value
+), {}, {}, l AS (
+    INSERT INTO metric_latest AS x (series_id, ts, value)
+    SELECT DISTINCT ON (series_id) series_id, ts, value FROM ins ORDER BY series_id, ts DESC
+    {LATEST_MERGE}
+)
+SELECT count(*) FROM ins",
+        rollup_cte("m", "metric_rollup_1m", "minute"),
+        rollup_cte("h", "metric_rollup_1h", "hour")
+    )
+});

@@ -1,0 +1,343 @@
+//! What the Overview's host cards and a host's page show.
+
+use super::*;
+
+use crate::metrics::charts::{self, LineInput};
+use crate::metrics::{parse_time_param, HostCard, HostCharts, Unit, RANGES};
+
+pub(crate) fn selector(metric: &str, labels: &[(&str, &str)]) -> Selector {
+    Selector {
+        metric: metric.into(),
+        labels: labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    }
+}
+
+/// A host is silent when nothing arrived for three collection intervals (at least a minute).
+fn silent_for(state: &AppState, last_seen: OffsetDateTime, now: OffsetDateTime) -> Option<i64> {
+    let limit = (3 * state.config.collect_interval.secs() as i64).max(60);
+    let age = (now - last_seen).whole_seconds();
+    (age > limit).then_some(age)
+}
+
+pub async fn host_cards(state: &AppState) -> AppResult<Vec<HostCard>> {
+    let now = OffsetDateTime::now_utc();
+    let hosts = hosts(&state.pool).await?;
+    let latest = latest(&state.pool, None).await?;
+    // The fullest disk of each host, then every sparkline (CPU, memory, that disk) at once.
+    let fullest_disk = |host: &str| {
+        latest
+            .iter()
+            .filter(|v| v.host == host && v.metric == "disk_used_percent")
+            .max_by(|a, b| a.value.total_cmp(&b.value))
+            .map(|v| (v.labels.get("mount").cloned().unwrap_or_default(), v.value))
+    };
+    let disks: Vec<Option<(String, f64)>> = hosts.iter().map(|h| fullest_disk(&h.name)).collect();
+    let mut wanted = vec![];
+    for (h, disk) in hosts.iter().zip(&disks) {
+        wanted.push((h.name.clone(), selector("cpu_usage_percent", &[])));
+        wanted.push((h.name.clone(), selector("memory_used_percent", &[])));
+        if let Some((mount, _)) = disk {
+            wanted.push((
+                h.name.clone(),
+                selector("disk_used_percent", &[("mount", mount.as_str())]),
+            ));
+        }
+    }
+    let from = now - time::Duration::hours(1);
+    let retention = Retention::from(&*state.config);
+    let sparks = first_series_points(&state.reads, &wanted, from, now, 30, retention).await?;
+    let mut sparks = sparks
+        .into_iter()
+        .map(|p| p.into_iter().map(|p| p.avg).collect::<Vec<f64>>());
+    let mut cards = Vec::with_capacity(hosts.len());
+    for (h, disk) in hosts.into_iter().zip(disks) {
+        let (cpu_spark, memory_spark) = (
+            sparks.next().unwrap_or_default(),
+            sparks.next().unwrap_or_default(),
+        );
+        let disk_spark = match disk {
+            Some(_) => sparks.next().unwrap_or_default(),
+            None => vec![],
+        };
+        let value = |metric: &str| {
+            latest
+                .iter()
+                .find(|v| v.host == h.name && v.metric == metric && v.labels.is_empty())
+                .map(|v| v.value)
+        };
+        cards.push(HostCard {
+            silent_for_secs: silent_for(state, h.last_seen, now),
+            cpu: value("cpu_usage_percent"),
+            memory: value("memory_used_percent"),
+            name: h.name,
+            source: h.source,
+            last_seen: h.last_seen,
+            disk,
+            cpu_spark,
+            memory_spark,
+            disk_spark,
+        });
+    }
+    Ok(cards)
+}
+
+/// Every chart of the Hosts page for one host and range.
+pub async fn host_charts(
+    state: &AppState,
+    host: &str,
+    range: Option<&str>,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> AppResult<HostCharts> {
+    let now = OffsetDateTime::now_utc();
+    // The browser's datetime-local gives `2026-11-25T10:00`: read it as UTC.
+    let normalise = |s: &str| {
+        if s.len() == 16 && s.as_bytes().get(10) == Some(&b'T') {
+            format!("{s}:00Z")
+        } else {
+            s.to_string()
+        }
+    };
+    let (from, to) = (from.map(normalise), to.map(normalise));
+    let (from, to) = (from.as_deref(), to.as_deref());
+    let (from, to, range_label) =
+        match (from.filter(|s| !s.is_empty()), to.filter(|s| !s.is_empty())) {
+            (Some(f), t) => {
+                let from = parse_time_param(f, now)
+                    .map_err(|e| AppError::bad_request(format!("from: {e}")))?;
+                let to = match t {
+                    Some(t) => parse_time_param(t, now)
+                        .map_err(|e| AppError::bad_request(format!("to: {e}")))?,
+                    None => now,
+                };
+                if to <= from {
+                    return Err(AppError::bad_request(
+                        "the end of the range must be after its start",
+                    ));
+                }
+                (from, to, "custom".to_string())
+            }
+            _ => {
+                let label = range.unwrap_or("24h");
+                let secs = RANGES
+                    .iter()
+                    .find(|(l, _)| *l == label)
+                    .map(|(_, s)| *s)
+                    .ok_or_else(|| {
+                        AppError::bad_request(format!(
+                            "range `{label}`: choose 1h, 6h, 24h, 7d or 30d"
+                        ))
+                    })?;
+                (now - time::Duration::seconds(secs), now, label.to_string())
+            }
+        };
+    let known: Option<super::HostInfo> =
+        sqlx::query_as("SELECT name, source, first_seen, last_seen FROM hosts WHERE name = $1")
+            .bind(host)
+            .fetch_optional(&state.pool)
+            .await?;
+    let Some(info) = known else {
+        return Err(AppError::not_found(format!(
+            "no host `{host}` has reported"
+        )));
+    };
+    let points = 300;
+    let retention = Retention::from(&*state.config);
+    let reads = &state.reads;
+    let q =
+        |sel: Selector| async move { series(reads, host, &sel, from, to, points, retention).await };
+    let (cpu, load1, load5, load15, mem, swap, disks, reads, writes, rx, tx, tcp) = tokio::try_join!(
+        q(selector("cpu_usage_percent", &[])),
+        q(selector("load_average_1m", &[])),
+        q(selector("load_average_5m", &[])),
+        q(selector("load_average_15m", &[])),
+        q(selector("memory_used_percent", &[])),
+        q(selector("swap_used_percent", &[])),
+        q(selector("disk_used_percent", &[])),
+        q(selector("disk_read_bytes_per_second", &[])),
+        q(selector("disk_write_bytes_per_second", &[])),
+        q(selector(
+            "network_receive_bytes_per_second",
+            &[("interface", "all")]
+        )),
+        q(selector(
+            "network_transmit_bytes_per_second",
+            &[("interface", "all")]
+        )),
+        q(selector("tcp_connections", &[])),
+    )?;
+    let (f, t) = (from.unix_timestamp(), to.unix_timestamp());
+    let first = |r: &SeriesResponse| {
+        r.series
+            .first()
+            .map(|s| s.points.clone())
+            .unwrap_or_default()
+    };
+    let step = cpu.series.first().map(|s| s.step_seconds).unwrap_or(60);
+    let tier = cpu
+        .series
+        .first()
+        .map(|s| s.tier.clone())
+        .unwrap_or_else(|| "none".into());
+    let mut out = Vec::new();
+    let (cpu_p, mem_p, swap_p) = (first(&cpu), first(&mem), first(&swap));
+    out.push(charts::render(
+        "cpu",
+        "CPU",
+        Unit::Percent,
+        f,
+        t,
+        step,
+        &[LineInput {
+            label: "cpu".into(),
+            points: &cpu_p,
+            band: true,
+        }],
+    ));
+    let (l1, l5, l15) = (first(&load1), first(&load5), first(&load15));
+    out.push(charts::render(
+        "load",
+        "Load average",
+        Unit::Plain,
+        f,
+        t,
+        step,
+        &[
+            LineInput {
+                label: "1 min".into(),
+                points: &l1,
+                band: false,
+            },
+            LineInput {
+                label: "5 min".into(),
+                points: &l5,
+                band: false,
+            },
+            LineInput {
+                label: "15 min".into(),
+                points: &l15,
+                band: false,
+            },
+        ],
+    ));
+    out.push(charts::render(
+        "memory",
+        "Memory",
+        Unit::Percent,
+        f,
+        t,
+        step,
+        &[LineInput {
+            label: "used".into(),
+            points: &mem_p,
+            band: true,
+        }],
+    ));
+    out.push(charts::render(
+        "swap",
+        "Swap",
+        Unit::Percent,
+        f,
+        t,
+        step,
+        &[LineInput {
+            label: "used".into(),
+            points: &swap_p,
+            band: true,
+        }],
+    ));
+    for d in &disks.series {
+        let mount = d.labels.get("mount").cloned().unwrap_or_default();
+        out.push(charts::render(
+            &format!("disk:{mount}"),
+            &format!("Disk {mount}"),
+            Unit::Percent,
+            f,
+            t,
+            step,
+            &[LineInput {
+                label: "used".into(),
+                points: &d.points,
+                band: true,
+            }],
+        ));
+    }
+    let mut io_lines = Vec::new();
+    for (dir, r) in [("read", &reads), ("write", &writes)] {
+        for s in r.series.iter().take(3) {
+            io_lines.push(LineInput {
+                label: format!(
+                    "{} {dir}",
+                    s.labels.get("device").cloned().unwrap_or_default()
+                ),
+                points: &s.points,
+                band: false,
+            });
+        }
+    }
+    out.push(charts::render(
+        "disk_io",
+        "Disk I/O",
+        Unit::BytesPerSecond,
+        f,
+        t,
+        step,
+        &io_lines,
+    ));
+    let (rx_p, tx_p) = (first(&rx), first(&tx));
+    out.push(charts::render(
+        "network",
+        "Network (all interfaces)",
+        Unit::BytesPerSecond,
+        f,
+        t,
+        step,
+        &[
+            LineInput {
+                label: "receive".into(),
+                points: &rx_p,
+                band: false,
+            },
+            LineInput {
+                label: "transmit".into(),
+                points: &tx_p,
+                band: false,
+            },
+        ],
+    ));
+    let tcp_lines: Vec<LineInput> = tcp
+        .series
+        .iter()
+        .filter(|s| {
+            matches!(
+                s.labels.get("state").map(String::as_str),
+                Some("established" | "listen" | "time_wait" | "close_wait")
+            )
+        })
+        .map(|s| LineInput {
+            label: s.labels.get("state").cloned().unwrap_or_default(),
+            points: &s.points,
+            band: false,
+        })
+        .collect();
+    out.push(charts::render(
+        "tcp",
+        "TCP connections",
+        Unit::Count,
+        f,
+        t,
+        step,
+        &tcp_lines,
+    ));
+    Ok(HostCharts {
+        host: host.to_string(),
+        range_label,
+        last_seen: Some(info.last_seen),
+        silent: silent_for(state, info.last_seen, now).is_some(),
+        tier,
+        charts: out,
+    })
+}

@@ -1,0 +1,196 @@
+//! Reading samples: hosts, latest values, and series from the coarsest tier that gives the
+//! points asked for.
+
+use super::*;
+
+pub async fn hosts(pool: &PgPool) -> AppResult<Vec<HostInfo>> {
+    Ok(
+        sqlx::query_as("SELECT name, source, first_seen, last_seen FROM hosts ORDER BY name")
+            .fetch_all(pool)
+            .await?,
+    )
+}
+
+/// The newest value of every series, optionally of one host.
+pub async fn latest(pool: &PgPool, host: Option<&str>) -> AppResult<Vec<LatestValue>> {
+    let rows: Vec<(
+        String,
+        String,
+        sqlx::types::Json<Labels>,
+        OffsetDateTime,
+        f64,
+    )> = sqlx::query_as(
+        "SELECT s.host, s.metric, s.labels, l.ts, l.value
+         FROM metric_latest l JOIN metric_series s ON s.id = l.series_id
+         WHERE $1::text IS NULL OR s.host = $1
+         ORDER BY s.host, s.metric, s.labels",
+    )
+    .bind(host)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(host, metric, labels, ts, value)| LatestValue {
+            host,
+            metric,
+            labels: labels.0,
+            ts,
+            value,
+        })
+        .collect())
+}
+
+pub const MAX_POINTS: i64 = 11_000;
+pub const DEFAULT_POINTS: i64 = 1_000;
+
+/// Every series of `host` matching the selector over [from, to), at most `points` points each,
+/// from the coarsest tier that still gives that many.
+pub async fn series(
+    reads: &Reads,
+    host: &str,
+    selector: &Selector,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+    points: i64,
+    retention: Retention,
+) -> AppResult<SeriesResponse> {
+    if to <= from {
+        return Err(AppError::bad_request("`to` must be after `from`"));
+    }
+    if !(1..=MAX_POINTS).contains(&points) {
+        return Err(AppError::bad_request(format!(
+            "points: must be 1 to {MAX_POINTS}"
+        )));
+    }
+    let (tier, step) = tier_and_step(from, to, points, retention);
+    let matched: Vec<(i32, String, sqlx::types::Json<Labels>)> = sqlx::query_as(
+        "SELECT id, metric, labels FROM metric_series WHERE host = $1 AND metric = $2 AND labels @> $3::jsonb ORDER BY labels::text",
+    )
+    .bind(host)
+    .bind(&selector.metric)
+    .bind(labels_json(&selector.labels))
+    .fetch_all(reads.pool())
+    .await?;
+    if matched.is_empty() {
+        return Ok(SeriesResponse { series: vec![] });
+    }
+    let ids: Vec<i32> = matched.iter().map(|m| m.0).collect();
+    let mut by_id = bucketed_points(reads, tier, &ids, from, to, step).await?;
+    Ok(SeriesResponse {
+        series: matched
+            .into_iter()
+            .map(|(id, metric, labels)| SeriesData {
+                host: host.to_string(),
+                metric,
+                labels: labels.0,
+                tier: tier.as_str().to_string(),
+                step_seconds: step,
+                points: by_id.remove(&id).unwrap_or_default(),
+            })
+            .collect(),
+    })
+}
+
+/// The coarsest tier that still gives `points` points over [from, to), and its bucket in seconds.
+fn tier_and_step(
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+    points: i64,
+    retention: Retention,
+) -> (Tier, i64) {
+    let now = OffsetDateTime::now_utc();
+    let range = (to - from).whole_seconds().max(1);
+    let tier = choose_tier((now - from).whole_seconds(), range, points, retention);
+    (tier, bucket_secs(tier, range, points))
+}
+
+/// Per series id, the points of [from, to) averaged into buckets of `step` seconds, from `tier`.
+async fn bucketed_points<C: Conns>(
+    db: &C,
+    tier: Tier,
+    ids: &[i32],
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+    step: i64,
+) -> AppResult<HashMap<i32, Vec<SeriesPoint>>> {
+    let sql = match tier {
+        Tier::Raw => {
+            "SELECT series_id, date_bin(make_interval(secs => $4), ts, timestamptz '2000-01-01 00:00:00+00') AS b,
+                    avg(value), min(value), max(value)
+             FROM metric_samples WHERE series_id = ANY($1) AND ts >= $2 AND ts < $3
+             GROUP BY 1, 2 ORDER BY 1, 2"
+        }
+        Tier::Minute => {
+            "SELECT series_id, date_bin(make_interval(secs => $4), bucket, timestamptz '2000-01-01 00:00:00+00') AS b,
+                    sum(sum) / sum(count), min(min), max(max)
+             FROM metric_rollup_1m WHERE series_id = ANY($1) AND bucket >= $2 AND bucket < $3
+             GROUP BY 1, 2 ORDER BY 1, 2"
+        }
+        Tier::Hour => {
+            "SELECT series_id, date_bin(make_interval(secs => $4), bucket, timestamptz '2000-01-01 00:00:00+00') AS b,
+                    sum(sum) / sum(count), min(min), max(max)
+             FROM metric_rollup_1h WHERE series_id = ANY($1) AND bucket >= $2 AND bucket < $3
+             GROUP BY 1, 2 ORDER BY 1, 2"
+        }
+    };
+    let rows: Vec<(i32, OffsetDateTime, f64, f64, f64)> = sqlx::query_as(sql)
+        .bind(ids)
+        .bind(from)
+        .bind(to)
+        .bind(step as f64)
+        .fetch_all(&mut *db.conn().await?)
+        .await?;
+    let mut by_id: HashMap<i32, Vec<SeriesPoint>> = HashMap::new();
+    for (id, ts, avg, min, max) in rows {
+        by_id
+            .entry(id)
+            .or_default()
+            .push(SeriesPoint { ts, avg, min, max });
+    }
+    Ok(by_id)
+}
+
+/// For each (host, selector), the points of its closest matching series (the one with the
+/// fewest labels: `cpu_usage_percent` is the host's, not a core's) over [from, to), at most
+/// `points` each, in two queries whatever the count: the Hosts page's sparklines. A selector
+/// with no series gets no points.
+pub async fn first_series_points(
+    reads: &Reads,
+    wanted: &[(String, Selector)],
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+    points: i64,
+    retention: Retention,
+) -> AppResult<Vec<Vec<SeriesPoint>>> {
+    let mut out = vec![vec![]; wanted.len()];
+    if wanted.is_empty() || to <= from {
+        return Ok(out);
+    }
+    let (tier, step) = tier_and_step(from, to, points, retention);
+    let hosts: Vec<&str> = wanted.iter().map(|w| w.0.as_str()).collect();
+    let metrics: Vec<&str> = wanted.iter().map(|w| w.1.metric.as_str()).collect();
+    let labels: Vec<String> = wanted.iter().map(|w| labels_json(&w.1.labels)).collect();
+    let chosen: Vec<(i64, i32)> = sqlx::query_as(
+        "SELECT DISTINCT ON (w.i) w.i, s.id
+         FROM UNNEST($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS w(host, metric, labels, i)
+         JOIN metric_series s ON s.host = w.host AND s.metric = w.metric AND s.labels @> w.labels::jsonb
+         ORDER BY w.i, (SELECT count(*) FROM jsonb_object_keys(s.labels)), s.labels::text",
+    )
+    .bind(&hosts)
+    .bind(&metrics)
+    .bind(&labels)
+    .fetch_all(reads.pool())
+    .await?;
+    if chosen.is_empty() {
+        return Ok(out);
+    }
+    let ids: Vec<i32> = chosen.iter().map(|c| c.1).collect();
+    let by_id = bucketed_points(reads, tier, &ids, from, to, step).await?;
+    for (i, id) in chosen {
+        // WITH ORDINALITY counts from 1.
+        if let (Some(slot), Some(p)) = (out.get_mut(i as usize - 1), by_id.get(&id)) {
+            *slot = p.clone();
+        }
+    }
+    Ok(out)
+}
