@@ -7,6 +7,7 @@ use super::analytics::{raw_partial, Scope};
 use super::rollup::{self, Partial, KEYS_KEPT};
 use crate::error::AppResult;
 use crate::state::AppState;
+use std::collections::BTreeSet;
 use time::{Date, Duration, OffsetDateTime};
 
 /// `s(service)`: the services with lines in the partition `name` (a trailing NULL row ends
@@ -41,6 +42,43 @@ pub struct RollupReport {
 /// 3. every finished day that is new, or had an hour rolled up again, is merged from its hours
 ///    into `log_rollups`.
 pub async fn roll_up(state: &AppState, now: OffsetDateTime) -> AppResult<RollupReport> {
+    let partitions = state.runtime.log_partitions.existing(&state.pool).await?;
+    mark_due_hours(state, &partitions, now).await?;
+    let mut report = RollupReport::default();
+    let mut touched: BTreeSet<(Date, String)> = Default::default();
+    for (service, hour) in pending_hours(state, now).await? {
+        if let Some(lines) = roll_up_hour(state, &service, hour).await? {
+            report.hours += 1;
+            report.lines += lines;
+            touched.insert((hour.to_offset(time::UtcOffset::UTC).date(), service));
+        }
+    }
+    let new_days = unmerged_days(state, &partitions, now, &mut touched).await?;
+    for (day, service) in touched {
+        if rollup::rollable(rollup::day_start(day), Duration::DAY, now) {
+            merge_day(state, day, &service).await?;
+            report.days += 1;
+        }
+    }
+    // Only now is a new day whole: every service's row is in.
+    if !new_days.is_empty() {
+        sqlx::query(
+            "INSERT INTO log_rollup_days (day) SELECT unnest($1::date[]) ON CONFLICT DO NOTHING",
+        )
+        .bind(&new_days)
+        .execute(&state.pool)
+        .await?;
+    }
+    Ok(report)
+}
+
+/// Step 1: every hour of a stored day that was never rolled up, and is over, gets a mark for
+/// each service with lines in it (found by index probes, not a pass over the partition).
+async fn mark_due_hours(
+    state: &AppState,
+    partitions: &[(String, Date)],
+    now: OffsetDateTime,
+) -> AppResult<()> {
     let pool = &state.pool;
     let done: std::collections::HashSet<OffsetDateTime> =
         sqlx::query_scalar("SELECT hour FROM log_rollup_hours_done")
@@ -48,8 +86,7 @@ pub async fn roll_up(state: &AppState, now: OffsetDateTime) -> AppResult<RollupR
             .await?
             .into_iter()
             .collect();
-    let partitions = state.runtime.log_partitions.existing(pool).await?;
-    for (name, day) in &partitions {
+    for (name, day) in partitions {
         let start = rollup::day_start(*day);
         let due: Vec<OffsetDateTime> = (0..24)
             .map(|h| start + Duration::hours(h))
@@ -77,80 +114,102 @@ pub async fn roll_up(state: &AppState, now: OffsetDateTime) -> AppResult<RollupR
             .await?;
         tx.commit().await?;
     }
+    Ok(())
+}
 
+/// The marked (service, hour) pairs that are over long enough to be rolled up.
+async fn pending_hours(
+    state: &AppState,
+    now: OffsetDateTime,
+) -> AppResult<Vec<(String, OffsetDateTime)>> {
     let todo: Vec<(String, OffsetDateTime)> = sqlx::query_as(
         "SELECT DISTINCT service, hour FROM log_rollup_pending WHERE hour <= $1 ORDER BY hour, service",
     )
     .bind(now - rollup::HOUR)
-    .fetch_all(pool)
+    .fetch_all(&state.pool)
     .await?;
-    let mut report = RollupReport::default();
-    let mut touched: std::collections::BTreeSet<(Date, String)> = Default::default();
-    for (service, hour) in todo {
-        if !rollup::rollable(hour, rollup::HOUR, now) {
-            continue;
-        }
-        let mut tx = pool.begin().await?;
-        // Only marks of committed writes are visible here, so every line they stand for is
-        // read below; marks of writes still running stay for the next round.
-        let taken = sqlx::query("DELETE FROM log_rollup_pending WHERE service = $1 AND hour = $2")
-            .bind(&service)
-            .bind(hour)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if taken == 0 {
-            continue;
-        }
-        let part = raw_partial(pool, Scope::new(Some(&service), hour, hour + rollup::HOUR)).await?;
-        let lines = part.lines();
-        if lines == 0 {
-            sqlx::query("DELETE FROM log_rollup_hours WHERE service = $1 AND hour = $2")
-                .bind(&service)
-                .bind(hour)
-                .execute(&mut *tx)
-                .await?;
-        } else {
-            sqlx::query(
-                "INSERT INTO log_rollup_hours (service, hour, lines, data) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (service, hour) DO UPDATE SET lines = excluded.lines, data = excluded.data, computed_at = now()",
-            )
-            .bind(&service)
-            .bind(hour)
-            .bind(lines)
-            .bind(sqlx::types::Json(&part))
-            .execute(&mut *tx)
-            .await?;
-        }
-        // Its day no longer holds what its hours say: until it is merged again (below, or by
-        // the next round if this process dies first), ranges read the day's hours instead.
-        let day = hour.to_offset(time::UtcOffset::UTC).date();
-        sqlx::query("DELETE FROM log_rollup_days WHERE day = $1")
-            .bind(day)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        report.hours += 1;
-        report.lines += lines;
-        touched.insert((day, service));
-    }
+    Ok(todo
+        .into_iter()
+        .filter(|(_, h)| rollup::rollable(*h, rollup::HOUR, now))
+        .collect())
+}
 
+/// Step 2, for one marked (service, hour): read from the lines and stored in
+/// `log_rollup_hours`, with the marks taken and the day taken out of use, in one transaction.
+/// Until the day is merged again (by this round, or the next if this process dies first),
+/// ranges read the day's hours instead of a day row that no longer holds what its hours say.
+/// None when another process took the marks first.
+pub async fn roll_up_hour(
+    state: &AppState,
+    service: &str,
+    hour: OffsetDateTime,
+) -> AppResult<Option<i64>> {
+    let pool = &state.pool;
+    let mut tx = pool.begin().await?;
+    // Only marks of committed writes are visible here, so every line they stand for is read
+    // below; marks of writes still running stay for the next round.
+    let taken = sqlx::query("DELETE FROM log_rollup_pending WHERE service = $1 AND hour = $2")
+        .bind(service)
+        .bind(hour)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if taken == 0 {
+        return Ok(None);
+    }
+    // The day's row no longer holds what this hour will say: out of use until merged again.
+    sqlx::query("DELETE FROM log_rollup_days WHERE day = $1")
+        .bind(hour.to_offset(time::UtcOffset::UTC).date())
+        .execute(&mut *tx)
+        .await?;
+    let part = raw_partial(pool, Scope::new(Some(service), hour, hour + rollup::HOUR)).await?;
+    let lines = part.lines();
+    if lines == 0 {
+        sqlx::query("DELETE FROM log_rollup_hours WHERE service = $1 AND hour = $2")
+            .bind(service)
+            .bind(hour)
+            .execute(&mut *tx)
+            .await?;
+    } else {
+        sqlx::query(
+            "INSERT INTO log_rollup_hours (service, hour, lines, data) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (service, hour) DO UPDATE SET lines = excluded.lines, data = excluded.data, computed_at = now()",
+        )
+        .bind(service)
+        .bind(hour)
+        .bind(lines)
+        .bind(sqlx::types::Json(&part))
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(Some(lines))
+}
+
+/// Step 3's list: finished days not (or no longer) whole in `log_rollup_days`, whose every
+/// service (with hours, or with a day row left from before) joins `touched`.
+async fn unmerged_days(
+    state: &AppState,
+    partitions: &[(String, Date)],
+    now: OffsetDateTime,
+    touched: &mut BTreeSet<(Date, String)>,
+) -> AppResult<Vec<Date>> {
+    let pool = &state.pool;
     let days_done: std::collections::HashSet<Date> =
         sqlx::query_scalar("SELECT day FROM log_rollup_days")
             .fetch_all(pool)
             .await?
             .into_iter()
             .collect();
-    let mut new_days = vec![];
-    for (_, day) in &partitions {
-        if !days_done.contains(day) && rollup::rollable(rollup::day_start(*day), Duration::DAY, now)
-        {
-            new_days.push(*day);
-        }
-    }
+    let new_days: Vec<Date> = partitions
+        .iter()
+        .map(|(_, d)| *d)
+        .filter(|d| {
+            !days_done.contains(d) && rollup::rollable(rollup::day_start(*d), Duration::DAY, now)
+        })
+        .collect();
     for day in &new_days {
         let (a, b) = rollup::day_span(*day);
-        // Services with hours, and those whose day row may be left over from before.
         let services: Vec<String> = sqlx::query_scalar(
             "SELECT service FROM log_rollup_hours WHERE hour >= $1 AND hour < $2
              UNION SELECT service FROM log_rollups WHERE day = $3",
@@ -162,54 +221,46 @@ pub async fn roll_up(state: &AppState, now: OffsetDateTime) -> AppResult<RollupR
         .await?;
         touched.extend(services.into_iter().map(|s| (*day, s)));
     }
-    for (day, service) in touched {
-        let (a, b) = rollup::day_span(day);
-        if !rollup::rollable(a, Duration::DAY, now) {
-            continue;
-        }
-        let hours = sqlx::query_scalar::<_, sqlx::types::Json<Partial>>(
-            "SELECT data FROM log_rollup_hours WHERE service = $1 AND hour >= $2 AND hour < $3",
-        )
-        .bind(&service)
-        .bind(a)
-        .bind(b)
-        .fetch_all(pool)
-        .await?;
-        let mut part = Partial::default();
-        for h in &hours {
-            part.merge(&h.0);
-        }
-        part.trim(KEYS_KEPT as usize);
-        if hours.is_empty() {
-            sqlx::query("DELETE FROM log_rollups WHERE service = $1 AND day = $2")
-                .bind(&service)
-                .bind(day)
-                .execute(pool)
-                .await?;
-        } else {
-            sqlx::query(
-                "INSERT INTO log_rollups (service, day, lines, data) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (service, day) DO UPDATE SET lines = excluded.lines, data = excluded.data, computed_at = now()",
-            )
-            .bind(&service)
+    Ok(new_days)
+}
+
+/// Step 3, for one (day, service): its hours merged into `log_rollups` (the row removed when the
+/// day has no hours left).
+pub async fn merge_day(state: &AppState, day: Date, service: &str) -> AppResult<()> {
+    let pool = &state.pool;
+    let (a, b) = rollup::day_span(day);
+    let hours = sqlx::query_scalar::<_, sqlx::types::Json<Partial>>(
+        "SELECT data FROM log_rollup_hours WHERE service = $1 AND hour >= $2 AND hour < $3",
+    )
+    .bind(service)
+    .bind(a)
+    .bind(b)
+    .fetch_all(pool)
+    .await?;
+    let mut part = Partial::default();
+    for h in &hours {
+        part.merge(&h.0);
+    }
+    part.trim(KEYS_KEPT as usize);
+    if hours.is_empty() {
+        sqlx::query("DELETE FROM log_rollups WHERE service = $1 AND day = $2")
+            .bind(service)
             .bind(day)
-            .bind(part.lines())
-            .bind(sqlx::types::Json(&part))
             .execute(pool)
             .await?;
-        }
-        report.days += 1;
-    }
-    // Only now is a new day whole: every service's row is in.
-    if !new_days.is_empty() {
+    } else {
         sqlx::query(
-            "INSERT INTO log_rollup_days (day) SELECT unnest($1::date[]) ON CONFLICT DO NOTHING",
+            "INSERT INTO log_rollups (service, day, lines, data) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (service, day) DO UPDATE SET lines = excluded.lines, data = excluded.data, computed_at = now()",
         )
-        .bind(&new_days)
+        .bind(service)
+        .bind(day)
+        .bind(part.lines())
+        .bind(sqlx::types::Json(&part))
         .execute(pool)
         .await?;
     }
-    Ok(report)
+    Ok(())
 }
 
 /// What a round of `roll_up_live` did.
