@@ -29,7 +29,7 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "clippy (server and WASM builds)"
-cargo clippy -p app -p server --all-targets -- -D warnings
+cargo clippy -p app -p server -p bench --all-targets -- -D warnings
 cargo clippy -p frontend --lib --target wasm32-unknown-unknown -- -D warnings
 
 step "cargo audit (RustSec advisories)"
