@@ -942,10 +942,13 @@ async fn a_restore_killed_midway_leaves_the_database_as_it_was_and_is_marked_fai
         res.text().await.unwrap()
     );
     let job = json(res).await["id"].as_i64().unwrap();
-    // Killed while pg_restore works on the database.
+    // Killed while pg_restore works on the database. Its connection details are in a service
+    // file, not on its command line: find it by the dump it reads, which is in this test's
+    // data directory.
+    let pattern = format!("pg_restore.*{}", cfg.data_dir.display());
     let restoring = || {
         std::process::Command::new("pgrep")
-            .args(["-f", &format!("pg_restore.*{}", fx.name)])
+            .args(["-f", &pattern])
             .output()
             .is_ok_and(|o| !o.stdout.is_empty())
     };

@@ -110,7 +110,7 @@ async fn fifty_sign_ins_leave_the_process_small() {
     assert_eq!(ok, 45);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let after = rss_mb(pid);
-    let release = procs::opsdeck_bin().to_string_lossy().contains("/release/");
+    let release = release_build();
     eprintln!(
         "RSS idle {idle:.1} MB, after 50 sign-ins 8 at a time {after:.1} MB ({} build)",
         if release { "release" } else { "debug" }
@@ -122,6 +122,11 @@ async fn fifty_sign_ins_leave_the_process_small() {
     if release {
         assert!(after <= 60.0, "RSS {after:.1} MB after the sign-ins");
     }
+}
+
+/// Whether the binary under test is an optimised build (timings are judged only then).
+fn release_build() -> bool {
+    procs::opsdeck_bin().to_string_lossy().contains("/release/")
 }
 
 /// On the main branch, one viewer's 100 concurrent requests for long ranges with terms no
@@ -250,8 +255,15 @@ async fn a_flood_of_heavy_reads_stalls_nothing_that_matters() {
         worst[2] * 1000.0
     );
     assert!(sent.load(Ordering::Relaxed) >= 300);
-    for (what, secs) in ["health", "sign-in", "ingest"].iter().zip(worst) {
-        assert!(secs < 1.0, "{what} took {secs:.2} s during the flood");
+    // An unoptimised build is several times slower at everything around the hash (sign-in took
+    // 1.3 s here, 0.5 s in release): the bound is for the release build the test command runs
+    // (OPSDECK_TEST_BIN); a debug build is judged on its answers above.
+    if release_build() {
+        for (what, secs) in ["health", "sign-in", "ingest"].iter().zip(worst) {
+            assert!(secs < 1.0, "{what} took {secs:.2} s during the flood");
+        }
+    } else {
+        eprintln!("debug build: the 1 s bound is checked with OPSDECK_TEST_BIN=<release opsdeck>");
     }
     pool.close().await;
 }
@@ -295,11 +307,11 @@ impl Writer {
                 let ts = time::OffsetDateTime::now_utc()
                     .format(&time::format_description::well_known::Rfc3339)
                     .unwrap();
-                let level = if n % 7 == 0 { "error" } else { "info" };
-                let request = if n % 3 == 0 {
+                let level = if n.is_multiple_of(7) { "error" } else { "info" };
+                let request = if n.is_multiple_of(3) {
                     format!(
                         r#","path":"/api/x","status":{}"#,
-                        if n % 21 == 0 { 500 } else { 200 }
+                        if n.is_multiple_of(21) { 500 } else { 200 }
                     )
                 } else {
                     String::new()
