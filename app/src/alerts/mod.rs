@@ -236,7 +236,7 @@ pub async fn add_rule(
 ) -> Result<i64, AppError> {
     crate::error::with_status(
         async {
-            let (ctx, user) = ctx_user(crate::auth::Role::Operator).await?;
+            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
             let num = |field: &str, s: &str| -> Result<Option<f64>, AppError> {
                 match s.trim() {
                     "" => Ok(None),
@@ -283,7 +283,7 @@ pub async fn add_rule(
                 .filter(|s| !s.is_empty())
                 .map(str::to_string)
                 .collect();
-            service::upsert_rule(&ctx.state.pool, &spec, &user.username).await
+            service::upsert_rule(&ctx, &spec).await
         }
         .await,
     )
@@ -293,8 +293,8 @@ pub async fn add_rule(
 pub async fn rule_action(id: i64, action: String) -> Result<(), AppError> {
     crate::error::with_status(
         async {
-            let (ctx, user) = ctx_user(crate::auth::Role::Operator).await?;
-            service::rule_action(&ctx.state.pool, id, &action, &user.username).await
+            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
+            service::rule_action(&ctx, id, &action).await
         }
         .await,
     )
@@ -309,9 +309,8 @@ pub async fn instance_action(
 ) -> Result<(), AppError> {
     crate::error::with_status(
         async {
-            let (ctx, user) = ctx_user(crate::auth::Role::Operator).await?;
-            service::instance_action(&ctx.state.pool, rule_id, &instance, &action, &user.username)
-                .await
+            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
+            service::instance_action(&ctx, rule_id, &instance, &action).await
         }
         .await,
     )
@@ -321,8 +320,8 @@ pub async fn instance_action(
 pub async fn end_silence(id: i64) -> Result<(), AppError> {
     crate::error::with_status(
         async {
-            let (ctx, user) = ctx_user(crate::auth::Role::Operator).await?;
-            service::end_silence(&ctx.state.pool, id, &user.username).await
+            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
+            service::end_silence(&ctx, id).await
         }
         .await,
     )
@@ -338,7 +337,7 @@ pub async fn add_channel(
 ) -> Result<i64, AppError> {
     crate::error::with_status(
         async {
-            let (ctx, user) = ctx_user(crate::auth::Role::Admin).await?;
+            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
             let opt = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
             let c = NewChannel {
                 name: name.trim().to_string(),
@@ -347,7 +346,7 @@ pub async fn add_channel(
                 format: opt(&format).filter(|_| kind == "webhook"),
                 kind,
             };
-            service::upsert_channel(&ctx.state.pool, &c, &user.username).await
+            service::upsert_channel(&ctx, &c).await
         }
         .await,
     )
@@ -358,12 +357,10 @@ pub async fn add_channel(
 pub async fn channel_action(id: i64, action: String) -> Result<(), AppError> {
     crate::error::with_status(
         async {
-            let (ctx, user) = ctx_user(crate::auth::Role::Admin).await?;
+            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
             match action.as_str() {
-                "test" => service::test_channel(&ctx.state.pool, id, &user.username)
-                    .await
-                    .map(|_| ()),
-                "delete" => service::delete_channel(&ctx.state.pool, id, &user.username).await,
+                "test" => service::test_channel(&ctx, id).await.map(|_| ()),
+                "delete" => service::delete_channel(&ctx, id).await,
                 a => Err(AppError::bad_request(format!(
                     "action `{a}`: test or delete"
                 ))),
@@ -384,7 +381,7 @@ pub async fn add_check(
 ) -> Result<i64, AppError> {
     crate::error::with_status(
         async {
-            let (ctx, user) = ctx_user(crate::auth::Role::Operator).await?;
+            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
             let expected_status = match expected_status.trim() {
                 "" => None,
                 s => Some(s.parse::<i32>().map_err(|_| {
@@ -399,7 +396,7 @@ pub async fn add_check(
                 expected_status,
                 expected_body: Some(expected_body).filter(|b| !b.is_empty()),
             };
-            service::upsert_check(&ctx.state.pool, &c, &user.username).await
+            service::upsert_check(&ctx, &c).await
         }
         .await,
     )
@@ -409,8 +406,8 @@ pub async fn add_check(
 pub async fn delete_check(id: i64) -> Result<(), AppError> {
     crate::error::with_status(
         async {
-            let (ctx, user) = ctx_user(crate::auth::Role::Operator).await?;
-            service::delete_check(&ctx.state.pool, id, &user.username).await
+            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
+            service::delete_check(&ctx, id).await
         }
         .await,
     )

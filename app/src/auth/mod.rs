@@ -260,8 +260,7 @@ pub async fn create_user(username: String, role: Role, password: String) -> Resu
     with_status(
         async {
             let ctx = service::RequestCtx::from_leptos().await?;
-            let admin = ctx.require(Role::Admin).await?;
-            service::create_user(&ctx, Some(&admin), &username, role, &password).await?;
+            service::create_user(&ctx, &username, role, &password).await?;
             Ok(())
         }
         .await,
@@ -278,8 +277,7 @@ pub async fn update_user(
     with_status(
         async {
             let ctx = service::RequestCtx::from_leptos().await?;
-            let admin = ctx.require(Role::Admin).await?;
-            service::update_user(&ctx, &admin, &username, role, disabled).await
+            service::update_user(&ctx, &username, role, disabled).await
         }
         .await,
     )
@@ -291,8 +289,7 @@ pub async fn reset_password(username: String, password: String) -> Result<(), Ap
     with_status(
         async {
             let ctx = service::RequestCtx::from_leptos().await?;
-            let admin = ctx.require(Role::Admin).await?;
-            service::set_password(&ctx, Some(&admin), &username, &password).await
+            service::set_password(&ctx, &username, &password).await
         }
         .await,
     )
@@ -331,8 +328,7 @@ pub async fn create_token(name: String, scope: String) -> Result<String, AppErro
     with_status(
         async {
             let ctx = service::RequestCtx::from_leptos().await?;
-            let admin = ctx.require(Role::Admin).await?;
-            let (_, token) = tokens::create_audited(&ctx, &admin, &name, &scope).await?;
+            let (_, token) = tokens::create_audited(&ctx, &name, &scope).await?;
             Ok(token)
         }
         .await,
@@ -345,8 +341,7 @@ pub async fn revoke_token(name: String) -> Result<(), AppError> {
     with_status(
         async {
             let ctx = service::RequestCtx::from_leptos().await?;
-            let admin = ctx.require(Role::Admin).await?;
-            tokens::revoke_audited(&ctx, &admin, &name).await
+            tokens::revoke_audited(&ctx, &name).await
         }
         .await,
     )

@@ -24,6 +24,20 @@ const LOGIN_AT_KEY: &str = "opsdeck.login_at_ms";
 /// idle expiry, when a request comes in a later minute, rather than on every request.
 const SEEN_MINUTE_KEY: &str = "opsdeck.seen_minute";
 
+/// Who does an action, and from where: what the audit log records of it.
+#[derive(Debug, Clone, Copy)]
+pub struct Actor<'a> {
+    pub name: &'a str,
+    pub ip: Option<&'a str>,
+}
+
+impl<'a> Actor<'a> {
+    /// Opsdeck itself, or a tool (the CLI, a benchmark): no address.
+    pub fn system(name: &'a str) -> Self {
+        Self { name, ip: None }
+    }
+}
+
 /// Who is asking, from where, with which session: built once per request.
 #[derive(Clone)]
 pub struct RequestCtx {
@@ -121,6 +135,14 @@ impl RequestCtx {
             AppError::Internal
         })?;
         <Self as FromRequestParts<AppState>>::from_request_parts(&mut parts, &state).await
+    }
+
+    /// `user`, acting from this request's address.
+    pub fn actor<'a>(&'a self, user: &'a CurrentUser) -> Actor<'a> {
+        Actor {
+            name: &user.username,
+            ip: self.ip.as_deref(),
+        }
     }
 
     /// Records an action of `actor` from this request's address.
@@ -422,11 +444,12 @@ pub async fn list_users(pool: &PgPool) -> AppResult<Vec<UserSummary>> {
 /// Creates a user; `actor` is None when the CLI does it.
 pub async fn create_user(
     ctx: &RequestCtx,
-    actor: Option<&CurrentUser>,
     username: &str,
     role: Role,
     password: &str,
 ) -> AppResult<UserSummary> {
+    let actor = ctx.require(Role::Admin).await?;
+    let actor = Some(&actor);
     let user = insert_user(&ctx.state.pool, username, role, password).await?;
     audit(
         &ctx.state.pool,
@@ -475,12 +498,9 @@ pub async fn insert_user(
 }
 
 /// Changes a password; every session of that user made before now stops working.
-pub async fn set_password(
-    ctx: &RequestCtx,
-    actor: Option<&CurrentUser>,
-    username: &str,
-    password: &str,
-) -> AppResult<()> {
+pub async fn set_password(ctx: &RequestCtx, username: &str, password: &str) -> AppResult<()> {
+    let actor = ctx.require(Role::Admin).await?;
+    let actor = Some(&actor);
     change_password(&ctx.state.pool, username, password).await?;
     audit(
         &ctx.state.pool,
@@ -514,11 +534,12 @@ pub async fn change_password(pool: &PgPool, username: &str, password: &str) -> A
 /// Changes role and/or enabled state, refusing to leave the team without an active admin.
 pub async fn update_user(
     ctx: &RequestCtx,
-    actor: &CurrentUser,
     username: &str,
     role: Option<Role>,
     disabled: Option<bool>,
 ) -> AppResult<()> {
+    let actor = ctx.require(Role::Admin).await?;
+    let actor = &actor;
     let mut tx = ctx.state.pool.begin().await?;
     // Serialise changes to admins so two concurrent demotions cannot both pass the check.
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('opsdeck.users.admins'))")
@@ -581,6 +602,25 @@ pub async fn update_user(
         serde_json::Value::Object(detail),
     )
     .await
+}
+
+/// Changes what a PATCH of a user asks (admins): the password (their sessions end), then the
+/// role and state.
+pub async fn change_user(
+    ctx: &RequestCtx,
+    username: &str,
+    password: Option<&str>,
+    role: Option<Role>,
+    disabled: Option<bool>,
+) -> AppResult<()> {
+    ctx.require(Role::Admin).await?;
+    if let Some(pw) = password {
+        set_password(ctx, username, pw).await?;
+    }
+    if role.is_some() || disabled.is_some() {
+        update_user(ctx, username, role, disabled).await?;
+    }
+    Ok(())
 }
 
 /// What the first start did about the admin account.

@@ -2,7 +2,7 @@
 //! Only a SHA-256 of each token is stored; the token is shown once, when it is created.
 
 use super::service::{audit, RequestCtx};
-use super::{CurrentUser, TokenInfo};
+use super::{Role, TokenInfo};
 use crate::error::{AppError, AppResult};
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha256};
@@ -75,10 +75,11 @@ pub async fn create(
 /// Creates a token on behalf of a signed-in admin and records it in the audit log.
 pub async fn create_audited(
     ctx: &RequestCtx,
-    admin: &CurrentUser,
     name: &str,
     scope: &str,
 ) -> AppResult<(TokenInfo, String)> {
+    let admin = ctx.require(Role::Admin).await?;
+    let admin = &admin;
     let created = create(&ctx.state.pool, name, scope, Some(&admin.username)).await?;
     audit(
         &ctx.state.pool,
@@ -94,7 +95,9 @@ pub async fn create_audited(
 }
 
 /// Revokes a token on behalf of a signed-in admin and records it in the audit log.
-pub async fn revoke_audited(ctx: &RequestCtx, admin: &CurrentUser, name: &str) -> AppResult<()> {
+pub async fn revoke_audited(ctx: &RequestCtx, name: &str) -> AppResult<()> {
+    let admin = ctx.require(Role::Admin).await?;
+    let admin = &admin;
     revoke(&ctx.state.pool, name).await?;
     audit(
         &ctx.state.pool,

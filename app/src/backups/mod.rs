@@ -271,8 +271,7 @@ pub async fn back_up_now(target: String) -> Result<(), AppError> {
     with_status(
         async {
             let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
-            let user = ctx.require(Role::Operator).await?;
-            let id = service::start_run_audited(&ctx, &user, &target).await?;
+            let id = service::start_run_audited(&ctx, &target).await?;
             leptos_axum::redirect(&format!("/backups/runs/{id}"));
             Ok(())
         }
@@ -289,11 +288,10 @@ pub async fn verify_backup(
     with_status(
         async {
             let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
-            let user = ctx.require(Role::Operator).await?;
             let test = test_restore
                 .as_deref()
                 .is_some_and(|v| v == "true" || v == "on");
-            service::verify_audited(&ctx, &user, id, test).await
+            service::verify_audited(&ctx, id, test).await
         }
         .await,
     )
@@ -312,14 +310,13 @@ pub async fn restore_backup(
     with_status(
         async {
             let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
-            let user = ctx.require(Role::Admin).await?;
             let req = service::RestoreRequest {
                 password,
                 confirm,
                 mode,
                 new_database: new_database.filter(|s| !s.trim().is_empty()),
             };
-            let job = service::start_restore(&ctx, &user, id, req).await?;
+            let job = service::start_restore(&ctx, id, req).await?;
             leptos_axum::redirect(&format!("/backups/restores/{job}"));
             Ok(())
         }
@@ -338,7 +335,6 @@ pub async fn add_target(
     with_status(
         async {
             let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
-            let user = ctx.require(Role::Admin).await?;
             let new = service::NewTarget {
                 name,
                 database_url,
@@ -348,7 +344,7 @@ pub async fn add_target(
                 keep_min: None,
                 verify_every_hours: None,
             };
-            service::create_target_audited(&ctx, &user, new).await?;
+            service::create_target_audited(&ctx, new).await?;
             Ok(())
         }
         .await,
@@ -384,9 +380,7 @@ pub async fn run_maintenance(
     with_status(
         async {
             let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
-            let user = ctx.require(Role::Operator).await?;
-            service::maintenance_audited(&ctx, &user, &target, &table, &action, confirm.as_deref())
-                .await
+            service::maintenance_audited(&ctx, &target, &table, &action, confirm.as_deref()).await
         }
         .await,
     )

@@ -197,8 +197,6 @@ pub async fn add_process(
     crate::error::with_status(
         async {
             let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
-            ctx.require(crate::auth::Role::Operator).await?;
-            let state = &ctx.state;
             let port = match port.trim() {
                 "" => None,
                 p => Some(p.parse::<i64>().map_err(|_| {
@@ -207,7 +205,7 @@ pub async fn add_process(
             };
             let host = Some(host.trim().to_string()).filter(|h| !h.is_empty());
             service::add_process(
-                state,
+                &ctx,
                 &NewProcess {
                     name,
                     pattern,
@@ -232,10 +230,8 @@ pub async fn add_target(
     crate::error::with_status(
         async {
             let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
-            ctx.require(crate::auth::Role::Operator).await?;
-            let state = &ctx.state;
             service::add_target(
-                state,
+                &ctx,
                 &NewTarget {
                     name,
                     url,
@@ -257,11 +253,9 @@ pub async fn delete_service(kind: String, id: i64) -> Result<(), AppError> {
     crate::error::with_status(
         async {
             let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
-            ctx.require(crate::auth::Role::Operator).await?;
-            let state = &ctx.state;
             match kind.as_str() {
-                "process" => service::delete_process(&state.pool, id).await,
-                "target" => service::delete_target(&state.pool, id).await,
+                "process" => service::delete_process(&ctx, id).await,
+                "target" => service::delete_target(&ctx, id).await,
                 k => Err(AppError::bad_request(format!(
                     "kind `{k}`: process or target"
                 ))),

@@ -5,6 +5,7 @@ use super::{
     process::validate_watch, rss_trend, scrape::Counters, validate_target, DetailData, NewProcess,
     NewTarget, ProcessInfo, ServicesPageData, Sparks, TargetInfo,
 };
+use crate::auth::service::RequestCtx;
 use crate::auth::Role;
 use crate::error::{AppError, AppResult};
 use crate::metrics::charts::{self, LineInput};
@@ -97,31 +98,54 @@ fn conflict_as(e: sqlx::Error, message: impl FnOnce() -> String) -> AppError {
     }
 }
 
-pub async fn add_process(state: &AppState, p: &NewProcess) -> AppResult<i64> {
-    validate_watch(&p.name, &p.pattern, p.port).map_err(AppError::unprocessable)?;
-    let host = p
-        .host
-        .clone()
-        .unwrap_or_else(|| state.config.host_name.clone());
-    crate::metrics::validate_host(&host).map_err(AppError::unprocessable)?;
-    write_process(&state.pool, &host, p, false)
-        .await
-        .map_err(|e| {
-            conflict_as(e, || {
-                format!("host {host} already watches a process named `{}`", p.name)
+/// Watches a process (operators), audited either way with the client's address.
+pub async fn add_process(ctx: &RequestCtx, p: &NewProcess) -> AppResult<i64> {
+    let user = ctx.require(Role::Operator).await?;
+    let r = async {
+        validate_watch(&p.name, &p.pattern, p.port).map_err(AppError::unprocessable)?;
+        let host = p
+            .host
+            .clone()
+            .unwrap_or_else(|| ctx.state.config.host_name.clone());
+        crate::metrics::validate_host(&host).map_err(AppError::unprocessable)?;
+        write_process(&ctx.state.pool, &host, p, false)
+            .await
+            .map_err(|e| {
+                conflict_as(e, || {
+                    format!("host {host} already watches a process named `{}`", p.name)
+                })
             })
-        })
+    }
+    .await;
+    let detail = serde_json::json!({"pattern": p.pattern, "port": p.port, "host": p.host});
+    ctx.audit(&user, "services.process.add", &p.name, r.is_ok(), detail)
+        .await?;
+    r
 }
 
-pub async fn add_target(state: &AppState, t: &NewTarget) -> AppResult<i64> {
-    validate_target(t).map_err(AppError::unprocessable)?;
-    let host = t
-        .host
-        .clone()
-        .unwrap_or_else(|| state.config.host_name.clone());
-    write_target(&state.pool, &host, t, false)
-        .await
-        .map_err(|e| conflict_as(e, || format!("a scrape target named `{}` exists", t.name)))
+/// Scrapes an endpoint (operators), audited either way (whether a bearer token was given, never
+/// the token).
+pub async fn add_target(ctx: &RequestCtx, t: &NewTarget) -> AppResult<i64> {
+    let user = ctx.require(Role::Operator).await?;
+    let r = async {
+        validate_target(t).map_err(AppError::unprocessable)?;
+        let host = t
+            .host
+            .clone()
+            .unwrap_or_else(|| ctx.state.config.host_name.clone());
+        write_target(&ctx.state.pool, &host, t, false)
+            .await
+            .map_err(|e| conflict_as(e, || format!("a scrape target named `{}` exists", t.name)))
+    }
+    .await;
+    let detail = serde_json::json!({
+        "url": crate::redact::url(&t.url),
+        "host": t.host,
+        "bearer_token": t.bearer_token.is_some(),
+    });
+    ctx.audit(&user, "services.target.add", &t.name, r.is_ok(), detail)
+        .await?;
+    r
 }
 
 /// Writes the configuration file's processes and scrape targets (added, or updated by name).
@@ -149,12 +173,34 @@ async fn delete_row(pool: &PgPool, table: &str, what: &str, id: i64) -> AppResul
     Ok(())
 }
 
-pub async fn delete_process(pool: &PgPool, id: i64) -> AppResult<()> {
-    delete_row(pool, "watched_processes", "watched process", id).await
+/// Stops watching a process (operators; its samples stay), audited either way.
+pub async fn delete_process(ctx: &RequestCtx, id: i64) -> AppResult<()> {
+    let user = ctx.require(Role::Operator).await?;
+    let r = delete_row(&ctx.state.pool, "watched_processes", "watched process", id).await;
+    ctx.audit(
+        &user,
+        "services.process.delete",
+        &id.to_string(),
+        r.is_ok(),
+        serde_json::json!({}),
+    )
+    .await?;
+    r
 }
 
-pub async fn delete_target(pool: &PgPool, id: i64) -> AppResult<()> {
-    delete_row(pool, "scrape_targets", "scrape target", id).await
+/// Stops scraping a target (operators; its samples stay), audited either way.
+pub async fn delete_target(ctx: &RequestCtx, id: i64) -> AppResult<()> {
+    let user = ctx.require(Role::Operator).await?;
+    let r = delete_row(&ctx.state.pool, "scrape_targets", "scrape target", id).await;
+    ctx.audit(
+        &user,
+        "services.target.delete",
+        &id.to_string(),
+        r.is_ok(),
+        serde_json::json!({}),
+    )
+    .await?;
+    r
 }
 
 #[derive(sqlx::FromRow)]

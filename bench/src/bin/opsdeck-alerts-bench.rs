@@ -6,8 +6,9 @@
 //!
 //! Usage: DATABASE_URL=postgres://…/scratch opsdeck-alerts-bench   (see bench/alerts.sh)
 
-use app::alerts::service::{evaluate, upsert_rule};
+use app::alerts::service::{evaluate, upsert_rule_by as upsert_rule};
 use app::alerts::RuleSpec;
+use app::auth::service::Actor;
 use std::time::Instant;
 use time::OffsetDateTime;
 
@@ -98,13 +99,13 @@ async fn main() -> Res<()> {
                 "name": format!("metric {i}"), "kind": "metric", "host": host,
                 "metric": metrics[i % 3], "threshold": 80, "clear_threshold": 75, "for_seconds": 60
             }))?,
-            "bench",
+            &Actor::system("bench"),
         )
         .await?;
         n += 1;
     }
     for i in 0..20 {
-        upsert_rule(&pool, &spec(serde_json::json!({"name": format!("health {i}"), "kind": "health", "check": format!("check-{i}")}))?, "bench").await?;
+        upsert_rule(&pool, &spec(serde_json::json!({"name": format!("health {i}"), "kind": "health", "check": format!("check-{i}")}))?, &Actor::system("bench")).await?;
         n += 1;
     }
     for i in 0..30 {
@@ -114,11 +115,11 @@ async fn main() -> Res<()> {
         if cond == "query_count" {
             v["query"] = "level:error \"request 1\"".into();
         }
-        upsert_rule(&pool, &spec(v)?, "bench").await?;
+        upsert_rule(&pool, &spec(v)?, &Actor::system("bench")).await?;
         n += 1;
     }
     for i in 0..10 {
-        upsert_rule(&pool, &spec(serde_json::json!({"name": format!("backup {i}"), "kind": "backup", "hours": 26, "target": format!("db-{}", i % 5)}))?, "bench").await?;
+        upsert_rule(&pool, &spec(serde_json::json!({"name": format!("backup {i}"), "kind": "backup", "hours": 26, "target": format!("db-{}", i % 5)}))?, &Actor::system("bench")).await?;
         n += 1;
     }
     println!(

@@ -38,8 +38,7 @@ pub async fn add_channel(
     ctx: RequestCtx,
     ApiJson(body): ApiJson<NewChannel>,
 ) -> Result<(StatusCode, Json<Created>), AppError> {
-    let user = ctx.require(Role::Admin).await?;
-    let id = service::upsert_channel(&ctx.state.pool, &body, &user.username).await?;
+    let id = service::upsert_channel(&ctx, &body).await?;
     Ok((StatusCode::CREATED, Json(Created { id })))
 }
 
@@ -55,8 +54,7 @@ pub async fn delete_channel(
     ctx: RequestCtx,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode, AppError> {
-    let user = ctx.require(Role::Admin).await?;
-    service::delete_channel(&ctx.state.pool, id, &user.username).await?;
+    service::delete_channel(&ctx, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -72,8 +70,7 @@ pub async fn test_channel(
     ctx: RequestCtx,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<(StatusCode, Json<Created>), AppError> {
-    let user = ctx.require(Role::Admin).await?;
-    let id = service::test_channel(&ctx.state.pool, id, &user.username).await?;
+    let id = service::test_channel(&ctx, id).await?;
     Ok((StatusCode::ACCEPTED, Json(Created { id })))
 }
 
@@ -103,8 +100,7 @@ pub async fn add_rule(
     ctx: RequestCtx,
     ApiJson(body): ApiJson<RuleSpec>,
 ) -> Result<(StatusCode, Json<Created>), AppError> {
-    let user = ctx.require(Role::Operator).await?;
-    let id = service::upsert_rule(&ctx.state.pool, &body, &user.username).await?;
+    let id = service::upsert_rule(&ctx, &body).await?;
     Ok((StatusCode::CREATED, Json(Created { id })))
 }
 
@@ -120,8 +116,7 @@ pub async fn delete_rule(
     ctx: RequestCtx,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode, AppError> {
-    let user = ctx.require(Role::Operator).await?;
-    service::rule_action(&ctx.state.pool, id, "delete", &user.username).await?;
+    service::rule_action(&ctx, id, "delete").await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -161,15 +156,7 @@ pub struct Ack {
     (status = 404, description = "Not pending or firing", body = ErrorBody),
 ))]
 pub async fn ack(ctx: RequestCtx, ApiJson(body): ApiJson<Ack>) -> Result<StatusCode, AppError> {
-    let user = ctx.require(Role::Operator).await?;
-    service::instance_action(
-        &ctx.state.pool,
-        body.rule_id,
-        &body.instance,
-        "ack",
-        &user.username,
-    )
-    .await?;
+    service::instance_action(&ctx, body.rule_id, &body.instance, "ack").await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -198,23 +185,12 @@ pub async fn add_silence(
     ctx: RequestCtx,
     ApiJson(body): ApiJson<NewSilence>,
 ) -> Result<(StatusCode, Json<Created>), AppError> {
-    let user = ctx.require(Role::Operator).await?;
-    let comment = body.comment.unwrap_or_default();
-    if comment.len() > 500 {
-        return Err(AppError::unprocessable("comment: at most 500 characters"));
-    }
-    if !(60..=90 * 86_400).contains(&body.seconds) {
-        return Err(AppError::unprocessable(
-            "seconds: between 60 and 7776000 (90 days)",
-        ));
-    }
     let id = service::add_silence(
-        &ctx.state.pool,
+        &ctx,
         body.rule_id,
         body.host.as_deref().filter(|h| !h.is_empty()),
         time::Duration::seconds(body.seconds),
-        &comment,
-        &user.username,
+        body.comment.as_deref().unwrap_or_default(),
     )
     .await?;
     Ok((StatusCode::CREATED, Json(Created { id })))
@@ -232,8 +208,7 @@ pub async fn end_silence(
     ctx: RequestCtx,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode, AppError> {
-    let user = ctx.require(Role::Operator).await?;
-    service::end_silence(&ctx.state.pool, id, &user.username).await?;
+    service::end_silence(&ctx, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -259,8 +234,7 @@ pub async fn add_check(
     ctx: RequestCtx,
     ApiJson(body): ApiJson<NewCheck>,
 ) -> Result<(StatusCode, Json<Created>), AppError> {
-    let user = ctx.require(Role::Operator).await?;
-    let id = service::upsert_check(&ctx.state.pool, &body, &user.username).await?;
+    let id = service::upsert_check(&ctx, &body).await?;
     Ok((StatusCode::CREATED, Json(Created { id })))
 }
 
@@ -276,7 +250,6 @@ pub async fn delete_check(
     ctx: RequestCtx,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode, AppError> {
-    let user = ctx.require(Role::Operator).await?;
-    service::delete_check(&ctx.state.pool, id, &user.username).await?;
+    service::delete_check(&ctx, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -109,15 +109,7 @@ pub async fn create_user(
     ctx: RequestCtx,
     ApiJson(body): ApiJson<NewUser>,
 ) -> Result<(StatusCode, Json<UserSummary>), AppError> {
-    let admin = ctx.require(Role::Admin).await?;
-    let user = service::create_user(
-        &ctx,
-        Some(&admin),
-        &body.username,
-        body.role,
-        &body.password,
-    )
-    .await?;
+    let user = service::create_user(&ctx, &body.username, body.role, &body.password).await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
 
@@ -152,13 +144,14 @@ pub async fn update_user(
     ApiPath(username): ApiPath<String>,
     ApiJson(body): ApiJson<UserChange>,
 ) -> Result<StatusCode, AppError> {
-    let admin = ctx.require(Role::Admin).await?;
-    if let Some(pw) = &body.password {
-        service::set_password(&ctx, Some(&admin), &username, pw).await?;
-    }
-    if body.role.is_some() || body.disabled.is_some() {
-        service::update_user(&ctx, &admin, &username, body.role, body.disabled).await?;
-    }
+    service::change_user(
+        &ctx,
+        &username,
+        body.password.as_deref(),
+        body.role,
+        body.disabled,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -20,25 +20,6 @@ pub struct Created {
     pub id: i64,
 }
 
-async fn audited<T>(
-    ctx: &RequestCtx,
-    user: &str,
-    action: &str,
-    subject: &str,
-    r: &Result<T, AppError>,
-) -> Result<(), AppError> {
-    app::auth::service::audit(
-        &ctx.state.pool,
-        Some(user),
-        action,
-        Some(subject),
-        r.is_ok(),
-        ctx.ip.as_deref(),
-        serde_json::json!({}),
-    )
-    .await
-}
-
 /// Watched processes with their state (up/down, since when, CPU, RSS, port, restarts).
 #[utoipa::path(get, path = "/api/v1/processes", tag = "services", responses(
     (status = 200, description = "Watched processes", body = Vec<ProcessInfo>),
@@ -64,10 +45,8 @@ pub async fn add_process(
     ctx: RequestCtx,
     ApiJson(body): ApiJson<NewProcess>,
 ) -> Result<(StatusCode, Json<Created>), AppError> {
-    let user = ctx.require(Role::Operator).await?;
-    let r = service::add_process(&ctx.state, &body).await;
-    audited(&ctx, &user.username, "services.process.add", &body.name, &r).await?;
-    Ok((StatusCode::CREATED, Json(Created { id: r? })))
+    let id = service::add_process(&ctx, &body).await?;
+    Ok((StatusCode::CREATED, Json(Created { id })))
 }
 
 /// Stop watching a process (its stored samples stay).
@@ -83,17 +62,7 @@ pub async fn delete_process(
     ctx: RequestCtx,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode, AppError> {
-    let user = ctx.require(Role::Operator).await?;
-    let r = service::delete_process(&ctx.state.pool, id).await;
-    audited(
-        &ctx,
-        &user.username,
-        "services.process.delete",
-        &id.to_string(),
-        &r,
-    )
-    .await?;
-    r?;
+    service::delete_process(&ctx, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -119,10 +88,8 @@ pub async fn add_target(
     ctx: RequestCtx,
     ApiJson(body): ApiJson<NewTarget>,
 ) -> Result<(StatusCode, Json<Created>), AppError> {
-    let user = ctx.require(Role::Operator).await?;
-    let r = service::add_target(&ctx.state, &body).await;
-    audited(&ctx, &user.username, "services.target.add", &body.name, &r).await?;
-    Ok((StatusCode::CREATED, Json(Created { id: r? })))
+    let id = service::add_target(&ctx, &body).await?;
+    Ok((StatusCode::CREATED, Json(Created { id })))
 }
 
 /// Stop scraping a target (its stored samples stay).
@@ -138,17 +105,7 @@ pub async fn delete_target(
     ctx: RequestCtx,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode, AppError> {
-    let user = ctx.require(Role::Operator).await?;
-    let r = service::delete_target(&ctx.state.pool, id).await;
-    audited(
-        &ctx,
-        &user.username,
-        "services.target.delete",
-        &id.to_string(),
-        &r,
-    )
-    .await?;
-    r?;
+    service::delete_target(&ctx, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

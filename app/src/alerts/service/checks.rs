@@ -3,7 +3,7 @@
 
 use super::*;
 
-pub async fn upsert_check(pool: &PgPool, c: &NewCheck, actor: &str) -> AppResult<i64> {
+pub async fn upsert_check_by(pool: &PgPool, c: &NewCheck, actor: &Actor<'_>) -> AppResult<i64> {
     rules::validate_check(c).map_err(unprocessable)?;
     let id = sqlx::query_scalar(
         "INSERT INTO health_checks (name, url, interval_seconds, timeout_seconds, expected_status, expected_body)
@@ -32,7 +32,7 @@ pub async fn upsert_check(pool: &PgPool, c: &NewCheck, actor: &str) -> AppResult
     Ok(id)
 }
 
-pub async fn delete_check(pool: &PgPool, id: i64, actor: &str) -> AppResult<()> {
+pub async fn delete_check_by(pool: &PgPool, id: i64, actor: &Actor<'_>) -> AppResult<()> {
     delete_named(
         pool,
         "health_checks",
@@ -42,6 +42,17 @@ pub async fn delete_check(pool: &PgPool, id: i64, actor: &str) -> AppResult<()> 
         actor,
     )
     .await
+}
+
+/// Adds or replaces a check (operators).
+pub async fn upsert_check(ctx: &RequestCtx, c: &NewCheck) -> AppResult<i64> {
+    let user = ctx.require(Role::Operator).await?;
+    upsert_check_by(&ctx.state.pool, c, &ctx.actor(&user)).await
+}
+
+pub async fn delete_check(ctx: &RequestCtx, id: i64) -> AppResult<()> {
+    let user = ctx.require(Role::Operator).await?;
+    delete_check_by(&ctx.state.pool, id, &ctx.actor(&user)).await
 }
 
 #[derive(sqlx::FromRow)]

@@ -11,7 +11,7 @@ use super::{
     ActiveAlert, AlertEvent, AlertsOverview, AlertsPageData, ChannelInfo, CheckInfo, NewChannel,
     NewCheck, RuleInfo, SilenceInfo, Wrong,
 };
-use crate::auth::service::audit;
+use crate::auth::service::{audit, Actor, RequestCtx};
 use crate::auth::Role;
 use crate::error::{AppError, AppResult};
 use crate::metrics::Chart;
@@ -31,15 +31,24 @@ fn unprocessable(e: String) -> AppError {
     AppError::Unprocessable(e)
 }
 
-/// Records in the audit log what `actor` did (successfully) to `target`.
+/// Records in the audit log what `actor` did (successfully) to `target`, and from where.
 async fn done(
     pool: &PgPool,
-    actor: &str,
+    actor: &Actor<'_>,
     action: &str,
     target: &str,
     detail: serde_json::Value,
 ) -> AppResult<()> {
-    audit(pool, Some(actor), action, Some(target), true, None, detail).await
+    audit(
+        pool,
+        Some(actor.name),
+        action,
+        Some(target),
+        true,
+        actor.ip,
+        detail,
+    )
+    .await
 }
 
 /// Deletes the row `id` of `table` (which has a `name`), audited as `action`; 404 names `what`.
@@ -49,7 +58,7 @@ async fn delete_named(
     id: i64,
     what: &str,
     action: &str,
-    actor: &str,
+    actor: &Actor<'_>,
 ) -> AppResult<()> {
     let name: Option<String> =
         sqlx::query_scalar(&format!("DELETE FROM {table} WHERE id = $1 RETURNING name"))

@@ -109,7 +109,7 @@ pub(super) fn fmt_num(v: f64) -> String {
 }
 
 /// Adds a rule, or replaces the one with the same name.
-pub async fn upsert_rule(pool: &PgPool, spec: &RuleSpec, actor: &str) -> AppResult<i64> {
+pub async fn upsert_rule_by(pool: &PgPool, spec: &RuleSpec, actor: &Actor<'_>) -> AppResult<i64> {
     rules::validate(spec).map_err(unprocessable)?;
     let known: Vec<String> = sqlx::query_scalar("SELECT name FROM alert_channels")
         .fetch_all(pool)
@@ -189,7 +189,12 @@ pub async fn list_rules(pool: &PgPool) -> AppResult<Vec<RuleInfo>> {
 }
 
 /// `enable`, `disable` or `delete` a rule.
-pub async fn rule_action(pool: &PgPool, id: i64, action: &str, actor: &str) -> AppResult<()> {
+pub async fn rule_action_by(
+    pool: &PgPool,
+    id: i64,
+    action: &str,
+    actor: &Actor<'_>,
+) -> AppResult<()> {
     let q = match action {
         "enable" => "UPDATE alert_rules SET enabled = true, updated_at = now() WHERE id = $1 RETURNING name",
         "disable" => "UPDATE alert_rules SET enabled = false, updated_at = now() WHERE id = $1 RETURNING name",
@@ -221,7 +226,7 @@ pub async fn rule_action(pool: &PgPool, id: i64, action: &str, actor: &str) -> A
 
 // ---------------------------------------------------------------- channels
 
-pub async fn upsert_channel(pool: &PgPool, c: &NewChannel, actor: &str) -> AppResult<i64> {
+pub async fn upsert_channel_by(pool: &PgPool, c: &NewChannel, actor: &Actor<'_>) -> AppResult<i64> {
     let format = rules::validate_channel(c).map_err(unprocessable)?;
     let target = c.url.clone().or_else(|| c.to.clone()).unwrap_or_default();
     let id = sqlx::query_scalar(
@@ -282,7 +287,7 @@ pub async fn list_channels(pool: &PgPool) -> AppResult<Vec<ChannelInfo>> {
         .collect())
 }
 
-pub async fn delete_channel(pool: &PgPool, id: i64, actor: &str) -> AppResult<()> {
+pub async fn delete_channel_by(pool: &PgPool, id: i64, actor: &Actor<'_>) -> AppResult<()> {
     delete_named(
         pool,
         "alert_channels",
@@ -295,7 +300,7 @@ pub async fn delete_channel(pool: &PgPool, id: i64, actor: &str) -> AppResult<()
 }
 
 /// Queues a test notification to a channel; returns the notification's id.
-pub async fn test_channel(pool: &PgPool, id: i64, actor: &str) -> AppResult<i64> {
+pub async fn test_channel_by(pool: &PgPool, id: i64, actor: &Actor<'_>) -> AppResult<i64> {
     let name: Option<String> = sqlx::query_scalar("SELECT name FROM alert_channels WHERE id = $1")
         .bind(id)
         .fetch_optional(pool)
@@ -310,7 +315,10 @@ pub async fn test_channel(pool: &PgPool, id: i64, actor: &str) -> AppResult<i64>
         severity: "warning".into(),
         kind: "test".into(),
         instance: name.clone(),
-        summary: format!("{actor} sent a test from Opsdeck to the channel `{name}`."),
+        summary: format!(
+            "{} sent a test from Opsdeck to the channel `{name}`.",
+            actor.name
+        ),
         reminder: false,
         url: None,
     };
@@ -321,18 +329,26 @@ pub async fn test_channel(pool: &PgPool, id: i64, actor: &str) -> AppResult<i64>
     .bind(sqlx::types::Json(&notice))
     .fetch_one(pool)
     .await?;
+    done(
+        pool,
+        actor,
+        "alert_channel.test",
+        &name,
+        serde_json::json!({}),
+    )
+    .await?;
     Ok(nid)
 }
 
 // ---------------------------------------------------------------- silences and acks
 
 /// `ack` a firing instance, or `silence` its rule on its host for an hour.
-pub async fn instance_action(
+pub async fn instance_action_by(
     pool: &PgPool,
     rule_id: i64,
     instance: &str,
     action: &str,
-    actor: &str,
+    actor: &Actor<'_>,
 ) -> AppResult<()> {
     let row: Option<(Option<String>, String)> = sqlx::query_as(
         "SELECT s.host, r.name FROM alert_states s JOIN alert_rules r ON r.id = s.rule_id
@@ -354,12 +370,12 @@ pub async fn instance_action(
             )
             .bind(rule_id)
             .bind(instance)
-            .bind(actor)
+            .bind(actor.name)
             .execute(pool)
             .await?;
         }
         "silence" => {
-            add_silence(
+            add_silence_by(
                 pool,
                 Some(rule_id),
                 host.as_deref(),
@@ -386,20 +402,23 @@ pub async fn instance_action(
     Ok(())
 }
 
-pub async fn add_silence(
+pub async fn add_silence_by(
     pool: &PgPool,
     rule_id: Option<i64>,
     host: Option<&str>,
     length: Duration,
     comment: &str,
-    actor: &str,
+    actor: &Actor<'_>,
 ) -> AppResult<i64> {
-    if length <= Duration::ZERO || length > Duration::days(90) {
+    if length < Duration::minutes(1) || length > Duration::days(90) {
         return Err(AppError::unprocessable(
-            "a silence lasts between a minute and 90 days",
+            "seconds: a silence lasts between 60 seconds and 90 days (7776000)",
         ));
     }
-    Ok(sqlx::query_scalar(
+    if comment.chars().count() > 500 {
+        return Err(AppError::unprocessable("comment: at most 500 characters"));
+    }
+    let id: i64 = sqlx::query_scalar(
         "INSERT INTO alert_silences (rule_id, host, ends_at, comment, created_by)
          VALUES ($1, $2, now() + make_interval(secs => $3), $4, $5) RETURNING id",
     )
@@ -407,12 +426,21 @@ pub async fn add_silence(
     .bind(host)
     .bind(length.as_seconds_f64())
     .bind(comment)
-    .bind(actor)
+    .bind(actor.name)
     .fetch_one(pool)
-    .await?)
+    .await?;
+    done(
+        pool,
+        actor,
+        "alert_silence.add",
+        &id.to_string(),
+        serde_json::json!({"rule_id": rule_id, "host": host, "seconds": length.whole_seconds(), "comment": comment}),
+    )
+    .await?;
+    Ok(id)
 }
 
-pub async fn end_silence(pool: &PgPool, id: i64, actor: &str) -> AppResult<()> {
+pub async fn end_silence_by(pool: &PgPool, id: i64, actor: &Actor<'_>) -> AppResult<()> {
     let n =
         sqlx::query("UPDATE alert_silences SET ends_at = now() WHERE id = $1 AND ends_at > now()")
             .bind(id)
@@ -458,4 +486,76 @@ pub(super) async fn active_silences(pool: &PgPool) -> AppResult<Vec<Silence>> {
         .into_iter()
         .map(|(rule_id, host)| Silence { rule_id, host })
         .collect())
+}
+
+// ---------------------------------------------------------------- the actions, as users take them
+
+/// Adds or replaces a rule (operators).
+pub async fn upsert_rule(ctx: &RequestCtx, spec: &RuleSpec) -> AppResult<i64> {
+    let user = ctx.require(Role::Operator).await?;
+    upsert_rule_by(&ctx.state.pool, spec, &ctx.actor(&user)).await
+}
+
+/// `enable`, `disable` or `delete` a rule (operators).
+pub async fn rule_action(ctx: &RequestCtx, id: i64, action: &str) -> AppResult<()> {
+    let user = ctx.require(Role::Operator).await?;
+    rule_action_by(&ctx.state.pool, id, action, &ctx.actor(&user)).await
+}
+
+/// Adds or replaces a channel (admins: a channel's address is a secret).
+pub async fn upsert_channel(ctx: &RequestCtx, c: &NewChannel) -> AppResult<i64> {
+    let user = ctx.require(Role::Admin).await?;
+    upsert_channel_by(&ctx.state.pool, c, &ctx.actor(&user)).await
+}
+
+pub async fn delete_channel(ctx: &RequestCtx, id: i64) -> AppResult<()> {
+    let user = ctx.require(Role::Admin).await?;
+    delete_channel_by(&ctx.state.pool, id, &ctx.actor(&user)).await
+}
+
+pub async fn test_channel(ctx: &RequestCtx, id: i64) -> AppResult<i64> {
+    let user = ctx.require(Role::Admin).await?;
+    test_channel_by(&ctx.state.pool, id, &ctx.actor(&user)).await
+}
+
+/// `ack` or `silence` a firing instance (operators).
+pub async fn instance_action(
+    ctx: &RequestCtx,
+    rule_id: i64,
+    instance: &str,
+    action: &str,
+) -> AppResult<()> {
+    let user = ctx.require(Role::Operator).await?;
+    instance_action_by(
+        &ctx.state.pool,
+        rule_id,
+        instance,
+        action,
+        &ctx.actor(&user),
+    )
+    .await
+}
+
+pub async fn add_silence(
+    ctx: &RequestCtx,
+    rule_id: Option<i64>,
+    host: Option<&str>,
+    length: Duration,
+    comment: &str,
+) -> AppResult<i64> {
+    let user = ctx.require(Role::Operator).await?;
+    add_silence_by(
+        &ctx.state.pool,
+        rule_id,
+        host,
+        length,
+        comment,
+        &ctx.actor(&user),
+    )
+    .await
+}
+
+pub async fn end_silence(ctx: &RequestCtx, id: i64) -> AppResult<()> {
+    let user = ctx.require(Role::Operator).await?;
+    end_silence_by(&ctx.state.pool, id, &ctx.actor(&user)).await
 }

@@ -68,12 +68,13 @@ pub async fn db_health(state: &AppState, target: &str) -> AppResult<DbHealth> {
 
 pub async fn maintenance_audited(
     ctx: &RequestCtx,
-    user: &CurrentUser,
     target: &str,
     table: &str,
     action: &str,
     confirm: Option<&str>,
 ) -> AppResult<String> {
+    let user = ctx.require(Role::Operator).await?;
+    let user = &user;
     let result = maintenance(&ctx.state, target, table, action, confirm).await;
     audit(
         &ctx.state.pool,

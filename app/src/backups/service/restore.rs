@@ -26,12 +26,9 @@ async fn refuse(ctx: &RequestCtx, user: &CurrentUser, id: i64, why: AppError) ->
 }
 
 /// Checks everything that can be checked before anything is touched, then starts the job.
-pub async fn start_restore(
-    ctx: &RequestCtx,
-    user: &CurrentUser,
-    id: i64,
-    req: RestoreRequest,
-) -> AppResult<i64> {
+pub async fn start_restore(ctx: &RequestCtx, id: i64, req: RestoreRequest) -> AppResult<i64> {
+    let user = ctx.require(Role::Admin).await?;
+    let user = &user;
     let state = &ctx.state;
     if user.role != Role::Admin {
         return Err(AppError::forbidden("restores are for admins"));

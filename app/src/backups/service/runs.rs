@@ -466,11 +466,9 @@ pub(super) async fn insert_run(
     .await?)
 }
 
-pub async fn start_run_audited(
-    ctx: &RequestCtx,
-    user: &CurrentUser,
-    target: &str,
-) -> AppResult<i64> {
+pub async fn start_run_audited(ctx: &RequestCtx, target: &str) -> AppResult<i64> {
+    let user = ctx.require(Role::Operator).await?;
+    let user = &user;
     let result = start_run(&ctx.state, target, "manual", Some(&user.username)).await;
     audit(
         &ctx.state.pool,

@@ -73,11 +73,9 @@ pub async fn create_target(pool: &PgPool, new: NewTarget) -> AppResult<TargetInf
     target_info(pool, &row, "", OffsetDateTime::now_utc()).await
 }
 
-pub async fn create_target_audited(
-    ctx: &RequestCtx,
-    admin: &CurrentUser,
-    new: NewTarget,
-) -> AppResult<TargetInfo> {
+pub async fn create_target_audited(ctx: &RequestCtx, new: NewTarget) -> AppResult<TargetInfo> {
+    let admin = ctx.require(Role::Admin).await?;
+    let admin = &admin;
     let name = new.name.clone();
     let result = create_target(&ctx.state.pool, new).await;
     audit(

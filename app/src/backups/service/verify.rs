@@ -421,12 +421,9 @@ pub async fn verify(state: &AppState, id: i64, test: bool) -> AppResult<VerifyOu
 /// Verifies (and with `test`, test-restores) a backup for a request, audited. The work runs
 /// in its own task: if the request goes away (the client leaves, the request times out), the
 /// test restore still finishes, cleans up its scratch database and is recorded.
-pub async fn verify_audited(
-    ctx: &RequestCtx,
-    user: &CurrentUser,
-    id: i64,
-    test: bool,
-) -> AppResult<VerifyOutcome> {
+pub async fn verify_audited(ctx: &RequestCtx, id: i64, test: bool) -> AppResult<VerifyOutcome> {
+    let user = ctx.require(Role::Operator).await?;
+    let user = &user;
     let (state, username, ip) = (ctx.state.clone(), user.username.clone(), ctx.ip.clone());
     ctx.state.runtime.work.spawn(async move {
         let result = verify(&state, id, test).await;
