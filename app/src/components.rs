@@ -164,7 +164,8 @@ pub fn param(
 }
 
 /// `2026-11-25 20:31 UTC`: the same text on the server and after hydration.
-pub fn fmt_time(t: &OffsetDateTime) -> String {
+pub fn fmt_time<T: Into<OffsetDateTime> + Copy>(t: &T) -> String {
+    let t: OffsetDateTime = (*t).into();
     let t = t.to_offset(time::UtcOffset::UTC);
     format!(
         "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
@@ -175,6 +176,14 @@ pub fn fmt_time(t: &OffsetDateTime) -> String {
         t.minute(),
         t.second()
     )
+}
+
+/// How long ago `t` was, as [`fmt_duration`] puts it (`5 min 3 s`); never negative.
+pub fn ago(t: impl Into<OffsetDateTime>) -> String {
+    let secs = (OffsetDateTime::now_utc() - t.into())
+        .whole_seconds()
+        .max(0) as u64;
+    fmt_duration(secs)
 }
 
 /// `3 d 4 h`, `5 h 12 min`, `42 s`: the two largest units.

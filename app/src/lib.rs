@@ -16,6 +16,7 @@ pub mod overview;
 pub mod redact;
 pub mod services;
 pub mod specs;
+pub mod timestamp;
 
 #[cfg(feature = "ssr")]
 pub mod config;

@@ -8,6 +8,7 @@ mod common;
 use app::alerts::service::{evaluate, seed};
 use app::auth::Role;
 use app::metrics::{IngestBatch, Labels, Sample};
+use app::timestamp::Timestamp;
 use axum::extract::State;
 use axum::http::StatusCode as AxumStatus;
 use common::{json, test_config, TestApp};
@@ -56,7 +57,7 @@ async fn cpu(pool: &PgPool, host: &str, value: f64) {
         samples: vec![Sample {
             metric: "cpu_usage_percent".into(),
             labels: Labels::new(),
-            ts: OffsetDateTime::now_utc(),
+            ts: Timestamp(OffsetDateTime::now_utc()),
             value,
         }],
     };

@@ -5,6 +5,7 @@ mod common;
 
 use app::auth::Role;
 use app::metrics::{IngestBatch, Labels, Sample};
+use app::timestamp::Timestamp;
 use common::{json, TestApp};
 use reqwest::StatusCode;
 use sqlx::PgPool;
@@ -24,20 +25,20 @@ async fn forecasts_cross_when_the_history_says(pool: PgPool) {
         samples.push(Sample {
             metric: "disk_used_percent".into(),
             labels: Labels::from([("mount".to_string(), "/data".to_string())]),
-            ts,
+            ts: Timestamp(ts),
             value: 20.0 + 0.5 * i as f64,
         });
         samples.push(Sample {
             metric: "memory_used_percent".into(),
             labels: Labels::new(),
-            ts,
+            ts: Timestamp(ts),
             value: 40.0,
         });
         if i >= 62 {
             samples.push(Sample {
                 metric: "cpu_usage_percent".into(),
                 labels: Labels::new(),
-                ts,
+                ts: Timestamp(ts),
                 value: 10.0,
             });
         }

@@ -5,6 +5,7 @@ mod common;
 
 use app::auth::Role;
 use app::metrics::service;
+use app::timestamp::Timestamp;
 use common::{json, TestApp};
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
@@ -324,7 +325,7 @@ async fn retention_drops_old_partitions_and_rollups(pool: PgPool) {
         samples: vec![app::metrics::Sample {
             metric: "m".into(),
             labels: Default::default(),
-            ts,
+            ts: Timestamp(ts),
             value: 1.0,
         }],
     };

@@ -6,6 +6,7 @@
 mod common;
 
 use app::auth::Role;
+use app::timestamp::Timestamp;
 use common::{json, TestApp};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -465,7 +466,7 @@ async fn processes_api_checks_input_and_roles(pool: PgPool) {
             .map(|m| app::metrics::Sample {
                 metric: m.to_string(),
                 labels: [("process".to_string(), "uvicorn".to_string())].into(),
-                ts: now,
+                ts: Timestamp(now),
                 value: if *m == "process_uptime_seconds" {
                     3600.0
                 } else {

@@ -7,6 +7,7 @@
 mod common;
 
 use app::auth::Role;
+use app::timestamp::Timestamp;
 use common::{json, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -413,7 +414,7 @@ async fn what_the_server_fetches_is_bounded(pool: PgPool) {
             status: "test".into(),
             host: None,
             value: None,
-            at: time::OffsetDateTime::now_utc(),
+            at: Timestamp(time::OffsetDateTime::now_utc()),
             severity: "warning".into(),
             kind: "metric".into(),
             instance: "ops".into(),

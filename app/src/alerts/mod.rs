@@ -19,9 +19,9 @@ pub use rules::{NewChannel, NewCheck, RuleSpec};
 
 use crate::error::AppError;
 use crate::metrics::Chart;
+use crate::timestamp::Timestamp;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 
 /// A notification channel as listed: a webhook's URL is shown redacted (its path is often
 /// the secret).
@@ -70,9 +70,7 @@ pub struct ActiveAlert {
     pub host: Option<String>,
     /// `pending` or `firing`.
     pub status: String,
-    #[serde(with = "time::serde::rfc3339")]
-    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
-    pub since: OffsetDateTime,
+    pub since: Timestamp,
     pub value: Option<f64>,
     pub summary: String,
     pub acked_by: Option<String>,
@@ -91,9 +89,7 @@ pub struct AlertEvent {
     pub value: Option<f64>,
     pub summary: String,
     pub silenced: bool,
-    #[serde(with = "time::serde::rfc3339")]
-    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
-    pub at: OffsetDateTime,
+    pub at: Timestamp,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -102,9 +98,7 @@ pub struct SilenceInfo {
     pub id: i64,
     pub rule: Option<String>,
     pub host: Option<String>,
-    #[serde(with = "time::serde::rfc3339")]
-    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
-    pub ends_at: OffsetDateTime,
+    pub ends_at: Timestamp,
     pub comment: String,
     pub created_by: String,
 }
@@ -131,15 +125,11 @@ pub struct CheckInfo {
     pub expected_body: Option<String>,
     /// `up`, `down`, or `unknown` before the first check.
     pub state: String,
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
-    pub since: Option<OffsetDateTime>,
+    pub since: Option<Timestamp>,
     /// Latency of the last check in milliseconds.
     pub latency_ms: Option<f64>,
     pub last_error: Option<String>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
-    pub last_checked: Option<OffsetDateTime>,
+    pub last_checked: Option<Timestamp>,
     /// % of checks up over the last 24 hours, 7 and 30 days (null before any).
     pub uptime_24h: Option<f64>,
     pub uptime_7d: Option<f64>,
@@ -155,8 +145,7 @@ pub struct AlertsPageData {
     pub can_edit: bool,
     pub is_admin: bool,
     pub interval_seconds: u64,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub last_evaluated: Option<OffsetDateTime>,
+    pub last_evaluated: Option<Timestamp>,
     pub smtp_configured: bool,
 }
 

@@ -5,18 +5,11 @@ use super::{
     get_alerts_page, get_checks_page, get_wrong, ActiveAlert, AddChannel, AddCheck, AddRule,
     ChannelAction, CheckInfo, DeleteCheck, EndSilence, InstanceAction, RuleAction, RuleInfo,
 };
-use crate::components::{
-    action_error, fmt_duration, fmt_time, EmptyState, ErrorNotice, PageHeader,
-};
+use crate::components::{action_error, ago, fmt_time, EmptyState, ErrorNotice, PageHeader};
 use crate::metrics::pages::ChartView;
 use crate::metrics::AutoRefresh;
 use leptos::prelude::*;
 use leptos_router::components::A;
-
-fn ago(t: time::OffsetDateTime) -> String {
-    let secs = (time::OffsetDateTime::now_utc() - t).whole_seconds().max(0) as u64;
-    fmt_duration(secs)
-}
 
 fn status_badge(status: &str, severity: &str) -> impl IntoView {
     let class = match (status, severity) {

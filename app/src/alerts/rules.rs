@@ -3,8 +3,9 @@
 //! (Opsdeck JSON, Slack, Discord, e-mail), the retry schedule and uptime. Pure.
 
 use super::machine::Op;
+use crate::timestamp::Timestamp;
 use serde::{Deserialize, Serialize};
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 
 /// A rule as stored and as given to `POST /api/v1/alerts/rules`. Which fields apply depends on
 /// `kind`; `validate` says which are missing or wrong.
@@ -558,8 +559,7 @@ pub struct Notice {
     pub status: String,
     pub host: Option<String>,
     pub value: Option<f64>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub at: OffsetDateTime,
+    pub at: Timestamp,
     pub severity: String,
     pub kind: String,
     /// The instance: host, series labels, check or service.
@@ -969,7 +969,7 @@ mod tests {
             status: "firing".into(),
             host: Some("web-1".into()),
             value: Some(93.5),
-            at: time::macros::datetime!(2026-11-24 10:00 UTC),
+            at: Timestamp(time::macros::datetime!(2026-11-24 10:00 UTC)),
             severity: "warning".into(),
             kind: "metric".into(),
             instance: "web-1".into(),

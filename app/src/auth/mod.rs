@@ -14,9 +14,9 @@ pub mod tokens;
 pub use pages::{AdminTabs, AuditPage, LoginPage, TokensPage, UsersPage};
 
 use crate::error::AppError;
+use crate::timestamp::Timestamp;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 
 /// What a signed-in person may do. Ordered: each role can do everything the previous one can.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -83,12 +83,8 @@ pub struct UserSummary {
     pub username: String,
     pub role: Role,
     pub disabled: bool,
-    #[serde(with = "time::serde::rfc3339")]
-    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
-    pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
-    pub last_login_at: Option<OffsetDateTime>,
+    pub created_at: Timestamp,
+    pub last_login_at: Option<Timestamp>,
 }
 
 /// One line of the audit log.
@@ -96,9 +92,7 @@ pub struct UserSummary {
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema, sqlx::FromRow))]
 pub struct AuditEntry {
     pub id: i64,
-    #[serde(with = "time::serde::rfc3339")]
-    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
-    pub at: OffsetDateTime,
+    pub at: Timestamp,
     pub actor: Option<String>,
     pub action: String,
     pub target: Option<String>,
@@ -118,15 +112,9 @@ pub struct TokenInfo {
     /// The first characters, to tell tokens apart.
     pub prefix: String,
     pub created_by: Option<String>,
-    #[serde(with = "time::serde::rfc3339")]
-    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
-    pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
-    pub last_used_at: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
-    pub revoked_at: Option<OffsetDateTime>,
+    pub created_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
 }
 
 /// A page of the audit log, newest first; `next_before` continues it.

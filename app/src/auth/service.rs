@@ -9,6 +9,7 @@ use super::{
 use crate::config::Config;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
+use crate::timestamp::Timestamp;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
@@ -487,7 +488,7 @@ pub async fn insert_user(
             username: username.to_string(),
             role,
             disabled: false,
-            created_at,
+            created_at: Timestamp(created_at),
             last_login_at: None,
         }),
         Err(sqlx::Error::Database(db)) if db.is_unique_violation() => Err(AppError::conflict(

@@ -16,9 +16,9 @@ pub use pages::{BackupRunPage, BackupsPage, DbHealthPage, RestorePage};
 
 use crate::auth::Role;
 use crate::error::AppError;
+use crate::timestamp::Timestamp;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 
 /// One table in a backup: its row count in the snapshot `pg_dump` read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,16 +45,10 @@ pub struct TargetInfo {
     pub keep_days: i32,
     pub keep_min: i32,
     pub verify_every_hours: i32,
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
-    pub next_run_at: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
-    pub last_success_at: Option<OffsetDateTime>,
+    pub next_run_at: Option<Timestamp>,
+    pub last_success_at: Option<Timestamp>,
     /// When a test restore last proved a backup of this target restorable.
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
-    pub last_verified_at: Option<OffsetDateTime>,
+    pub last_verified_at: Option<Timestamp>,
     /// No successful backup within twice the schedule's interval (or ever, with a schedule).
     pub overdue: bool,
     /// The id of the run in progress, if any.
@@ -72,12 +66,8 @@ pub struct BackupRun {
     pub requested_by: Option<String>,
     /// `running`, `succeeded` or `failed`.
     pub status: String,
-    #[serde(with = "time::serde::rfc3339")]
-    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
-    pub started_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
-    pub finished_at: Option<OffsetDateTime>,
+    pub started_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
     pub duration_seconds: Option<f64>,
     /// Bytes written so far (live while running).
     pub bytes_written: i64,
@@ -86,15 +76,11 @@ pub struct BackupRun {
     /// Checksum and `pg_restore --list` passed after the run (or at the last verification).
     pub verified: bool,
     pub verify_detail: Option<String>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
-    pub test_restored_at: Option<OffsetDateTime>,
+    pub test_restored_at: Option<Timestamp>,
     /// The last test restore's outcome: tables and row counts equal to the manifest.
     pub test_restore_ok: Option<bool>,
     pub test_restore_detail: Option<String>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
-    pub expired_at: Option<OffsetDateTime>,
+    pub expired_at: Option<Timestamp>,
     pub pg_dump_version: Option<String>,
     pub server_version: Option<String>,
     pub file: Option<String>,
@@ -118,12 +104,8 @@ pub struct RestoreJob {
     pub status: String,
     /// What it is doing now (or did last).
     pub step: String,
-    #[serde(with = "time::serde::rfc3339")]
-    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
-    pub started_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
-    pub finished_at: Option<OffsetDateTime>,
+    pub started_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
     pub pre_restore_backup_id: Option<i64>,
     pub detail: Option<String>,
     pub stderr_tail: String,
@@ -179,12 +161,8 @@ pub struct TableHealth {
     pub live_rows: i64,
     pub dead_rows: i64,
     pub dead_ratio: f64,
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
-    pub last_vacuum: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
-    pub last_analyze: Option<OffsetDateTime>,
+    pub last_vacuum: Option<Timestamp>,
+    pub last_analyze: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -12,9 +12,9 @@ pub use pages::CapacityPage;
 
 use crate::error::AppError;
 use crate::metrics::{Chart, Labels};
+use crate::timestamp::Timestamp;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 
 /// One resource's forecast, as `GET /api/v1/forecasts` answers it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,18 +30,10 @@ pub struct ForecastRow {
     pub moving_average_24h: Option<f64>,
     pub in_7d: Option<f64>,
     pub in_30d: Option<f64>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
-    pub eta_80: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
-    pub eta_80_low: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
-    pub eta_80_high: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
-    pub eta_100: Option<OffsetDateTime>,
+    pub eta_80: Option<Timestamp>,
+    pub eta_80_low: Option<Timestamp>,
+    pub eta_80_high: Option<Timestamp>,
+    pub eta_100: Option<Timestamp>,
     /// Why a figure is null (not enough data, not crossing within a year, no fixed limit).
     pub reason: Option<String>,
 }
@@ -50,8 +42,7 @@ pub struct ForecastRow {
 pub struct ForecastsPageData {
     /// Each resource, with its chart when there is a forecast to draw.
     pub items: Vec<(ForecastRow, Option<Chart>)>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub now: OffsetDateTime,
+    pub now: Timestamp,
 }
 
 #[server(prefix = "/sfn", endpoint = "capacity/page")]
@@ -60,7 +51,7 @@ pub async fn get_capacity_page() -> Result<ForecastsPageData, AppError> {
         async {
             let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
             ctx.require(crate::auth::Role::Viewer).await?;
-            service::page_data(&ctx.state.pool, OffsetDateTime::now_utc()).await
+            service::page_data(&ctx.state.pool, time::OffsetDateTime::now_utc()).await
         }
         .await,
     )

@@ -36,9 +36,9 @@ fn row_view(r: &ForecastRow, now: OffsetDateTime) -> impl IntoView {
     let eta = match (r.eta_80, r.eta_80_low, r.eta_80_high) {
         (Some(_), lo, hi) => format!(
             "{} ({} – {})",
-            when(r.eta_80, now),
-            when(lo, now),
-            hi.map(|h| when(Some(h), now))
+            when(r.eta_80.map(|t| t.0), now),
+            when(lo.map(|t| t.0), now),
+            hi.map(|h| when(Some(*h), now))
                 .unwrap_or_else(|| "beyond a year".into())
         ),
         _ => r.reason.clone().unwrap_or_else(|| "–".into()),
@@ -79,7 +79,7 @@ pub fn CapacityPage() -> impl IntoView {
                             })}
                             <div class="table-wrap"><table class="table" data-testid="forecasts">
                                 <thead><tr><th>"Host"</th><th>"Resource"</th><th class="num">"Now"</th><th class="num">"In 7 days"</th><th class="num">"In 30 days"</th><th>"Reaches 80 % (90 % interval)"</th><th>"Model"</th></tr></thead>
-                                <tbody>{d.items.iter().map(|(r, _)| row_view(r, now)).collect_view()}</tbody>
+                                <tbody>{d.items.iter().map(|(r, _)| row_view(r, *now)).collect_view()}</tbody>
                             </table></div>
                             <section class="charts">
                                 {d.items.into_iter().filter_map(|(_, c)| c).map(|c| view! { <ChartView chart=c/> }).collect_view()}

@@ -6,6 +6,7 @@ use super::{ForecastRow, ForecastsPageData};
 use crate::error::AppResult;
 use crate::metrics::charts::{self, LineInput};
 use crate::metrics::{Labels, SeriesPoint, Unit};
+use crate::timestamp::Timestamp;
 use sqlx::PgPool;
 use time::{Duration, OffsetDateTime};
 
@@ -97,7 +98,7 @@ pub fn forecast_one(history: &History) -> (ForecastRow, Option<Fitted>) {
     let above = percent && row.current.is_some_and(|c| c >= 80.0);
     if above {
         // Whatever the history, the runbook's question has its answer.
-        row.eta_80 = at_hours(last, Some(0.0));
+        row.eta_80 = (at_hours(last, Some(0.0))).map(Timestamp);
         row.eta_80_low = row.eta_80;
         row.eta_80_high = row.eta_80;
         row.reason = Some("already above 80 %".into());
@@ -123,14 +124,14 @@ pub fn forecast_one(history: &History) -> (ForecastRow, Option<Fitted>) {
     if percent {
         if !above {
             let (mean, early, late) = crossing(&f, 80.0, HORIZON_HOURS);
-            row.eta_80 = at_hours(last, mean);
-            row.eta_80_low = at_hours(last, early);
-            row.eta_80_high = at_hours(last, late);
+            row.eta_80 = (at_hours(last, mean)).map(Timestamp);
+            row.eta_80_low = (at_hours(last, early)).map(Timestamp);
+            row.eta_80_high = (at_hours(last, late)).map(Timestamp);
             if mean.is_none() {
                 row.reason = Some("not expected to reach 80 % within a year".into());
             }
         }
-        row.eta_100 = at_hours(last, crossing(&f, 100.0, HORIZON_HOURS).0);
+        row.eta_100 = (at_hours(last, crossing(&f, 100.0, HORIZON_HOURS).0)).map(Timestamp);
     } else {
         row.reason = Some("no fixed limit: trend only".into());
     }
@@ -178,7 +179,12 @@ pub async fn page_data(pool: &PgPool, now: OffsetDateTime) -> AppResult<Forecast
     let to_point = |h: i64, avg: f64, min: f64, max: f64| {
         OffsetDateTime::from_unix_timestamp(h * 3600)
             .ok()
-            .map(|ts| SeriesPoint { ts, avg, min, max })
+            .map(|ts| SeriesPoint {
+                ts: Timestamp(ts),
+                avg,
+                min,
+                max,
+            })
     };
     let mut items = vec![];
     for (row, fitted, history) in rows {
@@ -240,5 +246,8 @@ pub async fn page_data(pool: &PgPool, now: OffsetDateTime) -> AppResult<Forecast
         );
         items.push((row, Some(chart)));
     }
-    Ok(ForecastsPageData { items, now })
+    Ok(ForecastsPageData {
+        items,
+        now: Timestamp(now),
+    })
 }

@@ -13,6 +13,7 @@ use super::{LogStats, SlowRequest};
 use crate::db::Conns;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
+use crate::timestamp::Timestamp;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 use time::{Date, Duration, OffsetDateTime};
 
@@ -179,7 +180,7 @@ pub async fn raw_partial<C: Conns>(db: &C, scope: Scope<'_>) -> AppResult<Partia
         slowest: slowest
             .into_iter()
             .map(|(ts, duration, url, service)| SlowRequest {
-                ts,
+                ts: Timestamp(ts),
                 duration,
                 url,
                 service,

@@ -27,10 +27,10 @@ pub use pages::{LogSourcesPage, LogsPage};
 
 use crate::auth::Role;
 use crate::error::AppError;
+use crate::timestamp::Timestamp;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use time::OffsetDateTime;
 
 /// Validates a service name (it appears in URLs and facets).
 pub fn validate_service(name: &str) -> Result<(), String> {
@@ -53,9 +53,7 @@ pub fn validate_service(name: &str) -> Result<(), String> {
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct LogLine {
     pub id: i64,
-    #[serde(with = "time::serde::rfc3339")]
-    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
-    pub ts: OffsetDateTime,
+    pub ts: Timestamp,
     pub service: String,
     /// trace, debug, info, warn, error, fatal; null when the line had none.
     pub level: Option<String>,
@@ -71,12 +69,8 @@ pub struct SearchResponse {
     pub lines: Vec<LogLine>,
     /// Pass as `cursor` for the next (older) page; null at the end.
     pub next_cursor: Option<String>,
-    #[serde(with = "time::serde::rfc3339")]
-    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
-    pub from: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
-    pub to: OffsetDateTime,
+    pub from: Timestamp,
+    pub to: Timestamp,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,9 +83,7 @@ pub struct MessageCount {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct HourCount {
-    #[serde(with = "time::serde::rfc3339")]
-    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
-    pub hour: OffsetDateTime,
+    pub hour: Timestamp,
     pub count: i64,
 }
 
@@ -110,9 +102,7 @@ pub struct ResponseTime {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct SlowRequest {
-    #[serde(with = "time::serde::rfc3339")]
-    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
-    pub ts: OffsetDateTime,
+    pub ts: Timestamp,
     pub duration: f64,
     pub url: Option<String>,
     pub service: String,
@@ -158,12 +148,8 @@ pub struct ClassCount {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct LogStats {
-    #[serde(with = "time::serde::rfc3339")]
-    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
-    pub from: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
-    pub to: OffsetDateTime,
+    pub from: Timestamp,
+    pub to: Timestamp,
     pub service: Option<String>,
     /// Lines in the range.
     pub total: i64,
@@ -271,9 +257,7 @@ pub struct SourceRow {
     pub position: i64,
     pub lines: i64,
     pub lines_per_sec: f64,
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
-    pub last_line_at: Option<OffsetDateTime>,
+    pub last_line_at: Option<Timestamp>,
     pub last_error: Option<String>,
 }
 

@@ -8,6 +8,7 @@ use super::{
     AgentCount, ClassCount, HourCount, IpCount, LogStats, MessageCount, PathCount, ResponseTime,
     SlowRequest, SuspiciousIp,
 };
+use crate::timestamp::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use time::{Date, Duration, OffsetDateTime, Time};
@@ -236,7 +237,7 @@ pub fn finish(
             .iter()
             .filter(|(_, a)| f(a) > 0)
             .map(|(h, a)| HourCount {
-                hour: hour(h),
+                hour: Timestamp(hour(h)),
                 count: f(a),
             })
             .collect::<Vec<_>>()
@@ -276,8 +277,8 @@ pub fn finish(
     suspicious.truncate(100);
     let ip_counts: HashMap<String, i64> = p.ips.iter().map(|(k, (n, _))| (k.clone(), *n)).collect();
     LogStats {
-        from,
-        to,
+        from: Timestamp(from),
+        to: Timestamp(to),
         service,
         total,
         errors,
@@ -594,7 +595,7 @@ mod tests {
 
     fn slow(unix: i64, duration: f64) -> SlowRequest {
         SlowRequest {
-            ts: at(unix),
+            ts: Timestamp(at(unix)),
             duration,
             url: Some(format!("/r{unix}")),
             service: "api".into(),
@@ -756,11 +757,11 @@ mod tests {
             s.errors_per_hour,
             vec![
                 HourCount {
-                    hour: at(0),
+                    hour: Timestamp(at(0)),
                     count: 1
                 },
                 HourCount {
-                    hour: at(3600),
+                    hour: Timestamp(at(3600)),
                     count: 1
                 }
             ]

@@ -7,6 +7,7 @@ use super::analytics::{raw_partial, Scope};
 use super::rollup::{self, Partial, KEYS_KEPT};
 use crate::error::AppResult;
 use crate::state::AppState;
+use crate::timestamp::Timestamp;
 use std::collections::BTreeSet;
 use time::{Date, Duration, OffsetDateTime};
 
@@ -270,8 +271,7 @@ pub struct LiveReport {
     pub services: usize,
     /// Of which rebuilt from the start of the hour (late lines had arrived).
     pub rebuilt: usize,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub upto: Option<OffsetDateTime>,
+    pub upto: Option<Timestamp>,
 }
 
 /// Brings the current hour's live rollup of every service up to `now - LIVE_LAG`: each
@@ -362,7 +362,7 @@ pub async fn roll_up_live(state: &AppState, now: OffsetDateTime) -> AppResult<Li
             .await?;
     }
     tx.commit().await?;
-    report.upto = Some(upto);
+    report.upto = Some(Timestamp(upto));
     Ok(report)
 }
 

@@ -8,6 +8,7 @@ use super::{LogLine, SearchResponse};
 use crate::db::Reads;
 use crate::error::{AppError, AppResult};
 use crate::metrics::parse_time_param;
+use crate::timestamp::Timestamp;
 use sqlx::{PgPool, Postgres, QueryBuilder};
 use time::{Duration, OffsetDateTime};
 
@@ -306,7 +307,7 @@ pub async fn search(
             .into_iter()
             .map(|r| LogLine {
                 id: r.id,
-                ts: r.ts,
+                ts: Timestamp(r.ts),
                 service: r.service,
                 level: level_name(r.level),
                 message: r.message,
@@ -315,8 +316,8 @@ pub async fn search(
             })
             .collect(),
         next_cursor,
-        from,
-        to,
+        from: Timestamp(from),
+        to: Timestamp(to),
     })
 }
 

@@ -200,13 +200,14 @@ fn draw(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::timestamp::Timestamp;
     use time::OffsetDateTime;
 
     fn pts(values: &[(i64, f64)]) -> Vec<SeriesPoint> {
         values
             .iter()
             .map(|(t, v)| SeriesPoint {
-                ts: OffsetDateTime::from_unix_timestamp(*t).unwrap(),
+                ts: Timestamp(OffsetDateTime::from_unix_timestamp(*t).unwrap()),
                 avg: *v,
                 min: v - 1.0,
                 max: v + 1.0,

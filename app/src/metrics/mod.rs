@@ -12,6 +12,7 @@ pub mod service;
 pub use pages::{AutoRefresh, ChartView, HostCards, HostPage, HostsPage};
 
 use crate::error::AppError;
+use crate::timestamp::Timestamp;
 use leptos::prelude::*;
 
 use serde::{Deserialize, Serialize};
@@ -27,9 +28,7 @@ pub struct Sample {
     pub metric: String,
     #[serde(default)]
     pub labels: Labels,
-    #[serde(with = "time::serde::rfc3339")]
-    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
-    pub ts: OffsetDateTime,
+    pub ts: Timestamp,
     pub value: f64,
 }
 
@@ -59,12 +58,8 @@ pub struct HostInfo {
     pub name: String,
     /// `local` (Opsdeck's own collector) or `agent`.
     pub source: String,
-    #[serde(with = "time::serde::rfc3339")]
-    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
-    pub first_seen: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
-    pub last_seen: OffsetDateTime,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
 }
 
 /// The newest value of one series.
@@ -75,18 +70,14 @@ pub struct LatestValue {
     pub metric: String,
     #[cfg_attr(feature = "ssr", schema(value_type = Object))]
     pub labels: Labels,
-    #[serde(with = "time::serde::rfc3339")]
-    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
-    pub ts: OffsetDateTime,
+    pub ts: Timestamp,
     pub value: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct SeriesPoint {
-    #[serde(with = "time::serde::rfc3339")]
-    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
-    pub ts: OffsetDateTime,
+    pub ts: Timestamp,
     pub avg: f64,
     pub min: f64,
     pub max: f64,
@@ -180,8 +171,7 @@ pub struct Chart {
 pub struct HostCharts {
     pub host: String,
     pub range_label: String,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub last_seen: Option<OffsetDateTime>,
+    pub last_seen: Option<Timestamp>,
     pub silent: bool,
     pub tier: String,
     pub charts: Vec<Chart>,
@@ -192,8 +182,7 @@ pub struct HostCharts {
 pub struct HostCard {
     pub name: String,
     pub source: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub last_seen: OffsetDateTime,
+    pub last_seen: Timestamp,
     pub silent_for_secs: Option<i64>,
     pub cpu: Option<f64>,
     pub memory: Option<f64>,
@@ -620,7 +609,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-            ts: datetime!(2026-11-24 10:00 UTC),
+            ts: Timestamp(datetime!(2026-11-24 10:00 UTC)),
             value,
         }
     }
@@ -634,9 +623,9 @@ mod tests {
         };
         assert_eq!(validate_batch(&ok, now, 14 * 86_400), Ok(()));
         let mut too_old = ok.clone();
-        too_old.samples[0].ts = datetime!(2026-11-01 00:00 UTC);
+        too_old.samples[0].ts = Timestamp(datetime!(2026-11-01 00:00 UTC));
         let mut future = ok.clone();
-        future.samples[0].ts = datetime!(2026-11-24 11:00 UTC);
+        future.samples[0].ts = Timestamp(datetime!(2026-11-24 11:00 UTC));
         let cases: Vec<(IngestBatch, &str)> = vec![
             (
                 IngestBatch {

@@ -14,9 +14,9 @@ pub use pages::{ProcessPage, ServicesPage, TargetPage};
 
 use crate::error::AppError;
 use crate::metrics::{Chart, SeriesPoint};
+use crate::timestamp::Timestamp;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 
 /// A watched process with its latest state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,18 +30,14 @@ pub struct ProcessInfo {
     /// `up`, `down`, or `unknown` before the first collection.
     pub state: String,
     /// Since when it is up (its main process's start) or when it was last seen up.
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
-    pub since: Option<OffsetDateTime>,
+    pub since: Option<Timestamp>,
     pub count: Option<f64>,
     pub cpu_percent: Option<f64>,
     pub rss_bytes: Option<f64>,
     pub port_listening: Option<bool>,
     /// Restarts in the last 24 hours.
     pub restarts_24h: Option<f64>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
-    pub last_seen: Option<OffsetDateTime>,
+    pub last_seen: Option<Timestamp>,
 }
 
 pub use crate::specs::{NewProcess, NewTarget};
@@ -59,15 +55,9 @@ pub struct TargetInfo {
     pub max_series: i32,
     /// `up`, `down`, or `unknown` before the first scrape.
     pub state: String,
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
-    pub since: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
-    pub last_scrape: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
-    pub last_success: Option<OffsetDateTime>,
+    pub since: Option<Timestamp>,
+    pub last_scrape: Option<Timestamp>,
+    pub last_success: Option<Timestamp>,
     pub last_error: Option<String>,
     pub last_duration_ms: Option<f64>,
     /// Samples stored by the last scrape.

@@ -5,11 +5,10 @@ use super::{
     get_service_detail, get_services_page, AddProcess, AddTarget, DeleteService, ProcessInfo,
     Sparks, TargetInfo,
 };
-use crate::components::{
-    action_error, fmt_duration, fmt_time, param, EmptyState, ErrorNotice, PageHeader,
-};
+use crate::components::{action_error, ago, fmt_time, param, EmptyState, ErrorNotice, PageHeader};
 use crate::metrics::pages::{sparkline, ChartView};
 use crate::metrics::{AutoRefresh, Unit};
+use crate::timestamp::Timestamp;
 use leptos::prelude::*;
 use leptos_router::components::A;
 use leptos_router::hooks::{use_params_map, use_query_map};
@@ -32,12 +31,8 @@ fn badge(state: &str) -> impl IntoView {
     view! { <span class=class data-testid="service-state">{state.to_string()}</span> }
 }
 
-fn since(t: Option<time::OffsetDateTime>) -> String {
-    let Some(t) = t else {
-        return "–".into();
-    };
-    let secs = (time::OffsetDateTime::now_utc() - t).whole_seconds().max(0) as u64;
-    format!("{} ago", fmt_duration(secs))
+fn since(t: Option<Timestamp>) -> String {
+    t.map_or_else(|| "–".into(), |t| format!("{} ago", ago(t)))
 }
 
 fn process_row(

@@ -5,6 +5,7 @@
 
 use super::expfmt::{Family, Kind, PromSample};
 use crate::metrics::{validate_sample, Labels, Sample};
+use crate::timestamp::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use time::OffsetDateTime;
@@ -85,7 +86,7 @@ impl Out<'_> {
         let s = Sample {
             metric,
             labels: l,
-            ts: self.ts,
+            ts: Timestamp(self.ts),
             value,
         };
         let k = key(&s.metric, &s.labels);
@@ -371,7 +372,7 @@ lat_count 30\n";
         let s = |metric: &str, value: f64| Sample {
             metric: metric.into(),
             labels: Labels::new(),
-            ts: datetime!(2026-11-26 0:00 UTC),
+            ts: Timestamp(datetime!(2026-11-26 0:00 UTC)),
             value,
         };
         for (samples, expected) in [

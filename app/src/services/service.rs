@@ -12,6 +12,7 @@ use crate::metrics::charts::{self, LineInput};
 use crate::metrics::service::{selector, series};
 use crate::metrics::{SeriesPoint, Unit};
 use crate::state::AppState;
+use crate::timestamp::Timestamp;
 use sqlx::PgPool;
 use std::collections::HashMap;
 use time::{Duration, OffsetDateTime};
@@ -241,9 +242,9 @@ fn target_info(r: TargetRow) -> TargetInfo {
             None => "unknown",
         }
         .into(),
-        since: r.state_since,
-        last_scrape: r.last_scrape_at,
-        last_success: r.last_success_at,
+        since: r.state_since.map(Timestamp),
+        last_scrape: r.last_scrape_at.map(Timestamp),
+        last_success: r.last_success_at.map(Timestamp),
         last_error: r.last_error.map(|e| crate::redact::text(&e)),
         last_duration_ms: r.last_duration_ms,
         last_samples: r.last_samples,
@@ -314,7 +315,7 @@ pub async fn list_processes(pool: &PgPool, now: OffsetDateTime) -> AppResult<Vec
                 None => "unknown",
             }
             .into(),
-            since,
+            since: since.map(Timestamp),
             count: get("process_count"),
             cpu_percent: get("process_cpu_percent"),
             rss_bytes: get("process_resident_memory_bytes"),
@@ -323,7 +324,7 @@ pub async fn list_processes(pool: &PgPool, now: OffsetDateTime) -> AppResult<Vec
                 .iter()
                 .find(|r| r.0 == host && r.1 == name)
                 .map(|r| r.2),
-            last_seen,
+            last_seen: last_seen.map(Timestamp),
         });
     }
     Ok(out)
@@ -531,7 +532,7 @@ pub async fn detail(state: &AppState, kind: &str, id: i64) -> AppResult<DetailDa
                 .flat_map(|(_, ends)| ends.iter())
                 .filter_map(|(ts, v)| {
                     Some(SeriesPoint {
-                        ts: OffsetDateTime::from_unix_timestamp(*ts).ok()?,
+                        ts: Timestamp(OffsetDateTime::from_unix_timestamp(*ts).ok()?),
                         avg: *v,
                         min: *v,
                         max: *v,
@@ -641,7 +642,7 @@ pub async fn detail(state: &AppState, kind: &str, id: i64) -> AppResult<DetailDa
                         .map(|r| format!("{r:.0}"))
                         .unwrap_or("0".into()),
                 ),
-                ("Since".into(), fmt_time(p.since)),
+                ("Since".into(), fmt_time(p.since.map(|t| t.0))),
             ];
             if let Some(port) = p.port {
                 summary.push((
@@ -749,8 +750,11 @@ pub async fn detail(state: &AppState, kind: &str, id: i64) -> AppResult<DetailDa
                             tg.interval_seconds, tg.timeout_seconds
                         ),
                     ),
-                    ("Last scrape".into(), fmt_time(tg.last_scrape)),
-                    ("Last success".into(), fmt_time(tg.last_success)),
+                    ("Last scrape".into(), fmt_time(tg.last_scrape.map(|t| t.0))),
+                    (
+                        "Last success".into(),
+                        fmt_time(tg.last_success.map(|t| t.0)),
+                    ),
                     (
                         "Duration".into(),
                         tg.last_duration_ms

@@ -3,6 +3,7 @@
 
 use super::procfs;
 use app::metrics::{Labels, Sample};
+use app::timestamp::Timestamp;
 use std::collections::BTreeSet;
 use std::time::Instant;
 use sysinfo::{Disks, Networks, System};
@@ -79,7 +80,7 @@ impl Collector {
                 out.push(Sample {
                     metric: metric.to_string(),
                     labels,
-                    ts,
+                    ts: Timestamp(ts),
                     value,
                 });
             }

@@ -239,7 +239,7 @@ mod tests {
                 .map(|i| Sample {
                     metric: "m".into(),
                     labels: Default::default(),
-                    ts: time::OffsetDateTime::UNIX_EPOCH,
+                    ts: app::timestamp::Timestamp(time::OffsetDateTime::UNIX_EPOCH),
                     value: i as f64,
                 })
                 .collect(),

@@ -8,6 +8,7 @@ use app::services::expfmt;
 use app::services::scrape::{convert, Counters};
 use app::services::service::{claim_due, record_scrape, Claimed, ScrapeResult};
 use app::state::AppState;
+use app::timestamp::Timestamp;
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
@@ -139,7 +140,7 @@ pub async fn scrape_one(
     let meta = |metric: &str, value: f64| Sample {
         metric: metric.into(),
         labels: Labels::from([("target".to_string(), name.clone())]),
-        ts: at,
+        ts: Timestamp(at),
         value,
     };
     let mut outcome = match fetched {

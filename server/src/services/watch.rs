@@ -6,6 +6,7 @@
 use super::super::metrics::procfs;
 use app::metrics::{Labels, Sample};
 use app::services::process::{matches, restarts, Instance};
+use app::timestamp::Timestamp;
 use std::collections::{BTreeSet, HashMap};
 use sysinfo::{ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind};
 use time::OffsetDateTime;
@@ -105,7 +106,7 @@ impl ProcessWatcher {
                 out.push(Sample {
                     metric: metric.into(),
                     labels: labels.clone(),
-                    ts,
+                    ts: Timestamp(ts),
                     value,
                 })
             };

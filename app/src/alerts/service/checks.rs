@@ -2,6 +2,7 @@
 //! their results recorded.
 
 use super::*;
+use crate::timestamp::Timestamp;
 
 pub async fn upsert_check_by(pool: &PgPool, c: &NewCheck, actor: &Actor<'_>) -> AppResult<i64> {
     rules::validate_check(c).map_err(unprocessable)?;
@@ -109,10 +110,10 @@ pub async fn list_checks(pool: &PgPool) -> AppResult<Vec<CheckInfo>> {
                 None => "unknown",
             }
             .into(),
-            since: r.state_since,
+            since: r.state_since.map(Timestamp),
             latency_ms: r.last_latency_ms,
             last_error: r.last_error.map(|e| crate::redact::text(&e)),
-            last_checked: r.last_checked_at,
+            last_checked: r.last_checked_at.map(Timestamp),
             builtin: r.builtin,
             uptime_24h: rules::uptime(r.up_1d, r.n_1d),
             uptime_7d: rules::uptime(r.up_7d, r.n_7d),
@@ -141,7 +142,7 @@ pub async fn checks_with_charts(pool: &PgPool) -> AppResult<Vec<(CheckInfo, Opti
                 .entry(id)
                 .or_default()
                 .push(crate::metrics::SeriesPoint {
-                    ts: at,
+                    ts: Timestamp(at),
                     avg: ms,
                     min: ms,
                     max: ms,

@@ -2,6 +2,7 @@
 //! events and notifications written in one transaction.
 
 use super::*;
+use crate::timestamp::Timestamp;
 
 /// What one rule instance read this round.
 pub(super) struct Observation {
@@ -204,7 +205,7 @@ pub async fn evaluate(pool: &PgPool, now: OffsetDateTime) -> AppResult<EvalRepor
             status: status.into(),
             host: o.host.clone(),
             value: o.value,
-            at: now,
+            at: Timestamp(now),
             severity: l.spec.severity.clone().unwrap_or_else(|| "warning".into()),
             kind: l.spec.kind.clone(),
             instance: o.instance.clone(),
@@ -359,7 +360,7 @@ impl EventRows {
         self.value.push(n.value);
         self.summary.push(n.summary.clone());
         self.silenced.push(silenced);
-        self.at.push(n.at);
+        self.at.push(*n.at);
         self.notices.push(n.clone());
     }
 }

@@ -1,6 +1,7 @@
 //! What the Alerts page and the Overview show: what fires, the rules, channels and history.
 
 use super::*;
+use crate::timestamp::Timestamp;
 
 pub async fn overview(pool: &PgPool, history: i64) -> AppResult<AlertsOverview> {
     let silences = active_silences(pool).await?;
@@ -26,7 +27,7 @@ pub async fn overview(pool: &PgPool, history: i64) -> AppResult<AlertsOverview> 
                     instance,
                     host,
                     status: phase,
-                    since,
+                    since: Timestamp(since),
                     value,
                     summary,
                     acked_by,
@@ -65,7 +66,7 @@ pub async fn overview(pool: &PgPool, history: i64) -> AppResult<AlertsOverview> 
             value,
             summary,
             silenced,
-            at,
+            at: Timestamp(at),
         },
     )
     .collect();
@@ -92,7 +93,7 @@ pub async fn overview(pool: &PgPool, history: i64) -> AppResult<AlertsOverview> 
             id,
             rule,
             host,
-            ends_at,
+            ends_at: Timestamp(ends_at),
             comment,
             created_by,
         },
@@ -123,7 +124,7 @@ pub async fn page_data(state: &AppState, role: Role) -> AppResult<AlertsPageData
         can_edit: role >= Role::Operator,
         is_admin: role >= Role::Admin,
         interval_seconds: state.config.alert_interval.secs(),
-        last_evaluated,
+        last_evaluated: last_evaluated.map(Timestamp),
         smtp_configured: state.config.smtp_url.is_some(),
     })
 }

@@ -2,6 +2,7 @@
 //! channels, silences and acknowledgements, each change audited.
 
 use super::*;
+use crate::timestamp::Timestamp;
 
 /// On a new installation: the runbook's rules and a health check of Opsdeck's own `/health`.
 /// Runs once per database (a marker row in `job_runs`), so deleting a default keeps it deleted.
@@ -311,7 +312,7 @@ pub async fn test_channel_by(pool: &PgPool, id: i64, actor: &Actor<'_>) -> AppRe
         status: "test".into(),
         host: None,
         value: None,
-        at: OffsetDateTime::now_utc(),
+        at: Timestamp(OffsetDateTime::now_utc()),
         severity: "warning".into(),
         kind: "test".into(),
         instance: name.clone(),

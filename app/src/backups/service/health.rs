@@ -2,6 +2,7 @@
 //! `ANALYZE`/`VACUUM` maintenance.
 
 use super::*;
+use crate::timestamp::Timestamp;
 
 pub async fn db_health(state: &AppState, target: &str) -> AppResult<DbHealth> {
     let t = target_by_name(&state.pool, target).await?;
@@ -50,8 +51,8 @@ pub async fn db_health(state: &AppState, target: &str) -> AppResult<DbHealth> {
                 } else {
                     0.0
                 },
-                last_vacuum: vac,
-                last_analyze: an,
+                last_vacuum: vac.map(Timestamp),
+                last_analyze: an.map(Timestamp),
             })
             .collect(),
         indexes: indexes

@@ -2,6 +2,7 @@
 //! so that a failure leaves the database as it was.
 
 use super::*;
+use crate::timestamp::Timestamp;
 
 #[derive(Debug, Clone)]
 pub struct RestoreRequest {
@@ -411,8 +412,8 @@ pub async fn restore_job(pool: &PgPool, id: i64) -> AppResult<RestoreJob> {
         requested_by: r.5,
         status: r.6,
         step: r.7,
-        started_at: r.8,
-        finished_at: r.9,
+        started_at: Timestamp(r.8),
+        finished_at: r.9.map(Timestamp),
         pre_restore_backup_id: r.10,
         detail: r.11,
         stderr_tail: r.12,

@@ -2,6 +2,7 @@
 //! in any process), their heartbeats, and `pg_dump` into a checksummed file.
 
 use super::*;
+use crate::timestamp::Timestamp;
 
 #[derive(sqlx::FromRow)]
 struct RunRow {
@@ -43,18 +44,18 @@ impl From<RunRow> for BackupRun {
             trigger: r.trigger,
             requested_by: r.requested_by,
             status: r.status,
-            started_at: r.started_at,
-            finished_at: r.finished_at,
+            started_at: Timestamp(r.started_at),
+            finished_at: r.finished_at.map(Timestamp),
             duration_seconds: r.finished_at.map(|f| (f - r.started_at).as_seconds_f64()),
             bytes_written: r.bytes_written,
             size: r.size,
             sha256: r.sha256,
             verified: r.verify_ok == Some(true),
             verify_detail: r.verify_detail,
-            test_restored_at: r.test_restored_at,
+            test_restored_at: r.test_restored_at.map(Timestamp),
             test_restore_ok: r.test_restore_ok,
             test_restore_detail: r.test_restore_detail,
-            expired_at: r.expired_at,
+            expired_at: r.expired_at.map(Timestamp),
             pg_dump_version: r.pg_dump_version,
             server_version: r.server_version,
             file: r.path.as_deref().and_then(|p| {
@@ -145,7 +146,7 @@ fn size_chart(name: &str, sizes: &[(OffsetDateTime, i64)]) -> crate::metrics::Ch
     let mut points: Vec<SeriesPoint> = sizes
         .iter()
         .map(|(ts, size)| SeriesPoint {
-            ts: *ts,
+            ts: Timestamp(*ts),
             avg: *size as f64,
             min: *size as f64,
             max: *size as f64,

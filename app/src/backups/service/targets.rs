@@ -1,6 +1,7 @@
 //! Backup targets: the databases Opsdeck backs up, with their schedules and retention.
 
 use super::*;
+use crate::timestamp::Timestamp;
 
 #[derive(Debug, Clone)]
 pub struct NewTarget {
@@ -136,9 +137,9 @@ async fn target_info(
         keep_days: t.keep_days,
         keep_min: t.keep_min,
         verify_every_hours: t.verify_every_hours,
-        next_run_at: t.next_run_at,
-        last_success_at,
-        last_verified_at,
+        next_run_at: t.next_run_at.map(Timestamp),
+        last_success_at: last_success_at.map(Timestamp),
+        last_verified_at: last_verified_at.map(Timestamp),
         overdue: overdue.unwrap_or(false),
         running,
     })

@@ -2,6 +2,7 @@
 //! statement that stores a batch with its 1-minute and 1-hour rollups and latest values.
 
 use super::*;
+use crate::timestamp::Timestamp;
 
 pub(super) fn labels_json(labels: &Labels) -> String {
     serde_json::to_string(labels).unwrap_or_else(|_| "{}".into())
@@ -151,7 +152,7 @@ pub async fn ingest(
             tracing::error!(metric = %s.metric, "series id missing after upsert");
             AppError::Internal
         })?;
-        rows.push((id, s.ts, s.value));
+        rows.push((id, *s.ts, s.value));
     }
 
     // Fast path: nothing in the batch is stored yet (the usual case), so plain INSERT and rollups
@@ -172,8 +173,8 @@ pub async fn ingest(
         .iter()
         .map(|s| s.ts)
         .max()
-        .unwrap_or(now)
-        .min(now);
+        .unwrap_or(Timestamp(now))
+        .min(Timestamp(now));
     sqlx::query(
         "INSERT INTO hosts (name, source, last_seen) VALUES ($1, $2, $3)
          ON CONFLICT (name) DO UPDATE SET last_seen = greatest(hosts.last_seen, excluded.last_seen), source = excluded.source",

@@ -69,7 +69,7 @@ pub async fn host_cards(state: &AppState) -> AppResult<Vec<HostCard>> {
                 .map(|v| v.value)
         };
         cards.push(HostCard {
-            silent_for_secs: silent_for(state, h.last_seen, now),
+            silent_for_secs: silent_for(state, *h.last_seen, now),
             cpu: value("cpu_usage_percent"),
             memory: value("memory_used_percent"),
             name: h.name,
@@ -336,7 +336,7 @@ pub async fn host_charts(
         host: host.to_string(),
         range_label,
         last_seen: Some(info.last_seen),
-        silent: silent_for(state, info.last_seen, now).is_some(),
+        silent: silent_for(state, *info.last_seen, now).is_some(),
         tier,
         charts: out,
     })

@@ -2,6 +2,7 @@
 //! points asked for.
 
 use super::*;
+use crate::timestamp::Timestamp;
 
 pub async fn hosts(pool: &PgPool) -> AppResult<Vec<HostInfo>> {
     Ok(
@@ -34,7 +35,7 @@ pub async fn latest(pool: &PgPool, host: Option<&str>) -> AppResult<Vec<LatestVa
             host,
             metric,
             labels: labels.0,
-            ts,
+            ts: Timestamp(ts),
             value,
         })
         .collect())
@@ -142,10 +143,12 @@ async fn bucketed_points<C: Conns>(
         .await?;
     let mut by_id: HashMap<i32, Vec<SeriesPoint>> = HashMap::new();
     for (id, ts, avg, min, max) in rows {
-        by_id
-            .entry(id)
-            .or_default()
-            .push(SeriesPoint { ts, avg, min, max });
+        by_id.entry(id).or_default().push(SeriesPoint {
+            ts: Timestamp(ts),
+            avg,
+            min,
+            max,
+        });
     }
     Ok(by_id)
 }
