@@ -16,6 +16,7 @@ pub mod overview;
 pub mod redact;
 pub mod services;
 pub mod specs;
+mod text_enum;
 pub mod timestamp;
 
 #[cfg(feature = "ssr")]

@@ -117,9 +117,9 @@ async fn backup(global: &GlobalArgs, cmd: BackupCommand) -> Result<(), CliError>
             );
             for r in runs {
                 let status = if r.expired_at.is_some() {
-                    "expired".to_string()
+                    "expired"
                 } else {
-                    r.status.clone()
+                    r.status.as_str()
                 };
                 println!(
                     "{:>6}  {:<16} {:<10} {:<22} {:>12}  {}",

@@ -16,6 +16,7 @@ pub use pages::{BackupRunPage, BackupsPage, DbHealthPage, RestorePage};
 
 use crate::auth::Role;
 use crate::error::AppError;
+use crate::text_enum::text_enum;
 use crate::timestamp::Timestamp;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -55,17 +56,30 @@ pub struct TargetInfo {
     pub running: Option<i64>,
 }
 
+text_enum! {
+    /// How far a backup run or a restore job got.
+    pub enum JobStatus { Running = "running", Succeeded = "succeeded", Failed = "failed" }
+}
+
+text_enum! {
+    /// What started a backup run.
+    pub enum Trigger { Schedule = "schedule", Manual = "manual", PreRestore = "pre_restore" }
+}
+
+text_enum! {
+    /// Where a restore goes: a new database beside the old, or over it.
+    pub enum RestoreMode { NewDatabase = "new_database", InPlace = "in_place" }
+}
+
 /// One backup run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct BackupRun {
     pub id: i64,
     pub target: String,
-    /// `schedule`, `manual` or `pre_restore`.
-    pub trigger: String,
+    pub trigger: Trigger,
     pub requested_by: Option<String>,
-    /// `running`, `succeeded` or `failed`.
-    pub status: String,
+    pub status: JobStatus,
     pub started_at: Timestamp,
     pub finished_at: Option<Timestamp>,
     pub duration_seconds: Option<f64>,
@@ -96,12 +110,10 @@ pub struct RestoreJob {
     pub id: i64,
     pub backup_id: i64,
     pub target: String,
-    /// `new_database` or `in_place`.
-    pub mode: String,
+    pub mode: RestoreMode,
     pub database: String,
     pub requested_by: String,
-    /// `running`, `succeeded` or `failed`.
-    pub status: String,
+    pub status: JobStatus,
     /// What it is doing now (or did last).
     pub step: String,
     pub started_at: Timestamp,

@@ -4,7 +4,7 @@
 
 use super::{
     get_backups_overview, get_db_health, get_restore_job, get_run_detail, AddTarget, BackUpNow,
-    BackupRun, RestoreBackup, RunMaintenance, TargetCard, VerifyBackup,
+    BackupRun, JobStatus, RestoreBackup, RestoreMode, RunMaintenance, TargetCard, VerifyBackup,
 };
 use crate::auth::Role;
 use crate::components::{
@@ -174,13 +174,13 @@ fn RunTable(runs: Vec<BackupRun>) -> impl IntoView {
                 <tbody>
                     {runs.into_iter().map(|r| {
                         let href = format!("/backups/runs/{}", r.id);
-                        let size = r.size.map(bytes).unwrap_or_else(|| if r.status == "running" { format!("{} so far", bytes(r.bytes_written)) } else { "–".into() });
+                        let size = r.size.map(bytes).unwrap_or_else(|| if r.status == JobStatus::Running { format!("{} so far", bytes(r.bytes_written)) } else { "–".into() });
                         view! {
                             <tr data-testid=format!("run-{}", r.id)>
                                 <td><A href=href>{r.id}</A></td>
                                 <td>{r.target.clone()}</td>
-                                <td>{r.trigger.clone()}</td>
-                                <td>{status_badge(&r.status, r.expired_at.is_some())}</td>
+                                <td>{r.trigger.as_str()}</td>
+                                <td>{status_badge(r.status.as_str(), r.expired_at.is_some())}</td>
                                 <td>{fmt_time(&r.started_at)}</td>
                                 <td>{r.duration_seconds.map(|d| fmt_duration(d.round() as u64)).unwrap_or_else(|| "–".into())}</td>
                                 <td>{size}</td>
@@ -244,8 +244,8 @@ pub fn BackupRunPage() -> impl IntoView {
                     Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
                     Ok(d) => {
                         let r = d.run;
-                        let running = r.status == "running";
-                        let usable = r.status == "succeeded" && r.expired_at.is_none();
+                        let running = r.status == JobStatus::Running;
+                        let usable = r.status == JobStatus::Succeeded && r.expired_at.is_none();
                         let role = d.role;
                         let total_rows: i64 = r.manifest.iter().map(|m| m.rows).sum();
                         view! {
@@ -253,7 +253,7 @@ pub fn BackupRunPage() -> impl IntoView {
                             <section class="card" data-testid="run-detail">
                                 <div class="row">
                                     <h2>{format!("{} · {}", r.target, r.trigger)}</h2>
-                                    {status_badge(&r.status, r.expired_at.is_some())}
+                                    {status_badge(r.status.as_str(), r.expired_at.is_some())}
                                 </div>
                                 {running.then(|| view! {
                                     <p class="notice" data-testid="run-progress">{format!("pg_dump is running: {} written so far…", bytes(r.bytes_written))}</p>
@@ -378,20 +378,20 @@ pub fn RestorePage() -> impl IntoView {
                 match data.await {
                     Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
                     Ok(j) => {
-                        let running = j.status == "running";
+                        let running = j.status == JobStatus::Running;
                         view! {
                             {running.then(|| view! { <AutoRefresh seconds=2/> })}
                             <section class="card" data-testid="restore-job">
                                 <div class="row">
                                     <h2>{format!("Backup {} of {} → {}", j.backup_id, j.target, j.database)}</h2>
-                                    {status_badge(&j.status, false)}
+                                    {status_badge(j.status.as_str(), false)}
                                 </div>
                                 {running.then(|| view! { <p class="notice" data-testid="restore-step">{format!("{}…", j.step)}</p> })}
                                 {j.detail.clone().map(|d| view! {
-                                    <p class=if j.status == "succeeded" { "notice ok" } else { "notice error" } data-testid="restore-detail">{d}</p>
+                                    <p class=if j.status == JobStatus::Succeeded { "notice ok" } else { "notice error" } data-testid="restore-detail">{d}</p>
                                 })}
                                 <dl class="facts">
-                                    <dt>"Mode"</dt><dd>{if j.mode == "in_place" { "in place" } else { "into a new database" }}</dd>
+                                    <dt>"Mode"</dt><dd>{if j.mode == RestoreMode::InPlace { "in place" } else { "into a new database" }}</dd>
                                     <dt>"Requested by"</dt><dd>{j.requested_by.clone()}</dd>
                                     <dt>"Started"</dt><dd>{fmt_time(&j.started_at)}</dd>
                                     <dt>"Finished"</dt><dd>{j.finished_at.as_ref().map(fmt_time).unwrap_or_else(|| "–".into())}</dd>

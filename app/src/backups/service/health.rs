@@ -11,24 +11,28 @@ pub async fn db_health(state: &AppState, target: &str) -> AppResult<DbHealth> {
     let mut c = PgConnection::connect(&url)
         .await
         .map_err(|e| AppError::TargetUnreachable(format!("cannot connect to `{target}`: {e}")))?;
-    let (size_bytes, connections, max_connections): (i64, i64, i64) = sqlx::query_as(
-        "SELECT pg_database_size(current_database()),
-                (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()),
-                current_setting('max_connections')::bigint",
+    let sizes = sqlx::query!(
+        r#"SELECT pg_database_size(current_database()) AS "size_bytes!",
+                  (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()) AS "connections!",
+                  current_setting('max_connections')::bigint AS "max_connections!""#
     )
     .fetch_one(&mut c)
     .await?;
-    #[allow(clippy::type_complexity)]
-    let tables: Vec<(String, i64, i64, i64, Option<OffsetDateTime>, Option<OffsetDateTime>)> = sqlx::query_as(
-        "SELECT schemaname || '.' || relname, pg_total_relation_size(relid), n_live_tup, n_dead_tup,
-                greatest(last_vacuum, last_autovacuum), greatest(last_analyze, last_autoanalyze)
-         FROM pg_stat_user_tables ORDER BY pg_total_relation_size(relid) DESC, 1 LIMIT 25",
+    let (size_bytes, connections, max_connections) =
+        (sizes.size_bytes, sizes.connections, sizes.max_connections);
+    let tables = sqlx::query!(
+        r#"SELECT schemaname || '.' || relname AS "name!", pg_total_relation_size(relid) AS "total!",
+                  n_live_tup AS "live!", n_dead_tup AS "dead!",
+                  greatest(last_vacuum, last_autovacuum) AS vac,
+                  greatest(last_analyze, last_autoanalyze) AS an
+           FROM pg_stat_user_tables ORDER BY pg_total_relation_size(relid) DESC, 1 LIMIT 25"#
     )
     .fetch_all(&mut c)
     .await?;
-    let indexes: Vec<(String, String, i64, i64)> = sqlx::query_as(
-        "SELECT schemaname || '.' || indexrelname, relname, pg_relation_size(indexrelid), idx_scan
-         FROM pg_stat_user_indexes ORDER BY pg_relation_size(indexrelid) DESC, 1 LIMIT 25",
+    let indexes = sqlx::query!(
+        r#"SELECT schemaname || '.' || indexrelname AS "name!", relname AS "table!",
+                  pg_relation_size(indexrelid) AS "bytes!", idx_scan AS "scans!"
+           FROM pg_stat_user_indexes ORDER BY pg_relation_size(indexrelid) DESC, 1 LIMIT 25"#
     )
     .fetch_all(&mut c)
     .await?;
@@ -41,27 +45,27 @@ pub async fn db_health(state: &AppState, target: &str) -> AppResult<DbHealth> {
         max_connections,
         tables: tables
             .into_iter()
-            .map(|(name, total, live, dead, vac, an)| TableHealth {
-                name,
-                total_bytes: total,
-                live_rows: live,
-                dead_rows: dead,
-                dead_ratio: if live + dead > 0 {
-                    dead as f64 / (live + dead) as f64
+            .map(|r| TableHealth {
+                name: r.name,
+                total_bytes: r.total,
+                live_rows: r.live,
+                dead_rows: r.dead,
+                dead_ratio: if r.live + r.dead > 0 {
+                    r.dead as f64 / (r.live + r.dead) as f64
                 } else {
                     0.0
                 },
-                last_vacuum: vac.map(Timestamp),
-                last_analyze: an.map(Timestamp),
+                last_vacuum: r.vac.map(Timestamp),
+                last_analyze: r.an.map(Timestamp),
             })
             .collect(),
         indexes: indexes
             .into_iter()
-            .map(|(name, table, bytes, scans)| IndexHealth {
-                name,
-                table,
-                bytes,
-                scans,
+            .map(|r| IndexHealth {
+                name: r.name,
+                table: r.table,
+                bytes: r.bytes,
+                scans: r.scans,
             })
             .collect(),
     })
@@ -118,12 +122,14 @@ async fn maintenance(
     let mut c = PgConnection::connect(&t.url(state))
         .await
         .map_err(|e| AppError::TargetUnreachable(format!("cannot connect to `{target}`: {e}")))?;
-    let found: Option<(String, String)> = sqlx::query_as(
-        "SELECT schemaname::text, relname::text FROM pg_stat_user_tables WHERE schemaname || '.' || relname = $1",
+    let found = sqlx::query!(
+        r#"SELECT schemaname::text AS "schema!", relname::text AS "rel!"
+           FROM pg_stat_user_tables WHERE schemaname || '.' || relname = $1"#,
+        table
     )
-    .bind(table)
     .fetch_optional(&mut c)
-    .await?;
+    .await?
+    .map(|r| (r.schema, r.rel));
     let Some((schema, rel)) = found else {
         let _ = c.close().await;
         return Err(AppError::not_found(format!(

@@ -7,8 +7,9 @@
 //! runs and restores beat a heartbeat; one whose heartbeat stops is marked failed by any process.
 
 use super::{
-    conn, cron, retention, BackupRun, BackupsOverview, DbHealth, IndexHealth, ManifestEntry,
-    RestoreJob, RunDetail, TableHealth, TargetCard, TargetInfo, VerifyOutcome,
+    conn, cron, retention, BackupRun, BackupsOverview, DbHealth, IndexHealth, JobStatus,
+    ManifestEntry, RestoreJob, RestoreMode, RunDetail, TableHealth, TargetCard, TargetInfo,
+    Trigger, VerifyOutcome,
 };
 use crate::auth::service::{audit, take_attempt, verify_password, RequestCtx};
 use crate::auth::{CurrentUser, Role};
@@ -29,7 +30,7 @@ const HEARTBEAT_SECS: u64 = 3;
 pub const STALE_SECS: i64 = 60;
 const STDERR_TAIL: usize = 4000;
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct TargetRow {
     pub id: i64,
     pub name: String,
@@ -56,35 +57,62 @@ impl TargetRow {
     }
 }
 
-const TARGET_COLUMNS: &str = "id, name, database_url, schedule, timezone, keep_days, keep_min, verify_every_hours, next_run_at, created_at";
+/// Which targets [`target_rows`] reads.
+#[derive(Debug, Clone, Copy)]
+enum Targets<'a> {
+    All,
+    Id(i64),
+    Name(&'a str),
+    /// Those with a schedule whose next run is due at this time (or was never planned).
+    DueAt(OffsetDateTime),
+}
+
+/// The targets `which` picks, ordered by name.
+async fn target_rows(pool: &PgPool, which: Targets<'_>) -> AppResult<Vec<TargetRow>> {
+    let (id, name, due) = match which {
+        Targets::All => (None, None, None),
+        Targets::Id(id) => (Some(id), None, None),
+        Targets::Name(name) => (None, Some(name), None),
+        Targets::DueAt(t) => (None, None, Some(t)),
+    };
+    Ok(sqlx::query_as!(
+        TargetRow,
+        "SELECT id, name, database_url, schedule, timezone, keep_days, keep_min,
+                verify_every_hours, next_run_at, created_at
+         FROM backup_targets
+         WHERE ($1::bigint IS NULL OR id = $1) AND ($2::text IS NULL OR name = $2)
+           AND ($3::timestamptz IS NULL
+                OR (schedule IS NOT NULL AND (next_run_at IS NULL OR next_run_at <= $3)))
+         ORDER BY name",
+        id,
+        name,
+        due
+    )
+    .fetch_all(pool)
+    .await?)
+}
 
 pub async fn target_by_name(pool: &PgPool, name: &str) -> AppResult<TargetRow> {
-    sqlx::query_as(&format!(
-        "SELECT {TARGET_COLUMNS} FROM backup_targets WHERE name = $1"
-    ))
-    .bind(name)
-    .fetch_optional(pool)
-    .await?
-    .ok_or_else(|| AppError::not_found(format!("no backup target named `{name}`")))
+    target_rows(pool, Targets::Name(name))
+        .await?
+        .pop()
+        .ok_or_else(|| AppError::not_found(format!("no backup target named `{name}`")))
 }
 
 async fn target_by_id(pool: &PgPool, id: i64) -> AppResult<TargetRow> {
-    sqlx::query_as(&format!(
-        "SELECT {TARGET_COLUMNS} FROM backup_targets WHERE id = $1"
-    ))
-    .bind(id)
-    .fetch_optional(pool)
-    .await?
-    .ok_or_else(|| AppError::not_found("no such backup target"))
+    target_rows(pool, Targets::Id(id))
+        .await?
+        .pop()
+        .ok_or_else(|| AppError::not_found("no such backup target"))
 }
 
 /// Opsdeck's own database is a target from the first start (nightly at 02:00 UTC).
 pub async fn ensure_own_target(pool: &PgPool) -> AppResult<()> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO backup_targets (name, database_url, schedule, timezone)
          SELECT 'opsdeck', NULL, '0 2 * * *', 'UTC'
          WHERE NOT EXISTS (SELECT 1 FROM backup_targets WHERE database_url IS NULL)
-         ON CONFLICT (name) DO NOTHING",
+         ON CONFLICT (name) DO NOTHING"
     )
     .execute(pool)
     .await?;

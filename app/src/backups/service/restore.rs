@@ -8,6 +8,7 @@ use crate::timestamp::Timestamp;
 pub struct RestoreRequest {
     pub password: String,
     pub confirm: String,
+    /// `new_database` or `in_place`, as sent: checked (and a bad one audited) with the rest.
     pub mode: String,
     pub new_database: Option<String>,
 }
@@ -36,11 +37,12 @@ pub async fn start_restore(ctx: &RequestCtx, id: i64, req: RestoreRequest) -> Ap
     }
     // Counted before judged, as sign-ins are: a stolen session cannot guess the password.
     let attempt = take_attempt(ctx, "restore:", &user.username).await?;
-    let stored: Option<String> =
-        sqlx::query_scalar("SELECT password_hash FROM users WHERE username = $1 AND NOT disabled")
-            .bind(&user.username)
-            .fetch_optional(&state.pool)
-            .await?;
+    let stored: Option<String> = sqlx::query_scalar!(
+        "SELECT password_hash FROM users WHERE username = $1 AND NOT disabled",
+        &user.username
+    )
+    .fetch_optional(&state.pool)
+    .await?;
     if verify_password(stored, req.password.clone()).await {
         crate::auth::throttle::succeeded(&state.pool, &attempt).await?;
     } else {
@@ -72,8 +74,14 @@ pub async fn start_restore(ctx: &RequestCtx, id: i64, req: RestoreRequest) -> Ap
         )
         .await;
     }
-    let database = match req.mode.as_str() {
-        "new_database" => {
+    let mode: RestoreMode = match req.mode.parse() {
+        Ok(m) => m,
+        Err(e) => {
+            return refuse(ctx, user, id, AppError::unprocessable(format!("mode: {e}"))).await
+        }
+    };
+    let database = match mode {
+        RestoreMode::NewDatabase => {
             let stamp = OffsetDateTime::now_utc();
             let name = req.new_database.clone().unwrap_or_else(|| {
                 format!(
@@ -91,7 +99,7 @@ pub async fn start_restore(ctx: &RequestCtx, id: i64, req: RestoreRequest) -> Ap
             }
             name
         }
-        "in_place" if t.own() => {
+        RestoreMode::InPlace if t.own() => {
             return refuse(
                 ctx,
                 user,
@@ -102,20 +110,18 @@ pub async fn start_restore(ctx: &RequestCtx, id: i64, req: RestoreRequest) -> Ap
             )
             .await
         }
-        "in_place" => parts.database.clone(),
-        other => {
-            return refuse(ctx, user, id, AppError::unprocessable(format!("mode `{other}`: use new_database or in_place"))).await
-        }
+        RestoreMode::InPlace => parts.database.clone(),
     };
-    if req.mode == "new_database" {
+    if mode == RestoreMode::NewDatabase {
         let mut c = PgConnection::connect(&url).await.map_err(|e| {
             AppError::TargetUnreachable(format!("cannot connect to the target's server: {e}"))
         })?;
-        let exists: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-                .bind(&database)
-                .fetch_one(&mut c)
-                .await?;
+        let exists: bool = sqlx::query_scalar!(
+            r#"SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS "exists!""#,
+            &database
+        )
+        .fetch_one(&mut c)
+        .await?;
         let _ = c.close().await;
         if exists {
             return refuse(
@@ -138,15 +144,8 @@ pub async fn start_restore(ctx: &RequestCtx, id: i64, req: RestoreRequest) -> Ap
         )
         .await;
     };
-    let job: i64 = sqlx::query_scalar(
-        "INSERT INTO restore_jobs (backup_id, target_id, mode, database_name, requested_by, status, step)
-         VALUES ($1, $2, $3, $4, $5, 'running', 'starting') RETURNING id",
-    )
-    .bind(id)
-    .bind(t.id)
-    .bind(&req.mode)
-    .bind(&database)
-    .bind(&user.username)
+    let job: i64 = sqlx::query_scalar!("INSERT INTO restore_jobs (backup_id, target_id, mode, database_name, requested_by, status, step)
+         VALUES ($1, $2, $3, $4, $5, 'running', 'starting') RETURNING id", id, t.id, mode.as_str(), &database, &user.username)
     .fetch_one(&state.pool)
     .await?;
     audit(
@@ -156,7 +155,7 @@ pub async fn start_restore(ctx: &RequestCtx, id: i64, req: RestoreRequest) -> Ap
         Some(&format!("backup {id}")),
         true,
         ctx.ip.as_deref(),
-        serde_json::json!({ "job": job, "target": t.name, "mode": req.mode, "database": database }),
+        serde_json::json!({ "job": job, "target": t.name, "mode": mode, "database": database }),
     )
     .await?;
     let s = state.clone();
@@ -164,19 +163,13 @@ pub async fn start_restore(ctx: &RequestCtx, id: i64, req: RestoreRequest) -> Ap
     state.runtime.work.spawn(async move {
         let state = s;
         let heartbeat = Heartbeat::start(state.pool.clone(), job, Beat::Restore);
-        let outcome = restore_job_body(&state, &t, job, id, &f, &req.mode, &database, &who).await;
+        let outcome = restore_job_body(&state, &t, job, id, &f, mode, &database, &who).await;
         drop(heartbeat);
         let (ok, detail, tail) = match outcome {
             Ok((detail, tail)) => (true, detail, tail),
             Err((detail, tail)) => (false, detail, tail),
         };
-        let _ = sqlx::query(
-            "UPDATE restore_jobs SET status = $2, finished_at = now(), step = 'done', detail = $3, stderr_tail = $4 WHERE id = $1",
-        )
-        .bind(job)
-        .bind(if ok { "succeeded" } else { "failed" })
-        .bind(&detail)
-        .bind(&tail)
+        let _ = sqlx::query!("UPDATE restore_jobs SET status = $2, finished_at = now(), step = 'done', detail = $3, stderr_tail = $4 WHERE id = $1", job, if ok { JobStatus::Succeeded } else { JobStatus::Failed }.as_str(), &detail, &tail)
         .execute(&state.pool)
         .await;
         let _ = audit(
@@ -195,11 +188,13 @@ pub async fn start_restore(ctx: &RequestCtx, id: i64, req: RestoreRequest) -> Ap
 }
 
 async fn set_step(pool: &PgPool, job: i64, step: &str) {
-    let _ = sqlx::query("UPDATE restore_jobs SET step = $2, heartbeat_at = now() WHERE id = $1")
-        .bind(job)
-        .bind(step)
-        .execute(pool)
-        .await;
+    let _ = sqlx::query!(
+        "UPDATE restore_jobs SET step = $2, heartbeat_at = now() WHERE id = $1",
+        job,
+        step
+    )
+    .execute(pool)
+    .await;
 }
 
 type StepResult = Result<(String, String), (String, String)>;
@@ -211,7 +206,7 @@ async fn restore_job_body(
     job: i64,
     backup: i64,
     f: &RunFile,
-    mode: &str,
+    mode: RestoreMode,
     database: &str,
     who: &str,
 ) -> StepResult {
@@ -267,7 +262,7 @@ async fn restore_job_body(
             });
         }
     };
-    if mode == "new_database" {
+    if mode == RestoreMode::NewDatabase {
         set_step(pool, job, &format!("creating database {database}")).await;
         let mut admin = PgConnection::connect(&url).await.map_err(|e| {
             (
@@ -345,11 +340,13 @@ async fn restore_job_body(
     let pre = insert_run(pool, t.id, "pre_restore", None)
         .await
         .map_err(|e| (e.to_string(), String::new()))?;
-    let _ = sqlx::query("UPDATE restore_jobs SET pre_restore_backup_id = $2 WHERE id = $1")
-        .bind(job)
-        .bind(pre)
-        .execute(pool)
-        .await;
+    let _ = sqlx::query!(
+        "UPDATE restore_jobs SET pre_restore_backup_id = $2 WHERE id = $1",
+        job,
+        pre
+    )
+    .execute(pool)
+    .await;
     let pre_ok = execute_run(state, t, pre).await;
     lock.release().await;
     step_audit(
@@ -392,32 +389,18 @@ async fn restore_job_body(
 }
 
 pub async fn restore_job(pool: &PgPool, id: i64) -> AppResult<RestoreJob> {
-    #[allow(clippy::type_complexity)]
-    let row: Option<(i64, i64, String, String, String, String, String, String, OffsetDateTime, Option<OffsetDateTime>, Option<i64>, Option<String>, String)> =
-        sqlx::query_as(
-            "SELECT j.id, j.backup_id, t.name, j.mode, j.database_name, j.requested_by, j.status, j.step,
-                    j.started_at, j.finished_at, j.pre_restore_backup_id, j.detail, j.stderr_tail
-             FROM restore_jobs j JOIN backup_targets t ON t.id = j.target_id WHERE j.id = $1",
-        )
-        .bind(id)
-        .fetch_optional(pool)
-        .await?;
-    let r = row.ok_or_else(|| AppError::not_found(format!("no restore with id {id}")))?;
-    Ok(RestoreJob {
-        id: r.0,
-        backup_id: r.1,
-        target: r.2,
-        mode: r.3,
-        database: r.4,
-        requested_by: r.5,
-        status: r.6,
-        step: r.7,
-        started_at: Timestamp(r.8),
-        finished_at: r.9.map(Timestamp),
-        pre_restore_backup_id: r.10,
-        detail: r.11,
-        stderr_tail: r.12,
-    })
+    sqlx::query_as!(
+        RestoreJob,
+        r#"SELECT j.id, j.backup_id, t.name AS target, j.mode AS "mode: RestoreMode",
+                  j.database_name AS database, j.requested_by, j.status AS "status: JobStatus", j.step,
+                  j.started_at AS "started_at: Timestamp", j.finished_at AS "finished_at: Timestamp",
+                  j.pre_restore_backup_id, j.detail, j.stderr_tail
+           FROM restore_jobs j JOIN backup_targets t ON t.id = j.target_id WHERE j.id = $1"#,
+        id
+    )
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(|| AppError::not_found(format!("no restore with id {id}")))
 }
 
 /// The file of a backup, for download (the caller checks the role and audits).

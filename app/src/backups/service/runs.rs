@@ -8,9 +8,9 @@ use crate::timestamp::Timestamp;
 struct RunRow {
     id: i64,
     target: String,
-    trigger: String,
+    trigger: Trigger,
     requested_by: Option<String>,
-    status: String,
+    status: JobStatus,
     started_at: OffsetDateTime,
     finished_at: Option<OffsetDateTime>,
     bytes_written: i64,
@@ -29,12 +29,6 @@ struct RunRow {
     stderr_tail: String,
     manifest: sqlx::types::Json<Vec<ManifestEntry>>,
 }
-
-const RUN_SELECT: &str = "SELECT r.id, t.name AS target, r.trigger, r.requested_by, r.status, r.started_at,
-    r.finished_at, r.bytes_written, r.size, r.sha256, r.verify_ok, r.verify_detail, r.test_restored_at,
-    r.test_restore_ok, r.test_restore_detail, r.expired_at, r.pg_dump_version, r.server_version, r.path,
-    r.error, r.stderr_tail, r.manifest
-    FROM backup_runs r JOIN backup_targets t ON t.id = r.target_id";
 
 impl From<RunRow> for BackupRun {
     fn from(r: RunRow) -> Self {
@@ -83,28 +77,48 @@ pub async fn list_runs(
             )));
         }
     }
-    let rows: Vec<RunRow> = sqlx::query_as(&format!(
-        "{RUN_SELECT}
-         WHERE ($1::text IS NULL OR t.name = $1)
-           AND ($2::text IS NULL
-                OR ($2 = 'expired' AND r.expired_at IS NOT NULL)
-                OR ($2 <> 'expired' AND r.status = $2 AND r.expired_at IS NULL))
-         ORDER BY r.started_at DESC, r.id DESC LIMIT $3"
-    ))
-    .bind(target)
-    .bind(status)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
+    let rows = run_rows(pool, None, target, status, limit).await?;
     Ok(rows.into_iter().map(Into::into).collect())
 }
 
+/// Runs, newest first: one (`id`), or those of a target and a status (`expired`: the expired
+/// ones, whatever their status).
+async fn run_rows(
+    pool: &PgPool,
+    id: Option<i64>,
+    target: Option<&str>,
+    status: Option<&str>,
+    limit: i64,
+) -> AppResult<Vec<RunRow>> {
+    Ok(sqlx::query_as!(
+        RunRow,
+        r#"SELECT r.id, t.name AS target, r.trigger AS "trigger: Trigger", r.requested_by,
+                  r.status AS "status: JobStatus", r.started_at, r.finished_at, r.bytes_written,
+                  r.size, r.sha256, r.verify_ok, r.verify_detail, r.test_restored_at,
+                  r.test_restore_ok, r.test_restore_detail, r.expired_at, r.pg_dump_version,
+                  r.server_version, r.path, r.error, r.stderr_tail,
+                  r.manifest AS "manifest: sqlx::types::Json<Vec<ManifestEntry>>"
+           FROM backup_runs r JOIN backup_targets t ON t.id = r.target_id
+           WHERE ($1::bigint IS NULL OR r.id = $1)
+             AND ($2::text IS NULL OR t.name = $2)
+             AND ($3::text IS NULL
+                  OR ($3 = 'expired' AND r.expired_at IS NOT NULL)
+                  OR ($3 <> 'expired' AND r.status = $3 AND r.expired_at IS NULL))
+           ORDER BY r.started_at DESC, r.id DESC LIMIT $4"#,
+        id,
+        target,
+        status,
+        limit
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
 pub async fn get_run(pool: &PgPool, id: i64) -> AppResult<BackupRun> {
-    let row: Option<RunRow> = sqlx::query_as(&format!("{RUN_SELECT} WHERE r.id = $1"))
-        .bind(id)
-        .fetch_optional(pool)
-        .await?;
-    row.map(Into::into)
+    run_rows(pool, Some(id), None, None, 1)
+        .await?
+        .pop()
+        .map(Into::into)
         .ok_or_else(|| AppError::not_found(format!("no backup with id {id}")))
 }
 
@@ -121,14 +135,18 @@ pub async fn overview(
         if role < Role::Admin {
             t.database_url = String::new();
         }
-        let sizes: Vec<(OffsetDateTime, i64)> = sqlx::query_as(
-            "SELECT r.finished_at, r.size FROM backup_runs r JOIN backup_targets t ON t.id = r.target_id
-             WHERE t.name = $1 AND r.status = 'succeeded' AND r.size IS NOT NULL
-             ORDER BY r.finished_at DESC LIMIT 90",
+        let sizes: Vec<(OffsetDateTime, i64)> = sqlx::query!(
+            r#"SELECT r.finished_at AS "finished_at!", r.size AS "size!"
+               FROM backup_runs r JOIN backup_targets t ON t.id = r.target_id
+               WHERE t.name = $1 AND r.status = 'succeeded' AND r.size IS NOT NULL
+               ORDER BY r.finished_at DESC LIMIT 90"#,
+            &t.name
         )
-        .bind(&t.name)
         .fetch_all(&state.pool)
-        .await?;
+        .await?
+        .into_iter()
+        .map(|r| (r.finished_at, r.size))
+        .collect();
         let size_chart = (!sizes.is_empty()).then(|| size_chart(&t.name, &sizes));
         cards.push(TargetCard {
             target: t,
@@ -202,15 +220,8 @@ impl Heartbeat {
             loop {
                 tick.tick().await;
                 let q = match &beat {
-                    Beat::Run(bytes) => sqlx::query(
-                        "UPDATE backup_runs SET heartbeat_at = now(), bytes_written = greatest(bytes_written, $2) WHERE id = $1 AND status = 'running'",
-                    )
-                    .bind(id)
-                    .bind(bytes.load(Ordering::Relaxed)),
-                    Beat::Restore => sqlx::query(
-                        "UPDATE restore_jobs SET heartbeat_at = now() WHERE id = $1 AND status = 'running'",
-                    )
-                    .bind(id),
+                    Beat::Run(bytes) => sqlx::query!("UPDATE backup_runs SET heartbeat_at = now(), bytes_written = greatest(bytes_written, $2) WHERE id = $1 AND status = 'running'", id, bytes.load(Ordering::Relaxed)),
+                    Beat::Restore => sqlx::query!("UPDATE restore_jobs SET heartbeat_at = now() WHERE id = $1 AND status = 'running'", id),
                 };
                 if let Err(e) = q.execute(&pool).await {
                     tracing::warn!(error = %e, id, "heartbeat failed");
@@ -229,31 +240,29 @@ impl Drop for Heartbeat {
 /// Marks runs and restores whose heartbeat stopped (their process was killed) as failed, and
 /// removes the partial files of such runs. Safe to call from every process at any time.
 pub async fn fail_stale(state: &AppState) -> AppResult<usize> {
-    let runs: Vec<(i64, String)> = sqlx::query_as(
+    let runs = sqlx::query!(
         "UPDATE backup_runs r SET status = 'failed', finished_at = now(),
             error = 'Opsdeck stopped while this backup ran (last heartbeat ' || to_char(r.heartbeat_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC); the partial file was discarded and never counted as a backup'
          FROM backup_targets t
          WHERE t.id = r.target_id AND r.status = 'running' AND r.heartbeat_at < now() - make_interval(secs => $1)
          RETURNING r.id, t.name",
+        STALE_SECS as f64
     )
-    .bind(STALE_SECS as f64)
     .fetch_all(&state.pool)
     .await?;
-    for (id, target) in &runs {
-        let partial = partial_path(&state.config.data_dir, target, *id);
+    for r in &runs {
+        let (id, target) = (r.id, &r.name);
+        let partial = partial_path(&state.config.data_dir, target, id);
         if partial.exists() {
             let _ = tokio::fs::remove_file(&partial).await;
         }
         tracing::warn!(run = id, target, "backup run had stopped; marked failed");
     }
-    let restores = sqlx::query(
-        "UPDATE restore_jobs SET status = 'failed', finished_at = now(),
+    let restores = sqlx::query!("UPDATE restore_jobs SET status = 'failed', finished_at = now(),
             detail = CASE mode
               WHEN 'in_place' THEN 'Opsdeck stopped during this restore. pg_restore runs in one transaction, so the database is as it was before.'
               ELSE 'Opsdeck stopped during this restore. pg_restore runs in one transaction: the new database ' || database_name || ' holds nothing from this backup; drop it or restore again.' END
-         WHERE status = 'running' AND heartbeat_at < now() - make_interval(secs => $1)",
-    )
-    .bind(STALE_SECS as f64)
+         WHERE status = 'running' AND heartbeat_at < now() - make_interval(secs => $1)", STALE_SECS as f64)
     .execute(&state.pool)
     .await?
     .rows_affected();
@@ -369,15 +378,27 @@ pub(super) fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
-/// Ordinary tables whose data pg_dump writes (not system, temporary or extension-owned ones).
-const USER_TABLES_SQL: &str = "SELECT n.nspname::text, c.relname::text FROM pg_class c
-    JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind = 'r' AND c.relpersistence <> 't'
-      AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-      AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'
-      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
-                      AND d.objid = c.oid AND d.deptype = 'e')
-    ORDER BY 1, 2";
+/// Ordinary tables whose data pg_dump writes (not system, temporary or extension-owned ones),
+/// as (schema, table).
+pub(super) async fn user_tables(
+    c: &mut PgConnection,
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    Ok(sqlx::query!(
+        r#"SELECT n.nspname::text AS "schema!", c.relname::text AS "table!" FROM pg_class c
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE c.relkind = 'r' AND c.relpersistence <> 't'
+             AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+             AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'
+             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                             AND d.objid = c.oid AND d.deptype = 'e')
+           ORDER BY 1, 2"#
+    )
+    .fetch_all(c)
+    .await?
+    .into_iter()
+    .map(|r| (r.schema, r.table))
+    .collect())
+}
 
 pub(super) async fn count_rows(
     c: &mut PgConnection,
@@ -457,12 +478,7 @@ pub(super) async fn insert_run(
     trigger: &str,
     requested_by: Option<&str>,
 ) -> AppResult<i64> {
-    Ok(sqlx::query_scalar(
-        "INSERT INTO backup_runs (target_id, trigger, requested_by, status) VALUES ($1, $2, $3, 'running') RETURNING id",
-    )
-    .bind(target_id)
-    .bind(trigger)
-    .bind(requested_by)
+    Ok(sqlx::query_scalar!("INSERT INTO backup_runs (target_id, trigger, requested_by, status) VALUES ($1, $2, $3, 'running') RETURNING id", target_id, trigger, requested_by)
     .fetch_one(pool)
     .await?)
 }
@@ -494,20 +510,14 @@ pub(super) async fn execute_run(state: &AppState, t: &TargetRow, id: i64) -> boo
     drop(heartbeat);
     let ok = match result {
         Ok(d) => {
-            let recorded = sqlx::query(
-                "UPDATE backup_runs SET status = 'succeeded', finished_at = now(), path = $2, size = $3,
+            let (path, pg_dump_version) = (
+                d.path.to_string_lossy().into_owned(),
+                tool_version("pg_dump").await,
+            );
+            let recorded = sqlx::query!("UPDATE backup_runs SET status = 'succeeded', finished_at = now(), path = $2, size = $3,
                     bytes_written = $3, sha256 = $4, manifest = $5, pg_dump_version = $6, server_version = $7,
                     stderr_tail = $8
-                 WHERE id = $1",
-            )
-            .bind(id)
-            .bind(d.path.to_string_lossy().as_ref())
-            .bind(d.size)
-            .bind(&d.sha256)
-            .bind(sqlx::types::Json(&d.manifest))
-            .bind(tool_version("pg_dump").await)
-            .bind(&d.server_version)
-            .bind(&d.stderr_tail)
+                 WHERE id = $1", id, &path, d.size, &d.sha256, sqlx::types::Json(&d.manifest) as _, pg_dump_version, &d.server_version, &d.stderr_tail)
             .execute(&state.pool)
             .await;
             match recorded {
@@ -532,12 +542,7 @@ pub(super) async fn execute_run(state: &AppState, t: &TargetRow, id: i64) -> boo
         }
         Err((msg, tail)) => {
             tracing::warn!(run = id, target = %t.name, error = %msg, "backup failed");
-            let _ = sqlx::query(
-                "UPDATE backup_runs SET status = 'failed', finished_at = now(), error = $2, stderr_tail = $3 WHERE id = $1",
-            )
-            .bind(id)
-            .bind(&msg)
-            .bind(&tail)
+            let _ = sqlx::query!("UPDATE backup_runs SET status = 'failed', finished_at = now(), error = $2, stderr_tail = $3 WHERE id = $1", id, &msg, &tail)
             .execute(&state.pool)
             .await;
             false
@@ -565,20 +570,20 @@ async fn dump(
     let mut snap_conn = PgConnection::connect(&url)
         .await
         .map_err(|e| fail(format!("cannot connect to the database: {e}")))?;
-    let server_version: String = sqlx::query_scalar("SHOW server_version")
-        .fetch_one(&mut snap_conn)
-        .await
-        .map_err(|e| fail(e.to_string()))?;
-    sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    let server_version: String =
+        sqlx::query_scalar!(r#"SELECT current_setting('server_version') AS "v!""#)
+            .fetch_one(&mut snap_conn)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+    sqlx::query!("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .execute(&mut snap_conn)
         .await
         .map_err(|e| fail(e.to_string()))?;
-    let snapshot: String = sqlx::query_scalar("SELECT pg_export_snapshot()")
+    let snapshot: String = sqlx::query_scalar!(r#"SELECT pg_export_snapshot() AS "snapshot!""#)
         .fetch_one(&mut snap_conn)
         .await
         .map_err(|e| fail(e.to_string()))?;
-    let tables: Vec<(String, String)> = sqlx::query_as(USER_TABLES_SQL)
-        .fetch_all(&mut snap_conn)
+    let tables = user_tables(&mut snap_conn)
         .await
         .map_err(|e| fail(e.to_string()))?;
 
@@ -627,7 +632,7 @@ async fn dump(
     }
     let status = child.wait().await;
     let tail = stderr_task.await.unwrap_or_default();
-    let _ = sqlx::query("COMMIT").execute(&mut snap_conn).await;
+    let _ = sqlx::query!("COMMIT").execute(&mut snap_conn).await;
     let _ = snap_conn.close().await;
     drop(file);
 

@@ -2,27 +2,27 @@
 
 use super::*;
 
-#[allow(clippy::type_complexity)]
 pub async fn apply_retention(
     state: &AppState,
     t: &TargetRow,
     now: OffsetDateTime,
 ) -> AppResult<Vec<i64>> {
-    let rows: Vec<(i64, Option<OffsetDateTime>, String, Option<bool>, Option<OffsetDateTime>)> = sqlx::query_as(
-        "SELECT id, finished_at, status, test_restore_ok, expired_at FROM backup_runs WHERE target_id = $1 AND status <> 'running'",
+    let rows = sqlx::query!(
+        r#"SELECT id, finished_at, status AS "status: JobStatus", test_restore_ok, expired_at
+           FROM backup_runs WHERE target_id = $1 AND status <> 'running'"#,
+        t.id
     )
-    .bind(t.id)
     .fetch_all(&state.pool)
     .await?;
     let facts: Vec<retention::RunFacts> = rows
         .into_iter()
-        .filter_map(|(id, fin, status, tr, exp)| {
+        .filter_map(|r| {
             Some(retention::RunFacts {
-                id,
-                finished_at: fin?,
-                succeeded: status == "succeeded",
-                verified: tr == Some(true),
-                expired: exp.is_some(),
+                id: r.id,
+                finished_at: r.finished_at?,
+                succeeded: r.status == JobStatus::Succeeded,
+                verified: r.test_restore_ok == Some(true),
+                expired: r.expired_at.is_some(),
             })
         })
         .collect();
@@ -32,10 +32,7 @@ pub async fn apply_retention(
     };
     let expire = retention::to_expire(&facts, policy, now);
     for id in &expire {
-        let path: Option<String> = sqlx::query_scalar(
-            "UPDATE backup_runs SET expired_at = now() WHERE id = $1 AND expired_at IS NULL RETURNING path",
-        )
-        .bind(id)
+        let path: Option<String> = sqlx::query_scalar!("UPDATE backup_runs SET expired_at = now() WHERE id = $1 AND expired_at IS NULL RETURNING path", id)
         .fetch_optional(&state.pool)
         .await?
         .flatten();
@@ -54,10 +51,7 @@ pub async fn apply_retention(
 }
 
 pub async fn apply_all_retention(state: &AppState) -> AppResult<usize> {
-    let rows: Vec<TargetRow> =
-        sqlx::query_as(&format!("SELECT {TARGET_COLUMNS} FROM backup_targets"))
-            .fetch_all(&state.pool)
-            .await?;
+    let rows = target_rows(&state.pool, Targets::All).await?;
     let mut n = 0;
     for t in &rows {
         n += apply_retention(state, t, OffsetDateTime::now_utc())
@@ -70,21 +64,11 @@ pub async fn apply_all_retention(state: &AppState) -> AppResult<usize> {
 /// Starts the runs that are due. Each due time is claimed with one UPDATE, so however many
 /// processes look, one of them starts the run.
 pub async fn start_due_runs(state: &AppState, now: OffsetDateTime) -> AppResult<Vec<i64>> {
-    let rows: Vec<TargetRow> = sqlx::query_as(&format!(
-        "SELECT {TARGET_COLUMNS} FROM backup_targets WHERE schedule IS NOT NULL AND (next_run_at IS NULL OR next_run_at <= $1)"
-    ))
-    .bind(now)
-    .fetch_all(&state.pool)
-    .await?;
+    let rows = target_rows(&state.pool, Targets::DueAt(now)).await?;
     let mut started = vec![];
     for t in rows {
         let next = next_run(&t.schedule, &t.timezone, now);
-        let claimed = sqlx::query(
-            "UPDATE backup_targets SET next_run_at = $2 WHERE id = $1 AND next_run_at IS NOT DISTINCT FROM $3",
-        )
-        .bind(t.id)
-        .bind(next)
-        .bind(t.next_run_at)
+        let claimed = sqlx::query!("UPDATE backup_targets SET next_run_at = $2 WHERE id = $1 AND next_run_at IS NOT DISTINCT FROM $3", t.id, next, t.next_run_at)
         .execute(&state.pool)
         .await?
         .rows_affected()

@@ -48,19 +48,9 @@ pub async fn create_target(pool: &PgPool, new: NewTarget) -> AppResult<TargetInf
         }
     }
     let next = next_run(&new.schedule, &tz, OffsetDateTime::now_utc());
-    let inserted = sqlx::query(
-        "INSERT INTO backup_targets (name, database_url, schedule, timezone, keep_days, keep_min, verify_every_hours, next_run_at)
+    let inserted = sqlx::query!("INSERT INTO backup_targets (name, database_url, schedule, timezone, keep_days, keep_min, verify_every_hours, next_run_at)
          VALUES ($1, $2, $3, $4, coalesce($5, 30), coalesce($6, 7), coalesce($7, 168), $8)
-         ON CONFLICT (name) DO NOTHING",
-    )
-    .bind(&new.name)
-    .bind(new.database_url.trim())
-    .bind(&new.schedule)
-    .bind(&tz)
-    .bind(new.keep_days)
-    .bind(new.keep_min)
-    .bind(new.verify_every_hours)
-    .bind(next)
+         ON CONFLICT (name) DO NOTHING", &new.name, new.database_url.trim(), new.schedule.as_deref(), &tz, new.keep_days, new.keep_min, new.verify_every_hours, next)
     .execute(pool)
     .await?
     .rows_affected();
@@ -98,18 +88,16 @@ async fn target_info(
     own_url: &str,
     now: OffsetDateTime,
 ) -> AppResult<TargetInfo> {
-    let (last_success_at, last_verified_at, running): (
-        Option<OffsetDateTime>,
-        Option<OffsetDateTime>,
-        Option<i64>,
-    ) = sqlx::query_as(
-        "SELECT (SELECT max(finished_at) FROM backup_runs WHERE target_id = $1 AND status = 'succeeded'),
-                (SELECT max(test_restored_at) FROM backup_runs WHERE target_id = $1 AND test_restore_ok),
-                (SELECT max(id) FROM backup_runs WHERE target_id = $1 AND status = 'running')",
+    let last = sqlx::query!(
+        r#"SELECT (SELECT max(finished_at) FROM backup_runs WHERE target_id = $1 AND status = 'succeeded') AS last_success_at,
+                  (SELECT max(test_restored_at) FROM backup_runs WHERE target_id = $1 AND test_restore_ok) AS last_verified_at,
+                  (SELECT max(id) FROM backup_runs WHERE target_id = $1 AND status = 'running') AS running"#,
+        t.id
     )
-    .bind(t.id)
     .fetch_one(pool)
     .await?;
+    let (last_success_at, last_verified_at, running) =
+        (last.last_success_at, last.last_verified_at, last.running);
     let url = t
         .database_url
         .clone()
@@ -146,11 +134,7 @@ async fn target_info(
 }
 
 pub async fn list_targets(state: &AppState) -> AppResult<Vec<TargetInfo>> {
-    let rows: Vec<TargetRow> = sqlx::query_as(&format!(
-        "SELECT {TARGET_COLUMNS} FROM backup_targets ORDER BY name"
-    ))
-    .fetch_all(&state.pool)
-    .await?;
+    let rows = target_rows(&state.pool, Targets::All).await?;
     let now = OffsetDateTime::now_utc();
     let mut out = Vec::with_capacity(rows.len());
     for r in &rows {

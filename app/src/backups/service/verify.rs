@@ -36,24 +36,21 @@ pub(super) struct RunFile {
     pub(super) manifest: Vec<ManifestEntry>,
 }
 
-#[allow(clippy::type_complexity)]
 pub(super) async fn run_file(pool: &PgPool, id: i64) -> AppResult<RunFile> {
-    let row: Option<(
-        String,
-        Option<String>,
-        Option<String>,
-        Option<OffsetDateTime>,
-        sqlx::types::Json<Vec<ManifestEntry>>,
-    )> = sqlx::query_as(
-        "SELECT status, path, sha256, expired_at, manifest FROM backup_runs WHERE id = $1",
+    let Some(r) = sqlx::query!(
+        r#"SELECT status AS "status: JobStatus", path, sha256, expired_at,
+                  manifest AS "manifest: sqlx::types::Json<Vec<ManifestEntry>>"
+           FROM backup_runs WHERE id = $1"#,
+        id
     )
-    .bind(id)
     .fetch_optional(pool)
-    .await?;
-    let Some((status, path, sha, expired, manifest)) = row else {
+    .await?
+    else {
         return Err(AppError::not_found(format!("no backup with id {id}")));
     };
-    if status != "succeeded" {
+    let (status, path, sha, expired, manifest) =
+        (r.status, r.path, r.sha256, r.expired_at, r.manifest);
+    if status != JobStatus::Succeeded {
         return Err(AppError::conflict(format!(
             "backup {id} is {status}: there is no file to use"
         )));
@@ -266,10 +263,10 @@ fn scratch_lock(name: &str) -> String {
 /// target's server: a live test restore holds its scratch database's lock and is connected to
 /// it; a left-over one has neither.
 async fn drop_left_over_scratch(state: &AppState, admin: &mut PgConnection) {
-    let names: Vec<String> = match sqlx::query_scalar(
+    let names: Vec<String> = match sqlx::query_scalar!(
         "SELECT d.datname FROM pg_database d
          WHERE d.datname LIKE 'opsdeck\\_verify\\_%'
-           AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname)",
+           AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname)"
     )
     .fetch_all(&mut *admin)
     .await
@@ -391,25 +388,18 @@ async fn test_restore(state: &AppState, t: &TargetRow, id: i64, f: &RunFile) -> 
 pub async fn verify(state: &AppState, id: i64, test: bool) -> AppResult<VerifyOutcome> {
     let f = run_file(&state.pool, id).await?;
     let checked = check_file(&f).await;
-    sqlx::query("UPDATE backup_runs SET verified_at = now(), verify_ok = $2, verify_detail = $3 WHERE id = $1")
-        .bind(id)
-        .bind(checked.ok)
-        .bind(&checked.detail)
+    sqlx::query!("UPDATE backup_runs SET verified_at = now(), verify_ok = $2, verify_detail = $3 WHERE id = $1", id, checked.ok, &checked.detail)
         .execute(&state.pool)
         .await?;
     if !checked.ok || !test {
         return Ok(checked);
     }
-    let target_id: i64 = sqlx::query_scalar("SELECT target_id FROM backup_runs WHERE id = $1")
-        .bind(id)
+    let target_id: i64 = sqlx::query_scalar!("SELECT target_id FROM backup_runs WHERE id = $1", id)
         .fetch_one(&state.pool)
         .await?;
     let t = target_by_id(&state.pool, target_id).await?;
     let outcome = test_restore(state, &t, id, &f).await;
-    sqlx::query("UPDATE backup_runs SET test_restored_at = now(), test_restore_ok = $2, test_restore_detail = $3 WHERE id = $1")
-        .bind(id)
-        .bind(outcome.ok)
-        .bind(&outcome.detail)
+    sqlx::query!("UPDATE backup_runs SET test_restored_at = now(), test_restore_ok = $2, test_restore_detail = $3 WHERE id = $1", id, outcome.ok, &outcome.detail)
         .execute(&state.pool)
         .await?;
     Ok(VerifyOutcome {
@@ -446,14 +436,14 @@ pub async fn verify_audited(ctx: &RequestCtx, id: i64, test: bool) -> AppResult<
 /// The newest successful backup of each target whose last test restore is older than its
 /// period: the scheduler's weekly proof that backups restore.
 pub async fn due_test_restores(pool: &PgPool) -> AppResult<Vec<i64>> {
-    Ok(sqlx::query_scalar::<_, Option<i64>>(
+    Ok(sqlx::query_scalar!(
         "SELECT (SELECT r.id FROM backup_runs r WHERE r.target_id = t.id AND r.status = 'succeeded' AND r.expired_at IS NULL
                  ORDER BY r.finished_at DESC LIMIT 1)
          FROM backup_targets t
          WHERE t.verify_every_hours > 0
            AND EXISTS (SELECT 1 FROM backup_runs r WHERE r.target_id = t.id AND r.status = 'succeeded' AND r.expired_at IS NULL)
            AND coalesce((SELECT max(test_restored_at) FROM backup_runs r WHERE r.target_id = t.id), '-infinity')
-               < now() - make_interval(hours => t.verify_every_hours)",
+               < now() - make_interval(hours => t.verify_every_hours)"
     )
     .fetch_all(pool)
     .await?
