@@ -15,6 +15,9 @@ else
   STATE_DIR="${OPSDECK_STATE_DIR:-$ROOT/.opsdeck}"
 fi
 export PATH="$HOME/.cargo/bin:$PATH"
+# SQL is checked at build time against .sqlx/, never against the database the scripts start
+# (it may be empty when the build runs). See README, "Changing a query".
+export SQLX_OFFLINE=true
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
