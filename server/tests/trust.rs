@@ -411,11 +411,11 @@ async fn what_the_server_fetches_is_bounded(pool: PgPool) {
         "json",
         &app::alerts::rules::Notice {
             rule: "test".into(),
-            status: "test".into(),
+            status: app::alerts::AlertStatus::Test,
             host: None,
             value: None,
             at: Timestamp(time::OffsetDateTime::now_utc()),
-            severity: "warning".into(),
+            severity: app::alerts::Severity::Warning,
             kind: "metric".into(),
             instance: "ops".into(),
             summary: "a test".into(),

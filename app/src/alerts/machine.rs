@@ -2,33 +2,13 @@
 //! series). `ok → pending → firing → ok` with a for-duration against short spikes, a clear
 //! threshold against flapping around the line, reminders while firing, and acknowledgement.
 
+use crate::text_enum::text_enum;
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Phase {
-    Ok,
-    Pending,
-    Firing,
-}
-
-impl Phase {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Ok => "ok",
-            Phase::Pending => "pending",
-            Phase::Firing => "firing",
-        }
-    }
-
-    pub fn parse(s: &str) -> Phase {
-        match s {
-            "pending" => Phase::Pending,
-            "firing" => Phase::Firing,
-            _ => Phase::Ok,
-        }
-    }
+text_enum! {
+    /// Where a rule instance is (`alert_states.phase`).
+    pub enum Phase { Ok = "ok", Pending = "pending", Firing = "firing" }
 }
 
 /// Where an instance stands between two evaluations.

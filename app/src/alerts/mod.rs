@@ -19,9 +19,23 @@ pub use rules::{NewChannel, NewCheck, RuleSpec};
 
 use crate::error::AppError;
 use crate::metrics::Chart;
+pub use crate::services::Liveness;
+use crate::text_enum::text_enum;
 use crate::timestamp::Timestamp;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
+
+text_enum! {
+    /// How bad an alert is (rules say; `warning` when they do not).
+    #[derive(Default)]
+    pub enum Severity { #[default] Warning = "warning", Critical = "critical" }
+}
+
+text_enum! {
+    /// An alert's state as shown and sent: `pending` or `firing` while active, `firing` or
+    /// `resolved` in the history, `test` in a channel test's notification only.
+    pub enum AlertStatus { Pending = "pending", Firing = "firing", Resolved = "resolved", Test = "test" }
+}
 
 /// A notification channel as listed: a webhook's URL is shown redacted (its path is often
 /// the secret).
@@ -65,11 +79,11 @@ pub struct ActiveAlert {
     pub rule_id: i64,
     pub rule: String,
     pub kind: String,
-    pub severity: String,
+    pub severity: Severity,
     pub instance: String,
     pub host: Option<String>,
     /// `pending` or `firing`.
-    pub status: String,
+    pub status: AlertStatus,
     pub since: Timestamp,
     pub value: Option<f64>,
     pub summary: String,
@@ -85,7 +99,7 @@ pub struct AlertEvent {
     pub rule: String,
     pub instance: String,
     pub host: Option<String>,
-    pub status: String,
+    pub status: AlertStatus,
     pub value: Option<f64>,
     pub summary: String,
     pub silenced: bool,
@@ -124,7 +138,7 @@ pub struct CheckInfo {
     pub expected_status: Option<i32>,
     pub expected_body: Option<String>,
     /// `up`, `down`, or `unknown` before the first check.
-    pub state: String,
+    pub state: Liveness,
     pub since: Option<Timestamp>,
     /// Latency of the last check in milliseconds.
     pub latency_ms: Option<f64>,

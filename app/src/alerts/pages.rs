@@ -26,7 +26,7 @@ fn active_row(a: ActiveAlert, act: ServerAction<InstanceAction>, can_edit: bool)
     let firing = a.status == "firing";
     view! {
         <tr data-testid="active-alert" class=if firing { "firing" } else { "" }>
-            <td>{status_badge(&a.status, &a.severity)}</td>
+            <td>{status_badge(a.status.as_str(), a.severity.as_str())}</td>
             <td><strong>{a.rule.clone()}</strong><div class="muted small">{a.instance.clone()}</div></td>
             <td class="wrap">{a.summary.clone()}</td>
             <td title=fmt_time(&a.since)>{ago(a.since)}</td>
@@ -279,7 +279,7 @@ pub fn AlertsPage() -> impl IntoView {
                                             <tbody>{d.overview.history.into_iter().map(|e| view! {
                                                 <tr>
                                                     <td>{fmt_time(&e.at)}</td>
-                                                    <td>{status_badge(&e.status, "warning")}{e.silenced.then(|| view! { <span class="badge">"silenced"</span> })}</td>
+                                                    <td>{status_badge(e.status.as_str(), "warning")}{e.silenced.then(|| view! { <span class="badge">"silenced"</span> })}</td>
                                                     <td><strong>{e.rule.clone()}</strong><div class="muted small">{e.instance.clone()}</div></td>
                                                     <td class="wrap">{e.summary.clone()}</td>
                                                 </tr>
@@ -316,7 +316,7 @@ fn check_card(
     let id = c.id;
     view! {
         <article class="card" data-testid="check-card">
-            <h2>{status_badge(&c.state, "critical")}" "{c.name.clone()}</h2>
+            <h2>{status_badge(c.state.as_str(), "critical")}" "{c.name.clone()}</h2>
             <p class="muted small mono wrap">{c.url.clone()}</p>
             <dl class="facts">
                 <dt>"Since"</dt><dd>{c.since.map(ago).unwrap_or_else(|| "–".into())}</dd>
@@ -414,7 +414,7 @@ pub fn OverviewAlerts() -> impl IntoView {
                                             if w.checks_down.is_empty() { String::new() } else { format!(", {} check{} down", w.checks_down.len(), if w.checks_down.len() == 1 { "" } else { "s" }) })}</h2>
                                         <ul class="wrong-list">
                                             {w.firing.into_iter().take(8).map(|a| view! {
-                                                <li data-testid="overview-alert">{status_badge("firing", &a.severity)}" "<strong>{a.rule.clone()}</strong>" · "{a.summary.clone()}<span class="muted small">{format!(" for {}", ago(a.since))}</span></li>
+                                                <li data-testid="overview-alert">{status_badge("firing", a.severity.as_str())}" "<strong>{a.rule.clone()}</strong>" · "{a.summary.clone()}<span class="muted small">{format!(" for {}", ago(a.since))}</span></li>
                                             }).collect_view()}
                                             {w.checks_down.into_iter().map(|c| view! {
                                                 <li>{status_badge("down", "critical")}" "<strong>{c}</strong>" health check"</li>

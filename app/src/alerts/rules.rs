@@ -3,6 +3,7 @@
 //! (Opsdeck JSON, Slack, Discord, e-mail), the retry schedule and uptime. Pure.
 
 use super::machine::Op;
+use super::{AlertStatus, Severity};
 use crate::timestamp::Timestamp;
 use serde::{Deserialize, Serialize};
 use time::Duration;
@@ -46,7 +47,7 @@ pub struct RuleSpec {
     pub notify: Vec<String>,
     /// `warning` (default) or `critical`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub severity: Option<String>,
+    pub severity: Option<Severity>,
     /// health rules: a health check's name, or `*` for every check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check: Option<String>,
@@ -150,11 +151,6 @@ pub fn validate(r: &RuleSpec) -> Result<Rule, String> {
     let repeat = secs("repeat_seconds", r.repeat_seconds, 30 * 86_400)?;
     if r.repeat_seconds > 0 && r.repeat_seconds < 60 {
         return Err("repeat_seconds: at least 60 (or 0 for no reminders)".into());
-    }
-    if let Some(s) = &r.severity {
-        if s != "warning" && s != "critical" {
-            return Err(format!("severity: `{s}` is not warning or critical"));
-        }
     }
     for c in &r.notify {
         name_ok("notify", c, 100)?;
@@ -364,7 +360,7 @@ pub fn defaults() -> Vec<RuleSpec> {
         RuleSpec {
             check: Some("*".into()),
             for_seconds: 60,
-            severity: Some("critical".into()),
+            severity: Some(Severity::Critical),
             repeat_seconds: 3600,
             ..rule("Health check down", "health")
         },
@@ -372,7 +368,7 @@ pub fn defaults() -> Vec<RuleSpec> {
         log("Average response time above 5 s", "avg_response_time", 5.0),
         RuleSpec {
             hours: Some(26.0),
-            severity: Some("critical".into()),
+            severity: Some(Severity::Critical),
             ..rule("No backup for 26 hours", "backup")
         },
         RuleSpec {
@@ -556,11 +552,11 @@ pub fn judge_response(
 pub struct Notice {
     pub rule: String,
     /// `firing` or `resolved` (`test` for a channel test).
-    pub status: String,
+    pub status: AlertStatus,
     pub host: Option<String>,
     pub value: Option<f64>,
     pub at: Timestamp,
-    pub severity: String,
+    pub severity: Severity,
     pub kind: String,
     /// The instance: host, series labels, check or service.
     pub instance: String,
@@ -574,11 +570,12 @@ pub struct Notice {
 
 impl Notice {
     pub fn title(&self) -> String {
-        let what = match (self.status.as_str(), self.reminder) {
-            ("firing", true) => "STILL FIRING",
-            ("firing", false) => "FIRING",
-            ("resolved", _) => "RESOLVED",
-            _ => "TEST",
+        let what = match (self.status, self.reminder) {
+            (AlertStatus::Firing, true) => "STILL FIRING",
+            (AlertStatus::Firing, false) => "FIRING",
+            (AlertStatus::Resolved, _) => "RESOLVED",
+            (AlertStatus::Pending, _) => "PENDING",
+            (AlertStatus::Test, _) => "TEST",
         };
         format!("[{what}] {} ({})", self.rule, self.instance)
     }
@@ -667,6 +664,23 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_severity_is_refused_when_read_and_names_the_choices() {
+        let err = serde_json::from_str::<RuleSpec>(
+            r#"{"name": "cpu", "kind": "metric", "severity": "page"}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("`page`") && err.contains("`critical`"),
+            "{err}"
+        );
+        let ok: RuleSpec =
+            serde_json::from_str(r#"{"name": "cpu", "kind": "metric", "severity": "critical"}"#)
+                .unwrap();
+        assert_eq!(ok.severity, Some(Severity::Critical));
+    }
+
+    #[test]
     fn rules_validate_with_errors_that_name_the_field() {
         let ok = validate(&metric(Some(80.0), Some(75.0), None)).unwrap();
         assert_eq!((ok.op, ok.threshold, ok.clear), (Op::Gt, 80.0, Some(75.0)));
@@ -717,13 +731,6 @@ mod tests {
                     ..metric(Some(1.0), None, None)
                 },
                 "repeat_seconds:",
-            ),
-            (
-                RuleSpec {
-                    severity: Some("page".into()),
-                    ..metric(Some(1.0), None, None)
-                },
-                "severity:",
             ),
             (rule("h", "health"), "check:"),
             (rule("l", "log"), "condition:"),
@@ -966,11 +973,11 @@ mod tests {
     fn bodies_carry_the_contract_fields_in_every_format() {
         let n = Notice {
             rule: "CPU above 80 %".into(),
-            status: "firing".into(),
+            status: AlertStatus::Firing,
             host: Some("web-1".into()),
             value: Some(93.5),
             at: Timestamp(time::macros::datetime!(2026-11-24 10:00 UTC)),
-            severity: "warning".into(),
+            severity: Severity::Warning,
             kind: "metric".into(),
             instance: "web-1".into(),
             summary: "cpu_usage_percent is 93.5 (> 80)".into(),

@@ -14,9 +14,27 @@ pub use pages::{ProcessPage, ServicesPage, TargetPage};
 
 use crate::error::AppError;
 use crate::metrics::{Chart, SeriesPoint};
+use crate::text_enum::text_enum;
 use crate::timestamp::Timestamp;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
+
+text_enum! {
+    /// Whether a watched thing (process, scrape target, health check) answers: `unknown` before
+    /// it was first looked at.
+    pub enum Liveness { Up = "up", Down = "down", Unknown = "unknown" }
+}
+
+impl Liveness {
+    /// From a stored `up` column: NULL before the first look.
+    pub fn from_up(up: Option<bool>) -> Liveness {
+        match up {
+            Some(true) => Liveness::Up,
+            Some(false) => Liveness::Down,
+            None => Liveness::Unknown,
+        }
+    }
+}
 
 /// A watched process with its latest state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,7 +46,7 @@ pub struct ProcessInfo {
     pub pattern: String,
     pub port: Option<i32>,
     /// `up`, `down`, or `unknown` before the first collection.
-    pub state: String,
+    pub state: Liveness,
     /// Since when it is up (its main process's start) or when it was last seen up.
     pub since: Option<Timestamp>,
     pub count: Option<f64>,
@@ -54,7 +72,7 @@ pub struct TargetInfo {
     pub timeout_seconds: i32,
     pub max_series: i32,
     /// `up`, `down`, or `unknown` before the first scrape.
-    pub state: String,
+    pub state: Liveness,
     pub since: Option<Timestamp>,
     pub last_scrape: Option<Timestamp>,
     pub last_success: Option<Timestamp>,
@@ -127,7 +145,7 @@ pub struct Sparks {
 pub struct DetailData {
     pub title: String,
     pub host: String,
-    pub state: String,
+    pub state: Liveness,
     pub summary: Vec<(String, String)>,
     /// e.g. "RSS grows 38.0 MB/day (over the last 24 h)".
     pub trend: Option<String>,

@@ -2,8 +2,8 @@
 //! sparklines) and the detail pages of a process and a target.
 
 use super::{
-    get_service_detail, get_services_page, AddProcess, AddTarget, DeleteService, ProcessInfo,
-    Sparks, TargetInfo,
+    get_service_detail, get_services_page, AddProcess, AddTarget, DeleteService, Liveness,
+    ProcessInfo, Sparks, TargetInfo,
 };
 use crate::components::{action_error, ago, fmt_time, param, EmptyState, ErrorNotice, PageHeader};
 use crate::metrics::pages::{sparkline, ChartView};
@@ -22,13 +22,13 @@ fn scaled(values: &[f64]) -> Vec<f64> {
     values.iter().map(|v| v / max * 100.0).collect()
 }
 
-fn badge(state: &str) -> impl IntoView {
+fn badge(state: &Liveness) -> impl IntoView {
     let class = match state {
-        "up" => "badge ok",
-        "down" => "badge bad",
-        _ => "badge",
+        Liveness::Up => "badge ok",
+        Liveness::Down => "badge bad",
+        Liveness::Unknown => "badge",
     };
-    view! { <span class=class data-testid="service-state">{state.to_string()}</span> }
+    view! { <span class=class data-testid="service-state">{state.as_str()}</span> }
 }
 
 fn since(t: Option<Timestamp>) -> String {

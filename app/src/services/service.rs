@@ -2,8 +2,8 @@
 //! the latest samples, the page data, and claiming due scrapes (one process per scrape).
 
 use super::{
-    process::validate_watch, rss_trend, scrape::Counters, validate_target, DetailData, NewProcess,
-    NewTarget, ProcessInfo, ServicesPageData, Sparks, TargetInfo,
+    process::validate_watch, rss_trend, scrape::Counters, validate_target, DetailData, Liveness,
+    NewProcess, NewTarget, ProcessInfo, ServicesPageData, Sparks, TargetInfo,
 };
 use crate::auth::service::RequestCtx;
 use crate::auth::Role;
@@ -236,12 +236,7 @@ fn target_info(r: TargetRow) -> TargetInfo {
         interval_seconds: r.interval_seconds,
         timeout_seconds: r.timeout_seconds,
         max_series: r.max_series,
-        state: match r.up {
-            Some(true) => "up",
-            Some(false) => "down",
-            None => "unknown",
-        }
-        .into(),
+        state: Liveness::from_up(r.up),
         since: r.state_since.map(Timestamp),
         last_scrape: r.last_scrape_at.map(Timestamp),
         last_success: r.last_success_at.map(Timestamp),
@@ -309,12 +304,9 @@ pub async fn list_processes(pool: &PgPool, now: OffsetDateTime) -> AppResult<Vec
             pattern,
             port,
             state: match up {
-                Some(true) => "up",
-                Some(false) => "down",
-                None if last_seen.is_some() => "down",
-                None => "unknown",
-            }
-            .into(),
+                None if last_seen.is_some() => Liveness::Down,
+                up => Liveness::from_up(up),
+            },
             since: since.map(Timestamp),
             count: get("process_count"),
             cpu_percent: get("process_cpu_percent"),
@@ -740,7 +732,7 @@ pub async fn detail(state: &AppState, kind: &str, id: i64) -> AppResult<DetailDa
             Ok(DetailData {
                 title: tg.name.clone(),
                 host: tg.host.clone(),
-                state: tg.state.clone(),
+                state: tg.state,
                 summary: vec![
                     ("URL".into(), tg.url.clone()),
                     (

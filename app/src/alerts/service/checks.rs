@@ -6,20 +6,12 @@ use crate::timestamp::Timestamp;
 
 pub async fn upsert_check_by(pool: &PgPool, c: &NewCheck, actor: &Actor<'_>) -> AppResult<i64> {
     rules::validate_check(c).map_err(unprocessable)?;
-    let id = sqlx::query_scalar(
-        "INSERT INTO health_checks (name, url, interval_seconds, timeout_seconds, expected_status, expected_body)
+    let id = sqlx::query_scalar!("INSERT INTO health_checks (name, url, interval_seconds, timeout_seconds, expected_status, expected_body)
          VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (name) DO UPDATE SET url = excluded.url, interval_seconds = excluded.interval_seconds,
             timeout_seconds = excluded.timeout_seconds, expected_status = excluded.expected_status,
             expected_body = excluded.expected_body, next_check_at = now()
-         RETURNING id",
-    )
-    .bind(c.name.trim())
-    .bind(c.url.trim())
-    .bind(c.interval_seconds)
-    .bind(c.timeout_seconds)
-    .bind(c.expected_status)
-    .bind(&c.expected_body)
+         RETURNING id", c.name.trim(), c.url.trim(), c.interval_seconds, c.timeout_seconds, c.expected_status, c.expected_body.as_deref())
     .fetch_one(pool)
     .await?;
     done(
@@ -104,12 +96,7 @@ pub async fn list_checks(pool: &PgPool) -> AppResult<Vec<CheckInfo>> {
             timeout_seconds: r.timeout_seconds,
             expected_status: r.expected_status,
             expected_body: r.expected_body,
-            state: match r.up {
-                Some(true) => "up",
-                Some(false) => "down",
-                None => "unknown",
-            }
-            .into(),
+            state: Liveness::from_up(r.up),
             since: r.state_since.map(Timestamp),
             latency_ms: r.last_latency_ms,
             last_error: r.last_error.map(|e| crate::redact::text(&e)),
@@ -207,28 +194,13 @@ pub async fn record_check(
         .err()
         .map(|e| e.chars().take(500).collect::<String>());
     let mut tx = pool.begin().await?;
-    sqlx::query(
-        "INSERT INTO health_results (check_id, at, up, latency_ms, status, error) VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(id)
-    .bind(at)
-    .bind(up)
-    .bind(latency_ms)
-    .bind(status.map(i32::from))
-    .bind(&error)
+    sqlx::query!("INSERT INTO health_results (check_id, at, up, latency_ms, status, error) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT DO NOTHING", id, at, up, latency_ms, status.map(i32::from), error.as_deref())
     .execute(&mut *tx)
     .await?;
-    sqlx::query(
-        "UPDATE health_checks SET state_since = CASE WHEN up IS DISTINCT FROM $2 THEN $3 ELSE state_since END,
+    sqlx::query!("UPDATE health_checks SET state_since = CASE WHEN up IS DISTINCT FROM $2 THEN $3 ELSE state_since END,
             up = $2, last_checked_at = $3, last_latency_ms = $4, last_error = $5
-         WHERE id = $1",
-    )
-    .bind(id)
-    .bind(up)
-    .bind(at)
-    .bind(latency_ms)
-    .bind(&error)
+         WHERE id = $1", id, up, at, latency_ms, error.as_deref())
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -237,14 +209,18 @@ pub async fn record_check(
 
 /// Results older than 30 days go (the uptime looks back that far).
 pub async fn expire_results(pool: &PgPool, now: OffsetDateTime) -> AppResult<u64> {
-    let n = sqlx::query("DELETE FROM health_results WHERE at < $1")
-        .bind(now - Duration::days(31))
-        .execute(pool)
-        .await?
-        .rows_affected();
-    sqlx::query("DELETE FROM alert_notifications WHERE created_at < $1 AND status <> 'queued'")
-        .bind(now - Duration::days(31))
-        .execute(pool)
-        .await?;
+    let n = sqlx::query!(
+        "DELETE FROM health_results WHERE at < $1",
+        now - Duration::days(31)
+    )
+    .execute(pool)
+    .await?
+    .rows_affected();
+    sqlx::query!(
+        "DELETE FROM alert_notifications WHERE created_at < $1 AND status <> 'queued'",
+        now - Duration::days(31)
+    )
+    .execute(pool)
+    .await?;
     Ok(n)
 }

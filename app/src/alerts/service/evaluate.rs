@@ -4,6 +4,9 @@
 use super::*;
 use crate::timestamp::Timestamp;
 
+/// An instance's stored state with its last host, value and summary.
+type PriorState = (State, Option<String>, Option<f64>, String);
+
 /// What one rule instance read this round.
 pub(super) struct Observation {
     pub(super) rule: usize,
@@ -103,34 +106,25 @@ pub async fn evaluate(pool: &PgPool, now: OffsetDateTime) -> AppResult<EvalRepor
     // The states of these rules; instances without an observation read as no data.
     let ids: Vec<i64> = loaded.iter().map(|l| l.id).collect();
     let index: HashMap<i64, usize> = loaded.iter().enumerate().map(|(i, l)| (l.id, i)).collect();
-    let rows: Vec<(i64, String, Option<String>, String, OffsetDateTime, Option<OffsetDateTime>, OffsetDateTime, bool, Option<f64>, String)> =
-        sqlx::query_as(
-            "SELECT rule_id, instance, host, phase, since, notified_at, seen_at, acked_at IS NOT NULL, value, summary
-             FROM alert_states WHERE rule_id = ANY($1)",
-        )
-        .bind(&ids)
-        .fetch_all(pool)
-        .await?;
-    let mut states: HashMap<(usize, String), (State, Option<String>, Option<f64>, String)> =
-        HashMap::with_capacity(rows.len());
-    for (rule_id, instance, host, phase, since, notified_at, seen_at, acked, value, summary) in rows
-    {
-        if let Some(&i) = index.get(&rule_id) {
-            states.insert(
-                (i, instance),
-                (
-                    State {
-                        phase: Phase::parse(&phase),
-                        since,
-                        notified_at,
-                        acked,
-                        seen_at,
-                    },
-                    host,
-                    value,
-                    summary,
-                ),
-            );
+    let rows = sqlx::query!(
+        r#"SELECT rule_id, instance, host, phase AS "phase: Phase", since, notified_at, seen_at,
+                  acked_at IS NOT NULL AS "acked!", value, summary
+           FROM alert_states WHERE rule_id = ANY($1)"#,
+        &ids
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut states: HashMap<(usize, String), PriorState> = HashMap::with_capacity(rows.len());
+    for r in rows {
+        if let Some(&i) = index.get(&r.rule_id) {
+            let state = State {
+                phase: r.phase,
+                since: r.since,
+                notified_at: r.notified_at,
+                acked: r.acked,
+                seen_at: r.seen_at,
+            };
+            states.insert((i, r.instance), (state, r.host, r.value, r.summary));
         }
     }
     let seen: HashSet<(usize, String)> = obs.iter().map(|o| (o.rule, o.instance.clone())).collect();
@@ -187,8 +181,8 @@ pub async fn evaluate(pool: &PgPool, now: OffsetDateTime) -> AppResult<EvalRepor
         let Some(event) = event else { continue };
         let silenced = silences.iter().any(|s| s.covers(l.id, o.host.as_deref()));
         let status = match event {
-            Event::Firing | Event::Reminder => "firing",
-            Event::Resolved | Event::ResolvedNoData => "resolved",
+            Event::Firing | Event::Reminder => AlertStatus::Firing,
+            Event::Resolved | Event::ResolvedNoData => AlertStatus::Resolved,
             Event::Pending => continue,
         };
         let summary = if event == Event::ResolvedNoData {
@@ -202,11 +196,11 @@ pub async fn evaluate(pool: &PgPool, now: OffsetDateTime) -> AppResult<EvalRepor
         };
         let notice = Notice {
             rule: l.name.clone(),
-            status: status.into(),
+            status,
             host: o.host.clone(),
             value: o.value,
             at: Timestamp(now),
-            severity: l.spec.severity.clone().unwrap_or_else(|| "warning".into()),
+            severity: l.spec.severity.unwrap_or_default(),
             kind: l.spec.kind.clone(),
             instance: o.instance.clone(),
             summary,
@@ -224,35 +218,19 @@ pub async fn evaluate(pool: &PgPool, now: OffsetDateTime) -> AppResult<EvalRepor
 
     let mut tx = pool.begin().await?;
     if !keep.rule.is_empty() {
-        sqlx::query(
-            "INSERT INTO alert_states (rule_id, instance, host, phase, since, notified_at, seen_at, value, summary, evaluated_at)
+        sqlx::query!("INSERT INTO alert_states (rule_id, instance, host, phase, since, notified_at, seen_at, value, summary, evaluated_at)
              SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[], $7::timestamptz[], $8::float8[], $9::text[], $10::timestamptz[])
              ON CONFLICT (rule_id, instance) DO UPDATE SET host = excluded.host, phase = excluded.phase,
                 since = excluded.since, notified_at = excluded.notified_at, seen_at = excluded.seen_at,
                 value = excluded.value, summary = excluded.summary, evaluated_at = excluded.evaluated_at,
                 acked_by = CASE WHEN alert_states.since = excluded.since THEN alert_states.acked_by END,
-                acked_at = CASE WHEN alert_states.since = excluded.since THEN alert_states.acked_at END",
-        )
-        .bind(&keep.rule)
-        .bind(&keep.instance)
-        .bind(&keep.host)
-        .bind(&keep.phase)
-        .bind(&keep.since)
-        .bind(&keep.notified_at)
-        .bind(&keep.seen_at)
-        .bind(&keep.value)
-        .bind(&keep.summary)
-        .bind(&keep.evaluated_at)
+                acked_at = CASE WHEN alert_states.since = excluded.since THEN alert_states.acked_at END", &keep.rule, &keep.instance, &keep.host as _, &keep.phase as _, &keep.since, &keep.notified_at as _, &keep.seen_at as _, &keep.value as _, &keep.summary, &keep.evaluated_at)
         .execute(&mut *tx)
         .await?;
     }
     if !gone.0.is_empty() {
-        sqlx::query(
-            "DELETE FROM alert_states s USING UNNEST($1::bigint[], $2::text[]) AS g(rule_id, instance)
-             WHERE s.rule_id = g.rule_id AND s.instance = g.instance",
-        )
-        .bind(&gone.0)
-        .bind(&gone.1)
+        sqlx::query!("DELETE FROM alert_states s USING UNNEST($1::bigint[], $2::text[]) AS g(rule_id, instance)
+             WHERE s.rule_id = g.rule_id AND s.instance = g.instance", &gone.0, &gone.1)
         .execute(&mut *tx)
         .await?;
     }
@@ -262,11 +240,13 @@ pub async fn evaluate(pool: &PgPool, now: OffsetDateTime) -> AppResult<EvalRepor
         .map(|l| l.id)
         .collect();
     if !forecast_ids.is_empty() {
-        sqlx::query("UPDATE alert_rules SET last_evaluated_at = $2 WHERE id = ANY($1)")
-            .bind(&forecast_ids)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query!(
+            "UPDATE alert_rules SET last_evaluated_at = $2 WHERE id = ANY($1)",
+            &forecast_ids,
+            now
+        )
+        .execute(&mut *tx)
+        .await?;
     }
     report.events = events.rule.len();
     let mut queued = NotificationRows::default();
@@ -339,7 +319,7 @@ struct EventRows {
     name: Vec<String>,
     instance: Vec<String>,
     host: Vec<Option<String>>,
-    status: Vec<String>,
+    status: Vec<&'static str>,
     value: Vec<Option<f64>>,
     summary: Vec<String>,
     silenced: Vec<bool>,
@@ -356,7 +336,7 @@ impl EventRows {
         self.name.push(n.rule.clone());
         self.instance.push(n.instance.clone());
         self.host.push(n.host.clone());
-        self.status.push(n.status.clone());
+        self.status.push(n.status.as_str());
         self.value.push(n.value);
         self.summary.push(n.summary.clone());
         self.silenced.push(silenced);
@@ -386,14 +366,9 @@ impl NotificationRows {
             return Ok(0);
         }
         // A channel deleted since the rule was saved is skipped (the join drops it).
-        Ok(sqlx::query(
-            "INSERT INTO alert_notifications (channel_id, event_id, body)
+        Ok(sqlx::query!("INSERT INTO alert_notifications (channel_id, event_id, body)
              SELECT c.id, u.event_id, u.body FROM UNNEST($1::text[], $2::bigint[], $3::jsonb[]) AS u(channel, event_id, body)
-             JOIN alert_channels c ON c.name = u.channel",
-        )
-        .bind(&self.channel)
-        .bind(&self.event)
-        .bind(&self.body)
+             JOIN alert_channels c ON c.name = u.channel", &self.channel, &self.event as _, &self.body)
         .execute(&mut **tx)
         .await?
         .rows_affected() as usize)

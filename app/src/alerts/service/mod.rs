@@ -2,14 +2,11 @@
 //! every rule (batched: one query per kind of data, one write per table); the notification
 //! queue; health-check results.
 
-// Row tuples mirror their SELECT lists, next to them, which reads better than a named alias each.
-#![allow(clippy::type_complexity)]
-
 use super::machine::{self, classify, Event, Phase, Reading, State, Timing};
 use super::rules::{self, Kind, LogCondition, Notice, Rule, RuleSpec};
 use super::{
-    ActiveAlert, AlertEvent, AlertsOverview, AlertsPageData, ChannelInfo, CheckInfo, NewChannel,
-    NewCheck, RuleInfo, SilenceInfo, Wrong,
+    ActiveAlert, AlertEvent, AlertStatus, AlertsOverview, AlertsPageData, ChannelInfo, CheckInfo,
+    Liveness, NewChannel, NewCheck, RuleInfo, Severity, SilenceInfo, Wrong,
 };
 use crate::auth::service::{audit, Actor, RequestCtx};
 use crate::auth::Role;

@@ -27,37 +27,24 @@ pub(super) async fn metric_observations(
     let mut names: Vec<String> = selectors.iter().map(|s| s.1.metric.clone()).collect();
     names.sort();
     names.dedup();
-    let rows: Vec<(
-        String,
-        String,
-        sqlx::types::Json<BTreeMap<String, String>>,
-        f64,
-    )> = sqlx::query_as(
-        "SELECT s.host, s.metric, s.labels, l.value FROM metric_series s
-             JOIN metric_latest l ON l.series_id = s.id
-             WHERE s.metric = ANY($1) AND l.ts > $2",
+    let rows = sqlx::query!(
+        r#"SELECT s.host, s.metric, s.labels AS "labels: sqlx::types::Json<BTreeMap<String, String>>",
+                  l.value
+           FROM metric_series s JOIN metric_latest l ON l.series_id = s.id
+           WHERE s.metric = ANY($1) AND l.ts > $2"#,
+        &names,
+        now - METRIC_FRESH
     )
-    .bind(&names)
-    .bind(now - METRIC_FRESH)
     .fetch_all(pool)
     .await?;
-    let mut by_metric: HashMap<
-        &str,
-        Vec<&(
-            String,
-            String,
-            sqlx::types::Json<BTreeMap<String, String>>,
-            f64,
-        )>,
-    > = HashMap::new();
+    let mut by_metric: HashMap<&str, Vec<_>> = HashMap::new();
     for r in &rows {
-        by_metric.entry(r.1.as_str()).or_default().push(r);
+        by_metric.entry(r.metric.as_str()).or_default().push(r);
     }
     for (i, sel) in selectors {
         let l = &loaded[i];
-        for (host, metric, labels, value) in
-            by_metric.get(sel.metric.as_str()).into_iter().flatten()
-        {
+        for r in by_metric.get(sel.metric.as_str()).into_iter().flatten() {
+            let (host, metric, labels, value) = (&r.host, &r.metric, &r.labels, &r.value);
             if !rules::glob(&l.rule.host, host)
                 || !sel.labels.iter().all(|(k, v)| labels.0.get(k) == Some(v))
             {
@@ -89,8 +76,8 @@ pub(super) async fn health_observations(
     if !loaded.iter().any(|l| l.rule.kind == Kind::Health) {
         return Ok(());
     }
-    let checks: Vec<(String, String, Option<bool>, Option<String>, Option<f64>)> =
-        sqlx::query_as("SELECT name, url, up, last_error, last_latency_ms FROM health_checks")
+    let checks =
+        sqlx::query!("SELECT name, url, up, last_error, last_latency_ms FROM health_checks")
             .fetch_all(pool)
             .await?;
     for (i, l) in loaded.iter().enumerate() {
@@ -98,7 +85,9 @@ pub(super) async fn health_observations(
             continue;
         }
         let want = l.spec.check.as_deref().unwrap_or("*");
-        for (name, url, up, error, latency) in &checks {
+        for c in &checks {
+            let (name, url, up, error, latency) =
+                (&c.name, &c.url, c.up, &c.last_error, c.last_latency_ms);
             if !rules::glob(want, name) {
                 continue;
             }
@@ -131,7 +120,9 @@ pub(super) async fn log_observations(
     obs: &mut Vec<Observation>,
 ) -> AppResult<()> {
     // One scan per (service, window) for the rates; one count per query rule.
-    let mut windows: HashMap<(Option<String>, i64), (i64, i64, Option<f64>)> = HashMap::new();
+    // (service, window seconds) → (lines, errors, mean duration)
+    type Window = (Option<String>, i64);
+    let mut windows: HashMap<Window, (i64, i64, Option<f64>)> = HashMap::new();
     for l in loaded {
         if l.rule.kind == Kind::Log && l.rule.log != Some(LogCondition::QueryCount) {
             windows.insert(

@@ -5,100 +5,56 @@ use crate::timestamp::Timestamp;
 
 pub async fn overview(pool: &PgPool, history: i64) -> AppResult<AlertsOverview> {
     let silences = active_silences(pool).await?;
-    let rows: Vec<(i64, String, sqlx::types::Json<RuleSpec>, String, Option<String>, String, OffsetDateTime, Option<f64>, String, Option<String>)> =
-        sqlx::query_as(
-            "SELECT s.rule_id, r.name, r.spec, s.instance, s.host, s.phase, s.since, s.value, s.summary, s.acked_by
-             FROM alert_states s JOIN alert_rules r ON r.id = s.rule_id
-             WHERE s.phase <> 'ok'
-             ORDER BY s.phase = 'firing' DESC, r.spec->>'severity' = 'critical' DESC, s.since",
-        )
-        .fetch_all(pool)
-        .await?;
+    let rows = sqlx::query!(
+        r#"SELECT s.rule_id, r.name, r.spec AS "spec: sqlx::types::Json<RuleSpec>", s.instance,
+                  s.host, s.phase AS "phase: Phase", s.since, s.value, s.summary, s.acked_by
+           FROM alert_states s JOIN alert_rules r ON r.id = s.rule_id
+           WHERE s.phase <> 'ok'
+           ORDER BY s.phase = 'firing' DESC, r.spec->>'severity' = 'critical' DESC, s.since"#
+    )
+    .fetch_all(pool)
+    .await?;
     let active = rows
         .into_iter()
-        .map(
-            |(rule_id, rule, spec, instance, host, phase, since, value, summary, acked_by)| {
-                ActiveAlert {
-                    silenced: silences.iter().any(|s| s.covers(rule_id, host.as_deref())),
-                    rule_id,
-                    rule,
-                    kind: spec.0.kind.clone(),
-                    severity: spec.0.severity.clone().unwrap_or_else(|| "warning".into()),
-                    instance,
-                    host,
-                    status: phase,
-                    since: Timestamp(since),
-                    value,
-                    summary,
-                    acked_by,
-                }
+        .map(|r| ActiveAlert {
+            silenced: silences
+                .iter()
+                .any(|s| s.covers(r.rule_id, r.host.as_deref())),
+            rule_id: r.rule_id,
+            rule: r.name,
+            kind: r.spec.0.kind.clone(),
+            severity: r.spec.0.severity.unwrap_or_default(),
+            instance: r.instance,
+            host: r.host,
+            status: if r.phase == Phase::Firing {
+                AlertStatus::Firing
+            } else {
+                AlertStatus::Pending
             },
-        )
+            since: Timestamp(r.since),
+            value: r.value,
+            summary: r.summary,
+            acked_by: r.acked_by,
+        })
         .collect();
-    let history = sqlx::query_as::<
-        _,
-        (
-            i64,
-            String,
-            String,
-            Option<String>,
-            String,
-            Option<f64>,
-            String,
-            bool,
-            OffsetDateTime,
-        ),
-    >(
-        "SELECT id, rule_name, instance, host, status, value, summary, silenced, at
-         FROM alert_events ORDER BY at DESC, id DESC LIMIT $1",
-    )
-    .bind(history)
-    .fetch_all(pool)
-    .await?
-    .into_iter()
-    .map(
-        |(id, rule, instance, host, status, value, summary, silenced, at)| AlertEvent {
-            id,
-            rule,
-            instance,
-            host,
-            status,
-            value,
-            summary,
-            silenced,
-            at: Timestamp(at),
-        },
-    )
-    .collect();
-    let silences = sqlx::query_as::<
-        _,
-        (
-            i64,
-            Option<String>,
-            Option<String>,
-            OffsetDateTime,
-            String,
-            String,
-        ),
-    >(
-        "SELECT s.id, r.name, s.host, s.ends_at, s.comment, s.created_by
-         FROM alert_silences s LEFT JOIN alert_rules r ON r.id = s.rule_id
-         WHERE s.ends_at > now() ORDER BY s.ends_at",
+    let history = sqlx::query_as!(
+        AlertEvent,
+        r#"SELECT id, rule_name AS rule, instance, host, status AS "status: AlertStatus", value,
+                  summary, silenced, at AS "at: Timestamp"
+           FROM alert_events ORDER BY at DESC, id DESC LIMIT $1"#,
+        history
     )
     .fetch_all(pool)
-    .await?
-    .into_iter()
-    .map(
-        |(id, rule, host, ends_at, comment, created_by)| SilenceInfo {
-            id,
-            rule,
-            host,
-            ends_at: Timestamp(ends_at),
-            comment,
-            created_by,
-        },
+    .await?;
+    let silences = sqlx::query_as!(
+        SilenceInfo,
+        r#"SELECT s.id, r.name AS "rule?", s.host, s.ends_at AS "ends_at: Timestamp", s.comment,
+                  s.created_by
+           FROM alert_silences s LEFT JOIN alert_rules r ON r.id = s.rule_id
+           WHERE s.ends_at > now() ORDER BY s.ends_at"#
     )
-    .collect();
+    .fetch_all(pool)
+    .await?;
     Ok(AlertsOverview {
         active,
         history,
@@ -109,7 +65,7 @@ pub async fn overview(pool: &PgPool, history: i64) -> AppResult<AlertsOverview> 
 pub async fn page_data(state: &AppState, role: Role) -> AppResult<AlertsPageData> {
     let pool = &state.pool;
     let last_evaluated: Option<OffsetDateTime> =
-        sqlx::query_scalar("SELECT last_finish FROM job_runs WHERE name = 'alerts'")
+        sqlx::query_scalar!("SELECT last_finish FROM job_runs WHERE name = 'alerts'")
             .fetch_optional(pool)
             .await?
             .flatten();
@@ -132,18 +88,26 @@ pub async fn page_data(state: &AppState, role: Role) -> AppResult<AlertsPageData
 pub async fn wrong(pool: &PgPool) -> AppResult<Wrong> {
     let o = overview(pool, 0).await?;
     let checks: Vec<(String, Option<bool>)> =
-        sqlx::query_as("SELECT name, up FROM health_checks ORDER BY name")
+        sqlx::query!("SELECT name, up FROM health_checks ORDER BY name")
             .fetch_all(pool)
+            .await?
+            .into_iter()
+            .map(|r| (r.name, r.up))
+            .collect();
+    let rules: i64 =
+        sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM alert_rules WHERE enabled"#)
+            .fetch_one(pool)
             .await?;
-    let rules: i64 = sqlx::query_scalar("SELECT count(*) FROM alert_rules WHERE enabled")
-        .fetch_one(pool)
-        .await?;
     Ok(Wrong {
-        pending: o.active.iter().filter(|a| a.status == "pending").count(),
+        pending: o
+            .active
+            .iter()
+            .filter(|a| a.status == AlertStatus::Pending)
+            .count(),
         firing: o
             .active
             .into_iter()
-            .filter(|a| a.status == "firing")
+            .filter(|a| a.status == AlertStatus::Firing)
             .collect(),
         checks_down: checks
             .iter()

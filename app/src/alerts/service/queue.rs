@@ -38,25 +38,22 @@ pub async fn record_delivery(
 ) -> AppResult<()> {
     match result {
         Ok(()) => {
-            sqlx::query(
-                "UPDATE alert_notifications SET status = 'sent', sent_at = now(), last_error = NULL WHERE id = $1",
-            )
-            .bind(id)
+            sqlx::query!("UPDATE alert_notifications SET status = 'sent', sent_at = now(), last_error = NULL WHERE id = $1", id)
             .execute(pool)
             .await?;
         }
         Err(e) => {
             let give_up = attempts >= rules::MAX_ATTEMPTS;
-            sqlx::query(
+            sqlx::query!(
                 "UPDATE alert_notifications SET last_error = $2,
                     status = CASE WHEN $3 THEN 'failed' ELSE 'queued' END,
                     next_attempt_at = now() + make_interval(secs => $4)
                  WHERE id = $1",
+                id,
+                e.chars().take(500).collect::<String>(),
+                give_up,
+                rules::backoff(attempts).as_seconds_f64()
             )
-            .bind(id)
-            .bind(e.chars().take(500).collect::<String>())
-            .bind(give_up)
-            .bind(rules::backoff(attempts).as_seconds_f64())
             .execute(pool)
             .await?;
         }

@@ -8,10 +8,8 @@ use crate::timestamp::Timestamp;
 /// Runs once per database (a marker row in `job_runs`), so deleting a default keeps it deleted.
 pub async fn seed(pool: &PgPool, own_health_url: &str) -> AppResult<bool> {
     let mut tx = pool.begin().await?;
-    let first: Option<bool> = sqlx::query_scalar(
-        "INSERT INTO job_runs (name, last_start, last_finish) VALUES ('alerts_seeded', now(), now())
-         ON CONFLICT (name) DO NOTHING RETURNING true",
-    )
+    let first: Option<bool> = sqlx::query_scalar!(r#"INSERT INTO job_runs (name, last_start, last_finish) VALUES ('alerts_seeded', now(), now())
+         ON CONFLICT (name) DO NOTHING RETURNING true AS "inserted!""#)
     .fetch_optional(&mut *tx)
     .await?;
     if first.is_none() {
@@ -19,21 +17,18 @@ pub async fn seed(pool: &PgPool, own_health_url: &str) -> AppResult<bool> {
     }
     for spec in rules::defaults() {
         let kind = spec.kind.clone();
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO alert_rules (name, kind, spec, builtin) VALUES ($1, $2, $3, true)
              ON CONFLICT (name) DO NOTHING",
+            &spec.name,
+            kind,
+            sqlx::types::Json(&spec) as _
         )
-        .bind(&spec.name)
-        .bind(kind)
-        .bind(sqlx::types::Json(&spec))
         .execute(&mut *tx)
         .await?;
     }
-    sqlx::query(
-        "INSERT INTO health_checks (name, url, interval_seconds, timeout_seconds, expected_body, builtin)
-         VALUES ('opsdeck', $1, 30, 5, '\"status\":\"ok\"', true) ON CONFLICT (name) DO NOTHING",
-    )
-    .bind(own_health_url)
+    sqlx::query!("INSERT INTO health_checks (name, url, interval_seconds, timeout_seconds, expected_body, builtin)
+         VALUES ('opsdeck', $1, 30, 5, '\"status\":\"ok\"', true) ON CONFLICT (name) DO NOTHING", own_health_url)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -112,7 +107,7 @@ pub(super) fn fmt_num(v: f64) -> String {
 /// Adds a rule, or replaces the one with the same name.
 pub async fn upsert_rule_by(pool: &PgPool, spec: &RuleSpec, actor: &Actor<'_>) -> AppResult<i64> {
     rules::validate(spec).map_err(unprocessable)?;
-    let known: Vec<String> = sqlx::query_scalar("SELECT name FROM alert_channels")
+    let known: Vec<String> = sqlx::query_scalar!("SELECT name FROM alert_channels")
         .fetch_all(pool)
         .await?;
     if let Some(c) = spec.notify.iter().find(|c| !known.contains(c)) {
@@ -123,11 +118,12 @@ pub async fn upsert_rule_by(pool: &PgPool, spec: &RuleSpec, actor: &Actor<'_>) -
     if spec.kind == "health" {
         let c = spec.check.as_deref().unwrap_or("*");
         if c != "*" {
-            let exists: bool =
-                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM health_checks WHERE name = $1)")
-                    .bind(c)
-                    .fetch_one(pool)
-                    .await?;
+            let exists: bool = sqlx::query_scalar!(
+                r#"SELECT EXISTS (SELECT 1 FROM health_checks WHERE name = $1) AS "exists!""#,
+                c
+            )
+            .fetch_one(pool)
+            .await?;
             if !exists {
                 return Err(AppError::unprocessable(format!(
                     "check: no health check named `{c}`"
@@ -135,21 +131,20 @@ pub async fn upsert_rule_by(pool: &PgPool, spec: &RuleSpec, actor: &Actor<'_>) -
             }
         }
     }
-    let id: i64 = sqlx::query_scalar(
+    let id: i64 = sqlx::query_scalar!(
         "INSERT INTO alert_rules (name, kind, spec, enabled) VALUES ($1, $2, $3, $4)
          ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, spec = excluded.spec,
              enabled = excluded.enabled, updated_at = now()
          RETURNING id",
+        spec.name.trim(),
+        &spec.kind,
+        sqlx::types::Json(spec) as _,
+        spec.enabled
     )
-    .bind(spec.name.trim())
-    .bind(&spec.kind)
-    .bind(sqlx::types::Json(spec))
-    .bind(spec.enabled)
     .fetch_one(pool)
     .await?;
     // A changed rule starts over: its old states no longer mean anything.
-    sqlx::query("DELETE FROM alert_states WHERE rule_id = $1")
-        .bind(id)
+    sqlx::query!("DELETE FROM alert_states WHERE rule_id = $1", id)
         .execute(pool)
         .await?;
     done(
@@ -209,8 +204,7 @@ pub async fn rule_action_by(
     let name: Option<String> = sqlx::query_scalar(q).bind(id).fetch_optional(pool).await?;
     let name = name.ok_or_else(|| AppError::not_found(format!("no alert rule {id}")))?;
     if action == "disable" {
-        sqlx::query("DELETE FROM alert_states WHERE rule_id = $1")
-            .bind(id)
+        sqlx::query!("DELETE FROM alert_states WHERE rule_id = $1", id)
             .execute(pool)
             .await?;
     }
@@ -230,15 +224,9 @@ pub async fn rule_action_by(
 pub async fn upsert_channel_by(pool: &PgPool, c: &NewChannel, actor: &Actor<'_>) -> AppResult<i64> {
     let format = rules::validate_channel(c).map_err(unprocessable)?;
     let target = c.url.clone().or_else(|| c.to.clone()).unwrap_or_default();
-    let id = sqlx::query_scalar(
-        "INSERT INTO alert_channels (name, kind, target, format) VALUES ($1, $2, $3, $4)
+    let id = sqlx::query_scalar!("INSERT INTO alert_channels (name, kind, target, format) VALUES ($1, $2, $3, $4)
          ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, target = excluded.target, format = excluded.format
-         RETURNING id",
-    )
-    .bind(c.name.trim())
-    .bind(&c.kind)
-    .bind(target.trim())
-    .bind(format)
+         RETURNING id", c.name.trim(), &c.kind, target.trim(), format)
     .fetch_one(pool)
     .await?;
     // The URL may hold a token: the audit log names the channel only.
@@ -254,37 +242,28 @@ pub async fn upsert_channel_by(pool: &PgPool, c: &NewChannel, actor: &Actor<'_>)
 }
 
 pub async fn list_channels(pool: &PgPool) -> AppResult<Vec<ChannelInfo>> {
-    let rows: Vec<(
-        i64,
-        String,
-        String,
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-    )> = sqlx::query_as(
-        "SELECT c.id, c.name, c.kind, c.target, c.format, n.status, n.last_error
-             FROM alert_channels c
-             LEFT JOIN LATERAL (SELECT status, last_error FROM alert_notifications
-                                WHERE channel_id = c.id ORDER BY id DESC LIMIT 1) n ON true
-             ORDER BY c.name",
+    let rows = sqlx::query!(
+        r#"SELECT c.id, c.name, c.kind, c.target, c.format, n.status AS "last_status?",
+                  n.last_error AS "last_error?"
+           FROM alert_channels c
+           LEFT JOIN LATERAL (SELECT status, last_error FROM alert_notifications
+                              WHERE channel_id = c.id ORDER BY id DESC LIMIT 1) n ON true
+           ORDER BY c.name"#
     )
     .fetch_all(pool)
     .await?;
     Ok(rows
         .into_iter()
-        .map(
-            |(id, name, kind, target, format, last_status, last_error)| ChannelInfo {
-                id,
-                url: (kind == "webhook").then(|| crate::redact::webhook(&target)),
-                to: (kind == "email").then(|| target.clone()),
-                name,
-                kind,
-                format,
-                last_status,
-                last_error: last_error.map(|e| crate::redact::text(&e)),
-            },
-        )
+        .map(|r| ChannelInfo {
+            id: r.id,
+            url: (r.kind == "webhook").then(|| crate::redact::webhook(&r.target)),
+            to: (r.kind == "email").then(|| r.target.clone()),
+            name: r.name,
+            kind: r.kind,
+            format: r.format,
+            last_status: r.last_status,
+            last_error: r.last_error.map(|e| crate::redact::text(&e)),
+        })
         .collect())
 }
 
@@ -302,18 +281,18 @@ pub async fn delete_channel_by(pool: &PgPool, id: i64, actor: &Actor<'_>) -> App
 
 /// Queues a test notification to a channel; returns the notification's id.
 pub async fn test_channel_by(pool: &PgPool, id: i64, actor: &Actor<'_>) -> AppResult<i64> {
-    let name: Option<String> = sqlx::query_scalar("SELECT name FROM alert_channels WHERE id = $1")
-        .bind(id)
-        .fetch_optional(pool)
-        .await?;
+    let name: Option<String> =
+        sqlx::query_scalar!("SELECT name FROM alert_channels WHERE id = $1", id)
+            .fetch_optional(pool)
+            .await?;
     let name = name.ok_or_else(|| AppError::not_found(format!("no channel {id}")))?;
     let notice = Notice {
         rule: "Test notification".into(),
-        status: "test".into(),
+        status: AlertStatus::Test,
         host: None,
         value: None,
         at: Timestamp(OffsetDateTime::now_utc()),
-        severity: "warning".into(),
+        severity: Severity::Warning,
         kind: "test".into(),
         instance: name.clone(),
         summary: format!(
@@ -323,11 +302,11 @@ pub async fn test_channel_by(pool: &PgPool, id: i64, actor: &Actor<'_>) -> AppRe
         reminder: false,
         url: None,
     };
-    let nid = sqlx::query_scalar(
+    let nid = sqlx::query_scalar!(
         "INSERT INTO alert_notifications (channel_id, body) VALUES ($1, $2) RETURNING id",
+        id,
+        sqlx::types::Json(&notice) as _
     )
-    .bind(id)
-    .bind(sqlx::types::Json(&notice))
     .fetch_one(pool)
     .await?;
     done(
@@ -366,12 +345,7 @@ pub async fn instance_action_by(
     })?;
     match action {
         "ack" => {
-            sqlx::query(
-                "UPDATE alert_states SET acked_by = $3, acked_at = now() WHERE rule_id = $1 AND instance = $2",
-            )
-            .bind(rule_id)
-            .bind(instance)
-            .bind(actor.name)
+            sqlx::query!("UPDATE alert_states SET acked_by = $3, acked_at = now() WHERE rule_id = $1 AND instance = $2", rule_id, instance, actor.name)
             .execute(pool)
             .await?;
         }
@@ -419,15 +393,15 @@ pub async fn add_silence_by(
     if comment.chars().count() > 500 {
         return Err(AppError::unprocessable("comment: at most 500 characters"));
     }
-    let id: i64 = sqlx::query_scalar(
+    let id: i64 = sqlx::query_scalar!(
         "INSERT INTO alert_silences (rule_id, host, ends_at, comment, created_by)
          VALUES ($1, $2, now() + make_interval(secs => $3), $4, $5) RETURNING id",
+        rule_id,
+        host,
+        length.as_seconds_f64(),
+        comment,
+        actor.name
     )
-    .bind(rule_id)
-    .bind(host)
-    .bind(length.as_seconds_f64())
-    .bind(comment)
-    .bind(actor.name)
     .fetch_one(pool)
     .await?;
     done(
@@ -442,12 +416,13 @@ pub async fn add_silence_by(
 }
 
 pub async fn end_silence_by(pool: &PgPool, id: i64, actor: &Actor<'_>) -> AppResult<()> {
-    let n =
-        sqlx::query("UPDATE alert_silences SET ends_at = now() WHERE id = $1 AND ends_at > now()")
-            .bind(id)
-            .execute(pool)
-            .await?
-            .rows_affected();
+    let n = sqlx::query!(
+        "UPDATE alert_silences SET ends_at = now() WHERE id = $1 AND ends_at > now()",
+        id
+    )
+    .execute(pool)
+    .await?
+    .rows_affected();
     if n == 0 {
         return Err(AppError::not_found(format!("no active silence {id}")));
     }
