@@ -46,6 +46,15 @@ else
   echo "WARNING: no RustSec advisory database at $ADVISORY_DB (set OPSDECK_ADVISORY_DB): dependencies not audited"
 fi
 
+step "the query descriptions in .sqlx/ match the migrations (cargo sqlx prepare --check)"
+SQLX_CLI_VERSION=0.8.6
+if [ "$(sqlx --version 2>/dev/null | awk '{print $2}')" != "$SQLX_CLI_VERSION" ]; then
+  step "installing sqlx-cli $SQLX_CLI_VERSION (once, a few minutes)"
+  cargo install sqlx-cli --version "$SQLX_CLI_VERSION" --locked --no-default-features --features postgres,rustls
+fi
+sqlx migrate run --source migrations --database-url "$DATABASE_URL"
+SQLX_OFFLINE=false cargo sqlx prepare --workspace --check -- --all-targets
+
 # The release binary first: the tests that run real `opsdeck serve` processes use it (its
 # memory and speed are what users get), and the browser tests after them.
 build_release
