@@ -53,7 +53,7 @@ pub mod service {
         let probe = async {
             let mut conn = state.pool.acquire().await?;
             let v: Option<i64> =
-                sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+                sqlx::query_scalar!("SELECT max(version) FROM _sqlx_migrations WHERE success")
                     .fetch_one(&mut *conn)
                     .await?;
             Ok::<_, sqlx::Error>(v)

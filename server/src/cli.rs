@@ -38,7 +38,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Some(Command::Migrate) => {
             let pool = open(&cli.global).await?;
             let v: Option<i64> =
-                sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+                sqlx::query_scalar!("SELECT max(version) FROM _sqlx_migrations WHERE success")
                     .fetch_one(&pool)
                     .await
                     .map_err(app::error::AppError::from)?;

@@ -106,7 +106,7 @@ const JOBS: &[Job] = &[
     ("auth_retention", Duration::from_secs(3600), |s| {
         boxed(async move {
             let (audit, throttles) = app::auth::service::purge_old(&s.pool, &s.config).await?;
-            let sessions: u64 = sqlx::query("DELETE FROM sessions WHERE expiry_date < now()")
+            let sessions: u64 = sqlx::query!("DELETE FROM sessions WHERE expiry_date < now()")
                 .execute(&s.pool)
                 .await?
                 .rows_affected();

@@ -333,10 +333,12 @@ pub async fn login(ctx: &RequestCtx, username: &str, password: &str) -> AppResul
     ctx.session.insert(USER_ID_KEY, user_id).await?;
     ctx.session.insert(LOGIN_AT_KEY, now_ms()).await?;
     throttle::succeeded(pool, &counters).await?;
-    sqlx::query("UPDATE users SET last_login_at = now() WHERE id = $1")
-        .bind(user_id)
-        .execute(pool)
-        .await?;
+    sqlx::query!(
+        "UPDATE users SET last_login_at = now() WHERE id = $1",
+        user_id
+    )
+    .execute(pool)
+    .await?;
     audit(
         pool,
         Some(username),
@@ -381,15 +383,7 @@ pub async fn audit(
     ip: Option<&str>,
     detail: serde_json::Value,
 ) -> AppResult<()> {
-    sqlx::query(
-        "INSERT INTO audit_log (actor, action, target, success, ip, detail) VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(actor)
-    .bind(action)
-    .bind(target)
-    .bind(success)
-    .bind(ip)
-    .bind(detail)
+    sqlx::query!("INSERT INTO audit_log (actor, action, target, success, ip, detail) VALUES ($1, $2, $3, $4, $5, $6)", actor, action, target, success, ip, detail)
     .execute(pool)
     .await?;
     Ok(())
@@ -398,11 +392,13 @@ pub async fn audit(
 /// Deletes audit entries older than `days`, and login counters whose window and lock are over
 /// (a job, hourly): neither grows without end, whatever unauthenticated clients send.
 pub async fn purge_old(pool: &PgPool, cfg: &Config) -> AppResult<(u64, u64)> {
-    let audit = sqlx::query("DELETE FROM audit_log WHERE at < now() - make_interval(days => $1)")
-        .bind(cfg.audit_retention_days as i32)
-        .execute(pool)
-        .await?
-        .rows_affected();
+    let audit = sqlx::query!(
+        "DELETE FROM audit_log WHERE at < now() - make_interval(days => $1)",
+        cfg.audit_retention_days as i32
+    )
+    .execute(pool)
+    .await?
+    .rows_affected();
     let throttles = throttle::purge(pool, timing(cfg)).await?;
     Ok((audit, throttles))
 }
@@ -518,11 +514,7 @@ pub async fn set_password(ctx: &RequestCtx, username: &str, password: &str) -> A
 pub async fn change_password(pool: &PgPool, username: &str, password: &str) -> AppResult<()> {
     validate_password(password).map_err(AppError::Unprocessable)?;
     let hash = hash_password(password.to_string()).await?;
-    let n = sqlx::query(
-        "UPDATE users SET password_hash = $2, sessions_valid_after = now(), updated_at = now() WHERE username = $1",
-    )
-    .bind(username)
-    .bind(&hash)
+    let n = sqlx::query!("UPDATE users SET password_hash = $2, sessions_valid_after = now(), updated_at = now() WHERE username = $1", username, &hash)
     .execute(pool)
     .await?
     .rows_affected();
@@ -543,7 +535,7 @@ pub async fn update_user(
     let actor = &actor;
     let mut tx = ctx.state.pool.begin().await?;
     // Serialise changes to admins so two concurrent demotions cannot both pass the check.
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('opsdeck.users.admins'))")
+    sqlx::query!("SELECT pg_advisory_xact_lock(hashtext('opsdeck.users.admins'))")
         .execute(&mut *tx)
         .await?;
     let current: Option<(String, bool)> =
@@ -560,10 +552,7 @@ pub async fn update_user(
     let was_active_admin = old_role == Role::Admin && !old_disabled;
     let stays_active_admin = new_role == Role::Admin && !new_disabled;
     if was_active_admin && !stays_active_admin {
-        let others: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM users WHERE role = 'admin' AND NOT disabled AND username <> $1",
-        )
-        .bind(username)
+        let others: i64 = sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM users WHERE role = 'admin' AND NOT disabled AND username <> $1"#, username)
         .fetch_one(&mut *tx)
         .await?;
         if others == 0 {
@@ -572,14 +561,9 @@ pub async fn update_user(
             )));
         }
     }
-    sqlx::query(
-        "UPDATE users SET role = $2, disabled = $3, updated_at = now(),
+    sqlx::query!("UPDATE users SET role = $2, disabled = $3, updated_at = now(),
            sessions_valid_after = CASE WHEN $3 AND NOT disabled THEN now() ELSE sessions_valid_after END
-         WHERE username = $1",
-    )
-    .bind(username)
-    .bind(new_role.as_str())
-    .bind(new_disabled)
+         WHERE username = $1", username, new_role.as_str(), new_disabled)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -647,23 +631,23 @@ pub async fn ensure_first_admin(
     validate_password(&password)
         .map_err(|e| AppError::Unprocessable(format!("OPSDECK_ADMIN_PASSWORD: {e}")))?;
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('opsdeck.first_admin'))")
+    sqlx::query!("SELECT pg_advisory_xact_lock(hashtext('opsdeck.first_admin'))")
         .execute(&mut *tx)
         .await?;
-    let any: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users)")
+    let any: bool = sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM users) AS "any!""#)
         .fetch_one(&mut *tx)
         .await?;
     if any {
         return Ok(FirstAdmin::Existing);
     }
     let hash = hash_password(password).await?;
-    sqlx::query("INSERT INTO users (username, password_hash, role) VALUES ('admin', $1, 'admin')")
-        .bind(&hash)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(
-        "INSERT INTO audit_log (actor, action, target, success, detail) VALUES (NULL, 'user.create', 'admin', true, '{\"role\":\"admin\",\"first_start\":true}')",
+    sqlx::query!(
+        "INSERT INTO users (username, password_hash, role) VALUES ('admin', $1, 'admin')",
+        &hash
     )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query!("INSERT INTO audit_log (actor, action, target, success, detail) VALUES (NULL, 'user.create', 'admin', true, '{\"role\":\"admin\",\"first_start\":true}')")
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;

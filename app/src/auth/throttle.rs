@@ -118,14 +118,10 @@ pub async fn take(pool: &PgPool, counters: &[Counter], t: Timing) -> AppResult<V
         return Ok(Verdict::Go);
     }
     let over_keys: Vec<&str> = over.iter().map(|(k, _)| k.as_str()).collect();
-    let wait: Option<f64> = sqlx::query_scalar(
-        "WITH l AS (
+    let wait: Option<f64> = sqlx::query_scalar!("WITH l AS (
             UPDATE login_throttle SET locked_until = coalesce(locked_until, now() + make_interval(secs => $2))
             WHERE key = ANY($1) RETURNING locked_until)
-         SELECT EXTRACT(EPOCH FROM max(locked_until) - now())::float8 FROM l",
-    )
-    .bind(&over_keys)
-    .bind(t.lockout_secs as f64)
+         SELECT EXTRACT(EPOCH FROM max(locked_until) - now())::float8 FROM l", &over_keys as _, t.lockout_secs as f64)
     .fetch_one(pool)
     .await?;
     let wait = wait.unwrap_or(t.lockout_secs as f64);
@@ -142,12 +138,12 @@ pub async fn succeeded(pool: &PgPool, counters: &[Counter]) -> AppResult<()> {
         return Ok(());
     };
     let rest: Vec<&str> = rest.iter().map(|c| c.key.as_str()).collect();
-    sqlx::query(
+    sqlx::query!(
         "WITH d AS (DELETE FROM login_throttle WHERE key = $1)
          UPDATE login_throttle SET failures = greatest(failures - 1, 0) WHERE key = ANY($2)",
+        &first.key,
+        &rest as _
     )
-    .bind(&first.key)
-    .bind(&rest)
     .execute(pool)
     .await?;
     Ok(())
@@ -155,12 +151,12 @@ pub async fn succeeded(pool: &PgPool, counters: &[Counter]) -> AppResult<()> {
 
 /// Removes counters whose window and lock are over (a job, hourly).
 pub async fn purge(pool: &PgPool, t: Timing) -> AppResult<u64> {
-    Ok(sqlx::query(
+    Ok(sqlx::query!(
         "DELETE FROM login_throttle
          WHERE coalesce(locked_until, '-infinity') < now()
            AND window_start < now() - make_interval(secs => $1)",
+        t.window_secs as f64
     )
-    .bind(t.window_secs as f64)
     .execute(pool)
     .await?
     .rows_affected())

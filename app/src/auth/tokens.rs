@@ -120,10 +120,10 @@ pub async fn list(pool: &PgPool) -> AppResult<Vec<TokenInfo>> {
 }
 
 pub async fn revoke(pool: &PgPool, name: &str) -> AppResult<()> {
-    let n = sqlx::query(
+    let n = sqlx::query!(
         "UPDATE api_tokens SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL",
+        name
     )
-    .bind(name)
     .execute(pool)
     .await?
     .rows_affected();
@@ -145,14 +145,10 @@ pub async fn verify(pool: &PgPool, authorization: Option<&str>, scope: &str) -> 
     if !token.starts_with(TOKEN_PREFIX) || token.len() > 200 {
         return Err(AppError::Unauthorized);
     }
-    let name: Option<String> = sqlx::query_scalar(
-        "UPDATE api_tokens SET last_used_at = CASE
+    let name: Option<String> = sqlx::query_scalar!("UPDATE api_tokens SET last_used_at = CASE
              WHEN last_used_at IS NULL OR last_used_at < now() - interval '1 minute' THEN now() ELSE last_used_at END
          WHERE token_hash = $1 AND scope = $2 AND revoked_at IS NULL
-         RETURNING name",
-    )
-    .bind(hash_token(token))
-    .bind(scope)
+         RETURNING name", hash_token(token), scope)
     .fetch_optional(pool)
     .await?;
     name.ok_or(AppError::Unauthorized)

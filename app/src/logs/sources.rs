@@ -65,13 +65,13 @@ pub async fn add_checked(state: &AppState, new: &NewLogSource) -> AppResult<i64>
     allowed_path(&state.config, Path::new(path)).map_err(AppError::Unprocessable)?;
     let format = Format::parse(&new.format).map_err(AppError::Unprocessable)?;
     validate_service(&new.service).map_err(AppError::Unprocessable)?;
-    Ok(sqlx::query_scalar(
+    Ok(sqlx::query_scalar!(
         "INSERT INTO log_sources (path, format, service) VALUES ($1, $2, $3)
          ON CONFLICT (path, service) DO UPDATE SET format = excluded.format RETURNING id",
+        path,
+        format.as_str(),
+        &new.service
     )
-    .bind(path)
-    .bind(format.as_str())
-    .bind(&new.service)
     .fetch_one(&state.pool)
     .await?)
 }
@@ -80,8 +80,7 @@ pub async fn add_checked(state: &AppState, new: &NewLogSource) -> AppResult<i64>
 pub async fn delete(ctx: &RequestCtx, id: i64) -> AppResult<()> {
     let admin = ctx.require(Role::Admin).await?;
     let r = async {
-        let n = sqlx::query("DELETE FROM log_sources WHERE id = $1")
-            .bind(id)
+        let n = sqlx::query!("DELETE FROM log_sources WHERE id = $1", id)
             .execute(&ctx.state.pool)
             .await?
             .rows_affected();

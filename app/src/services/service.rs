@@ -324,12 +324,12 @@ pub async fn list_processes(pool: &PgPool, now: OffsetDateTime) -> AppResult<Vec
 
 /// When a process was last seen up (newest sample of `process_up` = 1).
 async fn last_up(pool: &PgPool, host: &str, name: &str) -> AppResult<Option<OffsetDateTime>> {
-    Ok(sqlx::query_scalar(
+    Ok(sqlx::query_scalar!(
         "SELECT max(r.bucket) FROM metric_series s JOIN metric_rollup_1m r ON r.series_id = s.id
          WHERE s.host = $1 AND s.metric = 'process_up' AND s.labels->>'process' = $2 AND r.max > 0",
+        host,
+        name
     )
-    .bind(host)
-    .bind(name)
     .fetch_one(pool)
     .await?)
 }
@@ -384,24 +384,14 @@ pub async fn record_scrape(pool: &PgPool, id: i64, r: &ScrapeResult) -> AppResul
             None,
         ),
     };
-    sqlx::query(
-        "UPDATE scrape_targets SET
+    sqlx::query!("UPDATE scrape_targets SET
             state_since = CASE WHEN up IS DISTINCT FROM $2 THEN $3 ELSE state_since END,
             up = $2, last_scrape_at = $3,
             last_success_at = CASE WHEN $2 THEN $3 ELSE last_success_at END,
             last_error = $4, last_duration_ms = $5,
             last_samples = coalesce($6, last_samples), last_dropped = CASE WHEN $2 THEN $7 ELSE last_dropped END,
             counters = CASE WHEN $2 THEN $8 ELSE counters END
-         WHERE id = $1",
-    )
-    .bind(id)
-    .bind(up)
-    .bind(r.at)
-    .bind(error)
-    .bind(r.duration_ms)
-    .bind(samples)
-    .bind(dropped)
-    .bind(counters)
+         WHERE id = $1", id, up, r.at, error, r.duration_ms, samples, dropped, counters as _)
     .execute(pool)
     .await?;
     Ok(())
