@@ -469,300 +469,283 @@ fn fmt_time(t: Option<OffsetDateTime>) -> String {
 
 /// A process's or a target's page: state, figures and 24-hour charts.
 pub async fn detail(state: &AppState, kind: &str, id: i64) -> AppResult<DetailData> {
-    let now = OffsetDateTime::now_utc();
-    let (from, to) = (now - Duration::DAY, now);
-    let (f, t) = (from.unix_timestamp(), to.unix_timestamp());
-    let pool = &state.pool;
-    let reads = &state.reads;
-    let retention = crate::metrics::Retention::from(&*state.config);
-    let get = |host: String, metric: &'static str, label: (&'static str, String)| async move {
-        let r = series(
-            reads,
-            &host,
-            &selector(metric, &[(label.0, label.1.as_str())]),
-            from,
-            to,
-            300,
-            retention,
-        )
-        .await?;
-        let step = r.series.first().map(|s| s.step_seconds).unwrap_or(60);
-        let points: Vec<SeriesPoint> = r
-            .series
-            .into_iter()
-            .next()
-            .map(|s| s.points)
-            .unwrap_or_default();
-        Ok::<_, AppError>((points, step))
-    };
+    let window = DetailWindow::last_day(state);
     match kind {
         "process" => {
-            let p = list_processes(pool, now)
+            let p = list_processes(&state.pool, window.to)
                 .await?
                 .into_iter()
                 .find(|p| p.id == id)
                 .ok_or_else(|| AppError::not_found(format!("no watched process {id}")))?;
-            let l = ("process", p.name.clone());
-            let (cpu, step) = get(p.host.clone(), "process_cpu_percent", l.clone()).await?;
-            let (rss, _) = get(p.host.clone(), "process_resident_memory_bytes", l.clone()).await?;
-            let (fds, _) = get(p.host.clone(), "process_open_fds", l.clone()).await?;
-            let (threads, _) = get(p.host.clone(), "process_threads", l.clone()).await?;
-            let (up, _) = get(p.host.clone(), "process_up", l.clone()).await?;
-            let trend = rss_trend(&rss);
-            let trend_points: Vec<SeriesPoint> = trend
-                .iter()
-                .flat_map(|(_, ends)| ends.iter())
-                .filter_map(|(ts, v)| {
-                    Some(SeriesPoint {
-                        ts: Timestamp(OffsetDateTime::from_unix_timestamp(*ts).ok()?),
-                        avg: *v,
-                        min: *v,
-                        max: *v,
-                    })
-                })
-                .collect();
-            let mut charts = vec![
-                charts::render(
-                    "cpu",
-                    "CPU",
-                    Unit::Percent,
-                    f,
-                    t,
-                    step,
-                    &[LineInput {
-                        label: "cpu".into(),
-                        points: &cpu,
-                        band: true,
-                    }],
-                ),
-                charts::render(
-                    "rss",
-                    "Resident memory",
-                    Unit::Bytes,
-                    f,
-                    t,
-                    step,
-                    &[
-                        LineInput {
-                            label: "rss".into(),
-                            points: &rss,
-                            band: true,
-                        },
-                        LineInput {
-                            label: "trend".into(),
-                            points: &trend_points,
-                            band: false,
-                        },
-                    ],
-                ),
-                charts::render(
-                    "fds",
-                    "Open files and threads",
-                    Unit::Count,
-                    f,
-                    t,
-                    step,
-                    &[
-                        LineInput {
-                            label: "open fds".into(),
-                            points: &fds,
-                            band: false,
-                        },
-                        LineInput {
-                            label: "threads".into(),
-                            points: &threads,
-                            band: false,
-                        },
-                    ],
-                ),
-            ];
-            charts.push(charts::render(
-                "up",
-                "Up",
-                Unit::Count,
-                f,
-                t,
-                step,
-                &[LineInput {
-                    label: "up".into(),
-                    points: &up,
-                    band: false,
-                }],
-            ));
-            let fmt_bytes = |v: f64| Unit::Bytes.format(v);
-            let trend_text = Some(match trend {
-                Some((per_day, _)) => {
-                    let dir = if per_day >= 0.0 { "grows" } else { "shrinks" };
-                    format!(
-                        "RSS {dir} {}/day (least squares over the last 24 h)",
-                        fmt_bytes(per_day.abs())
-                    )
-                }
-                None => "RSS trend: not enough data yet (it needs samples a few minutes apart)"
-                    .to_string(),
-            });
-            let mut summary = vec![
-                ("Host".to_string(), p.host.clone()),
-                ("Pattern".into(), p.pattern.clone()),
-                (
-                    "Instances".into(),
-                    p.count.map(|c| format!("{c:.0}")).unwrap_or("–".into()),
-                ),
-                (
-                    "CPU".into(),
-                    p.cpu_percent
-                        .map(|c| format!("{c:.1} %"))
-                        .unwrap_or("–".into()),
-                ),
-                (
-                    "RSS".into(),
-                    p.rss_bytes.map(fmt_bytes).unwrap_or("–".into()),
-                ),
-                (
-                    "Restarts (24 h)".into(),
-                    p.restarts_24h
-                        .map(|r| format!("{r:.0}"))
-                        .unwrap_or("0".into()),
-                ),
-                ("Since".into(), fmt_time(p.since.map(|t| t.0))),
-            ];
-            if let Some(port) = p.port {
-                summary.push((
-                    format!("Port {port}"),
-                    match p.port_listening {
-                        Some(true) => "listening".into(),
-                        Some(false) => "not listening".into(),
-                        None => "–".into(),
-                    },
-                ));
-            }
-            let warning = (p.port_listening == Some(false))
-                .then(|| format!("Nothing listens on port {}.", p.port.unwrap_or(0)));
-            Ok(DetailData {
-                title: p.name,
-                host: p.host,
-                state: p.state,
-                summary,
-                trend: trend_text,
-                charts,
-                warning,
-            })
+            process_detail(&window, p).await
         }
         "target" => {
-            let tg = list_targets(pool)
+            let tg = list_targets(&state.pool)
                 .await?
                 .into_iter()
                 .find(|t| t.id == id)
                 .ok_or_else(|| AppError::not_found(format!("no scrape target {id}")))?;
-            let l = ("target", tg.name.clone());
-            let (dur, step) = get(tg.host.clone(), "scrape_duration_seconds", l.clone()).await?;
-            let (samples, _) = get(tg.host.clone(), "scrape_samples", l.clone()).await?;
-            let (rps, _) = get(tg.host.clone(), "scrape_requests_per_second", l.clone()).await?;
-            let (up, _) = get(tg.host.clone(), "scrape_up", l.clone()).await?;
-            let charts = vec![
-                charts::render(
-                    "requests",
-                    "Requests per second",
-                    Unit::Plain,
-                    f,
-                    t,
-                    step,
-                    &[LineInput {
-                        label: "requests/s".into(),
-                        points: &rps,
-                        band: true,
-                    }],
-                ),
-                charts::render(
-                    "samples",
-                    "Samples per scrape",
-                    Unit::Count,
-                    f,
-                    t,
-                    step,
-                    &[LineInput {
-                        label: "samples".into(),
-                        points: &samples,
-                        band: false,
-                    }],
-                ),
-                charts::render(
-                    "duration",
-                    "Scrape duration (s)",
-                    Unit::Plain,
-                    f,
-                    t,
-                    step,
-                    &[LineInput {
-                        label: "duration".into(),
-                        points: &dur,
-                        band: true,
-                    }],
-                ),
-                charts::render(
-                    "up",
-                    "Up",
-                    Unit::Count,
-                    f,
-                    t,
-                    step,
-                    &[LineInput {
-                        label: "up".into(),
-                        points: &up,
-                        band: false,
-                    }],
-                ),
-            ];
-            let warning = (tg.dropped > 0).then(|| {
-                format!(
-                    "The last scrape dropped {} series over this target's limit of {} (or not storable).",
-                    tg.dropped, tg.max_series
-                )
-            });
-            Ok(DetailData {
-                title: tg.name.clone(),
-                host: tg.host.clone(),
-                state: tg.state,
-                summary: vec![
-                    ("URL".into(), tg.url.clone()),
-                    (
-                        "Every".into(),
-                        format!(
-                            "{} s (timeout {} s)",
-                            tg.interval_seconds, tg.timeout_seconds
-                        ),
-                    ),
-                    ("Last scrape".into(), fmt_time(tg.last_scrape.map(|t| t.0))),
-                    (
-                        "Last success".into(),
-                        fmt_time(tg.last_success.map(|t| t.0)),
-                    ),
-                    (
-                        "Duration".into(),
-                        tg.last_duration_ms
-                            .map(|d| format!("{d:.0} ms"))
-                            .unwrap_or("–".into()),
-                    ),
-                    (
-                        "Samples".into(),
-                        tg.last_samples.map(|s| s.to_string()).unwrap_or("–".into()),
-                    ),
-                    (
-                        "Last error".into(),
-                        tg.last_error.clone().unwrap_or("none".into()),
-                    ),
-                    (
-                        "Series stored under".into(),
-                        format!("host {}, label target={}", tg.host, tg.name),
-                    ),
-                ],
-                trend: None,
-                charts,
-                warning,
-            })
+            target_detail(&window, tg).await
         }
         k => Err(AppError::bad_request(format!(
             "kind `{k}`: process or target"
         ))),
     }
+}
+
+/// The last 24 hours of one watched thing's series, read and charted alike.
+struct DetailWindow<'a> {
+    reads: &'a crate::db::Reads,
+    retention: crate::metrics::Retention,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+}
+
+/// One line of a detail chart.
+fn line<'p>(label: &str, points: &'p [SeriesPoint], band: bool) -> LineInput<'p> {
+    LineInput {
+        label: label.into(),
+        points,
+        band,
+    }
+}
+
+impl DetailWindow<'_> {
+    fn last_day(state: &AppState) -> DetailWindow<'_> {
+        let to = OffsetDateTime::now_utc();
+        DetailWindow {
+            reads: &state.reads,
+            retention: crate::metrics::Retention::from(&*state.config),
+            from: to - Duration::DAY,
+            to,
+        }
+    }
+
+    /// The points of `metric{label}` on `host` and their step in seconds.
+    async fn points(
+        &self,
+        host: &str,
+        metric: &str,
+        label: (&str, &str),
+    ) -> AppResult<(Vec<SeriesPoint>, i64)> {
+        let r = series(
+            self.reads,
+            host,
+            &selector(metric, &[label]),
+            self.from,
+            self.to,
+            300,
+            self.retention,
+        )
+        .await?;
+        let step = r.series.first().map(|s| s.step_seconds).unwrap_or(60);
+        let points = r
+            .series
+            .into_iter()
+            .next()
+            .map(|s| s.points)
+            .unwrap_or_default();
+        Ok((points, step))
+    }
+
+    fn chart(
+        &self,
+        id: &str,
+        title: &str,
+        unit: Unit,
+        step: i64,
+        lines: &[LineInput],
+    ) -> crate::metrics::Chart {
+        let (f, t) = (self.from.unix_timestamp(), self.to.unix_timestamp());
+        charts::render(id, title, unit, f, t, step, lines)
+    }
+}
+
+/// A watched process: CPU, memory with its least-squares trend, files and threads, up.
+async fn process_detail(w: &DetailWindow<'_>, p: ProcessInfo) -> AppResult<DetailData> {
+    let (host, l) = (p.host.as_str(), ("process", p.name.as_str()));
+    let (cpu, step) = w.points(host, "process_cpu_percent", l).await?;
+    let (rss, _) = w.points(host, "process_resident_memory_bytes", l).await?;
+    let (fds, _) = w.points(host, "process_open_fds", l).await?;
+    let (threads, _) = w.points(host, "process_threads", l).await?;
+    let (up, _) = w.points(host, "process_up", l).await?;
+    let trend = rss_trend(&rss);
+    let trend_points: Vec<SeriesPoint> = trend
+        .iter()
+        .flat_map(|(_, ends)| ends.iter())
+        .filter_map(|(ts, v)| {
+            Some(SeriesPoint {
+                ts: Timestamp(OffsetDateTime::from_unix_timestamp(*ts).ok()?),
+                avg: *v,
+                min: *v,
+                max: *v,
+            })
+        })
+        .collect();
+    let charts = vec![
+        w.chart(
+            "cpu",
+            "CPU",
+            Unit::Percent,
+            step,
+            &[line("cpu", &cpu, true)],
+        ),
+        w.chart(
+            "rss",
+            "Resident memory",
+            Unit::Bytes,
+            step,
+            &[line("rss", &rss, true), line("trend", &trend_points, false)],
+        ),
+        w.chart(
+            "fds",
+            "Open files and threads",
+            Unit::Count,
+            step,
+            &[
+                line("open fds", &fds, false),
+                line("threads", &threads, false),
+            ],
+        ),
+        w.chart("up", "Up", Unit::Count, step, &[line("up", &up, false)]),
+    ];
+    let trend_text = Some(match trend {
+        Some((per_day, _)) => {
+            let dir = if per_day >= 0.0 { "grows" } else { "shrinks" };
+            format!(
+                "RSS {dir} {}/day (least squares over the last 24 h)",
+                Unit::Bytes.format(per_day.abs())
+            )
+        }
+        None => "RSS trend: not enough data yet (it needs samples a few minutes apart)".to_string(),
+    });
+    let warning = (p.port_listening == Some(false))
+        .then(|| format!("Nothing listens on port {}.", p.port.unwrap_or(0)));
+    Ok(DetailData {
+        summary: process_summary(&p),
+        title: p.name,
+        host: p.host,
+        state: p.state,
+        trend: trend_text,
+        charts,
+        warning,
+    })
+}
+
+fn process_summary(p: &ProcessInfo) -> Vec<(String, String)> {
+    let or_dash = |v: Option<String>| v.unwrap_or_else(|| "–".into());
+    let mut summary = vec![
+        ("Host".to_string(), p.host.clone()),
+        ("Pattern".into(), p.pattern.clone()),
+        (
+            "Instances".into(),
+            or_dash(p.count.map(|c| format!("{c:.0}"))),
+        ),
+        (
+            "CPU".into(),
+            or_dash(p.cpu_percent.map(|c| format!("{c:.1} %"))),
+        ),
+        (
+            "RSS".into(),
+            or_dash(p.rss_bytes.map(|b| Unit::Bytes.format(b))),
+        ),
+        (
+            "Restarts (24 h)".into(),
+            p.restarts_24h
+                .map_or_else(|| "0".into(), |r| format!("{r:.0}")),
+        ),
+        ("Since".into(), fmt_time(p.since.map(|t| t.0))),
+    ];
+    if let Some(port) = p.port {
+        let listening = match p.port_listening {
+            Some(true) => "listening",
+            Some(false) => "not listening",
+            None => "–",
+        };
+        summary.push((format!("Port {port}"), listening.into()));
+    }
+    summary
+}
+
+/// A scrape target: its request rate, samples per scrape, scrape duration, up.
+async fn target_detail(w: &DetailWindow<'_>, tg: TargetInfo) -> AppResult<DetailData> {
+    let (host, l) = (tg.host.as_str(), ("target", tg.name.as_str()));
+    let (dur, step) = w.points(host, "scrape_duration_seconds", l).await?;
+    let (samples, _) = w.points(host, "scrape_samples", l).await?;
+    let (rps, _) = w.points(host, "scrape_requests_per_second", l).await?;
+    let (up, _) = w.points(host, "scrape_up", l).await?;
+    let charts = vec![
+        w.chart(
+            "requests",
+            "Requests per second",
+            Unit::Plain,
+            step,
+            &[line("requests/s", &rps, true)],
+        ),
+        w.chart(
+            "samples",
+            "Samples per scrape",
+            Unit::Count,
+            step,
+            &[line("samples", &samples, false)],
+        ),
+        w.chart(
+            "duration",
+            "Scrape duration (s)",
+            Unit::Plain,
+            step,
+            &[line("duration", &dur, true)],
+        ),
+        w.chart("up", "Up", Unit::Count, step, &[line("up", &up, false)]),
+    ];
+    let warning = (tg.dropped > 0).then(|| {
+        format!(
+            "The last scrape dropped {} series over this target's limit of {} (or not storable).",
+            tg.dropped, tg.max_series
+        )
+    });
+    Ok(DetailData {
+        summary: target_summary(&tg),
+        title: tg.name,
+        host: tg.host,
+        state: tg.state,
+        trend: None,
+        charts,
+        warning,
+    })
+}
+
+fn target_summary(tg: &TargetInfo) -> Vec<(String, String)> {
+    let or_dash = |v: Option<String>| v.unwrap_or_else(|| "–".into());
+    vec![
+        ("URL".into(), tg.url.clone()),
+        (
+            "Every".into(),
+            format!(
+                "{} s (timeout {} s)",
+                tg.interval_seconds, tg.timeout_seconds
+            ),
+        ),
+        ("Last scrape".into(), fmt_time(tg.last_scrape.map(|t| t.0))),
+        (
+            "Last success".into(),
+            fmt_time(tg.last_success.map(|t| t.0)),
+        ),
+        (
+            "Duration".into(),
+            or_dash(tg.last_duration_ms.map(|d| format!("{d:.0} ms"))),
+        ),
+        (
+            "Samples".into(),
+            or_dash(tg.last_samples.map(|s| s.to_string())),
+        ),
+        (
+            "Last error".into(),
+            tg.last_error.clone().unwrap_or_else(|| "none".into()),
+        ),
+        (
+            "Series stored under".into(),
+            format!("host {}, label target={}", tg.host, tg.name),
+        ),
+    ]
 }

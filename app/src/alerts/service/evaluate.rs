@@ -68,42 +68,77 @@ pub(super) fn instance_name(host: &str, metric: &str, labels: &BTreeMap<String, 
 /// writes the states, records firings and resolutions, and queues their notifications.
 pub async fn evaluate(pool: &PgPool, now: OffsetDateTime) -> AppResult<EvalReport> {
     let mut report = EvalReport::default();
-    let raw: Vec<(
-        i64,
-        String,
-        sqlx::types::Json<RuleSpec>,
-        Option<OffsetDateTime>,
-    )> = sqlx::query_as(
-        "SELECT id, name, spec, last_evaluated_at FROM alert_rules WHERE enabled ORDER BY id",
+    let loaded = load_rules(pool, now, &mut report).await?;
+    let mut obs = observe(pool, &loaded, now, &mut report).await?;
+    let states = prior_states(pool, &loaded, &mut obs).await?;
+    report.instances = obs.len();
+    let silences = active_silences(pool).await?;
+    let writes = step_all(&loaded, obs, states, &silences, now, &mut report);
+    let mut tx = pool.begin().await?;
+    write_round(&mut tx, &loaded, writes, now, &mut report).await?;
+    tx.commit().await?;
+    Ok(report)
+}
+
+/// The enabled rules that validate (the others are reported), each with whether it skips this
+/// round (forecast rules run every FORECAST_EVERY).
+async fn load_rules(
+    pool: &PgPool,
+    now: OffsetDateTime,
+    report: &mut EvalReport,
+) -> AppResult<Vec<Loaded>> {
+    let raw = sqlx::query!(
+        r#"SELECT id, name, spec AS "spec: sqlx::types::Json<RuleSpec>", last_evaluated_at
+           FROM alert_rules WHERE enabled ORDER BY id"#
     )
     .fetch_all(pool)
     .await?;
     let mut loaded = vec![];
-    for (id, name, spec, last) in raw {
-        match rules::validate(&spec.0) {
+    for r in raw {
+        match rules::validate(&r.spec.0) {
             Ok(rule) => loaded.push(Loaded {
-                skip: rule.kind == Kind::Forecast && last.is_some_and(|l| now - l < FORECAST_EVERY),
-                id,
-                name,
-                spec: spec.0,
+                skip: rule.kind == Kind::Forecast
+                    && r.last_evaluated_at
+                        .is_some_and(|l| now - l < FORECAST_EVERY),
+                id: r.id,
+                name: r.name,
+                spec: r.spec.0,
                 rule,
             }),
-            Err(e) => report.errors.push(format!("{name}: {e}")),
+            Err(e) => report.errors.push(format!("{}: {e}", r.name)),
         }
     }
     report.rules = loaded.len();
+    Ok(loaded)
+}
+
+/// What every rule looks at now: one query per kind of data.
+async fn observe(
+    pool: &PgPool,
+    loaded: &[Loaded],
+    now: OffsetDateTime,
+    report: &mut EvalReport,
+) -> AppResult<Vec<Observation>> {
     let mut obs: Vec<Observation> = vec![];
-    metric_observations(pool, &loaded, now, &mut obs).await?;
-    health_observations(pool, &loaded, &mut obs).await?;
-    if let Err(e) = log_observations(pool, &loaded, now, &mut obs).await {
+    metric_observations(pool, loaded, now, &mut obs).await?;
+    health_observations(pool, loaded, &mut obs).await?;
+    if let Err(e) = log_observations(pool, loaded, now, &mut obs).await {
         report.errors.push(format!("log rules: {e}"));
     }
-    if let Err(e) = forecast_observations(pool, &loaded, now, &mut obs).await {
+    if let Err(e) = forecast_observations(pool, loaded, now, &mut obs).await {
         report.errors.push(format!("forecast rules: {e}"));
     }
-    backup_observations(pool, &loaded, now, &mut obs).await?;
+    backup_observations(pool, loaded, now, &mut obs).await?;
+    Ok(obs)
+}
 
-    // The states of these rules; instances without an observation read as no data.
+/// The stored states of these rules' instances; an instance with a state but no observation
+/// this round is observed as no data.
+async fn prior_states(
+    pool: &PgPool,
+    loaded: &[Loaded],
+    obs: &mut Vec<Observation>,
+) -> AppResult<HashMap<(usize, String), PriorState>> {
     let ids: Vec<i64> = loaded.iter().map(|l| l.id).collect();
     let index: HashMap<i64, usize> = loaded.iter().enumerate().map(|(i, l)| (l.id, i)).collect();
     let rows = sqlx::query!(
@@ -140,14 +175,29 @@ pub async fn evaluate(pool: &PgPool, now: OffsetDateTime) -> AppResult<EvalRepor
             });
         }
     }
-    report.instances = obs.len();
+    Ok(states)
+}
 
-    let silences = active_silences(pool).await?;
-    // Columns of the writes.
-    let mut keep = StateRows::default();
-    let mut gone: (Vec<i64>, Vec<String>) = (vec![], vec![]);
-    let mut events = EventRows::default();
-    let mut reminders: Vec<(usize, Notice)> = vec![];
+/// The writes of one round, as columns.
+#[derive(Default)]
+struct RoundWrites {
+    keep: StateRows,
+    gone: (Vec<i64>, Vec<String>),
+    events: EventRows,
+    reminders: Vec<(usize, Notice)>,
+}
+
+/// Steps every instance's state machine and collects the states to keep or drop, the events
+/// (firing, resolved) and the reminders.
+fn step_all(
+    loaded: &[Loaded],
+    obs: Vec<Observation>,
+    mut states: HashMap<(usize, String), PriorState>,
+    silences: &[super::store::Silence],
+    now: OffsetDateTime,
+    report: &mut EvalReport,
+) -> RoundWrites {
+    let mut w = RoundWrites::default();
     for o in obs {
         let l = &loaded[o.rule];
         let key = (o.rule, o.instance.clone());
@@ -165,8 +215,8 @@ pub async fn evaluate(pool: &PgPool, now: OffsetDateTime) -> AppResult<EvalRepor
         match next.phase {
             Phase::Ok => {
                 if had_row {
-                    gone.0.push(l.id);
-                    gone.1.push(o.instance.clone());
+                    w.gone.0.push(l.id);
+                    w.gone.1.push(o.instance.clone());
                 }
             }
             phase => {
@@ -175,7 +225,7 @@ pub async fn evaluate(pool: &PgPool, now: OffsetDateTime) -> AppResult<EvalRepor
                 } else {
                     report.pending += 1;
                 }
-                keep.push(l.id, &o, &next, now);
+                w.keep.push(l.id, &o, &next, now);
             }
         }
         let Some(event) = event else { continue };
@@ -209,14 +259,30 @@ pub async fn evaluate(pool: &PgPool, now: OffsetDateTime) -> AppResult<EvalRepor
         };
         if event == Event::Reminder {
             if !silenced {
-                reminders.push((o.rule, notice));
+                w.reminders.push((o.rule, notice));
             }
         } else {
-            events.push(o.rule, l.id, &notice, silenced);
+            w.events.push(o.rule, l.id, &notice, silenced);
         }
     }
 
-    let mut tx = pool.begin().await?;
+    w
+}
+
+/// Writes a round's states, events and notifications in one transaction.
+async fn write_round(
+    tx: &mut sqlx::PgConnection,
+    loaded: &[Loaded],
+    w: RoundWrites,
+    now: OffsetDateTime,
+    report: &mut EvalReport,
+) -> AppResult<()> {
+    let RoundWrites {
+        keep,
+        gone,
+        events,
+        reminders,
+    } = w;
     if !keep.rule.is_empty() {
         sqlx::query!("INSERT INTO alert_states (rule_id, instance, host, phase, since, notified_at, seen_at, value, summary, evaluated_at)
              SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[], $7::timestamptz[], $8::float8[], $9::text[], $10::timestamptz[])
@@ -279,9 +345,8 @@ pub async fn evaluate(pool: &PgPool, now: OffsetDateTime) -> AppResult<EvalRepor
     for (i, notice) in &reminders {
         queued.push(&loaded[*i].spec.notify, None, notice);
     }
-    report.notifications = queued.insert(&mut tx).await?;
-    tx.commit().await?;
-    Ok(report)
+    report.notifications = queued.insert(tx).await?;
+    Ok(())
 }
 
 #[derive(Default)]
@@ -361,7 +426,7 @@ impl NotificationRows {
         }
     }
 
-    async fn insert(&self, tx: &mut sqlx::Transaction<'_, sqlx::Postgres>) -> AppResult<usize> {
+    async fn insert(&self, tx: &mut sqlx::PgConnection) -> AppResult<usize> {
         if self.channel.is_empty() {
             return Ok(0);
         }
@@ -369,7 +434,7 @@ impl NotificationRows {
         Ok(sqlx::query!("INSERT INTO alert_notifications (channel_id, event_id, body)
              SELECT c.id, u.event_id, u.body FROM UNNEST($1::text[], $2::bigint[], $3::jsonb[]) AS u(channel, event_id, body)
              JOIN alert_channels c ON c.name = u.channel", &self.channel, &self.event as _, &self.body)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?
         .rows_affected() as usize)
     }

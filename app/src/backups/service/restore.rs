@@ -163,7 +163,19 @@ pub async fn start_restore(ctx: &RequestCtx, id: i64, req: RestoreRequest) -> Ap
     state.runtime.work.spawn(async move {
         let state = s;
         let heartbeat = Heartbeat::start(state.pool.clone(), job, Beat::Restore);
-        let outcome = restore_job_body(&state, &t, job, id, &f, mode, &database, &who).await;
+        let run = RestoreRun {
+            state: &state,
+            t: &t,
+            job,
+            backup: id,
+            f: &f,
+            database: &database,
+            who: &who,
+        };
+        let outcome = match mode {
+            RestoreMode::NewDatabase => run.to_new_database().await,
+            RestoreMode::InPlace => run.in_place().await,
+        };
         drop(heartbeat);
         let (ok, detail, tail) = match outcome {
             Ok((detail, tail)) => (true, detail, tail),
@@ -199,57 +211,67 @@ async fn set_step(pool: &PgPool, job: i64, step: &str) {
 
 type StepResult = Result<(String, String), (String, String)>;
 
-#[allow(clippy::too_many_arguments)]
-async fn restore_job_body(
-    state: &AppState,
-    t: &TargetRow,
+/// One restore job as it runs: every step is shown on the job (`set_step`) and the steps that
+/// matter are audited as they happen.
+struct RestoreRun<'a> {
+    state: &'a AppState,
+    t: &'a TargetRow,
     job: i64,
     backup: i64,
-    f: &RunFile,
-    mode: RestoreMode,
-    database: &str,
-    who: &str,
-) -> StepResult {
-    let pool = &state.pool;
-    // Each step that matters lands in the audit log as it happens.
-    let step_audit = |action: &'static str, ok: bool, detail: serde_json::Value| async move {
+    f: &'a RunFile,
+    database: &'a str,
+    who: &'a str,
+}
+
+/// An outcome without pg_restore output to show.
+fn message(detail: String) -> (String, String) {
+    (detail, String::new())
+}
+
+impl RestoreRun<'_> {
+    async fn step(&self, text: &str) {
+        set_step(&self.state.pool, self.job, text).await;
+    }
+
+    async fn audit(&self, action: &'static str, ok: bool, detail: serde_json::Value) {
         let _ = audit(
-            pool,
-            Some(who),
+            &self.state.pool,
+            Some(self.who),
             action,
-            Some(&format!("backup {backup}")),
+            Some(&format!("backup {}", self.backup)),
             ok,
             None,
-            serde_json::json!({ "job": job, "target": t.name, "database": database, "detail": detail }),
+            serde_json::json!({ "job": self.job, "target": self.t.name, "database": self.database, "detail": detail }),
         )
         .await;
-    };
-    set_step(pool, job, "verifying the checksum").await;
-    match file_sha256(&f.path).await {
-        Ok(sha) if sha == f.sha256 => {
-            step_audit("backup.restore.checksum", true, serde_json::json!(sha)).await;
-        }
-        Ok(sha) => {
-            step_audit("backup.restore.checksum", false, serde_json::json!(sha)).await;
-            return Err((
-                format!(
-                "checksum mismatch (file {sha}, recorded {}): restore refused; nothing was changed",
-                f.sha256
-            ),
-                String::new(),
-            ));
-        }
-        Err(e) => {
-            return Err((
-                format!("cannot read the backup file: {e}; nothing was changed"),
-                String::new(),
-            ))
+    }
+
+    /// The file is the one that was backed up (its SHA-256 matches the recorded one).
+    async fn check_checksum(&self) -> Result<(), (String, String)> {
+        self.step("verifying the checksum").await;
+        match file_sha256(&self.f.path).await {
+            Ok(sha) if sha == self.f.sha256 => {
+                self.audit("backup.restore.checksum", true, serde_json::json!(sha))
+                    .await;
+                Ok(())
+            }
+            Ok(sha) => {
+                self.audit("backup.restore.checksum", false, serde_json::json!(sha))
+                    .await;
+                Err(message(format!(
+                    "checksum mismatch (file {sha}, recorded {}): restore refused; nothing was changed",
+                    self.f.sha256
+                )))
+            }
+            Err(e) => Err(message(format!(
+                "cannot read the backup file: {e}; nothing was changed"
+            ))),
         }
     }
-    let url = t.url(state);
-    let total = f.manifest.len();
-    let progress = {
-        let pool = pool.clone();
+
+    /// pg_restore's per-table progress, shown on the job.
+    fn progress(&self) -> impl Fn(usize) + Send + 'static {
+        let (pool, job, total) = (self.state.pool.clone(), self.job, self.f.manifest.len());
         move |n: usize| {
             let pool = pool.clone();
             tokio::spawn(async move {
@@ -261,31 +283,32 @@ async fn restore_job_body(
                 .await
             });
         }
-    };
-    if mode == RestoreMode::NewDatabase {
-        set_step(pool, job, &format!("creating database {database}")).await;
-        let mut admin = PgConnection::connect(&url).await.map_err(|e| {
-            (
-                format!("cannot connect to the target's server: {e}"),
-                String::new(),
-            )
-        })?;
+    }
+
+    /// Into a database that does not exist yet: created, restored in one transaction, checked
+    /// against the manifest; dropped again if the restore fails.
+    async fn to_new_database(&self) -> StepResult {
+        self.check_checksum().await?;
+        let (url, database) = (self.t.url(self.state), self.database);
+        self.step(&format!("creating database {database}")).await;
+        let mut admin = PgConnection::connect(&url)
+            .await
+            .map_err(|e| message(format!("cannot connect to the target's server: {e}")))?;
         sqlx::query(&format!("CREATE DATABASE {}", quote_ident(database)))
             .execute(&mut admin)
             .await
             .map_err(|e| {
-                (
-                    format!("cannot create database {database}: {e}; nothing was changed"),
-                    String::new(),
-                )
+                message(format!(
+                    "cannot create database {database}: {e}; nothing was changed"
+                ))
             })?;
-        set_step(pool, job, "restoring").await;
+        self.step("restoring").await;
         let restored = pg_restore(
             &url,
             database,
-            &f.path,
+            &self.f.path,
             &["--no-owner", "--no-privileges", "--single-transaction"],
-            progress,
+            self.progress(),
         )
         .await;
         if let Err((msg, tail)) = restored {
@@ -302,89 +325,92 @@ async fn restore_job_body(
             ));
         }
         let _ = admin.close().await;
-        set_step(pool, job, "checking row counts").await;
+        self.step("checking row counts").await;
         let check = match conn::with_database(&url, database) {
-            Ok(u) => compare_with_manifest(&u, &f.manifest).await,
+            Ok(u) => compare_with_manifest(&u, &self.f.manifest).await,
             Err(e) => VerifyOutcome {
                 ok: false,
                 detail: e,
             },
         };
-        return if check.ok {
-            Ok((
-                format!(
-                    "restored backup {backup} into the new database {database}: {}",
-                    check.detail
-                ),
-                String::new(),
-            ))
+        if check.ok {
+            Ok(message(format!(
+                "restored backup {} into the new database {database}: {}",
+                self.backup, check.detail
+            )))
         } else {
-            Err((
-                format!(
-                    "restored into {database}, but the contents differ from the manifest: {}",
-                    check.detail
-                ),
-                String::new(),
-            ))
-        };
+            Err(message(format!(
+                "restored into {database}, but the contents differ from the manifest: {}",
+                check.detail
+            )))
+        }
     }
 
-    // In place: first a fresh backup of what is there now, so even a wrong choice can be undone.
-    set_step(pool, job, "pre-restore backup").await;
-    let Some(lock) = HeldLock::try_take(state, &format!("opsdeck.backup.{}", t.id))
-        .await
-        .map_err(|e| (e.to_string(), String::new()))?
-    else {
-        return Err(("a backup of this target is running; the restore was not started (try again when it ends)".into(), String::new()));
-    };
-    let pre = insert_run(pool, t.id, "pre_restore", None)
-        .await
-        .map_err(|e| (e.to_string(), String::new()))?;
-    let _ = sqlx::query!(
-        "UPDATE restore_jobs SET pre_restore_backup_id = $2 WHERE id = $1",
-        job,
-        pre
-    )
-    .execute(pool)
-    .await;
-    let pre_ok = execute_run(state, t, pre).await;
-    lock.release().await;
-    step_audit(
-        "backup.restore.pre_backup",
-        pre_ok,
-        serde_json::json!({ "run": pre }),
-    )
-    .await;
-    if !pre_ok {
-        return Err((format!("the pre-restore backup (run {pre}) failed, so the restore was not started; the database is untouched"), String::new()));
+    /// Over the target database: first a fresh backup of what is there now (so even a wrong
+    /// choice can be undone), then pg_restore in one transaction, then the manifest check.
+    async fn in_place(&self) -> StepResult {
+        self.check_checksum().await?;
+        let pre = self.pre_restore_backup().await?;
+        self.step("restoring in place").await;
+        let url = self.t.url(self.state);
+        let restored = pg_restore(
+            &url,
+            self.database,
+            &self.f.path,
+            &["--clean", "--if-exists", "--single-transaction"],
+            self.progress(),
+        )
+        .await;
+        if let Err((msg, tail)) = restored {
+            return Err((
+                format!("{msg}; pg_restore ran in one transaction, which was rolled back: the database is as it was (pre-restore backup: run {pre})"),
+                tail,
+            ));
+        }
+        self.step("checking row counts").await;
+        let check = compare_with_manifest(&url, &self.f.manifest).await;
+        if check.ok {
+            Ok(message(format!(
+                "restored backup {} in place: {} (pre-restore backup: run {pre})",
+                self.backup, check.detail
+            )))
+        } else {
+            Err(message(format!("restored in place, but the contents differ from the manifest: {} (pre-restore backup: run {pre})", check.detail)))
+        }
     }
-    set_step(pool, job, "restoring in place").await;
-    let restored = pg_restore(
-        &url,
-        database,
-        &f.path,
-        &["--clean", "--if-exists", "--single-transaction"],
-        progress,
-    )
-    .await;
-    if let Err((msg, tail)) = restored {
-        return Err((
-            format!("{msg}; pg_restore ran in one transaction, which was rolled back: the database is as it was (pre-restore backup: run {pre})"),
-            tail,
-        ));
-    }
-    set_step(pool, job, "checking row counts").await;
-    let check = compare_with_manifest(&url, &f.manifest).await;
-    if check.ok {
-        Ok((
-            format!(
-                "restored backup {backup} in place: {} (pre-restore backup: run {pre})",
-                check.detail
-            ),
-            String::new(),
-        ))
-    } else {
-        Err((format!("restored in place, but the contents differ from the manifest: {} (pre-restore backup: run {pre})", check.detail), String::new()))
+
+    /// The backup taken before an in-place restore, under the target's backup lock; its run id.
+    async fn pre_restore_backup(&self) -> Result<i64, (String, String)> {
+        let (pool, t) = (&self.state.pool, self.t);
+        self.step("pre-restore backup").await;
+        let Some(lock) = HeldLock::try_take(self.state, &format!("opsdeck.backup.{}", t.id))
+            .await
+            .map_err(|e| message(e.to_string()))?
+        else {
+            return Err(message("a backup of this target is running; the restore was not started (try again when it ends)".into()));
+        };
+        let pre = insert_run(pool, t.id, "pre_restore", None)
+            .await
+            .map_err(|e| message(e.to_string()))?;
+        let _ = sqlx::query!(
+            "UPDATE restore_jobs SET pre_restore_backup_id = $2 WHERE id = $1",
+            self.job,
+            pre
+        )
+        .execute(pool)
+        .await;
+        let pre_ok = execute_run(self.state, t, pre).await;
+        lock.release().await;
+        self.audit(
+            "backup.restore.pre_backup",
+            pre_ok,
+            serde_json::json!({ "run": pre }),
+        )
+        .await;
+        if !pre_ok {
+            return Err(message(format!("the pre-restore backup (run {pre}) failed, so the restore was not started; the database is untouched")));
+        }
+        Ok(pre)
     }
 }
 
