@@ -11,7 +11,7 @@ use app::metrics::{IngestBatch, Labels, Sample};
 use app::timestamp::Timestamp;
 use axum::extract::State;
 use axum::http::StatusCode as AxumStatus;
-use common::{json, test_config, TestApp};
+use common::{json, test_config, Call, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -98,27 +98,17 @@ async fn a_metric_alert_fires_notifies_with_retries_and_resolves(pool: PgPool) {
     let res = admin
         .post(app.url("/api/v1/alerts/channels"))
         .json(&json!({"name": "ops", "kind": "webhook", "url": url}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::CREATED);
     // The URL's path is the secret: it is never shown back.
-    let listed = json(
-        admin
-            .get(app.url("/api/v1/alerts/channels"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let listed = json(admin.get(app.url("/api/v1/alerts/channels")).call().await).await;
     assert!(!listed.to_string().contains("secret-token"), "{listed}");
     let res = admin
         .post(app.url("/api/v1/alerts/rules"))
         .json(&json!({"name": "cpu hot", "kind": "metric", "host": "web-*", "metric": "cpu_usage_percent",
                       "op": ">", "threshold": 80, "for_seconds": 120, "clear_threshold": 75, "notify": ["ops"]}))
-        .send()
-        .await
-        .unwrap();
+        .call().await;
     assert_eq!(res.status(), StatusCode::CREATED);
 
     let t0 = OffsetDateTime::now_utc();
@@ -130,7 +120,7 @@ async fn a_metric_alert_fires_notifies_with_retries_and_resolves(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!((r.firing, r.events, r.notifications), (1, 1, 1), "{r:?}");
-    let alerts = json(admin.get(app.url("/api/v1/alerts")).send().await.unwrap()).await;
+    let alerts = json(admin.get(app.url("/api/v1/alerts")).call().await).await;
     assert_eq!(alerts["active"][0]["status"], "firing");
     assert_eq!(alerts["active"][0]["host"], "web-1");
     assert_eq!(alerts["history"][0]["status"], "firing");
@@ -193,7 +183,7 @@ async fn a_metric_alert_fires_notifies_with_retries_and_resolves(pool: PgPool) {
         (last["status"].as_str(), last["value"].as_f64()),
         (Some("resolved"), Some(40.0))
     );
-    let alerts = json(admin.get(app.url("/api/v1/alerts")).send().await.unwrap()).await;
+    let alerts = json(admin.get(app.url("/api/v1/alerts")).call().await).await;
     assert_eq!(alerts["active"], json!([]));
     let statuses: Vec<&str> = alerts["history"]
         .as_array()
@@ -212,16 +202,13 @@ async fn a_webhook_that_keeps_failing_is_given_up_and_silences_hold_notification
     admin
         .post(app.url("/api/v1/alerts/channels"))
         .json(&json!({"name": "ops", "kind": "webhook", "url": url, "format": "slack"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     let rule: Value = json(
         admin
             .post(app.url("/api/v1/alerts/rules"))
             .json(&json!({"name": "cpu", "kind": "metric", "metric": "cpu_usage_percent", "threshold": 50, "notify": ["ops"]}))
-            .send()
-            .await
-            .unwrap(),
+            .call().await,
     )
     .await;
     let st = state(&app);
@@ -242,28 +229,20 @@ async fn a_webhook_that_keeps_failing_is_given_up_and_silences_hold_notification
         .as_str()
         .unwrap()
         .starts_with("[FIRING] cpu"));
-    let channels = json(
-        admin
-            .get(app.url("/api/v1/alerts/channels"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let channels = json(admin.get(app.url("/api/v1/alerts/channels")).call().await).await;
     assert_eq!(channels[0]["last_status"], "failed");
 
     // A silence on the rule: the resolution is recorded, but not sent.
     let res = admin
         .post(app.url("/api/v1/alerts/silences"))
         .json(&json!({"rule_id": rule["id"], "seconds": 3600, "comment": "maintenance"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::CREATED);
     cpu(&pool, "h1", 10.0).await;
     let r = evaluate(&pool, OffsetDateTime::now_utc()).await.unwrap();
     assert_eq!((r.events, r.notifications), (1, 0), "{r:?}");
-    let alerts = json(admin.get(app.url("/api/v1/alerts")).send().await.unwrap()).await;
+    let alerts = json(admin.get(app.url("/api/v1/alerts")).call().await).await;
     assert_eq!(alerts["history"][0]["silenced"], true);
     assert_eq!(alerts["silences"][0]["comment"], "maintenance");
 }
@@ -280,9 +259,7 @@ async fn acknowledged_alerts_stop_reminding(pool: PgPool) {
         op.post(app.url("/api/v1/alerts/rules"))
             .json(&json!({"name": "cpu", "kind": "metric", "metric": "cpu_usage_percent", "threshold": 50,
                           "repeat_seconds": 600, "notify": ["ops"]}))
-            .send()
-            .await
-            .unwrap(),
+            .call().await,
     )
     .await;
     let t0 = OffsetDateTime::now_utc();
@@ -294,7 +271,7 @@ async fn acknowledged_alerts_stop_reminding(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!((fired.notifications, reminded.notifications), (1, 0));
-    let alerts = json(op.get(app.url("/api/v1/alerts")).send().await.unwrap()).await;
+    let alerts = json(op.get(app.url("/api/v1/alerts")).call().await).await;
     let instance = alerts["active"][0]["instance"]
         .as_str()
         .unwrap()
@@ -311,9 +288,8 @@ async fn acknowledged_alerts_stop_reminding(pool: PgPool) {
     let res = op
         .post(app.url("/api/v1/alerts/ack"))
         .json(&json!({"rule_id": rule["id"], "instance": instance}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     sqlx::query("UPDATE alert_states SET notified_at = notified_at - interval '10 minutes'")
         .execute(&pool)
@@ -321,7 +297,7 @@ async fn acknowledged_alerts_stop_reminding(pool: PgPool) {
         .unwrap();
     let r = evaluate(&pool, OffsetDateTime::now_utc()).await.unwrap();
     assert_eq!((r.firing, r.notifications), (1, 0), "{r:?}");
-    let alerts = json(op.get(app.url("/api/v1/alerts")).send().await.unwrap()).await;
+    let alerts = json(op.get(app.url("/api/v1/alerts")).call().await).await;
     assert_eq!(alerts["active"][0]["acked_by"], "op");
 }
 
@@ -348,16 +324,14 @@ async fn a_health_check_follows_a_server_that_goes_down_and_comes_back(pool: PgP
             &json!({"name": "api", "url": format!("http://{addr}/health"), "interval_seconds": 5,
                       "timeout_seconds": 2, "expected_status": 200, "expected_body": "\"ok\""}),
         )
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let res = op
         .post(app.url("/api/v1/alerts/rules"))
         .json(&json!({"name": "api down", "kind": "health", "check": "api"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let st = state(&app);
     let client = server::alerts::checks::client(&common::test_config());
@@ -388,7 +362,7 @@ async fn a_health_check_follows_a_server_that_goes_down_and_comes_back(pool: PgP
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-        json(op.get(app.url("/api/v1/checks")).send().await.unwrap()).await[0].clone()
+        json(op.get(app.url("/api/v1/checks")).call().await).await[0].clone()
     };
     let up = run().await;
     assert_eq!(up["state"], "up", "{up}");
@@ -495,16 +469,14 @@ async fn a_test_email_goes_through_smtp(pool: PgPool) {
         admin
             .post(app.url("/api/v1/alerts/channels"))
             .json(&json!({"name": "mail", "kind": "email", "to": "ops@example.com"}))
-            .send()
-            .await
-            .unwrap(),
+            .call()
+            .await,
     )
     .await;
     let res = admin
         .post(app.url(&format!("/api/v1/alerts/channels/{}/test", ch["id"])))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::ACCEPTED);
     let st = app::state::AppState::new(
         server::leptos_options("127.0.0.1:0".parse().unwrap()),
@@ -537,14 +509,7 @@ async fn rules_are_validated_role_checked_and_seeded_once(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
     let viewer = app.signed_in("viewer", Role::Viewer).await;
     let op = app.signed_in("op", Role::Operator).await;
-    let rules = json(
-        viewer
-            .get(app.url("/api/v1/alerts/rules"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let rules = json(viewer.get(app.url("/api/v1/alerts/rules")).call().await).await;
     let names: Vec<&str> = rules
         .as_array()
         .unwrap()
@@ -562,7 +527,7 @@ async fn rules_are_validated_role_checked_and_seeded_once(pool: PgPool) {
     ] {
         assert!(names.contains(&want), "{names:?}");
     }
-    let checks = json(viewer.get(app.url("/api/v1/checks")).send().await.unwrap()).await;
+    let checks = json(viewer.get(app.url("/api/v1/checks")).call().await).await;
     assert_eq!(checks[0]["name"], "opsdeck");
 
     let res = viewer
@@ -570,15 +535,10 @@ async fn rules_are_validated_role_checked_and_seeded_once(pool: PgPool) {
         .json(
             &json!({"name": "x", "kind": "metric", "metric": "cpu_usage_percent", "threshold": 1}),
         )
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
-    let res = op
-        .get(app.url("/api/v1/alerts/channels"))
-        .send()
-        .await
-        .unwrap();
+    let res = op.get(app.url("/api/v1/alerts/channels")).call().await;
     assert_eq!(
         res.status(),
         StatusCode::FORBIDDEN,
@@ -606,9 +566,8 @@ async fn rules_are_validated_role_checked_and_seeded_once(pool: PgPool) {
         let res = op
             .post(app.url("/api/v1/alerts/rules"))
             .json(&body)
-            .send()
-            .await
-            .unwrap();
+            .call()
+            .await;
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{body}");
         let e = json(res).await;
         assert!(
@@ -619,9 +578,8 @@ async fn rules_are_validated_role_checked_and_seeded_once(pool: PgPool) {
     let res = op
         .post(app.url("/api/v1/alerts/rules"))
         .json(&json!({"name": "x", "kind": "metric", "metric": "cpu", "threshold": 1, "bogus": 1}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(
         res.status(),
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -630,9 +588,8 @@ async fn rules_are_validated_role_checked_and_seeded_once(pool: PgPool) {
     let res = op
         .post(app.url("/api/v1/checks"))
         .json(&json!({"name": "x", "url": "ftp://x", "interval_seconds": 30, "timeout_seconds": 5}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
 
     // A log rule over real lines: 2 errors in 10 lines is 20 %, above 5 %.
@@ -663,20 +620,16 @@ async fn rules_are_validated_role_checked_and_seeded_once(pool: PgPool) {
     let res = op
         .post(app.url("/api/v1/alerts/rules"))
         .json(&json!({"name": "errors", "kind": "log", "condition": "error_rate", "threshold": 5, "service": "api"}))
-        .send()
-        .await
-        .unwrap();
+        .call().await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let res = op
         .post(app.url("/api/v1/alerts/rules"))
         .json(&json!({"name": "m1", "kind": "log", "condition": "query_count", "query": "\"m 1\"", "op": ">=", "threshold": 1}))
-        .send()
-        .await
-        .unwrap();
+        .call().await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let r = evaluate(&pool, OffsetDateTime::now_utc()).await.unwrap();
     assert_eq!((r.rules, r.firing), (2, 2), "{r:?}");
-    let alerts = json(viewer.get(app.url("/api/v1/alerts")).send().await.unwrap()).await;
+    let alerts = json(viewer.get(app.url("/api/v1/alerts")).call().await).await;
     let summaries: Vec<&str> = alerts["active"]
         .as_array()
         .unwrap()

@@ -3,7 +3,7 @@
 mod common;
 
 use app::auth::Role;
-use common::{json, TestApp};
+use common::{json, Call, TestApp};
 use reqwest::StatusCode;
 use serde_json::json;
 use sqlx::PgPool;
@@ -12,17 +12,14 @@ use sqlx::PgPool;
 async fn health_is_open_and_detailed_on_request(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let c = app.client();
-    let res = c.get(app.url("/api/v1/health")).send().await.unwrap();
+    let res = c.get(app.url("/api/v1/health")).call().await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(json(res).await, serde_json::json!({"status": "ok"}));
 
-    let res = c
+    let body = c
         .get(app.url("/api/v1/health?detailed=true"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    let body = json(res).await;
+        .expect_json(StatusCode::OK)
+        .await;
     assert_eq!(body["status"], "ok");
     assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
     assert!(body["uptime_seconds"].is_u64());
@@ -37,11 +34,7 @@ async fn health_is_open_and_detailed_on_request(pool: PgPool) {
         "no secrets or paths: {text}"
     );
 
-    let res = c
-        .get(app.url("/api/v1/health?detailed=maybe"))
-        .send()
-        .await
-        .unwrap();
+    let res = c.get(app.url("/api/v1/health?detailed=maybe")).call().await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     assert!(json(res).await["error"]
         .as_str()
@@ -57,36 +50,27 @@ async fn health_is_degraded_without_a_database() {
         .connect_lazy("postgres://nobody:secret@127.0.0.1:1/none")
         .unwrap();
     let app = TestApp::spawn(pool).await;
-    let res = app
+    let body = app
         .client()
         .get(app.url("/api/v1/health?detailed=true"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let body = json(res).await;
+        .expect_json(StatusCode::SERVICE_UNAVAILABLE)
+        .await;
     assert_eq!(body["status"], "degraded");
     assert_eq!(body["components"]["database"]["status"], "down");
     assert!(!body.to_string().contains("secret"));
-    let res = app
-        .client()
-        .get(app.url("/api/v1/health"))
-        .send()
-        .await
-        .unwrap();
+    let res = app.client().get(app.url("/api/v1/health")).call().await;
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
 
     // Without a session there is nothing to look up: straight to the login page.
-    let res = app.client().get(app.url("/hosts")).send().await.unwrap();
+    let res = app.client().get(app.url("/hosts")).call().await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     // With one, pages say what is wrong instead of failing obscurely.
     let res = app
         .client()
         .get(app.url("/hosts"))
         .header("cookie", "opsdeck_session=AAAAAAAAAAAAAAAAAAAAAA")
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(res
         .text()
@@ -98,14 +82,11 @@ async fn health_is_degraded_without_a_database() {
 #[sqlx::test(migrator = "server::MIGRATOR")]
 async fn openapi_document_lists_the_api(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let res = app
+    let doc = app
         .client()
         .get(app.url("/api/v1/openapi.json"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    let doc = json(res).await;
+        .expect_json(StatusCode::OK)
+        .await;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     for path in [
         "/api/v1/health",
@@ -227,23 +208,18 @@ async fn bad_bodies_get_named_errors_never_500(pool: PgPool) {
         if let Some(ct) = ctype {
             req = req.header("content-type", ct);
         }
-        let res = req.send().await.unwrap();
+        let res = req.call().await;
         assert_eq!(res.status().as_u16(), want, "{name}");
         let err = json(res).await["error"].as_str().unwrap().to_string();
         assert!(err.contains(mentions), "{name}: {err}");
     }
-    let res = admin
-        .get(app.url("/api/v1/audit?before=abc"))
-        .send()
-        .await
-        .unwrap();
+    let res = admin.get(app.url("/api/v1/audit?before=abc")).call().await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     // A path parameter that does not parse is a JSON error naming it, not plain text.
     let res = admin
         .get(app.url("/api/v1/backups/99999999999999999999"))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     let err = json(res).await["error"].as_str().unwrap().to_string();
     assert!(
@@ -255,20 +231,15 @@ async fn bad_bodies_get_named_errors_never_500(pool: PgPool) {
     let res = admin
         .post(app.url("/api/v1/backups/targets"))
         .json(&json!({"name": "nul\u{0}name", "database_url": "postgres://x@127.0.0.1:9/x"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     let status = res.status().as_u16();
     let err = json(res).await["error"].as_str().unwrap().to_string();
     assert!(
         status == 400 || status == 422,
         "NUL in a name: {status} {err}"
     );
-    let res = admin
-        .get(app.url("/api/v1/no-such-thing"))
-        .send()
-        .await
-        .unwrap();
+    let res = admin.get(app.url("/api/v1/no-such-thing")).call().await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     assert!(json(res).await["error"]
         .as_str()
@@ -280,20 +251,19 @@ async fn bad_bodies_get_named_errors_never_500(pool: PgPool) {
 async fn pages_need_a_session(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let anon = app.client();
-    let res = anon.get(app.url("/hosts?range=24h")).send().await.unwrap();
+    let res = anon.get(app.url("/hosts?range=24h")).call().await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(
         res.headers()["location"],
         "/login?next=/hosts%3Frange%3D24h"
     );
-    let res = anon.get(app.url("/")).send().await.unwrap();
+    let res = anon.get(app.url("/")).call().await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
 
     let res = anon
         .get(app.url("/login?next=/hosts%3Frange%3D24h"))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     let html = res.text().await.unwrap();
     assert!(html.contains("name=\"password\"") && html.contains("/pkg/opsdeck.css"));
@@ -303,13 +273,13 @@ async fn pages_need_a_session(pool: PgPool) {
     );
 
     let viewer = app.signed_in("vera", Role::Viewer).await;
-    let res = viewer.get(app.url("/login")).send().await.unwrap();
+    let res = viewer.get(app.url("/login")).call().await;
     assert_eq!(
         res.status(),
         StatusCode::SEE_OTHER,
         "signed-in users skip the login page"
     );
-    let res = viewer.get(app.url("/")).send().await.unwrap();
+    let res = viewer.get(app.url("/")).call().await;
     assert_eq!(res.status(), StatusCode::OK);
     let html = res.text().await.unwrap();
     assert!(
@@ -325,23 +295,22 @@ async fn pages_need_a_session(pool: PgPool) {
     let res = viewer
         .get(app.url("/admin/users"))
         .header("accept", "text/html")
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
-    let res = viewer.get(app.url("/admin/users")).send().await.unwrap();
+    let res = viewer.get(app.url("/admin/users")).call().await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     assert!(res.text().await.unwrap().contains("Not allowed"));
 
     let admin = app.signed_in("ada", Role::Admin).await;
-    let res = admin.get(app.url("/admin/users")).send().await.unwrap();
+    let res = admin.get(app.url("/admin/users")).call().await;
     assert_eq!(res.status(), StatusCode::OK);
     let html = res.text().await.unwrap();
     assert!(html.contains("vera") && html.contains("href=\"/admin\""));
-    let res = admin.get(app.url("/admin/audit")).send().await.unwrap();
+    let res = admin.get(app.url("/admin/audit")).call().await;
     assert!(res.text().await.unwrap().contains("auth.login"));
 
-    let res = admin.get(app.url("/no/such/page")).send().await.unwrap();
+    let res = admin.get(app.url("/no/such/page")).call().await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     assert!(res.text().await.unwrap().contains("Page not found"));
 }
@@ -361,9 +330,8 @@ async fn form_login_without_javascript(pool: PgPool) {
             ("password", "wrong-password"),
             ("next", "/logs"),
         ])
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::FOUND);
     assert!(
         res.headers()["location"]
@@ -381,13 +349,12 @@ async fn form_login_without_javascript(pool: PgPool) {
             ("password", "lee-password-1"),
             ("next", "/logs"),
         ])
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::FOUND);
     assert_eq!(res.headers()["location"], "/logs");
     assert_eq!(
-        c.get(app.url("/logs")).send().await.unwrap().status(),
+        c.get(app.url("/logs")).call().await.status(),
         StatusCode::OK
     );
 }
@@ -399,9 +366,8 @@ async fn assets_are_compressed_and_cached(pool: PgPool) {
     let res = c
         .get(app.url("/pkg/opsdeck.css"))
         .header("accept-encoding", "br")
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()["content-encoding"], "br");
     assert_eq!(res.headers()["content-type"], "text/css; charset=utf-8");
@@ -409,18 +375,16 @@ async fn assets_are_compressed_and_cached(pool: PgPool) {
     let res = c
         .get(app.url("/pkg/opsdeck.css"))
         .header("if-none-match", etag)
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::NOT_MODIFIED);
     let res = c
         .get(app.url("/pkg/opsdeck.css"))
         .header("accept-encoding", "gzip")
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.headers()["content-encoding"], "gzip");
-    let res = c.get(app.url("/pkg/nope.js")).send().await.unwrap();
+    let res = c.get(app.url("/pkg/nope.js")).call().await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }
 
@@ -433,7 +397,7 @@ async fn security_headers_on_every_response(pool: PgPool) {
         "/pkg/opsdeck.css",
         "/api/v1/nope",
     ] {
-        let res = app.client().get(app.url(path)).send().await.unwrap();
+        let res = app.client().get(app.url(path)).call().await;
         let h = res.headers();
         assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
         assert!(
@@ -453,9 +417,8 @@ async fn shutdown_finishes_and_stops(pool: PgPool) {
     assert_eq!(
         app.client()
             .get(app.url("/api/v1/health"))
-            .send()
+            .call()
             .await
-            .unwrap()
             .status(),
         StatusCode::OK
     );

@@ -3,7 +3,7 @@
 mod common;
 
 use app::auth::Role;
-use common::{json, TestApp};
+use common::{json, Call, TestApp};
 use reqwest::StatusCode;
 use sqlx::PgPool;
 
@@ -15,11 +15,7 @@ async fn login_me_logout_round_trip(pool: PgPool) {
     let c = app.client();
 
     assert_eq!(
-        c.get(app.url("/api/v1/auth/me"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        c.get(app.url("/api/v1/auth/me")).call().await.status(),
         StatusCode::UNAUTHORIZED
     );
 
@@ -47,7 +43,7 @@ async fn login_me_logout_round_trip(pool: PgPool) {
         serde_json::json!({"username": "alice", "role": "operator"})
     );
 
-    let me = json(c.get(app.url("/api/v1/auth/me")).send().await.unwrap()).await;
+    let me = json(c.get(app.url("/api/v1/auth/me")).call().await).await;
     assert_eq!(me["username"], "alice");
     let sessions: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions")
         .fetch_one(&pool)
@@ -55,14 +51,10 @@ async fn login_me_logout_round_trip(pool: PgPool) {
         .unwrap();
     assert_eq!(sessions, 1);
 
-    let res = c.post(app.url("/api/v1/auth/logout")).send().await.unwrap();
+    let res = c.post(app.url("/api/v1/auth/logout")).call().await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     assert_eq!(
-        c.get(app.url("/api/v1/auth/me"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        c.get(app.url("/api/v1/auth/me")).call().await.status(),
         StatusCode::UNAUTHORIZED
     );
     let sessions: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions")
@@ -143,11 +135,11 @@ async fn a_session_is_written_at_most_once_a_minute(pool: PgPool) {
     // Requests within one minute (tried again if a minute boundary falls in between).
     for attempt in 0.. {
         let at = minute();
-        let res = c.get(app.url("/api/v1/auth/me")).send().await.unwrap();
+        let res = c.get(app.url("/api/v1/auth/me")).call().await;
         assert_eq!(res.status(), StatusCode::OK);
         let first = expiry().await;
         for _ in 0..5 {
-            let res = c.get(app.url("/api/v1/auth/me")).send().await.unwrap();
+            let res = c.get(app.url("/api/v1/auth/me")).call().await;
             assert_eq!(res.status(), StatusCode::OK);
             assert!(
                 res.headers().get("set-cookie").is_none(),
@@ -264,9 +256,8 @@ async fn cross_site_posts_are_refused(pool: PgPool) {
         .post(app.url("/api/v1/auth/login"))
         .header("origin", "https://evil.example")
         .json(&body)
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     assert!(json(res).await["error"]
         .as_str()
@@ -275,17 +266,15 @@ async fn cross_site_posts_are_refused(pool: PgPool) {
     let res = c
         .post(app.url("/sfn/auth/logout"))
         .header("sec-fetch-site", "cross-site")
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     let res = c
         .post(app.url("/api/v1/auth/login"))
         .header("origin", app.base.clone())
         .json(&body)
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::OK, "same-origin is fine");
 }
 
@@ -305,44 +294,37 @@ async fn roles_are_enforced_on_the_server(pool: PgPool) {
         (&operator, 403),
         (&admin, 200),
     ] {
-        let res = client.get(app.url("/api/v1/users")).send().await.unwrap();
+        let res = client.get(app.url("/api/v1/users")).call().await;
         assert_eq!(res.status().as_u16(), want);
-        let res = client.get(app.url("/api/v1/audit")).send().await.unwrap();
+        let res = client.get(app.url("/api/v1/audit")).call().await;
         assert_eq!(res.status().as_u16(), want);
     }
     for (client, want) in [(&anon, 401), (&viewer, 403), (&operator, 403)] {
         let res = client
             .post(app.url("/api/v1/users"))
             .json(&new_user)
-            .send()
-            .await
-            .unwrap();
+            .call()
+            .await;
         assert_eq!(res.status().as_u16(), want);
         // The server functions behind the pages check too.
-        let res = client
-            .post(app.url("/sfn/users/list"))
-            .send()
-            .await
-            .unwrap();
+        let res = client.post(app.url("/sfn/users/list")).call().await;
         assert_eq!(res.status().as_u16(), want);
     }
     let res = admin
         .post(app.url("/api/v1/users"))
         .json(&new_user)
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::CREATED);
     assert_eq!(json(res).await["role"], "viewer");
     let res = admin
         .post(app.url("/api/v1/users"))
         .json(&new_user)
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::CONFLICT);
 
-    let users = json(admin.get(app.url("/api/v1/users")).send().await.unwrap()).await;
+    let users = json(admin.get(app.url("/api/v1/users")).call().await).await;
     let names: Vec<&str> = users
         .as_array()
         .unwrap()
@@ -366,17 +348,11 @@ async fn disabling_or_resetting_ends_sessions(pool: PgPool) {
     let res = admin
         .patch(app.url("/api/v1/users/ivan"))
         .json(&serde_json::json!({"disabled": true}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     assert_eq!(
-        victim
-            .get(app.url("/api/v1/auth/me"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        victim.get(app.url("/api/v1/auth/me")).call().await.status(),
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
@@ -389,17 +365,11 @@ async fn disabling_or_resetting_ends_sessions(pool: PgPool) {
     let res = admin
         .patch(app.url("/api/v1/users/judy"))
         .json(&serde_json::json!({"password": "a-brand-new-password"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     assert_eq!(
-        other
-            .get(app.url("/api/v1/auth/me"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        other.get(app.url("/api/v1/auth/me")).call().await.status(),
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
@@ -415,15 +385,10 @@ async fn disabling_or_resetting_ends_sessions(pool: PgPool) {
     admin
         .patch(app.url("/api/v1/users/judy"))
         .json(&serde_json::json!({"role": "admin"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(
-        judy.get(app.url("/api/v1/users"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        judy.get(app.url("/api/v1/users")).call().await.status(),
         StatusCode::OK
     );
 }
@@ -439,9 +404,8 @@ async fn the_last_admin_cannot_be_removed(pool: PgPool) {
         let res = admin
             .patch(app.url("/api/v1/users/solo"))
             .json(&change)
-            .send()
-            .await
-            .unwrap();
+            .call()
+            .await;
         assert_eq!(res.status(), StatusCode::CONFLICT);
         assert!(json(res).await["error"]
             .as_str()
@@ -451,9 +415,8 @@ async fn the_last_admin_cannot_be_removed(pool: PgPool) {
     let res = admin
         .patch(app.url("/api/v1/users/ghost"))
         .json(&serde_json::json!({"role": "viewer"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }
 

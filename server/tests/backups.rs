@@ -6,7 +6,7 @@
 mod common;
 
 use app::auth::Role;
-use common::{json, TestApp};
+use common::{json, Call, TestApp};
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -153,9 +153,8 @@ async fn add_target(app: &TestApp, admin: &Client, name: &str, url: &str) -> Val
     let res = admin
         .post(app.url("/api/v1/backups/targets"))
         .json(&json!({"name": name, "database_url": url}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::CREATED);
     json(res).await
 }
@@ -164,9 +163,8 @@ async fn start_backup(app: &TestApp, who: &Client, target: &str) -> i64 {
     let res = who
         .post(app.url("/api/v1/backups/run"))
         .json(&json!({"target": target}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::ACCEPTED);
     json(res).await["id"].as_i64().unwrap()
 }
@@ -175,9 +173,8 @@ async fn wait_run(app: &TestApp, who: &Client, id: i64) -> Value {
     for _ in 0..600 {
         let run = json(
             who.get(app.url(&format!("/api/v1/backups/{id}")))
-                .send()
-                .await
-                .unwrap(),
+                .call()
+                .await,
         )
         .await;
         // Done and verified (the check follows the run at once).
@@ -195,9 +192,8 @@ async fn wait_restore(app: &TestApp, who: &Client, id: i64) -> Value {
     for _ in 0..600 {
         let job = json(
             who.get(app.url(&format!("/api/v1/restores/{id}")))
-                .send()
-                .await
-                .unwrap(),
+                .call()
+                .await,
         )
         .await;
         if job["status"] != "running" {
@@ -231,14 +227,7 @@ async fn a_round_trip_restores_equal_data(pool: PgPool) {
     let target = add_target(&app, &admin, "shop", &fx.url()).await;
     assert_eq!(target["database"], fx.name);
     assert!(!target.to_string().contains("password="), "{target}");
-    let listed = json(
-        admin
-            .get(app.url("/api/v1/backups/targets"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let listed = json(admin.get(app.url("/api/v1/backups/targets")).call().await).await;
     let secret = url::Url::parse(&fx.url())
         .unwrap()
         .password()
@@ -297,13 +286,10 @@ async fn a_round_trip_restores_equal_data(pool: PgPool) {
         .execute(&pool)
         .await
         .unwrap();
-    let res = operator
+    let v = operator
         .post(app.url(&format!("/api/v1/backups/{id}/verify?test_restore=true")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    let v = json(res).await;
+        .expect_json(StatusCode::OK)
+        .await;
     assert_eq!(v["ok"], true, "{v}");
     assert!(
         v["detail"]
@@ -324,14 +310,7 @@ async fn a_round_trip_restores_equal_data(pool: PgPool) {
         Vec::<String>::new(),
         "no scratch database of this target is left"
     );
-    let targets = json(
-        admin
-            .get(app.url("/api/v1/backups/targets"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let targets = json(admin.get(app.url("/api/v1/backups/targets")).call().await).await;
     let shop = targets
         .as_array()
         .unwrap()
@@ -345,9 +324,7 @@ async fn a_round_trip_restores_equal_data(pool: PgPool) {
     let res = admin
         .post(app.url(&format!("/api/v1/backups/{id}/restore")))
         .json(&json!({"password": admin_pw, "confirm": fx.name, "mode": "new_database", "new_database": format!("{}_copy", fx.name)}))
-        .send()
-        .await
-        .unwrap();
+        .call().await;
     assert_eq!(res.status(), StatusCode::ACCEPTED);
     let job = json(res).await["id"].as_i64().unwrap();
     let done = wait_restore(&app, &admin, job).await;
@@ -360,9 +337,7 @@ async fn a_round_trip_restores_equal_data(pool: PgPool) {
     let res = admin
         .post(app.url(&format!("/api/v1/backups/{id}/restore")))
         .json(&json!({"password": admin_pw, "confirm": fx.name, "mode": "new_database", "new_database": format!("{}_copy", fx.name)}))
-        .send()
-        .await
-        .unwrap();
+        .call().await;
     assert_eq!(res.status(), StatusCode::CONFLICT);
 
     // The audit log has every step.
@@ -384,9 +359,8 @@ async fn a_round_trip_restores_equal_data(pool: PgPool) {
     // The download is the file.
     let res = admin
         .get(app.url(&format!("/api/v1/backups/{id}/download")))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.bytes().await.unwrap().len(), bytes.len());
     let _ = std::fs::remove_dir_all(&cfg.data_dir);
@@ -407,22 +381,19 @@ async fn restores_need_an_admin_the_password_and_the_name(pool: PgPool) {
     let res = viewer
         .post(app.url("/api/v1/backups/run"))
         .json(&json!({"target": "shop"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     let res = operator
         .get(app.url("/api/v1/backups/targets"))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     let res = operator
         .post(app.url("/api/v1/backups/run"))
         .json(&json!({"target": "nope"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 
     // One run at a time per target, even across processes: hold the lock as another would.
@@ -441,9 +412,8 @@ async fn restores_need_an_admin_the_password_and_the_name(pool: PgPool) {
     let res = operator
         .post(app.url("/api/v1/backups/run"))
         .json(&json!({"target": "shop"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::CONFLICT);
     assert!(json(res).await["error"]
         .as_str()
@@ -456,24 +426,22 @@ async fn restores_need_an_admin_the_password_and_the_name(pool: PgPool) {
     let list = json(
         viewer
             .get(app.url("/api/v1/backups?target=shop&status=succeeded"))
-            .send()
-            .await
-            .unwrap(),
+            .call()
+            .await,
     )
     .await;
     assert_eq!(list.as_array().unwrap().len(), 1);
     let res = viewer
         .get(app.url("/api/v1/backups?status=bogus"))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
 
     let body = |pw: &str, confirm: &str| json!({"password": pw, "confirm": confirm, "mode": "new_database"});
     let restore = |c: &Client, b: Value| {
         let c = c.clone();
         let url = app.url(&format!("/api/v1/backups/{id}/restore"));
-        async move { c.post(url).json(&b).send().await.unwrap() }
+        async move { c.post(url).json(&b).call().await }
     };
     assert_eq!(
         restore(&viewer, body("vic-password-123", &fx.name))
@@ -531,9 +499,8 @@ async fn restores_need_an_admin_the_password_and_the_name(pool: PgPool) {
     let res = admin
         .post(app.url(&format!("/api/v1/backups/{own}/restore")))
         .json(&json!({"password": "ada-password-123", "confirm": own_db, "mode": "in_place"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let _ = std::fs::remove_dir_all(&cfg.data_dir);
 }
@@ -571,9 +538,8 @@ async fn a_corrupted_dump_is_refused_and_a_failed_restore_changes_nothing(pool: 
     let v = json(
         admin
             .post(app.url(&format!("/api/v1/backups/{id}/verify")))
-            .send()
-            .await
-            .unwrap(),
+            .call()
+            .await,
     )
     .await;
     assert_eq!(v["ok"], false);
@@ -584,9 +550,8 @@ async fn a_corrupted_dump_is_refused_and_a_failed_restore_changes_nothing(pool: 
     let res = admin
         .post(app.url(&format!("/api/v1/backups/{id}/restore")))
         .json(&in_place)
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::ACCEPTED);
     let job = wait_restore(&app, &admin, json(res).await["id"].as_i64().unwrap()).await;
     assert_eq!(job["status"], "failed");
@@ -618,9 +583,8 @@ async fn a_corrupted_dump_is_refused_and_a_failed_restore_changes_nothing(pool: 
     let res = admin
         .post(app.url(&format!("/api/v1/backups/{id}/restore")))
         .json(&in_place)
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::ACCEPTED);
     let job = wait_restore(&app, &admin, json(res).await["id"].as_i64().unwrap()).await;
     assert_eq!(job["status"], "failed", "{job}");
@@ -635,9 +599,8 @@ async fn a_corrupted_dump_is_refused_and_a_failed_restore_changes_nothing(pool: 
     let pre_run = json(
         admin
             .get(app.url(&format!("/api/v1/backups/{pre}")))
-            .send()
-            .await
-            .unwrap(),
+            .call()
+            .await,
     )
     .await;
     assert_eq!(pre_run["status"], "succeeded");
@@ -652,9 +615,8 @@ async fn a_corrupted_dump_is_refused_and_a_failed_restore_changes_nothing(pool: 
     let res = admin
         .post(app.url(&format!("/api/v1/backups/{id}/restore")))
         .json(&in_place)
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     let job = wait_restore(&app, &admin, json(res).await["id"].as_i64().unwrap()).await;
     assert_eq!(job["status"], "succeeded", "{job}");
     let n: i64 = {
@@ -932,9 +894,8 @@ async fn a_restore_killed_midway_leaves_the_database_as_it_was_and_is_marked_fai
     let res = admin
         .post(format!("{}/api/v1/backups/{run}/restore", serve.base))
         .json(&json!({"password": procs::ADMIN_PASSWORD, "confirm": fx.name, "mode": "in_place"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(
         res.status(),
         StatusCode::ACCEPTED,

@@ -4,6 +4,7 @@
 //! is stored twice.
 
 mod common;
+use common::Call;
 
 use common::procs::{self, PrivatePg};
 use reqwest::StatusCode;
@@ -64,9 +65,8 @@ async fn add_source(c: &reqwest::Client, base: &str, path: &Path, service: &str)
     let res = c
         .post(format!("{base}/api/v1/logs/sources"))
         .json(&json!({"path": path, "format": "json", "service": service}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(
         res.status(),
         StatusCode::CREATED,
@@ -165,11 +165,7 @@ async fn postgres_stops_and_starts_under_load_and_nothing_is_lost() {
     let c = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     let health = loop {
-        let res = c
-            .get(format!("{}/api/v1/health", serve.base))
-            .send()
-            .await
-            .unwrap();
+        let res = c.get(format!("{}/api/v1/health", serve.base)).call().await;
         if res.status() == StatusCode::SERVICE_UNAVAILABLE || Instant::now() > deadline {
             break res;
         }
@@ -178,11 +174,7 @@ async fn postgres_stops_and_starts_under_load_and_nothing_is_lost() {
     assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(health.json::<Value>().await.unwrap()["status"], "degraded");
     for page in ["/", "/logs", "/hosts", "/backups"] {
-        let res = admin
-            .get(format!("{}{page}", serve.base))
-            .send()
-            .await
-            .unwrap();
+        let res = admin.get(format!("{}{page}", serve.base)).call().await;
         assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE, "{page}");
         assert!(res.headers().contains_key("retry-after"), "{page}");
         let body = res.text().await.unwrap();
@@ -195,9 +187,8 @@ async fn postgres_stops_and_starts_under_load_and_nothing_is_lost() {
         .post(format!("{}/api/v1/ingest/metrics", serve.base))
         .bearer_auth(&token)
         .json(&json!({"host": "x", "samples": []}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     let res = c
         .post(format!(
@@ -206,9 +197,8 @@ async fn postgres_stops_and_starts_under_load_and_nothing_is_lost() {
         ))
         .bearer_auth(&token)
         .body("{\"msg\":\"x\"}\n")
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     // Down for a while, with lines still being written and the agent still collecting.
     tokio::time::sleep(Duration::from_secs(8)).await;
@@ -226,7 +216,7 @@ async fn postgres_stops_and_starts_under_load_and_nothing_is_lost() {
         assert!(Instant::now() < deadline, "health did not come back");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let res = admin.get(format!("{}/", serve.base)).send().await.unwrap();
+    let res = admin.get(format!("{}/", serve.base)).call().await;
     assert_eq!(res.status(), StatusCode::OK, "the session survived");
     tokio::time::sleep(Duration::from_secs(2)).await;
     let written = writer.stop() as i64;

@@ -6,7 +6,7 @@ mod common;
 use app::auth::Role;
 use app::metrics::{IngestBatch, Labels, Sample};
 use app::timestamp::Timestamp;
-use common::{json, TestApp};
+use common::{Call, TestApp};
 use reqwest::StatusCode;
 use sqlx::PgPool;
 use time::{Duration, OffsetDateTime};
@@ -54,13 +54,10 @@ async fn forecasts_cross_when_the_history_says(pool: PgPool) {
     .await
     .unwrap();
 
-    let res = viewer
+    let rows = viewer
         .get(app.url("/api/v1/forecasts?host=db-1"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    let rows = json(res).await;
+        .expect_json(StatusCode::OK)
+        .await;
     let by = |metric: &str| {
         rows.as_array()
             .unwrap()
@@ -120,9 +117,8 @@ async fn forecasts_cross_when_the_history_says(pool: PgPool) {
 
     let html = viewer
         .get(app.url("/capacity"))
-        .send()
+        .call()
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -134,15 +130,9 @@ async fn forecasts_cross_when_the_history_says(pool: PgPool) {
     assert!(html.contains("1 resource(s) may exceed 80 % within 7 days."));
     let res = viewer
         .get(app.url("/api/v1/forecasts?host=a/b"))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
-    let res = app
-        .client()
-        .get(app.url("/api/v1/forecasts"))
-        .send()
-        .await
-        .unwrap();
+    let res = app.client().get(app.url("/api/v1/forecasts")).call().await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 }

@@ -5,6 +5,7 @@
 //! they judge a process's memory and answers, which other tests' load would blur.
 
 mod common;
+use common::Call;
 
 use common::procs::{self, PrivatePg};
 use reqwest::StatusCode;
@@ -46,9 +47,8 @@ async fn sign_in(base: &str, user: &str, password: &str) -> (StatusCode, reqwest
     let res = c
         .post(format!("{base}/api/v1/auth/login"))
         .json(&json!({"username": user, "password": password}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     (res.status(), c)
 }
 
@@ -174,9 +174,8 @@ async fn a_flood_of_heavy_reads_stalls_nothing_that_matters() {
     let res = admin
         .post(format!("{}/api/v1/users", serve.base))
         .json(&json!({"username": "curious", "role": "viewer", "password": "curious-viewer-1"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let (status, viewer) = sign_in(&serve.base, "curious", "curious-viewer-1").await;
     assert_eq!(status, StatusCode::OK);
@@ -221,9 +220,8 @@ async fn a_flood_of_heavy_reads_stalls_nothing_that_matters() {
         let health = probe
             .get(format!("{}/api/v1/health", serve.base))
             .timeout(Duration::from_secs(10))
-            .send()
-            .await
-            .unwrap();
+            .call()
+            .await;
         assert_eq!(health.status(), StatusCode::OK, "health during the flood");
         worst[0] = worst[0].max(t.elapsed().as_secs_f64());
         let t = Instant::now();
@@ -236,9 +234,8 @@ async fn a_flood_of_heavy_reads_stalls_nothing_that_matters() {
             .bearer_auth(&token)
             .body(format!("{{\"level\":\"info\",\"message\":\"probe {n}\"}}"))
             .timeout(Duration::from_secs(10))
-            .send()
-            .await
-            .unwrap();
+            .call()
+            .await;
         assert_eq!(res.status(), StatusCode::OK, "ingest during the flood");
         worst[2] = worst[2].max(t.elapsed().as_secs_f64());
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -410,9 +407,8 @@ async fn analytics_equal_the_lines_however_often_the_server_is_killed() {
     let res = admin
         .post(format!("{}/api/v1/logs/sources", serve.base))
         .json(&json!({"path": log, "format": "json", "service": "killed"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let started = time::OffsetDateTime::now_utc() - time::Duration::seconds(5);
     let seed = std::time::SystemTime::now()
@@ -495,9 +491,8 @@ async fn analytics_equal_the_lines_however_often_the_server_is_killed() {
                 ("from", from.as_str()),
                 ("to", to.as_str()),
             ])
-            .send()
+            .call()
             .await
-            .unwrap()
             .json()
             .await
             .unwrap();
@@ -543,9 +538,8 @@ async fn sigterm_leaves_no_job_half_done() {
     let res = admin
         .post(format!("{}/api/v1/backups/run", serve.base))
         .json(&json!({"target": "opsdeck"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert!(res.status().is_success(), "{}", res.text().await.unwrap());
     // Once the dump is writing: SIGTERM.
     let partial_dir = data.join("backups").join("opsdeck");

@@ -5,7 +5,7 @@
 mod common;
 
 use app::auth::Role;
-use common::{json, TestApp};
+use common::{json, Call, TestApp};
 use reqwest::StatusCode;
 use serde_json::Value;
 use sqlx::PgPool;
@@ -64,14 +64,7 @@ async fn ingest_and_search(pool: PgPool) {
         let c = app.client();
         let url = app.url(&format!("/api/v1/ingest/logs?{q}"));
         let token = token.clone();
-        async move {
-            c.post(url)
-                .bearer_auth(token)
-                .body(body)
-                .send()
-                .await
-                .unwrap()
-        }
+        async move { c.post(url).bearer_auth(token).body(body).call().await }
     };
     let res = post(body, "service=api").await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -85,9 +78,8 @@ async fn ingest_and_search(pool: PgPool) {
         app.client()
             .post(app.url("/api/v1/ingest/logs?service=api"))
             .body("{}")
-            .send()
+            .call()
             .await
-            .unwrap()
             .status(),
         StatusCode::UNAUTHORIZED
     );
@@ -107,9 +99,8 @@ async fn ingest_and_search(pool: PgPool) {
         .post(app.url("/api/v1/ingest/logs?service=api"))
         .bearer_auth(&token)
         .body(vec![0xffu8, 0xfe, b'\n'])
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM log_lines")
         .fetch_one(&pool)
@@ -120,7 +111,7 @@ async fn ingest_and_search(pool: PgPool) {
     let search = |q: &str| {
         let url = app.url(&format!("/api/v1/logs/search?q={}&limit=100", urlencode(q)));
         let v = viewer.clone();
-        async move { v.get(url).send().await.unwrap() }
+        async move { v.get(url).call().await }
     };
     let messages = |v: &Value| -> Vec<String> {
         v["lines"]
@@ -196,15 +187,13 @@ async fn ingest_and_search(pool: PgPool) {
     }
     let res = viewer
         .get(app.url("/api/v1/logs/search?cursor=nonsense"))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     let res = viewer
         .get(app.url("/api/v1/logs/search?from=yesterday"))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert!(json(res).await["error"]
         .as_str()
         .unwrap()
@@ -218,7 +207,7 @@ async fn ingest_and_search(pool: PgPool) {
         if let Some(c) = &cursor {
             url.push_str(&format!("&cursor={c}"));
         }
-        let page = json(viewer.get(url).send().await.unwrap()).await;
+        let page = json(viewer.get(url).call().await).await;
         seen.extend(messages(&page));
         match page["next_cursor"].as_str() {
             Some(c) => cursor = Some(c.to_string()),
@@ -235,9 +224,8 @@ async fn ingest_and_search(pool: PgPool) {
     // The Logs page shows lines and figures.
     let html = viewer
         .get(app.url("/logs?q=level:error"))
-        .send()
+        .call()
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -317,9 +305,8 @@ async fn a_batch_sent_again_with_its_idempotency_key_is_stored_once(pool: PgPool
         .post(app.url("/api/v1/ingest/logs?service=batch"))
         .bearer_auth(&token)
         .body(body)
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(json(res).await["replayed"], false);
     assert_eq!(stored().await, 6);
 }
@@ -439,9 +426,8 @@ async fn analytics_equal_the_runbook_pipelines(pool: PgPool) {
     let api = json(
         viewer
             .get(app.url(&format!("/api/v1/logs/stats?service=api&{range}")))
-            .send()
-            .await
-            .unwrap(),
+            .call()
+            .await,
     )
     .await;
     let a = app_log.display();
@@ -503,9 +489,8 @@ async fn analytics_equal_the_runbook_pipelines(pool: PgPool) {
     let ng = json(
         viewer
             .get(app.url(&format!("/api/v1/logs/stats?service=nginx&{range}")))
-            .send()
-            .await
-            .unwrap(),
+            .call()
+            .await,
     )
     .await;
     let acc = format!("zcat {}", access_log.display());
@@ -827,9 +812,8 @@ async fn an_http_backfill_is_rolled_up_at_once(pool: PgPool) {
         .post(app.url("/api/v1/ingest/logs?service=backfill"))
         .bearer_auth(&token)
         .body(body.join("\n"))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     let mut rolled = 0i64;
     for _ in 0..100 {

@@ -6,21 +6,18 @@ mod common;
 use app::auth::Role;
 use app::metrics::service;
 use app::timestamp::Timestamp;
-use common::{json, TestApp};
+use common::{json, Call, TestApp};
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use time::{Duration, OffsetDateTime};
 
 async fn ingest_token(app: &TestApp, admin: &Client, name: &str) -> String {
-    let res = admin
+    let body = admin
         .post(app.url("/api/v1/tokens"))
         .json(&json!({"name": name, "scope": "ingest"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::CREATED);
-    let body = json(res).await;
+        .expect_json(StatusCode::CREATED)
+        .await;
     assert_eq!(body["scope"], "ingest");
     body["token"].as_str().unwrap().to_string()
 }
@@ -44,9 +41,8 @@ async fn post_batch(app: &TestApp, token: &str, body: &Value) -> reqwest::Respon
         .post(app.url("/api/v1/ingest/metrics"))
         .bearer_auth(token)
         .json(body)
-        .send()
+        .call()
         .await
-        .unwrap()
 }
 
 #[sqlx::test(migrator = "server::MIGRATOR")]
@@ -57,9 +53,8 @@ async fn tokens_guard_ingest(pool: PgPool) {
     let res = viewer
         .post(app.url("/api/v1/tokens"))
         .json(&json!({"name": "x", "scope": "ingest"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     let token = ingest_token(&app, &admin, "web-agents").await;
     let stored: String = sqlx::query_scalar("SELECT token_hash FROM api_tokens")
@@ -67,7 +62,7 @@ async fn tokens_guard_ingest(pool: PgPool) {
         .await
         .unwrap();
     assert_ne!(stored, token, "only a hash is stored");
-    let list = json(admin.get(app.url("/api/v1/tokens")).send().await.unwrap()).await;
+    let list = json(admin.get(app.url("/api/v1/tokens")).call().await).await;
     assert!(!list.to_string().contains(&token));
 
     let body = json!({"host": "web-1", "samples": [{"metric": "cpu_usage_percent", "ts": rfc3339(base_time()), "value": 12.5}]});
@@ -82,15 +77,13 @@ async fn tokens_guard_ingest(pool: PgPool) {
     let res = Client::new()
         .post(app.url("/api/v1/ingest/metrics"))
         .json(&body)
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     let res = admin
         .delete(app.url("/api/v1/tokens/web-agents"))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     assert_eq!(
         post_batch(&app, &token, &body).await.status(),
@@ -145,9 +138,8 @@ async fn bad_batches_store_nothing(pool: PgPool) {
             "{{\"host\":\"h\",\"samples\":[{}]}}",
             vec![good.to_string(); 400_000].join(",")
         ))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM metric_samples")
         .fetch_one(&pool)
@@ -234,9 +226,7 @@ async fn rollups_equal_sql_over_raw_and_resends_change_nothing(pool: PgPool) {
         (start).unix_timestamp(),
         (start + Duration::hours(3)).unix_timestamp()
     );
-    let res = viewer.get(app.url(&q)).send().await.unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    let body = json(res).await;
+    let body = viewer.get(app.url(&q)).expect_json(StatusCode::OK).await;
     let series = &body["series"][0];
     assert_eq!(series["labels"]["mount"], "/");
     assert_eq!(series["tier"], "raw", "3 h at 1000 points needs raw data");
@@ -257,7 +247,7 @@ async fn rollups_equal_sql_over_raw_and_resends_change_nothing(pool: PgPool) {
         start.unix_timestamp(),
         (start + Duration::hours(3)).unix_timestamp()
     );
-    let body = json(viewer.get(app.url(&q)).send().await.unwrap()).await;
+    let body = json(viewer.get(app.url(&q)).call().await).await;
     assert_eq!(
         body["series"][0]["tier"], "1m",
         "180 minute points cover 100"
@@ -290,25 +280,22 @@ async fn series_api_rejects_bad_parameters(pool: PgPool) {
     for (q, mentions) in cases {
         let res = viewer
             .get(app.url(&format!("/api/v1/metrics/series?{q}")))
-            .send()
-            .await
-            .unwrap();
+            .call()
+            .await;
         assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{q}");
         let err = json(res).await["error"].as_str().unwrap().to_string();
         assert!(err.contains(mentions), "{q}: {err}");
     }
     let res = viewer
         .get(app.url("/api/v1/metrics/series?host=nobody&metric=cpu"))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(json(res).await, json!({"series": []}));
     let res = app
         .client()
         .get(app.url("/api/v1/metrics/series?host=h&metric=cpu"))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -375,16 +362,15 @@ async fn hosts_latest_and_prometheus_exposition(pool: PgPool) {
         StatusCode::OK
     );
 
-    let hosts = json(admin.get(app.url("/api/v1/hosts")).send().await.unwrap()).await;
+    let hosts = json(admin.get(app.url("/api/v1/hosts")).call().await).await;
     assert_eq!(hosts[0]["name"], "web-1");
     assert_eq!(hosts[0]["source"], "agent");
     assert_eq!(hosts[0]["last_seen"], rfc3339(ts + Duration::seconds(5)));
     let latest = json(
         admin
             .get(app.url("/api/v1/monitoring/metrics"))
-            .send()
-            .await
-            .unwrap(),
+            .call()
+            .await,
     )
     .await;
     let disk = latest
@@ -397,37 +383,29 @@ async fn hosts_latest_and_prometheus_exposition(pool: PgPool) {
 
     // /metrics needs a token of scope `metrics` by default.
     assert_eq!(
-        Client::new()
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        Client::new().get(app.url("/metrics")).call().await.status(),
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
         Client::new()
             .get(app.url("/metrics"))
             .bearer_auth(&token)
-            .send()
+            .call()
             .await
-            .unwrap()
             .status(),
         StatusCode::UNAUTHORIZED
     );
     let res = admin
         .post(app.url("/api/v1/tokens"))
         .json(&json!({"name": "prom", "scope": "metrics"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     let scrape = json(res).await["token"].as_str().unwrap().to_string();
     let res = Client::new()
         .get(app.url("/metrics"))
         .bearer_auth(&scrape)
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     assert!(res.headers()["content-type"]
         .to_str()
@@ -505,9 +483,8 @@ async fn the_local_collector_records_this_host(pool: PgPool) {
         let latest = json(
             viewer
                 .get(app.url("/api/v1/monitoring/metrics?host=opsdeck-test-host"))
-                .send()
-                .await
-                .unwrap(),
+                .call()
+                .await,
         )
         .await;
         let cpu = latest
@@ -533,7 +510,7 @@ async fn the_local_collector_records_this_host(pool: PgPool) {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     task.abort();
-    let hosts = json(viewer.get(app.url("/api/v1/hosts")).send().await.unwrap()).await;
+    let hosts = json(viewer.get(app.url("/api/v1/hosts")).call().await).await;
     assert_eq!(hosts[0]["source"], "local");
 }
 
@@ -599,20 +576,15 @@ async fn host_pages_show_charts_and_cards(pool: PgPool) {
     let res = admin
         .get(app.url("/hosts/web-1?range=1h"))
         .header("accept-encoding", "gzip")
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(
         res.headers()["content-encoding"],
         "gzip",
         "pages go out compressed"
     );
-    let res = admin
-        .get(app.url("/hosts/web-1?range=1h"))
-        .send()
-        .await
-        .unwrap();
+    let res = admin.get(app.url("/hosts/web-1?range=1h")).call().await;
     let html = res.text().await.unwrap();
     for id in [
         "chart-cpu",
@@ -636,18 +608,14 @@ async fn host_pages_show_charts_and_cards(pool: PgPool) {
         "metrics never reported say so"
     );
 
-    let res = admin.get(app.url("/hosts/nowhere")).send().await.unwrap();
+    let res = admin.get(app.url("/hosts/nowhere")).call().await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     assert!(res
         .text()
         .await
         .unwrap()
         .contains("no host `nowhere` has reported"));
-    let res = admin
-        .get(app.url("/hosts/web-1?range=2y"))
-        .send()
-        .await
-        .unwrap();
+    let res = admin.get(app.url("/hosts/web-1?range=2y")).call().await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     assert!(res
         .text()
@@ -655,14 +623,7 @@ async fn host_pages_show_charts_and_cards(pool: PgPool) {
         .unwrap()
         .contains("choose 1h, 6h, 24h, 7d or 30d"));
 
-    let html = admin
-        .get(app.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = admin.get(app.url("/")).call().await.text().await.unwrap();
     assert!(html.contains("data-testid=\"host-card-web-1\""));
     assert!(html.contains("stat-row warn"), "85 % CPU is a warning");
     assert!(html.contains("stat-row crit"), "93 % disk is critical");
@@ -738,34 +699,27 @@ async fn the_tokens_page_is_for_admins(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let admin = app.signed_in("ada", Role::Admin).await;
     let viewer = app.signed_in("vic", Role::Viewer).await;
-    let res = admin.get(app.url("/admin/tokens")).send().await.unwrap();
+    let res = admin.get(app.url("/admin/tokens")).call().await;
     assert_eq!(res.status(), StatusCode::OK);
     assert!(res.text().await.unwrap().contains("No tokens yet"));
     ingest_token(&app, &admin, "web-agents").await;
     let html = admin
         .get(app.url("/admin/tokens"))
-        .send()
+        .call()
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
     assert!(html.contains("data-testid=\"token-web-agents\"") && html.contains("odk_"));
     assert_eq!(
-        viewer
-            .get(app.url("/admin/tokens"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        viewer.get(app.url("/admin/tokens")).call().await.status(),
         StatusCode::FORBIDDEN
     );
     assert_eq!(
         viewer
             .post(app.url("/sfn/tokens/list"))
-            .send()
+            .call()
             .await
-            .unwrap()
             .status(),
         StatusCode::FORBIDDEN
     );

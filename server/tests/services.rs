@@ -7,7 +7,7 @@ mod common;
 
 use app::auth::Role;
 use app::timestamp::Timestamp;
-use common::{json, TestApp};
+use common::{json, Call, TestApp};
 use reqwest::StatusCode;
 use serde_json::json;
 use server::services::watch::ProcessWatcher;
@@ -195,9 +195,7 @@ async fn targets_are_scraped_and_broken_ones_never_stall_the_others(pool: PgPool
         let res = op
             .post(app.url("/api/v1/scrape-targets"))
             .json(&json!({"name": name, "url": url, "interval_seconds": 15, "timeout_seconds": timeout, "bearer_token": token}))
-            .send()
-            .await
-            .unwrap();
+            .call().await;
         assert_eq!(res.status(), StatusCode::CREATED, "{name}");
     }
     // Bad input names the field; viewers may read but not change.
@@ -212,25 +210,22 @@ async fn targets_are_scraped_and_broken_ones_never_stall_the_others(pool: PgPool
         let res = op
             .post(app.url("/api/v1/scrape-targets"))
             .json(&body)
-            .send()
-            .await
-            .unwrap();
+            .call()
+            .await;
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
         assert!(json(res).await["error"].as_str().unwrap().contains(field));
     }
     let dup = op
         .post(app.url("/api/v1/scrape-targets"))
         .json(&json!({"name": "own", "url": "http://h/m"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(dup.status(), StatusCode::CONFLICT);
     let res = viewer
         .post(app.url("/api/v1/scrape-targets"))
         .json(&json!({"name": "v", "url": "http://h/m"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
 
     let config = common::test_config();
@@ -263,14 +258,7 @@ async fn targets_are_scraped_and_broken_ones_never_stall_the_others(pool: PgPool
     }
     assert_eq!(round.await.unwrap().unwrap(), 4);
 
-    let targets = json(
-        viewer
-            .get(app.url("/api/v1/scrape-targets"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let targets = json(viewer.get(app.url("/api/v1/scrape-targets")).call().await).await;
     let by = |name: &str| {
         targets
             .as_array()
@@ -358,9 +346,8 @@ async fn targets_are_scraped_and_broken_ones_never_stall_the_others(pool: PgPool
     // The page shows them.
     let html = viewer
         .get(app.url("/services"))
-        .send()
+        .call()
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -378,9 +365,7 @@ async fn processes_api_checks_input_and_roles(pool: PgPool) {
     let res = op
         .post(app.url("/api/v1/processes"))
         .json(&json!({"name": "uvicorn", "pattern": "uvicorn*app:main", "port": 8000, "host": "web-1"}))
-        .send()
-        .await
-        .unwrap();
+        .call().await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let id = json(res).await["id"].as_i64().unwrap();
     for (body, status, needle) in [
@@ -408,27 +393,18 @@ async fn processes_api_checks_input_and_roles(pool: PgPool) {
         let res = op
             .post(app.url("/api/v1/processes"))
             .json(&body)
-            .send()
-            .await
-            .unwrap();
+            .call()
+            .await;
         assert_eq!(res.status(), status, "{body}");
         assert!(json(res).await["error"].as_str().unwrap().contains(needle));
     }
     let res = viewer
         .post(app.url("/api/v1/processes"))
         .json(&json!({"name": "p", "pattern": "x"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
-    let list = json(
-        viewer
-            .get(app.url("/api/v1/processes"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let list = json(viewer.get(app.url("/api/v1/processes")).call().await).await;
     assert_eq!(list[0]["name"], "uvicorn");
     assert_eq!(list[0]["state"], "unknown");
     assert_eq!(list[0]["port"], 8000);
@@ -441,9 +417,8 @@ async fn processes_api_checks_input_and_roles(pool: PgPool) {
     let watches = json(
         c.get(app.url("/api/v1/ingest/processes?host=web-1"))
             .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap(),
+            .call()
+            .await,
     )
     .await;
     assert_eq!(
@@ -452,9 +427,8 @@ async fn processes_api_checks_input_and_roles(pool: PgPool) {
     );
     let res = c
         .get(app.url("/api/v1/ingest/processes?host=web-1"))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 
     // Samples from an agent make it "up".
@@ -479,24 +453,15 @@ async fn processes_api_checks_input_and_roles(pool: PgPool) {
         .post(app.url("/api/v1/ingest/metrics"))
         .bearer_auth(&token)
         .json(&batch)
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
-    let list = json(
-        viewer
-            .get(app.url("/api/v1/processes"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let list = json(viewer.get(app.url("/api/v1/processes")).call().await).await;
     assert_eq!(list[0]["state"], "up");
     let detail = viewer
         .get(app.url(&format!("/services/process/{id}")))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(detail.status(), StatusCode::OK);
 
     // The configuration file's entries are written at start: added, then updated by name.
@@ -515,14 +480,7 @@ async fn processes_api_checks_input_and_roles(pool: PgPool) {
         );
         app::services::service::apply_config(&state).await.unwrap();
     }
-    let list = json(
-        viewer
-            .get(app.url("/api/v1/processes"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let list = json(viewer.get(app.url("/api/v1/processes")).call().await).await;
     let web: Vec<_> = list
         .as_array()
         .unwrap()
@@ -535,14 +493,12 @@ async fn processes_api_checks_input_and_roles(pool: PgPool) {
 
     let res = op
         .delete(app.url(&format!("/api/v1/processes/{id}")))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     let res = op
         .delete(app.url(&format!("/api/v1/processes/{id}")))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }

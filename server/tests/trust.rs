@@ -8,7 +8,7 @@ mod common;
 
 use app::auth::Role;
 use app::timestamp::Timestamp;
-use common::{json, TestApp};
+use common::{json, Call, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use sqlx::PgPool;
@@ -63,7 +63,7 @@ async fn failed_login_ip(pool: &PgPool, app: &TestApp, forwarded: Option<&str>) 
     if let Some(f) = forwarded {
         req = req.header("x-forwarded-for", f);
     }
-    assert_eq!(req.send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(req.call().await.status(), StatusCode::UNAUTHORIZED);
     sqlx::query_scalar(
         "SELECT ip FROM audit_log WHERE action = 'auth.login_failed' ORDER BY id DESC LIMIT 1",
     )
@@ -100,9 +100,8 @@ async fn client_addresses_come_from_trusted_proxies_only(pool: PgPool) {
             .post(app.url("/api/v1/auth/login"))
             .header("x-forwarded-for", format!("10.9.9.{i}, 198.51.100.7"))
             .json(&json!({"username": format!("guess{i}"), "password": "wrong-password"}))
-            .send()
-            .await
-            .unwrap();
+            .call()
+            .await;
         last = res.status();
     }
     assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
@@ -113,9 +112,8 @@ async fn client_addresses_come_from_trusted_proxies_only(pool: PgPool) {
         .post(app.url("/api/v1/auth/login"))
         .header("x-forwarded-for", "198.51.100.8")
         .json(&json!({"username": "jay", "password": "jay-password-123"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
 }
 
@@ -167,9 +165,7 @@ async fn secrets_in_urls_are_never_shown(pool: PgPool) {
     let res = admin
         .post(app.url("/api/v1/checks"))
         .json(&json!({"name": "api", "url": "http://svc:pa55word@127.0.0.1:9/health?token=t0ken-s3cret"}))
-        .send()
-        .await
-        .unwrap();
+        .call().await;
     assert_eq!(
         res.status(),
         StatusCode::CREATED,
@@ -179,9 +175,7 @@ async fn secrets_in_urls_are_never_shown(pool: PgPool) {
     let res = admin
         .post(app.url("/api/v1/scrape-targets"))
         .json(&json!({"name": "exp", "url": "http://u:pa55word@127.0.0.1:9/metrics?key=t0ken-s3cret"}))
-        .send()
-        .await
-        .unwrap();
+        .call().await;
     assert_eq!(res.status(), StatusCode::CREATED);
     // A down check puts its URL and error into the alert it fires.
     let id: i64 = sqlx::query_scalar("SELECT id FROM health_checks WHERE name = 'api'")
@@ -214,20 +208,13 @@ async fn secrets_in_urls_are_never_shown(pool: PgPool) {
             "/services",
             "/alerts",
         ] {
-            let text = who
-                .get(app.url(path))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
+            let text = who.get(app.url(path)).call().await.text().await.unwrap();
             for secret in ["pa55word", "t0ken-s3cret"] {
                 assert!(!text.contains(secret), "{path} shows {secret}");
             }
         }
     }
-    let checks = json(viewer.get(app.url("/api/v1/checks")).send().await.unwrap()).await;
+    let checks = json(viewer.get(app.url("/api/v1/checks")).call().await).await;
     let api = checks
         .as_array()
         .unwrap()
@@ -253,15 +240,12 @@ async fn secrets_in_urls_are_never_shown(pool: PgPool) {
     let res = admin
         .post(app.url("/api/v1/backups/targets"))
         .json(&json!({"name": "shop", "database_url": "postgresql://app:pa55word@127.0.0.1:9/shop?sslpassword=t0ken-s3cret"}))
-        .send()
-        .await
-        .unwrap();
+        .call().await;
     assert!(res.status().is_success(), "{}", res.text().await.unwrap());
     let page = viewer
         .get(app.url("/backups"))
-        .send()
+        .call()
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -272,9 +256,8 @@ async fn secrets_in_urls_are_never_shown(pool: PgPool) {
     for who in [&viewer, &admin] {
         let page = who
             .get(app.url("/backups"))
-            .send()
+            .call()
             .await
-            .unwrap()
             .text()
             .await
             .unwrap();
@@ -282,9 +265,8 @@ async fn secrets_in_urls_are_never_shown(pool: PgPool) {
     }
     let listed = admin
         .get(app.url("/api/v1/backups/targets"))
-        .send()
+        .call()
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -382,9 +364,8 @@ async fn what_the_server_fetches_is_bounded(pool: PgPool) {
     let res = admin
         .post(app.url("/api/v1/scrape-targets"))
         .json(&json!({"name": "page", "url": format!("{site}/page")}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let due = app::services::service::claim_due(&pool).await.unwrap();
     let client = server::services::scraper::client(&defaults);
@@ -527,15 +508,13 @@ async fn small_leaks_are_closed(pool: PgPool) {
                 Method::from_bytes(m.as_bytes()).unwrap(),
                 app.url("/api/v1/health"),
             )
-            .send()
-            .await
-            .unwrap();
+            .call()
+            .await;
     }
     let metrics = c
         .get(app.url("/metrics"))
-        .send()
+        .call()
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -556,9 +535,8 @@ async fn small_leaks_are_closed(pool: PgPool) {
         .post(app.url("/api/v1/ingest/metrics"))
         .bearer_auth(&token)
         .json(&batch("h1", 0..6))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(json(res).await["error"]
         .as_str()
@@ -576,9 +554,8 @@ async fn small_leaks_are_closed(pool: PgPool) {
             c.post(url)
                 .bearer_auth(token)
                 .json(&body)
-                .send()
+                .call()
                 .await
-                .unwrap()
                 .status()
         });
     }
@@ -596,15 +573,13 @@ async fn small_leaks_are_closed(pool: PgPool) {
         let res = admin
             .post(app.url("/api/v1/backups/1/restore"))
             .json(&json!({"password": "not-my-password", "confirm": "x", "mode": "new_database", "new_database": "x2"}))
-            .send()
-            .await
-            .unwrap();
+            .call().await;
         statuses.push(res.status().as_u16());
     }
     assert_eq!(statuses, [403, 403, 403, 403, 403, 429]);
 
     // Headers of a page.
-    let res = admin.get(app.url("/")).send().await.unwrap();
+    let res = admin.get(app.url("/")).call().await;
     let hsts = res
         .headers()
         .get("strict-transport-security")
@@ -640,12 +615,7 @@ async fn small_leaks_are_closed(pool: PgPool) {
     );
     // Without secure cookies, no HSTS.
     let plain = TestApp::spawn(pool.clone()).await;
-    let res = plain
-        .client()
-        .get(plain.url("/login"))
-        .send()
-        .await
-        .unwrap();
+    let res = plain.client().get(plain.url("/login")).call().await;
     assert!(res.headers().get("strict-transport-security").is_none());
 }
 
@@ -672,16 +642,14 @@ async fn every_slow_request_is_counted(pool: PgPool) {
         .post(app.url("/api/v1/ingest/logs?service=api"))
         .bearer_auth(&token)
         .body(lines.join("\n"))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     let s = json(
         viewer
             .get(app.url("/api/v1/logs/stats?from=now-2h"))
-            .send()
-            .await
-            .unwrap(),
+            .call()
+            .await,
     )
     .await;
     assert_eq!(s["slow_count"], 80);
@@ -690,17 +658,15 @@ async fn every_slow_request_is_counted(pool: PgPool) {
     let s = json(
         viewer
             .get(app.url("/api/v1/logs/stats?from=now-2h&slow=6"))
-            .send()
-            .await
-            .unwrap(),
+            .call()
+            .await,
     )
     .await;
     assert_eq!(s["slow_count"], 29, "5.5 + i/100 > 6 for i in 51..=79");
     let page = viewer
         .get(app.url("/logs?range=2h"))
-        .send()
+        .call()
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();

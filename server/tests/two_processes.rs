@@ -3,6 +3,7 @@
 //! alert that fires is evaluated and notified once.
 
 mod common;
+use common::Call;
 
 use axum::extract::State;
 use common::procs::{self, db_url, ADMIN_PASSWORD};
@@ -46,15 +47,10 @@ async fn two_processes_share_sessions_jobs_and_alerts(pool: PgPool) {
     let res = c
         .post(format!("{}/api/v1/auth/login", a.base))
         .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
-    let me = c
-        .get(format!("{}/api/v1/auth/me", b.base))
-        .send()
-        .await
-        .unwrap();
+    let me = c.get(format!("{}/api/v1/auth/me", b.base)).call().await;
     assert_eq!(me.status(), StatusCode::OK);
     assert_eq!(me.json::<Value>().await.unwrap()["username"], "admin");
 
@@ -69,9 +65,8 @@ async fn two_processes_share_sessions_jobs_and_alerts(pool: PgPool) {
     let res = c
         .post(format!("{}/api/v1/alerts/channels", a.base))
         .json(&json!({"name": "hook", "kind": "webhook", "url": hook_url}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let res = c
         .post(format!("{}/api/v1/alerts/rules", b.base))
@@ -79,9 +74,8 @@ async fn two_processes_share_sessions_jobs_and_alerts(pool: PgPool) {
             &json!({"name": "p1 cpu", "kind": "metric", "host": "p1", "metric": "cpu_usage_percent",
                       "op": ">=", "threshold": 0, "notify": ["hook"]}),
         )
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::CREATED);
     for _ in 0..100 {
         if !h.0.lock().unwrap().is_empty() {

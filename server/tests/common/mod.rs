@@ -95,9 +95,36 @@ impl TestApp {
     pub async fn login(&self, c: &Client, user: &str, password: &str) -> Response {
         c.post(self.url("/api/v1/auth/login"))
             .json(&serde_json::json!({ "username": user, "password": password }))
-            .send()
+            .call()
             .await
-            .unwrap()
+    }
+}
+
+/// Sending a test request: `.call()` instead of `.send().await.unwrap()`, with the method and
+/// URL in the panic when the server cannot be reached; `.expect_json(status)` for the body of
+/// an answer that must have that status (the body is shown when it has not).
+pub trait Call {
+    fn call(self) -> impl std::future::Future<Output = Response>;
+    fn expect_json(self, status: StatusCode) -> impl std::future::Future<Output = Value>;
+}
+
+impl Call for reqwest::RequestBuilder {
+    async fn call(self) -> Response {
+        let (client, req) = self.build_split();
+        let req = req.expect("a well-formed test request");
+        let what = format!("{} {}", req.method(), req.url());
+        client
+            .execute(req)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"))
+    }
+
+    async fn expect_json(self, status: StatusCode) -> Value {
+        let res = self.call().await;
+        let got = res.status();
+        let text = res.text().await.unwrap();
+        assert_eq!(got, status, "answer: {text}");
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
     }
 }
 
