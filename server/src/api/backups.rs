@@ -15,24 +15,6 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewTargetBody {
-    pub name: String,
-    /// libpq URL; its password is kept on the server and never returned.
-    pub database_url: String,
-    /// Cron expression (5 fields or @daily-style), evaluated in `timezone`.
-    pub schedule: Option<String>,
-    /// IANA time zone, default UTC.
-    pub timezone: Option<String>,
-    /// Keep every backup this many days (default 30).
-    pub keep_days: Option<i32>,
-    /// And at least this many newest successful backups (default 7).
-    pub keep_min: Option<i32>,
-    /// Test-restore the newest backup this often (default 168 h; 0 = on demand only).
-    pub verify_every_hours: Option<i32>,
-}
-
 /// Backup targets.
 #[utoipa::path(get, path = "/api/v1/backups/targets", tag = "backups", responses(
     (status = 200, description = "Targets", body = Vec<TargetInfo>),
@@ -45,7 +27,7 @@ pub async fn list_targets(ctx: RequestCtx) -> Result<Json<Vec<TargetInfo>>, AppE
 }
 
 /// Add a backup target.
-#[utoipa::path(post, path = "/api/v1/backups/targets", tag = "backups", request_body = NewTargetBody, responses(
+#[utoipa::path(post, path = "/api/v1/backups/targets", tag = "backups", request_body = NewTarget, responses(
     (status = 201, description = "Created", body = TargetInfo),
     (status = 400, description = "Malformed body", body = ErrorBody),
     (status = 401, description = "Not signed in", body = ErrorBody),
@@ -55,17 +37,9 @@ pub async fn list_targets(ctx: RequestCtx) -> Result<Json<Vec<TargetInfo>>, AppE
 ))]
 pub async fn create_target(
     ctx: RequestCtx,
-    ApiJson(body): ApiJson<NewTargetBody>,
+    ApiJson(mut new): ApiJson<NewTarget>,
 ) -> Result<(StatusCode, Json<TargetInfo>), AppError> {
-    let new = NewTarget {
-        name: body.name,
-        database_url: body.database_url,
-        schedule: body.schedule.filter(|s| !s.trim().is_empty()),
-        timezone: body.timezone,
-        keep_days: body.keep_days,
-        keep_min: body.keep_min,
-        verify_every_hours: body.verify_every_hours,
-    };
+    new.schedule = new.schedule.filter(|s| !s.trim().is_empty());
     let info = service::create_target_audited(&ctx, new).await?;
     Ok((StatusCode::CREATED, Json(info)))
 }

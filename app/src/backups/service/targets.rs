@@ -3,14 +3,23 @@
 use super::*;
 use crate::timestamp::Timestamp;
 
-#[derive(Debug, Clone)]
+/// A backup target to add, as the JSON API and the page's form send it.
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = NewTargetBody)]
 pub struct NewTarget {
     pub name: String,
+    /// libpq URL; its password is kept on the server and never returned.
     pub database_url: String,
+    /// Cron expression (5 fields or @daily-style), evaluated in `timezone`.
     pub schedule: Option<String>,
+    /// IANA time zone, default UTC.
     pub timezone: Option<String>,
+    /// Keep every backup this many days (default 30).
     pub keep_days: Option<i32>,
+    /// And at least this many newest successful backups (default 7).
     pub keep_min: Option<i32>,
+    /// Test-restore the newest backup this often (default 168 h; 0 = on demand only).
     pub verify_every_hours: Option<i32>,
 }
 
