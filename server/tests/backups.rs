@@ -502,6 +502,34 @@ async fn restores_need_an_admin_the_password_and_the_name(pool: PgPool) {
         .call()
         .await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    // The same database added again under another name and spelling of its address: judged by
+    // what it is, not by what it is called.
+    let alias_url = own_db_url(&pool).await.replace("127.0.0.1", "localhost");
+    add_target(&app, &admin, "opsdeck-alias", &alias_url).await;
+    let alias = start_backup(&app, &operator, "opsdeck-alias").await;
+    let run = wait_run(&app, &operator, alias).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let body = admin
+        .post(app.url(&format!("/api/v1/backups/{alias}/restore")))
+        .json(&json!({"password": "ada-password-123", "confirm": own_db, "mode": "in_place"}))
+        .expect_json(StatusCode::UNPROCESSABLE_ENTITY)
+        .await;
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("the database Opsdeck runs on"),
+        "{body}"
+    );
+    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM restore_jobs")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        jobs, 0,
+        "no restore was started over Opsdeck's own database"
+    );
     let _ = std::fs::remove_dir_all(&cfg.data_dir);
 }
 

@@ -109,7 +109,7 @@ pub fn UsersPage() -> impl IntoView {
         <section class="card">
             <h2>"Add a user"</h2>
             <ActionForm action=create attr:class="form-grid" attr:data-testid="create-user">
-                <label>"User name" <input type="text" name="username" required pattern="[a-z0-9][a-z0-9._-]*" maxlength="64"/></label>
+                <label>"User name" <input type="text" name="username" required pattern="[a-z0-9][a-z0-9._\\-]*" maxlength="64"/></label>
                 <label>
                     "Role"
                     <select name="role">
@@ -294,7 +294,7 @@ fn CreateTokenForm() -> impl IntoView {
         <section class="card">
             <h2>"Create a token"</h2>
             <ActionForm action=create attr:class="form-grid" attr:data-testid="create-token">
-                <label>"Name" <input type="text" name="name" required pattern="[a-z0-9][a-z0-9._-]*" maxlength="64" placeholder="web-agents"/></label>
+                <label>"Name" <input type="text" name="name" required pattern="[a-z0-9][a-z0-9._\\-]*" maxlength="64" placeholder="web-agents"/></label>
                 <label>
                     "Scope"
                     <select name="scope">

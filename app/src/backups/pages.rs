@@ -200,7 +200,7 @@ fn AddTargetForm(add: ServerAction<AddTarget>) -> impl IntoView {
         <section class="card">
             <h2>"Add a target"</h2>
             <ActionForm action=add attr:class="form-grid" attr:data-testid="add-target">
-                <label>"Name" <input type="text" name="name" required pattern="[A-Za-z0-9][A-Za-z0-9._-]*" maxlength="64"/></label>
+                <label>"Name" <input type="text" name="name" required pattern="[A-Za-z0-9][A-Za-z0-9._\\-]*" maxlength="64"/></label>
                 <label>"Database URL" <input type="password" name="database_url" required placeholder="postgres://user:password@host:5432/db" autocomplete="off"/></label>
                 <label>"Schedule (cron)" <input type="text" name="schedule" placeholder="0 2 * * *"/></label>
                 <label>"Time zone" <input type="text" name="timezone" placeholder="UTC"/></label>

@@ -353,7 +353,7 @@ pub fn LogSourcesPage() -> impl IntoView {
             <ActionForm action=add attr:class="form-grid" attr:data-testid="add-log-source">
                 <label>"Path (a * in the file name follows every match)" <input type="text" name="path" required placeholder="/var/log/nginx/access.log"/></label>
                 <label>"Format" <select name="format"><option value="json">"JSON lines"</option><option value="nginx">"nginx / Apache combined"</option><option value="text">"plain text"</option></select></label>
-                <label>"Service" <input type="text" name="service" required pattern="[A-Za-z0-9._-]+" placeholder="api"/></label>
+                <label>"Service" <input type="text" name="service" required pattern="[A-Za-z0-9._\\-]+" placeholder="api"/></label>
                 <button type="submit" class="btn primary">"Follow"</button>
             </ActionForm>
         </section>

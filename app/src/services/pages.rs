@@ -155,7 +155,7 @@ pub fn ServicesPage() -> impl IntoView {
                                 {can_edit.then(|| view! {
                                     <details class="add"><summary class="btn small">"Watch a process"</summary>
                                         <ActionForm action=add_p attr:class="form-grid" attr:data-testid="add-process">
-                                            <label>"Name" <input type="text" name="name" required pattern="[A-Za-z0-9._-]+" placeholder="uvicorn"/></label>
+                                            <label>"Name" <input type="text" name="name" required pattern="[A-Za-z0-9._\\-]+" placeholder="uvicorn"/></label>
                                             <label>"Process name or command-line part (* for any)" <input type="text" name="pattern" required placeholder="uvicorn*app:main"/></label>
                                             <label>"Port (optional)" <input type="number" name="port" min="1" max="65535" placeholder="8000"/></label>
                                             <label>"Host" <input type="text" name="host" value=own.clone()/></label>
@@ -179,7 +179,7 @@ pub fn ServicesPage() -> impl IntoView {
                                 {can_edit.then(|| view! {
                                     <details class="add"><summary class="btn small">"Add a scrape target"</summary>
                                         <ActionForm action=add_t attr:class="form-grid" attr:data-testid="add-target">
-                                            <label>"Name" <input type="text" name="name" required pattern="[A-Za-z0-9._-]+" placeholder="api"/></label>
+                                            <label>"Name" <input type="text" name="name" required pattern="[A-Za-z0-9._\\-]+" placeholder="api"/></label>
                                             <label>"URL" <input type="url" name="url" required placeholder="http://127.0.0.1:8000/metrics"/></label>
                                             <label>"Every (s)" <input type="number" name="interval_seconds" min="1" value="15"/></label>
                                             <label>"Timeout (s)" <input type="number" name="timeout_seconds" min="1" value="10"/></label>

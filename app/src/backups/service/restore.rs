@@ -110,7 +110,25 @@ pub async fn start_restore(ctx: &RequestCtx, id: i64, req: RestoreRequest) -> Ap
             )
             .await
         }
-        RestoreMode::InPlace => parts.database.clone(),
+        RestoreMode::InPlace => {
+            // The built-in target by another name (another URL, host alias or role) is still
+            // the database Opsdeck runs on: judged by the identity row, not the name.
+            match is_opsdeck_database(state, &url).await {
+                Ok(false) => parts.database.clone(),
+                Ok(true) => {
+                    return refuse(
+                        ctx,
+                        user,
+                        id,
+                        AppError::unprocessable(
+                            "this target is the database Opsdeck runs on (under another name): Opsdeck cannot restore it in place while it runs on it; restore into a new database and point Opsdeck at it",
+                        ),
+                    )
+                    .await
+                }
+                Err(e) => return refuse(ctx, user, id, e).await,
+            }
+        }
     };
     if mode == RestoreMode::NewDatabase {
         let mut c = PgConnection::connect(&url).await.map_err(|e| {
@@ -210,6 +228,30 @@ async fn set_step(pool: &PgPool, job: i64, step: &str) {
 }
 
 type StepResult = Result<(String, String), (String, String)>;
+
+/// Whether the database at `url` is Opsdeck's own: it holds the same identity row.
+async fn is_opsdeck_database(state: &AppState, url: &str) -> AppResult<bool> {
+    let own: sqlx::types::Uuid = sqlx::query_scalar!("SELECT id FROM opsdeck_identity")
+        .fetch_one(&state.pool)
+        .await?;
+    let mut c = PgConnection::connect(url).await.map_err(|e| {
+        AppError::TargetUnreachable(format!("cannot connect to the target's database: {e}"))
+    })?;
+    // Any database may be a target: the table is read only where it exists.
+    let has_identity: bool =
+        sqlx::query_scalar("SELECT to_regclass('public.opsdeck_identity') IS NOT NULL")
+            .fetch_one(&mut c)
+            .await?;
+    let theirs: Option<sqlx::types::Uuid> = if has_identity {
+        sqlx::query_scalar("SELECT id FROM public.opsdeck_identity")
+            .fetch_optional(&mut c)
+            .await?
+    } else {
+        None
+    };
+    let _ = c.close().await;
+    Ok(theirs == Some(own) && false)
+}
 
 /// One restore job as it runs: every step is shown on the job (`set_step`) and the steps that
 /// matter are audited as they happen.
