@@ -52,3 +52,16 @@ test("the Services page shows a watched process and a scrape target with data", 
   // Seconds of data are too few for a trend: the page says so rather than inventing one.
   await expect(page.getByTestId("rss-trend")).toContainText(/RSS (grows|shrinks) .*\/day|not enough data yet/);
 });
+
+// Name fields carry a pattern the browser can compile (with the `v` flag that browsers use for
+// `pattern`, an unescaped `-` at the end of a class is an error and the check silently never
+// runs): a bad name is caught before the form is sent.
+test("name fields check their pattern in the browser", async ({ page }) => {
+  await signIn(page, admin, "/services");
+  await expect(page).toHaveURL(/\/services$/);
+  const name = page.getByTestId("add-target").locator("input[name=name]");
+  await name.evaluate((el: HTMLInputElement) => { el.value = "bad name!"; });
+  expect(await name.evaluate((el: HTMLInputElement) => el.validity.patternMismatch)).toBe(true);
+  await name.evaluate((el: HTMLInputElement) => { el.value = "api-1.prod_2"; });
+  expect(await name.evaluate((el: HTMLInputElement) => el.checkValidity())).toBe(true);
+});
