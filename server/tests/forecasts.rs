@@ -124,7 +124,7 @@ async fn forecasts_cross_when_the_history_says(pool: PgPool) {
         .unwrap();
     // The runbook's warning stands out: 80 % within 7 days.
     assert!(
-        html.contains("disk /data") && html.contains("capacity-warning"),
+        html.contains("Disk /data") && html.contains("capacity-warning"),
         "capacity page"
     );
     assert!(html.contains("1 resource(s) may exceed 80 % within 7 days."));

@@ -27,13 +27,25 @@ fn pct(v: Option<f64>) -> String {
     v.map(|v| format!("{v:.1}")).unwrap_or_else(|| "–".into())
 }
 
+/// What a forecast row is about, in the words of the Hosts page: "CPU", "Memory", "Disk /".
+pub fn resource_name(metric: &str, mount: Option<&str>) -> String {
+    match (metric, mount) {
+        (_, Some(m)) => format!("Disk {m}"),
+        ("cpu_usage_percent", None) => "CPU".into(),
+        ("memory_used_percent", None) => "Memory".into(),
+        ("swap_used_percent", None) => "Swap".into(),
+        (m, None) => m.replace('_', " "),
+    }
+}
+
 fn row_view(r: &ForecastRow, now: OffsetDateTime) -> impl IntoView {
     let soon = r.eta_80.is_some_and(|t| t - now <= time::Duration::days(7));
-    let what = match r.labels.get("mount") {
-        Some(m) => format!("disk {m}"),
-        None => r.metric.replace('_', " "),
-    };
+    let what = resource_name(&r.metric, r.labels.get("mount").map(String::as_str));
     let eta = match (r.eta_80, r.eta_80_low, r.eta_80_high) {
+        // Already above: "now (now – now)" says nothing; the reason does.
+        (Some(e), Some(lo), Some(hi)) if e == lo && e == hi && r.reason.is_some() => {
+            r.reason.clone().unwrap_or_default()
+        }
         (Some(_), lo, hi) => format!(
             "{} ({} – {})",
             when(r.eta_80.map(|t| t.0), now),

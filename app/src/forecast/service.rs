@@ -215,10 +215,9 @@ pub async fn page_data(pool: &PgPool, now: OffsetDateTime) -> AppResult<Forecast
         } else {
             Unit::Count
         };
-        let title = match row.labels.get("mount") {
-            Some(m) => format!("{} · disk {m}", row.host),
-            None => format!("{} · {}", row.host, row.metric.replace('_', " ")),
-        };
+        let what =
+            super::pages::resource_name(&row.metric, row.labels.get("mount").map(String::as_str));
+        let title = format!("{} · {what}", row.host);
         let chart = charts::render(
             &format!(
                 "forecast:{}:{}:{}",

@@ -153,8 +153,19 @@ pub struct DetailData {
     pub warning: Option<String>,
 }
 
+/// The shortest history a memory trend is drawn from.
+pub const MIN_TREND_SPAN_SECONDS: i64 = 3600;
+/// The fewest samples a memory trend is drawn from.
+pub const MIN_TREND_POINTS: usize = 6;
+
 /// RSS growth per day from a series' points (bytes), and the fitted line's end points.
 pub fn rss_trend(points: &[SeriesPoint]) -> Option<(f64, [(i64, f64); 2])> {
+    // A slope over minutes says nothing per day (start-up, a cache filling): an hour at least,
+    // with enough samples to fit a line through.
+    let span = points.last()?.ts.unix_timestamp() - points.first()?.ts.unix_timestamp();
+    if span < MIN_TREND_SPAN_SECONDS || points.len() < MIN_TREND_POINTS {
+        return None;
+    }
     let xy: Vec<(f64, f64)> = points
         .iter()
         .map(|p| (p.ts.unix_timestamp() as f64, p.avg))
@@ -276,6 +287,56 @@ pub async fn delete_service(kind: String, id: i64) -> Result<(), AppError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::timestamp::Timestamp;
+
+    #[test]
+    fn a_memory_trend_needs_an_hour_of_samples() {
+        let at = |minute: i64, v: f64| SeriesPoint {
+            ts: Timestamp(
+                time::OffsetDateTime::from_unix_timestamp(1_800_000_000 + minute * 60).unwrap(),
+            ),
+            avg: v,
+            min: v,
+            max: v,
+        };
+        // (samples as (minute, MiB), expected MiB per day)
+        type Case = (Vec<(i64, f64)>, Option<f64>);
+        let cases: Vec<Case> = vec![
+            (vec![], None),
+            (vec![(0, 100.0)], None),
+            // Start-up: 40 minutes of growth is not a leak rate.
+            (
+                (0..=40).step_by(5).map(|m| (m, 100.0 + m as f64)).collect(),
+                None,
+            ),
+            // An hour but too few samples to fit.
+            (vec![(0, 100.0), (30, 101.0), (60, 102.0)], None),
+            // An hour of 1 MiB per 10 minutes: 144 MiB per day.
+            (
+                (0..=60)
+                    .step_by(10)
+                    .map(|m| (m, 100.0 + m as f64 / 10.0))
+                    .collect(),
+                Some(144.0),
+            ),
+            // Flat: no growth.
+            (
+                (0..=120).step_by(10).map(|m| (m, 100.0)).collect(),
+                Some(0.0),
+            ),
+        ];
+        for (samples, want) in cases {
+            let points: Vec<SeriesPoint> = samples.iter().map(|&(m, v)| at(m, v)).collect();
+            let got = rss_trend(&points).map(|(per_day, _)| per_day);
+            match (got, want) {
+                (None, None) => {}
+                (Some(g), Some(w)) => {
+                    assert!((g - w).abs() < 1e-6, "{samples:?}: {g} per day, want {w}")
+                }
+                _ => panic!("{samples:?}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
 
     #[cfg(feature = "ssr")]
     #[test]

@@ -617,7 +617,7 @@ async fn process_detail(w: &DetailWindow<'_>, p: ProcessInfo) -> AppResult<Detai
                 Unit::Bytes.format(per_day.abs())
             )
         }
-        None => "RSS trend: not enough data yet (it needs samples a few minutes apart)".to_string(),
+        None => "RSS trend: not enough data yet (it needs an hour of samples)".to_string(),
     });
     let warning = (p.port_listening == Some(false))
         .then(|| format!("Nothing listens on port {}.", p.port.unwrap_or(0)));

@@ -250,7 +250,7 @@ async fn is_opsdeck_database(state: &AppState, url: &str) -> AppResult<bool> {
         None
     };
     let _ = c.close().await;
-    Ok(theirs == Some(own) && false)
+    Ok(theirs == Some(own))
 }
 
 /// One restore job as it runs: every step is shown on the job (`set_step`) and the steps that
