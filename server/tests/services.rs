@@ -34,10 +34,17 @@ fn leaky_child_helper() {
     drop(held);
 }
 
+/// A word only this run's children carry on their command line (a second filter that names no
+/// test), so that children of another run on the same machine are never counted.
+fn run_token() -> String {
+    format!("leaky-run-{}", std::process::id())
+}
+
 fn spawn_child() -> std::process::Child {
     std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "leaky_child_helper",
+            &run_token(),
             "--exact",
             "--nocapture",
             "--test-threads=1",
@@ -60,7 +67,7 @@ fn a_child_process_is_found_its_growth_seen_and_its_restart_counted() {
     let port = listener.local_addr().unwrap().port();
     let watches = vec![(
         "leaky".to_string(),
-        "leaky_child_helper*--nocapture".to_string(),
+        format!("leaky_child_helper {}*--nocapture", run_token()),
         Some(port),
     )];
     let look = |w: &mut ProcessWatcher| w.collect(&watches, OffsetDateTime::now_utc());
