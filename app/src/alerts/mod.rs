@@ -13,6 +13,7 @@ mod pages;
 pub mod rules;
 #[cfg(feature = "ssr")]
 pub mod service;
+pub mod wrong;
 
 pub use pages::{AlertsPage, ChecksPage, OverviewAlerts};
 pub use rules::{NewChannel, NewCheck, RuleSpec};

@@ -1,6 +1,7 @@
 //! The Alerts page (what is firing, then the rules, channels, silences and history), the
 //! Health checks page (state, uptime, latency) and the Overview's "is anything wrong?" panel.
 
+use super::wrong::Tone;
 use super::{
     get_alerts_page, get_checks_page, get_wrong, ActiveAlert, AddChannel, AddCheck, AddRule,
     ChannelAction, CheckInfo, DeleteCheck, EndSilence, InstanceAction, RuleAction, RuleInfo,
@@ -405,32 +406,38 @@ pub fn OverviewAlerts() -> impl IntoView {
                 match data.await {
                     Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
                     Ok(w) => {
-                        let bad = !w.firing.is_empty() || !w.checks_down.is_empty();
+                        let rows = super::wrong::problems(&w);
+                        let (tone, title) = super::wrong::headline(rows.len(), w.pending);
+                        let (card, heading) = match tone {
+                            Tone::Bad => ("card wrong bad-border", "bad"),
+                            Tone::Pending => ("card wrong warn-border", "warn"),
+                            Tone::Clear => ("card wrong ok-border", "ok"),
+                        };
                         view! {
-                            <section class=if bad { "card wrong bad-border" } else { "card wrong ok-border" } data-testid="anything-wrong">
-                                {if bad {
+                            <section class=card data-testid="anything-wrong">
+                                <h2 class=heading>{title}</h2>
+                                {if rows.is_empty() {
                                     view! {
-                                        <h2 class="bad">{format!("{} alert{} firing{}", w.firing.len(), if w.firing.len() == 1 { "" } else { "s" },
-                                            if w.checks_down.is_empty() { String::new() } else { format!(", {} check{} down", w.checks_down.len(), if w.checks_down.len() == 1 { "" } else { "s" }) })}</h2>
-                                        <ul class="wrong-list">
-                                            {w.firing.into_iter().take(8).map(|a| view! {
-                                                <li data-testid="overview-alert">{status_badge("firing", a.severity.as_str())}" "<strong>{a.rule.clone()}</strong>" · "{a.summary.clone()}<span class="muted small">{format!(" for {}", ago(a.since))}</span></li>
-                                            }).collect_view()}
-                                            {w.checks_down.into_iter().map(|c| view! {
-                                                <li>{status_badge("down", "critical")}" "<strong>{c}</strong>" health check"</li>
-                                            }).collect_view()}
-                                        </ul>
-                                        <p><A href="/alerts">"All alerts"</A>" · "<A href="/checks">"Health checks"</A></p>
+                                        <p class="muted">{format!("No alert firing ({} rules watching), {} health check{} up.",
+                                            w.rules, w.checks_total, if w.checks_total == 1 { "" } else { "s" })}</p>
                                     }.into_any()
                                 } else {
                                     view! {
-                                        <h2 class="ok">"All clear"</h2>
-                                        <p class="muted">{format!("No alert firing ({} rules watching{}), {} health check{} up.",
-                                            w.rules,
-                                            if w.pending > 0 { format!(", {} pending", w.pending) } else { String::new() },
-                                            w.checks_total, if w.checks_total == 1 { "" } else { "s" })}</p>
+                                        <ul class="wrong-list">
+                                            {rows.into_iter().take(12).map(|p| {
+                                                let badge = if p.check { status_badge("down", "critical").into_any() } else { status_badge("firing", p.severity.as_str()).into_any() };
+                                                let rules = (p.check && !p.rules.is_empty()).then(|| format!(" (rules: {})", p.rules.join(", ")));
+                                                view! {
+                                                    <li data-testid="overview-alert">{badge}" "<strong>{p.title}</strong>" · "{p.detail}{rules}
+                                                        {p.since.map(|s| view! { <span class="muted small">{format!(" for {}", ago(s))}</span> })}</li>
+                                                }
+                                            }).collect_view()}
+                                        </ul>
                                     }.into_any()
                                 }}
+                                {(tone != Tone::Clear).then(|| view! {
+                                    <p><A href="/alerts">"All alerts"</A>" · "<A href="/checks">"Health checks"</A></p>
+                                })}
                             </section>
                         }.into_any()
                     }
