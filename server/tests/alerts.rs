@@ -245,6 +245,14 @@ async fn a_webhook_that_keeps_failing_is_given_up_and_silences_hold_notification
     let alerts = json(admin.get(app.url("/api/v1/alerts")).call().await).await;
     assert_eq!(alerts["history"][0]["silenced"], true);
     assert_eq!(alerts["silences"][0]["comment"], "maintenance");
+
+    // A silence for a rule that does not exist is refused by name, not a 500.
+    let body = admin
+        .post(app.url("/api/v1/alerts/silences"))
+        .json(&json!({"rule_id": 987654321, "seconds": 3600}))
+        .expect_json(StatusCode::UNPROCESSABLE_ENTITY)
+        .await;
+    assert_eq!(body["error"], "rule_id: no rule 987654321");
 }
 
 #[sqlx::test(migrations = "../migrations")]

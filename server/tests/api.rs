@@ -131,6 +131,21 @@ async fn openapi_document_lists_the_api(pool: PgPool) {
     assert!(doc["components"]["schemas"]
         .get("BackupTargetInfo")
         .is_some());
+    // Stored states are documented with the words the answers carry, not the Rust names.
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(schemas["Severity"]["enum"], json!(["warning", "critical"]));
+    assert_eq!(
+        schemas["JobStatus"]["enum"],
+        json!(["running", "succeeded", "failed"])
+    );
+    assert_eq!(
+        schemas["Liveness"]["enum"],
+        json!(["up", "down", "unknown"])
+    );
+    assert!(
+        schemas.get("NewTargetBody").is_some(),
+        "backup target body keeps its name"
+    );
 }
 
 #[sqlx::test(migrator = "server::MIGRATOR")]

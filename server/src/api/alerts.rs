@@ -179,7 +179,7 @@ pub struct NewSilence {
 #[utoipa::path(post, path = "/api/v1/alerts/silences", tag = "alerts", request_body = NewSilence, responses(
     (status = 201, description = "Silenced", body = Created),
     (status = 403, description = "Not an operator", body = ErrorBody),
-    (status = 422, description = "Bad length or comment", body = ErrorBody),
+    (status = 422, description = "Bad length or comment, or no such rule", body = ErrorBody),
 ))]
 pub async fn add_silence(
     ctx: RequestCtx,

@@ -179,6 +179,7 @@ pub struct RestoreBody {
         (status = 409, description = "Restore running, database exists, or no file", body = ErrorBody),
         (status = 422, description = "Confirmation, mode or name wrong", body = ErrorBody),
         (status = 424, description = "The target's server cannot be reached or refused the connection", body = ErrorBody),
+        (status = 429, description = "Too many wrong passwords: restores are throttled like sign-ins (Retry-After)", body = ErrorBody),
     ))]
 pub async fn restore(
     ctx: RequestCtx,

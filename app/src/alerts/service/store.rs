@@ -403,7 +403,13 @@ pub async fn add_silence_by(
         actor.name
     )
     .fetch_one(pool)
-    .await?;
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
+            AppError::unprocessable(format!("rule_id: no rule {}", rule_id.unwrap_or_default()))
+        }
+        _ => e.into(),
+    })?;
     done(
         pool,
         actor,
