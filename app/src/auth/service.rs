@@ -196,14 +196,15 @@ pub async fn current_user(ctx: &RequestCtx) -> AppResult<Option<CurrentUser>> {
         ctx.session.flush().await?;
         return Ok(None);
     }
-    let row: Option<(String, String)> = sqlx::query_as(
+    let row = sqlx::query!(
         "SELECT username, role FROM users
          WHERE id = $1 AND NOT disabled AND sessions_valid_after <= to_timestamp($2)",
+        user_id,
+        login_at_ms as f64 / 1000.0
     )
-    .bind(user_id)
-    .bind(login_at_ms as f64 / 1000.0)
     .fetch_optional(&ctx.state.pool)
-    .await?;
+    .await?
+    .map(|r| (r.username, r.role));
     match row {
         Some((username, role)) => {
             let minute = now_ms() / 60_000;
@@ -299,10 +300,13 @@ pub async fn login(ctx: &RequestCtx, username: &str, password: &str) -> AppResul
     let row: Option<(i64, String, String, bool)> = if password.len() > super::MAX_PASSWORD_LEN {
         None
     } else {
-        sqlx::query_as("SELECT id, password_hash, role, disabled FROM users WHERE username = $1")
-            .bind(username)
-            .fetch_optional(pool)
-            .await?
+        sqlx::query!(
+            "SELECT id, password_hash, role, disabled FROM users WHERE username = $1",
+            username
+        )
+        .fetch_optional(pool)
+        .await?
+        .map(|r| (r.id, r.password_hash, r.role, r.disabled))
     };
     let stored = row.as_ref().map(|r| r.1.clone());
     let password_ok = verify_password(
@@ -471,16 +475,16 @@ pub async fn insert_user(
     validate_username(username).map_err(AppError::Unprocessable)?;
     validate_password(password).map_err(AppError::Unprocessable)?;
     let hash = hash_password(password.to_string()).await?;
-    let row: Result<(OffsetDateTime,), sqlx::Error> = sqlx::query_as(
+    let row = sqlx::query_scalar!(
         "INSERT INTO users (username, password_hash, role) VALUES ($1, $2, $3) RETURNING created_at",
+        username,
+        &hash,
+        role.as_str()
     )
-    .bind(username)
-    .bind(&hash)
-    .bind(role.as_str())
     .fetch_one(pool)
     .await;
     match row {
-        Ok((created_at,)) => Ok(UserSummary {
+        Ok(created_at) => Ok(UserSummary {
             username: username.to_string(),
             role,
             disabled: false,
@@ -538,11 +542,13 @@ pub async fn update_user(
     sqlx::query!("SELECT pg_advisory_xact_lock(hashtext('opsdeck.users.admins'))")
         .execute(&mut *tx)
         .await?;
-    let current: Option<(String, bool)> =
-        sqlx::query_as("SELECT role, disabled FROM users WHERE username = $1")
-            .bind(username)
-            .fetch_optional(&mut *tx)
-            .await?;
+    let current = sqlx::query!(
+        "SELECT role, disabled FROM users WHERE username = $1",
+        username
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .map(|r| (r.role, r.disabled));
     let Some((old_role, old_disabled)) = current else {
         return Err(AppError::not_found(format!("no user `{username}`")));
     };

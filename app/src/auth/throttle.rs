@@ -95,7 +95,7 @@ pub fn judge(
 pub async fn take(pool: &PgPool, counters: &[Counter], t: Timing) -> AppResult<Verdict> {
     let keys: Vec<&str> = counters.iter().map(|c| c.key.as_str()).collect();
     // A window that has passed, or a lock that has ended, starts the count again.
-    let rows: Vec<(String, i32, Option<OffsetDateTime>)> = sqlx::query_as(
+    let rows: Vec<(String, i32, Option<OffsetDateTime>)> = sqlx::query!(
         "INSERT INTO login_throttle AS t (key, failures, window_start, locked_until)
          SELECT k, 1, now(), NULL FROM unnest($1::text[]) AS k ORDER BY k
          ON CONFLICT (key) DO UPDATE SET
@@ -107,11 +107,14 @@ pub async fn take(pool: &PgPool, counters: &[Counter], t: Timing) -> AppResult<V
                            THEN now() ELSE t.window_start END,
            locked_until = CASE WHEN t.locked_until <= now() THEN NULL ELSE t.locked_until END
          RETURNING key, failures, locked_until",
+        &keys as _,
+        t.window_secs as f64
     )
-    .bind(&keys)
-    .bind(t.window_secs as f64)
     .fetch_all(pool)
-    .await?;
+    .await?
+    .into_iter()
+    .map(|r| (r.key, r.failures, r.locked_until))
+    .collect();
     let now = OffsetDateTime::now_utc();
     let over = judge(&rows, counters, now);
     if over.is_empty() {

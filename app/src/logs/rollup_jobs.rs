@@ -123,15 +123,16 @@ async fn pending_hours(
     state: &AppState,
     now: OffsetDateTime,
 ) -> AppResult<Vec<(String, OffsetDateTime)>> {
-    let todo: Vec<(String, OffsetDateTime)> = sqlx::query_as(
+    let todo = sqlx::query!(
         "SELECT DISTINCT service, hour FROM log_rollup_pending WHERE hour <= $1 ORDER BY hour, service",
+        now - rollup::HOUR
     )
-    .bind(now - rollup::HOUR)
     .fetch_all(&state.pool)
     .await?;
     Ok(todo
         .into_iter()
-        .filter(|(_, h)| rollup::rollable(*h, rollup::HOUR, now))
+        .filter(|r| rollup::rollable(r.hour, rollup::HOUR, now))
+        .map(|r| (r.service, r.hour))
         .collect())
 }
 
@@ -314,13 +315,15 @@ pub async fn roll_up_live(state: &AppState, now: OffsetDateTime) -> AppResult<Li
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-        let prev: Option<(OffsetDateTime, sqlx::types::Json<Partial>)> = sqlx::query_as(
-            "SELECT upto, data FROM log_rollup_live WHERE service = $1 AND hour = $2",
+        let prev = sqlx::query!(
+            r#"SELECT upto, data AS "data: sqlx::types::Json<Partial>"
+               FROM log_rollup_live WHERE service = $1 AND hour = $2"#,
+            service,
+            hour
         )
-        .bind(service)
-        .bind(hour)
         .fetch_optional(&mut *tx)
-        .await?;
+        .await?
+        .map(|r| (r.upto, r.data));
         let part = match prev {
             Some((since, data)) if late == 0 && since <= upto => {
                 let mut p = data.0;
@@ -389,36 +392,44 @@ pub async fn self_check(
     let pool = &state.pool;
     let since = rollup::hour_of(since);
     // Finished hours: stored counts against the lines, for every service with either.
-    let finished: Vec<(String, OffsetDateTime, i64, i64)> = sqlx::query_as(
-        "WITH done AS (SELECT hour FROM log_rollup_hours_done WHERE hour >= $1 AND hour + interval '1 hour' <= $2),
+    let finished: Vec<(String, OffsetDateTime, i64, i64)> = sqlx::query!(
+        r#"WITH done AS (SELECT hour FROM log_rollup_hours_done WHERE hour >= $1 AND hour + interval '1 hour' <= $2),
               stored AS (SELECT h.service, h.hour, h.lines FROM log_rollup_hours h JOIN done USING (hour)),
               actual AS (SELECT l.service, date_trunc('hour', l.ts, 'UTC') AS hour, count(*) AS n
                          FROM log_lines l WHERE l.ts >= $1 AND l.ts < $2
                            AND date_trunc('hour', l.ts, 'UTC') IN (SELECT hour FROM done)
                          GROUP BY 1, 2)
-         SELECT coalesce(s.service, a.service), coalesce(s.hour, a.hour), coalesce(s.lines, 0), coalesce(a.n, 0)
+         SELECT coalesce(s.service, a.service) AS "service!", coalesce(s.hour, a.hour) AS "hour!",
+                coalesce(s.lines, 0) AS "stored!", coalesce(a.n, 0) AS "actual!"
          FROM stored s FULL JOIN actual a ON a.service = s.service AND a.hour = s.hour
          WHERE NOT EXISTS (SELECT 1 FROM log_rollup_pending p
-                           WHERE p.service = coalesce(s.service, a.service) AND p.hour = coalesce(s.hour, a.hour))",
+                           WHERE p.service = coalesce(s.service, a.service) AND p.hour = coalesce(s.hour, a.hour))"#,
+        since,
+        rollup::hour_of(now)
     )
-    .bind(since)
-    .bind(rollup::hour_of(now))
     .fetch_all(pool)
-    .await?;
+    .await?
+    .into_iter()
+    .map(|r| (r.service, r.hour, r.stored, r.actual))
+    .collect();
     // The live round: each service's row against its lines up to the round.
-    let live: Vec<(String, OffsetDateTime, i64, i64)> = sqlx::query_as(
-        "WITH r AS (SELECT hour, upto FROM log_rollup_live_rounds WHERE hour >= $1),
+    let live: Vec<(String, OffsetDateTime, i64, i64)> = sqlx::query!(
+        r#"WITH r AS (SELECT hour, upto FROM log_rollup_live_rounds WHERE hour >= $1),
               stored AS (SELECT l.service, l.hour, l.lines FROM log_rollup_live l JOIN r ON r.hour = l.hour AND r.upto = l.upto),
               actual AS (SELECT l.service, r.hour, count(*) AS n FROM r
                          JOIN log_lines l ON l.ts >= r.hour AND l.ts < r.upto GROUP BY 1, 2)
-         SELECT coalesce(s.service, a.service), coalesce(s.hour, a.hour), coalesce(s.lines, 0), coalesce(a.n, 0)
+         SELECT coalesce(s.service, a.service) AS "service!", coalesce(s.hour, a.hour) AS "hour!",
+                coalesce(s.lines, 0) AS "stored!", coalesce(a.n, 0) AS "actual!"
          FROM stored s FULL JOIN actual a ON a.service = s.service AND a.hour = s.hour
          WHERE NOT EXISTS (SELECT 1 FROM log_rollup_pending p
-                           WHERE p.service = coalesce(s.service, a.service) AND p.hour = coalesce(s.hour, a.hour))",
+                           WHERE p.service = coalesce(s.service, a.service) AND p.hour = coalesce(s.hour, a.hour))"#,
+        since
     )
-    .bind(since)
     .fetch_all(pool)
-    .await?;
+    .await?
+    .into_iter()
+    .map(|r| (r.service, r.hour, r.stored, r.actual))
+    .collect();
     let mut report = SelfCheckReport {
         checked: finished.len() + live.len(),
         ..Default::default()

@@ -22,15 +22,21 @@ pub async fn watches_for(
     pool: &PgPool,
     host: &str,
 ) -> AppResult<Vec<(String, String, Option<u16>)>> {
-    let rows: Vec<(String, String, Option<i32>)> = sqlx::query_as(
+    let rows = sqlx::query!(
         "SELECT name, pattern, port FROM watched_processes WHERE host = $1 ORDER BY name",
+        host
     )
-    .bind(host)
     .fetch_all(pool)
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(n, p, port)| (n, p, port.and_then(|p| u16::try_from(p).ok())))
+        .map(|r| {
+            (
+                r.name,
+                r.pattern,
+                r.port.and_then(|p| u16::try_from(p).ok()),
+            )
+        })
         .collect())
 }
 
@@ -259,34 +265,37 @@ pub async fn list_targets(pool: &PgPool) -> AppResult<Vec<TargetInfo>> {
 
 /// The latest `process_*` values of every watched process, with its state.
 pub async fn list_processes(pool: &PgPool, now: OffsetDateTime) -> AppResult<Vec<ProcessInfo>> {
-    let watches: Vec<(i64, String, String, String, Option<i32>)> = sqlx::query_as(
-        "SELECT id, host, name, pattern, port FROM watched_processes ORDER BY host, name",
+    let watches = sqlx::query!(
+        "SELECT id, host, name, pattern, port FROM watched_processes ORDER BY host, name"
     )
     .fetch_all(pool)
     .await?;
-    let latest: Vec<(String, String, String, OffsetDateTime, f64)> = sqlx::query_as(
-        "SELECT s.host, s.labels->>'process', s.metric, l.ts, l.value
-         FROM metric_series s JOIN metric_latest l ON l.series_id = s.id
-         WHERE s.metric LIKE 'process\\_%' AND s.labels ? 'process'",
+    let latest = sqlx::query!(
+        r#"SELECT s.host, s.labels->>'process' AS "process!", s.metric, l.ts, l.value
+           FROM metric_series s JOIN metric_latest l ON l.series_id = s.id
+           WHERE s.metric LIKE 'process\_%' AND s.labels ? 'process'"#
     )
     .fetch_all(pool)
     .await?;
-    let mut by: HashMap<(String, String), HashMap<String, (OffsetDateTime, f64)>> = HashMap::new();
-    for (host, process, metric, ts, value) in latest {
-        by.entry((host, process))
+    // (host, process) → metric → (time, value)
+    type Latest = HashMap<String, (OffsetDateTime, f64)>;
+    let mut by: HashMap<(String, String), Latest> = HashMap::new();
+    for r in latest {
+        by.entry((r.host, r.process))
             .or_default()
-            .insert(metric, (ts, value));
+            .insert(r.metric, (r.ts, r.value));
     }
-    let restarts: Vec<(String, String, f64)> = sqlx::query_as(
-        "SELECT s.host, s.labels->>'process', sum(r.sum)
-         FROM metric_series s JOIN metric_rollup_1m r ON r.series_id = s.id
-         WHERE s.metric = 'process_restarts' AND r.bucket >= $1 GROUP BY 1, 2",
+    let restarts = sqlx::query!(
+        r#"SELECT s.host, s.labels->>'process' AS "process!", sum(r.sum) AS "restarts!"
+           FROM metric_series s JOIN metric_rollup_1m r ON r.series_id = s.id
+           WHERE s.metric = 'process_restarts' AND r.bucket >= $1 GROUP BY 1, 2"#,
+        now - Duration::DAY
     )
-    .bind(now - Duration::DAY)
     .fetch_all(pool)
     .await?;
     let mut out = vec![];
-    for (id, host, name, pattern, port) in watches {
+    for w in watches {
+        let (id, host, name, pattern, port) = (w.id, w.host, w.name, w.pattern, w.port);
         let m = by.remove(&(host.clone(), name.clone())).unwrap_or_default();
         let get = |k: &str| m.get(k).map(|v| v.1);
         let last_seen = m.get("process_up").map(|v| v.0);
@@ -314,8 +323,8 @@ pub async fn list_processes(pool: &PgPool, now: OffsetDateTime) -> AppResult<Vec
             port_listening: get("process_port_listening").map(|v| v > 0.0),
             restarts_24h: restarts
                 .iter()
-                .find(|r| r.0 == host && r.1 == name)
-                .map(|r| r.2),
+                .find(|r| r.host == host && r.process == name)
+                .map(|r| r.restarts),
             last_seen: last_seen.map(Timestamp),
         });
     }

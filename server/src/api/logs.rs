@@ -56,13 +56,14 @@ async fn replay(
     key: &str,
     sha: &[u8],
 ) -> Result<Option<LogIngestOutcome>, AppError> {
-    let row: Option<(Vec<u8>, i32, i32)> = sqlx::query_as(
+    let row = sqlx::query!(
         "SELECT body_sha256, accepted, unparsed FROM log_ingest_keys WHERE token = $1 AND key = $2",
+        token,
+        key
     )
-    .bind(token)
-    .bind(key)
     .fetch_optional(db)
-    .await?;
+    .await?
+    .map(|r| (r.body_sha256, r.accepted, r.unparsed));
     match row {
         None => Ok(None),
         Some((stored, _, _)) if stored != sha => Err(AppError::unprocessable(

@@ -201,18 +201,18 @@ async fn import_record(
     .bind(path.to_string_lossy())
     .execute(pool)
     .await?;
-    let (id, done, finished): (i64, i64, bool) = sqlx::query_as(
-        "UPDATE log_imports SET path = $4, updated_at = now()
-         WHERE service = $1 AND format = $2 AND fingerprint = $3
-         RETURNING id, lines_done, finished_at IS NOT NULL",
+    let r = sqlx::query!(
+        r#"UPDATE log_imports SET path = $4, updated_at = now()
+           WHERE service = $1 AND format = $2 AND fingerprint = $3
+           RETURNING id, lines_done, finished_at IS NOT NULL AS "finished!""#,
+        svc,
+        format,
+        &fp,
+        &*path.to_string_lossy()
     )
-    .bind(svc)
-    .bind(format)
-    .bind(&fp)
-    .bind(path.to_string_lossy())
     .fetch_one(pool)
     .await?;
-    Ok((id, done.max(0) as u64, finished))
+    Ok((r.id, r.lines_done.max(0) as u64, r.finished))
 }
 
 /// Imports files in order; prints progress and a summary per file and in total.

@@ -174,14 +174,15 @@ impl Source {
     /// On taking a source: files rotated away while nobody followed them, still holding lines
     /// after their stored offset.
     async fn resume_rotated(&mut self, state: &AppState) -> AppResult<()> {
-        let rows: Vec<(i64, i64, String, i64)> = sqlx::query_as(
-            "SELECT dev, inode, path, \"offset\" FROM log_files WHERE source_id = $1 AND updated_at > now() - interval '7 days'",
+        let rows = sqlx::query!(
+            r#"SELECT dev, inode, path, "offset" FROM log_files
+               WHERE source_id = $1 AND updated_at > now() - interval '7 days'"#,
+            self.row.id
         )
-        .bind(self.row.id)
         .fetch_all(&state.pool)
         .await?;
-        for (dev, ino, path, offset) in rows {
-            let (dev, ino) = (dev as u64, ino as u64);
+        for r in rows {
+            let (dev, ino, path, offset) = (r.dev as u64, r.inode as u64, r.path, r.offset);
             let current = std::fs::metadata(&path)
                 .ok()
                 .is_some_and(|m| m.dev() == dev && m.ino() == ino);

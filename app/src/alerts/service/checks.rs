@@ -115,15 +115,16 @@ pub async fn checks_with_charts(pool: &PgPool) -> AppResult<Vec<(CheckInfo, Opti
     let checks = list_checks(pool).await?;
     let now = OffsetDateTime::now_utc();
     let from = now - Duration::days(1);
-    let points: Vec<(i64, OffsetDateTime, Option<f64>)> = sqlx::query_as(
-        "SELECT check_id, at, CASE WHEN up THEN latency_ms END FROM health_results
+    let points = sqlx::query!(
+        "SELECT check_id, at, CASE WHEN up THEN latency_ms END AS latency_ms FROM health_results
          WHERE at > $1 ORDER BY check_id, at",
+        from
     )
-    .bind(from)
     .fetch_all(pool)
     .await?;
     let mut by_check: HashMap<i64, Vec<crate::metrics::SeriesPoint>> = HashMap::new();
-    for (id, at, ms) in points {
+    for p in points {
+        let (id, at, ms) = (p.check_id, p.at, p.latency_ms);
         if let Some(ms) = ms {
             by_check
                 .entry(id)

@@ -317,28 +317,26 @@ async fn write_round(
     report.events = events.rule.len();
     let mut queued = NotificationRows::default();
     if !events.rule.is_empty() {
-        let ids: Vec<(i64, bool)> = sqlx::query_as(
+        let ids = sqlx::query!(
             "INSERT INTO alert_events (rule_id, rule_name, instance, host, status, value, summary, silenced, at)
              SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[], $7::text[], $8::bool[], $9::timestamptz[])
              RETURNING id, silenced",
+            &events.rule,
+            &events.name,
+            &events.instance,
+            &events.host as _,
+            &events.status as _,
+            &events.value as _,
+            &events.summary,
+            &events.silenced,
+            &events.at
         )
-        .bind(&events.rule)
-        .bind(&events.name)
-        .bind(&events.instance)
-        .bind(&events.host)
-        .bind(&events.status)
-        .bind(&events.value)
-        .bind(&events.summary)
-        .bind(&events.silenced)
-        .bind(&events.at)
         .fetch_all(&mut *tx)
         .await?;
         // RETURNING keeps the order of the rows inserted from UNNEST.
-        for (((event_id, silenced), notice), i) in
-            ids.iter().zip(&events.notices).zip(&events.loaded)
-        {
-            if !silenced {
-                queued.push(&loaded[*i].spec.notify, Some(*event_id), notice);
+        for ((row, notice), i) in ids.iter().zip(&events.notices).zip(&events.loaded) {
+            if !row.silenced {
+                queued.push(&loaded[*i].spec.notify, Some(row.id), notice);
             }
         }
     }

@@ -132,16 +132,18 @@ pub(super) async fn log_observations(
         }
     }
     for ((service, window), out) in windows.iter_mut() {
-        let (total, errors, avg): (i64, i64, Option<f64>) = sqlx::query_as(
-            "SELECT count(*), count(*) FILTER (WHERE level >= 4), avg(duration) FROM log_lines
-             WHERE ts >= $1 AND ts < $2 AND ($3::text IS NULL OR service = $3)",
+        let r = sqlx::query!(
+            r#"SELECT count(*) AS "total!", count(*) FILTER (WHERE level >= 4) AS "errors!",
+                      avg(duration) AS avg
+               FROM log_lines
+               WHERE ts >= $1 AND ts < $2 AND ($3::text IS NULL OR service = $3)"#,
+            now - Duration::seconds(*window),
+            now,
+            service.as_deref()
         )
-        .bind(now - Duration::seconds(*window))
-        .bind(now)
-        .bind(service.as_deref())
         .fetch_one(pool)
         .await?;
-        *out = (total, errors, avg);
+        *out = (r.total, r.errors, r.avg);
     }
     for (i, l) in loaded.iter().enumerate() {
         if l.rule.kind != Kind::Log {
@@ -280,21 +282,23 @@ pub(super) async fn backup_observations(
     if !loaded.iter().any(|l| l.rule.kind == Kind::Backup) {
         return Ok(());
     }
-    let targets: Vec<(String, OffsetDateTime, Option<OffsetDateTime>, Option<OffsetDateTime>)> =
-        sqlx::query_as(
-            "SELECT t.name, t.created_at,
-                    (SELECT max(finished_at) FROM backup_runs r WHERE r.target_id = t.id AND r.status = 'succeeded'),
-                    (SELECT max(finished_at) FROM backup_runs r WHERE r.target_id = t.id AND r.status = 'succeeded' AND r.test_restore_ok)
-             FROM backup_targets t ORDER BY t.name",
-        )
-        .fetch_all(pool)
-        .await?;
+    let targets = sqlx::query!(
+        r#"SELECT t.name, t.created_at,
+                  (SELECT max(finished_at) FROM backup_runs r
+                   WHERE r.target_id = t.id AND r.status = 'succeeded') AS last_ok,
+                  (SELECT max(finished_at) FROM backup_runs r
+                   WHERE r.target_id = t.id AND r.status = 'succeeded' AND r.test_restore_ok) AS last_tested
+           FROM backup_targets t ORDER BY t.name"#
+    )
+    .fetch_all(pool)
+    .await?;
     for (i, l) in loaded.iter().enumerate() {
         if l.rule.kind != Kind::Backup {
             continue;
         }
         let verified = l.spec.verified == Some(true);
-        for (name, created, ok, tested) in &targets {
+        for t in &targets {
+            let (name, created, ok, tested) = (&t.name, &t.created_at, &t.last_ok, &t.last_tested);
             if l.spec.target.as_deref().is_some_and(|t| t != name) {
                 continue;
             }

@@ -159,26 +159,27 @@ pub async fn upsert_rule_by(pool: &PgPool, spec: &RuleSpec, actor: &Actor<'_>) -
 }
 
 pub async fn list_rules(pool: &PgPool) -> AppResult<Vec<RuleInfo>> {
-    let rows: Vec<(i64, sqlx::types::Json<RuleSpec>, bool, bool, i64, i64)> = sqlx::query_as(
-        "SELECT r.id, r.spec, r.enabled, r.builtin,
-                count(*) FILTER (WHERE s.phase = 'firing'), count(*) FILTER (WHERE s.phase = 'pending')
-         FROM alert_rules r LEFT JOIN alert_states s ON s.rule_id = r.id
-         GROUP BY r.id ORDER BY r.builtin DESC, r.name",
+    let rows = sqlx::query!(
+        r#"SELECT r.id, r.spec AS "spec: sqlx::types::Json<RuleSpec>", r.enabled, r.builtin,
+                  count(*) FILTER (WHERE s.phase = 'firing') AS "firing!",
+                  count(*) FILTER (WHERE s.phase = 'pending') AS "pending!"
+           FROM alert_rules r LEFT JOIN alert_states s ON s.rule_id = r.id
+           GROUP BY r.id ORDER BY r.builtin DESC, r.name"#
     )
     .fetch_all(pool)
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(id, spec, enabled, builtin, firing, pending)| {
-            let mut spec = spec.0;
-            spec.enabled = enabled;
+        .map(|r| {
+            let mut spec = r.spec.0;
+            spec.enabled = r.enabled;
             RuleInfo {
-                id,
+                id: r.id,
                 describe: describe(&spec),
                 spec,
-                builtin,
-                firing,
-                pending,
+                builtin: r.builtin,
+                firing: r.firing,
+                pending: r.pending,
             }
         })
         .collect())
@@ -330,14 +331,15 @@ pub async fn instance_action_by(
     action: &str,
     actor: &Actor<'_>,
 ) -> AppResult<()> {
-    let row: Option<(Option<String>, String)> = sqlx::query_as(
+    let row = sqlx::query!(
         "SELECT s.host, r.name FROM alert_states s JOIN alert_rules r ON r.id = s.rule_id
          WHERE s.rule_id = $1 AND s.instance = $2",
+        rule_id,
+        instance
     )
-    .bind(rule_id)
-    .bind(instance)
     .fetch_optional(pool)
-    .await?;
+    .await?
+    .map(|r| (r.host, r.name));
     let (host, rule) = row.ok_or_else(|| {
         AppError::not_found(format!(
             "no pending or firing alert `{instance}` for rule {rule_id}"
@@ -460,14 +462,12 @@ impl Silence {
 }
 
 pub(super) async fn active_silences(pool: &PgPool) -> AppResult<Vec<Silence>> {
-    let rows: Vec<(Option<i64>, Option<String>)> =
-        sqlx::query_as("SELECT rule_id, host FROM alert_silences WHERE ends_at > now()")
-            .fetch_all(pool)
-            .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(rule_id, host)| Silence { rule_id, host })
-        .collect())
+    Ok(sqlx::query_as!(
+        Silence,
+        "SELECT rule_id, host FROM alert_silences WHERE ends_at > now()"
+    )
+    .fetch_all(pool)
+    .await?)
 }
 
 // ---------------------------------------------------------------- the actions, as users take them

@@ -38,21 +38,24 @@ async fn series_ids(
     let labels: Vec<&str> = missing.iter().map(|k| k.1.as_str()).collect();
     let mut tx = state.pool.begin().await?;
     if let Some(max) = max_series {
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('opsdeck.series.' || $1))")
-            .bind(host)
-            .execute(&mut *tx)
-            .await?;
-        let (have, new): (i64, i64) = sqlx::query_as(
-            "SELECT (SELECT count(*) FROM metric_series WHERE host = $1),
-                    (SELECT count(*) FROM UNNEST($2::text[], $3::text[]) AS t(m, l)
-                     WHERE NOT EXISTS (SELECT 1 FROM metric_series s
-                                       WHERE s.host = $1 AND s.metric = t.m AND s.labels = t.l::jsonb))",
+        sqlx::query!(
+            "SELECT pg_advisory_xact_lock(hashtext('opsdeck.series.' || $1))",
+            host
         )
-        .bind(host)
-        .bind(&metrics)
-        .bind(&labels)
+        .execute(&mut *tx)
+        .await?;
+        let counts = sqlx::query!(
+            r#"SELECT (SELECT count(*) FROM metric_series WHERE host = $1) AS "have!",
+                      (SELECT count(*) FROM UNNEST($2::text[], $3::text[]) AS t(m, l)
+                       WHERE NOT EXISTS (SELECT 1 FROM metric_series s
+                                         WHERE s.host = $1 AND s.metric = t.m AND s.labels = t.l::jsonb)) AS "new!""#,
+            host,
+            &metrics as _,
+            &labels as _
+        )
         .fetch_one(&mut *tx)
         .await?;
+        let (have, new) = (counts.have, counts.new);
         if have + new > max {
             return Err(AppError::unprocessable(format!(
                 "host `{host}` has {have} series; this batch would add {new} more, beyond \
@@ -63,22 +66,22 @@ async fn series_ids(
     // One statement that finds or creates each series through the unique index (the no-op
     // update makes existing rows come back too). A join against the table instead was planned
     // as a scan per key while the table was young and unanalysed: seconds per batch.
-    let rows: Vec<(i32, String, sqlx::types::Json<Labels>)> = sqlx::query_as(
-        "INSERT INTO metric_series (host, metric, labels)
-         SELECT $1, m, l::jsonb FROM UNNEST($2::text[], $3::text[]) AS t(m, l)
-         ORDER BY 1, 2, 3
-         ON CONFLICT (host, metric, labels) DO UPDATE SET host = excluded.host
-         RETURNING id, metric, labels",
+    let rows = sqlx::query!(
+        r#"INSERT INTO metric_series (host, metric, labels)
+           SELECT $1, m, l::jsonb FROM UNNEST($2::text[], $3::text[]) AS t(m, l)
+           ORDER BY 1, 2, 3
+           ON CONFLICT (host, metric, labels) DO UPDATE SET host = excluded.host
+           RETURNING id, metric, labels AS "labels: sqlx::types::Json<Labels>""#,
+        host,
+        &metrics as _,
+        &labels as _
     )
-    .bind(host)
-    .bind(&metrics)
-    .bind(&labels)
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
     let rows = rows
         .into_iter()
-        .map(|(id, metric, labels)| (id, metric, labels_json(&labels.0)));
+        .map(|r| (r.id, r.metric, labels_json(&r.labels.0)));
     let mut ids = cache.lock().unwrap_or_else(|p| p.into_inner());
     for (id, metric, labels) in rows {
         ids.insert((host.to_string(), metric.clone(), labels.clone()), id);

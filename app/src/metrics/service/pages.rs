@@ -134,11 +134,15 @@ pub async fn host_charts(
                 (now - time::Duration::seconds(secs), now, label.to_string())
             }
         };
-    let known: Option<super::HostInfo> =
-        sqlx::query_as("SELECT name, source, first_seen, last_seen FROM hosts WHERE name = $1")
-            .bind(host)
-            .fetch_optional(&state.pool)
-            .await?;
+    let known = sqlx::query_as!(
+        super::HostInfo,
+        r#"SELECT name, source, first_seen AS "first_seen: crate::timestamp::Timestamp",
+                  last_seen AS "last_seen: crate::timestamp::Timestamp"
+           FROM hosts WHERE name = $1"#,
+        host
+    )
+    .fetch_optional(&state.pool)
+    .await?;
     let Some(info) = known else {
         return Err(AppError::not_found(format!(
             "no host `{host}` has reported"

@@ -5,38 +5,35 @@ use super::*;
 use crate::timestamp::Timestamp;
 
 pub async fn hosts(pool: &PgPool) -> AppResult<Vec<HostInfo>> {
-    Ok(
-        sqlx::query_as("SELECT name, source, first_seen, last_seen FROM hosts ORDER BY name")
-            .fetch_all(pool)
-            .await?,
+    Ok(sqlx::query_as!(
+        HostInfo,
+        r#"SELECT name, source, first_seen AS "first_seen: Timestamp",
+                  last_seen AS "last_seen: Timestamp"
+           FROM hosts ORDER BY name"#
     )
+    .fetch_all(pool)
+    .await?)
 }
 
 /// The newest value of every series, optionally of one host.
 pub async fn latest(pool: &PgPool, host: Option<&str>) -> AppResult<Vec<LatestValue>> {
-    let rows: Vec<(
-        String,
-        String,
-        sqlx::types::Json<Labels>,
-        OffsetDateTime,
-        f64,
-    )> = sqlx::query_as(
-        "SELECT s.host, s.metric, s.labels, l.ts, l.value
-         FROM metric_latest l JOIN metric_series s ON s.id = l.series_id
-         WHERE $1::text IS NULL OR s.host = $1
-         ORDER BY s.host, s.metric, s.labels",
+    let rows = sqlx::query!(
+        r#"SELECT s.host, s.metric, s.labels AS "labels: sqlx::types::Json<Labels>", l.ts, l.value
+           FROM metric_latest l JOIN metric_series s ON s.id = l.series_id
+           WHERE $1::text IS NULL OR s.host = $1
+           ORDER BY s.host, s.metric, s.labels"#,
+        host
     )
-    .bind(host)
     .fetch_all(pool)
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(host, metric, labels, ts, value)| LatestValue {
-            host,
-            metric,
-            labels: labels.0,
-            ts: Timestamp(ts),
-            value,
+        .map(|r| LatestValue {
+            host: r.host,
+            metric: r.metric,
+            labels: r.labels.0,
+            ts: Timestamp(r.ts),
+            value: r.value,
         })
         .collect())
 }
@@ -64,29 +61,31 @@ pub async fn series(
         )));
     }
     let (tier, step) = tier_and_step(from, to, points, retention);
-    let matched: Vec<(i32, String, sqlx::types::Json<Labels>)> = sqlx::query_as(
-        "SELECT id, metric, labels FROM metric_series WHERE host = $1 AND metric = $2 AND labels @> $3::jsonb ORDER BY labels::text",
+    let matched = sqlx::query!(
+        r#"SELECT id, metric, labels AS "labels: sqlx::types::Json<Labels>"
+           FROM metric_series WHERE host = $1 AND metric = $2 AND labels @> $3::jsonb
+           ORDER BY labels::text"#,
+        host,
+        &selector.metric,
+        labels_json(&selector.labels) as _
     )
-    .bind(host)
-    .bind(&selector.metric)
-    .bind(labels_json(&selector.labels))
     .fetch_all(reads.pool())
     .await?;
     if matched.is_empty() {
         return Ok(SeriesResponse { series: vec![] });
     }
-    let ids: Vec<i32> = matched.iter().map(|m| m.0).collect();
+    let ids: Vec<i32> = matched.iter().map(|m| m.id).collect();
     let mut by_id = bucketed_points(reads, tier, &ids, from, to, step).await?;
     Ok(SeriesResponse {
         series: matched
             .into_iter()
-            .map(|(id, metric, labels)| SeriesData {
+            .map(|m| SeriesData {
                 host: host.to_string(),
-                metric,
-                labels: labels.0,
+                metric: m.metric,
+                labels: m.labels.0,
                 tier: tier.as_str().to_string(),
                 step_seconds: step,
-                points: by_id.remove(&id).unwrap_or_default(),
+                points: by_id.remove(&m.id).unwrap_or_default(),
             })
             .collect(),
     })
@@ -173,17 +172,20 @@ pub async fn first_series_points(
     let hosts: Vec<&str> = wanted.iter().map(|w| w.0.as_str()).collect();
     let metrics: Vec<&str> = wanted.iter().map(|w| w.1.metric.as_str()).collect();
     let labels: Vec<String> = wanted.iter().map(|w| labels_json(&w.1.labels)).collect();
-    let chosen: Vec<(i64, i32)> = sqlx::query_as(
-        "SELECT DISTINCT ON (w.i) w.i, s.id
-         FROM UNNEST($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS w(host, metric, labels, i)
-         JOIN metric_series s ON s.host = w.host AND s.metric = w.metric AND s.labels @> w.labels::jsonb
-         ORDER BY w.i, (SELECT count(*) FROM jsonb_object_keys(s.labels)), s.labels::text",
+    let chosen: Vec<(i64, i32)> = sqlx::query!(
+        r#"SELECT DISTINCT ON (w.i) w.i AS "i!", s.id
+           FROM UNNEST($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS w(host, metric, labels, i)
+           JOIN metric_series s ON s.host = w.host AND s.metric = w.metric AND s.labels @> w.labels::jsonb
+           ORDER BY w.i, (SELECT count(*) FROM jsonb_object_keys(s.labels)), s.labels::text"#,
+        &hosts as _,
+        &metrics as _,
+        &labels
     )
-    .bind(&hosts)
-    .bind(&metrics)
-    .bind(&labels)
     .fetch_all(reads.pool())
-    .await?;
+    .await?
+    .into_iter()
+    .map(|r| (r.i, r.id))
+    .collect();
     if chosen.is_empty() {
         return Ok(out);
     }
