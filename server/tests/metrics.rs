@@ -608,6 +608,21 @@ async fn host_pages_show_charts_and_cards(pool: PgPool) {
         "metrics never reported say so"
     );
 
+    // Without a range the page opens on the last hour.
+    let html = admin
+        .get(app.url("/hosts/web-1"))
+        .call()
+        .await
+        .text()
+        .await
+        .unwrap();
+    // (Leptos marks the edges of dynamic text with `<!>`.)
+    assert!(
+        html.replace("<!>", "")
+            .contains("showing 1h from the raw tier"),
+        "the default range is 1h"
+    );
+
     let res = admin.get(app.url("/hosts/nowhere")).call().await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     assert!(res

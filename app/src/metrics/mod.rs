@@ -203,6 +203,10 @@ pub fn level(percent: f64) -> &'static str {
     }
 }
 
+/// The range a host page opens on: short, so a new installation shows its first minutes of
+/// data at once rather than a nearly empty day.
+pub const DEFAULT_RANGE: &str = "1h";
+
 /// The ranges the Hosts page offers.
 pub const RANGES: [(&str, i64); 5] = [
     ("1h", 3600),

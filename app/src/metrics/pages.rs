@@ -213,7 +213,7 @@ pub fn HostPage() -> impl IntoView {
         if from().is_some() {
             "custom".to_string()
         } else {
-            range().unwrap_or_else(|| "24h".into())
+            range().unwrap_or_else(|| super::DEFAULT_RANGE.into())
         }
     };
     view! {

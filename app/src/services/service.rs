@@ -680,6 +680,16 @@ fn process_summary(p: &ProcessInfo) -> Vec<(String, String)> {
 async fn target_detail(w: &DetailWindow<'_>, tg: TargetInfo) -> AppResult<DetailData> {
     let (host, l) = (tg.host.as_str(), ("target", tg.name.as_str()));
     let (dur, step) = w.points(host, "scrape_duration_seconds", l).await?;
+    // Scrapes take milliseconds: shown in ms, as the summary's "Duration" is.
+    let dur_ms: Vec<SeriesPoint> = dur
+        .iter()
+        .map(|p| SeriesPoint {
+            ts: p.ts,
+            avg: p.avg * 1000.0,
+            min: p.min * 1000.0,
+            max: p.max * 1000.0,
+        })
+        .collect();
     let (samples, _) = w.points(host, "scrape_samples", l).await?;
     let (rps, _) = w.points(host, "scrape_requests_per_second", l).await?;
     let (up, _) = w.points(host, "scrape_up", l).await?;
@@ -700,10 +710,10 @@ async fn target_detail(w: &DetailWindow<'_>, tg: TargetInfo) -> AppResult<Detail
         ),
         w.chart(
             "duration",
-            "Scrape duration (s)",
+            "Scrape duration (ms)",
             Unit::Plain,
             step,
-            &[line("duration", &dur, true)],
+            &[line("duration", &dur_ms, true)],
         ),
         w.chart("up", "Up", Unit::Count, step, &[line("up", &up, false)]),
     ];

@@ -121,7 +121,7 @@ pub async fn host_charts(
                 (from, to, "custom".to_string())
             }
             _ => {
-                let label = range.unwrap_or("24h");
+                let label = range.unwrap_or(crate::metrics::DEFAULT_RANGE);
                 let secs = RANGES
                     .iter()
                     .find(|(l, _)| *l == label)
