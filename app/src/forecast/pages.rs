@@ -27,20 +27,33 @@ fn pct(v: Option<f64>) -> String {
     v.map(|v| format!("{v:.1}")).unwrap_or_else(|| "–".into())
 }
 
-/// What a forecast row is about, in the words of the Hosts page: "CPU", "Memory", "Disk /".
-pub fn resource_name(metric: &str, mount: Option<&str>) -> String {
-    match (metric, mount) {
+/// What a forecast row is about, in the words of the Hosts page: "CPU", "Memory", "Disk /";
+/// labels other than the mount follow in braces, so that two series of one host (say, its own
+/// and one scraped from an exporter) never read alike.
+pub fn resource_name(metric: &str, labels: &crate::metrics::Labels) -> String {
+    let name = match (metric, labels.get("mount")) {
         (_, Some(m)) => format!("Disk {m}"),
         ("cpu_usage_percent", None) => "CPU".into(),
         ("memory_used_percent", None) => "Memory".into(),
         ("swap_used_percent", None) => "Swap".into(),
+        ("tcp_connections", None) => "TCP connections".into(),
         (m, None) => m.replace('_', " "),
+    };
+    let rest: Vec<String> = labels
+        .iter()
+        .filter(|(k, _)| *k != "mount" && !(metric == "tcp_connections" && *k == "state"))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    if rest.is_empty() {
+        name
+    } else {
+        format!("{name} {{{}}}", rest.join(", "))
     }
 }
 
 fn row_view(r: &ForecastRow, now: OffsetDateTime) -> impl IntoView {
     let soon = r.eta_80.is_some_and(|t| t - now <= time::Duration::days(7));
-    let what = resource_name(&r.metric, r.labels.get("mount").map(String::as_str));
+    let what = resource_name(&r.metric, &r.labels);
     let eta = match (r.eta_80, r.eta_80_low, r.eta_80_high) {
         // Already above: "now (now – now)" says nothing; the reason does.
         (Some(e), Some(lo), Some(hi)) if e == lo && e == hi && r.reason.is_some() => {
@@ -101,5 +114,48 @@ pub fn CapacityPage() -> impl IntoView {
                 }
             })}
         </Transition>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resources_are_named_as_on_the_hosts_page_and_never_alike() {
+        let labels = |pairs: &[(&str, &str)]| -> crate::metrics::Labels {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let cases = [
+            ("cpu_usage_percent", labels(&[]), "CPU"),
+            ("memory_used_percent", labels(&[]), "Memory"),
+            (
+                "disk_used_percent",
+                labels(&[("mount", "/data")]),
+                "Disk /data",
+            ),
+            (
+                "tcp_connections",
+                labels(&[("state", "established")]),
+                "TCP connections",
+            ),
+            (
+                "cpu_usage_percent",
+                labels(&[("target", "self")]),
+                "CPU {target=self}",
+            ),
+            (
+                "disk_used_percent",
+                labels(&[("mount", "/"), ("target", "node")]),
+                "Disk / {target=node}",
+            ),
+            ("queue_depth_percent", labels(&[]), "queue depth percent"),
+        ];
+        for (metric, labels, want) in cases {
+            assert_eq!(resource_name(metric, &labels), want, "{metric} {labels:?}");
+        }
     }
 }

@@ -215,8 +215,7 @@ pub async fn page_data(pool: &PgPool, now: OffsetDateTime) -> AppResult<Forecast
         } else {
             Unit::Count
         };
-        let what =
-            super::pages::resource_name(&row.metric, row.labels.get("mount").map(String::as_str));
+        let what = super::pages::resource_name(&row.metric, &row.labels);
         let title = format!("{} · {what}", row.host);
         let chart = charts::render(
             &format!(
