@@ -114,3 +114,14 @@ impl Conns for Reads {
         self.heavy().await
     }
 }
+
+/// Pauses (`true`) or resumes row `id` of `table`, one of the tables with a `paused` column
+/// (checks, channels, watched processes, scrape targets, log sources, backup targets).
+pub async fn set_paused(pool: &PgPool, table: &str, id: i64, paused: bool) -> AppResult<()> {
+    sqlx::query(&format!("UPDATE {table} SET paused = $2 WHERE id = $1"))
+        .bind(id)
+        .bind(paused)
+        .execute(pool)
+        .await?;
+    Ok(())
+}

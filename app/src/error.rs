@@ -110,6 +110,8 @@ mod ssr {
                 sqlx::Error::Database(db) => match db.code().as_deref().unwrap_or_default() {
                     // Text with a NUL byte, or not valid in the database's encoding: the
                     // request's fault, whatever field carried it.
+                    // A unique name taken meanwhile (two requests at once, or a rename).
+                    "23505" => AppError::conflict("that name is already taken"),
                     "22021" | "22P05" => AppError::bad_request(
                         "the request holds text the database cannot store (a NUL byte or \
                          invalid character)",

@@ -28,6 +28,8 @@ pub mod locks;
 #[cfg(feature = "ssr")]
 pub mod partitions;
 #[cfg(feature = "ssr")]
+pub mod patch;
+#[cfg(feature = "ssr")]
 pub mod runtime;
 #[cfg(feature = "ssr")]
 pub mod state;

@@ -45,6 +45,9 @@ text_enum! {
 pub struct ChannelInfo {
     pub id: i64,
     pub name: String,
+    /// Paused: kept, but not run until resumed (`PATCH` with `{"paused": false}`).
+    #[serde(default)]
+    pub paused: bool,
     pub kind: String,
     /// webhook: scheme and host only.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -133,6 +136,9 @@ pub struct AlertsOverview {
 pub struct CheckInfo {
     pub id: i64,
     pub name: String,
+    /// Paused: kept, but not run until resumed (`PATCH` with `{"paused": false}`).
+    #[serde(default)]
+    pub paused: bool,
     pub url: String,
     pub interval_seconds: i32,
     pub timeout_seconds: i32,

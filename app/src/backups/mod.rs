@@ -46,6 +46,9 @@ pub struct TargetInfo {
     pub keep_days: i32,
     pub keep_min: i32,
     pub verify_every_hours: i32,
+    /// Its schedule is paused (a run by hand still works).
+    #[serde(default)]
+    pub paused: bool,
     pub next_run_at: Option<Timestamp>,
     pub last_success_at: Option<Timestamp>,
     /// When a test restore last proved a backup of this target restorable.

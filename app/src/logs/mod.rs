@@ -251,6 +251,9 @@ pub struct SourceRow {
     pub path: String,
     pub format: String,
     pub service: String,
+    /// Paused: kept, but not run until resumed (`PATCH` with `{"paused": false}`).
+    #[serde(default)]
+    pub paused: bool,
     /// Which Opsdeck host follows it.
     pub tailer: Option<String>,
     /// Bytes stored so far, summed over its files.

@@ -21,7 +21,7 @@ pub async fn list(ctx: &RequestCtx) -> AppResult<Vec<SourceRow>> {
 
 pub async fn list_all(pool: &PgPool) -> AppResult<Vec<SourceRow>> {
     Ok(sqlx::query_as(
-        "SELECT s.id, s.path, s.format, s.service, st.tailer,
+        "SELECT s.id, s.path, s.format, s.service, s.paused, st.tailer,
                 coalesce((SELECT sum(\"offset\") FROM log_files f WHERE f.source_id = s.id), 0)::bigint AS position,
                 coalesce((SELECT sum(lines) FROM log_files f WHERE f.source_id = s.id), 0)::bigint AS lines,
                 coalesce(st.lines_per_sec, 0) AS lines_per_sec, st.last_line_at, st.last_error
@@ -48,6 +48,20 @@ pub async fn add(ctx: &RequestCtx, new: &NewLogSource) -> AppResult<i64> {
 
 /// Adds a source from the configuration file (at start), under the same rules.
 pub async fn add_checked(state: &AppState, new: &NewLogSource) -> AppResult<i64> {
+    let (path, format) = checked(&state.config, new)?;
+    Ok(sqlx::query_scalar!(
+        "INSERT INTO log_sources (path, format, service) VALUES ($1, $2, $3)
+         ON CONFLICT (path, service) DO UPDATE SET format = excluded.format RETURNING id",
+        path,
+        format.as_str(),
+        &new.service
+    )
+    .fetch_one(&state.pool)
+    .await?)
+}
+
+/// The source's path (trimmed) and format, once both and its service are found acceptable.
+fn checked<'a>(config: &Config, new: &'a NewLogSource) -> AppResult<(&'a str, Format)> {
     let path = new.path.trim();
     if !path.starts_with('/') || path.len() > 1024 || path.contains('\0') {
         return Err(AppError::unprocessable(format!(
@@ -62,18 +76,53 @@ pub async fn add_checked(state: &AppState, new: &NewLogSource) -> AppResult<i64>
             "path: wildcards only in the file name, not in directories",
         ));
     }
-    allowed_path(&state.config, Path::new(path)).map_err(AppError::Unprocessable)?;
+    allowed_path(config, Path::new(path)).map_err(AppError::Unprocessable)?;
     let format = Format::parse(&new.format).map_err(AppError::Unprocessable)?;
     validate_service(&new.service).map_err(AppError::Unprocessable)?;
-    Ok(sqlx::query_scalar!(
-        "INSERT INTO log_sources (path, format, service) VALUES ($1, $2, $3)
-         ON CONFLICT (path, service) DO UPDATE SET format = excluded.format RETURNING id",
-        path,
-        format.as_str(),
-        &new.service
+    Ok((path, format))
+}
+
+/// Changes a source (an admin's action, audited either way): its path, format or service, or
+/// `paused` (the tailer lets it go and takes it up again where it stopped).
+pub async fn patch(ctx: &RequestCtx, id: i64, change: crate::patch::Change) -> AppResult<()> {
+    let admin = ctx.require(Role::Admin).await?;
+    let mut fields = vec![];
+    let r = async {
+        let current = sqlx::query_as!(
+            NewLogSource,
+            "SELECT path, format, service FROM log_sources WHERE id = $1",
+            id
+        )
+        .fetch_optional(&ctx.state.pool)
+        .await?
+        .ok_or_else(|| AppError::not_found(format!("no log source {id}")))?;
+        let p = crate::patch::apply(&current, change).map_err(AppError::unprocessable)?;
+        fields = p.fields.clone();
+        let (path, format) = checked(&ctx.state.config, &p.spec)?;
+        sqlx::query!(
+            "UPDATE log_sources SET path = $2, format = $3, service = $4, paused = coalesce($5, paused)
+             WHERE id = $1",
+            id,
+            path,
+            format.as_str(),
+            &p.spec.service,
+            p.paused
+        )
+        .execute(&ctx.state.pool)
+        .await?;
+        Ok(())
+    }
+    .await;
+    let detail = serde_json::json!({"fields": fields});
+    ctx.audit(
+        &admin,
+        "logs.source.update",
+        &id.to_string(),
+        r.is_ok(),
+        detail,
     )
-    .fetch_one(&state.pool)
-    .await?)
+    .await?;
+    r
 }
 
 /// Stops following a source (an admin's action, audited either way); its lines stay.

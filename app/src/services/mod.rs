@@ -3,6 +3,8 @@
 //! `expfmt` (the exposition format), `scrape` (samples, rates, quantiles), `process` (matching,
 //! restarts); the database side is in `service` (server only).
 
+#[cfg(feature = "ssr")]
+pub mod edit;
 pub mod expfmt;
 mod pages;
 pub mod process;
@@ -43,6 +45,9 @@ pub struct ProcessInfo {
     pub id: i64,
     pub host: String,
     pub name: String,
+    /// Paused: kept, but not run until resumed (`PATCH` with `{"paused": false}`).
+    #[serde(default)]
+    pub paused: bool,
     pub pattern: String,
     pub port: Option<i32>,
     /// `up`, `down`, or `unknown` before the first collection.
@@ -66,6 +71,9 @@ pub use crate::specs::{NewProcess, NewTarget};
 pub struct TargetInfo {
     pub id: i64,
     pub name: String,
+    /// Paused: kept, but not run until resumed (`PATCH` with `{"paused": false}`).
+    #[serde(default)]
+    pub paused: bool,
     pub url: String,
     pub host: String,
     pub interval_seconds: i32,

@@ -23,7 +23,7 @@ pub async fn watches_for(
     host: &str,
 ) -> AppResult<Vec<(String, String, Option<u16>)>> {
     let rows = sqlx::query!(
-        "SELECT name, pattern, port FROM watched_processes WHERE host = $1 ORDER BY name",
+        "SELECT name, pattern, port FROM watched_processes WHERE host = $1 AND NOT paused ORDER BY name",
         host
     )
     .fetch_all(pool)
@@ -97,7 +97,7 @@ async fn write_target(
 }
 
 /// A conflict named for the user, any other error as it is.
-fn conflict_as(e: sqlx::Error, message: impl FnOnce() -> String) -> AppError {
+pub(super) fn conflict_as(e: sqlx::Error, message: impl FnOnce() -> String) -> AppError {
     if unique_violation(&e) {
         AppError::conflict(message())
     } else {
@@ -228,21 +228,23 @@ struct TargetRow {
     last_samples: Option<i32>,
     last_dropped: i32,
     has_token: bool,
+    paused: bool,
 }
 
-const TARGET_COLUMNS: &str = "id, name, url, host, interval_seconds, timeout_seconds, max_series, up, state_since, last_scrape_at, last_success_at, last_error, last_duration_ms, last_samples, last_dropped, bearer_token IS NOT NULL AS has_token";
+const TARGET_COLUMNS: &str = "id, name, url, host, interval_seconds, timeout_seconds, max_series, up, state_since, last_scrape_at, last_success_at, last_error, last_duration_ms, last_samples, last_dropped, bearer_token IS NOT NULL AS has_token, paused";
 
 /// A target as anyone may see it: its URL and errors redacted (`redact`), the token never.
 fn target_info(r: TargetRow) -> TargetInfo {
     TargetInfo {
         id: r.id,
         name: r.name,
+        paused: r.paused,
         url: crate::redact::url(&r.url),
         host: r.host,
         interval_seconds: r.interval_seconds,
         timeout_seconds: r.timeout_seconds,
         max_series: r.max_series,
-        state: Liveness::from_up(r.up),
+        state: Liveness::from_up(r.up.filter(|_| !r.paused)),
         since: r.state_since.map(Timestamp),
         last_scrape: r.last_scrape_at.map(Timestamp),
         last_success: r.last_success_at.map(Timestamp),
@@ -266,7 +268,7 @@ pub async fn list_targets(pool: &PgPool) -> AppResult<Vec<TargetInfo>> {
 /// The latest `process_*` values of every watched process, with its state.
 pub async fn list_processes(pool: &PgPool, now: OffsetDateTime) -> AppResult<Vec<ProcessInfo>> {
     let watches = sqlx::query!(
-        "SELECT id, host, name, pattern, port FROM watched_processes ORDER BY host, name"
+        "SELECT id, host, name, pattern, port, paused FROM watched_processes ORDER BY host, name"
     )
     .fetch_all(pool)
     .await?;
@@ -310,9 +312,11 @@ pub async fn list_processes(pool: &PgPool, now: OffsetDateTime) -> AppResult<Vec
             id,
             host: host.clone(),
             name: name.clone(),
+            paused: w.paused,
             pattern,
             port,
             state: match up {
+                _ if w.paused => Liveness::Unknown,
                 None if last_seen.is_some() => Liveness::Down,
                 up => Liveness::from_up(up),
             },
@@ -360,7 +364,7 @@ pub struct Claimed {
 pub async fn claim_due(pool: &PgPool) -> AppResult<Vec<Claimed>> {
     Ok(sqlx::query_as(
         "UPDATE scrape_targets SET next_scrape_at = now() + make_interval(secs => interval_seconds)
-         WHERE id IN (SELECT id FROM scrape_targets WHERE next_scrape_at <= now()
+         WHERE id IN (SELECT id FROM scrape_targets WHERE next_scrape_at <= now() AND NOT paused
                       ORDER BY next_scrape_at LIMIT 200 FOR UPDATE SKIP LOCKED)
          RETURNING id, name, url, host, timeout_seconds, max_series, bearer_token, counters",
     )

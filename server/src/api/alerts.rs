@@ -15,48 +15,32 @@ use axum::Json;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-/// Notification channels; a webhook's URL is shown redacted (scheme and host).
-#[utoipa::path(get, path = "/api/v1/alerts/channels", tag = "alerts", responses(
-    (status = 200, description = "Channels", body = Vec<ChannelInfo>),
-    (status = 401, description = "Not signed in", body = ErrorBody),
-    (status = 403, description = "Not an admin", body = ErrorBody),
-))]
-pub async fn list_channels(ctx: RequestCtx) -> Result<Json<Vec<ChannelInfo>>, AppError> {
-    ctx.require(Role::Admin).await?;
-    Ok(Json(service::list_channels(&ctx.state.pool).await?))
-}
+api_list!(
+    /// Notification channels; a webhook's URL is shown redacted (scheme and host).
+    list_channels: "/api/v1/alerts/channels", "alerts", Admin, Vec<ChannelInfo>,
+    |ctx| service::list_channels(&ctx.state.pool).await?
+);
 
-/// Add a channel, or replace the one with the same name: `{"name","kind":"webhook","url"}`
-/// (optional `"format":"slack"|"discord"`) or `{"name","kind":"email","to"}`.
-#[utoipa::path(post, path = "/api/v1/alerts/channels", tag = "alerts", request_body = NewChannel, responses(
-    (status = 201, description = "Saved", body = Created),
-    (status = 401, description = "Not signed in", body = ErrorBody),
-    (status = 403, description = "Not an admin", body = ErrorBody),
-    (status = 422, description = "Bad name, kind, URL or address", body = ErrorBody),
-))]
-pub async fn add_channel(
-    ctx: RequestCtx,
-    ApiJson(body): ApiJson<NewChannel>,
-) -> Result<(StatusCode, Json<Created>), AppError> {
-    let id = service::upsert_channel(&ctx, &body).await?;
-    Ok((StatusCode::CREATED, Json(Created { id })))
-}
+api_create!(
+    /// Add a channel, or replace the one with the same name: `{"name","kind":"webhook","url"}`
+    /// (optional `"format":"slack"|"discord"`) or `{"name","kind":"email","to"}`.
+    add_channel: "/api/v1/alerts/channels", "alerts", NewChannel -> Created,
+    [(status = 422, description = "Bad name, kind, URL or address", body = ErrorBody)],
+    |ctx, new| Created { id: service::upsert_channel(&ctx, &new).await? }
+);
 
-/// Delete a channel (rules that name it stop notifying it).
-#[utoipa::path(delete, path = "/api/v1/alerts/channels/{id}", tag = "alerts",
-    params(("id" = i64, Path, description = "Channel id")),
-    responses(
-        (status = 204, description = "Deleted"),
-        (status = 403, description = "Not an admin", body = ErrorBody),
-        (status = 404, description = "No such channel", body = ErrorBody),
-))]
-pub async fn delete_channel(
-    ctx: RequestCtx,
-    ApiPath(id): ApiPath<i64>,
-) -> Result<StatusCode, AppError> {
-    service::delete_channel(&ctx, id).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
+api_delete!(
+    /// Delete a channel (rules that name it stop notifying it).
+    delete_channel: "/api/v1/alerts/channels/{id}", "alerts", "id": i64, "Channel id", "Deleted",
+    |ctx, id| service::delete_channel(&ctx, id).await?
+);
+
+api_patch!(
+    /// Change a channel: any field of its declaration, or `{"paused": true}` to send it nothing
+    /// for now. Rules that name it follow a rename.
+    patch_channel: "/api/v1/alerts/channels/{id}", "alerts", "id": i64, "Channel id",
+    |ctx, id, change| service::patch_channel(&ctx, id, change).await?
+);
 
 /// Queue a test notification to a channel; its delivery shows in the channel's `last_status`.
 #[utoipa::path(post, path = "/api/v1/alerts/channels/{id}/test", tag = "alerts",
@@ -74,51 +58,35 @@ pub async fn test_channel(
     Ok((StatusCode::ACCEPTED, Json(Created { id })))
 }
 
-/// Every rule with its firing and pending counts.
-#[utoipa::path(get, path = "/api/v1/alerts/rules", tag = "alerts", responses(
-    (status = 200, description = "Rules", body = Vec<RuleInfo>),
-    (status = 401, description = "Not signed in", body = ErrorBody),
-))]
-pub async fn list_rules(ctx: RequestCtx) -> Result<Json<Vec<RuleInfo>>, AppError> {
-    ctx.require(Role::Viewer).await?;
-    Ok(Json(service::list_rules(&ctx.state.pool).await?))
-}
+api_list!(
+    /// Every rule with its firing and pending counts.
+    list_rules: "/api/v1/alerts/rules", "alerts", Viewer, Vec<RuleInfo>,
+    |ctx| service::list_rules(&ctx.state.pool).await?
+);
 
-/// Add a rule, or replace the one with the same name (its state starts over). Kinds: `metric`
-/// (`metric`, `host`, `op`, `threshold`, `clear_threshold`), `health` (`check`), `log`
-/// (`condition`: `error_rate`, `avg_response_time` or `query_count` with `query`;
-/// `threshold`, `service`, `window_seconds`), `forecast` (`days`, `metric`, `host`), `backup`
-/// (`hours`, `target`, `verified`). All take `for_seconds`, `repeat_seconds`, `notify`,
-/// `severity`, `enabled`.
-#[utoipa::path(post, path = "/api/v1/alerts/rules", tag = "alerts", request_body = RuleSpec, responses(
-    (status = 201, description = "Saved", body = Created),
-    (status = 401, description = "Not signed in", body = ErrorBody),
-    (status = 403, description = "Not an operator", body = ErrorBody),
-    (status = 422, description = "A field is missing or wrong; the message names it", body = ErrorBody),
-))]
-pub async fn add_rule(
-    ctx: RequestCtx,
-    ApiJson(body): ApiJson<RuleSpec>,
-) -> Result<(StatusCode, Json<Created>), AppError> {
-    let id = service::upsert_rule(&ctx, &body).await?;
-    Ok((StatusCode::CREATED, Json(Created { id })))
-}
+api_create!(
+    /// Add a rule, or replace the one with the same name (its state starts over). Kinds: `metric`
+    /// (`metric`, `host`, `op`, `threshold`, `clear_threshold`), `health` (`check`), `log`
+    /// (`condition`: `error_rate`, `avg_response_time` or `query_count` with `query`;
+    /// `threshold`, `service`, `window_seconds`), `forecast` (`days`, `metric`, `host`), `backup`
+    /// (`hours`, `target`, `verified`). All take `for_seconds`, `repeat_seconds`, `notify`,
+    /// `severity`, `enabled`.
+    add_rule: "/api/v1/alerts/rules", "alerts", RuleSpec -> Created, [],
+    |ctx, new| Created { id: service::upsert_rule(&ctx, &new).await? }
+);
 
-/// Delete a rule (its history stays).
-#[utoipa::path(delete, path = "/api/v1/alerts/rules/{id}", tag = "alerts",
-    params(("id" = i64, Path, description = "Rule id")),
-    responses(
-        (status = 204, description = "Deleted"),
-        (status = 403, description = "Not an operator", body = ErrorBody),
-        (status = 404, description = "No such rule", body = ErrorBody),
-))]
-pub async fn delete_rule(
-    ctx: RequestCtx,
-    ApiPath(id): ApiPath<i64>,
-) -> Result<StatusCode, AppError> {
-    service::rule_action(&ctx, id, "delete").await?;
-    Ok(StatusCode::NO_CONTENT)
-}
+api_delete!(
+    /// Delete a rule (its history stays).
+    delete_rule: "/api/v1/alerts/rules/{id}", "alerts", "id": i64, "Rule id", "Deleted",
+    |ctx, id| service::rule_action(&ctx, id, "delete").await?
+);
+
+api_patch!(
+    /// Change a rule: any field of its declaration, or `{"paused": true}` (the same as
+    /// `"enabled": false`). Its states start over.
+    patch_rule: "/api/v1/alerts/rules/{id}", "alerts", "id": i64, "Rule id",
+    |ctx, id, change| service::patch_rule(&ctx, id, change).await?
+);
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -196,60 +164,36 @@ pub async fn add_silence(
     Ok((StatusCode::CREATED, Json(Created { id })))
 }
 
-/// End a silence now.
-#[utoipa::path(delete, path = "/api/v1/alerts/silences/{id}", tag = "alerts",
-    params(("id" = i64, Path, description = "Silence id")),
-    responses(
-        (status = 204, description = "Ended"),
-        (status = 403, description = "Not an operator", body = ErrorBody),
-        (status = 404, description = "No active silence with that id", body = ErrorBody),
-))]
-pub async fn end_silence(
-    ctx: RequestCtx,
-    ApiPath(id): ApiPath<i64>,
-) -> Result<StatusCode, AppError> {
-    service::end_silence(&ctx, id).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
+api_delete!(
+    /// End a silence now.
+    end_silence: "/api/v1/alerts/silences/{id}", "alerts", "id": i64, "Silence id", "Ended",
+    |ctx, id| service::end_silence(&ctx, id).await?
+);
 
-/// Health checks: state (up, down, unknown), latency, uptime over 24 h, 7 and 30 days.
-#[utoipa::path(get, path = "/api/v1/checks", tag = "alerts", responses(
-    (status = 200, description = "Checks", body = Vec<CheckInfo>),
-    (status = 401, description = "Not signed in", body = ErrorBody),
-))]
-pub async fn list_checks(ctx: RequestCtx) -> Result<Json<Vec<CheckInfo>>, AppError> {
-    ctx.require(Role::Viewer).await?;
-    Ok(Json(service::list_checks(&ctx.state.pool).await?))
-}
+api_list!(
+    /// Health checks: state (up, down, unknown), latency, uptime over 24 h, 7 and 30 days.
+    list_checks: "/api/v1/checks", "alerts", Viewer, Vec<CheckInfo>,
+    |ctx| service::list_checks(&ctx.state.pool).await?
+);
 
-/// Add a check, or replace the one with the same name:
-/// `{"name","url","interval_seconds","timeout_seconds","expected_status"}` (optional
-/// `expected_body`: text the body must contain).
-#[utoipa::path(post, path = "/api/v1/checks", tag = "alerts", request_body = NewCheck, responses(
-    (status = 201, description = "Saved", body = Created),
-    (status = 403, description = "Not an operator", body = ErrorBody),
-    (status = 422, description = "Bad name, URL, interval, timeout or status", body = ErrorBody),
-))]
-pub async fn add_check(
-    ctx: RequestCtx,
-    ApiJson(body): ApiJson<NewCheck>,
-) -> Result<(StatusCode, Json<Created>), AppError> {
-    let id = service::upsert_check(&ctx, &body).await?;
-    Ok((StatusCode::CREATED, Json(Created { id })))
-}
+api_create!(
+    /// Add a check, or replace the one with the same name:
+    /// `{"name","url","interval_seconds","timeout_seconds","expected_status"}` (optional
+    /// `expected_body`: text the body must contain).
+    add_check: "/api/v1/checks", "alerts", NewCheck -> Created,
+    [(status = 422, description = "Bad name, URL, interval, timeout or status", body = ErrorBody)],
+    |ctx, new| Created { id: service::upsert_check(&ctx, &new).await? }
+);
 
-/// Delete a check and its results.
-#[utoipa::path(delete, path = "/api/v1/checks/{id}", tag = "alerts",
-    params(("id" = i64, Path, description = "Check id")),
-    responses(
-        (status = 204, description = "Deleted"),
-        (status = 403, description = "Not an operator", body = ErrorBody),
-        (status = 404, description = "No such check", body = ErrorBody),
-))]
-pub async fn delete_check(
-    ctx: RequestCtx,
-    ApiPath(id): ApiPath<i64>,
-) -> Result<StatusCode, AppError> {
-    service::delete_check(&ctx, id).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
+api_delete!(
+    /// Delete a check and its results.
+    delete_check: "/api/v1/checks/{id}", "alerts", "id": i64, "Check id", "Deleted",
+    |ctx, id| service::delete_check(&ctx, id).await?
+);
+
+api_patch!(
+    /// Change a check: any field of its declaration, or `{"paused": true}` (not run, and not
+    /// judged by health rules, until resumed).
+    patch_check: "/api/v1/checks/{id}", "alerts", "id": i64, "Check id",
+    |ctx, id, change| service::patch_check(&ctx, id, change).await?
+);

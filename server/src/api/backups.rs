@@ -15,34 +15,30 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-/// Backup targets.
-#[utoipa::path(get, path = "/api/v1/backups/targets", tag = "backups", responses(
-    (status = 200, description = "Targets", body = Vec<TargetInfo>),
-    (status = 401, description = "Not signed in", body = ErrorBody),
-    (status = 403, description = "Not an admin", body = ErrorBody),
-))]
-pub async fn list_targets(ctx: RequestCtx) -> Result<Json<Vec<TargetInfo>>, AppError> {
-    ctx.require(Role::Admin).await?;
-    Ok(Json(service::list_targets(&ctx.state).await?))
-}
+api_list!(
+    /// Backup targets.
+    list_targets: "/api/v1/backups/targets", "backups", Admin, Vec<TargetInfo>,
+    |ctx| service::list_targets(&ctx.state).await?
+);
 
-/// Add a backup target.
-#[utoipa::path(post, path = "/api/v1/backups/targets", tag = "backups", request_body = NewTarget, responses(
-    (status = 201, description = "Created", body = TargetInfo),
-    (status = 400, description = "Malformed body", body = ErrorBody),
-    (status = 401, description = "Not signed in", body = ErrorBody),
-    (status = 403, description = "Not an admin", body = ErrorBody),
-    (status = 409, description = "Name taken", body = ErrorBody),
-    (status = 422, description = "Invalid name, URL, schedule or time zone", body = ErrorBody),
-))]
-pub async fn create_target(
-    ctx: RequestCtx,
-    ApiJson(mut new): ApiJson<NewTarget>,
-) -> Result<(StatusCode, Json<TargetInfo>), AppError> {
-    new.schedule = new.schedule.filter(|s| !s.trim().is_empty());
-    let info = service::create_target_audited(&ctx, new).await?;
-    Ok((StatusCode::CREATED, Json(info)))
-}
+api_create!(
+    /// Add a backup target.
+    create_target: "/api/v1/backups/targets", "backups", NewTarget -> TargetInfo,
+    [(status = 409, description = "Name taken", body = ErrorBody)],
+    |ctx, new| {
+        let mut new = new;
+        new.schedule = new.schedule.filter(|s| !s.trim().is_empty());
+        service::create_target_audited(&ctx, new).await?
+    }
+);
+
+api_patch!(
+    /// Change a target: any field of its declaration, or `{"paused": true}` (its schedule
+    /// stops; a run by hand still works). Its database URL, password included, stays unless a
+    /// new one is given.
+    patch_target: "/api/v1/backups/targets/{name}", "backups", "name": String, "Target name",
+    |ctx, name, change| service::patch_target_audited(&ctx, &name, change).await?
+);
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

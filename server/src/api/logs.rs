@@ -1,6 +1,6 @@
 //! Logs API: NDJSON ingest (ingest token), search and analytics (viewer).
 
-use super::extract::{ApiBytes, ApiPath, ApiQuery};
+use super::extract::{ApiBytes, ApiQuery};
 use super::ErrorBody;
 use app::auth::service::RequestCtx;
 use app::auth::{tokens, Role};
@@ -312,53 +312,37 @@ pub async fn stats(
     ))
 }
 
-/// Log sources with their tailer's state (position, lines/s, last error).
-#[utoipa::path(get, path = "/api/v1/logs/sources", tag = "logs", responses(
-    (status = 200, description = "Sources", body = Vec<app::logs::SourceRow>),
-    (status = 401, description = "Not signed in", body = ErrorBody),
-    (status = 403, description = "Not an admin", body = ErrorBody),
-))]
-pub async fn list_sources(ctx: RequestCtx) -> Result<Json<Vec<app::logs::SourceRow>>, AppError> {
-    Ok(Json(sources::list(&ctx).await?))
-}
+api_list!(
+    /// Log sources with their tailer's state (position, lines/s, last error).
+    list_sources: "/api/v1/logs/sources", "logs", Admin, Vec<app::logs::SourceRow>,
+    |ctx| sources::list(&ctx).await?
+);
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedSource {
     pub id: i64,
 }
 
-/// Follow a file (or files) inside `log_source_dirs`: stored lines start from the file's
-/// beginning.
-#[utoipa::path(post, path = "/api/v1/logs/sources", tag = "logs", request_body = NewLogSource, responses(
-    (status = 201, description = "Added", body = CreatedSource),
-    (status = 401, description = "Not signed in", body = ErrorBody),
-    (status = 403, description = "Not an admin", body = ErrorBody),
-    (status = 422, description = "Bad format or service, or a path outside log_source_dirs", body = ErrorBody),
-))]
-pub async fn add_source(
-    ctx: RequestCtx,
-    super::extract::ApiJson(body): super::extract::ApiJson<NewLogSource>,
-) -> Result<(axum::http::StatusCode, Json<CreatedSource>), AppError> {
-    let id = sources::add(&ctx, &body).await?;
-    Ok((axum::http::StatusCode::CREATED, Json(CreatedSource { id })))
-}
+api_create!(
+    /// Follow a file (or files) inside `log_source_dirs`: stored lines start from the file's
+    /// beginning.
+    add_source: "/api/v1/logs/sources", "logs", NewLogSource -> CreatedSource,
+    [(status = 422, description = "Bad format or service, or a path outside log_source_dirs", body = ErrorBody)],
+    |ctx, new| CreatedSource { id: sources::add(&ctx, &new).await? }
+);
 
-/// Stop following a source (stored lines stay).
-#[utoipa::path(delete, path = "/api/v1/logs/sources/{id}", tag = "logs",
-    params(("id" = i64, Path, description = "Source id")),
-    responses(
-        (status = 204, description = "Removed"),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Not an admin", body = ErrorBody),
-        (status = 404, description = "No such source", body = ErrorBody),
-    ))]
-pub async fn delete_source(
-    ctx: RequestCtx,
-    ApiPath(id): ApiPath<i64>,
-) -> Result<axum::http::StatusCode, AppError> {
-    sources::delete(&ctx, id).await?;
-    Ok(axum::http::StatusCode::NO_CONTENT)
-}
+api_delete!(
+    /// Stop following a source (stored lines stay).
+    delete_source: "/api/v1/logs/sources/{id}", "logs", "id": i64, "Source id", "Removed",
+    |ctx, id| sources::delete(&ctx, id).await?
+);
+
+api_patch!(
+    /// Change a source's path, format or service, or `{"paused": true}` (not followed until
+    /// resumed, then taken up where it stopped).
+    patch_source: "/api/v1/logs/sources/{id}", "logs", "id": i64, "Source id",
+    |ctx, id, change| sources::patch(&ctx, id, change).await?
+);
 
 #[cfg(test)]
 mod tests {

@@ -1,5 +1,8 @@
 //! The JSON API under `/api/v1`, with its OpenAPI document generated from the handlers.
 
+#[macro_use]
+mod shapes;
+
 pub mod alerts;
 pub mod auth;
 pub mod backups;
@@ -81,8 +84,9 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(logs::search))
         .routes(routes!(logs::stats))
         .routes(routes!(logs::list_sources, logs::add_source))
-        .routes(routes!(logs::delete_source))
+        .routes(routes!(logs::delete_source, logs::patch_source))
         .routes(routes!(backups::list_targets, backups::create_target))
+        .routes(routes!(backups::patch_target))
         .routes(routes!(backups::run))
         .routes(routes!(backups::list))
         .routes(routes!(backups::get_run))
@@ -93,22 +97,22 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(backups::health))
         .routes(routes!(backups::maintenance))
         .routes(routes!(services::list_processes, services::add_process))
-        .routes(routes!(services::delete_process))
+        .routes(routes!(services::delete_process, services::patch_process))
         .routes(routes!(services::list_targets, services::add_target))
-        .routes(routes!(services::delete_target))
+        .routes(routes!(services::delete_target, services::patch_target))
         .routes(routes!(services::agent_watches))
         .routes(routes!(forecasts::list))
         .routes(routes!(alerts::list_channels, alerts::add_channel))
-        .routes(routes!(alerts::delete_channel))
+        .routes(routes!(alerts::delete_channel, alerts::patch_channel))
         .routes(routes!(alerts::test_channel))
         .routes(routes!(alerts::list_rules, alerts::add_rule))
-        .routes(routes!(alerts::delete_rule))
+        .routes(routes!(alerts::delete_rule, alerts::patch_rule))
         .routes(routes!(alerts::overview))
         .routes(routes!(alerts::ack))
         .routes(routes!(alerts::add_silence))
         .routes(routes!(alerts::end_silence))
         .routes(routes!(alerts::list_checks, alerts::add_check))
-        .routes(routes!(alerts::delete_check))
+        .routes(routes!(alerts::delete_check, alerts::patch_check))
         .split_for_parts();
     let mut doc = doc;
     complete_responses(&mut doc);

@@ -1,16 +1,15 @@
 //! Services API: watched processes and Prometheus scrape targets (operators and admins change
 //! them; everyone signed in reads them), and the watch list agents fetch with their token.
 
-use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::extract::ApiQuery;
 use super::metrics::bearer;
 use super::ErrorBody;
-use app::auth::service::RequestCtx;
-use app::auth::{tokens, Role};
+use app::auth::tokens;
 use app::error::AppError;
 use app::services::{service, NewProcess, NewTarget, ProcessInfo, TargetInfo};
 use app::state::AppState;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -20,94 +19,58 @@ pub struct Created {
     pub id: i64,
 }
 
-/// Watched processes with their state (up/down, since when, CPU, RSS, port, restarts).
-#[utoipa::path(get, path = "/api/v1/processes", tag = "services", responses(
-    (status = 200, description = "Watched processes", body = Vec<ProcessInfo>),
-    (status = 401, description = "Not signed in", body = ErrorBody),
-))]
-pub async fn list_processes(ctx: RequestCtx) -> Result<Json<Vec<ProcessInfo>>, AppError> {
-    ctx.require(Role::Viewer).await?;
-    Ok(Json(
-        service::list_processes(&ctx.state.pool, time::OffsetDateTime::now_utc()).await?,
-    ))
-}
+api_list!(
+    /// Watched processes with their state (up/down, since when, CPU, RSS, port, restarts).
+    list_processes: "/api/v1/processes", "services", Viewer, Vec<ProcessInfo>,
+    |ctx| service::list_processes(&ctx.state.pool, time::OffsetDateTime::now_utc()).await?
+);
 
-/// Watch a process: by its name or a part of its command line, optionally with a port that
-/// should be listening; `host` defaults to the server's own.
-#[utoipa::path(post, path = "/api/v1/processes", tag = "services", request_body = NewProcess, responses(
-    (status = 201, description = "Watched", body = Created),
-    (status = 401, description = "Not signed in", body = ErrorBody),
-    (status = 403, description = "Not an operator", body = ErrorBody),
-    (status = 409, description = "That host already watches a process of that name", body = ErrorBody),
-    (status = 422, description = "Bad name, pattern, port or host", body = ErrorBody),
-))]
-pub async fn add_process(
-    ctx: RequestCtx,
-    ApiJson(body): ApiJson<NewProcess>,
-) -> Result<(StatusCode, Json<Created>), AppError> {
-    let id = service::add_process(&ctx, &body).await?;
-    Ok((StatusCode::CREATED, Json(Created { id })))
-}
+api_create!(
+    /// Watch a process: by its name or a part of its command line, optionally with a port that
+    /// should be listening; `host` defaults to the server's own.
+    add_process: "/api/v1/processes", "services", NewProcess -> Created,
+    [(status = 409, description = "That host already watches a process of that name", body = ErrorBody)],
+    |ctx, new| Created { id: service::add_process(&ctx, &new).await? }
+);
 
-/// Stop watching a process (its stored samples stay).
-#[utoipa::path(delete, path = "/api/v1/processes/{id}", tag = "services",
-    params(("id" = i64, Path, description = "Watched process id")),
-    responses(
-        (status = 204, description = "No longer watched"),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Not an operator", body = ErrorBody),
-        (status = 404, description = "No such process", body = ErrorBody),
-    ))]
-pub async fn delete_process(
-    ctx: RequestCtx,
-    ApiPath(id): ApiPath<i64>,
-) -> Result<StatusCode, AppError> {
-    service::delete_process(&ctx, id).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
+api_delete!(
+    /// Stop watching a process (its stored samples stay).
+    delete_process: "/api/v1/processes/{id}", "services", "id": i64, "Watched process id",
+    "No longer watched", |ctx, id| service::delete_process(&ctx, id).await?
+);
 
-/// Scrape targets with the state of their last scrape (up/down, last success, duration, error).
-#[utoipa::path(get, path = "/api/v1/scrape-targets", tag = "services", responses(
-    (status = 200, description = "Scrape targets", body = Vec<TargetInfo>),
-    (status = 401, description = "Not signed in", body = ErrorBody),
-))]
-pub async fn list_targets(ctx: RequestCtx) -> Result<Json<Vec<TargetInfo>>, AppError> {
-    ctx.require(Role::Viewer).await?;
-    Ok(Json(service::list_targets(&ctx.state.pool).await?))
-}
+api_patch!(
+    /// Change a watched process: any field of its declaration, or `{"paused": true}` (no longer
+    /// sampled, its samples kept).
+    patch_process: "/api/v1/processes/{id}", "services", "id": i64, "Watched process id",
+    |ctx, id, change| app::services::edit::patch_process(&ctx, id, change).await?
+);
 
-/// Scrape a Prometheus text endpoint every `interval_seconds` (default 15, timeout default 10).
-#[utoipa::path(post, path = "/api/v1/scrape-targets", tag = "services", request_body = NewTarget, responses(
-    (status = 201, description = "Added", body = Created),
-    (status = 401, description = "Not signed in", body = ErrorBody),
-    (status = 403, description = "Not an operator", body = ErrorBody),
-    (status = 409, description = "A target of that name exists", body = ErrorBody),
-    (status = 422, description = "Bad name, URL, interval, timeout or limit", body = ErrorBody),
-))]
-pub async fn add_target(
-    ctx: RequestCtx,
-    ApiJson(body): ApiJson<NewTarget>,
-) -> Result<(StatusCode, Json<Created>), AppError> {
-    let id = service::add_target(&ctx, &body).await?;
-    Ok((StatusCode::CREATED, Json(Created { id })))
-}
+api_list!(
+    /// Scrape targets with the state of their last scrape (up/down, last success, duration, error).
+    list_targets: "/api/v1/scrape-targets", "services", Viewer, Vec<TargetInfo>,
+    |ctx| service::list_targets(&ctx.state.pool).await?
+);
 
-/// Stop scraping a target (its stored samples stay).
-#[utoipa::path(delete, path = "/api/v1/scrape-targets/{id}", tag = "services",
-    params(("id" = i64, Path, description = "Scrape target id")),
-    responses(
-        (status = 204, description = "Removed"),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Not an operator", body = ErrorBody),
-        (status = 404, description = "No such target", body = ErrorBody),
-    ))]
-pub async fn delete_target(
-    ctx: RequestCtx,
-    ApiPath(id): ApiPath<i64>,
-) -> Result<StatusCode, AppError> {
-    service::delete_target(&ctx, id).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
+api_create!(
+    /// Scrape a Prometheus text endpoint every `interval_seconds` (default 15, timeout default 10).
+    add_target: "/api/v1/scrape-targets", "services", NewTarget -> Created,
+    [(status = 409, description = "A target of that name exists", body = ErrorBody)],
+    |ctx, new| Created { id: service::add_target(&ctx, &new).await? }
+);
+
+api_delete!(
+    /// Stop scraping a target (its stored samples stay).
+    delete_target: "/api/v1/scrape-targets/{id}", "services", "id": i64, "Scrape target id",
+    "Removed", |ctx, id| service::delete_target(&ctx, id).await?
+);
+
+api_patch!(
+    /// Change a scrape target: any field of its declaration, or `{"paused": true}` (not
+    /// scraped until resumed). Its bearer token stays unless a new one (or `null`) is given.
+    patch_target: "/api/v1/scrape-targets/{id}", "services", "id": i64, "Scrape target id",
+    |ctx, id, change| app::services::edit::patch_target(&ctx, id, change).await?
+);
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -381,7 +381,7 @@ pub async fn run(state: AppState) {
         if last_refresh.elapsed() >= Duration::from_secs(5) {
             last_refresh = Instant::now();
             match sqlx::query_as::<_, SourceRow>(
-                "SELECT id, path, format, service FROM log_sources",
+                "SELECT id, path, format, service FROM log_sources WHERE NOT paused",
             )
             .fetch_all(&state.pool)
             .await

@@ -63,6 +63,7 @@ struct CheckRow {
     last_error: Option<String>,
     last_checked_at: Option<OffsetDateTime>,
     builtin: bool,
+    paused: bool,
     up_1d: i64,
     n_1d: i64,
     up_7d: i64,
@@ -74,7 +75,7 @@ struct CheckRow {
 pub async fn list_checks(pool: &PgPool) -> AppResult<Vec<CheckInfo>> {
     let rows: Vec<CheckRow> = sqlx::query_as(
         "SELECT c.id, c.name, c.url, c.interval_seconds, c.timeout_seconds, c.expected_status, c.expected_body,
-                c.up, c.state_since, c.last_latency_ms, c.last_error, c.last_checked_at, c.builtin,
+                c.up, c.state_since, c.last_latency_ms, c.last_error, c.last_checked_at, c.builtin, c.paused,
                 count(*) FILTER (WHERE r.up AND r.at > now() - interval '1 day') AS up_1d,
                 count(r.at) FILTER (WHERE r.at > now() - interval '1 day') AS n_1d,
                 count(*) FILTER (WHERE r.up AND r.at > now() - interval '7 days') AS up_7d,
@@ -91,12 +92,13 @@ pub async fn list_checks(pool: &PgPool) -> AppResult<Vec<CheckInfo>> {
         .map(|r| CheckInfo {
             id: r.id,
             name: r.name,
+            paused: r.paused,
             url: crate::redact::url(&r.url),
             interval_seconds: r.interval_seconds,
             timeout_seconds: r.timeout_seconds,
             expected_status: r.expected_status,
             expected_body: r.expected_body,
-            state: Liveness::from_up(r.up),
+            state: Liveness::from_up(r.up.filter(|_| !r.paused)),
             since: r.state_since.map(Timestamp),
             latency_ms: r.last_latency_ms,
             last_error: r.last_error.map(|e| crate::redact::text(&e)),
@@ -174,7 +176,7 @@ pub struct DueCheck {
 pub async fn claim_checks(pool: &PgPool) -> AppResult<Vec<DueCheck>> {
     Ok(sqlx::query_as(
         "UPDATE health_checks SET next_check_at = now() + make_interval(secs => interval_seconds)
-         WHERE id IN (SELECT id FROM health_checks WHERE next_check_at <= now()
+         WHERE id IN (SELECT id FROM health_checks WHERE next_check_at <= now() AND NOT paused
                       ORDER BY next_check_at LIMIT 200 FOR UPDATE SKIP LOCKED)
          RETURNING id, name, url, timeout_seconds, expected_status, expected_body",
     )

@@ -428,10 +428,10 @@ impl NotificationRows {
         if self.channel.is_empty() {
             return Ok(0);
         }
-        // A channel deleted since the rule was saved is skipped (the join drops it).
+        // A channel deleted since the rule was saved, or paused, is skipped (the join drops it).
         Ok(sqlx::query!("INSERT INTO alert_notifications (channel_id, event_id, body)
              SELECT c.id, u.event_id, u.body FROM UNNEST($1::text[], $2::bigint[], $3::jsonb[]) AS u(channel, event_id, body)
-             JOIN alert_channels c ON c.name = u.channel", &self.channel, &self.event as _, &self.body)
+             JOIN alert_channels c ON c.name = u.channel AND NOT c.paused", &self.channel, &self.event as _, &self.body)
         .execute(&mut *tx)
         .await?
         .rows_affected() as usize)

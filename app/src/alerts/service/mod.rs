@@ -67,6 +67,7 @@ async fn delete_named(
 }
 
 mod checks;
+mod edit;
 mod evaluate;
 mod observe;
 mod overview;
@@ -74,6 +75,7 @@ mod queue;
 mod store;
 
 pub use checks::*;
+pub use edit::*;
 pub use evaluate::*;
 use observe::*;
 pub use overview::*;

@@ -76,10 +76,11 @@ pub(super) async fn health_observations(
     if !loaded.iter().any(|l| l.rule.kind == Kind::Health) {
         return Ok(());
     }
-    let checks =
-        sqlx::query!("SELECT name, url, up, last_error, last_latency_ms FROM health_checks")
-            .fetch_all(pool)
-            .await?;
+    let checks = sqlx::query!(
+        "SELECT name, url, up, last_error, last_latency_ms FROM health_checks WHERE NOT paused"
+    )
+    .fetch_all(pool)
+    .await?;
     for (i, l) in loaded.iter().enumerate() {
         if l.rule.kind != Kind::Health {
             continue;

@@ -244,7 +244,7 @@ pub async fn upsert_channel_by(pool: &PgPool, c: &NewChannel, actor: &Actor<'_>)
 
 pub async fn list_channels(pool: &PgPool) -> AppResult<Vec<ChannelInfo>> {
     let rows = sqlx::query!(
-        r#"SELECT c.id, c.name, c.kind, c.target, c.format, n.status AS "last_status?",
+        r#"SELECT c.id, c.name, c.kind, c.target, c.format, c.paused, n.status AS "last_status?",
                   n.last_error AS "last_error?"
            FROM alert_channels c
            LEFT JOIN LATERAL (SELECT status, last_error FROM alert_notifications
@@ -260,6 +260,7 @@ pub async fn list_channels(pool: &PgPool) -> AppResult<Vec<ChannelInfo>> {
             url: (r.kind == "webhook").then(|| crate::redact::webhook(&r.target)),
             to: (r.kind == "email").then(|| r.target.clone()),
             name: r.name,
+            paused: r.paused,
             kind: r.kind,
             format: r.format,
             last_status: r.last_status,

@@ -42,6 +42,7 @@ pub struct TargetRow {
     pub verify_every_hours: i32,
     pub next_run_at: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
+    pub paused: bool,
 }
 
 impl TargetRow {
@@ -63,7 +64,7 @@ enum Targets<'a> {
     All,
     Id(i64),
     Name(&'a str),
-    /// Those with a schedule whose next run is due at this time (or was never planned).
+    /// Those with a schedule, not paused, whose next run is due at this time (or was never planned).
     DueAt(OffsetDateTime),
 }
 
@@ -78,11 +79,11 @@ async fn target_rows(pool: &PgPool, which: Targets<'_>) -> AppResult<Vec<TargetR
     Ok(sqlx::query_as!(
         TargetRow,
         "SELECT id, name, database_url, schedule, timezone, keep_days, keep_min,
-                verify_every_hours, next_run_at, created_at
+                verify_every_hours, next_run_at, created_at, paused
          FROM backup_targets
          WHERE ($1::bigint IS NULL OR id = $1) AND ($2::text IS NULL OR name = $2)
            AND ($3::timestamptz IS NULL
-                OR (schedule IS NOT NULL AND (next_run_at IS NULL OR next_run_at <= $3)))
+                OR (schedule IS NOT NULL AND NOT paused AND (next_run_at IS NULL OR next_run_at <= $3)))
          ORDER BY name",
         id,
         name,

@@ -4,7 +4,7 @@ use super::*;
 use crate::timestamp::Timestamp;
 
 /// A backup target to add, as the JSON API and the page's form send it.
-#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = NewTargetBody)]
 pub struct NewTarget {
@@ -36,8 +36,28 @@ pub(super) fn next_run(
 }
 
 pub async fn create_target(pool: &PgPool, new: NewTarget) -> AppResult<TargetInfo> {
-    crate::backups::validate_target_name(&new.name).map_err(AppError::Unprocessable)?;
     conn::split(&new.database_url).map_err(AppError::Unprocessable)?;
+    let tz = checked(&new)?;
+    let next = next_run(&new.schedule, &tz, OffsetDateTime::now_utc());
+    let inserted = sqlx::query!("INSERT INTO backup_targets (name, database_url, schedule, timezone, keep_days, keep_min, verify_every_hours, next_run_at)
+         VALUES ($1, $2, $3, $4, coalesce($5, 30), coalesce($6, 7), coalesce($7, 168), $8)
+         ON CONFLICT (name) DO NOTHING", &new.name, new.database_url.trim(), new.schedule.as_deref(), &tz, new.keep_days, new.keep_min, new.verify_every_hours, next)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        return Err(AppError::conflict(format!(
+            "a backup target named `{}` exists",
+            new.name
+        )));
+    }
+    let row = target_by_name(pool, &new.name).await?;
+    target_info(pool, &row, "", OffsetDateTime::now_utc()).await
+}
+
+/// Checks a target's name, schedule, time zone and retention; returns its time zone.
+fn checked(new: &NewTarget) -> AppResult<String> {
+    crate::backups::validate_target_name(&new.name).map_err(AppError::Unprocessable)?;
     let tz = new.timezone.clone().unwrap_or_else(|| "UTC".into());
     cron::parse_timezone(&tz).map_err(AppError::Unprocessable)?;
     if let Some(s) = &new.schedule {
@@ -56,21 +76,64 @@ pub async fn create_target(pool: &PgPool, new: NewTarget) -> AppResult<TargetInf
             }
         }
     }
-    let next = next_run(&new.schedule, &tz, OffsetDateTime::now_utc());
-    let inserted = sqlx::query!("INSERT INTO backup_targets (name, database_url, schedule, timezone, keep_days, keep_min, verify_every_hours, next_run_at)
-         VALUES ($1, $2, $3, $4, coalesce($5, 30), coalesce($6, 7), coalesce($7, 168), $8)
-         ON CONFLICT (name) DO NOTHING", &new.name, new.database_url.trim(), new.schedule.as_deref(), &tz, new.keep_days, new.keep_min, new.verify_every_hours, next)
-    .execute(pool)
-    .await?
-    .rows_affected();
-    if inserted == 0 {
-        return Err(AppError::conflict(format!(
-            "a backup target named `{}` exists",
-            new.name
-        )));
+    Ok(tz)
+}
+
+/// Changes a target (admins; audited either way): any field of its declaration, or `paused`
+/// (its schedule stops; a run by hand still works). The built-in target stays Opsdeck's own
+/// database. The database URL, password included, is kept unless the change gives a new one.
+pub async fn patch_target_audited(
+    ctx: &RequestCtx,
+    name: &str,
+    change: crate::patch::Change,
+) -> AppResult<TargetInfo> {
+    let admin = ctx.require(Role::Admin).await?;
+    let mut fields = vec![];
+    let result = async {
+        let pool = &ctx.state.pool;
+        let row = target_by_name(pool, name).await?;
+        let current = NewTarget {
+            name: row.name.clone(),
+            database_url: row.database_url.clone().unwrap_or_default(),
+            schedule: row.schedule.clone(),
+            timezone: Some(row.timezone.clone()),
+            keep_days: Some(row.keep_days),
+            keep_min: Some(row.keep_min),
+            verify_every_hours: Some(row.verify_every_hours),
+        };
+        let p = crate::patch::apply(&current, change).map_err(AppError::unprocessable)?;
+        fields = p.fields.clone();
+        let mut new = p.spec;
+        new.schedule = new.schedule.filter(|s| !s.trim().is_empty());
+        if row.own() {
+            if new.database_url != current.database_url {
+                return Err(AppError::unprocessable(
+                    "database_url: the built-in target is Opsdeck's own database; add another target for another database",
+                ));
+            }
+        } else {
+            conn::split(&new.database_url).map_err(AppError::Unprocessable)?;
+        }
+        let tz = checked(&new)?;
+        let next = next_run(&new.schedule, &tz, OffsetDateTime::now_utc());
+        sqlx::query!("UPDATE backup_targets SET name = $2, database_url = CASE WHEN database_url IS NULL THEN NULL ELSE $3 END,
+                 schedule = $4, timezone = $5, keep_days = coalesce($6, keep_days), keep_min = coalesce($7, keep_min),
+                 verify_every_hours = coalesce($8, verify_every_hours), next_run_at = $9, paused = coalesce($10, paused)
+             WHERE id = $1", row.id, new.name, new.database_url.trim(), new.schedule.as_deref(), &tz, new.keep_days, new.keep_min, new.verify_every_hours, next, p.paused)
+        .execute(pool)
+        .await
+        .map_err(|e| match AppError::from(e) {
+            AppError::Conflict(_) => AppError::conflict(format!("a backup target named `{}` exists", new.name)),
+            e => e,
+        })?;
+        let row = target_by_name(pool, &new.name).await?;
+        target_info(pool, &row, "", OffsetDateTime::now_utc()).await
     }
-    let row = target_by_name(pool, &new.name).await?;
-    target_info(pool, &row, "", OffsetDateTime::now_utc()).await
+    .await;
+    let detail = serde_json::json!({"fields": fields});
+    ctx.audit(&admin, "backup.target.update", name, result.is_ok(), detail)
+        .await?;
+    result
 }
 
 pub async fn create_target_audited(ctx: &RequestCtx, new: NewTarget) -> AppResult<TargetInfo> {
@@ -134,6 +197,7 @@ async fn target_info(
         keep_days: t.keep_days,
         keep_min: t.keep_min,
         verify_every_hours: t.verify_every_hours,
+        paused: t.paused,
         next_run_at: t.next_run_at.map(Timestamp),
         last_success_at: last_success_at.map(Timestamp),
         last_verified_at: last_verified_at.map(Timestamp),
