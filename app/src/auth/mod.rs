@@ -191,68 +191,45 @@ pub async fn login(
     password: String,
     next: Option<String>,
 ) -> Result<CurrentUser, AppError> {
-    use crate::error::with_status;
-    with_status(
-        async {
-            let ctx = service::RequestCtx::from_leptos().await?;
-            let user = service::login(&ctx, &username, &password).await?;
-            leptos_axum::redirect(&safe_next(next.as_deref()));
-            Ok(user)
-        }
-        .await,
-    )
+    crate::auth::service::in_request(|ctx| async move {
+        let user = service::login(&ctx, &username, &password).await?;
+        leptos_axum::redirect(&safe_next(next.as_deref()));
+        Ok(user)
+    })
+    .await
 }
 
 #[server(prefix = "/sfn", endpoint = "auth/logout")]
 pub async fn logout() -> Result<(), AppError> {
-    use crate::error::with_status;
-    with_status(
-        async {
-            let ctx = service::RequestCtx::from_leptos().await?;
-            service::logout(&ctx).await?;
-            leptos_axum::redirect("/login");
-            Ok(())
-        }
-        .await,
-    )
+    crate::auth::service::in_request(|ctx| async move {
+        service::logout(&ctx).await?;
+        leptos_axum::redirect("/login");
+        Ok(())
+    })
+    .await
 }
 
 #[server(prefix = "/sfn", endpoint = "auth/me")]
 pub async fn whoami() -> Result<Option<CurrentUser>, AppError> {
-    use crate::error::with_status;
-    with_status(
-        async {
-            let ctx = service::RequestCtx::from_leptos().await?;
-            service::current_user(&ctx).await
-        }
-        .await,
-    )
+    crate::auth::service::in_request(|ctx| async move { service::current_user(&ctx).await }).await
 }
 
 #[server(prefix = "/sfn", endpoint = "users/list")]
 pub async fn list_users() -> Result<Vec<UserSummary>, AppError> {
-    use crate::error::with_status;
-    with_status(
-        async {
-            let ctx = service::RequestCtx::from_leptos().await?;
-            ctx.require(Role::Admin).await?;
-            service::list_users(&ctx.state.pool).await
-        }
-        .await,
-    )
+    crate::auth::service::in_request(|ctx| async move {
+        ctx.require(Role::Admin).await?;
+        service::list_users(&ctx.state.pool).await
+    })
+    .await
 }
 
 #[server(prefix = "/sfn", endpoint = "users/create")]
 pub async fn create_user(username: String, role: Role, password: String) -> Result<(), AppError> {
-    use crate::error::with_status;
-    with_status(
-        async {
-            let ctx = service::RequestCtx::from_leptos().await?;
-            service::create_user(&ctx, &username, role, &password).await?;
-            Ok(())
-        }
-        .await,
-    )
+    crate::auth::service::in_request(|ctx| async move {
+        service::create_user(&ctx, &username, role, &password).await?;
+        Ok(())
+    })
+    .await
 }
 
 #[server(prefix = "/sfn", endpoint = "users/update")]
@@ -261,78 +238,52 @@ pub async fn update_user(
     role: Option<Role>,
     disabled: Option<bool>,
 ) -> Result<(), AppError> {
-    use crate::error::with_status;
-    with_status(
-        async {
-            let ctx = service::RequestCtx::from_leptos().await?;
-            service::update_user(&ctx, &username, role, disabled).await
-        }
-        .await,
-    )
+    crate::auth::service::in_request(|ctx| async move {
+        service::update_user(&ctx, &username, role, disabled).await
+    })
+    .await
 }
 
 #[server(prefix = "/sfn", endpoint = "users/password")]
 pub async fn reset_password(username: String, password: String) -> Result<(), AppError> {
-    use crate::error::with_status;
-    with_status(
-        async {
-            let ctx = service::RequestCtx::from_leptos().await?;
-            service::set_password(&ctx, &username, &password).await
-        }
-        .await,
-    )
+    crate::auth::service::in_request(|ctx| async move {
+        service::set_password(&ctx, &username, &password).await
+    })
+    .await
 }
 
 #[server(prefix = "/sfn", endpoint = "audit/list")]
 pub async fn list_audit(before: Option<i64>) -> Result<AuditPageData, AppError> {
-    use crate::error::with_status;
-    with_status(
-        async {
-            let ctx = service::RequestCtx::from_leptos().await?;
-            ctx.require(Role::Admin).await?;
-            service::list_audit(&ctx.state.pool, before, 100).await
-        }
-        .await,
-    )
+    crate::auth::service::in_request(|ctx| async move {
+        ctx.require(Role::Admin).await?;
+        service::list_audit(&ctx.state.pool, before, 100).await
+    })
+    .await
 }
 
 #[server(prefix = "/sfn", endpoint = "tokens/list")]
 pub async fn list_tokens() -> Result<Vec<TokenInfo>, AppError> {
-    use crate::error::with_status;
-    with_status(
-        async {
-            let ctx = service::RequestCtx::from_leptos().await?;
-            ctx.require(Role::Admin).await?;
-            tokens::list(&ctx.state.pool).await
-        }
-        .await,
-    )
+    crate::auth::service::in_request(|ctx| async move {
+        ctx.require(Role::Admin).await?;
+        tokens::list(&ctx.state.pool).await
+    })
+    .await
 }
 
 /// Creates a token and returns it: the only time it is shown.
 #[server(prefix = "/sfn", endpoint = "tokens/create")]
 pub async fn create_token(name: String, scope: String) -> Result<String, AppError> {
-    use crate::error::with_status;
-    with_status(
-        async {
-            let ctx = service::RequestCtx::from_leptos().await?;
-            let (_, token) = tokens::create_audited(&ctx, &name, &scope).await?;
-            Ok(token)
-        }
-        .await,
-    )
+    crate::auth::service::in_request(|ctx| async move {
+        let (_, token) = tokens::create_audited(&ctx, &name, &scope).await?;
+        Ok(token)
+    })
+    .await
 }
 
 #[server(prefix = "/sfn", endpoint = "tokens/revoke")]
 pub async fn revoke_token(name: String) -> Result<(), AppError> {
-    use crate::error::with_status;
-    with_status(
-        async {
-            let ctx = service::RequestCtx::from_leptos().await?;
-            tokens::revoke_audited(&ctx, &name).await
-        }
-        .await,
-    )
+    crate::auth::service::in_request(|ctx| async move { tokens::revoke_audited(&ctx, &name).await })
+        .await
 }
 
 #[cfg(test)]

@@ -124,6 +124,17 @@ impl FromRequestParts<AppState> for RequestCtx {
     }
 }
 
+/// A server function's body, given the request's context. The answer's HTTP status follows
+/// the error ([`crate::error::with_status`]), so scripts see 401, 403 or 422, not 500.
+pub async fn in_request<T, F, Fut>(body: F) -> AppResult<T>
+where
+    F: FnOnce(RequestCtx) -> Fut,
+    Fut: std::future::Future<Output = AppResult<T>>,
+{
+    let result = async { body(RequestCtx::from_leptos().await?).await }.await;
+    crate::error::with_status(result)
+}
+
 impl RequestCtx {
     /// Inside a server function.
     pub async fn from_leptos() -> AppResult<Self> {

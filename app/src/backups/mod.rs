@@ -220,56 +220,40 @@ pub async fn get_backups_overview(
     target: Option<String>,
     status: Option<String>,
 ) -> Result<BackupsOverview, AppError> {
-    use crate::error::with_status;
-    with_status(
-        async {
-            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
-            let user = ctx.require(Role::Viewer).await?;
-            service::overview(&ctx.state, user.role, target.as_deref(), status.as_deref()).await
-        }
-        .await,
-    )
+    crate::auth::service::in_request(|ctx| async move {
+        let user = ctx.require(Role::Viewer).await?;
+        service::overview(&ctx.state, user.role, target.as_deref(), status.as_deref()).await
+    })
+    .await
 }
 
 #[server(prefix = "/sfn", endpoint = "backups/run-detail")]
 pub async fn get_run_detail(id: i64) -> Result<RunDetail, AppError> {
-    use crate::error::with_status;
-    with_status(
-        async {
-            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
-            let user = ctx.require(Role::Viewer).await?;
-            service::run_detail(&ctx.state, user.role, id).await
-        }
-        .await,
-    )
+    crate::auth::service::in_request(|ctx| async move {
+        let user = ctx.require(Role::Viewer).await?;
+        service::run_detail(&ctx.state, user.role, id).await
+    })
+    .await
 }
 
 #[server(prefix = "/sfn", endpoint = "backups/restore-job")]
 pub async fn get_restore_job(id: i64) -> Result<RestoreJob, AppError> {
-    use crate::error::with_status;
-    with_status(
-        async {
-            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
-            ctx.require(Role::Viewer).await?;
-            service::restore_job(&ctx.state.pool, id).await
-        }
-        .await,
-    )
+    crate::auth::service::in_request(|ctx| async move {
+        ctx.require(Role::Viewer).await?;
+        service::restore_job(&ctx.state.pool, id).await
+    })
+    .await
 }
 
 /// "Back up now": redirects to the new run's page.
 #[server(prefix = "/sfn", endpoint = "backups/run")]
 pub async fn back_up_now(target: String) -> Result<(), AppError> {
-    use crate::error::with_status;
-    with_status(
-        async {
-            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
-            let id = service::start_run_audited(&ctx, &target).await?;
-            leptos_axum::redirect(&format!("/backups/runs/{id}"));
-            Ok(())
-        }
-        .await,
-    )
+    crate::auth::service::in_request(|ctx| async move {
+        let id = service::start_run_audited(&ctx, &target).await?;
+        leptos_axum::redirect(&format!("/backups/runs/{id}"));
+        Ok(())
+    })
+    .await
 }
 
 #[server(prefix = "/sfn", endpoint = "backups/verify")]
@@ -277,17 +261,13 @@ pub async fn verify_backup(
     id: i64,
     test_restore: Option<String>,
 ) -> Result<VerifyOutcome, AppError> {
-    use crate::error::with_status;
-    with_status(
-        async {
-            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
-            let test = test_restore
-                .as_deref()
-                .is_some_and(|v| v == "true" || v == "on");
-            service::verify_audited(&ctx, id, test).await
-        }
-        .await,
-    )
+    crate::auth::service::in_request(|ctx| async move {
+        let test = test_restore
+            .as_deref()
+            .is_some_and(|v| v == "true" || v == "on");
+        service::verify_audited(&ctx, id, test).await
+    })
+    .await
 }
 
 /// Starts a restore (admin, password and typed database name): redirects to its progress page.
@@ -299,22 +279,18 @@ pub async fn restore_backup(
     mode: String,
     new_database: Option<String>,
 ) -> Result<(), AppError> {
-    use crate::error::with_status;
-    with_status(
-        async {
-            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
-            let req = service::RestoreRequest {
-                password,
-                confirm,
-                mode,
-                new_database: new_database.filter(|s| !s.trim().is_empty()),
-            };
-            let job = service::start_restore(&ctx, id, req).await?;
-            leptos_axum::redirect(&format!("/backups/restores/{job}"));
-            Ok(())
-        }
-        .await,
-    )
+    crate::auth::service::in_request(|ctx| async move {
+        let req = service::RestoreRequest {
+            password,
+            confirm,
+            mode,
+            new_database: new_database.filter(|s| !s.trim().is_empty()),
+        };
+        let job = service::start_restore(&ctx, id, req).await?;
+        leptos_axum::redirect(&format!("/backups/restores/{job}"));
+        Ok(())
+    })
+    .await
 }
 
 #[server(prefix = "/sfn", endpoint = "backups/targets/create")]
@@ -324,41 +300,33 @@ pub async fn add_target(
     schedule: Option<String>,
     timezone: Option<String>,
 ) -> Result<(), AppError> {
-    use crate::error::with_status;
-    with_status(
-        async {
-            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
-            let new = service::NewTarget {
-                name,
-                database_url,
-                schedule: schedule.filter(|s| !s.trim().is_empty()),
-                timezone: timezone.filter(|s| !s.trim().is_empty()),
-                keep_days: None,
-                keep_min: None,
-                verify_every_hours: None,
-            };
-            service::create_target_audited(&ctx, new).await?;
-            Ok(())
-        }
-        .await,
-    )
+    crate::auth::service::in_request(|ctx| async move {
+        let new = service::NewTarget {
+            name,
+            database_url,
+            schedule: schedule.filter(|s| !s.trim().is_empty()),
+            timezone: timezone.filter(|s| !s.trim().is_empty()),
+            keep_days: None,
+            keep_min: None,
+            verify_every_hours: None,
+        };
+        service::create_target_audited(&ctx, new).await?;
+        Ok(())
+    })
+    .await
 }
 
 #[server(prefix = "/sfn", endpoint = "backups/health")]
 pub async fn get_db_health(target: String) -> Result<DbHealthPageData, AppError> {
-    use crate::error::with_status;
-    with_status(
-        async {
-            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
-            let user = ctx.require(Role::Viewer).await?;
-            let health = service::db_health(&ctx.state, &target).await?;
-            Ok(DbHealthPageData {
-                role: user.role,
-                health,
-            })
-        }
-        .await,
-    )
+    crate::auth::service::in_request(|ctx| async move {
+        let user = ctx.require(Role::Viewer).await?;
+        let health = service::db_health(&ctx.state, &target).await?;
+        Ok(DbHealthPageData {
+            role: user.role,
+            health,
+        })
+    })
+    .await
 }
 
 /// `ANALYZE` or `VACUUM` a table (operator); `VACUUM FULL` only with the table's name typed.
@@ -369,14 +337,10 @@ pub async fn run_maintenance(
     action: String,
     confirm: Option<String>,
 ) -> Result<String, AppError> {
-    use crate::error::with_status;
-    with_status(
-        async {
-            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
-            service::maintenance_audited(&ctx, &target, &table, &action, confirm.as_deref()).await
-        }
-        .await,
-    )
+    crate::auth::service::in_request(|ctx| async move {
+        service::maintenance_audited(&ctx, &target, &table, &action, confirm.as_deref()).await
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -47,12 +47,9 @@ pub struct ForecastsPageData {
 
 #[server(prefix = "/sfn", endpoint = "capacity/page")]
 pub async fn get_capacity_page() -> Result<ForecastsPageData, AppError> {
-    crate::error::with_status(
-        async {
-            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
-            ctx.require(crate::auth::Role::Viewer).await?;
-            service::page_data(&ctx.state.pool, time::OffsetDateTime::now_utc()).await
-        }
-        .await,
-    )
+    crate::auth::service::in_request(|ctx| async move {
+        ctx.require(crate::auth::Role::Viewer).await?;
+        service::page_data(&ctx.state.pool, time::OffsetDateTime::now_utc()).await
+    })
+    .await
 }

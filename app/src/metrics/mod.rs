@@ -218,16 +218,12 @@ pub const RANGES: [(&str, i64); 5] = [
 
 #[server(prefix = "/sfn", endpoint = "metrics/host_cards")]
 pub async fn get_host_cards() -> Result<Vec<HostCard>, AppError> {
-    use crate::auth::{service::RequestCtx, Role};
-    use crate::error::with_status;
-    with_status(
-        async {
-            let ctx = RequestCtx::from_leptos().await?;
-            ctx.require(Role::Viewer).await?;
-            service::host_cards(&ctx.state).await
-        }
-        .await,
-    )
+    use crate::auth::Role;
+    crate::auth::service::in_request(|ctx| async move {
+        ctx.require(Role::Viewer).await?;
+        service::host_cards(&ctx.state).await
+    })
+    .await
 }
 
 #[server(prefix = "/sfn", endpoint = "metrics/host_charts")]
@@ -237,23 +233,19 @@ pub async fn get_host_charts(
     from: Option<String>,
     to: Option<String>,
 ) -> Result<HostCharts, AppError> {
-    use crate::auth::{service::RequestCtx, Role};
-    use crate::error::with_status;
-    with_status(
-        async {
-            let ctx = RequestCtx::from_leptos().await?;
-            ctx.require(Role::Viewer).await?;
-            service::host_charts(
-                &ctx.state,
-                &host,
-                range.as_deref(),
-                from.as_deref(),
-                to.as_deref(),
-            )
-            .await
-        }
-        .await,
-    )
+    use crate::auth::Role;
+    crate::auth::service::in_request(|ctx| async move {
+        ctx.require(Role::Viewer).await?;
+        service::host_charts(
+            &ctx.state,
+            &host,
+            range.as_deref(),
+            from.as_deref(),
+            to.as_deref(),
+        )
+        .await
+    })
+    .await
 }
 
 // ---- validation ----
