@@ -96,6 +96,26 @@ pub fn NotFound() -> impl IntoView {
     }
 }
 
+/// A destructive action asked twice, without script: `label` opens a small panel with the
+/// question and the real button (the children, an `ActionForm`), so one stray click deletes
+/// nothing.
+#[component]
+pub fn Confirm(
+    #[prop(into)] label: String,
+    #[prop(into)] question: String,
+    children: Children,
+) -> impl IntoView {
+    view! {
+        <details class="confirm" data-testid="confirm">
+            <summary class="btn small danger">{label}</summary>
+            <div class="confirm-panel" role="group">
+                <p class="small">{question}</p>
+                {children()}
+            </div>
+        </details>
+    }
+}
+
 /// What a page shows when there is nothing yet, with what to do about it.
 #[component]
 pub fn EmptyState(title: &'static str, children: Children) -> impl IntoView {

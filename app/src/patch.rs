@@ -14,6 +14,15 @@ use serde_json::{Map, Value};
 #[schema(value_type = Object)]
 pub struct Change(pub Map<String, Value>);
 
+impl Change {
+    /// `{"paused": true}` or `{"paused": false}`: a page's Pause or Resume button.
+    pub fn paused(paused: bool) -> Self {
+        let mut m = Map::new();
+        m.insert("paused".into(), Value::Bool(paused));
+        Change(m)
+    }
+}
+
 /// A declaration with a change applied.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Patched<T> {

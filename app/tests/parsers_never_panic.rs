@@ -111,8 +111,8 @@ proptest! {
         }
         let _ = rules::glob(&s, &s);
         let _ = app::alerts::machine::Op::parse(&s);
-        let _ = rules::validate_channel(&NewChannel { name: s.clone(), kind: "webhook".into(), url: Some(s.clone()), to: None, format: None });
-        let _ = rules::validate_channel(&NewChannel { name: s.clone(), kind: "email".into(), url: None, to: Some(s.clone()), format: None });
+        let _ = rules::validate_channel(&NewChannel { name: s.clone(), kind: "webhook".into(), url: Some(s.clone()), to: None, format: None, is_default: false });
+        let _ = rules::validate_channel(&NewChannel { name: s.clone(), kind: "email".into(), url: None, to: Some(s.clone()), format: None, is_default: false });
         let _ = rules::validate_check(&NewCheck { name: s.clone(), url: s.clone(), interval_seconds: secs as i32, timeout_seconds: 5, expected_status: None, expected_body: Some(s.clone()) });
         // Redaction never panics and never lets a password or query value through.
         let _ = app::redact::url(&s);

@@ -76,6 +76,7 @@ test("an admin creates an ingest token once and can revoke it", async ({ page })
   const row = page.getByTestId("token-e2e-agents");
   await expect(row).toContainText("active");
   await expect(page.getByTestId("new-token")).toHaveCount(0);
-  await row.getByRole("button", { name: "Revoke" }).click();
+  await row.locator("summary", { hasText: "Revoke" }).click();
+  await row.getByRole("button", { name: "Yes, revoke" }).click();
   await expect(page.getByTestId("token-e2e-agents")).toContainText("revoked");
 });

@@ -94,6 +94,36 @@ async fn checks_are_edited_paused_and_resumed(pool: PgPool) {
     );
     let list = json(op.get(app.url("/api/v1/checks")).call().await).await;
     assert_eq!(find(&list, "name", "api2")["paused"], true);
+    assert_eq!(
+        find(&list, "name", "api2")["state"],
+        "unknown",
+        "a paused check is not judged"
+    );
+
+    // The heartbeat: the last 50 results, oldest first.
+    let t0 = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+    for i in 0..55i64 {
+        let result = if i % 10 == 9 {
+            Err("502".to_string())
+        } else {
+            Ok(())
+        };
+        app::alerts::service::record_check(
+            &pool,
+            id,
+            t0 + time::Duration::seconds(i),
+            5.0,
+            Some(200),
+            result,
+        )
+        .await
+        .unwrap();
+    }
+    let list = json(op.get(app.url("/api/v1/checks")).call().await).await;
+    let recent: Vec<bool> =
+        serde_json::from_value(find(&list, "name", "api2")["recent"].clone()).unwrap();
+    let want: Vec<bool> = (5..55).map(|i| i % 10 != 9).collect();
+    assert_eq!(recent, want);
 
     let (s, _) = patch(&op, url, json!({"paused": false})).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
@@ -403,4 +433,79 @@ async fn log_sources_and_backup_targets_are_edited_and_paused(pool: PgPool) {
     .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A rule that names no channel (the built-in ones) notifies the default channels, and only
+/// those that are not paused; marking a channel default is a field like any other.
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn rules_naming_no_channel_notify_the_default_ones(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let admin = app.signed_in("root", Role::Admin).await;
+    let op = app.signed_in("op", Role::Operator).await;
+    let mut ids = vec![];
+    for (name, default) in [("oncall", true), ("team", false), ("backup-pager", true)] {
+        let id = admin
+            .post(app.url("/api/v1/alerts/channels"))
+            .json(&json!({"name": name, "kind": "webhook", "url": "http://127.0.0.1:9/hook", "default": default}))
+            .expect_json(StatusCode::CREATED)
+            .await["id"]
+            .as_i64()
+            .unwrap();
+        ids.push(id);
+    }
+    let channels = json(admin.get(app.url("/api/v1/alerts/channels")).call().await).await;
+    assert_eq!(find(&channels, "name", "oncall")["default"], true);
+    assert_eq!(find(&channels, "name", "team")["default"], false);
+    // The third default is paused: it gets nothing.
+    let (s, _) = patch(
+        &admin,
+        app.url(&format!("/api/v1/alerts/channels/{}", ids[2])),
+        json!({"paused": true}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    op.post(app.url("/api/v1/alerts/rules"))
+        .json(&json!({"name": "hot", "kind": "metric", "metric": "cpu_usage_percent", "threshold": 90.0}))
+        .expect_json(StatusCode::CREATED)
+        .await;
+
+    let state = common::state(pool.clone());
+    let now = time::OffsetDateTime::now_utc();
+    let batch = app::metrics::IngestBatch {
+        host: "web-1".into(),
+        samples: vec![app::metrics::Sample {
+            metric: "cpu_usage_percent".into(),
+            labels: Default::default(),
+            ts: app::timestamp::Timestamp(now),
+            value: 99.0,
+        }],
+    };
+    app::metrics::service::ingest(&state, &batch, app::metrics::service::Origin::Local)
+        .await
+        .unwrap();
+    for later in [0, 1] {
+        app::alerts::service::evaluate(&pool, now + time::Duration::seconds(later))
+            .await
+            .unwrap();
+    }
+    let to: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT c.name FROM alert_notifications n JOIN alert_channels c ON c.id = n.channel_id
+         JOIN alert_events e ON e.id = n.event_id JOIN alert_rules r ON r.id = e.rule_id
+         WHERE r.name = 'hot' ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(to, ["oncall"]);
+
+    // `default` changes like any field.
+    let (s, _) = patch(
+        &admin,
+        app.url(&format!("/api/v1/alerts/channels/{}", ids[0])),
+        json!({"default": false}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let channels = json(admin.get(app.url("/api/v1/alerts/channels")).call().await).await;
+    assert_eq!(find(&channels, "name", "oncall")["default"], false);
 }

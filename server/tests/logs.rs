@@ -1065,3 +1065,90 @@ async fn the_self_check_rebuilds_a_roll_up_that_differs_from_its_lines(pool: PgP
     state.runtime.telemetry.render(&mut out);
     assert!(out.contains("opsdeck_log_rollup_repairs_total 1"), "{out}");
 }
+
+/// The Logs page's data: a bad query is said (the services menu still filled), an empty range
+/// points at the newest older lines (from the roll-ups), the analytics follow the query, and a
+/// window (`from`/`to`) is left as soon as a relative range is picked.
+#[sqlx::test(migrations = "../migrations")]
+async fn the_logs_page_explains_an_empty_range_and_a_bad_query(pool: PgPool) {
+    use app::logs::page::{page_data, PageQuery};
+    use app::logs::parse::{parse_line, Format};
+    use app::logs::rollup_jobs::roll_up;
+    use app::logs::store::insert;
+    let state = common::state(pool.clone());
+    let now = OffsetDateTime::now_utc();
+    let old = now - Duration::days(3);
+    let lines: Vec<_> = (0..20i64)
+        .map(|i| {
+            let level = if i % 4 == 0 { "ERROR" } else { "INFO" };
+            parse_line(
+                Format::Json,
+                &format!(
+                    r#"{{"timestamp":"{}","level":"{level}","message":"line {i}"}}"#,
+                    rfc3339(old + Duration::seconds(i * 60))
+                ),
+            )
+        })
+        .collect();
+    insert(&state, "api", "test", &lines, now).await.unwrap();
+    roll_up(&state, now).await.unwrap();
+    let query = |q: &'static str, range: Option<&'static str>, window: Option<(String, String)>| {
+        let state = state.clone();
+        async move {
+            let (from, to) = window.unzip();
+            page_data(
+                &state,
+                Role::Viewer,
+                PageQuery {
+                    q,
+                    service: Some("api"),
+                    range,
+                    from: from.as_deref(),
+                    to: to.as_deref(),
+                    cursor: None,
+                },
+            )
+            .await
+            .unwrap()
+        }
+    };
+
+    let bad = query("\"unclosed", None, None).await;
+    assert!(
+        bad.query_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("unclosed"),
+        "{:?}",
+        bad.query_error
+    );
+    assert_eq!(bad.services, ["api"]);
+
+    let empty = query("", Some("1h"), None).await;
+    assert!(empty.search.lines.is_empty());
+    let newest = OffsetDateTime::from(empty.newest_before.expect("older lines are pointed at"));
+    let last_line = old + Duration::seconds(19 * 60);
+    assert!(
+        newest > last_line && newest - last_line <= Duration::days(1),
+        "{newest} for a last line at {last_line}"
+    );
+
+    let window = Some((
+        (old - Duration::minutes(5)).unix_timestamp().to_string(),
+        (old + Duration::hours(1)).unix_timestamp().to_string(),
+    ));
+    let all = query("", None, window.clone()).await;
+    assert_eq!(all.search.lines.len(), 20);
+    assert_eq!(all.stats.as_ref().unwrap().total, 20);
+    assert!(all.newest_before.is_none());
+    let errors = query("level:error", Some("custom"), window.clone()).await;
+    let s = errors.stats.unwrap();
+    assert_eq!(
+        (s.total, s.errors),
+        (5, 5),
+        "the analytics follow the query"
+    );
+    // A relative range picked while a window is in the URL wins.
+    let relative = query("", Some("1h"), window).await;
+    assert!(relative.search.lines.is_empty());
+}

@@ -56,6 +56,9 @@ pub struct ChannelInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
     pub format: String,
+    /// Notified by every rule that names no channel.
+    #[serde(rename = "default")]
+    pub is_default: bool,
     /// The last delivery: `sent`, `failed`, `queued` or null.
     pub last_status: Option<String>,
     pub last_error: Option<String>,
@@ -156,6 +159,9 @@ pub struct CheckInfo {
     pub uptime_7d: Option<f64>,
     pub uptime_30d: Option<f64>,
     pub builtin: bool,
+    /// The last results, oldest first (at most 50): `true` for up. The heartbeat bar.
+    #[serde(default)]
+    pub recent: Vec<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -186,49 +192,34 @@ pub struct Wrong {
     pub rules: usize,
 }
 
-#[cfg(feature = "ssr")]
-async fn ctx_user(
-    role: crate::auth::Role,
-) -> Result<(crate::auth::service::RequestCtx, crate::auth::CurrentUser), AppError> {
-    let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
-    let user = ctx.require(role).await?;
-    Ok((ctx, user))
-}
-
 #[server(prefix = "/sfn", endpoint = "alerts/page")]
 pub async fn get_alerts_page() -> Result<AlertsPageData, AppError> {
-    crate::error::with_status(
-        async {
-            let (ctx, user) = ctx_user(crate::auth::Role::Viewer).await?;
-            service::page_data(&ctx.state, user.role).await
-        }
-        .await,
-    )
+    crate::auth::service::in_request(|ctx| async move {
+        let user = ctx.require(crate::auth::Role::Viewer).await?;
+        service::page_data(&ctx.state, user.role).await
+    })
+    .await
 }
 
 #[server(prefix = "/sfn", endpoint = "alerts/wrong")]
 pub async fn get_wrong() -> Result<Wrong, AppError> {
-    crate::error::with_status(
-        async {
-            let (ctx, _) = ctx_user(crate::auth::Role::Viewer).await?;
-            service::wrong(&ctx.state.pool).await
-        }
-        .await,
-    )
+    crate::auth::service::in_request(|ctx| async move {
+        ctx.require(crate::auth::Role::Viewer).await?;
+        service::wrong(&ctx.state.pool).await
+    })
+    .await
 }
 
 #[server(prefix = "/sfn", endpoint = "alerts/checks")]
 pub async fn get_checks_page() -> Result<ChecksPageData, AppError> {
-    crate::error::with_status(
-        async {
-            let (ctx, user) = ctx_user(crate::auth::Role::Viewer).await?;
-            Ok(ChecksPageData {
-                checks: service::checks_with_charts(&ctx.state.pool).await?,
-                can_edit: user.can(crate::auth::Role::Operator),
-            })
-        }
-        .await,
-    )
+    crate::auth::service::in_request(|ctx| async move {
+        let user = ctx.require(crate::auth::Role::Viewer).await?;
+        Ok(ChecksPageData {
+            checks: service::checks_with_charts(&ctx.state.pool).await?,
+            can_edit: user.can(crate::auth::Role::Operator),
+        })
+    })
+    .await
 }
 
 /// Adds or replaces a threshold rule from the page's form (other kinds through the API).
@@ -244,70 +235,64 @@ pub async fn add_rule(
     for_seconds: String,
     notify: String,
 ) -> Result<i64, AppError> {
-    crate::error::with_status(
-        async {
-            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
-            let num = |field: &str, s: &str| -> Result<Option<f64>, AppError> {
-                match s.trim() {
-                    "" => Ok(None),
-                    v => v.parse::<f64>().map(Some).map_err(|_| {
-                        AppError::unprocessable(format!("{field}: `{v}` is not a number"))
-                    }),
-                }
-            };
-            let opt = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
-            let mut spec: RuleSpec = serde_json::from_value(serde_json::json!({
-                "name": name.trim(), "kind": kind.trim(),
-            }))
-            .map_err(|e| AppError::unprocessable(e.to_string()))?;
-            let threshold = num("threshold", &threshold)?;
-            match kind.as_str() {
-                "metric" => {
-                    spec.host = opt(&target);
-                    spec.metric = opt(&metric);
-                    spec.op = opt(&op);
-                    spec.threshold = threshold;
-                    spec.clear_threshold = num("clear_threshold", &clear_threshold)?;
-                }
-                "health" => spec.check = opt(&target).or(Some("*".into())),
-                "log" => {
-                    spec.service = opt(&target);
-                    spec.condition = opt(&metric);
-                    spec.threshold = threshold;
-                }
-                "forecast" => {
-                    spec.host = opt(&target);
-                    spec.metric = opt(&metric);
-                    spec.days = threshold;
-                }
-                "backup" => {
-                    spec.target = opt(&target);
-                    spec.hours = threshold;
-                }
-                _ => {}
+    crate::auth::service::in_request(|ctx| async move {
+        let num = |field: &str, s: &str| -> Result<Option<f64>, AppError> {
+            match s.trim() {
+                "" => Ok(None),
+                v => v.parse::<f64>().map(Some).map_err(|_| {
+                    AppError::unprocessable(format!("{field}: `{v}` is not a number"))
+                }),
             }
-            spec.for_seconds = num("for_seconds", &for_seconds)?.unwrap_or(0.0) as i64;
-            spec.notify = notify
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect();
-            service::upsert_rule(&ctx, &spec).await
+        };
+        let opt = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+        let mut spec: RuleSpec = serde_json::from_value(serde_json::json!({
+            "name": name.trim(), "kind": kind.trim(),
+        }))
+        .map_err(|e| AppError::unprocessable(e.to_string()))?;
+        let threshold = num("threshold", &threshold)?;
+        match kind.as_str() {
+            "metric" => {
+                spec.host = opt(&target);
+                spec.metric = opt(&metric);
+                spec.op = opt(&op);
+                spec.threshold = threshold;
+                spec.clear_threshold = num("clear_threshold", &clear_threshold)?;
+            }
+            "health" => spec.check = opt(&target).or(Some("*".into())),
+            "log" => {
+                spec.service = opt(&target);
+                spec.condition = opt(&metric);
+                spec.threshold = threshold;
+            }
+            "forecast" => {
+                spec.host = opt(&target);
+                spec.metric = opt(&metric);
+                spec.days = threshold;
+            }
+            "backup" => {
+                spec.target = opt(&target);
+                spec.hours = threshold;
+            }
+            _ => {}
         }
-        .await,
-    )
+        spec.for_seconds = num("for_seconds", &for_seconds)?.unwrap_or(0.0) as i64;
+        spec.notify = notify
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        service::upsert_rule(&ctx, &spec).await
+    })
+    .await
 }
 
 #[server(prefix = "/sfn", endpoint = "alerts/rule-action")]
 pub async fn rule_action(id: i64, action: String) -> Result<(), AppError> {
-    crate::error::with_status(
-        async {
-            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
-            service::rule_action(&ctx, id, &action).await
-        }
-        .await,
+    crate::auth::service::in_request(
+        |ctx| async move { service::rule_action(&ctx, id, &action).await },
     )
+    .await
 }
 
 /// Acknowledge (`ack`) or silence for an hour (`silence`) a firing instance.
@@ -317,24 +302,16 @@ pub async fn instance_action(
     instance: String,
     action: String,
 ) -> Result<(), AppError> {
-    crate::error::with_status(
-        async {
-            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
-            service::instance_action(&ctx, rule_id, &instance, &action).await
-        }
-        .await,
-    )
+    crate::auth::service::in_request(|ctx| async move {
+        service::instance_action(&ctx, rule_id, &instance, &action).await
+    })
+    .await
 }
 
 #[server(prefix = "/sfn", endpoint = "alerts/unsilence")]
 pub async fn end_silence(id: i64) -> Result<(), AppError> {
-    crate::error::with_status(
-        async {
-            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
-            service::end_silence(&ctx, id).await
-        }
-        .await,
-    )
+    crate::auth::service::in_request(|ctx| async move { service::end_silence(&ctx, id).await })
+        .await
 }
 
 #[server(prefix = "/sfn", endpoint = "alerts/add-channel")]
@@ -344,40 +321,53 @@ pub async fn add_channel(
     url: String,
     to: String,
     format: String,
+    is_default: Option<String>,
 ) -> Result<i64, AppError> {
-    crate::error::with_status(
-        async {
-            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
-            let opt = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
-            let c = NewChannel {
-                name: name.trim().to_string(),
-                url: opt(&url).filter(|_| kind == "webhook"),
-                to: opt(&to).filter(|_| kind == "email"),
-                format: opt(&format).filter(|_| kind == "webhook"),
-                kind,
-            };
-            service::upsert_channel(&ctx, &c).await
-        }
-        .await,
-    )
+    crate::auth::service::in_request(|ctx| async move {
+        let opt = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+        let c = NewChannel {
+            name: name.trim().to_string(),
+            url: opt(&url).filter(|_| kind == "webhook"),
+            to: opt(&to).filter(|_| kind == "email"),
+            format: opt(&format).filter(|_| kind == "webhook"),
+            kind,
+            is_default: is_default.is_some_and(|d| d == "true" || d == "on"),
+        };
+        service::upsert_channel(&ctx, &c).await
+    })
+    .await
 }
 
-/// `test` (queue a test notification) or `delete`.
+/// `test` (queue a test notification), `pause`, `resume` or `delete`; answers what was done.
 #[server(prefix = "/sfn", endpoint = "alerts/channel-action")]
-pub async fn channel_action(id: i64, action: String) -> Result<(), AppError> {
-    crate::error::with_status(
-        async {
-            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
-            match action.as_str() {
-                "test" => service::test_channel(&ctx, id).await.map(|_| ()),
-                "delete" => service::delete_channel(&ctx, id).await,
-                a => Err(AppError::bad_request(format!(
-                    "action `{a}`: test or delete"
-                ))),
+pub async fn channel_action(id: i64, action: String) -> Result<String, AppError> {
+    crate::auth::service::in_request(|ctx| async move {
+        match action.as_str() {
+            "test" => service::test_channel(&ctx, id).await.map(|_| {
+                "A test notification is on its way; the channel's last delivery shows below."
+                    .to_string()
+            }),
+            "delete" => service::delete_channel(&ctx, id)
+                .await
+                .map(|_| "Channel deleted.".to_string()),
+            "pause" | "resume" => {
+                let pause = action == "pause";
+                service::patch_channel(&ctx, id, crate::patch::Change::paused(pause))
+                    .await
+                    .map(|_| {
+                        if pause {
+                            "Channel paused: it is sent nothing until resumed.".to_string()
+                        } else {
+                            "Channel resumed.".to_string()
+                        }
+                    })
             }
+            a => Err(AppError::bad_request(format!(
+                "action `{a}`: test, pause, resume or delete"
+            ))),
         }
-        .await,
-    )
+    })
+    .await
 }
 
 #[server(prefix = "/sfn", endpoint = "alerts/add-check")]
@@ -389,36 +379,39 @@ pub async fn add_check(
     expected_status: String,
     expected_body: String,
 ) -> Result<i64, AppError> {
-    crate::error::with_status(
-        async {
-            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
-            let expected_status = match expected_status.trim() {
-                "" => None,
-                s => Some(s.parse::<i32>().map_err(|_| {
-                    AppError::unprocessable(format!("expected_status: `{s}` is not a number"))
-                })?),
-            };
-            let c = NewCheck {
-                name: name.trim().to_string(),
-                url: url.trim().to_string(),
-                interval_seconds,
-                timeout_seconds,
-                expected_status,
-                expected_body: Some(expected_body).filter(|b| !b.is_empty()),
-            };
-            service::upsert_check(&ctx, &c).await
-        }
-        .await,
-    )
+    crate::auth::service::in_request(|ctx| async move {
+        let expected_status = match expected_status.trim() {
+            "" => None,
+            s => Some(s.parse::<i32>().map_err(|_| {
+                AppError::unprocessable(format!("expected_status: `{s}` is not a number"))
+            })?),
+        };
+        let c = NewCheck {
+            name: name.trim().to_string(),
+            url: url.trim().to_string(),
+            interval_seconds,
+            timeout_seconds,
+            expected_status,
+            expected_body: Some(expected_body).filter(|b| !b.is_empty()),
+        };
+        service::upsert_check(&ctx, &c).await
+    })
+    .await
 }
 
-#[server(prefix = "/sfn", endpoint = "alerts/delete-check")]
-pub async fn delete_check(id: i64) -> Result<(), AppError> {
-    crate::error::with_status(
-        async {
-            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
-            service::delete_check(&ctx, id).await
+/// A check's `delete`, `pause` or `resume`.
+#[server(prefix = "/sfn", endpoint = "alerts/check-action")]
+pub async fn check_action(id: i64, action: String) -> Result<(), AppError> {
+    crate::auth::service::in_request(|ctx| async move {
+        use crate::patch::Change;
+        match action.as_str() {
+            "delete" => service::delete_check(&ctx, id).await,
+            "pause" => service::patch_check(&ctx, id, Change::paused(true)).await,
+            "resume" => service::patch_check(&ctx, id, Change::paused(false)).await,
+            a => Err(AppError::bad_request(format!(
+                "action `{a}`: delete, pause or resume"
+            ))),
         }
-        .await,
-    )
+    })
+    .await
 }

@@ -4,9 +4,11 @@
 use super::wrong::Tone;
 use super::{
     get_alerts_page, get_checks_page, get_wrong, ActiveAlert, AddChannel, AddCheck, AddRule,
-    ChannelAction, CheckInfo, DeleteCheck, EndSilence, InstanceAction, RuleAction, RuleInfo,
+    ChannelAction, CheckAction, CheckInfo, EndSilence, InstanceAction, RuleAction, RuleInfo,
 };
-use crate::components::{action_error, ago, fmt_time, EmptyState, ErrorNotice, PageHeader};
+use crate::components::{
+    action_error, ago, fmt_time, Confirm, EmptyState, ErrorNotice, PageHeader,
+};
 use crate::metrics::pages::ChartView;
 use crate::metrics::AutoRefresh;
 use leptos::prelude::*;
@@ -84,11 +86,13 @@ fn rule_row(r: RuleInfo, act: ServerAction<RuleAction>, can_edit: bool) -> impl 
                     <input type="hidden" name="action" value=toggle/>
                     <button type="submit" class="btn small">{if toggle == "disable" { "Turn off" } else { "Turn on" }}</button>
                 </ActionForm>
-                <ActionForm action=act attr:class="inline">
-                    <input type="hidden" name="id" value=id/>
-                    <input type="hidden" name="action" value="delete"/>
-                    <button type="submit" class="btn small danger">"Delete"</button>
-                </ActionForm>
+                <Confirm label="Delete" question="Delete this rule? Its history stays.">
+                    <ActionForm action=act attr:class="inline">
+                        <input type="hidden" name="id" value=id/>
+                        <input type="hidden" name="action" value="delete"/>
+                        <button type="submit" class="btn small danger">"Yes, delete"</button>
+                    </ActionForm>
+                </Confirm>
             })}</td>
         </tr>
     }
@@ -124,8 +128,8 @@ pub fn AlertsPage() -> impl IntoView {
         {action_error(move || unsilence.value().get())}
         {action_error(move || add_channel.value().get())}
         {action_error(move || chan_act.value().get())}
-        {move || chan_act.value().get().and_then(|r| r.ok()).map(|_| view! {
-            <p class="notice ok" data-testid="channel-test-sent">"Done. A test notification is on its way; the channel's last delivery shows below."</p>
+        {move || chan_act.value().get().and_then(|r| r.ok()).map(|done| view! {
+            <p class="notice ok" data-testid="channel-test-sent">{done}</p>
         })}
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
@@ -205,10 +209,11 @@ pub fn AlertsPage() -> impl IntoView {
                                             <div class="table-wrap"><table class="table" data-testid="channels">
                                                 <thead><tr><th>"Channel"</th><th>"Goes to"</th><th>"Last delivery"</th><th></th></tr></thead>
                                                 <tbody>{d.channels.into_iter().map(|c| {
-                                                    let (id1, id2) = (c.id, c.id);
+                                                    let (id1, id2, id3) = (c.id, c.id, c.id);
+                                                    let (pause, pause_label) = if c.paused { ("resume", "Resume") } else { ("pause", "Pause") };
                                                     view! {
                                                         <tr data-testid="channel-row">
-                                                            <td><strong>{c.name.clone()}</strong><div class="muted small">{format!("{} · {}", c.kind, c.format)}</div></td>
+                                                            <td><strong>{c.name.clone()}</strong>{c.paused.then(|| view! { " "<span class="badge muted" data-testid="paused">"paused"</span> })}{c.is_default.then(|| view! { " "<span class="badge ok" data-testid="default-channel">"default"</span> })}<div class="muted small">{format!("{} · {}", c.kind, c.format)}</div></td>
                                                             <td class="mono wrap">{c.url.clone().or(c.to.clone()).unwrap_or_default()}</td>
                                                             <td class=if c.last_status.as_deref() == Some("failed") { "bad wrap" } else { "wrap" }>
                                                                 {c.last_status.clone().unwrap_or_else(|| "never used".into())}
@@ -221,10 +226,17 @@ pub fn AlertsPage() -> impl IntoView {
                                                                     <button type="submit" class="btn small">"Send test"</button>
                                                                 </ActionForm>
                                                                 <ActionForm action=chan_act attr:class="inline">
-                                                                    <input type="hidden" name="id" value=id2/>
-                                                                    <input type="hidden" name="action" value="delete"/>
-                                                                    <button type="submit" class="btn small danger">"Delete"</button>
+                                                                    <input type="hidden" name="id" value=id3/>
+                                                                    <input type="hidden" name="action" value=pause/>
+                                                                    <button type="submit" class="btn small">{pause_label}</button>
                                                                 </ActionForm>
+                                                                <Confirm label="Delete" question="Delete this channel? Rules that name it stop notifying it.">
+                                                                    <ActionForm action=chan_act attr:class="inline">
+                                                                        <input type="hidden" name="id" value=id2/>
+                                                                        <input type="hidden" name="action" value="delete"/>
+                                                                        <button type="submit" class="btn small danger">"Yes, delete"</button>
+                                                                    </ActionForm>
+                                                                </Confirm>
                                                             </td>
                                                         </tr>
                                                     }
@@ -242,6 +254,7 @@ pub fn AlertsPage() -> impl IntoView {
                                             <label>"Webhook URL (kept secret, shown redacted)" <input type="url" name="url" autocomplete="off" placeholder="https://hooks.slack.com/services/…"/></label>
                                             <label>"Webhook body" <select name="format"><option value="json">"Opsdeck JSON"</option><option value="slack">"Slack"</option><option value="discord">"Discord"</option></select></label>
                                             <label>"E-mail to (comma-separated)" <input type="text" name="to" placeholder="ops@example.com"/></label>
+                                            <label class="check"><input type="checkbox" name="is_default" value="true"/>" Default: rules that name no channel (the built-in ones) notify it"</label>
                                             <button type="submit" class="btn primary">"Save channel"</button>
                                         </ActionForm>
                                     </details>
@@ -308,17 +321,32 @@ fn pct(v: Option<f64>) -> String {
     .unwrap_or_else(|| "–".into())
 }
 
+/// The last results as a row of small bars, oldest first (as Uptime Kuma shows them).
+#[component]
+fn Heartbeat(recent: Vec<bool>) -> impl IntoView {
+    let down = recent.iter().filter(|u| !**u).count();
+    let label = format!("Last {} results: {} down", recent.len(), down);
+    (!recent.is_empty()).then(|| {
+        view! {
+            <div class="heartbeat" data-testid="heartbeat" role="img" aria-label=label.clone() title=label>
+                {recent.into_iter().map(|up| view! { <span class=if up { "beat up" } else { "beat down" }></span> }).collect_view()}
+            </div>
+        }
+    })
+}
+
 fn check_card(
     c: CheckInfo,
     chart: Option<crate::metrics::Chart>,
-    del: ServerAction<DeleteCheck>,
+    del: ServerAction<CheckAction>,
     can_edit: bool,
 ) -> impl IntoView {
     let id = c.id;
     view! {
         <article class="card" data-testid="check-card">
-            <h2>{status_badge(c.state.as_str(), "critical")}" "{c.name.clone()}</h2>
+            <h2>{if c.paused { view! { <span class="badge muted" data-testid="paused">"paused"</span> }.into_any() } else { status_badge(c.state.as_str(), "critical").into_any() }}" "{c.name.clone()}</h2>
             <p class="muted small mono wrap">{c.url.clone()}</p>
+            <Heartbeat recent=c.recent.clone()/>
             <dl class="facts">
                 <dt>"Since"</dt><dd>{c.since.map(ago).unwrap_or_else(|| "–".into())}</dd>
                 <dt>"Latency"</dt><dd>{c.latency_ms.filter(|_| c.state == "up").map(|l| format!("{l:.0} ms")).unwrap_or_else(|| "–".into())}</dd>
@@ -333,11 +361,24 @@ fn check_card(
                 Some(ch) => view! { <ChartView chart=ch/> }.into_any(),
                 None => view! { <p class="muted small">"No latency history yet."</p> }.into_any(),
             }}
-            {can_edit.then(|| view! {
-                <ActionForm action=del attr:class="inline">
-                    <input type="hidden" name="id" value=id/>
-                    <button type="submit" class="btn small danger">"Delete"</button>
-                </ActionForm>
+            {can_edit.then(|| {
+                let (action, label) = if c.paused { ("resume", "Resume") } else { ("pause", "Pause") };
+                view! {
+                    <div class="row-actions">
+                        <ActionForm action=del attr:class="inline">
+                            <input type="hidden" name="id" value=id/>
+                            <input type="hidden" name="action" value=action/>
+                            <button type="submit" class="btn small">{label}</button>
+                        </ActionForm>
+                        <Confirm label="Delete" question="Delete this check and its results?">
+                            <ActionForm action=del attr:class="inline">
+                                <input type="hidden" name="id" value=id/>
+                                <input type="hidden" name="action" value="delete"/>
+                                <button type="submit" class="btn small danger">"Yes, delete"</button>
+                            </ActionForm>
+                        </Confirm>
+                    </div>
+                }
             })}
         </article>
     }
@@ -346,7 +387,7 @@ fn check_card(
 #[component]
 pub fn ChecksPage() -> impl IntoView {
     let add = ServerAction::<AddCheck>::new();
-    let del = ServerAction::<DeleteCheck>::new();
+    let del = ServerAction::<CheckAction>::new();
     let data = Resource::new(
         move || (add.version().get(), del.version().get()),
         |_| get_checks_page(),

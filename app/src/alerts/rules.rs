@@ -395,6 +395,9 @@ pub struct NewChannel {
     /// webhook body: `json` (default), `slack` or `discord`.
     #[serde(default)]
     pub format: Option<String>,
+    /// Notified by every rule that names no channel.
+    #[serde(default, rename = "default")]
+    pub is_default: bool,
 }
 
 /// Checks a channel; returns its body format.
@@ -847,6 +850,7 @@ mod tests {
             url: Some(url.into()),
             to: None,
             format: format.map(str::to_string),
+            is_default: false,
         };
         assert_eq!(
             validate_channel(&hook(

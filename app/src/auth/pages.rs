@@ -4,7 +4,7 @@ use super::{
     list_audit, list_tokens, list_users, CreateToken, CreateUser, Login, ResetPassword,
     RevokeToken, Role, UpdateUser, UserSummary,
 };
-use crate::components::{action_error, fmt_time, param, ErrorNotice, PageHeader};
+use crate::components::{action_error, fmt_time, param, Confirm, ErrorNotice, PageHeader};
 use crate::error::AppError;
 use leptos::prelude::*;
 use leptos_router::components::A;
@@ -267,10 +267,12 @@ pub fn TokensPage() -> impl IntoView {
                                                 <td class="nowrap">{t.last_used_at.as_ref().map(fmt_time).unwrap_or_else(|| "never".into())}</td>
                                                 <td>{if revoked { view! { <span class="badge bad">"revoked"</span> }.into_any() } else { view! { <span class="badge ok">"active"</span> }.into_any() }}</td>
                                                 <td>{(!revoked).then(|| view! {
-                                                    <ActionForm action=revoke attr:class="inline">
-                                                        <input type="hidden" name="name" value=name.clone()/>
-                                                        <button type="submit" class="btn small">"Revoke"</button>
-                                                    </ActionForm>
+                                                    <Confirm label="Revoke" question="Revoke this token? Agents and scrapers using it stop at once.">
+                                                        <ActionForm action=revoke attr:class="inline">
+                                                            <input type="hidden" name="name" value=name.clone()/>
+                                                            <button type="submit" class="btn small danger">"Yes, revoke"</button>
+                                                        </ActionForm>
+                                                    </Confirm>
                                                 })}</td>
                                             </tr>
                                         }

@@ -22,6 +22,7 @@ pub mod search;
 pub mod sources;
 #[cfg(feature = "ssr")]
 pub mod store;
+pub mod timeline;
 
 pub use pages::{LogSourcesPage, LogsPage};
 
@@ -200,6 +201,10 @@ pub struct LogsPageData {
     pub histogram_step: i64,
     /// (bar start, Unix seconds; matches).
     pub histogram: Vec<(i64, i64)>,
+    /// The query could not be read: why (shown under the search box).
+    pub query_error: Option<String>,
+    /// The range holds no line, but older ones exist up to this time.
+    pub newest_before: Option<Timestamp>,
 }
 
 #[server(prefix = "/sfn", endpoint = "logs/page")]
@@ -211,36 +216,32 @@ pub async fn get_logs_page(
     to: Option<String>,
     cursor: Option<String>,
 ) -> Result<LogsPageData, AppError> {
-    use crate::error::with_status;
-    with_status(
-        async {
-            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
-            let user = ctx.require(Role::Viewer).await?;
-            let nonempty =
-                |s: &Option<String>| s.as_deref().filter(|s| !s.is_empty()).map(str::to_string);
-            let (service, range, from, to, cursor) = (
-                nonempty(&service),
-                nonempty(&range),
-                nonempty(&from),
-                nonempty(&to),
-                nonempty(&cursor),
-            );
-            page::page_data(
-                &ctx.state,
-                user.role,
-                page::PageQuery {
-                    q: q.as_deref().unwrap_or(""),
-                    service: service.as_deref(),
-                    range: range.as_deref(),
-                    from: from.as_deref(),
-                    to: to.as_deref(),
-                    cursor: cursor.as_deref(),
-                },
-            )
-            .await
-        }
-        .await,
-    )
+    crate::auth::service::in_request(|ctx| async move {
+        let user = ctx.require(Role::Viewer).await?;
+        let nonempty =
+            |s: &Option<String>| s.as_deref().filter(|s| !s.is_empty()).map(str::to_string);
+        let (service, range, from, to, cursor) = (
+            nonempty(&service),
+            nonempty(&range),
+            nonempty(&from),
+            nonempty(&to),
+            nonempty(&cursor),
+        );
+        page::page_data(
+            &ctx.state,
+            user.role,
+            page::PageQuery {
+                q: q.as_deref().unwrap_or(""),
+                service: service.as_deref(),
+                range: range.as_deref(),
+                from: from.as_deref(),
+                to: to.as_deref(),
+                cursor: cursor.as_deref(),
+            },
+        )
+        .await
+    })
+    .await
 }
 
 /// A log source with what its tailer last reported (the API and Admin › Log sources).
@@ -266,43 +267,25 @@ pub struct SourceRow {
 
 #[server(prefix = "/sfn", endpoint = "logs/sources/list")]
 pub async fn list_log_sources() -> Result<Vec<SourceRow>, AppError> {
-    use crate::error::with_status;
-    with_status(
-        async {
-            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
-            sources::list(&ctx).await
-        }
-        .await,
-    )
+    crate::auth::service::in_request(|ctx| async move { sources::list(&ctx).await }).await
 }
 
 #[server(prefix = "/sfn", endpoint = "logs/sources/add")]
 pub async fn add_log_source(path: String, format: String, service: String) -> Result<(), AppError> {
-    use crate::error::with_status;
-    with_status(
-        async {
-            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
-            let new = crate::specs::NewLogSource {
-                path,
-                format,
-                service,
-            };
-            sources::add(&ctx, &new).await.map(|_| ())
-        }
-        .await,
-    )
+    crate::auth::service::in_request(|ctx| async move {
+        let new = crate::specs::NewLogSource {
+            path,
+            format,
+            service,
+        };
+        sources::add(&ctx, &new).await.map(|_| ())
+    })
+    .await
 }
 
 #[server(prefix = "/sfn", endpoint = "logs/sources/delete")]
 pub async fn delete_log_source(id: i64) -> Result<(), AppError> {
-    use crate::error::with_status;
-    with_status(
-        async {
-            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
-            sources::delete(&ctx, id).await
-        }
-        .await,
-    )
+    crate::auth::service::in_request(|ctx| async move { sources::delete(&ctx, id).await }).await
 }
 
 #[cfg(test)]

@@ -23,11 +23,16 @@ pub struct PageQuery<'a> {
 /// The Logs page: matches, facets, the histogram and, on the first page, the analytics.
 pub async fn page_data(state: &AppState, role: Role, p: PageQuery<'_>) -> AppResult<LogsPageData> {
     let now = OffsetDateTime::now_utc();
-    let (from, to) = if p.from.is_some() {
+    // A window (`from`, `to`) is used unless a relative range is chosen: a zoomed-in bar
+    // links to a window, and picking "last 6h" afterwards leaves it.
+    let custom = p.from.is_some() && matches!(p.range, None | Some("custom"));
+    let (from, to) = if custom {
         time_range(p.from, p.to, now).map_err(AppError::BadRequest)?
     } else {
-        let secs = crate::metrics::parse_duration_secs(p.range.unwrap_or("24h"))
-            .map_err(|e| AppError::bad_request(format!("range: {e}")))?;
+        let secs = crate::metrics::parse_duration_secs(
+            p.range.filter(|r| *r != "custom").unwrap_or("24h"),
+        )
+        .map_err(|e| AppError::bad_request(format!("range: {e}")))?;
         time_range(Some(&format!("now-{secs}s")), None, now).map_err(AppError::BadRequest)?
     };
     // A range ending now: whole seconds, as `stats` takes it, so the facets and timeline below
@@ -38,7 +43,32 @@ pub async fn page_data(state: &AppState, role: Role, p: PageQuery<'_>) -> AppRes
     } else {
         (from, to)
     };
+    let services = services(&state.pool).await?;
+    if let Err(e) = super::query::parse(p.q) {
+        // Said under the search box; the rest of the page stays.
+        return Ok(LogsPageData {
+            role,
+            services,
+            search: super::SearchResponse {
+                lines: vec![],
+                next_cursor: None,
+                from: from.into(),
+                to: to.into(),
+            },
+            stats: None,
+            facets: vec![],
+            histogram_step: 0,
+            histogram: vec![],
+            query_error: Some(e),
+            newest_before: None,
+        });
+    }
     let search = search(&state.reads, p.q, p.service, from, to, 100, p.cursor).await?;
+    let newest_before = if search.lines.is_empty() && p.cursor.is_none() && p.q.trim().is_empty() {
+        newest_before(&state.pool, p.service, from).await?
+    } else {
+        None
+    };
     let params = StatsParams::default();
     let (stats, facets, histogram) = if p.cursor.is_none() {
         // For a range ending now, the facets and the timeline may come from up to
@@ -73,11 +103,36 @@ pub async fn page_data(state: &AppState, role: Role, p: PageQuery<'_>) -> AppRes
     };
     Ok(LogsPageData {
         role,
-        services: services(&state.pool).await?,
+        services,
+        query_error: None,
+        newest_before,
         search,
         stats,
         facets,
         histogram_step: histogram.as_ref().map(|h| h.0).unwrap_or(0),
         histogram: histogram.map(|h| h.1).unwrap_or_default(),
     })
+}
+
+/// When a range holds nothing: the end of the newest rolled-up hour (or day) with lines before
+/// it, so the page can offer a range that shows them. From the roll-ups, which are small, not
+/// from the lines.
+async fn newest_before(
+    pool: &sqlx::PgPool,
+    service: Option<&str>,
+    from: OffsetDateTime,
+) -> AppResult<Option<crate::timestamp::Timestamp>> {
+    let at = sqlx::query_scalar!(
+        r#"SELECT greatest(
+               (SELECT max(hour) + interval '1 hour' FROM log_rollup_hours
+                WHERE hour < $1 AND ($2::text IS NULL OR service = $2)),
+               (SELECT (max(day) + 1)::timestamp AT TIME ZONE 'UTC' FROM log_rollups
+                WHERE day < ($1 AT TIME ZONE 'UTC')::date AND ($2::text IS NULL OR service = $2))
+           ) AS "at""#,
+        from,
+        service
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(at.map(|t| t.min(from).into()))
 }

@@ -191,27 +191,21 @@ pub fn rss_trend(points: &[SeriesPoint]) -> Option<(f64, [(i64, f64); 2])> {
 
 #[server(prefix = "/sfn", endpoint = "services/page")]
 pub async fn get_services_page(host: Option<String>) -> Result<ServicesPageData, AppError> {
-    crate::error::with_status(
-        async {
-            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
-            let user = ctx.require(crate::auth::Role::Viewer).await?;
-            let host = host.filter(|h| !h.is_empty());
-            service::page_data(&ctx.state, user.role, host.as_deref()).await
-        }
-        .await,
-    )
+    crate::auth::service::in_request(|ctx| async move {
+        let user = ctx.require(crate::auth::Role::Viewer).await?;
+        let host = host.filter(|h| !h.is_empty());
+        service::page_data(&ctx.state, user.role, host.as_deref()).await
+    })
+    .await
 }
 
 #[server(prefix = "/sfn", endpoint = "services/detail")]
 pub async fn get_service_detail(kind: String, id: i64) -> Result<DetailData, AppError> {
-    crate::error::with_status(
-        async {
-            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
-            ctx.require(crate::auth::Role::Viewer).await?;
-            service::detail(&ctx.state, &kind, id).await
-        }
-        .await,
-    )
+    crate::auth::service::in_request(|ctx| async move {
+        ctx.require(crate::auth::Role::Viewer).await?;
+        service::detail(&ctx.state, &kind, id).await
+    })
+    .await
 }
 
 #[server(prefix = "/sfn", endpoint = "services/add-process")]
@@ -221,29 +215,27 @@ pub async fn add_process(
     port: String,
     host: String,
 ) -> Result<i64, AppError> {
-    crate::error::with_status(
-        async {
-            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
-            let port = match port.trim() {
-                "" => None,
-                p => Some(p.parse::<i64>().map_err(|_| {
-                    AppError::unprocessable(format!("port: `{p}` is not a number"))
-                })?),
-            };
-            let host = Some(host.trim().to_string()).filter(|h| !h.is_empty());
-            service::add_process(
-                &ctx,
-                &NewProcess {
-                    name,
-                    pattern,
-                    port,
-                    host,
-                },
-            )
-            .await
-        }
-        .await,
-    )
+    crate::auth::service::in_request(|ctx| async move {
+        let port = match port.trim() {
+            "" => None,
+            p => Some(
+                p.parse::<i64>()
+                    .map_err(|_| AppError::unprocessable(format!("port: `{p}` is not a number")))?,
+            ),
+        };
+        let host = Some(host.trim().to_string()).filter(|h| !h.is_empty());
+        service::add_process(
+            &ctx,
+            &NewProcess {
+                name,
+                pattern,
+                port,
+                host,
+            },
+        )
+        .await
+    })
+    .await
 }
 
 #[server(prefix = "/sfn", endpoint = "services/add-target")]
@@ -254,42 +246,44 @@ pub async fn add_target(
     timeout_seconds: i64,
     bearer_token: String,
 ) -> Result<i64, AppError> {
-    crate::error::with_status(
-        async {
-            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
-            service::add_target(
-                &ctx,
-                &NewTarget {
-                    name,
-                    url,
-                    interval_seconds,
-                    timeout_seconds,
-                    host: None,
-                    max_series: None,
-                    bearer_token: Some(bearer_token.trim().to_string()).filter(|t| !t.is_empty()),
-                },
-            )
-            .await
-        }
-        .await,
-    )
+    crate::auth::service::in_request(|ctx| async move {
+        service::add_target(
+            &ctx,
+            &NewTarget {
+                name,
+                url,
+                interval_seconds,
+                timeout_seconds,
+                host: None,
+                max_series: None,
+                bearer_token: Some(bearer_token.trim().to_string()).filter(|t| !t.is_empty()),
+            },
+        )
+        .await
+    })
+    .await
 }
 
-#[server(prefix = "/sfn", endpoint = "services/delete")]
-pub async fn delete_service(kind: String, id: i64) -> Result<(), AppError> {
-    crate::error::with_status(
-        async {
-            let ctx = crate::auth::service::RequestCtx::from_leptos().await?;
-            match kind.as_str() {
-                "process" => service::delete_process(&ctx, id).await,
-                "target" => service::delete_target(&ctx, id).await,
-                k => Err(AppError::bad_request(format!(
-                    "kind `{k}`: process or target"
-                ))),
+/// A row's action on a watched process or a scrape target: `delete`, `pause` or `resume`.
+#[server(prefix = "/sfn", endpoint = "services/change")]
+pub async fn change_service(kind: String, id: i64, action: String) -> Result<(), AppError> {
+    crate::auth::service::in_request(|ctx| async move {
+        let paused = crate::patch::Change::paused;
+        match (kind.as_str(), action.as_str()) {
+            ("process", "delete") => service::delete_process(&ctx, id).await,
+            ("target", "delete") => service::delete_target(&ctx, id).await,
+            ("process", "pause" | "resume") => {
+                edit::patch_process(&ctx, id, paused(action == "pause")).await
             }
+            ("target", "pause" | "resume") => {
+                edit::patch_target(&ctx, id, paused(action == "pause")).await
+            }
+            (k, a) => Err(AppError::bad_request(format!(
+                "`{a}` on `{k}`: delete, pause or resume a process or target"
+            ))),
         }
-        .await,
-    )
+    })
+    .await
 }
 
 #[cfg(test)]

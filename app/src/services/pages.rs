@@ -2,10 +2,12 @@
 //! sparklines) and the detail pages of a process and a target.
 
 use super::{
-    get_service_detail, get_services_page, AddProcess, AddTarget, DeleteService, Liveness,
+    get_service_detail, get_services_page, AddProcess, AddTarget, ChangeService, Liveness,
     ProcessInfo, Sparks, TargetInfo,
 };
-use crate::components::{action_error, ago, fmt_time, param, EmptyState, ErrorNotice, PageHeader};
+use crate::components::{
+    action_error, ago, fmt_time, param, Confirm, EmptyState, ErrorNotice, PageHeader,
+};
 use crate::metrics::pages::{sparkline, ChartView};
 use crate::metrics::{AutoRefresh, Unit};
 use crate::timestamp::Timestamp;
@@ -35,10 +37,61 @@ fn since(t: Option<Timestamp>) -> String {
     t.map_or_else(|| "–".into(), |t| format!("{} ago", ago(t)))
 }
 
+/// "paused" while paused, the state otherwise.
+fn paused_badge(paused: bool, state: &Liveness) -> AnyView {
+    if paused {
+        view! { <span class="badge muted" data-testid="paused">"paused"</span> }.into_any()
+    } else {
+        badge(state).into_any()
+    }
+}
+
+/// Pause or resume, and delete, for one row.
+fn row_actions(
+    act: ServerAction<ChangeService>,
+    kind: &'static str,
+    id: i64,
+    paused: bool,
+    delete_label: &'static str,
+) -> impl IntoView {
+    let (action, label) = if paused {
+        ("resume", "Resume")
+    } else {
+        ("pause", "Pause")
+    };
+    let form = move |action: &'static str, label: &'static str| {
+        view! {
+            <ActionForm action=act attr:class="inline">
+                <input type="hidden" name="kind" value=kind/>
+                <input type="hidden" name="id" value=id/>
+                <input type="hidden" name="action" value=action/>
+                <button type="submit" class="btn small">{label}</button>
+            </ActionForm>
+        }
+    };
+    let (question, yes) = if kind == "process" {
+        (
+            "Stop watching this process? Its samples stay.",
+            "Yes, stop watching",
+        )
+    } else {
+        (
+            "Stop scraping this target? Its samples stay.",
+            "Yes, remove",
+        )
+    };
+    view! {
+        <div class="row-actions">
+            {form(action, label)}
+            <Confirm label=delete_label question=question>{form("delete", yes)}</Confirm>
+        </div>
+    }
+}
+
 fn process_row(
     p: ProcessInfo,
     s: Sparks,
-    del: ServerAction<DeleteService>,
+    del: ServerAction<ChangeService>,
     can_edit: bool,
 ) -> impl IntoView {
     let cpu = p
@@ -59,19 +112,13 @@ fn process_row(
         <tr data-testid="process-row">
             <td><A href=format!("/services/process/{}", p.id)>{p.name.clone()}</A><div class="muted small mono">{p.pattern.clone()}</div></td>
             <td><A href=format!("/hosts/{}", p.host)>{p.host.clone()}</A></td>
-            <td>{badge(&p.state)}<div class="muted small">{since(p.since)}</div></td>
+            <td>{paused_badge(p.paused, &p.state)}<div class="muted small">{since(p.since)}</div></td>
             <td class="num">{p.count.map(|c| format!("{c:.0}")).unwrap_or_else(|| "–".into())}</td>
             <td class="num">{cpu}{sparkline(&s.first)}</td>
             <td class="num">{rss}{sparkline(&scaled(&s.second))}</td>
             <td class=if p.port_listening == Some(false) { "bad" } else { "" }>{port}</td>
             <td class="num">{p.restarts_24h.map(|r| format!("{r:.0}")).unwrap_or_else(|| "0".into())}</td>
-            <td>{can_edit.then(|| view! {
-                <ActionForm action=del attr:class="inline">
-                    <input type="hidden" name="kind" value="process"/>
-                    <input type="hidden" name="id" value=p.id/>
-                    <button type="submit" class="btn small">"Stop watching"</button>
-                </ActionForm>
-            })}</td>
+            <td>{can_edit.then(|| row_actions(del, "process", p.id, p.paused, "Stop watching"))}</td>
         </tr>
     }
 }
@@ -79,13 +126,13 @@ fn process_row(
 fn target_row(
     t: TargetInfo,
     s: Sparks,
-    del: ServerAction<DeleteService>,
+    del: ServerAction<ChangeService>,
     can_edit: bool,
 ) -> impl IntoView {
     view! {
         <tr data-testid="target-row">
             <td><A href=format!("/services/target/{}", t.id)>{t.name.clone()}</A><div class="muted small mono wrap">{t.url.clone()}</div></td>
-            <td>{badge(&t.state)}<div class="muted small">{since(t.since)}</div></td>
+            <td>{paused_badge(t.paused, &t.state)}<div class="muted small">{since(t.since)}</div></td>
             <td>{t.last_success.as_ref().map(fmt_time).unwrap_or_else(|| "never".into())}</td>
             <td class="num">{t.last_samples.map(|n| n.to_string()).unwrap_or_else(|| "–".into())}</td>
             <td class="num">{s.first.last().map(|v| format!("{v:.1}")).unwrap_or_else(|| "–".into())}{sparkline(&scaled(&s.first))}</td>
@@ -94,13 +141,7 @@ fn target_row(
                 {t.last_error.clone().unwrap_or_else(|| "–".into())}
                 {(t.dropped > 0).then(|| view! { <div class="warn-text">{format!("{} series dropped (limit {})", t.dropped, t.max_series)}</div> })}
             </td>
-            <td>{can_edit.then(|| view! {
-                <ActionForm action=del attr:class="inline">
-                    <input type="hidden" name="kind" value="target"/>
-                    <input type="hidden" name="id" value=t.id/>
-                    <button type="submit" class="btn small">"Remove"</button>
-                </ActionForm>
-            })}</td>
+            <td>{can_edit.then(|| row_actions(del, "target", t.id, t.paused, "Remove"))}</td>
         </tr>
     }
 }
@@ -109,7 +150,7 @@ fn target_row(
 pub fn ServicesPage() -> impl IntoView {
     let add_p = ServerAction::<AddProcess>::new();
     let add_t = ServerAction::<AddTarget>::new();
-    let del = ServerAction::<DeleteService>::new();
+    let del = ServerAction::<ChangeService>::new();
     let query = use_query_map();
     let host = move || param(query, "host");
     let data = Resource::new(

@@ -64,6 +64,7 @@ struct CheckRow {
     last_checked_at: Option<OffsetDateTime>,
     builtin: bool,
     paused: bool,
+    recent: Vec<bool>,
     up_1d: i64,
     n_1d: i64,
     up_7d: i64,
@@ -76,6 +77,8 @@ pub async fn list_checks(pool: &PgPool) -> AppResult<Vec<CheckInfo>> {
     let rows: Vec<CheckRow> = sqlx::query_as(
         "SELECT c.id, c.name, c.url, c.interval_seconds, c.timeout_seconds, c.expected_status, c.expected_body,
                 c.up, c.state_since, c.last_latency_ms, c.last_error, c.last_checked_at, c.builtin, c.paused,
+                coalesce((SELECT array_agg(h.up ORDER BY h.at) FROM (SELECT up, at FROM health_results
+                          WHERE check_id = c.id ORDER BY at DESC LIMIT 50) h), '{}') AS recent,
                 count(*) FILTER (WHERE r.up AND r.at > now() - interval '1 day') AS up_1d,
                 count(r.at) FILTER (WHERE r.at > now() - interval '1 day') AS n_1d,
                 count(*) FILTER (WHERE r.up AND r.at > now() - interval '7 days') AS up_7d,
@@ -104,6 +107,7 @@ pub async fn list_checks(pool: &PgPool) -> AppResult<Vec<CheckInfo>> {
             last_error: r.last_error.map(|e| crate::redact::text(&e)),
             last_checked: r.last_checked_at.map(Timestamp),
             builtin: r.builtin,
+            recent: r.recent,
             uptime_24h: rules::uptime(r.up_1d, r.n_1d),
             uptime_7d: rules::uptime(r.up_7d, r.n_7d),
             uptime_30d: rules::uptime(r.up_30d, r.n_30d),

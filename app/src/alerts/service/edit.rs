@@ -92,7 +92,7 @@ pub async fn patch_channel(ctx: &RequestCtx, id: i64, change: Change) -> AppResu
     let user = ctx.require(Role::Admin).await?;
     let pool = &ctx.state.pool;
     let row = sqlx::query!(
-        "SELECT name, kind, target, format FROM alert_channels WHERE id = $1",
+        "SELECT name, kind, target, format, is_default FROM alert_channels WHERE id = $1",
         id
     )
     .fetch_optional(pool)
@@ -105,6 +105,7 @@ pub async fn patch_channel(ctx: &RequestCtx, id: i64, change: Change) -> AppResu
         url: webhook.then(|| row.target.clone()),
         to: (!webhook).then_some(row.target),
         format: webhook.then_some(row.format),
+        is_default: row.is_default,
     };
     let p = patched(&current, change)?;
     rules::validate_channel(&p.spec).map_err(unprocessable)?;

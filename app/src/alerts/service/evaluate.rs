@@ -416,7 +416,15 @@ struct NotificationRows {
 }
 
 impl NotificationRows {
+    /// To the channels a rule names; a rule that names none notifies the default channels
+    /// (the empty name stands for them below: channel names are never empty).
     fn push(&mut self, channels: &[String], event: Option<i64>, n: &Notice) {
+        let default = [String::new()];
+        let channels = if channels.is_empty() {
+            &default[..]
+        } else {
+            channels
+        };
         for c in channels {
             self.channel.push(c.clone());
             self.event.push(event);
@@ -431,7 +439,7 @@ impl NotificationRows {
         // A channel deleted since the rule was saved, or paused, is skipped (the join drops it).
         Ok(sqlx::query!("INSERT INTO alert_notifications (channel_id, event_id, body)
              SELECT c.id, u.event_id, u.body FROM UNNEST($1::text[], $2::bigint[], $3::jsonb[]) AS u(channel, event_id, body)
-             JOIN alert_channels c ON c.name = u.channel AND NOT c.paused", &self.channel, &self.event as _, &self.body)
+             JOIN alert_channels c ON (c.name = u.channel OR (u.channel = '' AND c.is_default)) AND NOT c.paused", &self.channel, &self.event as _, &self.body)
         .execute(&mut *tx)
         .await?
         .rows_affected() as usize)

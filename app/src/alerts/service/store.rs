@@ -225,9 +225,10 @@ pub async fn rule_action_by(
 pub async fn upsert_channel_by(pool: &PgPool, c: &NewChannel, actor: &Actor<'_>) -> AppResult<i64> {
     let format = rules::validate_channel(c).map_err(unprocessable)?;
     let target = c.url.clone().or_else(|| c.to.clone()).unwrap_or_default();
-    let id = sqlx::query_scalar!("INSERT INTO alert_channels (name, kind, target, format) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, target = excluded.target, format = excluded.format
-         RETURNING id", c.name.trim(), &c.kind, target.trim(), format)
+    let id = sqlx::query_scalar!("INSERT INTO alert_channels (name, kind, target, format, is_default) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, target = excluded.target, format = excluded.format,
+             is_default = excluded.is_default
+         RETURNING id", c.name.trim(), &c.kind, target.trim(), format, c.is_default)
     .fetch_one(pool)
     .await?;
     // The URL may hold a token: the audit log names the channel only.
@@ -244,7 +245,7 @@ pub async fn upsert_channel_by(pool: &PgPool, c: &NewChannel, actor: &Actor<'_>)
 
 pub async fn list_channels(pool: &PgPool) -> AppResult<Vec<ChannelInfo>> {
     let rows = sqlx::query!(
-        r#"SELECT c.id, c.name, c.kind, c.target, c.format, c.paused, n.status AS "last_status?",
+        r#"SELECT c.id, c.name, c.kind, c.target, c.format, c.paused, c.is_default, n.status AS "last_status?",
                   n.last_error AS "last_error?"
            FROM alert_channels c
            LEFT JOIN LATERAL (SELECT status, last_error FROM alert_notifications
@@ -263,6 +264,7 @@ pub async fn list_channels(pool: &PgPool) -> AppResult<Vec<ChannelInfo>> {
             paused: r.paused,
             kind: r.kind,
             format: r.format,
+            is_default: r.is_default,
             last_status: r.last_status,
             last_error: r.last_error.map(|e| crate::redact::text(&e)),
         })
