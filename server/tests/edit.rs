@@ -27,6 +27,25 @@ fn find<'a>(list: &'a Value, key: &str, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {name} in {list}"))
 }
 
+/// A CPU sample of 99 % on web-1, now; returns when.
+async fn hot_cpu(pool: &PgPool) -> time::OffsetDateTime {
+    let state = common::state(pool.clone());
+    let now = time::OffsetDateTime::now_utc();
+    let batch = app::metrics::IngestBatch {
+        host: "web-1".into(),
+        samples: vec![app::metrics::Sample {
+            metric: "cpu_usage_percent".into(),
+            labels: Default::default(),
+            ts: app::timestamp::Timestamp(now),
+            value: 99.0,
+        }],
+    };
+    app::metrics::service::ingest(&state, &batch, app::metrics::service::Origin::Local)
+        .await
+        .unwrap();
+    now
+}
+
 #[sqlx::test(migrator = "server::MIGRATOR")]
 async fn checks_are_edited_paused_and_resumed(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
@@ -224,20 +243,7 @@ async fn channels_keep_their_secret_rules_follow_a_rename_and_paused_ones_get_no
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{text}");
 
     // Make it fire: a sample over the threshold, held for the rule's `for` (0 s by default).
-    let state = common::state(pool.clone());
-    let now = time::OffsetDateTime::now_utc();
-    let batch = app::metrics::IngestBatch {
-        host: "web-1".into(),
-        samples: vec![app::metrics::Sample {
-            metric: "cpu_usage_percent".into(),
-            labels: Default::default(),
-            ts: app::timestamp::Timestamp(now),
-            value: 99.0,
-        }],
-    };
-    app::metrics::service::ingest(&state, &batch, app::metrics::service::Origin::Local)
-        .await
-        .unwrap();
+    let now = hot_cpu(&pool).await;
     let mut fired = 0;
     for later in [0, 1, 400] {
         let r = app::alerts::service::evaluate(&pool, now + time::Duration::seconds(later))
@@ -469,20 +475,7 @@ async fn rules_naming_no_channel_notify_the_default_ones(pool: PgPool) {
         .expect_json(StatusCode::CREATED)
         .await;
 
-    let state = common::state(pool.clone());
-    let now = time::OffsetDateTime::now_utc();
-    let batch = app::metrics::IngestBatch {
-        host: "web-1".into(),
-        samples: vec![app::metrics::Sample {
-            metric: "cpu_usage_percent".into(),
-            labels: Default::default(),
-            ts: app::timestamp::Timestamp(now),
-            value: 99.0,
-        }],
-    };
-    app::metrics::service::ingest(&state, &batch, app::metrics::service::Origin::Local)
-        .await
-        .unwrap();
+    let now = hot_cpu(&pool).await;
     for later in [0, 1] {
         app::alerts::service::evaluate(&pool, now + time::Duration::seconds(later))
             .await

@@ -321,7 +321,8 @@ fn pct(v: Option<f64>) -> String {
     .unwrap_or_else(|| "–".into())
 }
 
-/// The last results as a row of small bars, oldest first (as Uptime Kuma shows them).
+/// The last results as a row of 50 small bars, oldest first, slots not yet filled in grey (as
+/// Uptime Kuma shows them).
 #[component]
 fn Heartbeat(recent: Vec<bool>) -> impl IntoView {
     let down = recent.iter().filter(|u| !**u).count();
@@ -329,6 +330,7 @@ fn Heartbeat(recent: Vec<bool>) -> impl IntoView {
     (!recent.is_empty()).then(|| {
         view! {
             <div class="heartbeat" data-testid="heartbeat" role="img" aria-label=label.clone() title=label>
+                {(recent.len()..50).map(|_| view! { <span class="beat empty"></span> }).collect_view()}
                 {recent.into_iter().map(|up| view! { <span class=if up { "beat up" } else { "beat down" }></span> }).collect_view()}
             </div>
         }

@@ -233,6 +233,7 @@ fn TimeBars(
     let max = timeline.max.max(1) as f64;
     view! {
         <div class=format!("timebars {class}")>
+            <div class="timebars-head"><span>{label}</span><span>{format!("max {} per bar", timeline.max)}</span></div>
             <svg viewBox=format!("0 0 {} 80", timeline::WIDTH) preserveAspectRatio="none" role="img" aria-label=label>
                 {timeline.ticks.iter().map(|t| view! {
                     <line class="grid" x1=format!("{:.2}", t.x) x2=format!("{:.2}", t.x) y1="0" y2="80"/>
@@ -253,7 +254,6 @@ fn TimeBars(
                 {timeline.ticks.into_iter().map(|t| view! {
                     <span class="tick" style=format!("left: {:.2}%", t.x / timeline::WIDTH * 100.0)>{t.label}</span>
                 }).collect_view()}
-                <span class="tick max">{format!("max {}", timeline.max)}</span>
             </div>
         </div>
     }
@@ -428,11 +428,9 @@ fn Analytics(
         </section>
         <section class="cards two">
             <div class="card" data-testid="errors-per-hour">
-                <h2 class="section-title">"Errors per hour"</h2>
                 <TimeBars timeline=errors label="Errors per hour" class="bad" href=zoom.clone()/>
             </div>
             <div class="card" data-testid="requests-per-hour">
-                <h2 class="section-title">"Requests per hour"</h2>
                 <TimeBars timeline=requests label="Requests per hour" href=zoom/>
             </div>
         </section>
