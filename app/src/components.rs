@@ -217,9 +217,35 @@ pub fn fmt_duration(secs: u64) -> String {
     }
 }
 
+/// A query-string value, percent-encoded (unreserved characters kept).
+pub fn urlencode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            b => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_values_are_percent_encoded() {
+        for (raw, want) in [
+            ("web-1", "web-1"),
+            ("level:error status:>=500", "level%3Aerror%20status%3A%3E%3D500"),
+            ("\"a&b\"", "%22a%26b%22"),
+            ("é", "%C3%A9"),
+        ] {
+            assert_eq!(urlencode(raw), want, "{raw}");
+        }
+    }
 
     #[test]
     fn durations_read_naturally() {

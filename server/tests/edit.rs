@@ -502,3 +502,90 @@ async fn rules_naming_no_channel_notify_the_default_ones(pool: PgPool) {
     let channels = json(admin.get(app.url("/api/v1/alerts/channels")).call().await).await;
     assert_eq!(find(&channels, "name", "oncall")["default"], false);
 }
+
+/// Changes to checks, channels, processes and scrape targets are audited with who and from
+/// where, and the audit log filters by actor and by action (or a whole area of actions).
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn changes_are_audited_and_the_audit_log_filters(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let admin = app.signed_in("root", Role::Admin).await;
+    let op = app.signed_in("op", Role::Operator).await;
+    let check = op
+        .post(app.url("/api/v1/checks"))
+        .json(&json!({"name": "api", "url": "http://127.0.0.1:9/health"}))
+        .expect_json(StatusCode::CREATED)
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let (s, _) = patch(
+        &op,
+        app.url(&format!("/api/v1/checks/{check}")),
+        json!({"paused": true}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    op.post(app.url("/api/v1/scrape-targets"))
+        .json(&json!({"name": "node", "url": "http://127.0.0.1:9/metrics", "bearer_token": "tok-audit"}))
+        .expect_json(StatusCode::CREATED)
+        .await;
+    admin
+        .post(app.url("/api/v1/alerts/channels"))
+        .json(&json!({"name": "ops", "kind": "webhook", "url": "http://127.0.0.1:9/hook/s3cret"}))
+        .expect_json(StatusCode::CREATED)
+        .await;
+
+    let page = admin
+        .get(app.url("/api/v1/audit?actor=op"))
+        .expect_json(StatusCode::OK)
+        .await;
+    let entries = page["entries"].as_array().unwrap();
+    let actions: Vec<&str> = entries
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert!(actions.contains(&"health_check.save"), "{actions:?}");
+    assert!(actions.contains(&"health_check.pause"), "{actions:?}");
+    assert!(actions.contains(&"services.target.add"), "{actions:?}");
+    assert!(entries.iter().all(|e| e["actor"] == "op"), "{entries:?}");
+    assert!(
+        entries
+            .iter()
+            .all(|e| e["ip"].as_str().is_some_and(|ip| !ip.is_empty())),
+        "{entries:?}"
+    );
+    assert!(
+        !page.to_string().contains("tok-audit"),
+        "a token never reaches the audit log"
+    );
+
+    let area = admin
+        .get(app.url("/api/v1/audit?action=health_check"))
+        .expect_json(StatusCode::OK)
+        .await;
+    let actions: Vec<&str> = area["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["health_check.pause", "health_check.save"]);
+    let exact = admin
+        .get(app.url("/api/v1/audit?action=alert_channel.save"))
+        .expect_json(StatusCode::OK)
+        .await;
+    assert_eq!(exact["entries"].as_array().unwrap().len(), 1);
+    assert!(
+        !exact.to_string().contains("s3cret"),
+        "a webhook URL never reaches the audit log"
+    );
+    assert!(area["actors"].as_array().unwrap().contains(&json!("root")));
+    assert!(area["actions"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("health_check")));
+    let (s, _) = {
+        let res = op.get(app.url("/api/v1/audit")).call().await;
+        (res.status(), ())
+    };
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}

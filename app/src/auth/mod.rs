@@ -123,6 +123,12 @@ pub struct TokenInfo {
 pub struct AuditPageData {
     pub entries: Vec<AuditEntry>,
     pub next_before: Option<i64>,
+    /// Everyone who has acted, for the actor filter.
+    #[serde(default)]
+    pub actors: Vec<String>,
+    /// The areas acted on (`user`, `alert_rule`, `backup`…), for the action filter.
+    #[serde(default)]
+    pub actions: Vec<String>,
 }
 
 /// Where to send the browser after login. Only paths on this site are honoured, so a crafted
@@ -253,10 +259,18 @@ pub async fn reset_password(username: String, password: String) -> Result<(), Ap
 }
 
 #[server(prefix = "/sfn", endpoint = "audit/list")]
-pub async fn list_audit(before: Option<i64>) -> Result<AuditPageData, AppError> {
+pub async fn list_audit(
+    before: Option<i64>,
+    actor: Option<String>,
+    action: Option<String>,
+) -> Result<AuditPageData, AppError> {
     crate::auth::service::in_request(|ctx| async move {
         ctx.require(Role::Admin).await?;
-        service::list_audit(&ctx.state.pool, before, 100).await
+        let filter = service::AuditFilter {
+            actor: actor.as_deref(),
+            action: action.as_deref(),
+        };
+        service::list_audit(&ctx.state.pool, before, 100, filter).await
     })
     .await
 }

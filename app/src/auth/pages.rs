@@ -185,24 +185,29 @@ fn UserRow(
 #[component]
 pub fn AuditPage() -> impl IntoView {
     let query = use_query_map();
-    let before = move || {
-        query
-            .read()
-            .get("before")
-            .and_then(|b| b.parse::<i64>().ok())
-    };
-    let page = Resource::new(before, list_audit);
+    let get = move |k: &str| param(query, k).filter(|s| !s.is_empty());
+    let page = Resource::new(
+        move || {
+            (
+                get("before").and_then(|b| b.parse::<i64>().ok()),
+                get("actor"),
+                get("action"),
+            )
+        },
+        |(before, actor, action)| list_audit(before, actor, action),
+    );
     view! {
-        <PageHeader title="Audit log" subtitle="Sign-ins, sign-outs and changes to users: who, what, when, from where."/>
+        <PageHeader title="Audit log" subtitle="Sign-ins and every change (users, tokens, rules, checks, channels, processes, scrape targets, log sources, backups): who, what, when, from where."/>
         <AdminTabs/>
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match page.await {
                     Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
-                    Ok(p) if p.entries.is_empty() => view! {
-                        <div class="card empty"><p>"No audit entries yet."</p></div>
-                    }.into_any(),
                     Ok(p) => view! {
+                        <AuditFilters actors=p.actors.clone() actions=p.actions.clone() actor=get("actor") action=get("action")/>
+                        {if p.entries.is_empty() {
+                            view! { <div class="card empty" data-testid="audit-empty"><p>{if get("actor").is_some() || get("action").is_some() { "No entries match these filters." } else { "No audit entries yet." }}</p></div> }.into_any()
+                        } else { view! {
                         <div class="table-wrap">
                             <table class="table" data-testid="audit-table">
                                 <thead>
@@ -223,11 +228,55 @@ pub fn AuditPage() -> impl IntoView {
                                 </tbody>
                             </table>
                         </div>
-                        {p.next_before.map(|b| view! { <p><a class="btn" href=format!("/admin/audit?before={b}")>"Older entries →"</a></p> })}
+                        {p.next_before.map(|b| {
+                            let mut href = format!("/admin/audit?before={b}");
+                            for k in ["actor", "action"] {
+                                if let Some(v) = get(k) {
+                                    href.push_str(&format!("&{k}={}", crate::components::urlencode(&v)));
+                                }
+                            }
+                            view! { <p><a class="btn" href=href>"Older entries →"</a></p> }
+                        })}
+                        }.into_any() }}
                     }.into_any(),
                 }
             })}
         </Transition>
+    }
+}
+
+/// Who and what: a plain GET form, so the filters are in the URL.
+#[component]
+fn AuditFilters(
+    actors: Vec<String>,
+    actions: Vec<String>,
+    actor: Option<String>,
+    action: Option<String>,
+) -> impl IntoView {
+    let filtered = actor.is_some() || action.is_some();
+    view! {
+        <form method="get" action="/admin/audit" class="card search-form" data-testid="audit-filters">
+            <label>"Who "
+                <select name="actor">
+                    <option value="">"anyone"</option>
+                    {actors.into_iter().map(|a| {
+                        let sel = actor.as_deref() == Some(a.as_str());
+                        view! { <option value=a.clone() selected=sel>{a.clone()}</option> }
+                    }).collect_view()}
+                </select>
+            </label>
+            <label>"What "
+                <select name="action">
+                    <option value="">"any action"</option>
+                    {actions.into_iter().map(|a| {
+                        let sel = action.as_deref() == Some(a.as_str());
+                        view! { <option value=a.clone() selected=sel>{a.clone()}</option> }
+                    }).collect_view()}
+                </select>
+            </label>
+            <button type="submit" class="btn primary">"Filter"</button>
+            {filtered.then(|| view! { <a class="btn" href="/admin/audit">"Clear"</a> })}
+        </form>
     }
 }
 

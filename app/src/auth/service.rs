@@ -418,18 +418,31 @@ pub async fn purge_old(pool: &PgPool, cfg: &Config) -> AppResult<(u64, u64)> {
     Ok((audit, throttles))
 }
 
+/// Which audit entries: by whom (exactly) and what (an action, or its area: `alert_rule`
+/// matches `alert_rule.save` and `alert_rule.delete`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AuditFilter<'a> {
+    pub actor: Option<&'a str>,
+    pub action: Option<&'a str>,
+}
+
 pub async fn list_audit(
     pool: &PgPool,
     before: Option<i64>,
     limit: i64,
+    filter: AuditFilter<'_>,
 ) -> AppResult<AuditPageData> {
     let limit = limit.clamp(1, 500);
     let mut entries: Vec<AuditEntry> = sqlx::query_as(
         "SELECT id, at, actor, action, target, success, ip, detail FROM audit_log
-         WHERE ($1::bigint IS NULL OR id < $1) ORDER BY id DESC LIMIT $2",
+         WHERE ($1::bigint IS NULL OR id < $1) AND ($3::text IS NULL OR actor = $3)
+           AND ($4::text IS NULL OR action = $4 OR starts_with(action, $4 || '.'))
+         ORDER BY id DESC LIMIT $2",
     )
     .bind(before)
     .bind(limit + 1)
+    .bind(filter.actor.filter(|s| !s.is_empty()))
+    .bind(filter.action.filter(|s| !s.is_empty()))
     .fetch_all(pool)
     .await?;
     let more = entries.len() as i64 > limit;
@@ -439,9 +452,22 @@ pub async fn list_audit(
     } else {
         None
     };
+    // What the filters offer: who acted and the areas acted on (the audit log is small).
+    let actors: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT actor FROM audit_log WHERE actor IS NOT NULL ORDER BY 1 LIMIT 500",
+    )
+    .fetch_all(pool)
+    .await?;
+    let actions: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT split_part(action, '.', 1) FROM audit_log ORDER BY 1 LIMIT 500",
+    )
+    .fetch_all(pool)
+    .await?;
     Ok(AuditPageData {
         entries,
         next_before,
+        actors,
+        actions,
     })
 }
 

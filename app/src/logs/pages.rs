@@ -10,7 +10,7 @@ use super::{
     LogStats,
 };
 use crate::components::{
-    action_error, fmt_time, param, Confirm, EmptyState, ErrorNotice, PageHeader,
+    action_error, fmt_time, param, urlencode, Confirm, EmptyState, ErrorNotice, PageHeader,
 };
 use crate::metrics::AutoRefresh;
 use leptos::prelude::*;
@@ -278,19 +278,6 @@ fn Facets(facets: Vec<Facet>, href: impl Fn(&str) -> String + 'static) -> impl I
             }).collect_view()}
         </section>
     }
-}
-
-fn urlencode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            b => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
 }
 
 #[component]

@@ -162,6 +162,10 @@ pub struct AuditQuery {
     pub before: Option<i64>,
     /// At most this many entries (1 to 500, default 100).
     pub limit: Option<i64>,
+    /// Only this user's actions.
+    pub actor: Option<String>,
+    /// Only this action (`alert_rule.save`), or every action of an area (`alert_rule`).
+    pub action: Option<String>,
 }
 
 /// The audit log, newest first (admin).
@@ -183,6 +187,15 @@ pub async fn audit(
 ) -> Result<Json<AuditPageData>, AppError> {
     ctx.require(Role::Admin).await?;
     Ok(Json(
-        service::list_audit(&ctx.state.pool, q.before, q.limit.unwrap_or(100)).await?,
+        service::list_audit(
+            &ctx.state.pool,
+            q.before,
+            q.limit.unwrap_or(100),
+            service::AuditFilter {
+                actor: q.actor.as_deref(),
+                action: q.action.as_deref(),
+            },
+        )
+        .await?,
     ))
 }

@@ -50,6 +50,11 @@ async fn set_paused(
     Ok(())
 }
 
+/// The change only pauses or resumes (the declaration is left as it is, and not saved again).
+fn only_pause<T>(p: &Patched<T>) -> bool {
+    p.paused.is_some() && p.fields.iter().all(|f| f == "paused")
+}
+
 /// What the audit line names.
 trait Named {
     fn name(&self) -> &str;
@@ -82,8 +87,10 @@ pub async fn patch_check(ctx: &RequestCtx, id: i64, change: Change) -> AppResult
     .ok_or_else(|| AppError::not_found(format!("no health check {id}")))?;
     let p = patched(&current, change)?;
     rules::validate_check(&p.spec).map_err(unprocessable)?;
-    rename(pool, "health_checks", id, &p.spec.name).await?;
-    upsert_check_by(pool, &p.spec, &ctx.actor(&user)).await?;
+    if !only_pause(&p) {
+        rename(pool, "health_checks", id, &p.spec.name).await?;
+        upsert_check_by(pool, &p.spec, &ctx.actor(&user)).await?;
+    }
     set_paused(ctx, &user, ("health_checks", "health_check"), id, &p).await
 }
 
@@ -110,8 +117,10 @@ pub async fn patch_channel(ctx: &RequestCtx, id: i64, change: Change) -> AppResu
     let p = patched(&current, change)?;
     rules::validate_channel(&p.spec).map_err(unprocessable)?;
     let old_name = current.name.clone();
-    rename(pool, "alert_channels", id, &p.spec.name).await?;
-    upsert_channel_by(pool, &p.spec, &ctx.actor(&user)).await?;
+    if !only_pause(&p) {
+        rename(pool, "alert_channels", id, &p.spec.name).await?;
+        upsert_channel_by(pool, &p.spec, &ctx.actor(&user)).await?;
+    }
     set_paused(ctx, &user, ("alert_channels", "alert_channel"), id, &p).await?;
     if old_name != p.spec.name.trim() {
         // Rules name their channels: they follow the rename.
@@ -144,6 +153,15 @@ pub async fn patch_rule(ctx: &RequestCtx, id: i64, change: Change) -> AppResult<
     let mut current = row.spec.0;
     current.enabled = row.enabled;
     let mut p = patched(&current, change)?;
+    if only_pause(&p) {
+        // Turned off or on, as the page's buttons do: the rule's states stay.
+        let action = if p.paused == Some(true) {
+            "disable"
+        } else {
+            "enable"
+        };
+        return rule_action_by(pool, id, action, &ctx.actor(&user)).await;
+    }
     if let Some(paused) = p.paused {
         p.spec.enabled = !paused;
     }
