@@ -239,7 +239,10 @@ mod tests {
     fn query_values_are_percent_encoded() {
         for (raw, want) in [
             ("web-1", "web-1"),
-            ("level:error status:>=500", "level%3Aerror%20status%3A%3E%3D500"),
+            (
+                "level:error status:>=500",
+                "level%3Aerror%20status%3A%3E%3D500",
+            ),
             ("\"a&b\"", "%22a%26b%22"),
             ("é", "%C3%A9"),
         ] {

@@ -222,7 +222,126 @@ pub async fn get_checks_page() -> Result<ChecksPageData, AppError> {
     .await
 }
 
-/// Adds or replaces a threshold rule from the page's form (other kinds through the API).
+/// The rule form's fields, as the Alerts page sends them (the add form and each rule's Edit).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RuleForm {
+    pub name: String,
+    pub kind: String,
+    /// The host, check, service or backup target, by kind.
+    pub target: String,
+    /// The metric, or a log rule's condition.
+    pub metric: String,
+    pub op: String,
+    /// The threshold, or a forecast's days, or a backup rule's hours.
+    pub threshold: String,
+    pub clear_threshold: String,
+    pub for_seconds: String,
+    /// Channel names, separated by commas.
+    pub notify: String,
+}
+
+/// The fields of a rule the form sets; an Edit changes these and keeps the rest (severity,
+/// repeat, a log rule's window and query…).
+pub const RULE_FORM_FIELDS: [&str; 13] = [
+    "host",
+    "metric",
+    "op",
+    "threshold",
+    "clear_threshold",
+    "check",
+    "service",
+    "condition",
+    "days",
+    "target",
+    "hours",
+    "for_seconds",
+    "notify",
+];
+
+impl RuleForm {
+    /// The form of a stored rule, for its Edit.
+    pub fn of(spec: &RuleSpec) -> Self {
+        let num = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        let (target, metric, threshold) = match spec.kind.as_str() {
+            "health" => (text(&spec.check), String::new(), String::new()),
+            "log" => (
+                text(&spec.service),
+                text(&spec.condition),
+                num(spec.threshold),
+            ),
+            "forecast" => (text(&spec.host), text(&spec.metric), num(spec.days)),
+            "backup" => (text(&spec.target), String::new(), num(spec.hours)),
+            _ => (text(&spec.host), text(&spec.metric), num(spec.threshold)),
+        };
+        RuleForm {
+            name: spec.name.clone(),
+            kind: spec.kind.clone(),
+            target,
+            metric,
+            op: text(&spec.op),
+            threshold,
+            clear_threshold: num(spec.clear_threshold),
+            for_seconds: spec.for_seconds.to_string(),
+            notify: spec.notify.join(", "),
+        }
+    }
+
+    /// The rule the form describes; a number that is not one is refused naming its field.
+    pub fn spec(&self) -> Result<RuleSpec, String> {
+        let num = |field: &str, s: &str| -> Result<Option<f64>, String> {
+            match s.trim() {
+                "" => Ok(None),
+                v => v
+                    .parse::<f64>()
+                    .map(Some)
+                    .map_err(|_| format!("{field}: `{v}` is not a number")),
+            }
+        };
+        let opt = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+        let mut spec: RuleSpec = serde_json::from_value(serde_json::json!({
+            "name": self.name.trim(), "kind": self.kind.trim(),
+        }))
+        .map_err(|e| e.to_string())?;
+        let threshold = num("threshold", &self.threshold)?;
+        match self.kind.as_str() {
+            "metric" => {
+                spec.host = opt(&self.target);
+                spec.metric = opt(&self.metric);
+                spec.op = opt(&self.op);
+                spec.threshold = threshold;
+                spec.clear_threshold = num("clear_threshold", &self.clear_threshold)?;
+            }
+            "health" => spec.check = opt(&self.target).or(Some("*".into())),
+            "log" => {
+                spec.service = opt(&self.target);
+                spec.condition = opt(&self.metric);
+                spec.threshold = threshold;
+            }
+            "forecast" => {
+                spec.host = opt(&self.target);
+                spec.metric = opt(&self.metric);
+                spec.days = threshold;
+            }
+            "backup" => {
+                spec.target = opt(&self.target);
+                spec.hours = threshold;
+            }
+            _ => {}
+        }
+        spec.for_seconds = num("for_seconds", &self.for_seconds)?.unwrap_or(0.0) as i64;
+        spec.notify = self
+            .notify
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        Ok(spec)
+    }
+}
+
+/// Adds or replaces a rule from the page's form.
 #[server(prefix = "/sfn", endpoint = "alerts/add-rule")]
 pub async fn add_rule(
     name: String,
@@ -236,53 +355,59 @@ pub async fn add_rule(
     notify: String,
 ) -> Result<i64, AppError> {
     crate::auth::service::in_request(|ctx| async move {
-        let num = |field: &str, s: &str| -> Result<Option<f64>, AppError> {
-            match s.trim() {
-                "" => Ok(None),
-                v => v.parse::<f64>().map(Some).map_err(|_| {
-                    AppError::unprocessable(format!("{field}: `{v}` is not a number"))
-                }),
-            }
+        let form = RuleForm {
+            name,
+            kind,
+            target,
+            metric,
+            op,
+            threshold,
+            clear_threshold,
+            for_seconds,
+            notify,
         };
-        let opt = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
-        let mut spec: RuleSpec = serde_json::from_value(serde_json::json!({
-            "name": name.trim(), "kind": kind.trim(),
-        }))
-        .map_err(|e| AppError::unprocessable(e.to_string()))?;
-        let threshold = num("threshold", &threshold)?;
-        match kind.as_str() {
-            "metric" => {
-                spec.host = opt(&target);
-                spec.metric = opt(&metric);
-                spec.op = opt(&op);
-                spec.threshold = threshold;
-                spec.clear_threshold = num("clear_threshold", &clear_threshold)?;
-            }
-            "health" => spec.check = opt(&target).or(Some("*".into())),
-            "log" => {
-                spec.service = opt(&target);
-                spec.condition = opt(&metric);
-                spec.threshold = threshold;
-            }
-            "forecast" => {
-                spec.host = opt(&target);
-                spec.metric = opt(&metric);
-                spec.days = threshold;
-            }
-            "backup" => {
-                spec.target = opt(&target);
-                spec.hours = threshold;
-            }
-            _ => {}
-        }
-        spec.for_seconds = num("for_seconds", &for_seconds)?.unwrap_or(0.0) as i64;
-        spec.notify = notify
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect();
+        let spec = form.spec().map_err(AppError::Unprocessable)?;
         service::upsert_rule(&ctx, &spec).await
+    })
+    .await
+}
+
+/// Changes a rule from its Edit form: the fields the form sets, the rest kept.
+#[server(prefix = "/sfn", endpoint = "alerts/edit-rule")]
+pub async fn edit_rule(
+    id: i64,
+    kind: String,
+    target: String,
+    metric: String,
+    op: String,
+    threshold: String,
+    clear_threshold: String,
+    for_seconds: String,
+    notify: String,
+) -> Result<(), AppError> {
+    crate::auth::service::in_request(|ctx| async move {
+        let form = RuleForm {
+            name: String::new(),
+            kind,
+            target,
+            metric,
+            op,
+            threshold,
+            clear_threshold,
+            for_seconds,
+            notify,
+        };
+        let spec = form.spec().map_err(AppError::Unprocessable)?;
+        let serde_json::Value::Object(all) =
+            serde_json::to_value(&spec).map_err(|_| AppError::Internal)?
+        else {
+            return Err(AppError::Internal);
+        };
+        let change = RULE_FORM_FIELDS
+            .iter()
+            .map(|k| (k.to_string(), all.get(*k).cloned().unwrap_or_default()))
+            .collect();
+        service::patch_rule(&ctx, id, crate::patch::Change(change)).await
     })
     .await
 }
@@ -399,6 +524,39 @@ pub async fn add_check(
     .await
 }
 
+/// Changes a check from its Edit form. The URL is changed only when a new one is typed (the
+/// page shows it redacted, so it cannot be sent back as it is); an empty expected status or
+/// body clears it.
+#[server(prefix = "/sfn", endpoint = "alerts/edit-check")]
+pub async fn edit_check(
+    id: i64,
+    url: String,
+    interval_seconds: i32,
+    timeout_seconds: i32,
+    expected_status: String,
+    expected_body: String,
+) -> Result<(), AppError> {
+    crate::auth::service::in_request(|ctx| async move {
+        let mut change = serde_json::Map::new();
+        if !url.trim().is_empty() {
+            change.insert("url".into(), url.trim().into());
+        }
+        change.insert("interval_seconds".into(), interval_seconds.into());
+        change.insert("timeout_seconds".into(), timeout_seconds.into());
+        let status = match expected_status.trim() {
+            "" => serde_json::Value::Null,
+            s => s.parse::<i32>().map(Into::into).map_err(|_| {
+                AppError::unprocessable(format!("expected_status: `{s}` is not a number"))
+            })?,
+        };
+        change.insert("expected_status".into(), status);
+        let body = Some(expected_body).filter(|b| !b.is_empty());
+        change.insert("expected_body".into(), body.into());
+        service::patch_check(&ctx, id, crate::patch::Change(change)).await
+    })
+    .await
+}
+
 /// A check's `delete`, `pause` or `resume`.
 #[server(prefix = "/sfn", endpoint = "alerts/check-action")]
 pub async fn check_action(id: i64, action: String) -> Result<(), AppError> {
@@ -414,4 +572,67 @@ pub async fn check_action(id: i64, action: String) -> Result<(), AppError> {
         }
     })
     .await
+}
+
+#[cfg(test)]
+mod form_tests {
+    use super::*;
+
+    fn rule(v: serde_json::Value) -> RuleSpec {
+        serde_json::from_value(v).unwrap()
+    }
+
+    /// A rule shown in its Edit form and sent back unchanged is the same rule, for every kind.
+    #[test]
+    fn a_rule_round_trips_through_its_form() {
+        for spec in [
+            rule(
+                serde_json::json!({"name": "cpu", "kind": "metric", "host": "web-*", "metric": "cpu_usage_percent",
+                "op": ">=", "threshold": 90.5, "clear_threshold": 80.0, "for_seconds": 300, "notify": ["ops", "pager"]}),
+            ),
+            rule(
+                serde_json::json!({"name": "down", "kind": "health", "check": "api", "for_seconds": 60}),
+            ),
+            rule(
+                serde_json::json!({"name": "errors", "kind": "log", "service": "api", "condition": "error_rate", "threshold": 5.0}),
+            ),
+            rule(serde_json::json!({"name": "soon", "kind": "forecast", "host": "*", "days": 7.0})),
+            rule(serde_json::json!({"name": "backup", "kind": "backup", "hours": 26.0})),
+        ] {
+            let back = RuleForm::of(&spec).spec().unwrap();
+            for field in RULE_FORM_FIELDS {
+                let (a, b) = (
+                    serde_json::to_value(&spec).unwrap(),
+                    serde_json::to_value(&back).unwrap(),
+                );
+                let norm = |v: Option<&serde_json::Value>| v.cloned().filter(|v| !v.is_null());
+                // A health rule's check defaults to `*` when the form leaves it empty.
+                if field == "check" && spec.check.is_none() {
+                    continue;
+                }
+                assert_eq!(
+                    norm(a.get(field)),
+                    norm(b.get(field)),
+                    "{}: {field}",
+                    spec.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_form_number_that_is_not_one_is_named() {
+        let f = RuleForm {
+            kind: "metric".into(),
+            threshold: "ninety".into(),
+            ..RuleForm::default()
+        };
+        assert_eq!(f.spec().unwrap_err(), "threshold: `ninety` is not a number");
+        let f = RuleForm {
+            kind: "metric".into(),
+            for_seconds: "5m".into(),
+            ..RuleForm::default()
+        };
+        assert!(f.spec().unwrap_err().starts_with("for_seconds:"));
+    }
 }

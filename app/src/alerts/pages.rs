@@ -4,7 +4,8 @@
 use super::wrong::Tone;
 use super::{
     get_alerts_page, get_checks_page, get_wrong, ActiveAlert, AddChannel, AddCheck, AddRule,
-    ChannelAction, CheckAction, CheckInfo, EndSilence, InstanceAction, RuleAction, RuleInfo,
+    ChannelAction, CheckAction, CheckInfo, EditCheck, EditRule, EndSilence, InstanceAction,
+    RuleAction, RuleForm, RuleInfo,
 };
 use crate::components::{
     action_error, ago, fmt_time, Confirm, EmptyState, ErrorNotice, PageHeader,
@@ -62,7 +63,74 @@ fn active_row(a: ActiveAlert, act: ServerAction<InstanceAction>, can_edit: bool)
     }
 }
 
-fn rule_row(r: RuleInfo, act: ServerAction<RuleAction>, can_edit: bool) -> impl IntoView {
+/// A rule's Edit: the form's fields for its kind, filled with what it has now; its name and
+/// kind stay (a rule of another kind is another rule).
+fn rule_edit(r: &RuleInfo, edit: ServerAction<EditRule>) -> impl IntoView {
+    let f = RuleForm::of(&r.spec);
+    let (target_label, metric_label, threshold_label) = match f.kind.as_str() {
+        "health" => ("Check (* for all)", None, None),
+        "log" => (
+            "Service (empty: every service)",
+            Some("Condition: error_rate, avg_response_time or query_count"),
+            Some("Threshold"),
+        ),
+        "forecast" => (
+            "Hosts (* for all)",
+            Some("Resource (empty: all)"),
+            Some("Within days"),
+        ),
+        "backup" => (
+            "Backup target (empty: every target)",
+            None,
+            Some("Hours without a backup"),
+        ),
+        _ => ("Hosts (* for all)", Some("Metric"), Some("Threshold")),
+    };
+    let metric_kind = f.kind == "metric";
+    let op = f.op.clone();
+    let id = r.id;
+    view! {
+        <details class="edit" data-testid="rule-edit">
+            <summary class="btn small">"Edit"</summary>
+            <ActionForm action=edit attr:class="form-grid edit-form">
+                <input type="hidden" name="id" value=id/>
+                <input type="hidden" name="kind" value=f.kind.clone()/>
+                <label>{target_label}<input type="text" name="target" value=f.target.clone()/></label>
+                {match metric_label {
+                    Some(l) => view! { <label>{l}<input type="text" name="metric" value=f.metric.clone()/></label> }.into_any(),
+                    None => view! { <input type="hidden" name="metric" value=""/> }.into_any(),
+                }}
+                {if metric_kind {
+                    view! {
+                        <label>"Comparison"
+                            <select name="op">
+                                {[">", ">=", "<", "<="].into_iter().map(|o| view! { <option value=o selected=op.as_str() == o || (op.is_empty() && o == ">")>{o}</option> }).collect_view()}
+                            </select>
+                        </label>
+                        <label>"Clears below (empty: the threshold)"<input type="number" step="any" name="clear_threshold" value=f.clear_threshold.clone()/></label>
+                    }.into_any()
+                } else {
+                    view! { <input type="hidden" name="op" value=""/><input type="hidden" name="clear_threshold" value=""/> }.into_any()
+                }}
+                {match threshold_label {
+                    Some(l) => view! { <label>{l}<input type="number" step="any" name="threshold" value=f.threshold.clone()/></label> }.into_any(),
+                    None => view! { <input type="hidden" name="threshold" value=""/> }.into_any(),
+                }}
+                <label>"For (seconds)"<input type="number" min="0" name="for_seconds" value=f.for_seconds.clone()/></label>
+                <label>"Notify (channels, comma-separated; empty: the default ones)"<input type="text" name="notify" value=f.notify.clone()/></label>
+                <button type="submit" class="btn primary">"Save"</button>
+            </ActionForm>
+        </details>
+    }
+}
+
+fn rule_row(
+    r: RuleInfo,
+    act: ServerAction<RuleAction>,
+    edit: ServerAction<EditRule>,
+    can_edit: bool,
+) -> impl IntoView {
+    let editor = can_edit.then(|| rule_edit(&r, edit));
     let state = if r.firing > 0 {
         view! { <span class="badge bad">{format!("{} firing", r.firing)}</span> }.into_any()
     } else if r.pending > 0 {
@@ -80,7 +148,7 @@ fn rule_row(r: RuleInfo, act: ServerAction<RuleAction>, can_edit: bool) -> impl 
             <td class="wrap">{r.describe.clone()}</td>
             <td>{if r.spec.notify.is_empty() { "–".to_string() } else { r.spec.notify.join(", ") }}</td>
             <td>{state}</td>
-            <td>{can_edit.then(|| view! {
+            <td>{editor}{can_edit.then(|| view! {
                 <ActionForm action=act attr:class="inline">
                     <input type="hidden" name="id" value=id/>
                     <input type="hidden" name="action" value=toggle/>
@@ -102,6 +170,7 @@ fn rule_row(r: RuleInfo, act: ServerAction<RuleAction>, can_edit: bool) -> impl 
 pub fn AlertsPage() -> impl IntoView {
     let add_rule = ServerAction::<AddRule>::new();
     let rule_act = ServerAction::<RuleAction>::new();
+    let edit_rule = ServerAction::<EditRule>::new();
     let inst_act = ServerAction::<InstanceAction>::new();
     let unsilence = ServerAction::<EndSilence>::new();
     let add_channel = ServerAction::<AddChannel>::new();
@@ -111,6 +180,7 @@ pub fn AlertsPage() -> impl IntoView {
             (
                 add_rule.version().get(),
                 rule_act.version().get(),
+                edit_rule.version().get(),
                 inst_act.version().get(),
                 unsilence.version().get(),
                 add_channel.version().get(),
@@ -124,6 +194,7 @@ pub fn AlertsPage() -> impl IntoView {
         <AutoRefresh seconds=15/>
         {action_error(move || add_rule.value().get())}
         {action_error(move || rule_act.value().get())}
+        {action_error(move || edit_rule.value().get())}
         {action_error(move || inst_act.value().get())}
         {action_error(move || unsilence.value().get())}
         {action_error(move || add_channel.value().get())}
@@ -165,7 +236,7 @@ pub fn AlertsPage() -> impl IntoView {
                                     view! {
                                         <div class="table-wrap"><table class="table" data-testid="rules">
                                             <thead><tr><th>"Rule"</th><th>"Condition"</th><th>"Notifies"</th><th>"State"</th><th></th></tr></thead>
-                                            <tbody>{d.rules.into_iter().map(|r| rule_row(r, rule_act, can_edit)).collect_view()}</tbody>
+                                            <tbody>{d.rules.into_iter().map(|r| rule_row(r, rule_act, edit_rule, can_edit)).collect_view()}</tbody>
                                         </table></div>
                                     }.into_any()
                                 }}
@@ -341,6 +412,7 @@ fn check_card(
     c: CheckInfo,
     chart: Option<crate::metrics::Chart>,
     del: ServerAction<CheckAction>,
+    edit: ServerAction<EditCheck>,
     can_edit: bool,
 ) -> impl IntoView {
     let id = c.id;
@@ -365,7 +437,22 @@ fn check_card(
             }}
             {can_edit.then(|| {
                 let (action, label) = if c.paused { ("resume", "Resume") } else { ("pause", "Pause") };
+                let (interval, timeout) = (c.interval_seconds, c.timeout_seconds);
+                let status = c.expected_status.map(|s| s.to_string()).unwrap_or_default();
+                let body = c.expected_body.clone().unwrap_or_default();
                 view! {
+                    <details class="edit" data-testid="check-edit">
+                        <summary class="btn small">"Edit"</summary>
+                        <ActionForm action=edit attr:class="form-grid edit-form">
+                            <input type="hidden" name="id" value=id/>
+                            <label>"New URL (empty: unchanged)" <input type="url" name="url" autocomplete="off"/></label>
+                            <label>"Every (s)" <input type="number" name="interval_seconds" min="5" value=interval/></label>
+                            <label>"Timeout (s)" <input type="number" name="timeout_seconds" min="1" max="60" value=timeout/></label>
+                            <label>"Expected status (empty: any 2xx)" <input type="number" name="expected_status" min="100" max="599" value=status/></label>
+                            <label>"Body must contain (empty: anything)" <input type="text" name="expected_body" value=body/></label>
+                            <button type="submit" class="btn primary">"Save"</button>
+                        </ActionForm>
+                    </details>
                     <div class="row-actions">
                         <ActionForm action=del attr:class="inline">
                             <input type="hidden" name="id" value=id/>
@@ -390,8 +477,15 @@ fn check_card(
 pub fn ChecksPage() -> impl IntoView {
     let add = ServerAction::<AddCheck>::new();
     let del = ServerAction::<CheckAction>::new();
+    let edit = ServerAction::<EditCheck>::new();
     let data = Resource::new(
-        move || (add.version().get(), del.version().get()),
+        move || {
+            (
+                add.version().get(),
+                del.version().get(),
+                edit.version().get(),
+            )
+        },
         |_| get_checks_page(),
     );
     view! {
@@ -399,6 +493,7 @@ pub fn ChecksPage() -> impl IntoView {
         <AutoRefresh seconds=30/>
         {action_error(move || add.value().get())}
         {action_error(move || del.value().get())}
+        {action_error(move || edit.value().get())}
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match data.await {
@@ -411,7 +506,7 @@ pub fn ChecksPage() -> impl IntoView {
                             } else {
                                 view! {
                                     <section class="cards wide" data-testid="checks">
-                                        {d.checks.into_iter().map(|(c, ch)| check_card(c, ch, del, can_edit)).collect_view()}
+                                        {d.checks.into_iter().map(|(c, ch)| check_card(c, ch, del, edit, can_edit)).collect_view()}
                                     </section>
                                 }.into_any()
                             }}
