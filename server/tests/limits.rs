@@ -124,6 +124,42 @@ async fn fifty_sign_ins_leave_the_process_small() {
     }
 }
 
+/// Health, sign-in and a one-line ingest, again and again for `for_`: the slowest answer of
+/// each (seconds) and how many rounds ran. Every answer must be a success.
+async fn probe_rounds(base: &str, token: &str, for_: Duration) -> ([f64; 3], usize) {
+    let probe = reqwest::Client::new();
+    let mut worst = [0f64; 3];
+    let until = Instant::now() + for_;
+    let mut n = 0;
+    while Instant::now() < until {
+        n += 1;
+        let t = Instant::now();
+        let health = probe
+            .get(format!("{base}/api/v1/health"))
+            .timeout(Duration::from_secs(10))
+            .call()
+            .await;
+        assert_eq!(health.status(), StatusCode::OK, "health");
+        worst[0] = worst[0].max(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        let (status, _) = sign_in(base, "admin", procs::ADMIN_PASSWORD).await;
+        assert_eq!(status, StatusCode::OK, "sign-in");
+        worst[1] = worst[1].max(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        let res = probe
+            .post(format!("{base}/api/v1/ingest/logs?service=probe"))
+            .bearer_auth(token)
+            .body(format!("{{\"level\":\"info\",\"message\":\"probe {n}\"}}"))
+            .timeout(Duration::from_secs(10))
+            .call()
+            .await;
+        assert_eq!(res.status(), StatusCode::OK, "ingest");
+        worst[2] = worst[2].max(t.elapsed().as_secs_f64());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    (worst, n)
+}
+
 /// Whether the binary under test is an optimised build (timings are judged only then).
 fn release_build() -> bool {
     procs::opsdeck_bin().to_string_lossy().contains("/release/")
@@ -132,7 +168,8 @@ fn release_build() -> bool {
 /// On the main branch, one viewer's 100 concurrent requests for long ranges with terms no
 /// index serves took every pooled connection: health answered 503 and sign-in took 6 s. Now
 /// 300 such requests at once (each given up after a second, and sent again) leave health,
-/// sign-in and ingest answering within a second.
+/// sign-in and ingest answering within a second (or three times their time without the flood on
+/// a machine busy enough to need more).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_heavy_reads_stalls_nothing_that_matters() {
     let _alone = ALONE.lock().await;
@@ -180,6 +217,10 @@ async fn a_flood_of_heavy_reads_stalls_nothing_that_matters() {
     let (status, viewer) = sign_in(&serve.base, "curious", "curious-viewer-1").await;
     assert_eq!(status, StatusCode::OK);
 
+    // The yardstick, measured in the same run on the same machine: the same probes without
+    // the flood.
+    let (calm, _) = probe_rounds(&serve.base, &token, Duration::from_secs(3)).await;
+
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
     // 300 requests at once, each given up after a second; a slot answered sooner waits out its
@@ -210,57 +251,41 @@ async fn a_flood_of_heavy_reads_stalls_nothing_that_matters() {
         })
         .collect();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let probe = reqwest::Client::new();
-    let mut worst = [0f64; 3];
-    let until = Instant::now() + Duration::from_secs(8);
-    let mut n = 0;
-    while Instant::now() < until {
-        n += 1;
-        let t = Instant::now();
-        let health = probe
-            .get(format!("{}/api/v1/health", serve.base))
-            .timeout(Duration::from_secs(10))
-            .call()
-            .await;
-        assert_eq!(health.status(), StatusCode::OK, "health during the flood");
-        worst[0] = worst[0].max(t.elapsed().as_secs_f64());
-        let t = Instant::now();
-        let (status, _) = sign_in(&serve.base, "admin", procs::ADMIN_PASSWORD).await;
-        assert_eq!(status, StatusCode::OK, "sign-in during the flood");
-        worst[1] = worst[1].max(t.elapsed().as_secs_f64());
-        let t = Instant::now();
-        let res = probe
-            .post(format!("{}/api/v1/ingest/logs?service=probe", serve.base))
-            .bearer_auth(&token)
-            .body(format!("{{\"level\":\"info\",\"message\":\"probe {n}\"}}"))
-            .timeout(Duration::from_secs(10))
-            .call()
-            .await;
-        assert_eq!(res.status(), StatusCode::OK, "ingest during the flood");
-        worst[2] = worst[2].max(t.elapsed().as_secs_f64());
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let (worst, n) = probe_rounds(&serve.base, &token, Duration::from_secs(8)).await;
     stop.store(true, Ordering::Relaxed);
     for f in flood {
         f.await.unwrap();
     }
     eprintln!(
-        "{} heavy requests sent; slowest health {:.0} ms, sign-in {:.0} ms, ingest {:.0} ms over {n} rounds",
+        "{} heavy requests sent; slowest health {:.0} ms, sign-in {:.0} ms, ingest {:.0} ms over {n} rounds \
+         (without the flood: {:.0}, {:.0}, {:.0} ms)",
         sent.load(Ordering::Relaxed),
         worst[0] * 1000.0,
         worst[1] * 1000.0,
-        worst[2] * 1000.0
+        worst[2] * 1000.0,
+        calm[0] * 1000.0,
+        calm[1] * 1000.0,
+        calm[2] * 1000.0,
     );
     assert!(sent.load(Ordering::Relaxed) >= 300);
-    // An unoptimised build is several times slower at everything around the hash (sign-in took
-    // 1.3 s here, 0.5 s in release): the bound is for the release build the test command runs
-    // (OPSDECK_TEST_BIN); a debug build is judged on its answers above.
+    // Stalled means waiting for the flood: on main, sign-in took 6 s while a probe without the
+    // flood took a fraction of a second. Each probe may take a second, or three times what it
+    // took without the flood on this machine in this run, whichever is more: a busy machine
+    // slows both alike (sign-in hashes with argon2, CPU-bound), a stall only the second. The
+    // timing is judged on the release build the test command runs (OPSDECK_TEST_BIN); a debug
+    // build is judged on its answers above.
     if release_build() {
-        for (what, secs) in ["health", "sign-in", "ingest"].iter().zip(worst) {
-            assert!(secs < 1.0, "{what} took {secs:.2} s during the flood");
+        for ((what, secs), calm) in ["health", "sign-in", "ingest"].iter().zip(worst).zip(calm) {
+            let bound = (3.0 * calm).max(1.0);
+            assert!(
+                secs < bound,
+                "{what} took {secs:.2} s during the flood, {calm:.2} s without it"
+            );
         }
     } else {
-        eprintln!("debug build: the 1 s bound is checked with OPSDECK_TEST_BIN=<release opsdeck>");
+        eprintln!(
+            "debug build: the timing bound is checked with OPSDECK_TEST_BIN=<release opsdeck>"
+        );
     }
     pool.close().await;
 }
