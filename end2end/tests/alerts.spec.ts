@@ -80,9 +80,9 @@ for (const width of [1366, 390]) {
     const row = page.getByTestId("rule-row").filter({ hasText: name });
     await row.locator("summary", { hasText: "Edit" }).click();
     const form = row.getByTestId("rule-edit");
-    await expect(form.getByLabel("Threshold")).toHaveValue("90");
+    await expect(form.getByLabel("Threshold", { exact: true })).toHaveValue("90");
     await expect(form.getByLabel("Hosts (* for all)")).toHaveValue("e2e-nowhere");
-    await form.getByLabel("Threshold").fill("95");
+    await form.getByLabel("Threshold", { exact: true }).fill("95");
     await form.getByRole("button", { name: "Save" }).click();
     await expect(page.getByTestId("rule-row").filter({ hasText: name })).toContainText("> 95");
     const saved = await rule();
