@@ -109,7 +109,14 @@ async fn openapi_document_lists_the_api(pool: PgPool) {
         .iter()
         .map(|p| p["in"].as_str().unwrap())
         .collect();
-    assert_eq!(ins, ["query", "query"]);
+    assert_eq!(ins, ["query", "query", "query", "query"]);
+    let names: Vec<&str> = audit["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["before", "limit", "actor", "action"]);
     for (path, ops) in doc["paths"].as_object().unwrap() {
         for (method, op) in ops.as_object().unwrap() {
             for code in ["400", "503"] {
