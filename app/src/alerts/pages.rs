@@ -146,7 +146,7 @@ fn rule_row(
         <tr data-testid="rule-row">
             <td><strong>{r.spec.name.clone()}</strong><div class="muted small">{r.spec.kind.clone()}{r.builtin.then_some(" · from the runbook")}</div></td>
             <td class="wrap">{r.describe.clone()}</td>
-            <td>{if r.spec.notify.is_empty() { "–".to_string() } else { r.spec.notify.join(", ") }}</td>
+            <td>{if r.spec.notify.is_empty() { "the default channels".to_string() } else { r.spec.notify.join(", ") }}</td>
             <td>{state}</td>
             <td>{editor}{can_edit.then(|| view! {
                 <ActionForm action=act attr:class="inline">
