@@ -154,7 +154,8 @@ pub async fn patch_rule(ctx: &RequestCtx, id: i64, change: Change) -> AppResult<
     current.enabled = row.enabled;
     let mut p = patched(&current, change)?;
     if only_pause(&p) {
-        // Turned off or on, as the page's buttons do: the rule's states stay.
+        // Turned off or on, as the page's buttons do (turning off ends its pending and firing
+        // states), without saving the declaration again.
         let action = if p.paused == Some(true) {
             "disable"
         } else {
