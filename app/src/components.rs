@@ -116,6 +116,290 @@ pub fn Confirm(
     }
 }
 
+/// A one-button form that posts hidden fields to a server function (`url`: its
+/// `ServerFn::url()`). It is what `ActionForm` renders: the pages are islands, so the form posts
+/// natively either way, and an error comes back to the page the same way.
+#[component]
+pub fn PostButton(
+    url: &'static str,
+    fields: Vec<(&'static str, String)>,
+    #[prop(into)] label: String,
+    #[prop(optional)] danger: bool,
+) -> impl IntoView {
+    view! {
+        <form action=url method="post" class="inline">
+            {fields.into_iter().map(|(k, v)| view! { <input type="hidden" name=k value=v/> }).collect_view()}
+            <button type="submit" class=if danger { "btn small danger" } else { "btn small" }>{label}</button>
+        </form>
+    }
+}
+
+/// An item's Edit: a button that opens its form (`children`: the fields, filled in), posted in
+/// the background by [`KeepForm`] to the server function at `url` with the hidden `fields`
+/// that name the item.
+#[component]
+pub fn EditBox(
+    url: &'static str,
+    fields: Vec<(&'static str, String)>,
+    testid: &'static str,
+    children: Children,
+) -> impl IntoView {
+    view! {
+        <details class="edit" data-testid=testid>
+            <summary class="btn small">"Edit"</summary>
+            <KeepForm>
+                <form action=url method="post" class="form-grid edit-form">
+                    {fields.into_iter().map(|(k, v)| view! { <input type="hidden" name=k value=v/> }).collect_view()}
+                    {children()}
+                    <button type="submit" class="btn primary">"Save"</button>
+                </form>
+            </KeepForm>
+        </details>
+    }
+}
+
+/// A `<select>` of `options` (value, label) with `selected` chosen.
+#[component]
+pub fn Choice(
+    name: &'static str,
+    options: &'static [(&'static str, &'static str)],
+    #[prop(into)] selected: String,
+) -> impl IntoView {
+    view! {
+        <select name=name>
+            {options.iter().map(|(v, l)| view! { <option value=*v selected=*v == selected>{*l}</option> }).collect_view()}
+        </select>
+    }
+}
+
+/// The action and label of a Pause/Resume button.
+pub fn pause_toggle(paused: bool) -> (&'static str, &'static str) {
+    if paused {
+        ("resume", "Resume")
+    } else {
+        ("pause", "Pause")
+    }
+}
+
+/// A row's switch (`toggle`: the action to post and its label, e.g. [`pause_toggle`]) and its
+/// Delete, which asks first. `fields` name the row; each form adds its `action`.
+#[component]
+pub fn RowActions(
+    url: &'static str,
+    fields: Vec<(&'static str, String)>,
+    toggle: (&'static str, &'static str),
+    #[prop(into)] question: String,
+    #[prop(into, default = "Delete".into())] delete_label: String,
+    #[prop(into, default = "Yes, delete".into())] yes: String,
+) -> impl IntoView {
+    let with = |action: &str| {
+        let mut f = fields.clone();
+        f.push(("action", action.to_string()));
+        f
+    };
+    let (switch, delete) = (with(toggle.0), with("delete"));
+    view! {
+        <PostButton url=url fields=switch label=toggle.1/>
+        <Confirm label=delete_label question=question>
+            <PostButton url=url fields=delete label=yes danger=true/>
+        </Confirm>
+    }
+}
+
+/// Wraps a page's form (an `ActionForm`) so that it is posted in the background: on success the
+/// page reloads to show the change; on an error the form keeps everything typed, the message
+/// stands under it (with no `?__err=` in the address), and the field it names is marked and
+/// focused. Without script the form still posts natively and the page shows the error on top.
+///
+/// `busy` says what is happening while the server works (default "Saving…"); `inline` keeps
+/// it on the line of a row's buttons.
+#[island]
+pub fn KeepForm(
+    #[prop(optional, into)] busy: Option<String>,
+    #[prop(optional)] inline: Option<bool>,
+    children: Children,
+) -> impl IntoView {
+    let busy_text = busy.unwrap_or_else(|| "Saving…".into());
+    let (error, set_error) = signal(None::<String>);
+    let (posting, set_posting) = signal(false);
+    let on_submit = move |ev: leptos::ev::SubmitEvent| {
+        #[cfg(not(feature = "hydrate"))]
+        let _ = (ev, set_error, set_posting);
+        #[cfg(feature = "hydrate")]
+        {
+            use leptos::wasm_bindgen::JsCast;
+            let Some(form) = ev
+                .target()
+                .and_then(|t| t.dyn_into::<web_sys::HtmlFormElement>().ok())
+            else {
+                return;
+            };
+            ev.prevent_default();
+            if posting.get_untracked() {
+                return;
+            }
+            set_posting.set(true);
+            set_error.set(None);
+            leptos::task::spawn_local(async move {
+                match keep_form::post(&form).await {
+                    Ok(()) => {
+                        let _ = window().location().reload();
+                    }
+                    Err(message) => {
+                        keep_form::mark_field(&form, &message);
+                        set_error.set(Some(message));
+                        set_posting.set(false);
+                    }
+                }
+            });
+        }
+    };
+    view! {
+        <div class=if inline.unwrap_or(false) { "keep-form inline" } else { "keep-form" } on:submit=on_submit aria-busy=move || posting.get().to_string()>
+            {children()}
+            {move || posting.get().then(|| view! { <p class="muted small" data-testid="form-busy"><progress></progress>" "{busy_text.clone()}</p> })}
+            {move || error.get().map(|e| view! { <p class="notice error form-error" role="alert" data-testid="form-error">{e}</p> })}
+        </div>
+    }
+}
+
+/// Gives every cell of the page's tables its column's name (`data-label`), which narrow screens
+/// show beside the value once a table's rows are stacked and its header hidden.
+#[cfg(feature = "hydrate")]
+pub fn label_table_cells() {
+    use leptos::wasm_bindgen::JsCast;
+    let Some(doc) = leptos::prelude::window().document() else {
+        return;
+    };
+    let Ok(tables) = doc.query_selector_all(".table-wrap table") else {
+        return;
+    };
+    let elements = |list: web_sys::NodeList| {
+        (0..list.length())
+            .filter_map(move |i| list.item(i))
+            .filter_map(|n| n.dyn_into::<web_sys::Element>().ok())
+    };
+    for table in elements(tables) {
+        let names: Vec<String> = table
+            .query_selector_all("thead th")
+            .map(|ths| {
+                elements(ths)
+                    .map(|th| th.text_content().unwrap_or_default().trim().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let Ok(rows) = table.query_selector_all("tbody tr") else {
+            continue;
+        };
+        for row in elements(rows) {
+            let Ok(cells) = row.query_selector_all(":scope > td") else {
+                continue;
+            };
+            for (cell, name) in elements(cells).zip(&names) {
+                if !name.is_empty() && !cell.has_attribute("data-label") {
+                    let _ = cell.set_attribute("data-label", name);
+                }
+            }
+        }
+    }
+}
+
+/// The browser half of [`KeepForm`].
+#[cfg(feature = "hydrate")]
+mod keep_form {
+    use crate::error::AppError;
+    use leptos::wasm_bindgen::{JsCast, JsValue};
+    use wasm_bindgen_futures::JsFuture;
+    use web_sys::{FormData, HtmlFormElement, RequestInit, Response, UrlSearchParams};
+
+    /// Posts the form as the server function expects it; the error's message when it fails.
+    pub async fn post(form: &HtmlFormElement) -> Result<(), String> {
+        let unreachable = |_: JsValue| "cannot reach the Opsdeck server; try again".to_string();
+        let data = FormData::new_with_form(form).map_err(unreachable)?;
+        let body = UrlSearchParams::new_with_str_sequence_sequence(&data).map_err(unreachable)?;
+        let init = RequestInit::new();
+        init.set_method("POST");
+        init.set_body(&body);
+        let headers = web_sys::Headers::new().map_err(unreachable)?;
+        headers
+            .set("Accept", "application/json")
+            .map_err(unreachable)?;
+        init.set_headers(&headers);
+        let res: Response = JsFuture::from(
+            leptos::prelude::window().fetch_with_str_and_init(&form.action(), &init),
+        )
+        .await
+        .map_err(unreachable)?
+        .unchecked_into();
+        if res.ok() {
+            return Ok(());
+        }
+        let text = match res.text() {
+            Ok(p) => JsFuture::from(p)
+                .await
+                .ok()
+                .and_then(|t| t.as_string())
+                .unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        Err(match serde_json::from_str::<AppError>(&text) {
+            Ok(e) => e.to_string(),
+            Err(_) => format!("the server answered {} {}", res.status(), res.status_text()),
+        })
+    }
+
+    /// Marks and focuses the field a message names first ("interval_seconds must be …"), and
+    /// unmarks the others.
+    pub fn mark_field(form: &HtmlFormElement, message: &str) {
+        if let Ok(marked) = form.query_selector_all("[aria-invalid]") {
+            for i in 0..marked.length() {
+                if let Some(e) = marked
+                    .item(i)
+                    .and_then(|n| n.dyn_into::<web_sys::Element>().ok())
+                {
+                    let _ = e.remove_attribute("aria-invalid");
+                }
+            }
+        }
+        let Some(name) = super::named_field(message) else {
+            return;
+        };
+        if let Ok(Some(field)) =
+            form.query_selector(&format!("[name=\"{name}\"]:not([type=hidden])"))
+        {
+            let _ = field.set_attribute("aria-invalid", "true");
+            if let Ok(h) = field.dyn_into::<web_sys::HtmlElement>() {
+                let _ = h.focus();
+            }
+        }
+    }
+}
+
+/// The form field an error message starts with, if it looks like one (`interval_seconds must be
+/// …` → `interval_seconds`).
+pub fn named_field(message: &str) -> Option<&str> {
+    let word = message.split([' ', ':', ',']).next()?;
+    let ok = !word.is_empty()
+        && word.len() <= 40
+        && word.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+        && !matches!(
+            word,
+            "a" | "an"
+                | "the"
+                | "this"
+                | "that"
+                | "no"
+                | "not"
+                | "cannot"
+                | "only"
+                | "there"
+                | "it"
+                | "you"
+                | "your"
+        );
+    ok.then_some(word)
+}
+
 /// What a page shows when there is nothing yet, with what to do about it.
 #[component]
 pub fn EmptyState(title: &'static str, children: Children) -> impl IntoView {
@@ -137,12 +421,13 @@ pub fn ErrorNotice(error: AppError) -> impl IntoView {
             "Database unavailable",
             Some("Opsdeck keeps trying; this page will work again when the database is back."),
         ),
+        // A refused input: the message says what to change, with no alarm in front of it.
+        AppError::BadRequest(_) | AppError::Unprocessable(_) | AppError::Conflict(_) => ("", None),
         _ => ("Something went wrong", None),
     };
     view! {
         <div class="notice error" role="alert" data-testid="error">
-            <strong>{title}</strong>
-            " "
+            {(!title.is_empty()).then(|| view! { <strong>{title}</strong>" " })}
             <span>{error.to_string()}</span>
             {hint.map(|h| view! { <p class="muted">{h}</p> })}
         </div>
@@ -181,6 +466,13 @@ pub fn param(
     key: &str,
 ) -> Option<String> {
     map.try_read().and_then(|m| m.get(key))
+}
+
+/// The page's numeric `id` route parameter (0, which names nothing, when it is not a number).
+pub fn id_param(map: leptos::prelude::Memo<leptos_router::params::ParamsMap>) -> i64 {
+    param(map, "id")
+        .and_then(|s| s.parse::<i64>().ok())
+        .unwrap_or(0)
 }
 
 /// `2026-11-25 20:31 UTC`: the same text on the server and after hydration.
@@ -234,6 +526,24 @@ pub fn urlencode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_names_its_field_when_it_starts_with_one() {
+        for (message, field) in [
+            ("name must be 1-64 letters", Some("name")),
+            (
+                "interval_seconds must be at least 5",
+                Some("interval_seconds"),
+            ),
+            ("url: not an http(s) URL", Some("url")),
+            ("a scrape target named api exists", None),
+            ("the check does not exist", None),
+            ("Something else", None),
+            ("", None),
+        ] {
+            assert_eq!(named_field(message), field, "{message}");
+        }
+    }
 
     #[test]
     fn query_values_are_percent_encoded() {

@@ -21,6 +21,74 @@ impl Change {
         m.insert("paused".into(), Value::Bool(paused));
         Change(m)
     }
+
+    /// A page's `pause` or `resume` button as a change.
+    pub fn pause_action(action: &str) -> Result<Self, crate::error::AppError> {
+        match action {
+            "pause" => Ok(Self::paused(true)),
+            "resume" => Ok(Self::paused(false)),
+            a => Err(crate::error::AppError::bad_request(format!(
+                "action `{a}`: pause or resume"
+            ))),
+        }
+    }
+}
+
+/// How an Edit form's text (a form sends every field as text) becomes a field's change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FormField {
+    /// Text, trimmed.
+    Text,
+    /// Text that the page never shows (a secret, a URL that may hold a token): empty keeps the
+    /// stored value.
+    NewOnly,
+    /// Text; empty clears the field.
+    Optional,
+    /// A whole number.
+    Int,
+    /// A whole number; empty clears the field.
+    OptionalInt,
+    /// A yes/no choice: `true`, `on` or `yes` is yes, anything else no.
+    Bool,
+}
+
+/// The change an Edit form asks for: each field of `form` read as `fields` says. A form field
+/// that `fields` does not name is refused by name; a field the form leaves out is kept.
+pub fn from_form(
+    form: &std::collections::BTreeMap<String, String>,
+    fields: &[(&str, FormField)],
+) -> Result<Change, String> {
+    let mut change = Map::new();
+    for (name, text) in form {
+        let Some((_, kind)) = fields.iter().find(|(f, _)| f == name) else {
+            return Err(format!("{name}: this field cannot be changed here"));
+        };
+        let t = text.trim();
+        let int = || match t {
+            "" => Err(format!("{name}: a whole number is needed")),
+            t => t
+                .parse::<i64>()
+                .map(Value::from)
+                .map_err(|_| format!("{name}: `{t}` is not a whole number")),
+        };
+        let value = match kind {
+            FormField::NewOnly if t.is_empty() => continue,
+            FormField::Optional | FormField::OptionalInt if t.is_empty() => Value::Null,
+            FormField::Text | FormField::NewOnly | FormField::Optional => Value::from(t),
+            FormField::Int | FormField::OptionalInt => int()?,
+            FormField::Bool => Value::Bool(matches!(t, "true" | "on" | "yes")),
+        };
+        change.insert(name.clone(), value);
+    }
+    Ok(Change(change))
+}
+
+/// An Edit form's `id`. Beside a flattened form, the form decoder hands every value over as
+/// text, so the id is read here.
+pub fn form_id(id: &str) -> Result<i64, crate::error::AppError> {
+    id.trim().parse().map_err(|_| {
+        crate::error::AppError::bad_request(format!("id: `{id}` is not an item's number"))
+    })
 }
 
 /// A declaration with a change applied.
@@ -74,6 +142,67 @@ pub fn apply<T: Serialize + DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_edit_form_becomes_a_change() {
+        use FormField::*;
+        let fields = [
+            ("url", NewOnly),
+            ("interval_seconds", Int),
+            ("port", OptionalInt),
+            ("schedule", Optional),
+            ("pattern", Text),
+            ("default", Bool),
+        ];
+        let form = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
+        for (pairs, want) in [
+            (
+                vec![("url", ""), ("pattern", " uvicorn ")],
+                Ok(serde_json::json!({"pattern": "uvicorn"})),
+            ),
+            (
+                vec![("url", "http://x/")],
+                Ok(serde_json::json!({"url": "http://x/"})),
+            ),
+            (
+                vec![("port", ""), ("schedule", "")],
+                Ok(serde_json::json!({"port": null, "schedule": null})),
+            ),
+            (
+                vec![("port", "8000"), ("interval_seconds", "60")],
+                Ok(serde_json::json!({"port": 8000, "interval_seconds": 60})),
+            ),
+            (
+                vec![("default", "true")],
+                Ok(serde_json::json!({"default": true})),
+            ),
+            (
+                vec![("default", "false")],
+                Ok(serde_json::json!({"default": false})),
+            ),
+            (vec![], Ok(serde_json::json!({}))),
+            (
+                vec![("interval_seconds", "soon")],
+                Err("interval_seconds: `soon` is not a whole number".to_string()),
+            ),
+            (
+                vec![("interval_seconds", "")],
+                Err("interval_seconds: a whole number is needed".to_string()),
+            ),
+            (
+                vec![("name", "x")],
+                Err("name: this field cannot be changed here".to_string()),
+            ),
+        ] {
+            let got = from_form(&form(&pairs), &fields).map(|c| Value::Object(c.0));
+            assert_eq!(got, want, "{pairs:?}");
+        }
+    }
 
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     #[serde(deny_unknown_fields)]

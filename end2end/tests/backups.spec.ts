@@ -16,6 +16,12 @@ test("an admin backs up Opsdeck's database and restores it into a new database",
   await expect(page.getByTestId("verify-detail")).toContainText("checksum matches", { timeout: 10_000 });
   await expect(page.getByTestId("manifest")).toContainText("public.users");
 
+  // A test restore says it is running while it runs, then the page shows how it went.
+  await expect(page.getByTestId("test-restore-detail")).toHaveText("not yet");
+  await page.getByTestId("test-restore").click();
+  await expect(page.getByTestId("form-busy")).toContainText("Test restore running");
+  await expect(page.getByTestId("test-restore-detail")).toContainText("equal to the manifest", { timeout: 60_000 });
+
   // Restore it into a new database: confirm with the database's name and the password.
   const name = `opsdeck_e2e_restored_${Date.now()}`;
   const form = page.getByTestId("restore-form");
@@ -30,9 +36,12 @@ test("an admin backs up Opsdeck's database and restores it into a new database",
   await expect(page.getByTestId("restore-detail")).toContainText(name);
   await expect(page.getByTestId("run-status")).toHaveText("succeeded");
 
-  // The history lists the run.
+  // The history lists the run, and the restore with where it went.
   await page.goto("/backups?target=opsdeck&status=succeeded");
   await expect(page.getByTestId("runs-table")).toContainText("opsdeck");
+  const restore = page.getByTestId("restore-row").filter({ hasText: name });
+  await expect(restore).toContainText("succeeded");
+  await expect(restore).toContainText(admin.user);
 });
 
 test("a wrong password cannot restore, and says so", async ({ page }) => {

@@ -51,6 +51,14 @@ test("the Services page shows a watched process and a scrape target with data", 
   await expect(page.getByTestId("chart-rss").locator("svg")).toBeVisible();
   // Seconds of data are too few for a trend: the page says so rather than inventing one.
   await expect(page.getByTestId("rss-trend")).toContainText(/RSS (grows|shrinks) .*\/day|not enough data yet/);
+  // It opens on the last 24 h and has the hosts' time picker; the window is in the address.
+  await expect(page.getByTestId("detail-range")).toHaveText("Showing the last 24h");
+  await page.getByRole("navigation", { name: "Time range" }).getByRole("link", { name: "6h" }).click();
+  await expect(page).toHaveURL(/\/services\/process\/\d+\?range=6h$/);
+  await expect(page.getByTestId("detail-range")).toHaveText("Showing the last 6h");
+  // The Up chart reads up/down, not 0.2, 0.4 …
+  await expect(page.getByTestId("chart-up").locator("svg")).toContainText("up");
+  await expect(page.getByTestId("chart-up").locator("svg")).not.toContainText("0.4");
 });
 
 // Name fields carry a pattern the browser can compile (with the `v` flag that browsers use for

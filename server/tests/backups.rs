@@ -339,6 +339,34 @@ async fn a_round_trip_restores_equal_data(pool: PgPool) {
         .json(&json!({"password": admin_pw, "confirm": fx.name, "mode": "new_database", "new_database": format!("{}_copy", fx.name)}))
         .call().await;
     assert_eq!(res.status(), StatusCode::CONFLICT);
+    // The restore history lists it (newest first), for this target and in all.
+    for query in ["?target=shop", "", "?limit=1"] {
+        let history = json(
+            operator
+                .get(app.url(&format!("/api/v1/restores{query}")))
+                .call()
+                .await,
+        )
+        .await;
+        let first = &history.as_array().unwrap()[0];
+        assert_eq!(first["id"].as_i64(), Some(job), "{query}: {history}");
+        assert_eq!(first["target"], "shop");
+        assert_eq!(first["status"], "succeeded");
+        assert_eq!(first["database"], format!("{}_copy", fx.name));
+    }
+    let none = json(
+        operator
+            .get(app.url("/api/v1/restores?target=elsewhere"))
+            .call()
+            .await,
+    )
+    .await;
+    assert_eq!(none, json!([]));
+    let bad = operator
+        .get(app.url("/api/v1/restores?limit=0"))
+        .call()
+        .await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
 
     // The audit log has every step.
     let actions: Vec<String> =

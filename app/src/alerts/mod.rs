@@ -224,6 +224,7 @@ pub async fn get_checks_page() -> Result<ChecksPageData, AppError> {
 
 /// The rule form's fields, as the Alerts page sends them (the add form and each rule's Edit).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RuleForm {
     pub name: String,
     pub kind: String,
@@ -343,29 +344,8 @@ impl RuleForm {
 
 /// Adds or replaces a rule from the page's form.
 #[server(prefix = "/sfn", endpoint = "alerts/add-rule")]
-pub async fn add_rule(
-    name: String,
-    kind: String,
-    target: String,
-    metric: String,
-    op: String,
-    threshold: String,
-    clear_threshold: String,
-    for_seconds: String,
-    notify: String,
-) -> Result<i64, AppError> {
+pub async fn add_rule(#[server(flatten)] form: RuleForm) -> Result<i64, AppError> {
     crate::auth::service::in_request(|ctx| async move {
-        let form = RuleForm {
-            name,
-            kind,
-            target,
-            metric,
-            op,
-            threshold,
-            clear_threshold,
-            for_seconds,
-            notify,
-        };
         let spec = form.spec().map_err(AppError::Unprocessable)?;
         service::upsert_rule(&ctx, &spec).await
     })
@@ -374,29 +354,9 @@ pub async fn add_rule(
 
 /// Changes a rule from its Edit form: the fields the form sets, the rest kept.
 #[server(prefix = "/sfn", endpoint = "alerts/edit-rule")]
-pub async fn edit_rule(
-    id: i64,
-    kind: String,
-    target: String,
-    metric: String,
-    op: String,
-    threshold: String,
-    clear_threshold: String,
-    for_seconds: String,
-    notify: String,
-) -> Result<(), AppError> {
+pub async fn edit_rule(id: String, #[server(flatten)] form: RuleForm) -> Result<(), AppError> {
     crate::auth::service::in_request(|ctx| async move {
-        let form = RuleForm {
-            name: String::new(),
-            kind,
-            target,
-            metric,
-            op,
-            threshold,
-            clear_threshold,
-            for_seconds,
-            notify,
-        };
+        let id = crate::patch::form_id(&id)?;
         let spec = form.spec().map_err(AppError::Unprocessable)?;
         let serde_json::Value::Object(all) =
             serde_json::to_value(&spec).map_err(|_| AppError::Internal)?
@@ -459,6 +419,28 @@ pub async fn add_channel(
             is_default: is_default.is_some_and(|d| d == "true" || d == "on"),
         };
         service::upsert_channel(&ctx, &c).await
+    })
+    .await
+}
+
+/// A channel's Edit form. The webhook URL is never shown (it may hold a token), so an empty
+/// one is kept.
+#[server(prefix = "/sfn", endpoint = "alerts/edit-channel")]
+pub async fn edit_channel(
+    id: String,
+    #[server(flatten)] form: std::collections::BTreeMap<String, String>,
+) -> Result<(), AppError> {
+    crate::auth::service::in_request(|ctx| async move {
+        use crate::patch::{form_id, from_form, FormField::*};
+        let id = form_id(&id)?;
+        let fields = [
+            ("url", NewOnly),
+            ("to", Text),
+            ("format", Optional),
+            ("default", Bool),
+        ];
+        let change = from_form(&form, &fields).map_err(AppError::Unprocessable)?;
+        service::patch_channel(&ctx, id, change).await
     })
     .await
 }

@@ -4,16 +4,25 @@
 use super::wrong::Tone;
 use super::{
     get_alerts_page, get_checks_page, get_wrong, ActiveAlert, AddChannel, AddCheck, AddRule,
-    ChannelAction, CheckAction, CheckInfo, EditCheck, EditRule, EndSilence, InstanceAction,
-    RuleAction, RuleForm, RuleInfo,
+    ChannelAction, CheckAction, CheckInfo, EditChannel, EditCheck, EditRule, EndSilence,
+    InstanceAction, RuleAction, RuleForm, RuleInfo,
 };
 use crate::components::{
-    action_error, ago, fmt_time, Confirm, EmptyState, ErrorNotice, PageHeader,
+    action_error, ago, fmt_time, pause_toggle, Choice, EditBox, EmptyState, ErrorNotice, KeepForm,
+    PageHeader, PostButton, RowActions,
 };
 use crate::metrics::pages::ChartView;
 use crate::metrics::AutoRefresh;
 use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
 use leptos_router::components::A;
+
+/// The bodies a webhook channel can send, as its forms offer them.
+const WEBHOOK_FORMATS: &[(&str, &str)] = &[
+    ("json", "Opsdeck JSON"),
+    ("slack", "Slack"),
+    ("discord", "Discord"),
+];
 
 fn status_badge(status: &str, severity: &str) -> impl IntoView {
     let class = match (status, severity) {
@@ -26,7 +35,7 @@ fn status_badge(status: &str, severity: &str) -> impl IntoView {
     view! { <span class=class data-testid="alert-status">{status.to_string()}</span> }
 }
 
-fn active_row(a: ActiveAlert, act: ServerAction<InstanceAction>, can_edit: bool) -> impl IntoView {
+fn active_row(a: ActiveAlert, can_edit: bool) -> impl IntoView {
     let firing = a.status == "firing";
     view! {
         <tr data-testid="active-alert" class=if firing { "firing" } else { "" }>
@@ -39,24 +48,10 @@ fn active_row(a: ActiveAlert, act: ServerAction<InstanceAction>, can_edit: bool)
                 {a.silenced.then(|| view! { <span class="badge">"silenced"</span> })}
             </td>
             <td>{(can_edit && firing).then(|| {
-                let (r1, i1, r2, i2) = (a.rule_id, a.instance.clone(), a.rule_id, a.instance.clone());
+                let fields = |action: &str| vec![("rule_id", a.rule_id.to_string()), ("instance", a.instance.clone()), ("action", action.to_string())];
                 view! {
-                    {a.acked_by.is_none().then(|| view! {
-                        <ActionForm action=act attr:class="inline">
-                            <input type="hidden" name="rule_id" value=r1/>
-                            <input type="hidden" name="instance" value=i1/>
-                            <input type="hidden" name="action" value="ack"/>
-                            <button type="submit" class="btn small">"Acknowledge"</button>
-                        </ActionForm>
-                    })}
-                    {(!a.silenced).then(|| view! {
-                        <ActionForm action=act attr:class="inline">
-                            <input type="hidden" name="rule_id" value=r2/>
-                            <input type="hidden" name="instance" value=i2/>
-                            <input type="hidden" name="action" value="silence"/>
-                            <button type="submit" class="btn small">"Silence 1 h"</button>
-                        </ActionForm>
-                    })}
+                    {a.acked_by.is_none().then(|| view! { <PostButton url=InstanceAction::url() fields=fields("ack") label="Acknowledge"/> })}
+                    {(!a.silenced).then(|| view! { <PostButton url=InstanceAction::url() fields=fields("silence") label="Silence 1 h"/> })}
                 }
             })}</td>
         </tr>
@@ -65,7 +60,7 @@ fn active_row(a: ActiveAlert, act: ServerAction<InstanceAction>, can_edit: bool)
 
 /// A rule's Edit: the form's fields for its kind, filled with what it has now; its name and
 /// kind stay (a rule of another kind is another rule).
-fn rule_edit(r: &RuleInfo, edit: ServerAction<EditRule>) -> impl IntoView {
+fn rule_edit(r: &RuleInfo) -> impl IntoView {
     let f = RuleForm::of(&r.spec);
     let (target_label, metric_label, threshold_label) = match f.kind.as_str() {
         "health" => ("Check (* for all)", None, None),
@@ -90,11 +85,7 @@ fn rule_edit(r: &RuleInfo, edit: ServerAction<EditRule>) -> impl IntoView {
     let op = f.op.clone();
     let id = r.id;
     view! {
-        <details class="edit" data-testid="rule-edit">
-            <summary class="btn small">"Edit"</summary>
-            <ActionForm action=edit attr:class="form-grid edit-form">
-                <input type="hidden" name="id" value=id/>
-                <input type="hidden" name="kind" value=f.kind.clone()/>
+        <EditBox url=EditRule::url() fields=vec![("id", id.to_string()), ("kind", f.kind.clone())] testid="rule-edit">
                 <label>{target_label}<input type="text" name="target" value=f.target.clone()/></label>
                 {match metric_label {
                     Some(l) => view! { <label>{l}<input type="text" name="metric" value=f.metric.clone()/></label> }.into_any(),
@@ -118,19 +109,12 @@ fn rule_edit(r: &RuleInfo, edit: ServerAction<EditRule>) -> impl IntoView {
                 }}
                 <label>"For (seconds)"<input type="number" min="0" name="for_seconds" value=f.for_seconds.clone()/></label>
                 <label>"Notify (channels, comma-separated; empty: the default ones)"<input type="text" name="notify" value=f.notify.clone()/></label>
-                <button type="submit" class="btn primary">"Save"</button>
-            </ActionForm>
-        </details>
+        </EditBox>
     }
 }
 
-fn rule_row(
-    r: RuleInfo,
-    act: ServerAction<RuleAction>,
-    edit: ServerAction<EditRule>,
-    can_edit: bool,
-) -> impl IntoView {
-    let editor = can_edit.then(|| rule_edit(&r, edit));
+fn rule_row(r: RuleInfo, can_edit: bool) -> impl IntoView {
+    let editor = can_edit.then(|| rule_edit(&r));
     let state = if r.firing > 0 {
         view! { <span class="badge bad">{format!("{} firing", r.firing)}</span> }.into_any()
     } else if r.pending > 0 {
@@ -140,7 +124,11 @@ fn rule_row(
     } else {
         view! { <span class="badge">"off"</span> }.into_any()
     };
-    let toggle = if r.spec.enabled { "disable" } else { "enable" };
+    let toggle = if r.spec.enabled {
+        ("disable", "Turn off")
+    } else {
+        ("enable", "Turn on")
+    };
     let id = r.id;
     view! {
         <tr data-testid="rule-row">
@@ -149,18 +137,7 @@ fn rule_row(
             <td>{if r.spec.notify.is_empty() { "the default channels".to_string() } else { r.spec.notify.join(", ") }}</td>
             <td>{state}</td>
             <td>{editor}{can_edit.then(|| view! {
-                <ActionForm action=act attr:class="inline">
-                    <input type="hidden" name="id" value=id/>
-                    <input type="hidden" name="action" value=toggle/>
-                    <button type="submit" class="btn small">{if toggle == "disable" { "Turn off" } else { "Turn on" }}</button>
-                </ActionForm>
-                <Confirm label="Delete" question="Delete this rule? Its history stays.">
-                    <ActionForm action=act attr:class="inline">
-                        <input type="hidden" name="id" value=id/>
-                        <input type="hidden" name="action" value="delete"/>
-                        <button type="submit" class="btn small danger">"Yes, delete"</button>
-                    </ActionForm>
-                </Confirm>
+                <RowActions url=RuleAction::url() fields=vec![("id", id.to_string())] toggle=toggle question="Delete this rule? Its history stays."/>
             })}</td>
         </tr>
     }
@@ -175,6 +152,8 @@ pub fn AlertsPage() -> impl IntoView {
     let unsilence = ServerAction::<EndSilence>::new();
     let add_channel = ServerAction::<AddChannel>::new();
     let chan_act = ServerAction::<ChannelAction>::new();
+    // Read back an Edit's error when the page posts without script (`?__err=`).
+    let edit_channel = ServerAction::<EditChannel>::new();
     let data = Resource::new(
         move || {
             (
@@ -199,6 +178,7 @@ pub fn AlertsPage() -> impl IntoView {
         {action_error(move || unsilence.value().get())}
         {action_error(move || add_channel.value().get())}
         {action_error(move || chan_act.value().get())}
+        {action_error(move || edit_channel.value().get())}
         {move || chan_act.value().get().and_then(|r| r.ok()).map(|done| view! {
             <p class="notice ok" data-testid="channel-test-sent">{done}</p>
         })}
@@ -223,7 +203,7 @@ pub fn AlertsPage() -> impl IntoView {
                                     view! {
                                         <div class="table-wrap"><table class="table" data-testid="active-alerts">
                                             <thead><tr><th>"State"</th><th>"Rule"</th><th>"Why"</th><th>"For"</th><th></th><th></th></tr></thead>
-                                            <tbody>{d.overview.active.into_iter().map(|a| active_row(a, inst_act, can_edit)).collect_view()}</tbody>
+                                            <tbody>{d.overview.active.into_iter().map(|a| active_row(a, can_edit)).collect_view()}</tbody>
                                         </table></div>
                                     }.into_any()
                                 }}
@@ -236,12 +216,13 @@ pub fn AlertsPage() -> impl IntoView {
                                     view! {
                                         <div class="table-wrap"><table class="table" data-testid="rules">
                                             <thead><tr><th>"Rule"</th><th>"Condition"</th><th>"Notifies"</th><th>"State"</th><th></th></tr></thead>
-                                            <tbody>{d.rules.into_iter().map(|r| rule_row(r, rule_act, edit_rule, can_edit)).collect_view()}</tbody>
+                                            <tbody>{d.rules.into_iter().map(|r| rule_row(r, can_edit)).collect_view()}</tbody>
                                         </table></div>
                                     }.into_any()
                                 }}
                                 {can_edit.then(|| view! {
                                     <details class="add"><summary class="btn small">"Add a rule"</summary>
+                                        <KeepForm>
                                         <ActionForm action=add_rule attr:class="form-grid" attr:data-testid="add-rule">
                                             <label>"Name" <input type="text" name="name" required maxlength="100" placeholder="API disk above 90 %"/></label>
                                             <label>"Kind"
@@ -267,6 +248,7 @@ pub fn AlertsPage() -> impl IntoView {
                                             <label>"Notify (channel names, comma-separated)" <input type="text" name="notify" placeholder=channel_names.join(", ")/></label>
                                             <button type="submit" class="btn primary">"Save rule"</button>
                                         </ActionForm>
+                                        </KeepForm>
                                     </details>
                                 })}
                             </section>
@@ -280,8 +262,7 @@ pub fn AlertsPage() -> impl IntoView {
                                             <div class="table-wrap"><table class="table" data-testid="channels">
                                                 <thead><tr><th>"Channel"</th><th>"Goes to"</th><th>"Last delivery"</th><th></th></tr></thead>
                                                 <tbody>{d.channels.into_iter().map(|c| {
-                                                    let (id1, id2, id3) = (c.id, c.id, c.id);
-                                                    let (pause, pause_label) = if c.paused { ("resume", "Resume") } else { ("pause", "Pause") };
+                                                    let id = c.id;
                                                     view! {
                                                         <tr data-testid="channel-row">
                                                             <td><strong>{c.name.clone()}</strong>{c.paused.then(|| view! { " "<span class="badge muted" data-testid="paused">"paused"</span> })}{c.is_default.then(|| view! { " "<span class="badge ok" data-testid="default-channel">"default"</span> })}<div class="muted small">{format!("{} · {}", c.kind, c.format)}</div></td>
@@ -291,23 +272,19 @@ pub fn AlertsPage() -> impl IntoView {
                                                                 {c.last_error.clone().map(|e| view! { <div class="muted small">{e}</div> })}
                                                             </td>
                                                             <td>
-                                                                <ActionForm action=chan_act attr:class="inline">
-                                                                    <input type="hidden" name="id" value=id1/>
-                                                                    <input type="hidden" name="action" value="test"/>
-                                                                    <button type="submit" class="btn small">"Send test"</button>
-                                                                </ActionForm>
-                                                                <ActionForm action=chan_act attr:class="inline">
-                                                                    <input type="hidden" name="id" value=id3/>
-                                                                    <input type="hidden" name="action" value=pause/>
-                                                                    <button type="submit" class="btn small">{pause_label}</button>
-                                                                </ActionForm>
-                                                                <Confirm label="Delete" question="Delete this channel? Rules that name it stop notifying it.">
-                                                                    <ActionForm action=chan_act attr:class="inline">
-                                                                        <input type="hidden" name="id" value=id2/>
-                                                                        <input type="hidden" name="action" value="delete"/>
-                                                                        <button type="submit" class="btn small danger">"Yes, delete"</button>
-                                                                    </ActionForm>
-                                                                </Confirm>
+                                                                <EditBox url=EditChannel::url() fields=vec![("id", id.to_string())] testid="channel-edit">
+                                                                    {if c.kind == "email" {
+                                                                        view! { <label>"E-mail to (comma-separated)" <input type="text" name="to" required value=c.to.clone().unwrap_or_default()/></label> }.into_any()
+                                                                    } else {
+                                                                        view! {
+                                                                            <label>"New webhook URL (empty: unchanged)" <input type="url" name="url" autocomplete="off"/></label>
+                                                                            <label>"Webhook body" <Choice name="format" options=WEBHOOK_FORMATS selected=c.format.clone()/></label>
+                                                                        }.into_any()
+                                                                    }}
+                                                                    <label>"Default (rules that name no channel notify it)" <Choice name="default" options=&[("false", "no"), ("true", "yes")] selected=c.is_default.to_string()/></label>
+                                                                </EditBox>
+                                                                <PostButton url=ChannelAction::url() fields=vec![("id", id.to_string()), ("action", "test".into())] label="Send test"/>
+                                                                <RowActions url=ChannelAction::url() fields=vec![("id", id.to_string())] toggle=pause_toggle(c.paused) question="Delete this channel? Rules that name it stop notifying it."/>
                                                             </td>
                                                         </tr>
                                                     }
@@ -319,15 +296,17 @@ pub fn AlertsPage() -> impl IntoView {
                                         <p class="muted small">"E-mail channels need OPSDECK_SMTP_URL and OPSDECK_SMTP_FROM on the server."</p>
                                     })}
                                     <details class="add"><summary class="btn small">"Add a channel"</summary>
+                                        <KeepForm>
                                         <ActionForm action=add_channel attr:class="form-grid" attr:data-testid="add-channel">
                                             <label>"Name" <input type="text" name="name" required maxlength="100" placeholder="ops-slack"/></label>
                                             <label>"Kind" <select name="kind"><option value="webhook">"webhook"</option><option value="email">"e-mail"</option></select></label>
                                             <label>"Webhook URL (kept secret, shown redacted)" <input type="url" name="url" autocomplete="off" placeholder="https://hooks.slack.com/services/…"/></label>
-                                            <label>"Webhook body" <select name="format"><option value="json">"Opsdeck JSON"</option><option value="slack">"Slack"</option><option value="discord">"Discord"</option></select></label>
+                                            <label>"Webhook body" <Choice name="format" options=WEBHOOK_FORMATS selected="json"/></label>
                                             <label>"E-mail to (comma-separated)" <input type="text" name="to" placeholder="ops@example.com"/></label>
                                             <label class="check"><input type="checkbox" name="is_default" value="true"/>" Default: rules that name no channel (the built-in ones) notify it"</label>
                                             <button type="submit" class="btn primary">"Save channel"</button>
                                         </ActionForm>
+                                        </KeepForm>
                                     </details>
                                 </section>
                             })}
@@ -408,13 +387,7 @@ fn Heartbeat(recent: Vec<bool>) -> impl IntoView {
     })
 }
 
-fn check_card(
-    c: CheckInfo,
-    chart: Option<crate::metrics::Chart>,
-    del: ServerAction<CheckAction>,
-    edit: ServerAction<EditCheck>,
-    can_edit: bool,
-) -> impl IntoView {
+fn check_card(c: CheckInfo, chart: Option<crate::metrics::Chart>, can_edit: bool) -> impl IntoView {
     let id = c.id;
     view! {
         <article class="card" data-testid="check-card">
@@ -436,36 +409,20 @@ fn check_card(
                 None => view! { <p class="muted small">"No latency history yet."</p> }.into_any(),
             }}
             {can_edit.then(|| {
-                let (action, label) = if c.paused { ("resume", "Resume") } else { ("pause", "Pause") };
                 let (interval, timeout) = (c.interval_seconds, c.timeout_seconds);
                 let status = c.expected_status.map(|s| s.to_string()).unwrap_or_default();
                 let body = c.expected_body.clone().unwrap_or_default();
                 view! {
-                    <details class="edit" data-testid="check-edit">
-                        <summary class="btn small">"Edit"</summary>
-                        <ActionForm action=edit attr:class="form-grid edit-form">
-                            <input type="hidden" name="id" value=id/>
+
+                    <div class="row-actions">
+                    <EditBox url=EditCheck::url() fields=vec![("id", id.to_string())] testid="check-edit">
                             <label>"New URL (empty: unchanged)" <input type="url" name="url" autocomplete="off"/></label>
                             <label>"Every (s)" <input type="number" name="interval_seconds" min="5" value=interval/></label>
                             <label>"Timeout (s)" <input type="number" name="timeout_seconds" min="1" max="60" value=timeout/></label>
                             <label>"Expected status (empty: any 2xx)" <input type="number" name="expected_status" min="100" max="599" value=status/></label>
                             <label>"Body must contain (empty: anything)" <input type="text" name="expected_body" value=body/></label>
-                            <button type="submit" class="btn primary">"Save"</button>
-                        </ActionForm>
-                    </details>
-                    <div class="row-actions">
-                        <ActionForm action=del attr:class="inline">
-                            <input type="hidden" name="id" value=id/>
-                            <input type="hidden" name="action" value=action/>
-                            <button type="submit" class="btn small">{label}</button>
-                        </ActionForm>
-                        <Confirm label="Delete" question="Delete this check and its results?">
-                            <ActionForm action=del attr:class="inline">
-                                <input type="hidden" name="id" value=id/>
-                                <input type="hidden" name="action" value="delete"/>
-                                <button type="submit" class="btn small danger">"Yes, delete"</button>
-                            </ActionForm>
-                        </Confirm>
+                    </EditBox>
+                        <RowActions url=CheckAction::url() fields=vec![("id", id.to_string())] toggle=pause_toggle(c.paused) question="Delete this check and its results?"/>
                     </div>
                 }
             })}
@@ -506,13 +463,14 @@ pub fn ChecksPage() -> impl IntoView {
                             } else {
                                 view! {
                                     <section class="cards wide" data-testid="checks">
-                                        {d.checks.into_iter().map(|(c, ch)| check_card(c, ch, del, edit, can_edit)).collect_view()}
+                                        {d.checks.into_iter().map(|(c, ch)| check_card(c, ch, can_edit)).collect_view()}
                                     </section>
                                 }.into_any()
                             }}
                             {can_edit.then(|| view! {
                                 <section class="card">
                                     <details class="add"><summary class="btn small">"Add a health check"</summary>
+                                        <KeepForm>
                                         <ActionForm action=add attr:class="form-grid" attr:data-testid="add-check">
                                             <label>"Name" <input type="text" name="name" required maxlength="100" placeholder="api"/></label>
                                             <label>"URL" <input type="url" name="url" required placeholder="http://127.0.0.1:8000/health"/></label>
@@ -522,6 +480,7 @@ pub fn ChecksPage() -> impl IntoView {
                                             <label>"Body must contain (optional)" <input type="text" name="expected_body" placeholder="\"status\":\"ok\""/></label>
                                             <button type="submit" class="btn primary">"Add"</button>
                                         </ActionForm>
+                                        </KeepForm>
                                     </details>
                                 </section>
                             })}

@@ -4,7 +4,9 @@ use super::{
     list_audit, list_tokens, list_users, CreateToken, CreateUser, Login, ResetPassword,
     RevokeToken, Role, UpdateUser, UserSummary,
 };
-use crate::components::{action_error, fmt_time, param, Confirm, ErrorNotice, PageHeader};
+use crate::components::{
+    action_error, fmt_time, param, Confirm, ErrorNotice, KeepForm, PageHeader,
+};
 use crate::error::AppError;
 use leptos::prelude::*;
 use leptos_router::components::A;
@@ -108,6 +110,7 @@ pub fn UsersPage() -> impl IntoView {
         </Transition>
         <section class="card">
             <h2>"Add a user"</h2>
+            <KeepForm>
             <ActionForm action=create attr:class="form-grid" attr:data-testid="create-user">
                 <label>"User name" <input type="text" name="username" required pattern="[a-z0-9][a-z0-9._\\-]*" maxlength="64"/></label>
                 <label>
@@ -121,6 +124,7 @@ pub fn UsersPage() -> impl IntoView {
                 <label>"Password" <input type="password" name="password" required minlength="10" autocomplete="new-password"/></label>
                 <button type="submit" class="btn primary" disabled=move || create.pending().get()>"Add user"</button>
             </ActionForm>
+            </KeepForm>
             {action_error(move || create.value().get())}
             {move || matches!(create.value().get(), Some(Ok(()))).then(|| view! { <p class="notice ok">"User added."</p> })}
         </section>

@@ -145,6 +145,8 @@ pub struct BackupsOverview {
     pub role: Role,
     pub cards: Vec<TargetCard>,
     pub runs: Vec<BackupRun>,
+    /// The newest restores, of the filtered target or of all.
+    pub restores: Vec<RestoreJob>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -312,6 +314,43 @@ pub async fn add_target(
         };
         service::create_target_audited(&ctx, new).await?;
         Ok(())
+    })
+    .await
+}
+
+/// A backup target's Edit form (admins). Its database URL is never shown (it holds a
+/// password), so an empty one is kept; empty retention fields go back to their defaults.
+#[server(prefix = "/sfn", endpoint = "backups/targets/edit")]
+pub async fn edit_backup_target(
+    target: String,
+    #[server(flatten)] form: std::collections::BTreeMap<String, String>,
+) -> Result<(), AppError> {
+    crate::auth::service::in_request(|ctx| async move {
+        use crate::patch::{from_form, FormField::*};
+        let fields = [
+            ("database_url", NewOnly),
+            ("schedule", Optional),
+            ("timezone", Optional),
+            ("keep_days", OptionalInt),
+            ("keep_min", OptionalInt),
+            ("verify_every_hours", OptionalInt),
+        ];
+        let change = from_form(&form, &fields).map_err(AppError::Unprocessable)?;
+        service::patch_target_audited(&ctx, &target, change)
+            .await
+            .map(|_| ())
+    })
+    .await
+}
+
+/// Pauses (`pause`) or resumes (`resume`) a target's schedule (admins); a run by hand still works.
+#[server(prefix = "/sfn", endpoint = "backups/targets/pause")]
+pub async fn pause_backup_target(target: String, action: String) -> Result<(), AppError> {
+    crate::auth::service::in_request(|ctx| async move {
+        let change = crate::patch::Change::pause_action(&action)?;
+        service::patch_target_audited(&ctx, &target, change)
+            .await
+            .map(|_| ())
     })
     .await
 }

@@ -4,14 +4,17 @@
 
 use super::{
     get_backups_overview, get_db_health, get_restore_job, get_run_detail, AddTarget, BackUpNow,
-    BackupRun, JobStatus, RestoreBackup, RestoreMode, RunMaintenance, TargetCard, VerifyBackup,
+    BackupRun, EditBackupTarget, JobStatus, PauseBackupTarget, RestoreBackup, RestoreJob,
+    RestoreMode, RunMaintenance, TargetCard, VerifyBackup,
 };
 use crate::auth::Role;
 use crate::components::{
-    action_error, fmt_duration, fmt_time, param, EmptyState, ErrorNotice, PageHeader,
+    action_error, fmt_duration, fmt_time, id_param, param, EditBox, EmptyState, ErrorNotice,
+    KeepForm, PageHeader, PostButton,
 };
 use crate::metrics::{scale_bytes, AutoRefresh, ChartView};
 use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
 use leptos_router::components::A;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
@@ -51,6 +54,10 @@ pub fn BackupsPage() -> impl IntoView {
     let status = move || param(query, "status").filter(|s| !s.is_empty());
     let run = ServerAction::<BackUpNow>::new();
     let add = ServerAction::<AddTarget>::new();
+    let (pause, edit) = (
+        ServerAction::<PauseBackupTarget>::new(),
+        ServerAction::<EditBackupTarget>::new(),
+    );
     let data = Resource::new(
         move || (target(), status(), run.version().get(), add.version().get()),
         |(t, s, _, _)| get_backups_overview(t, s),
@@ -58,6 +65,8 @@ pub fn BackupsPage() -> impl IntoView {
     view! {
         <PageHeader title="Backups" subtitle="Scheduled, verified PostgreSQL backups, and restores that cannot make things worse."/>
         {action_error(move || run.value().get())}
+        {action_error(move || pause.value().get())}
+        {action_error(move || edit.value().get())}
         <Transition fallback=|| view! { <p class="muted">"Loading backups…"</p> }>
             {move || Suspend::new(async move {
                 match data.await {
@@ -99,6 +108,10 @@ pub fn BackupsPage() -> impl IntoView {
                                 </div>
                                 <RunTable runs=o.runs/>
                             </section>
+                            <section class="card">
+                                <h2>"Restores"</h2>
+                                <RestoreTable restores=o.restores/>
+                            </section>
                             {(role >= Role::Admin).then(|| view! { <AddTargetForm add/> })}
                         }.into_any()
                     }
@@ -117,6 +130,7 @@ fn TargetCardView(card: TargetCard, role: Role, run: ServerAction<BackUpNow>) ->
         <article class="card target" data-testid=format!("target-{}", t.name)>
             <div class="row">
                 <h2>{t.name.clone()}</h2>
+                {t.paused.then(|| view! { <span class="badge muted" data-testid="paused">"schedule paused"</span> })}
                 {t.overdue.then(|| view! { <span class="badge bad" data-testid="overdue" title="No successful backup within twice the schedule's interval">"overdue"</span> })}
             </div>
             <p class="muted small">
@@ -152,6 +166,21 @@ fn TargetCardView(card: TargetCard, role: Role, run: ServerAction<BackUpNow>) ->
                     </ActionForm>
                 })}
                 <A href=health attr:class="btn small">"Database health"</A>
+                {(role >= Role::Admin).then(|| {
+                    let (action, label) = if t.paused { ("resume", "Resume schedule") } else { ("pause", "Pause schedule") };
+                    view! {
+                        <PostButton url=PauseBackupTarget::url() fields=vec![("target", t.name.clone()), ("action", action.into())] label=label/>
+                        <EditBox url=EditBackupTarget::url() fields=vec![("target", t.name.clone())] testid="backup-target-edit">
+                            {(!t.own).then(|| view! { <label>"New database URL (empty: unchanged)" <input type="password" name="database_url" autocomplete="off" placeholder="postgres://user:password@host:5432/db"/></label> })}
+                            <label>"Schedule (cron; empty: on demand only)" <input type="text" name="schedule" value=t.schedule.clone().unwrap_or_default() placeholder="0 2 * * *"/></label>
+                            <label>"Time zone" <input type="text" name="timezone" value=t.timezone.clone()/></label>
+                            <label>"Keep every backup (days)" <input type="number" name="keep_days" min="1" value=t.keep_days/></label>
+                            <label>"And at least (newest backups)" <input type="number" name="keep_min" min="1" value=t.keep_min/></label>
+                            <label>"Test-restore every (hours; 0: on demand)" <input type="number" name="verify_every_hours" min="0" value=t.verify_every_hours/></label>
+                        </EditBox>
+                    }
+                    .into_any()
+                })}
             </div>
         </article>
     }
@@ -194,11 +223,49 @@ fn RunTable(runs: Vec<BackupRun>) -> impl IntoView {
     }.into_any()
 }
 
+/// The restore history: what was restored, where, by whom, and how it ended.
+#[component]
+fn RestoreTable(restores: Vec<RestoreJob>) -> impl IntoView {
+    if restores.is_empty() {
+        return view! { <p class="muted" data-testid="no-restores">"No restores yet. Open a backup to restore it into a new database (or, for other databases, in place)."</p> }.into_any();
+    }
+    view! {
+        <div class="table-wrap">
+            <table class="table" data-testid="restores-table">
+                <thead>
+                    <tr><th>"#"</th><th>"Backup"</th><th>"Into"</th><th>"By"</th><th>"Status"</th><th>"Started"</th><th>"Took"</th></tr>
+                </thead>
+                <tbody>
+                    {restores.into_iter().map(|j| {
+                        let took = j.finished_at.map(|f| fmt_duration((f.0 - j.started_at.0).whole_seconds().max(0) as u64)).unwrap_or_else(|| j.step.clone());
+                        let into = match j.mode {
+                            RestoreMode::InPlace => format!("{} (in place)", j.database),
+                            RestoreMode::NewDatabase => j.database.clone(),
+                        };
+                        view! {
+                            <tr data-testid="restore-row">
+                                <td data-label="#"><A href=format!("/backups/restores/{}", j.id)>{j.id}</A></td>
+                                <td data-label="Backup"><A href=format!("/backups/runs/{}", j.backup_id)>{format!("{} #{}", j.target, j.backup_id)}</A></td>
+                                <td data-label="Into" class="mono wrap">{into}</td>
+                                <td data-label="By">{j.requested_by.clone()}</td>
+                                <td data-label="Status">{status_badge(j.status.as_str(), false)}</td>
+                                <td data-label="Started">{fmt_time(&j.started_at)}</td>
+                                <td data-label="Took" class="wrap">{took}</td>
+                            </tr>
+                        }
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }.into_any()
+}
+
 #[component]
 fn AddTargetForm(add: ServerAction<AddTarget>) -> impl IntoView {
     view! {
         <section class="card">
             <h2>"Add a target"</h2>
+            <KeepForm>
             <ActionForm action=add attr:class="form-grid" attr:data-testid="add-target">
                 <label>"Name" <input type="text" name="name" required pattern="[A-Za-z0-9][A-Za-z0-9._\\-]*" maxlength="64"/></label>
                 <label>"Database URL" <input type="password" name="database_url" required placeholder="postgres://user:password@host:5432/db" autocomplete="off"/></label>
@@ -206,6 +273,7 @@ fn AddTargetForm(add: ServerAction<AddTarget>) -> impl IntoView {
                 <label>"Time zone" <input type="text" name="timezone" placeholder="UTC"/></label>
                 <button type="submit" class="btn primary">"Add target"</button>
             </ActionForm>
+            </KeepForm>
             <p class="muted small">"The password is kept on the server and never shown again. The role needs CREATEDB for test restores."</p>
             {action_error(move || add.value().get())}
         </section>
@@ -215,13 +283,7 @@ fn AddTargetForm(add: ServerAction<AddTarget>) -> impl IntoView {
 #[component]
 pub fn BackupRunPage() -> impl IntoView {
     let params = use_params_map();
-    let id = move || {
-        params
-            .read()
-            .get("id")
-            .and_then(|s| s.parse::<i64>().ok())
-            .unwrap_or(0)
-    };
+    let id = move || id_param(params);
     let verify = ServerAction::<VerifyBackup>::new();
     let restore = ServerAction::<RestoreBackup>::new();
     let data = Resource::new(
@@ -283,11 +345,13 @@ pub fn BackupRunPage() -> impl IntoView {
                                             <input type="hidden" name="id" value=r.id/>
                                             <button type="submit" class="btn small" data-testid="verify">"Verify checksum"</button>
                                         </ActionForm>
+                                        <KeepForm inline=true busy="Test restore running: the backup goes into a scratch database and is compared with its manifest. This takes seconds to minutes.">
                                         <ActionForm action=verify attr:class="inline">
                                             <input type="hidden" name="id" value=r.id/>
                                             <input type="hidden" name="test_restore" value="true"/>
                                             <button type="submit" class="btn small" data-testid="test-restore">"Test restore"</button>
                                         </ActionForm>
+                                        </KeepForm>
                                         {(role >= Role::Admin).then(|| view! {
                                             <a class="btn small" href=format!("/api/v1/backups/{}/download", r.id) download>"Download"</a>
                                         })}
@@ -359,13 +423,7 @@ fn RestoreForm(
 #[component]
 pub fn RestorePage() -> impl IntoView {
     let params = use_params_map();
-    let id = move || {
-        params
-            .read()
-            .get("id")
-            .and_then(|s| s.parse::<i64>().ok())
-            .unwrap_or(0)
-    };
+    let id = move || id_param(params);
     let data = Resource::new(id, get_restore_job);
     view! {
         <leptos_meta::Title text=move || format!("Restore {}", id())/>

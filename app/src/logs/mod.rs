@@ -288,6 +288,31 @@ pub async fn delete_log_source(id: i64) -> Result<(), AppError> {
     crate::auth::service::in_request(|ctx| async move { sources::delete(&ctx, id).await }).await
 }
 
+/// A source's Edit form: its path, format or service.
+#[server(prefix = "/sfn", endpoint = "logs/sources/edit")]
+pub async fn edit_log_source(
+    id: String,
+    #[server(flatten)] form: std::collections::BTreeMap<String, String>,
+) -> Result<(), AppError> {
+    crate::auth::service::in_request(|ctx| async move {
+        use crate::patch::{form_id, from_form, FormField::Text};
+        let id = form_id(&id)?;
+        let fields = [("path", Text), ("format", Text), ("service", Text)];
+        let change = from_form(&form, &fields).map_err(AppError::Unprocessable)?;
+        sources::patch(&ctx, id, change).await
+    })
+    .await
+}
+
+/// A source's Pause (the tailer lets the file go, keeping its place) or Resume.
+#[server(prefix = "/sfn", endpoint = "logs/sources/pause")]
+pub async fn pause_log_source(id: i64, action: String) -> Result<(), AppError> {
+    crate::auth::service::in_request(|ctx| async move {
+        sources::patch(&ctx, id, crate::patch::Change::pause_action(&action)?).await
+    })
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,14 +6,16 @@
 //! their filter to the query. `/` focuses the search box.
 
 use super::{
-    get_logs_page, list_log_sources, timeline, AddLogSource, DeleteLogSource, Facet, LogLine,
-    LogStats,
+    get_logs_page, list_log_sources, timeline, AddLogSource, DeleteLogSource, EditLogSource, Facet,
+    LogLine, LogStats, PauseLogSource,
 };
 use crate::components::{
-    action_error, fmt_time, param, urlencode, Confirm, EmptyState, ErrorNotice, PageHeader,
+    action_error, fmt_time, param, pause_toggle, urlencode, Choice, Confirm, EditBox, EmptyState,
+    ErrorNotice, KeepForm, PageHeader, PostButton,
 };
 use crate::metrics::AutoRefresh;
 use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
 use leptos_router::hooks::use_query_map;
 
 const RANGES: [&str; 6] = ["1h", "6h", "24h", "7d", "30d", "90d"];
@@ -504,10 +506,22 @@ fn LogTable(lines: Vec<LogLine>) -> impl IntoView {
     }
 }
 
+/// The formats a source can be read in, as its form offers them.
+const SOURCE_FORMATS: &[(&str, &str)] = &[
+    ("json", "JSON lines"),
+    ("nginx", "nginx / Apache combined"),
+    ("text", "plain text"),
+];
+
 #[component]
 pub fn LogSourcesPage() -> impl IntoView {
     let add = ServerAction::<AddLogSource>::new();
     let del = ServerAction::<DeleteLogSource>::new();
+    // Read back their errors when the page posts without script (`?__err=`).
+    let (pause, edit) = (
+        ServerAction::<PauseLogSource>::new(),
+        ServerAction::<EditLogSource>::new(),
+    );
     let sources = Resource::new(
         move || (add.version().get(), del.version().get()),
         |_| list_log_sources(),
@@ -517,6 +531,8 @@ pub fn LogSourcesPage() -> impl IntoView {
         <crate::auth::AdminTabs/>
         {action_error(move || add.value().get())}
         {action_error(move || del.value().get())}
+        {action_error(move || pause.value().get())}
+        {action_error(move || edit.value().get())}
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match sources.await {
@@ -532,21 +548,24 @@ pub fn LogSourcesPage() -> impl IntoView {
                                     <tr>
                                         <td class="mono wrap">{s.path.clone()}</td>
                                         <td>{s.format.clone()}</td>
-                                        <td>{s.service.clone()}</td>
+                                        <td>{s.service.clone()}{s.paused.then(|| view! { " "<span class="badge muted" data-testid="paused">"paused"</span> })}</td>
                                         <td>{s.tailer.clone().unwrap_or_else(|| "not yet".into())}</td>
                                         <td class="num">{format!("{} B", s.position)}</td>
                                         <td class="num">{s.lines}</td>
                                         <td class="num">{format!("{:.1}", s.lines_per_sec)}</td>
                                         <td>{s.last_line_at.as_ref().map(fmt_time).unwrap_or_else(|| "–".into())}</td>
                                         <td class=if s.last_error.is_some() { "bad wrap" } else { "wrap" }>{s.last_error.clone().unwrap_or_else(|| "–".into())}</td>
-                                        <td>
-                                            <Confirm label="Stop following" question="Stop following this file? Its stored lines stay.">
-                                                <ActionForm action=del attr:class="inline">
-                                                    <input type="hidden" name="id" value=s.id/>
-                                                    <button type="submit" class="btn small danger">"Yes, stop"</button>
-                                                </ActionForm>
-                                            </Confirm>
-                                        </td>
+                                        <td><div class="row-actions">
+                                            <EditBox url=EditLogSource::url() fields=vec![("id", s.id.to_string())] testid="source-edit">
+                                                <label>"Path" <input type="text" name="path" required value=s.path.clone()/></label>
+                                                <label>"Format" <Choice name="format" options=SOURCE_FORMATS selected=s.format.clone()/></label>
+                                                <label>"Service" <input type="text" name="service" required value=s.service.clone()/></label>
+                                            </EditBox>
+                                                <PostButton url=PauseLogSource::url() fields=vec![("id", s.id.to_string()), ("action", pause_toggle(s.paused).0.into())] label=pause_toggle(s.paused).1/>
+                                                <Confirm label="Stop following" question="Stop following this file? Its stored lines stay.">
+                                                    <PostButton url=DeleteLogSource::url() fields=vec![("id", s.id.to_string())] label="Yes, stop" danger=true/>
+                                                </Confirm>
+                                        </div></td>
                                     </tr>
                                 }).collect_view()}
                             </tbody>
@@ -557,12 +576,14 @@ pub fn LogSourcesPage() -> impl IntoView {
         </Transition>
         <section class="card">
             <h2>"Follow a file"</h2>
+            <KeepForm>
             <ActionForm action=add attr:class="form-grid" attr:data-testid="add-log-source">
                 <label>"Path (a * in the file name follows every match)" <input type="text" name="path" required placeholder="/var/log/nginx/access.log"/></label>
-                <label>"Format" <select name="format"><option value="json">"JSON lines"</option><option value="nginx">"nginx / Apache combined"</option><option value="text">"plain text"</option></select></label>
+                <label>"Format" <Choice name="format" options=SOURCE_FORMATS selected="json"/></label>
                 <label>"Service" <input type="text" name="service" required pattern="[A-Za-z0-9._\\-]+" placeholder="api"/></label>
                 <button type="submit" class="btn primary">"Follow"</button>
             </ActionForm>
+            </KeepForm>
         </section>
     }
 }

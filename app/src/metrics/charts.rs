@@ -43,21 +43,22 @@ fn segments(points: &[(i64, f64)], step: i64) -> Vec<Vec<(i64, f64)>> {
     out
 }
 
-fn time_label(t: i64, span: i64) -> String {
-    let Ok(t) = time::OffsetDateTime::from_unix_timestamp(t) else {
-        return String::new();
-    };
-    if span <= 2 * 86_400 {
-        format!("{:02}:{:02}", t.hour(), t.minute())
-    } else {
-        format!("{:02}-{:02}", u8::from(t.month()), t.day())
+/// A value on the y axis: up/down charts label only 0 ("down") and 1 ("up").
+fn y_label(unit: Unit, v: f64) -> String {
+    match unit {
+        Unit::Up if v.abs() < 1e-9 => "down".into(),
+        Unit::Up if (v - 1.0).abs() < 1e-9 => "up".into(),
+        Unit::Up => String::new(),
+        _ => unit.format(v),
     }
 }
 
-/// The y range: fixed 0–100 for percentages, else from zero (or the minimum) to a bit above the maximum.
+/// The y range: fixed 0–100 for percentages, 0–1 for up/down, else from zero (or the minimum) to a bit above the maximum.
 fn y_range(unit: Unit, lines: &[LineInput]) -> (f64, f64) {
-    if unit == Unit::Percent {
-        return (0.0, 100.0);
+    match unit {
+        Unit::Percent => return (0.0, 100.0),
+        Unit::Up => return (0.0, 1.0),
+        _ => {}
     }
     let max = lines
         .iter()
@@ -140,19 +141,28 @@ fn draw(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let root = SVGBackend::with_string(svg, (WIDTH, HEIGHT)).into_drawing_area();
     let grey = RGBColor(139, 148, 158);
+    // Round times on the time axis (00:00, 06:00 …), as the logs timeline has them.
+    let ticks = crate::logs::timeline::ticks(from, to);
+    let keys: Vec<i64> = ticks.iter().map(|(t, _)| *t).collect();
     let mut chart = ChartBuilder::on(&root)
         .margin_top(TOP)
         .margin_right(RIGHT)
         .x_label_area_size(BOTTOM)
         .y_label_area_size(LEFT)
-        .build_cartesian_2d(from..to, y0..y1)?;
-    let span = to - from;
+        .build_cartesian_2d((from..to).with_key_points(keys), y0..y1)?;
+    let tick_label = |t: &i64| {
+        ticks
+            .iter()
+            .find(|(k, _)| k == t)
+            .map(|(_, l)| l.clone())
+            .unwrap_or_default()
+    };
     chart
         .configure_mesh()
-        .x_labels(7)
-        .y_labels(5)
-        .x_label_formatter(&|t| time_label(*t, span))
-        .y_label_formatter(&|v| unit.format(*v))
+        .x_labels(ticks.len().max(1))
+        .y_labels(if unit == Unit::Up { 2 } else { 5 })
+        .x_label_formatter(&tick_label)
+        .y_label_formatter(&|v| y_label(unit, *v))
         .label_style(("sans-serif", 17).into_font().color(&grey))
         .axis_style(grey.mix(0.6))
         .bold_line_style(grey.mix(0.18))
@@ -213,6 +223,36 @@ mod tests {
                 max: v + 1.0,
             })
             .collect()
+    }
+
+    #[test]
+    fn the_time_axis_has_round_times_and_up_charts_say_up_and_down() {
+        // 2026-11-30 00:00 UTC, six hours: a tick each hour, midnight by its date.
+        let from = 1_795_996_800;
+        let p = pts(&[(from + 600, 1.0), (from + 3600, 0.0), (from + 7200, 1.0)]);
+        let line = [LineInput {
+            label: "up".into(),
+            points: &p,
+            band: false,
+        }];
+        let c = render("up", "Up", Unit::Up, from, from + 6 * 3600, 60, &line);
+        let texts: Vec<&str> = c
+            .svg
+            .split("<text")
+            .skip(1)
+            .filter_map(|t| t.split_once('>').map(|(_, rest)| rest))
+            .map(|rest| rest.split('<').next().unwrap_or("").trim())
+            .collect();
+        for label in ["Nov 30", "01:00", "03:00", "06:00", "up", "down"] {
+            assert!(texts.contains(&label), "{label} in {texts:?}");
+        }
+        // Round hours, not the odd times of a plain number axis, and no fractional up/down.
+        assert!(texts.iter().all(|t| !t.contains('.')), "{texts:?}");
+        for (v, want) in [(1.0, "up"), (0.0, "down"), (0.25, "up 25% of the time")] {
+            assert_eq!(Unit::Up.format(v), want);
+        }
+        assert_eq!(y_label(Unit::Up, 0.5), "");
+        assert_eq!(y_label(Unit::Count, 3.0), "3");
     }
 
     #[test]

@@ -113,11 +113,16 @@ pub enum Unit {
     Bytes,
     Count,
     Plain,
+    /// 1 up, 0 down; between, the share of the time it was up.
+    Up,
 }
 
 impl Unit {
     pub fn format(self, v: f64) -> String {
         match self {
+            Unit::Up if v >= 0.9995 => "up".into(),
+            Unit::Up if v <= 0.0005 => "down".into(),
+            Unit::Up => format!("up {:.0}% of the time", v * 100.0),
             Unit::Percent => format!("{v:.0}%"),
             Unit::Count => format!("{v:.0}"),
             Unit::Plain => format!("{v:.2}"),
@@ -215,6 +220,56 @@ pub const RANGES: [(&str, i64); 5] = [
     ("7d", 7 * 86_400),
     ("30d", 30 * 86_400),
 ];
+
+/// The time window a page shows: `from`/`to` (RFC 3339, Unix seconds, `now-6h`, or the
+/// browser's `2026-11-25T10:00`, read as UTC) when given, else the last `range` (one of
+/// [`RANGES`], `default` when none), with the label the page shows for it. One time model for
+/// every page that charts. Pure.
+#[cfg(feature = "ssr")]
+pub fn window(
+    range: Option<&str>,
+    from: Option<&str>,
+    to: Option<&str>,
+    default: &str,
+    now: time::OffsetDateTime,
+) -> Result<(time::OffsetDateTime, time::OffsetDateTime, String), AppError> {
+    let normalise = |s: &str| {
+        if s.len() == 16 && s.as_bytes().get(10) == Some(&b'T') {
+            format!("{s}:00Z")
+        } else {
+            s.to_string()
+        }
+    };
+    let given = |s: Option<&str>| s.filter(|s| !s.is_empty()).map(normalise);
+    match (given(from), given(to)) {
+        (Some(f), t) => {
+            let from = parse_time_param(&f, now)
+                .map_err(|e| AppError::bad_request(format!("from: {e}")))?;
+            let to = match t {
+                Some(t) => parse_time_param(&t, now)
+                    .map_err(|e| AppError::bad_request(format!("to: {e}")))?,
+                None => now,
+            };
+            if to <= from {
+                return Err(AppError::bad_request(
+                    "the end of the range must be after its start",
+                ));
+            }
+            Ok((from, to, "custom".to_string()))
+        }
+        _ => {
+            let label = range.filter(|r| !r.is_empty()).unwrap_or(default);
+            let secs = RANGES
+                .iter()
+                .find(|(l, _)| *l == label)
+                .map(|(_, s)| *s)
+                .ok_or_else(|| {
+                    AppError::bad_request(format!("range `{label}`: choose 1h, 6h, 24h, 7d or 30d"))
+                })?;
+            Ok((now - time::Duration::seconds(secs), now, label.to_string()))
+        }
+    }
+}
 
 #[server(prefix = "/sfn", endpoint = "metrics/host_cards")]
 pub async fn get_host_cards() -> Result<Vec<HostCard>, AppError> {

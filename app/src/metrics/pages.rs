@@ -195,6 +195,33 @@ pub fn ChartView(chart: Chart) -> impl IntoView {
     }
 }
 
+/// The time picker of every charting page: the last 1 h … 30 d, or a custom from–to, kept in
+/// the page's address (`?range=6h`, `?from=…&to=…`) so a link or a reload shows the same window.
+/// `base` is the page's path; `current` the range shown (`custom` for from–to).
+#[component]
+pub fn RangeNav(base: Signal<String>, current: Signal<String>) -> impl IntoView {
+    view! {
+        <nav class="ranges" aria-label="Time range">
+            {RANGES.iter().map(|(label, _)| {
+                let label = *label;
+                view! {
+                    <A href=move || format!("{}?range={label}", base.get()) attr:class=move || if current.get() == label { "btn small active" } else { "btn small" }>
+                        {label}
+                    </A>
+                }
+            }).collect_view()}
+            <details class="custom-range">
+                <summary class=move || if current.get() == "custom" { "btn small active" } else { "btn small" }>"Custom"</summary>
+                <form method="get" class="inline">
+                    <label>"From (UTC)" <input type="datetime-local" name="from" required/></label>
+                    <label>"To (UTC)" <input type="datetime-local" name="to"/></label>
+                    <button type="submit" class="btn small primary">"Show"</button>
+                </form>
+            </details>
+        </nav>
+    }
+}
+
 #[component]
 pub fn HostPage() -> impl IntoView {
     let params = use_params_map();
@@ -224,24 +251,7 @@ pub fn HostPage() -> impl IntoView {
                 <h1>{host}</h1>
                 <p class="muted small"><A href=move || format!("/services?host={}", host())>"Services on this host"</A></p>
             </div>
-            <nav class="ranges" aria-label="Time range">
-                {RANGES.iter().map(|(label, _)| {
-                    let label = *label;
-                    view! {
-                        <A href=move || format!("/hosts/{}?range={label}", host()) attr:class=move || if current() == label { "btn small active" } else { "btn small" }>
-                            {label}
-                        </A>
-                    }
-                }).collect_view()}
-                <details class="custom-range">
-                    <summary class=move || if current() == "custom" { "btn small active" } else { "btn small" }>"Custom"</summary>
-                    <form method="get" class="inline">
-                        <label>"From (UTC)" <input type="datetime-local" name="from" required/></label>
-                        <label>"To (UTC)" <input type="datetime-local" name="to"/></label>
-                        <button type="submit" class="btn small primary">"Show"</button>
-                    </form>
-                </details>
-            </nav>
+            <RangeNav base=Signal::derive(move || format!("/hosts/{}", host())) current=Signal::derive(current)/>
         </div>
         <Transition fallback=|| view! { <p class="muted">"Loading charts…"</p> }>
             {move || {

@@ -159,6 +159,9 @@ pub struct DetailData {
     pub trend: Option<String>,
     pub charts: Vec<Chart>,
     pub warning: Option<String>,
+    /// The window shown: `1h` … `30d`, or `custom`.
+    #[serde(default)]
+    pub range_label: String,
 }
 
 /// The shortest history a memory trend is drawn from.
@@ -199,14 +202,34 @@ pub async fn get_services_page(host: Option<String>) -> Result<ServicesPageData,
     .await
 }
 
+/// A process's or a target's page over a time window: the last `range` (default 24 h, so a
+/// memory trend has a day to go on) or `from`–`to`, as on a host's page.
 #[server(prefix = "/sfn", endpoint = "services/detail")]
-pub async fn get_service_detail(kind: String, id: i64) -> Result<DetailData, AppError> {
+pub async fn get_service_detail(
+    kind: String,
+    id: i64,
+    range: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+) -> Result<DetailData, AppError> {
     crate::auth::service::in_request(|ctx| async move {
         ctx.require(crate::auth::Role::Viewer).await?;
-        service::detail(&ctx.state, &kind, id).await
+        let (from, to, label) = crate::metrics::window(
+            range.as_deref(),
+            from.as_deref(),
+            to.as_deref(),
+            DETAIL_RANGE,
+            time::OffsetDateTime::now_utc(),
+        )?;
+        let mut d = service::detail(&ctx.state, &kind, id, from, to).await?;
+        d.range_label = label;
+        Ok(d)
     })
     .await
 }
+
+/// The range a process's or a target's page opens on.
+pub const DETAIL_RANGE: &str = "24h";
 
 #[server(prefix = "/sfn", endpoint = "services/add-process")]
 pub async fn add_process(
@@ -260,6 +283,42 @@ pub async fn add_target(
             },
         )
         .await
+    })
+    .await
+}
+
+/// A watched process's or a scrape target's Edit form: the fields it sends are changed, the
+/// rest kept. A target's URL and token are never shown, so an empty one is kept.
+#[server(prefix = "/sfn", endpoint = "services/edit")]
+pub async fn edit_service(
+    kind: String,
+    id: String,
+    #[server(flatten)] form: std::collections::BTreeMap<String, String>,
+) -> Result<(), AppError> {
+    crate::auth::service::in_request(|ctx| async move {
+        use crate::patch::{form_id, from_form, FormField::*};
+        let id = form_id(&id)?;
+        let unprocessable = AppError::Unprocessable;
+        match kind.as_str() {
+            "process" => {
+                let fields = [("pattern", Text), ("port", OptionalInt), ("host", Text)];
+                let change = from_form(&form, &fields).map_err(unprocessable)?;
+                edit::patch_process(&ctx, id, change).await
+            }
+            "target" => {
+                let fields = [
+                    ("url", NewOnly),
+                    ("interval_seconds", Int),
+                    ("timeout_seconds", Int),
+                    ("bearer_token", NewOnly),
+                ];
+                let change = from_form(&form, &fields).map_err(unprocessable)?;
+                edit::patch_target(&ctx, id, change).await
+            }
+            k => Err(AppError::bad_request(format!(
+                "kind `{k}`: process or target"
+            ))),
+        }
     })
     .await
 }

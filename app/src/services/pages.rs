@@ -2,16 +2,18 @@
 //! sparklines) and the detail pages of a process and a target.
 
 use super::{
-    get_service_detail, get_services_page, AddProcess, AddTarget, ChangeService, Liveness,
-    ProcessInfo, Sparks, TargetInfo,
+    get_service_detail, get_services_page, AddProcess, AddTarget, ChangeService, EditService,
+    Liveness, ProcessInfo, Sparks, TargetInfo,
 };
 use crate::components::{
-    action_error, ago, fmt_time, param, Confirm, EmptyState, ErrorNotice, PageHeader,
+    action_error, ago, fmt_time, id_param, param, pause_toggle, EditBox, EmptyState, ErrorNotice,
+    KeepForm, PageHeader, RowActions,
 };
-use crate::metrics::pages::{sparkline, ChartView};
+use crate::metrics::pages::{sparkline, ChartView, RangeNav};
 use crate::metrics::{AutoRefresh, Unit};
 use crate::timestamp::Timestamp;
 use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
 use leptos_router::components::A;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
@@ -46,29 +48,14 @@ fn paused_badge(paused: bool, state: &Liveness) -> AnyView {
     }
 }
 
-/// Pause or resume, and delete, for one row.
+/// Edit, pause or resume, and delete, for one row.
 fn row_actions(
-    act: ServerAction<ChangeService>,
     kind: &'static str,
     id: i64,
     paused: bool,
     delete_label: &'static str,
+    edit: impl IntoView,
 ) -> impl IntoView {
-    let (action, label) = if paused {
-        ("resume", "Resume")
-    } else {
-        ("pause", "Pause")
-    };
-    let form = move |action: &'static str, label: &'static str| {
-        view! {
-            <ActionForm action=act attr:class="inline">
-                <input type="hidden" name="kind" value=kind/>
-                <input type="hidden" name="id" value=id/>
-                <input type="hidden" name="action" value=action/>
-                <button type="submit" class="btn small">{label}</button>
-            </ActionForm>
-        }
-    };
     let (question, yes) = if kind == "process" {
         (
             "Stop watching this process? Its samples stay.",
@@ -82,18 +69,14 @@ fn row_actions(
     };
     view! {
         <div class="row-actions">
-            {form(action, label)}
-            <Confirm label=delete_label question=question>{form("delete", yes)}</Confirm>
+            {edit}
+            <RowActions url=ChangeService::url() fields=vec![("kind", kind.to_string()), ("id", id.to_string())]
+                toggle=pause_toggle(paused) question=question delete_label=delete_label yes=yes/>
         </div>
     }
 }
 
-fn process_row(
-    p: ProcessInfo,
-    s: Sparks,
-    del: ServerAction<ChangeService>,
-    can_edit: bool,
-) -> impl IntoView {
+fn process_row(p: ProcessInfo, s: Sparks, can_edit: bool) -> impl IntoView {
     let cpu = p
         .cpu_percent
         .map(|c| format!("{c:.1} %"))
@@ -108,6 +91,7 @@ fn process_row(
         (Some(n), Some(false)) => format!("{n} closed"),
         (Some(n), None) => n.to_string(),
     };
+    let (pattern, host) = (p.pattern.clone(), p.host.clone());
     view! {
         <tr data-testid="process-row">
             <td><A href=format!("/services/process/{}", p.id)>{p.name.clone()}</A><div class="muted small mono">{p.pattern.clone()}</div></td>
@@ -118,17 +102,18 @@ fn process_row(
             <td class="num">{rss}{sparkline(&scaled(&s.second))}</td>
             <td class=if p.port_listening == Some(false) { "bad" } else { "" }>{port}</td>
             <td class="num">{p.restarts_24h.map(|r| format!("{r:.0}")).unwrap_or_else(|| "0".into())}</td>
-            <td>{can_edit.then(|| row_actions(del, "process", p.id, p.paused, "Stop watching"))}</td>
+            <td>{can_edit.then(|| row_actions("process", p.id, p.paused, "Stop watching", view! {
+                <EditBox url=EditService::url() fields=vec![("kind", "process".into()), ("id", p.id.to_string())] testid="process-edit">
+                    <label>"Process name or command-line part" <input type="text" name="pattern" required value=pattern/></label>
+                    <label>"Port (empty: none)" <input type="number" name="port" min="1" max="65535" value=p.port.map(|n| n.to_string()).unwrap_or_default()/></label>
+                    <label>"Host" <input type="text" name="host" required value=host/></label>
+                </EditBox>
+            }))}</td>
         </tr>
     }
 }
 
-fn target_row(
-    t: TargetInfo,
-    s: Sparks,
-    del: ServerAction<ChangeService>,
-    can_edit: bool,
-) -> impl IntoView {
+fn target_row(t: TargetInfo, s: Sparks, can_edit: bool) -> impl IntoView {
     view! {
         <tr data-testid="target-row">
             <td><A href=format!("/services/target/{}", t.id)>{t.name.clone()}</A><div class="muted small mono wrap">{t.url.clone()}</div></td>
@@ -141,7 +126,14 @@ fn target_row(
                 {t.last_error.clone().unwrap_or_else(|| "–".into())}
                 {(t.dropped > 0).then(|| view! { <div class="warn-text">{format!("{} series dropped (limit {})", t.dropped, t.max_series)}</div> })}
             </td>
-            <td>{can_edit.then(|| row_actions(del, "target", t.id, t.paused, "Remove"))}</td>
+            <td>{can_edit.then(|| row_actions("target", t.id, t.paused, "Remove", view! {
+                <EditBox url=EditService::url() fields=vec![("kind", "target".into()), ("id", t.id.to_string())] testid="target-edit">
+                    <label>"New URL (empty: unchanged)" <input type="url" name="url" autocomplete="off"/></label>
+                    <label>"Every (s)" <input type="number" name="interval_seconds" min="1" required value=t.interval_seconds/></label>
+                    <label>"Timeout (s)" <input type="number" name="timeout_seconds" min="1" required value=t.timeout_seconds/></label>
+                    <label>{if t.has_token { "New bearer token (empty: keep the one set)" } else { "Bearer token (empty: none)" }} <input type="password" name="bearer_token" autocomplete="off"/></label>
+                </EditBox>
+            }))}</td>
         </tr>
     }
 }
@@ -151,6 +143,8 @@ pub fn ServicesPage() -> impl IntoView {
     let add_p = ServerAction::<AddProcess>::new();
     let add_t = ServerAction::<AddTarget>::new();
     let del = ServerAction::<ChangeService>::new();
+    // Read back an Edit's error when the page posts without script (`?__err=`).
+    let edit = ServerAction::<EditService>::new();
     let query = use_query_map();
     let host = move || param(query, "host");
     let data = Resource::new(
@@ -170,6 +164,7 @@ pub fn ServicesPage() -> impl IntoView {
         {action_error(move || add_p.value().get())}
         {action_error(move || add_t.value().get())}
         {action_error(move || del.value().get())}
+        {action_error(move || edit.value().get())}
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match data.await {
@@ -189,12 +184,13 @@ pub fn ServicesPage() -> impl IntoView {
                                     view! {
                                         <div class="table-wrap"><table class="table" data-testid="processes">
                                             <thead><tr><th>"Process"</th><th>"Host"</th><th>"State"</th><th class="num">"Instances"</th><th class="num">"CPU (1 h)"</th><th class="num">"RSS (1 h)"</th><th>"Port"</th><th class="num">"Restarts (24 h)"</th><th></th></tr></thead>
-                                            <tbody>{d.processes.into_iter().map(|(p, s)| process_row(p, s, del, can_edit)).collect_view()}</tbody>
+                                            <tbody>{d.processes.into_iter().map(|(p, s)| process_row(p, s, can_edit)).collect_view()}</tbody>
                                         </table></div>
                                     }.into_any()
                                 }}
                                 {can_edit.then(|| view! {
                                     <details class="add"><summary class="btn small">"Watch a process"</summary>
+                                        <KeepForm>
                                         <ActionForm action=add_p attr:class="form-grid" attr:data-testid="add-process">
                                             <label>"Name" <input type="text" name="name" required pattern="[A-Za-z0-9._\\-]+" placeholder="uvicorn"/></label>
                                             <label>"Process name or command-line part (* for any)" <input type="text" name="pattern" required placeholder="uvicorn*app:main"/></label>
@@ -202,6 +198,7 @@ pub fn ServicesPage() -> impl IntoView {
                                             <label>"Host" <input type="text" name="host" value=own.clone()/></label>
                                             <button type="submit" class="btn primary">"Watch"</button>
                                         </ActionForm>
+                                        </KeepForm>
                                     </details>
                                 })}
                             </section>
@@ -213,12 +210,13 @@ pub fn ServicesPage() -> impl IntoView {
                                     view! {
                                         <div class="table-wrap"><table class="table" data-testid="targets">
                                             <thead><tr><th>"Target"</th><th>"State"</th><th>"Last success"</th><th class="num">"Samples"</th><th class="num">"Requests/s (1 h)"</th><th class="num">"Duration (1 h)"</th><th>"Last error"</th><th></th></tr></thead>
-                                            <tbody>{d.targets.into_iter().map(|(t, s)| target_row(t, s, del, can_edit)).collect_view()}</tbody>
+                                            <tbody>{d.targets.into_iter().map(|(t, s)| target_row(t, s, can_edit)).collect_view()}</tbody>
                                         </table></div>
                                     }.into_any()
                                 }}
                                 {can_edit.then(|| view! {
                                     <details class="add"><summary class="btn small">"Add a scrape target"</summary>
+                                        <KeepForm>
                                         <ActionForm action=add_t attr:class="form-grid" attr:data-testid="add-target">
                                             <label>"Name" <input type="text" name="name" required pattern="[A-Za-z0-9._\\-]+" placeholder="api"/></label>
                                             <label>"URL" <input type="url" name="url" required placeholder="http://127.0.0.1:8000/metrics"/></label>
@@ -227,6 +225,7 @@ pub fn ServicesPage() -> impl IntoView {
                                             <label>"Bearer token (optional, never shown again)" <input type="password" name="bearer_token" autocomplete="off"/></label>
                                             <button type="submit" class="btn primary">"Add"</button>
                                         </ActionForm>
+                                        </KeepForm>
                                     </details>
                                 })}
                             </section>
@@ -241,16 +240,28 @@ pub fn ServicesPage() -> impl IntoView {
 #[component]
 fn Detail(kind: &'static str) -> impl IntoView {
     let params = use_params_map();
-    let id = move || {
-        params
-            .read()
-            .get("id")
-            .and_then(|s| s.parse::<i64>().ok())
-            .unwrap_or(0)
+    let query = use_query_map();
+    let id = move || id_param(params);
+    let (range, from, to) = (
+        move || param(query, "range"),
+        move || param(query, "from"),
+        move || param(query, "to"),
+    );
+    let data = Resource::new(
+        move || (id(), range(), from(), to()),
+        move |(id, r, f, t)| get_service_detail(kind.to_string(), id, r, f, t),
+    );
+    let current = move || {
+        if from().is_some() {
+            "custom".to_string()
+        } else {
+            range().unwrap_or_else(|| super::DETAIL_RANGE.into())
+        }
     };
-    let data = Resource::new(id, move |id| get_service_detail(kind.to_string(), id));
+    let live = move || from().is_none() && !matches!(range().as_deref(), Some("7d" | "30d"));
     view! {
-        <AutoRefresh seconds=30/>
+        {move || live().then(|| view! { <AutoRefresh seconds=30/> })}
+        <RangeNav base=Signal::derive(move || format!("/services/{kind}/{}", id())) current=Signal::derive(current)/>
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match data.await {
@@ -266,6 +277,7 @@ fn Detail(kind: &'static str) -> impl IntoView {
                             {d.summary.into_iter().map(|(k, v)| view! { <dt>{k}</dt><dd>{v}</dd> }).collect_view()}
                         </dl>
                         {d.trend.clone().map(|t| view! { <p class="trend" data-testid="rss-trend">{t}</p> })}
+                        <p class="muted small" data-testid="detail-range">{format!("Showing {}", if d.range_label == "custom" { "a custom range".to_string() } else { format!("the last {}", d.range_label) })}</p>
                         <section class="charts">
                             {d.charts.into_iter().map(|c| view! { <ChartView chart=c/> }).collect_view()}
                         </section>

@@ -480,9 +480,15 @@ fn fmt_time(t: Option<OffsetDateTime>) -> String {
         .unwrap_or_else(|| "never".into())
 }
 
-/// A process's or a target's page: state, figures and 24-hour charts.
-pub async fn detail(state: &AppState, kind: &str, id: i64) -> AppResult<DetailData> {
-    let window = DetailWindow::last_day(state);
+/// A process's or a target's page: state, figures and charts over `from`–`to`.
+pub async fn detail(
+    state: &AppState,
+    kind: &str,
+    id: i64,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+) -> AppResult<DetailData> {
+    let window = DetailWindow::new(state, from, to);
     match kind {
         "process" => {
             let p = list_processes(&state.pool, window.to)
@@ -506,7 +512,7 @@ pub async fn detail(state: &AppState, kind: &str, id: i64) -> AppResult<DetailDa
     }
 }
 
-/// The last 24 hours of one watched thing's series, read and charted alike.
+/// One watched thing's series over the page's window, read and charted alike.
 struct DetailWindow<'a> {
     reads: &'a crate::db::Reads,
     retention: crate::metrics::Retention,
@@ -524,12 +530,11 @@ fn line<'p>(label: &str, points: &'p [SeriesPoint], band: bool) -> LineInput<'p>
 }
 
 impl DetailWindow<'_> {
-    fn last_day(state: &AppState) -> DetailWindow<'_> {
-        let to = OffsetDateTime::now_utc();
+    fn new(state: &AppState, from: OffsetDateTime, to: OffsetDateTime) -> DetailWindow<'_> {
         DetailWindow {
             reads: &state.reads,
             retention: crate::metrics::Retention::from(&*state.config),
-            from: to - Duration::DAY,
+            from,
             to,
         }
     }
@@ -620,13 +625,13 @@ async fn process_detail(w: &DetailWindow<'_>, p: ProcessInfo) -> AppResult<Detai
                 line("threads", &threads, false),
             ],
         ),
-        w.chart("up", "Up", Unit::Count, step, &[line("up", &up, false)]),
+        w.chart("up", "Up", Unit::Up, step, &[line("up", &up, false)]),
     ];
     let trend_text = Some(match trend {
         Some((per_day, _)) => {
             let dir = if per_day >= 0.0 { "grows" } else { "shrinks" };
             format!(
-                "RSS {dir} {}/day (least squares over the last 24 h)",
+                "RSS {dir} {}/day (least squares over this range)",
                 Unit::Bytes.format(per_day.abs())
             )
         }
@@ -642,6 +647,7 @@ async fn process_detail(w: &DetailWindow<'_>, p: ProcessInfo) -> AppResult<Detai
         trend: trend_text,
         charts,
         warning,
+        range_label: String::new(),
     })
 }
 
@@ -719,7 +725,7 @@ async fn target_detail(w: &DetailWindow<'_>, tg: TargetInfo) -> AppResult<Detail
             step,
             &[line("duration", &dur_ms, true)],
         ),
-        w.chart("up", "Up", Unit::Count, step, &[line("up", &up, false)]),
+        w.chart("up", "Up", Unit::Up, step, &[line("up", &up, false)]),
     ];
     let warning = (tg.dropped > 0).then(|| {
         format!(
@@ -735,6 +741,7 @@ async fn target_detail(w: &DetailWindow<'_>, tg: TargetInfo) -> AppResult<Detail
         trend: None,
         charts,
         warning,
+        range_label: String::new(),
     })
 }
 

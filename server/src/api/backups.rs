@@ -192,6 +192,37 @@ pub async fn restore(
     Ok((StatusCode::ACCEPTED, Json(Started { id: job })))
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct RestoresQuery {
+    /// Only this target's restores.
+    pub target: Option<String>,
+    /// How many, newest first (1–500, default 50).
+    pub limit: Option<i64>,
+}
+
+/// Restore jobs, newest first: who restored what, where, and how it ended.
+#[utoipa::path(get, path = "/api/v1/restores", tag = "backups", params(RestoresQuery),
+    responses(
+        (status = 200, description = "The restores", body = Vec<RestoreJob>),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+    ))]
+pub async fn list_restores(
+    ctx: RequestCtx,
+    ApiQuery(q): ApiQuery<RestoresQuery>,
+) -> Result<Json<Vec<RestoreJob>>, AppError> {
+    ctx.require(Role::Viewer).await?;
+    let target = q.target.as_deref().filter(|t| !t.is_empty());
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(AppError::bad_request("limit must be between 1 and 500"));
+    }
+    Ok(Json(
+        service::list_restores(&ctx.state.pool, target, limit).await?,
+    ))
+}
+
 /// A restore job's state.
 #[utoipa::path(get, path = "/api/v1/restores/{id}", tag = "backups",
     params(("id" = i64, Path, description = "Restore job id")),

@@ -195,6 +195,14 @@ pub async fn ingest(
     }))
 }
 
+/// `from`/`to` as search and stats read them, ending now by default.
+fn range(
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<(OffsetDateTime, OffsetDateTime), AppError> {
+    time_range(from, to, OffsetDateTime::now_utc()).map_err(AppError::BadRequest)
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
@@ -224,12 +232,7 @@ pub async fn search(
     ApiQuery(q): ApiQuery<SearchQuery>,
 ) -> Result<Json<SearchResponse>, AppError> {
     ctx.require(Role::Viewer).await?;
-    let (from, to) = time_range(
-        q.from.as_deref(),
-        q.to.as_deref(),
-        OffsetDateTime::now_utc(),
-    )
-    .map_err(AppError::BadRequest)?;
+    let (from, to) = range(q.from.as_deref(), q.to.as_deref())?;
     Ok(Json(
         searching::search(
             &ctx.state.reads,
@@ -272,12 +275,7 @@ pub async fn stats(
     ApiQuery(q): ApiQuery<StatsQuery>,
 ) -> Result<Json<LogStats>, AppError> {
     ctx.require(Role::Viewer).await?;
-    let (from, to) = time_range(
-        q.from.as_deref(),
-        q.to.as_deref(),
-        OffsetDateTime::now_utc(),
-    )
-    .map_err(AppError::BadRequest)?;
+    let (from, to) = range(q.from.as_deref(), q.to.as_deref())?;
     let mut p = StatsParams::default();
     if let Some(s) = q.slow {
         if !(s.is_finite() && s >= 0.0) {

@@ -93,6 +93,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(backups::verify))
         .routes(routes!(backups::restore))
         .routes(routes!(backups::get_restore))
+        .routes(routes!(backups::list_restores))
         .routes(routes!(backups::download))
         .routes(routes!(backups::health))
         .routes(routes!(backups::maintenance))

@@ -471,6 +471,28 @@ pub async fn restore_job(pool: &PgPool, id: i64) -> AppResult<RestoreJob> {
     .ok_or_else(|| AppError::not_found(format!("no restore with id {id}")))
 }
 
+/// The newest restores (of one target, or of all), newest first: the Backups page's history.
+pub async fn list_restores(
+    pool: &PgPool,
+    target: Option<&str>,
+    limit: i64,
+) -> AppResult<Vec<RestoreJob>> {
+    Ok(sqlx::query_as!(
+        RestoreJob,
+        r#"SELECT j.id, j.backup_id, t.name AS target, j.mode AS "mode: RestoreMode",
+                  j.database_name AS database, j.requested_by, j.status AS "status: JobStatus", j.step,
+                  j.started_at AS "started_at: Timestamp", j.finished_at AS "finished_at: Timestamp",
+                  j.pre_restore_backup_id, j.detail, j.stderr_tail
+           FROM restore_jobs j JOIN backup_targets t ON t.id = j.target_id
+           WHERE $1::text IS NULL OR t.name = $1
+           ORDER BY j.id DESC LIMIT $2"#,
+        target,
+        limit.clamp(1, 500)
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
 /// The file of a backup, for download (the caller checks the role and audits).
 pub async fn backup_file(pool: &PgPool, id: i64) -> AppResult<(PathBuf, String)> {
     let f = run_file(pool, id).await?;

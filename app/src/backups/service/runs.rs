@@ -156,7 +156,13 @@ pub async fn overview(
     let target = target.filter(|s| !s.is_empty());
     let status = status.filter(|s| !s.is_empty());
     let runs = list_runs(&state.pool, target, status, 100).await?;
-    Ok(BackupsOverview { role, cards, runs })
+    let restores = list_restores(&state.pool, target, 20).await?;
+    Ok(BackupsOverview {
+        role,
+        cards,
+        runs,
+        restores,
+    })
 }
 
 fn size_chart(name: &str, sizes: &[(OffsetDateTime, i64)]) -> crate::metrics::Chart {

@@ -3,7 +3,7 @@
 use super::*;
 
 use crate::metrics::charts::{self, LineInput};
-use crate::metrics::{parse_time_param, HostCard, HostCharts, Unit, RANGES};
+use crate::metrics::{HostCard, HostCharts, Unit};
 
 pub(crate) fn selector(metric: &str, labels: &[(&str, &str)]) -> Selector {
     Selector {
@@ -93,47 +93,8 @@ pub async fn host_charts(
     to: Option<&str>,
 ) -> AppResult<HostCharts> {
     let now = OffsetDateTime::now_utc();
-    // The browser's datetime-local gives `2026-11-25T10:00`: read it as UTC.
-    let normalise = |s: &str| {
-        if s.len() == 16 && s.as_bytes().get(10) == Some(&b'T') {
-            format!("{s}:00Z")
-        } else {
-            s.to_string()
-        }
-    };
-    let (from, to) = (from.map(normalise), to.map(normalise));
-    let (from, to) = (from.as_deref(), to.as_deref());
     let (from, to, range_label) =
-        match (from.filter(|s| !s.is_empty()), to.filter(|s| !s.is_empty())) {
-            (Some(f), t) => {
-                let from = parse_time_param(f, now)
-                    .map_err(|e| AppError::bad_request(format!("from: {e}")))?;
-                let to = match t {
-                    Some(t) => parse_time_param(t, now)
-                        .map_err(|e| AppError::bad_request(format!("to: {e}")))?,
-                    None => now,
-                };
-                if to <= from {
-                    return Err(AppError::bad_request(
-                        "the end of the range must be after its start",
-                    ));
-                }
-                (from, to, "custom".to_string())
-            }
-            _ => {
-                let label = range.unwrap_or(crate::metrics::DEFAULT_RANGE);
-                let secs = RANGES
-                    .iter()
-                    .find(|(l, _)| *l == label)
-                    .map(|(_, s)| *s)
-                    .ok_or_else(|| {
-                        AppError::bad_request(format!(
-                            "range `{label}`: choose 1h, 6h, 24h, 7d or 30d"
-                        ))
-                    })?;
-                (now - time::Duration::seconds(secs), now, label.to_string())
-            }
-        };
+        crate::metrics::window(range, from, to, crate::metrics::DEFAULT_RANGE, now)?;
     let known = sqlx::query_as!(
         super::HostInfo,
         r#"SELECT name, source, first_seen AS "first_seen: crate::timestamp::Timestamp",
