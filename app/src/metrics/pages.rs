@@ -124,28 +124,86 @@ fn nearest(points: &[(i64, f64)], t: i64) -> Option<(i64, f64)> {
         .min_by_key(|p| (p.0 - t).abs())
 }
 
-/// A chart with the value under the pointer: the one part of the page that runs in the browser.
+/// The event by which the charts of a page share the time under the pointer (one crosshair).
+#[cfg(feature = "hydrate")]
+const HOVER_EVENT: &str = "opsdeck-chart-hover";
+
+/// A chart with the value under the pointer, on every chart of the page at once (a shared
+/// crosshair). With `zoom`, dragging across it shows that window (`?from=…&to=…`, in Unix
+/// seconds) on the same page.
 #[island]
-pub fn ChartView(chart: Chart) -> impl IntoView {
-    let (hover, set_hover) = signal(None::<f64>);
+pub fn ChartView(chart: Chart, #[prop(optional)] zoom: Option<bool>) -> impl IntoView {
+    let zoom = zoom.unwrap_or(false);
+    // The time under the pointer, on whichever chart of the page it is.
+    let (cursor, set_cursor) = signal(None::<i64>);
+    // A drag in progress: where it started and where it is, as fractions of the width.
+    let (drag, set_drag) = signal(None::<(f64, f64)>);
     let [left, right, width, _height] = chart.plot;
     let (from, to, unit) = (chart.from, chart.to, chart.unit);
+    let axis = PlotAxis {
+        left: left / width,
+        right: right / width,
+        from,
+        to,
+    };
     let lines = chart.lines.clone();
     let empty = lines.iter().all(|l| l.points.is_empty());
-    let on_move = move |ev: leptos::ev::MouseEvent| {
-        let target = event_target::<leptos::web_sys::HtmlElement>(&ev);
+    #[cfg(not(feature = "hydrate"))]
+    let _ = set_cursor;
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        use leptos::wasm_bindgen::JsCast;
+        let handle = window_event_listener_untyped(HOVER_EVENT, move |ev| {
+            let t = ev
+                .dyn_into::<web_sys::CustomEvent>()
+                .ok()
+                .and_then(|e| e.detail().as_f64());
+            set_cursor.set(t.map(|t| t as i64));
+        });
+        on_cleanup(move || handle.remove());
+    });
+    let frac = |ev: &leptos::ev::MouseEvent| {
+        let target = event_target::<leptos::web_sys::HtmlElement>(ev);
         let w = target.client_width() as f64;
-        if w > 0.0 {
-            set_hover.set(Some(ev.offset_x() as f64 / w));
+        (w > 0.0).then(|| ev.offset_x() as f64 / w)
+    };
+    let on_move = move |ev: leptos::ev::MouseEvent| {
+        let Some(f) = frac(&ev) else { return };
+        if let Some((start, _)) = drag.get_untracked() {
+            set_drag.set(Some((start, f)));
+        }
+        share_hover(axis.time_at(f));
+    };
+    let on_down = move |ev: leptos::ev::MouseEvent| {
+        if let (true, Some(f)) = (zoom, frac(&ev)) {
+            ev.prevent_default();
+            set_drag.set(Some((f, f)));
         }
     };
-    let tooltip = move || {
-        let frac = hover.get()?;
-        let x = frac * width;
-        if x < left || x > right {
-            return None;
+    let on_up = move |_: leptos::ev::MouseEvent| {
+        if let Some(window) = drag.get_untracked().and_then(|(a, b)| axis.window(a, b)) {
+            show_window(window);
         }
-        let t = from + ((x - left) / (right - left) * (to - from) as f64) as i64;
+        set_drag.set(None);
+    };
+    let on_leave = move |_| {
+        set_drag.set(None);
+        share_hover(None);
+    };
+    let selection = move || {
+        let (a, b) = drag.get()?;
+        ((a - b).abs() > 0.002).then(|| {
+            let style = format!(
+                "left: {:.2}%; width: {:.2}%",
+                a.min(b) * 100.0,
+                (a - b).abs() * 100.0
+            );
+            view! { <div class="zoom-select" style=style data-testid="zoom-select"></div> }
+        })
+    };
+    let tooltip = move || {
+        let t = cursor.get()?;
+        let frac = axis.frac_of(t)?;
         let rows: Vec<_> = lines
             .iter()
             .filter_map(|l| nearest(&l.points, t).map(|p| (l.label.clone(), l.color.clone(), p)))
@@ -184,15 +242,103 @@ pub fn ChartView(chart: Chart) -> impl IntoView {
                 view! { <p class="muted chart-empty">"No data in this range."</p> }.into_any()
             } else {
                 view! {
-                    <div class="chart-plot">
+                    <div class="chart-plot" title=zoom.then_some("Drag across the chart to zoom in")>
                         <div class="chart-svg" inner_html=chart.svg.clone()></div>
-                        <div class="chart-overlay" on:mousemove=on_move on:mouseleave=move |_| set_hover.set(None)></div>
+                        <div class="chart-overlay" on:mousemove=on_move on:mousedown=on_down on:mouseup=on_up on:mouseleave=on_leave></div>
+                        {selection}
                         {tooltip}
                     </div>
                 }.into_any()
             }}
         </article>
     }
+}
+
+/// Where a chart's plot lies across its width (fractions) and the times at its two ends.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PlotAxis {
+    pub left: f64,
+    pub right: f64,
+    pub from: i64,
+    pub to: i64,
+}
+
+impl PlotAxis {
+    /// The time at a fraction of the width, if it falls on the plot.
+    pub fn time_at(self, frac: f64) -> Option<i64> {
+        if frac < self.left || frac > self.right || self.right <= self.left {
+            return None;
+        }
+        let share = (frac - self.left) / (self.right - self.left);
+        Some(self.from + (share * (self.to - self.from) as f64).round() as i64)
+    }
+
+    /// Where a time falls across the width, if on the plot.
+    pub fn frac_of(self, t: i64) -> Option<f64> {
+        if t < self.from || t > self.to || self.to <= self.from {
+            return None;
+        }
+        let share = (t - self.from) as f64 / (self.to - self.from) as f64;
+        Some(self.left + share * (self.right - self.left))
+    }
+
+    /// The window a drag from `a` to `b` (fractions, either way) selects, clamped to the plot;
+    /// `None` for a click or a drag shorter than a minute.
+    pub fn window(self, a: f64, b: f64) -> Option<(i64, i64)> {
+        let clamp = |f: f64| f.clamp(self.left, self.right);
+        let (lo, hi) = (clamp(a.min(b)), clamp(a.max(b)));
+        let (t0, t1) = (self.time_at(lo)?, self.time_at(hi)?);
+        (t1 - t0 >= 60).then_some((t0, t1))
+    }
+}
+
+/// The window "Zoom out" shows: twice as wide, around the same middle.
+pub fn zoomed_out((from, to): (i64, i64)) -> (i64, i64) {
+    let span = (to - from).max(60);
+    let before = span / 2;
+    (from - before, to + (span - before))
+}
+
+/// " · Zoom out" after a custom window (a drag or from–to): the window twice as wide.
+pub fn zoom_out_link(base: &str, range_label: &str, charts: &[Chart]) -> Option<impl IntoView> {
+    let c = charts.first().filter(|_| range_label == "custom")?;
+    let (from, to) = zoomed_out((c.from, c.to));
+    let href = format!("{base}?from={from}&to={to}");
+    Some(view! { " · "<a href=href data-testid="zoom-out">"Zoom out"</a> })
+}
+
+/// Tells every chart of the page the time under the pointer (`None`: it left).
+fn share_hover(t: Option<i64>) {
+    #[cfg(feature = "hydrate")]
+    {
+        let init = web_sys::CustomEventInit::new();
+        init.set_detail(&t.map_or(leptos::wasm_bindgen::JsValue::NULL, |t| (t as f64).into()));
+        if let Ok(ev) = web_sys::CustomEvent::new_with_event_init_dict(HOVER_EVENT, &init) {
+            let _ = window().dispatch_event(&ev);
+        }
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = t;
+}
+
+/// Shows `from`–`to` on the same page: the address keeps its other parameters.
+fn show_window((from, to): (i64, i64)) {
+    #[cfg(feature = "hydrate")]
+    {
+        let location = window().location();
+        let (Ok(path), Ok(search)) = (location.pathname(), location.search()) else {
+            return;
+        };
+        let Ok(params) = web_sys::UrlSearchParams::new_with_str(&search) else {
+            return;
+        };
+        params.delete("range");
+        params.set("from", &from.to_string());
+        params.set("to", &to.to_string());
+        let _ = location.set_href(&format!("{path}?{}", String::from(params.to_string())));
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = (from, to);
 }
 
 /// The time picker of every charting page: the last 1 h … 30 d, or a custom from–to, kept in
@@ -267,10 +413,11 @@ pub fn HostPage() -> impl IntoView {
                             "Last seen "{data.last_seen.as_ref().map(fmt_time).unwrap_or_default()}
                             " · showing "{data.range_label.clone()}" from the "{data.tier.clone()}" tier"
                             {if live { " · refreshes every 30 s" } else { "" }}
+                            {zoom_out_link(&format!("/hosts/{}", data.host), &data.range_label, &data.charts)}
                         </p>
                         {live.then(|| view! { <AutoRefresh seconds=30/> })}
                         <section class="charts">
-                            {data.charts.into_iter().map(|c| view! { <ChartView chart=c/> }).collect_view()}
+                            {data.charts.into_iter().map(|c| view! { <ChartView chart=c zoom=true/> }).collect_view()}
                         </section>
                     }.into_any(),
                 }
@@ -282,6 +429,36 @@ pub fn HostPage() -> impl IntoView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_drag_selects_the_times_under_it() {
+        // The plot spans 10 %–90 % of the width, 1000 s to 1800 s.
+        let axis = PlotAxis {
+            left: 0.1,
+            right: 0.9,
+            from: 1000,
+            to: 1800,
+        };
+        assert_eq!(axis.time_at(0.1), Some(1000));
+        assert_eq!(axis.time_at(0.5), Some(1400));
+        assert_eq!(axis.time_at(0.05), None);
+        assert_eq!(axis.frac_of(1400), Some(0.5));
+        assert_eq!(axis.frac_of(2000), None);
+        for (a, b, want) in [
+            (0.3, 0.7, Some((1200, 1600))),
+            (0.7, 0.3, Some((1200, 1600))),
+            (0.0, 0.5, Some((1000, 1400))),
+            (0.5, 1.0, Some((1400, 1800))),
+            (0.5, 0.52, None),
+            (0.5, 0.5, None),
+        ] {
+            assert_eq!(axis.window(a, b), want, "{a}..{b}");
+        }
+        assert_eq!(zoomed_out((1000, 1800)), (600, 2200));
+        assert_eq!(zoomed_out((1000, 1000)), (970, 1030));
+        // An odd span doubles exactly too.
+        assert_eq!(zoomed_out((1000, 1801)), (600, 2202));
+    }
 
     #[test]
     fn nearest_point_under_the_pointer() {

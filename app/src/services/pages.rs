@@ -9,7 +9,7 @@ use crate::components::{
     action_error, ago, fmt_time, id_param, param, pause_toggle, EditBox, EmptyState, ErrorNotice,
     KeepForm, PageHeader, RowActions,
 };
-use crate::metrics::pages::{sparkline, ChartView, RangeNav};
+use crate::metrics::pages::{sparkline, zoom_out_link, ChartView, RangeNav};
 use crate::metrics::{AutoRefresh, Unit};
 use crate::timestamp::Timestamp;
 use leptos::prelude::*;
@@ -277,9 +277,12 @@ fn Detail(kind: &'static str) -> impl IntoView {
                             {d.summary.into_iter().map(|(k, v)| view! { <dt>{k}</dt><dd>{v}</dd> }).collect_view()}
                         </dl>
                         {d.trend.clone().map(|t| view! { <p class="trend" data-testid="rss-trend">{t}</p> })}
-                        <p class="muted small" data-testid="detail-range">{format!("Showing {}", if d.range_label == "custom" { "a custom range".to_string() } else { format!("the last {}", d.range_label) })}</p>
+                        <p class="muted small" data-testid="detail-range">
+                            {format!("Showing {}", if d.range_label == "custom" { "a custom range".to_string() } else { format!("the last {}", d.range_label) })}
+                            {zoom_out_link(&format!("/services/{kind}/{}", id()), &d.range_label, &d.charts)}
+                        </p>
                         <section class="charts">
-                            {d.charts.into_iter().map(|c| view! { <ChartView chart=c/> }).collect_view()}
+                            {d.charts.into_iter().map(|c| view! { <ChartView chart=c zoom=true/> }).collect_view()}
                         </section>
                     }.into_any(),
                 }
