@@ -304,6 +304,65 @@ pub fn label_table_cells() {
     }
 }
 
+/// The pages that chart over a time range, and the lists that lead to them.
+const TIME_PAGES: [&str; 3] = ["/hosts", "/services", "/logs"];
+
+/// `href` with the page's time range carried over (`?range=6h` from the current address), for a
+/// link to a page with a time picker that names no window of its own. Pure.
+pub fn with_range(href: &str, range: &str) -> Option<String> {
+    if !crate::metrics::RANGES.iter().any(|(l, _)| *l == range) {
+        return None;
+    }
+    let (path, query) = href.split_once('?').unwrap_or((href, ""));
+    let time_page = TIME_PAGES
+        .iter()
+        .any(|p| path == *p || path.starts_with(&format!("{p}/")));
+    let has_window = query
+        .split('&')
+        .any(|kv| matches!(kv.split('=').next(), Some("range" | "from" | "to")));
+    if !time_page || has_window {
+        return None;
+    }
+    Some(if query.is_empty() {
+        format!("{path}?range={range}")
+    } else {
+        format!("{path}?{query}&range={range}")
+    })
+}
+
+/// Makes the page's links to other time pages keep its `range` (one time model across pages).
+#[cfg(feature = "hydrate")]
+pub fn carry_range() {
+    use leptos::wasm_bindgen::JsCast;
+    let window = leptos::prelude::window();
+    let Ok(search) = window.location().search() else {
+        return;
+    };
+    let Some(range) = web_sys::UrlSearchParams::new_with_str(&search)
+        .ok()
+        .and_then(|p| p.get("range"))
+    else {
+        return;
+    };
+    let Some(Ok(links)) = window
+        .document()
+        .map(|d| d.query_selector_all("a[href^='/']"))
+    else {
+        return;
+    };
+    for i in 0..links.length() {
+        let Some(a) = links
+            .item(i)
+            .and_then(|n| n.dyn_into::<web_sys::Element>().ok())
+        else {
+            continue;
+        };
+        if let Some(href) = a.get_attribute("href").and_then(|h| with_range(&h, &range)) {
+            let _ = a.set_attribute("href", &href);
+        }
+    }
+}
+
 /// The browser half of [`KeepForm`].
 #[cfg(feature = "hydrate")]
 mod keep_form {
@@ -526,6 +585,32 @@ pub fn urlencode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn links_to_time_pages_keep_the_range() {
+        for (href, range, want) in [
+            ("/logs", "6h", Some("/logs?range=6h")),
+            ("/hosts/web-1", "7d", Some("/hosts/web-1?range=7d")),
+            (
+                "/services?host=web-1",
+                "6h",
+                Some("/services?host=web-1&range=6h"),
+            ),
+            (
+                "/services/process/3",
+                "15m",
+                Some("/services/process/3?range=15m"),
+            ),
+            ("/hosts/web-1?range=1h", "6h", None),
+            ("/hosts/web-1?from=1&to=2", "6h", None),
+            ("/backups", "6h", None),
+            ("/hostsfoo", "6h", None),
+            ("/logs", "2y", None),
+            ("/logs", "6h&x=1", None),
+        ] {
+            assert_eq!(with_range(href, range).as_deref(), want, "{href} {range}");
+        }
+    }
 
     #[test]
     fn an_error_names_its_field_when_it_starts_with_one() {

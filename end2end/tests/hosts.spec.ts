@@ -36,6 +36,12 @@ test("the host page shows charts with data after the collector has run", async (
   await page.getByRole("link", { name: "6h", exact: true }).click();
   await expect(page).toHaveURL(/range=6h/);
   await expect(page.getByTestId("host-status")).toContainText("showing 6h");
+  // The range goes along to the other time pages.
+  await hydrated(page);
+  const nav = page.getByRole("navigation", { name: "Main" });
+  await expect(nav.getByRole("link", { name: "Logs" })).toHaveAttribute("href", "/logs?range=6h");
+  await expect(page.getByRole("link", { name: "Services on this host" })).toHaveAttribute("href", "/services?host=e2e-host&range=6h");
+  await expect(nav.getByRole("link", { name: "Backups" })).toHaveAttribute("href", "/backups");
 
   // Drag across a chart to zoom in: the window goes into the address; Zoom out widens it.
   await hydrated(page);

@@ -9,6 +9,7 @@ pub fn hydrate() {
     // Islands are found through the app crate: make sure it is linked.
     let _ = app::App;
     app::components::label_table_cells();
+    app::components::carry_range();
     // Lets the browser tests (and curious users) know the page is now interactive.
     if let Some(window) = leptos::web_sys::window() {
         let _ = leptos::web_sys::js_sys::Reflect::set(

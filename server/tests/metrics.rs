@@ -636,7 +636,7 @@ async fn host_pages_show_charts_and_cards(pool: PgPool) {
         .text()
         .await
         .unwrap()
-        .contains("choose 1h, 6h, 24h, 7d or 30d"));
+        .contains("choose 15m, 1h, 6h, 24h, 7d, 30d, 90d"));
 
     let html = admin.get(app.url("/")).call().await.text().await.unwrap();
     assert!(html.contains("data-testid=\"host-card-web-1\""));

@@ -18,8 +18,6 @@ use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 use leptos_router::hooks::use_query_map;
 
-const RANGES: [&str; 6] = ["1h", "6h", "24h", "7d", "30d", "90d"];
-
 /// Seconds as milliseconds: every duration on the page in one unit.
 fn ms(v: Option<f64>) -> String {
     v.map(|v| format!("{:.0} ms", v * 1000.0))
@@ -305,7 +303,7 @@ fn SearchForm(
             </select>
             <select name="range" aria-label="Range">
                 {custom.then(|| view! { <option value="custom" selected>"this window"</option> })}
-                {RANGES.into_iter().map(|r| view! { <option value=r selected=r == range>{format!("last {r}")}</option> }).collect_view()}
+                {crate::metrics::RANGES.into_iter().map(|(r, _)| view! { <option value=r selected=r == range>{format!("last {r}")}</option> }).collect_view()}
             </select>
             {window.map(|(f, t)| view! {
                 <input type="hidden" name="from" value=f/>

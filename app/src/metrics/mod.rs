@@ -212,13 +212,16 @@ pub fn level(percent: f64) -> &'static str {
 /// data at once rather than a nearly empty day.
 pub const DEFAULT_RANGE: &str = "1h";
 
-/// The ranges the Hosts page offers.
-pub const RANGES: [(&str, i64); 5] = [
+/// The relative ranges every page with a time picker offers (hosts, services, logs): one time
+/// model, so a range chosen on one page means the same on the next.
+pub const RANGES: [(&str, i64); 7] = [
+    ("15m", 900),
     ("1h", 3600),
     ("6h", 6 * 3600),
     ("24h", 86_400),
     ("7d", 7 * 86_400),
     ("30d", 30 * 86_400),
+    ("90d", 90 * 86_400),
 ];
 
 /// The time window a page shows: `from`/`to` (RFC 3339, Unix seconds, `now-6h`, or the
@@ -264,7 +267,8 @@ pub fn window(
                 .find(|(l, _)| *l == label)
                 .map(|(_, s)| *s)
                 .ok_or_else(|| {
-                    AppError::bad_request(format!("range `{label}`: choose 1h, 6h, 24h, 7d or 30d"))
+                    let names: Vec<&str> = RANGES.iter().map(|(l, _)| *l).collect();
+                    AppError::bad_request(format!("range `{label}`: choose {}", names.join(", ")))
                 })?;
             Ok((now - time::Duration::seconds(secs), now, label.to_string()))
         }
