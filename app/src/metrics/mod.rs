@@ -335,8 +335,13 @@ pub fn validate_host(host: &str) -> Result<(), String> {
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')))
     {
+        let what = if c.is_whitespace() {
+            "a space".to_string()
+        } else {
+            format!("`{c}`")
+        };
         return Err(format!(
-            "host: `{c}` is not allowed (letters, digits, `.`, `-`, `_`)"
+            "host: {what} is not allowed (letters, digits, `.`, `-`, `_`)"
         ));
     }
     Ok(())
@@ -656,6 +661,28 @@ pub fn bucket_secs(tier: Tier, range_secs: i64, points: i64) -> i64 {
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[test]
+    fn host_names_are_checked_and_the_fault_named() {
+        for (host, want) in [
+            ("web-1.prod_2", Ok(())),
+            (
+                "web 1",
+                Err("host: a space is not allowed (letters, digits, `.`, `-`, `_`)"),
+            ),
+            (
+                "web/1",
+                Err("host: `/` is not allowed (letters, digits, `.`, `-`, `_`)"),
+            ),
+            ("", Err("host: must be 1 to 253 characters")),
+        ] {
+            assert_eq!(
+                validate_host(host),
+                want.map_err(str::to_string),
+                "{host:?}"
+            );
+        }
+    }
 
     fn sample(metric: &str, labels: &[(&str, &str)], value: f64) -> Sample {
         Sample {
