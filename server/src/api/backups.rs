@@ -79,6 +79,18 @@ pub struct ListQuery {
     pub limit: Option<i64>,
 }
 
+/// A list's `limit`: `default` when not given, else 1 to `max`.
+fn page_limit(limit: Option<i64>, default: i64, max: i64) -> Result<i64, AppError> {
+    let limit = limit.unwrap_or(default);
+    if (1..=max).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(AppError::bad_request(format!(
+            "limit must be between 1 and {max}"
+        )))
+    }
+}
+
 /// Backup history, newest first.
 #[utoipa::path(get, path = "/api/v1/backups", tag = "backups", params(ListQuery), responses(
     (status = 200, description = "Runs", body = Vec<BackupRun>),
@@ -90,10 +102,7 @@ pub async fn list(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Vec<BackupRun>>, AppError> {
     ctx.require(Role::Viewer).await?;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(AppError::bad_request("limit must be between 1 and 1000"));
-    }
+    let limit = page_limit(q.limit, 100, 1000)?;
     Ok(Json(
         service::list_runs(
             &ctx.state.pool,
@@ -206,6 +215,7 @@ pub struct RestoresQuery {
 #[utoipa::path(get, path = "/api/v1/restores", tag = "backups", params(RestoresQuery),
     responses(
         (status = 200, description = "The restores", body = Vec<RestoreJob>),
+        (status = 400, description = "Bad limit", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
     ))]
 pub async fn list_restores(
@@ -214,10 +224,7 @@ pub async fn list_restores(
 ) -> Result<Json<Vec<RestoreJob>>, AppError> {
     ctx.require(Role::Viewer).await?;
     let target = q.target.as_deref().filter(|t| !t.is_empty());
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(AppError::bad_request("limit must be between 1 and 500"));
-    }
+    let limit = page_limit(q.limit, 50, 500)?;
     Ok(Json(
         service::list_restores(&ctx.state.pool, target, limit).await?,
     ))
