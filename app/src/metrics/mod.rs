@@ -721,7 +721,7 @@ mod tests {
                     host: "web 1".into(),
                     ..ok.clone()
                 },
-                "host: ` `",
+                "host: a space is not allowed",
             ),
             (
                 IngestBatch {
