@@ -305,7 +305,7 @@ pub fn label_table_cells() {
 }
 
 /// The pages that chart over a time range, and the lists that lead to them.
-const TIME_PAGES: [&str; 3] = ["/hosts", "/services", "/logs"];
+const TIME_PAGES: [&str; 4] = ["/hosts", "/services", "/logs", "/checks"];
 
 /// `href` with the page's time range carried over (`?range=6h` from the current address), for a
 /// link to a page with a time picker that names no window of its own. Pure.
@@ -603,6 +603,7 @@ mod tests {
             ),
             ("/hosts/web-1?range=1h", "6h", None),
             ("/hosts/web-1?from=1&to=2", "6h", None),
+            ("/checks", "7d", Some("/checks?range=7d")),
             ("/backups", "6h", None),
             ("/hostsfoo", "6h", None),
             ("/logs", "2y", None),

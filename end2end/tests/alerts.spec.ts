@@ -43,6 +43,11 @@ test("the Health checks page shows Opsdeck's own check up with its uptime", asyn
     return (await card.getByTestId("alert-status").textContent()) ?? "";
   }, { timeout: 30_000 }).toBe("up");
   await expect(card.getByTestId("uptime-24h")).toContainText("%");
+  // The latency charts take the time picker; the window is in the address.
+  await expect(page.getByTestId("checks-range")).toHaveText("Latency over the last 24h");
+  await page.getByRole("navigation", { name: "Time range" }).getByRole("link", { name: "6h" }).click();
+  await expect(page).toHaveURL(/\/checks\?range=6h$/);
+  await expect(page.getByTestId("checks-range")).toHaveText("Latency over the last 6h");
 });
 
 // On a phone the answer is the first thing on the Overview, and nothing scrolls sideways.

@@ -180,6 +180,8 @@ pub struct AlertsPageData {
 pub struct ChecksPageData {
     pub checks: Vec<(CheckInfo, Option<Chart>)>,
     pub can_edit: bool,
+    /// The window of the latency charts: `1h` … `90d`, or `custom`.
+    pub range_label: String,
 }
 
 /// The Overview's answer to "is anything wrong?".
@@ -211,12 +213,24 @@ pub async fn get_wrong() -> Result<Wrong, AppError> {
 }
 
 #[server(prefix = "/sfn", endpoint = "alerts/checks")]
-pub async fn get_checks_page() -> Result<ChecksPageData, AppError> {
+pub async fn get_checks_page(
+    range: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+) -> Result<ChecksPageData, AppError> {
     crate::auth::service::in_request(|ctx| async move {
         let user = ctx.require(crate::auth::Role::Viewer).await?;
+        let (from, to, label) = crate::metrics::window(
+            range.as_deref(),
+            from.as_deref(),
+            to.as_deref(),
+            "24h",
+            time::OffsetDateTime::now_utc(),
+        )?;
         Ok(ChecksPageData {
-            checks: service::checks_with_charts(&ctx.state.pool).await?,
+            checks: service::checks_with_charts(&ctx.state.pool, from, to, &label).await?,
             can_edit: user.can(crate::auth::Role::Operator),
+            range_label: label,
         })
     })
     .await

@@ -8,14 +8,15 @@ use super::{
     InstanceAction, RuleAction, RuleForm, RuleInfo,
 };
 use crate::components::{
-    action_error, ago, fmt_time, pause_toggle, Choice, EditBox, EmptyState, ErrorNotice, KeepForm,
-    PageHeader, PostButton, RowActions,
+    action_error, ago, fmt_time, param, pause_toggle, Choice, EditBox, EmptyState, ErrorNotice,
+    KeepForm, PageHeader, PostButton, RowActions,
 };
-use crate::metrics::pages::ChartView;
+use crate::metrics::pages::{zoom_out_link, ChartView, RangeNav};
 use crate::metrics::AutoRefresh;
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 use leptos_router::components::A;
+use leptos_router::hooks::use_query_map;
 
 /// The bodies a webhook channel can send, as its forms offer them.
 const WEBHOOK_FORMATS: &[(&str, &str)] = &[
@@ -405,7 +406,7 @@ fn check_card(c: CheckInfo, chart: Option<crate::metrics::Chart>, can_edit: bool
             </dl>
             {c.last_error.clone().filter(|_| c.state == "down").map(|e| view! { <p class="bad-text wrap" data-testid="check-error">{e}</p> })}
             {match chart {
-                Some(ch) => view! { <ChartView chart=ch/> }.into_any(),
+                Some(ch) => view! { <ChartView chart=ch zoom=true/> }.into_any(),
                 None => view! { <p class="muted small">"No latency history yet."</p> }.into_any(),
             }}
             {can_edit.then(|| {
@@ -435,19 +436,34 @@ pub fn ChecksPage() -> impl IntoView {
     let add = ServerAction::<AddCheck>::new();
     let del = ServerAction::<CheckAction>::new();
     let edit = ServerAction::<EditCheck>::new();
+    let query = use_query_map();
+    let (range, from, to) = (
+        move || param(query, "range"),
+        move || param(query, "from"),
+        move || param(query, "to"),
+    );
     let data = Resource::new(
         move || {
             (
                 add.version().get(),
                 del.version().get(),
                 edit.version().get(),
+                (range(), from(), to()),
             )
         },
-        |_| get_checks_page(),
+        |(_, _, _, (r, f, t))| get_checks_page(r, f, t),
     );
+    let current = move || {
+        if from().is_some() {
+            "custom".to_string()
+        } else {
+            range().unwrap_or_else(|| "24h".into())
+        }
+    };
     view! {
         <PageHeader title="Health checks" subtitle="HTTP endpoints fetched on a schedule: up or down, latency, uptime. The rule “Health check down” alerts on them."/>
-        <AutoRefresh seconds=30/>
+        {move || from().is_none().then(|| view! { <AutoRefresh seconds=30/> })}
+        <RangeNav base=Signal::derive(|| "/checks".to_string()) current=Signal::derive(current)/>
         {action_error(move || add.value().get())}
         {action_error(move || del.value().get())}
         {action_error(move || edit.value().get())}
@@ -462,6 +478,10 @@ pub fn ChecksPage() -> impl IntoView {
                                 view! { <EmptyState title="No health checks">"Add the URL of a service's health endpoint; Opsdeck fetches it on a schedule."</EmptyState> }.into_any()
                             } else {
                                 view! {
+                                    <p class="muted small" data-testid="checks-range">
+                                        {format!("Latency over {}", if d.range_label == "custom" { "a custom window".to_string() } else { format!("the last {}", d.range_label) })}
+                                        {zoom_out_link("/checks", &d.range_label, &d.checks.iter().filter_map(|(_, c)| c.clone()).take(1).collect::<Vec<_>>())}
+                                    </p>
                                     <section class="cards wide" data-testid="checks">
                                         {d.checks.into_iter().map(|(c, ch)| check_card(c, ch, can_edit)).collect_view()}
                                     </section>

@@ -115,45 +115,58 @@ pub async fn list_checks(pool: &PgPool) -> AppResult<Vec<CheckInfo>> {
         .collect())
 }
 
-/// Every check with a latency chart of its last 24 hours (down checks drawn at zero height
-/// would lie: they are gaps).
-pub async fn checks_with_charts(pool: &PgPool) -> AppResult<Vec<(CheckInfo, Option<Chart>)>> {
+/// Every check with a latency chart over `from`–`to` (`label`: the range as the page names it).
+/// Long ranges are averaged into at most about 300 buckets; down results are gaps, not zeros.
+pub async fn checks_with_charts(
+    pool: &PgPool,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+    label: &str,
+) -> AppResult<Vec<(CheckInfo, Option<Chart>)>> {
     let checks = list_checks(pool).await?;
-    let now = OffsetDateTime::now_utc();
-    let from = now - Duration::days(1);
+    let bucket = ((to - from).whole_seconds() / 300).max(1);
     let points = sqlx::query!(
-        "SELECT check_id, at, CASE WHEN up THEN latency_ms END AS latency_ms FROM health_results
-         WHERE at > $1 ORDER BY check_id, at",
-        from
+        r#"SELECT check_id, date_bin(make_interval(secs => $3::float8), at, $1) AS "bucket!",
+                  avg(latency_ms) FILTER (WHERE up) AS latency_ms
+           FROM health_results
+           WHERE at > $1 AND at <= $2
+           GROUP BY check_id, 2 ORDER BY check_id, 2"#,
+        from,
+        to,
+        bucket as f64
     )
     .fetch_all(pool)
     .await?;
     let mut by_check: HashMap<i64, Vec<crate::metrics::SeriesPoint>> = HashMap::new();
     for p in points {
-        let (id, at, ms) = (p.check_id, p.at, p.latency_ms);
-        if let Some(ms) = ms {
+        if let Some(ms) = p.latency_ms {
             by_check
-                .entry(id)
+                .entry(p.check_id)
                 .or_default()
                 .push(crate::metrics::SeriesPoint {
-                    ts: Timestamp(at),
+                    ts: Timestamp(p.bucket),
                     avg: ms,
                     min: ms,
                     max: ms,
                 });
         }
     }
+    let span = if label == "custom" {
+        "this window".to_string()
+    } else {
+        format!("last {label}")
+    };
     Ok(checks
         .into_iter()
         .map(|c| {
             let chart = by_check.remove(&c.id).filter(|p| p.len() >= 2).map(|p| {
                 crate::metrics::charts::render(
                     &format!("check-{}", c.id),
-                    &format!("{}: latency in ms, last 24 h", c.name),
+                    &format!("{}: latency in ms, {span}", c.name),
                     crate::metrics::Unit::Plain,
                     from.unix_timestamp(),
-                    now.unix_timestamp(),
-                    i64::from(c.interval_seconds.max(1)),
+                    to.unix_timestamp(),
+                    i64::from(c.interval_seconds.max(1)).max(bucket),
                     &[crate::metrics::charts::LineInput {
                         label: "latency ms".into(),
                         points: &p,
