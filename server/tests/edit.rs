@@ -503,6 +503,74 @@ async fn rules_naming_no_channel_notify_the_default_ones(pool: PgPool) {
     assert_eq!(find(&channels, "name", "oncall")["default"], false);
 }
 
+/// A firing rule edited for its channels or severity keeps firing (no second "firing"
+/// event); a changed threshold starts it over.
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn a_rule_keeps_firing_through_a_change_of_channels_not_of_its_condition(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let admin = app.signed_in("root", Role::Admin).await;
+    admin
+        .post(app.url("/api/v1/alerts/channels"))
+        .json(&json!({"name": "oncall", "kind": "webhook", "url": "http://127.0.0.1:9/hook"}))
+        .expect_json(StatusCode::CREATED)
+        .await;
+    let id = admin
+        .post(app.url("/api/v1/alerts/rules"))
+        .json(&json!({"name": "hot", "kind": "metric", "metric": "cpu_usage_percent", "threshold": 90.0}))
+        .expect_json(StatusCode::CREATED)
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let now = hot_cpu(&pool).await;
+    let phases = || async {
+        let p: Vec<String> = sqlx::query_scalar(
+            "SELECT phase FROM alert_states s JOIN alert_rules r ON r.id = s.rule_id WHERE r.name = 'hot'",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        p
+    };
+    let evaluate = |later: i64| {
+        let pool = pool.clone();
+        async move {
+            app::alerts::service::evaluate(&pool, now + time::Duration::seconds(later))
+                .await
+                .unwrap();
+        }
+    };
+    evaluate(0).await;
+    evaluate(1).await;
+    assert_eq!(phases().await, ["firing"]);
+    let events = || async {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM alert_events e JOIN alert_rules r ON r.id = e.rule_id
+             WHERE r.name = 'hot' AND e.status = 'firing'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        n
+    };
+    assert_eq!(events().await, 1);
+
+    let url = app.url(&format!("/api/v1/alerts/rules/{id}"));
+    let (s, body) = patch(
+        &admin,
+        url.clone(),
+        json!({"notify": ["oncall"], "severity": "critical"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(phases().await, ["firing"], "new channels keep it firing");
+    evaluate(2).await;
+    assert_eq!(events().await, 1, "and it is not announced again");
+
+    let (s, body) = patch(&admin, url, json!({"threshold": 95.0})).await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{body}");
+    assert!(phases().await.is_empty(), "a new threshold starts it over");
+}
+
 /// Changes to checks, channels, processes and scrape targets are audited with who and from
 /// where, and the audit log filters by actor and by action (or a whole area of actions).
 #[sqlx::test(migrator = "server::MIGRATOR")]

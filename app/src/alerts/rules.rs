@@ -83,6 +83,21 @@ fn yes() -> bool {
     true
 }
 
+/// Whether a saved rule's pending and firing states still hold under its new declaration: they
+/// do when only its name or how it notifies changed (channels, severity, reminders), so a
+/// firing alert is not ended and announced again. A changed condition, threshold, timing or
+/// `enabled` starts the states over. Pure.
+pub fn keeps_states(old: &RuleSpec, new: &RuleSpec) -> bool {
+    let condition = |s: &RuleSpec| RuleSpec {
+        name: String::new(),
+        notify: vec![],
+        severity: None,
+        repeat_seconds: 0,
+        ..s.clone()
+    };
+    condition(old) == condition(new)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Metric,
@@ -655,6 +670,38 @@ pub fn uptime(up: i64, total: i64) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_changed_condition_starts_a_rules_states_over() {
+        let old: RuleSpec = serde_json::from_value(serde_json::json!({
+            "name": "cpu", "kind": "metric", "metric": "cpu_usage_percent", "op": ">",
+            "threshold": 90.0, "for_seconds": 300, "notify": ["ops"]
+        }))
+        .unwrap();
+        let with = |f: &dyn Fn(&mut RuleSpec)| {
+            let mut s = old.clone();
+            f(&mut s);
+            s
+        };
+        for (new, keeps) in [
+            (old.clone(), true),
+            (
+                with(&|s| s.notify = vec!["ops".into(), "mail".into()]),
+                true,
+            ),
+            (with(&|s| s.severity = Some(Severity::Critical)), true),
+            (with(&|s| s.repeat_seconds = 3600), true),
+            (with(&|s| s.name = "cpu high".into()), true),
+            (with(&|s| s.threshold = Some(95.0)), false),
+            (with(&|s| s.clear_threshold = Some(80.0)), false),
+            (with(&|s| s.for_seconds = 60), false),
+            (with(&|s| s.metric = Some("load1".into())), false),
+            (with(&|s| s.host = Some("web-*".into())), false),
+            (with(&|s| s.enabled = false), false),
+        ] {
+            assert_eq!(keeps_states(&old, &new), keeps, "{new:?}");
+        }
+    }
 
     fn metric(threshold: Option<f64>, clear: Option<f64>, op: Option<&str>) -> RuleSpec {
         RuleSpec {

@@ -138,8 +138,8 @@ pub async fn patch_channel(ctx: &RequestCtx, id: i64, change: Change) -> AppResu
     Ok(())
 }
 
-/// Changes a rule (operators); `paused` turns it off or on. Its states start over, as when it
-/// is saved again.
+/// Changes a rule (operators); `paused` turns it off or on. Its states start over when its
+/// condition changes, as when it is saved again (`rules::keeps_states`).
 pub async fn patch_rule(ctx: &RequestCtx, id: i64, change: Change) -> AppResult<()> {
     let user = ctx.require(Role::Operator).await?;
     let pool = &ctx.state.pool;

@@ -131,6 +131,16 @@ pub async fn upsert_rule_by(pool: &PgPool, spec: &RuleSpec, actor: &Actor<'_>) -
             }
         }
     }
+    let before = sqlx::query!(
+        r#"SELECT spec AS "spec: sqlx::types::Json<RuleSpec>", enabled FROM alert_rules WHERE name = $1"#,
+        spec.name.trim()
+    )
+    .fetch_optional(pool)
+    .await?
+    .map(|r| RuleSpec {
+        enabled: r.enabled,
+        ..r.spec.0
+    });
     let id: i64 = sqlx::query_scalar!(
         "INSERT INTO alert_rules (name, kind, spec, enabled) VALUES ($1, $2, $3, $4)
          ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, spec = excluded.spec,
@@ -143,10 +153,14 @@ pub async fn upsert_rule_by(pool: &PgPool, spec: &RuleSpec, actor: &Actor<'_>) -
     )
     .fetch_one(pool)
     .await?;
-    // A changed rule starts over: its old states no longer mean anything.
-    sqlx::query!("DELETE FROM alert_states WHERE rule_id = $1", id)
-        .execute(pool)
-        .await?;
+    // A changed condition starts the rule over: its old states no longer mean anything. A
+    // rule saved with new channels, severity or reminders keeps them (a firing alert stays
+    // firing, and is not announced again).
+    if !before.is_some_and(|b| rules::keeps_states(&b, spec)) {
+        sqlx::query!("DELETE FROM alert_states WHERE rule_id = $1", id)
+            .execute(pool)
+            .await?;
+    }
     done(
         pool,
         actor,
