@@ -480,7 +480,7 @@ pub fn ChecksPage() -> impl IntoView {
                                 view! {
                                     <p class="muted small" data-testid="checks-range">
                                         {format!("Latency over {}", if d.range_label == "custom" { "a custom window".to_string() } else { format!("the last {}", d.range_label) })}
-                                        {zoom_out_link("/checks", &d.range_label, &d.checks.iter().filter_map(|(_, c)| c.clone()).take(1).collect::<Vec<_>>())}
+                                        {zoom_out_link("/checks", &d.range_label, d.checks.iter().find_map(|(_, c)| c.as_ref().map(|c| (c.from, c.to))))}
                                     </p>
                                     <section class="cards wide" data-testid="checks">
                                         {d.checks.into_iter().map(|(c, ch)| check_card(c, ch, can_edit)).collect_view()}

@@ -244,13 +244,13 @@ fn RestoreTable(restores: Vec<RestoreJob>) -> impl IntoView {
                         };
                         view! {
                             <tr data-testid="restore-row">
-                                <td data-label="#"><A href=format!("/backups/restores/{}", j.id)>{j.id}</A></td>
-                                <td data-label="Backup"><A href=format!("/backups/runs/{}", j.backup_id)>{format!("{} #{}", j.target, j.backup_id)}</A></td>
-                                <td data-label="Into" class="mono wrap">{into}</td>
-                                <td data-label="By">{j.requested_by.clone()}</td>
-                                <td data-label="Status">{status_badge(j.status.as_str(), false)}</td>
-                                <td data-label="Started">{fmt_time(&j.started_at)}</td>
-                                <td data-label="Took" class="wrap">{took}</td>
+                                <td><A href=format!("/backups/restores/{}", j.id)>{j.id}</A></td>
+                                <td><A href=format!("/backups/runs/{}", j.backup_id)>{format!("{} #{}", j.target, j.backup_id)}</A></td>
+                                <td class="mono wrap">{into}</td>
+                                <td>{j.requested_by.clone()}</td>
+                                <td>{status_badge(j.status.as_str(), false)}</td>
+                                <td>{fmt_time(&j.started_at)}</td>
+                                <td class="wrap">{took}</td>
                             </tr>
                         }
                     }).collect_view()}

@@ -300,9 +300,14 @@ pub fn zoomed_out((from, to): (i64, i64)) -> (i64, i64) {
 }
 
 /// " · Zoom out" after a custom window (a drag or from–to): the window twice as wide.
-pub fn zoom_out_link(base: &str, range_label: &str, charts: &[Chart]) -> Option<impl IntoView> {
-    let c = charts.first().filter(|_| range_label == "custom")?;
-    let (from, to) = zoomed_out((c.from, c.to));
+/// `shown`: the window the page's charts show (any chart's `from`, `to`).
+pub fn zoom_out_link(
+    base: &str,
+    range_label: &str,
+    shown: Option<(i64, i64)>,
+) -> Option<impl IntoView> {
+    let shown = shown.filter(|_| range_label == "custom")?;
+    let (from, to) = zoomed_out(shown);
     let href = format!("{base}?from={from}&to={to}");
     Some(view! { " · "<a href=href data-testid="zoom-out">"Zoom out"</a> })
 }
@@ -413,7 +418,7 @@ pub fn HostPage() -> impl IntoView {
                             "Last seen "{data.last_seen.as_ref().map(fmt_time).unwrap_or_default()}
                             " · showing "{data.range_label.clone()}" from the "{data.tier.clone()}" tier"
                             {if live { " · refreshes every 30 s" } else { "" }}
-                            {zoom_out_link(&format!("/hosts/{}", data.host), &data.range_label, &data.charts)}
+                            {zoom_out_link(&format!("/hosts/{}", data.host), &data.range_label, data.charts.first().map(|c| (c.from, c.to)))}
                         </p>
                         {live.then(|| view! { <AutoRefresh seconds=30/> })}
                         <section class="charts">

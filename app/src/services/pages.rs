@@ -279,7 +279,7 @@ fn Detail(kind: &'static str) -> impl IntoView {
                         {d.trend.clone().map(|t| view! { <p class="trend" data-testid="rss-trend">{t}</p> })}
                         <p class="muted small" data-testid="detail-range">
                             {format!("Showing {}", if d.range_label == "custom" { "a custom range".to_string() } else { format!("the last {}", d.range_label) })}
-                            {zoom_out_link(&format!("/services/{kind}/{}", id()), &d.range_label, &d.charts)}
+                            {zoom_out_link(&format!("/services/{kind}/{}", id()), &d.range_label, d.charts.first().map(|c| (c.from, c.to)))}
                         </p>
                         <section class="charts">
                             {d.charts.into_iter().map(|c| view! { <ChartView chart=c zoom=true/> }).collect_view()}
