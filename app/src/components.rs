@@ -305,7 +305,7 @@ pub fn label_table_cells() {
 }
 
 /// The pages that chart over a time range, and the lists that lead to them.
-const TIME_PAGES: [&str; 4] = ["/hosts", "/services", "/logs", "/checks"];
+const TIME_PAGES: [&str; 5] = ["/hosts", "/services", "/logs", "/checks", "/capacity"];
 
 /// `href` with the page's time range carried over (`?range=6h` from the current address), for a
 /// link to a page with a time picker that names no window of its own. Pure.
@@ -534,18 +534,29 @@ pub fn id_param(map: leptos::prelude::Memo<leptos_router::params::ParamsMap>) ->
         .unwrap_or(0)
 }
 
-/// `2026-11-25 20:31 UTC`: the same text on the server and after hydration.
+/// `2026-11-25 21:31:05 UTC+1`: the time in the zone times are shown in ([`crate::zone`]), with
+/// that zone's offset after it.
 pub fn fmt_time<T: Into<OffsetDateTime> + Copy>(t: &T) -> String {
     let t: OffsetDateTime = (*t).into();
-    let t = t.to_offset(time::UtcOffset::UTC);
+    let offset = crate::zone::offset_at(t.unix_timestamp());
+    fmt_time_at(t, offset)
+}
+
+/// [`fmt_time`] at a given offset (seconds east of UTC). Pure.
+pub fn fmt_time_at(t: OffsetDateTime, offset: i64) -> String {
+    let local = time::UtcOffset::from_whole_seconds(offset as i32)
+        .map(|o| t.to_offset(o))
+        .unwrap_or(t.to_offset(time::UtcOffset::UTC));
+    let offset = i64::from(local.offset().whole_seconds());
     format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} {}",
+        local.year(),
+        u8::from(local.month()),
+        local.day(),
+        local.hour(),
+        local.minute(),
+        local.second(),
+        crate::zone::suffix(offset)
     )
 }
 
@@ -604,6 +615,7 @@ mod tests {
             ("/hosts/web-1?range=1h", "6h", None),
             ("/hosts/web-1?from=1&to=2", "6h", None),
             ("/checks", "7d", Some("/checks?range=7d")),
+            ("/capacity", "30d", Some("/capacity?range=30d")),
             ("/backups", "6h", None),
             ("/hostsfoo", "6h", None),
             ("/logs", "2y", None),
@@ -661,8 +673,17 @@ mod tests {
     }
 
     #[test]
-    fn times_are_utc() {
+    fn times_are_shown_in_the_viewers_zone_with_its_offset() {
         let t = time::macros::datetime!(2026-11-25 21:31:05 +01:00);
+        // Outside a request (a background job): UTC.
         assert_eq!(fmt_time(&t), "2026-11-25 20:31:05 UTC");
+        for (offset, want) in [
+            (0, "2026-11-25 20:31:05 UTC"),
+            (3600, "2026-11-25 21:31:05 UTC+1"),
+            (5 * 3600 + 1800, "2026-11-26 02:01:05 UTC+5:30"),
+            (-10 * 3600, "2026-11-25 10:31:05 UTC-10"),
+        ] {
+            assert_eq!(fmt_time_at(t, offset), want);
+        }
     }
 }

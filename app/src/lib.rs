@@ -18,6 +18,7 @@ pub mod services;
 pub mod specs;
 mod text_enum;
 pub mod timestamp;
+pub mod zone;
 
 #[cfg(feature = "ssr")]
 pub mod config;

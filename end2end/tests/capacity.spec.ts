@@ -1,5 +1,5 @@
 import { test, expect } from "@playwright/test";
-import { admin, signIn } from "./helpers";
+import { admin, hydrated, signIn } from "./helpers";
 
 // The test seeds the data it judges: a host with ten minutes of samples (busy, at 95 % CPU) gets
 // "not enough data" rather than a made-up forecast, whatever the machine running the test does.
@@ -42,4 +42,15 @@ test("the Capacity page lists resources and says when there is not enough data",
     await page.reload();
     return await rows.filter({ hasText: "e2e-host" }).count();
   }, { timeout: 20_000 }).toBeGreaterThan(0);
+
+  // The time picker: a longer history, kept in the address, the same forecasts.
+  await page.goto("/capacity");
+  await expect(page.getByTestId("capacity-range")).toContainText("History of the last 7d");
+  await page.getByRole("navigation", { name: "Time range" }).getByRole("link", { name: "30d" }).click();
+  await expect(page).toHaveURL(/\/capacity\?range=30d$/);
+  await expect(page.getByTestId("capacity-range")).toContainText("History of the last 30d");
+  await expect(seeded.filter({ hasText: "CPU" })).toContainText("not enough data");
+  // A link to another time page keeps the range.
+  await hydrated(page);
+  await expect(page.locator('a[href^="/hosts"]').first()).toHaveAttribute("href", /range=30d/);
 });

@@ -10,6 +10,7 @@ pub fn hydrate() {
     let _ = app::App;
     app::components::label_table_cells();
     app::components::carry_range();
+    app::zone::tell_server();
     // Lets the browser tests (and curious users) know the page is now interactive.
     if let Some(window) = leptos::web_sys::window() {
         let _ = leptos::web_sys::js_sys::Reflect::set(

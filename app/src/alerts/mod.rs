@@ -226,6 +226,7 @@ pub async fn get_checks_page(
             to.as_deref(),
             "24h",
             time::OffsetDateTime::now_utc(),
+            crate::zone::current(),
         )?;
         Ok(ChecksPageData {
             checks: service::checks_with_charts(&ctx.state.pool, from, to, &label).await?,

@@ -42,14 +42,37 @@ pub struct ForecastRow {
 pub struct ForecastsPageData {
     /// Each resource, with its chart when there is a forecast to draw.
     pub items: Vec<(ForecastRow, Option<Chart>)>,
+    /// The window's end: the moment the forecasts are made at (now, unless a past window).
     pub now: Timestamp,
+    /// The window's start (the history drawn begins here).
+    pub from: Timestamp,
+    /// The range shown (`7d`, …, or `custom`).
+    pub label: String,
 }
 
 #[server(prefix = "/sfn", endpoint = "capacity/page")]
-pub async fn get_capacity_page() -> Result<ForecastsPageData, AppError> {
+pub async fn get_capacity_page(
+    range: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+) -> Result<ForecastsPageData, AppError> {
     crate::auth::service::in_request(|ctx| async move {
         ctx.require(crate::auth::Role::Viewer).await?;
-        service::page_data(&ctx.state.pool, time::OffsetDateTime::now_utc()).await
+        let (from, to, label) = crate::metrics::window(
+            range.as_deref(),
+            from.as_deref(),
+            to.as_deref(),
+            CAPACITY_RANGE,
+            time::OffsetDateTime::now_utc(),
+            crate::zone::current(),
+        )?;
+        service::page_data(&ctx.state.pool, from, to, label).await
     })
     .await
 }
+
+/// The days of hourly history a forecast is fitted on (`service::WINDOW_DAYS`, named for the page).
+pub const FIT_DAYS: i64 = 14;
+
+/// The history the Capacity page opens on: a week drawn before the week forecast.
+pub const CAPACITY_RANGE: &str = "7d";

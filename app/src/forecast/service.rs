@@ -10,7 +10,7 @@ use crate::timestamp::Timestamp;
 use sqlx::PgPool;
 use time::{Duration, OffsetDateTime};
 
-pub const WINDOW_DAYS: i64 = 14;
+pub const WINDOW_DAYS: i64 = super::FIT_DAYS;
 /// Crossings further away than this are not reported.
 const HORIZON_HOURS: usize = 24 * 365;
 
@@ -22,8 +22,10 @@ const RESOURCES: [(&str, Option<&str>); 4] = [
     ("tcp_connections", Some("established")),
 ];
 
-/// One series' hourly history: (host, metric, labels, [(unix hour, value)]).
-type History = (String, String, Labels, Vec<(i64, f64)>);
+/// Hourly values: (unix hour, value).
+type Hourly = Vec<(i64, f64)>;
+/// One series' hourly history: (host, metric, labels, its hours).
+type History = (String, String, Labels, Hourly);
 /// A row as read: host, metric, labels, hours, values.
 type HistoryRow = (
     String,
@@ -35,22 +37,25 @@ type HistoryRow = (
 /// A forecast with its model and history, for sorting and charts.
 type Item = (ForecastRow, Option<Fitted>, Vec<(i64, f64)>);
 
+/// Each series' hourly history over `[from, to]`.
 async fn histories(
     pool: &PgPool,
     host: Option<&str>,
-    now: OffsetDateTime,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
 ) -> AppResult<Vec<History>> {
     let rows: Vec<HistoryRow> =
         sqlx::query_as(
             "SELECT s.host, s.metric, s.labels, array_agg(r.bucket ORDER BY r.bucket), array_agg(r.sum / r.count ORDER BY r.bucket)
              FROM metric_series s JOIN metric_rollup_1h r ON r.series_id = s.id
-             WHERE s.metric = ANY($1) AND ($2::text IS NULL OR s.host = $2) AND r.bucket >= $3
+             WHERE s.metric = ANY($1) AND ($2::text IS NULL OR s.host = $2) AND r.bucket >= $3 AND r.bucket <= $4
                AND (s.metric <> 'tcp_connections' OR s.labels->>'state' = 'established')
              GROUP BY s.id, s.host, s.metric, s.labels ORDER BY s.host, s.metric, s.labels::text",
         )
         .bind(RESOURCES.iter().map(|r| r.0).collect::<Vec<_>>())
         .bind(host)
-        .bind(now - Duration::days(WINDOW_DAYS))
+        .bind(from)
+        .bind(to)
         .fetch_all(pool)
         .await?;
     Ok(rows
@@ -152,7 +157,7 @@ pub async fn forecasts(
     host: Option<&str>,
     now: OffsetDateTime,
 ) -> AppResult<Vec<ForecastRow>> {
-    let mut rows: Vec<_> = histories(pool, host, now)
+    let mut rows: Vec<_> = histories(pool, host, now - Duration::days(WINDOW_DAYS), now)
         .await?
         .iter()
         .map(|h| {
@@ -164,15 +169,25 @@ pub async fn forecasts(
     Ok(rows.into_iter().map(|r| r.0).collect())
 }
 
-/// The Capacity page: every resource, soonest crossing first, each with a chart of its history,
-/// the forecast for the next 7 days and its 90 % interval as a band.
-pub async fn page_data(pool: &PgPool, now: OffsetDateTime) -> AppResult<ForecastsPageData> {
-    let mut rows: Vec<_> = histories(pool, None, now)
+/// The Capacity page for the window `[from, to]` of the time picker: every resource, soonest
+/// crossing first, each with a chart of its history over the window and the forecast for the 7
+/// days after it, with its 90 % interval as a band. The forecast is the one made at `to` from the
+/// `WINDOW_DAYS` before it, as the API and the alerts make it: the window changes what is drawn,
+/// and a window in the past shows the forecast as it stood then.
+pub async fn page_data(
+    pool: &PgPool,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+    label: String,
+) -> AppResult<ForecastsPageData> {
+    let fit_from = to - Duration::days(WINDOW_DAYS);
+    let mut rows: Vec<_> = histories(pool, None, from.min(fit_from), to)
         .await?
         .into_iter()
-        .map(|h| {
-            let (r, f) = forecast_one(&h);
-            (r, f, h.3)
+        .map(|(host, metric, labels, points)| {
+            let (shown, fit) = split_history(&points, from, fit_from);
+            let (r, f) = forecast_one(&(host, metric, labels, fit));
+            (r, f, shown)
         })
         .collect();
     soonest_first(&mut rows);
@@ -197,7 +212,10 @@ pub async fn page_data(pool: &PgPool, now: OffsetDateTime) -> AppResult<Forecast
             .iter()
             .filter_map(|(h, v)| to_point(*h, *v, *v, *v))
             .collect();
-        let last = history.last().map(|p| p.0).unwrap_or(0);
+        let last = history
+            .last()
+            .map(|p| p.0)
+            .unwrap_or(to.unix_timestamp() / 3600);
         let ahead: Vec<SeriesPoint> = fitted
             .as_ref()
             .map(|f| {
@@ -209,7 +227,6 @@ pub async fn page_data(pool: &PgPool, now: OffsetDateTime) -> AppResult<Forecast
                     .collect()
             })
             .unwrap_or_default();
-        let first = history.first().map(|p| p.0).unwrap_or(last);
         let unit = if row.metric.ends_with("_percent") {
             Unit::Percent
         } else {
@@ -226,7 +243,7 @@ pub async fn page_data(pool: &PgPool, now: OffsetDateTime) -> AppResult<Forecast
             ),
             &title,
             unit,
-            first * 3600,
+            from.unix_timestamp(),
             (last + 24 * 7) * 3600,
             3600,
             &[
@@ -246,6 +263,49 @@ pub async fn page_data(pool: &PgPool, now: OffsetDateTime) -> AppResult<Forecast
     }
     Ok(ForecastsPageData {
         items,
-        now: Timestamp(now),
+        now: Timestamp(to),
+        from: Timestamp(from),
+        label,
     })
+}
+
+/// A series' hourly points split into those drawn (from `shown_from`) and those fitted (from
+/// `fit_from`); both end at the window's end. Pure.
+fn split_history(
+    points: &[(i64, f64)],
+    shown_from: OffsetDateTime,
+    fit_from: OffsetDateTime,
+) -> (Hourly, Hourly) {
+    let hour_of = |t: OffsetDateTime| t.unix_timestamp().div_euclid(3600);
+    let since = |h: i64| points.iter().filter(|p| p.0 >= h).copied().collect();
+    (since(hour_of(shown_from)), since(hour_of(fit_from)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn the_window_draws_its_history_and_the_fit_takes_the_last_days_before_its_end() {
+        let h = |t: OffsetDateTime| t.unix_timestamp() / 3600;
+        let end = datetime!(2026-11-30 12:00 UTC);
+        let points: Vec<(i64, f64)> = (0..24 * 30).map(|k| (h(end) - k, k as f64)).rev().collect();
+        let fit_from = end - Duration::days(WINDOW_DAYS);
+        // (window start, hours drawn, hours fitted)
+        let table = [
+            // A day drawn, two weeks fitted: the forecast does not depend on the window.
+            (end - Duration::days(1), 25, 24 * 14 + 1),
+            // 30 days drawn (all there is), still two weeks fitted.
+            (end - Duration::days(90), 24 * 30, 24 * 14 + 1),
+            // 10:30 draws from the hour that holds it: 10:00, 11:00 and 12:00.
+            (end - Duration::minutes(90), 3, 24 * 14 + 1),
+        ];
+        for (from, shown, fitted) in table {
+            let (s, f) = split_history(&points, from, fit_from);
+            assert_eq!((s.len(), f.len()), (shown, fitted), "from {from}");
+            assert_eq!(s.last(), points.last());
+            assert_eq!(f.last(), points.last());
+        }
+    }
 }

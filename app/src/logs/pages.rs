@@ -136,7 +136,7 @@ pub fn LogsPage() -> impl IntoView {
                             (fmt_time(&end), zoom(end_s - (to - from).max(3600), end_s))
                         });
                         let timeline = (!d.histogram.is_empty() || d.stats.is_some())
-                            .then(|| timeline::layout(from, to, d.histogram_step, &d.histogram));
+                            .then(|| timeline::layout(from, to, d.histogram_step, &d.histogram, crate::zone::offset_at(from)));
                         view! {
                             <SearchForm q=q_now() range=range_now() window=window() service=get("service") services=services error=d.query_error.clone()/>
                             <p class="muted small row" data-testid="log-range">
@@ -342,7 +342,7 @@ fn Analytics(
             .iter()
             .map(|h| (time::OffsetDateTime::from(h.hour).unix_timestamp(), h.count))
             .collect();
-        timeline::layout(from, to, 3600, &counts)
+        timeline::layout(from, to, 3600, &counts, crate::zone::offset_at(from))
     };
     let (errors, requests) = (hourly(&s.errors_per_hour), hourly(&s.requests_per_hour));
     let link = |term: Option<String>| term.map(|t| href(&t));

@@ -141,8 +141,9 @@ fn draw(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let root = SVGBackend::with_string(svg, (WIDTH, HEIGHT)).into_drawing_area();
     let grey = RGBColor(139, 148, 158);
-    // Round times on the time axis (00:00, 06:00 …), as the logs timeline has them.
-    let ticks = crate::logs::timeline::ticks(from, to);
+    // Round times on the time axis (00:00, 06:00 …) in the viewer's zone, as the logs
+    // timeline has them.
+    let ticks = crate::logs::timeline::ticks(from, to, crate::zone::offset_at(from));
     let keys: Vec<i64> = ticks.iter().map(|(t, _)| *t).collect();
     let mut chart = ChartBuilder::on(&root)
         .margin_top(TOP)

@@ -225,9 +225,9 @@ pub const RANGES: [(&str, i64); 7] = [
 ];
 
 /// The time window a page shows: `from`/`to` (RFC 3339, Unix seconds, `now-6h`, or the
-/// browser's `2026-11-25T10:00`, read as UTC) when given, else the last `range` (one of
-/// [`RANGES`], `default` when none), with the label the page shows for it. One time model for
-/// every page that charts. Pure.
+/// browser's `2026-11-25T10:00`, read in the viewer's `zone`) when given, else the last `range`
+/// (one of [`RANGES`], `default` when none), with the label the page shows for it. One time
+/// model for every page that charts. Pure.
 #[cfg(feature = "ssr")]
 pub fn window(
     range: Option<&str>,
@@ -235,22 +235,26 @@ pub fn window(
     to: Option<&str>,
     default: &str,
     now: time::OffsetDateTime,
+    zone: chrono_tz::Tz,
 ) -> Result<(time::OffsetDateTime, time::OffsetDateTime, String), AppError> {
-    let normalise = |s: &str| {
+    // A `datetime-local` field's value: a wall-clock time in the viewer's zone.
+    let parse = |s: &str| {
         if s.len() == 16 && s.as_bytes().get(10) == Some(&b'T') {
-            format!("{s}:00Z")
+            let wall = parse_time_param(&format!("{s}:00Z"), now)?;
+            let guess = wall.unix_timestamp() - crate::zone::offset_in(zone, wall.unix_timestamp());
+            Ok(wall - time::Duration::seconds(crate::zone::offset_in(zone, guess)))
         } else {
-            s.to_string()
+            parse_time_param(s, now)
         }
     };
-    let given = |s: Option<&str>| s.filter(|s| !s.is_empty()).map(normalise);
+    fn given(s: Option<&str>) -> Option<&str> {
+        s.filter(|s| !s.is_empty())
+    }
     match (given(from), given(to)) {
         (Some(f), t) => {
-            let from = parse_time_param(&f, now)
-                .map_err(|e| AppError::bad_request(format!("from: {e}")))?;
+            let from = parse(f).map_err(|e| AppError::bad_request(format!("from: {e}")))?;
             let to = match t {
-                Some(t) => parse_time_param(&t, now)
-                    .map_err(|e| AppError::bad_request(format!("to: {e}")))?,
+                Some(t) => parse(t).map_err(|e| AppError::bad_request(format!("to: {e}")))?,
                 None => now,
             };
             if to <= from {
@@ -768,6 +772,78 @@ mod tests {
             let err = validate_batch(&batch, now, 14 * 86_400).unwrap_err();
             assert!(err.contains(want), "want {want:?}, got {err:?}");
         }
+    }
+
+    #[test]
+    fn a_window_reads_a_browser_time_in_the_viewers_zone() {
+        let now = datetime!(2026-11-24 10:00 UTC);
+        let kolkata = chrono_tz::Asia::Kolkata;
+        let paris = chrono_tz::Europe::Paris;
+        // (from, to, zone, want from, want to, label)
+        let table = [
+            (
+                Some("2026-11-24T08:00"),
+                None,
+                chrono_tz::UTC,
+                datetime!(2026-11-24 08:00 UTC),
+                now,
+                "custom",
+            ),
+            (
+                Some("2026-11-24T08:00"),
+                None,
+                kolkata,
+                datetime!(2026-11-24 02:30 UTC),
+                now,
+                "custom",
+            ),
+            // Summer time in Paris: UTC+2.
+            (
+                Some("2026-07-01T12:00"),
+                Some("2026-07-01T14:00"),
+                paris,
+                datetime!(2026-07-01 10:00 UTC),
+                datetime!(2026-07-01 12:00 UTC),
+                "custom",
+            ),
+            // RFC 3339 and Unix seconds name their instant, whatever the zone.
+            (
+                Some("2026-11-24T08:00:00Z"),
+                None,
+                kolkata,
+                datetime!(2026-11-24 08:00 UTC),
+                now,
+                "custom",
+            ),
+            (
+                None,
+                None,
+                kolkata,
+                datetime!(2026-11-24 09:00 UTC),
+                now,
+                "1h",
+            ),
+        ];
+        for (from, to, zone, want_from, want_to, label) in table {
+            let got = window(None, from, to, "1h", now, zone).unwrap();
+            assert_eq!(
+                got,
+                (want_from, want_to, label.to_string()),
+                "{from:?} {zone}"
+            );
+        }
+        let err = window(Some("2y"), None, None, "1h", now, paris).unwrap_err();
+        assert!(err.to_string().contains("range `2y`"), "{err}");
+        let err = window(
+            None,
+            Some("2026-11-24T09:00"),
+            Some("2026-11-24T08:00"),
+            "1h",
+            now,
+            paris,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("after its start"), "{err}");
     }
 
     #[test]

@@ -364,8 +364,8 @@ pub fn RangeNav(base: Signal<String>, current: Signal<String>) -> impl IntoView 
             <details class="custom-range">
                 <summary class=move || if current.get() == "custom" { "btn small active" } else { "btn small" }>"Custom"</summary>
                 <form method="get" class="inline">
-                    <label>"From (UTC)" <input type="datetime-local" name="from" required/></label>
-                    <label>"To (UTC)" <input type="datetime-local" name="to"/></label>
+                    <label>"From" <input type="datetime-local" name="from" required/></label>
+                    <label>"To (empty: now)" <input type="datetime-local" name="to"/></label>
                     <button type="submit" class="btn small primary">"Show"</button>
                 </form>
             </details>

@@ -220,6 +220,7 @@ pub async fn get_service_detail(
             to.as_deref(),
             DETAIL_RANGE,
             time::OffsetDateTime::now_utc(),
+            crate::zone::current(),
         )?;
         let mut d = service::detail(&ctx.state, &kind, id, from, to).await?;
         d.range_label = label;

@@ -93,8 +93,14 @@ pub async fn host_charts(
     to: Option<&str>,
 ) -> AppResult<HostCharts> {
     let now = OffsetDateTime::now_utc();
-    let (from, to, range_label) =
-        crate::metrics::window(range, from, to, crate::metrics::DEFAULT_RANGE, now)?;
+    let (from, to, range_label) = crate::metrics::window(
+        range,
+        from,
+        to,
+        crate::metrics::DEFAULT_RANGE,
+        now,
+        crate::zone::current(),
+    )?;
     let known = sqlx::query_as!(
         super::HostInfo,
         r#"SELECT name, source, first_seen AS "first_seen: crate::timestamp::Timestamp",
