@@ -15,6 +15,13 @@ pub(crate) fn selector(metric: &str, labels: &[(&str, &str)]) -> Selector {
     }
 }
 
+/// Whether a series is the host's own (sent by its collector or agent), labelled only with the
+/// keys its chart tells apart (`mount`, `device`, `state`, …). A scrape target's series of the
+/// same name carry more (`target`, `host`, …) and are charted on the target's page. Pure.
+pub(crate) fn own_series(labels: &Labels, keys: &[&str]) -> bool {
+    labels.keys().all(|k| keys.contains(&k.as_str()))
+}
+
 /// A host is silent when nothing arrived for three collection intervals (at least a minute).
 fn silent_for(state: &AppState, last_seen: OffsetDateTime, now: OffsetDateTime) -> Option<i64> {
     let limit = (3 * state.config.collect_interval.secs() as i64).max(60);
@@ -31,6 +38,7 @@ pub async fn host_cards(state: &AppState) -> AppResult<Vec<HostCard>> {
         latest
             .iter()
             .filter(|v| v.host == host && v.metric == "disk_used_percent")
+            .filter(|v| own_series(&v.labels, &["mount"]))
             .max_by(|a, b| a.value.total_cmp(&b.value))
             .map(|v| (v.labels.get("mount").cloned().unwrap_or_default(), v.value))
     };
@@ -141,20 +149,34 @@ pub async fn host_charts(
         q(selector("tcp_connections", &[])),
     )?;
     let (f, t) = (from.unix_timestamp(), to.unix_timestamp());
-    let first = |r: &SeriesResponse| {
+    let own = |r: &SeriesResponse, keys: &[&str]| -> Vec<SeriesData> {
         r.series
-            .first()
-            .map(|s| s.points.clone())
+            .iter()
+            .filter(|s| own_series(&s.labels, keys))
+            .cloned()
+            .collect()
+    };
+    let first = |r: &SeriesResponse, keys: &[&str]| {
+        own(r, keys)
+            .into_iter()
+            .next()
+            .map(|s| s.points)
             .unwrap_or_default()
     };
     let step = cpu.series.first().map(|s| s.step_seconds).unwrap_or(60);
+    let (disks, reads, writes, tcp) = (
+        own(&disks, &["mount"]),
+        own(&reads, &["device"]),
+        own(&writes, &["device"]),
+        own(&tcp, &["state"]),
+    );
     let tier = cpu
         .series
         .first()
         .map(|s| s.tier.clone())
         .unwrap_or_else(|| "none".into());
     let mut out = Vec::new();
-    let (cpu_p, mem_p, swap_p) = (first(&cpu), first(&mem), first(&swap));
+    let (cpu_p, mem_p, swap_p) = (first(&cpu, &[]), first(&mem, &[]), first(&swap, &[]));
     out.push(charts::render(
         "cpu",
         "CPU",
@@ -168,7 +190,7 @@ pub async fn host_charts(
             band: true,
         }],
     ));
-    let (l1, l5, l15) = (first(&load1), first(&load5), first(&load15));
+    let (l1, l5, l15) = (first(&load1, &[]), first(&load5, &[]), first(&load15, &[]));
     out.push(charts::render(
         "load",
         "Load average",
@@ -220,7 +242,7 @@ pub async fn host_charts(
             band: true,
         }],
     ));
-    for d in &disks.series {
+    for d in &disks {
         let mount = d.labels.get("mount").cloned().unwrap_or_default();
         out.push(charts::render(
             &format!("disk:{mount}"),
@@ -238,7 +260,7 @@ pub async fn host_charts(
     }
     let mut io_lines = Vec::new();
     for (dir, r) in [("read", &reads), ("write", &writes)] {
-        for s in r.series.iter().take(3) {
+        for s in r.iter().take(3) {
             io_lines.push(LineInput {
                 label: format!(
                     "{} {dir}",
@@ -258,7 +280,7 @@ pub async fn host_charts(
         step,
         &io_lines,
     ));
-    let (rx_p, tx_p) = (first(&rx), first(&tx));
+    let (rx_p, tx_p) = (first(&rx, &["interface"]), first(&tx, &["interface"]));
     out.push(charts::render(
         "network",
         "Network (all interfaces)",
@@ -280,7 +302,6 @@ pub async fn host_charts(
         ],
     ));
     let tcp_lines: Vec<LineInput> = tcp
-        .series
         .iter()
         .filter(|s| {
             matches!(
@@ -311,4 +332,37 @@ pub async fn host_charts(
         tier,
         charts: out,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_host_page_charts_the_hosts_own_series_not_a_scraped_namesake() {
+        let labels = |kv: &[(&str, &str)]| -> Labels {
+            kv.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        for (series, keys, want) in [
+            (labels(&[]), &[][..], true),
+            (labels(&[("mount", "/")]), &["mount"][..], true),
+            (labels(&[("state", "listen")]), &["state"][..], true),
+            // Scraped from an exporter that reports the same names.
+            (labels(&[("target", "self")]), &[][..], false),
+            (
+                labels(&[("mount", "/"), ("host", "vm"), ("target", "self")]),
+                &["mount"][..],
+                false,
+            ),
+            (
+                labels(&[("state", "listen"), ("exported_target", "x")]),
+                &["state"][..],
+                false,
+            ),
+        ] {
+            assert_eq!(own_series(&series, keys), want, "{series:?} {keys:?}");
+        }
+    }
 }
