@@ -384,12 +384,19 @@ mod keep_form {
             .set("Accept", "application/json")
             .map_err(unreachable)?;
         init.set_headers(&headers);
-        let res: Response = JsFuture::from(
-            leptos::prelude::window().fetch_with_str_and_init(&form.action(), &init),
-        )
-        .await
-        .map_err(unreachable)?
-        .unchecked_into();
+        // The attribute, not `form.action`: a field named `action` (as the incidents' forms
+        // have) shadows that property.
+        let url = form.get_attribute("action").unwrap_or_else(|| {
+            leptos::prelude::window()
+                .location()
+                .href()
+                .unwrap_or_default()
+        });
+        let res: Response =
+            JsFuture::from(leptos::prelude::window().fetch_with_str_and_init(&url, &init))
+                .await
+                .map_err(unreachable)?
+                .unchecked_into();
         if res.ok() {
             return Ok(());
         }
