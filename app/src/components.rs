@@ -40,6 +40,7 @@ pub fn Layout() -> impl IntoView {
             </a>
             <nav class="mainnav" aria-label="Main">
                 {nav_link("/", "Overview")}
+                {nav_link("/incidents", "Incidents")}
                 {nav_link("/hosts", "Hosts")}
                 {nav_link("/logs", "Logs")}
                 {nav_link("/services", "Services")}

@@ -494,6 +494,8 @@ settings! {
     scrape_targets: Vec<NewTarget> = Vec::new(), "OPSDECK_SCRAPE_TARGETS", "[]";
     /// how often alert rules are evaluated
     alert_interval: Interval = Interval(15), "OPSDECK_ALERT_INTERVAL", "15s";
+    /// an alert that starts firing joins an open incident of its host, or one whose last event is less than this many minutes old; else it opens one
+    incident_join_minutes: i64 = 10, "OPSDECK_INCIDENT_JOIN_MINUTES", "10";
     /// addresses health checks, scrapes and webhooks may never reach, checked after DNS resolution and on every redirect (CIDR list)
     outbound_deny: Vec<Cidr> = default_outbound_deny(), "OPSDECK_OUTBOUND_DENY", "169.254.0.0/16, fe80::/10, 100.100.100.200, fd00:ec2::254";
     /// SMTP server for e-mail channels: `smtps://user:password@host:465`, `smtp://host:587?tls=required`, `smtp://127.0.0.1:25` (local relay, no TLS); a secret, never logged
@@ -527,7 +529,7 @@ impl Config {
             return Err("DATABASE_URL must start with postgres:// or postgresql://".into());
         }
         let days = |v: i64| (1..=36_500).contains(&v);
-        let checks: [(bool, &str); 16] = [
+        let checks: [(bool, &str); 17] = [
             (
                 self.session_idle_minutes >= 1,
                 "session_idle_minutes must be at least 1",
@@ -589,6 +591,10 @@ impl Config {
             (
                 (1..=3600).contains(&self.alert_interval.secs()),
                 "alert_interval must be between 1 second and 1 hour",
+            ),
+            (
+                (1..=1440).contains(&self.incident_join_minutes),
+                "incident_join_minutes must be 1 to 1440",
             ),
             (
                 self.log_source_dirs.iter().all(|d| d.is_absolute()),

@@ -10,6 +10,7 @@ pub mod components;
 pub mod error;
 pub mod forecast;
 pub mod health;
+pub mod incidents;
 pub mod logs;
 pub mod metrics;
 pub mod overview;
@@ -106,6 +107,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/services/process/:id") view=services::ProcessPage ssr=ssr.clone()/>
                     <Route path=path!("/services/target/:id") view=services::TargetPage ssr=ssr.clone()/>
                     <Route path=path!("/capacity") view=forecast::CapacityPage ssr=ssr.clone()/>
+                    <Route path=path!("/incidents") view=incidents::IncidentsPage ssr=ssr.clone()/>
+                    <Route path=path!("/incidents/:id") view=incidents::IncidentPage ssr=ssr.clone()/>
                     <Route path=path!("/alerts") view=alerts::AlertsPage ssr=ssr.clone()/>
                     <Route path=path!("/checks") view=alerts::ChecksPage ssr=ssr.clone()/>
                     <Route path=path!("/admin") view=|| view! { <Redirect path="/admin/users"/> } ssr=ssr.clone()/>

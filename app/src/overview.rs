@@ -11,6 +11,7 @@ pub fn OverviewPage() -> impl IntoView {
     let health = Resource::new(|| (), |_| system_health());
     view! {
         <PageHeader title="Overview" subtitle="Opsdeck and the services it watches."/>
+        <crate::incidents::OpenIncidents/>
         <crate::alerts::OverviewAlerts/>
         <h2 class="section-title">"Hosts"</h2>
         <HostCards/>

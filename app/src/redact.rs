@@ -87,6 +87,18 @@ pub fn webhook(u: &str) -> String {
     }
 }
 
+/// At most `max` characters of `s`, with `…` when cut: a value quoted back in an error message
+/// without echoing a whole hostile input.
+pub fn clip(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let mut out: String = s.chars().take(max).collect();
+        out.push('…');
+        out
+    }
+}
+
 /// Free text (a summary, an error) with every URL in it redacted by [`url`].
 pub fn text(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

@@ -1,8 +1,8 @@
 import { test, expect, Page } from "@playwright/test";
 import { admin, hydrated, signIn } from "./helpers";
 
-const PAGES = ["/", "/hosts", "/logs", "/services", "/backups", "/capacity", "/alerts", "/checks", "/admin/users", "/admin/audit", "/admin/tokens", "/admin/log-sources"];
-const SECTIONS = ["Overview", "Hosts", "Logs", "Services", "Backups", "Capacity", "Alerts", "Checks", "Admin"];
+const PAGES = ["/", "/incidents", "/hosts", "/logs", "/services", "/backups", "/capacity", "/alerts", "/checks", "/admin/users", "/admin/audit", "/admin/tokens", "/admin/log-sources"];
+const SECTIONS = ["Overview", "Incidents", "Hosts", "Logs", "Services", "Backups", "Capacity", "Alerts", "Checks", "Admin"];
 
 /** Console errors and failed page scripts while `visit` runs. */
 async function consoleErrors(page: Page, visit: () => Promise<void>): Promise<string[]> {

@@ -49,6 +49,31 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Some(Command::Token(cmd)) => token(&cli.global, cmd).await,
         Some(Command::Agent(args)) => Ok(crate::agent::run(args).await?),
         Some(Command::Backup(cmd)) => backup(&cli.global, cmd).await,
+        Some(Command::Annotate {
+            text,
+            host,
+            tags,
+            at,
+        }) => {
+            let pool = open(&cli.global).await?;
+            let now = time::OffsetDateTime::now_utc();
+            let ts = match at.as_deref() {
+                Some(s) => Some(app::timestamp::Timestamp(
+                    app::metrics::parse_time_param(s, now)
+                        .map_err(|e| app::error::AppError::bad_request(format!("--at: {e}")))?,
+                )),
+                None => None,
+            };
+            let new = app::incidents::service::NewAnnotation {
+                text,
+                tags,
+                host,
+                ts,
+            };
+            let id = app::incidents::service::add_annotation(&pool, &new, "cli").await?;
+            println!("annotation {id} added");
+            Ok(())
+        }
         Some(Command::Logs(LogsCommand::Import {
             files,
             format,

@@ -59,6 +59,21 @@ pub enum Command {
     /// Import log files.
     #[command(subcommand)]
     Logs(LogsCommand),
+    /// Mark a moment on the charts and incident timelines: `opsdeck annotate "deploy 1.4.2"
+    /// --host web-1 --tag deploy` (scripts elsewhere POST /api/v1/annotations with a token).
+    Annotate {
+        /// What happened.
+        text: String,
+        /// The host it concerns (default: every host).
+        #[arg(long)]
+        host: Option<String>,
+        /// A tag (repeatable).
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        /// When (RFC 3339 or Unix seconds; default: now).
+        #[arg(long)]
+        at: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

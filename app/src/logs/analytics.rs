@@ -19,7 +19,7 @@ use time::{Date, Duration, OffsetDateTime};
 
 /// Error messages with their variable parts replaced, so that similar errors group: first line
 /// only; UUIDs, hex ids, IP addresses, e-mail addresses and numbers become placeholders.
-const NORMALISED_MESSAGE: &str = "regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
+pub const NORMALISED_MESSAGE: &str = "regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
     left(split_part(message, E'\\n', 1), 300),
     '[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}', '<uuid>', 'g'),
     '[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\\.[A-Za-z]{2,}', '<email>', 'g'),

@@ -127,6 +127,7 @@ pub fn render(
             HEIGHT as f64,
         ],
         lines: chart_lines,
+        marks: vec![],
     }
 }
 

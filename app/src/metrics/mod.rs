@@ -170,6 +170,17 @@ pub struct Chart {
     /// Plot area left and right edge, and the SVG's width and height, in SVG units.
     pub plot: [f64; 4],
     pub lines: Vec<ChartLine>,
+    /// Moments marked across the plot: annotations (deploys …), an incident's start.
+    #[serde(default)]
+    pub marks: Vec<ChartMark>,
+}
+
+/// A moment marked on a chart, with what it was.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChartMark {
+    /// Unix seconds.
+    pub at: i64,
+    pub label: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -148,6 +148,11 @@ pub fn ChartView(chart: Chart, #[prop(optional)] zoom: Option<bool>) -> impl Int
     };
     let lines = chart.lines.clone();
     let empty = lines.iter().all(|l| l.points.is_empty());
+    let marks: Vec<_> = chart
+        .marks
+        .iter()
+        .filter_map(|m| axis.frac_of(m.at).map(|f| (f, m.label.clone())))
+        .collect();
     #[cfg(not(feature = "hydrate"))]
     let _ = set_cursor;
     #[cfg(feature = "hydrate")]
@@ -244,6 +249,16 @@ pub fn ChartView(chart: Chart, #[prop(optional)] zoom: Option<bool>) -> impl Int
                 view! {
                     <div class="chart-plot" title=zoom.then_some("Drag across the chart to zoom in")>
                         <div class="chart-svg" inner_html=chart.svg.clone()></div>
+                        {marks.into_iter().map(|(f, label)| {
+                            let title = label.clone();
+                            // Past the middle the label sits left of its line, inside the chart.
+                            let class = if f > 0.6 { "chart-mark left-side" } else { "chart-mark" };
+                            view! {
+                                <div class=class style=format!("left: {:.2}%", f * 100.0) title=title data-testid="chart-mark">
+                                    <span>{label}</span>
+                                </div>
+                            }
+                        }).collect_view()}
                         <div class="chart-overlay" on:mousemove=on_move on:mousedown=on_down on:mouseup=on_up on:mouseleave=on_leave></div>
                         {selection}
                         {tooltip}

@@ -20,8 +20,12 @@ pub async fn run_evaluator(state: AppState) {
     let due = every.mul_f64(0.8);
     crate::jobs::every(&state, every, "alert evaluation", || {
         app::locks::run_once(&state, "alerts", due, |s| async move {
-            let report =
-                app::alerts::service::evaluate(&s.pool, time::OffsetDateTime::now_utc()).await?;
+            let report = app::alerts::service::evaluate_with(
+                &s.pool,
+                time::OffsetDateTime::now_utc(),
+                time::Duration::minutes(s.config.incident_join_minutes),
+            )
+            .await?;
             if !report.errors.is_empty() {
                 tracing::warn!(errors = ?report.errors, "some alert rules could not be evaluated");
             }

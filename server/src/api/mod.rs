@@ -9,6 +9,7 @@ pub mod backups;
 pub mod extract;
 pub mod forecasts;
 pub mod health;
+pub mod incidents;
 pub mod logs;
 pub mod metrics;
 pub mod services;
@@ -114,6 +115,14 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(alerts::end_silence))
         .routes(routes!(alerts::list_checks, alerts::add_check))
         .routes(routes!(alerts::delete_check, alerts::patch_check))
+        .routes(routes!(incidents::list))
+        .routes(routes!(incidents::get))
+        .routes(routes!(incidents::note))
+        .routes(routes!(incidents::ack))
+        .routes(routes!(incidents::assign))
+        .routes(routes!(incidents::close))
+        .routes(routes!(incidents::postmortem))
+        .routes(routes!(incidents::annotate, incidents::annotations))
         .split_for_parts();
     let mut doc = doc;
     complete_responses(&mut doc);

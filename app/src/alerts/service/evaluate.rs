@@ -65,8 +65,19 @@ pub(super) fn instance_name(host: &str, metric: &str, labels: &BTreeMap<String, 
 }
 
 /// One round: reads what every enabled rule looks at, steps each instance's state machine,
-/// writes the states, records firings and resolutions, and queues their notifications.
+/// writes the states, records firings and resolutions (filed into incidents), and queues their
+/// notifications.
 pub async fn evaluate(pool: &PgPool, now: OffsetDateTime) -> AppResult<EvalReport> {
+    evaluate_with(pool, now, Duration::minutes(10)).await
+}
+
+/// [`evaluate`], with a firing alert joining an open incident whose last event is less than
+/// `incident_join` old (the `incident_join_minutes` setting).
+pub async fn evaluate_with(
+    pool: &PgPool,
+    now: OffsetDateTime,
+    incident_join: Duration,
+) -> AppResult<EvalReport> {
     let mut report = EvalReport::default();
     let loaded = load_rules(pool, now, &mut report).await?;
     let mut obs = observe(pool, &loaded, now, &mut report).await?;
@@ -75,7 +86,7 @@ pub async fn evaluate(pool: &PgPool, now: OffsetDateTime) -> AppResult<EvalRepor
     let silences = active_silences(pool).await?;
     let writes = step_all(&loaded, obs, states, &silences, now, &mut report);
     let mut tx = pool.begin().await?;
-    write_round(&mut tx, &loaded, writes, now, &mut report).await?;
+    write_round(&mut tx, &loaded, writes, now, incident_join, &mut report).await?;
     tx.commit().await?;
     Ok(report)
 }
@@ -275,6 +286,7 @@ async fn write_round(
     loaded: &[Loaded],
     w: RoundWrites,
     now: OffsetDateTime,
+    incident_join: Duration,
     report: &mut EvalReport,
 ) -> AppResult<()> {
     let RoundWrites {
@@ -334,11 +346,28 @@ async fn write_round(
         .fetch_all(&mut *tx)
         .await?;
         // RETURNING keeps the order of the rows inserted from UNNEST.
-        for ((row, notice), i) in ids.iter().zip(&events.notices).zip(&events.loaded) {
+        let mut filed = Vec::with_capacity(ids.len());
+        for (((row, notice), i), rule_id) in ids
+            .iter()
+            .zip(&events.notices)
+            .zip(&events.loaded)
+            .zip(&events.rule)
+        {
             if !row.silenced {
                 queued.push(&loaded[*i].spec.notify, Some(row.id), notice);
             }
+            filed.push(crate::incidents::service::AlertEvent {
+                event_id: row.id,
+                rule_id: *rule_id,
+                rule: notice.rule.clone(),
+                instance: notice.instance.clone(),
+                host: notice.host.clone(),
+                status: notice.status,
+                severity: notice.severity,
+                at: *notice.at,
+            });
         }
+        crate::incidents::service::file_alert_events(&mut *tx, &filed, incident_join).await?;
     }
     for (i, notice) in &reminders {
         queued.push(&loaded[*i].spec.notify, None, notice);

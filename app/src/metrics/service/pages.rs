@@ -324,6 +324,19 @@ pub async fn host_charts(
         step,
         &tcp_lines,
     ));
+    // Annotations of this host (and of every host) are marked on each chart.
+    let marks: Vec<crate::metrics::ChartMark> =
+        crate::incidents::service::annotations(&state.pool, from, to, Some(host))
+            .await?
+            .into_iter()
+            .map(|a| crate::metrics::ChartMark {
+                at: a.ts.unix_timestamp(),
+                label: a.text,
+            })
+            .collect();
+    for c in &mut out {
+        c.marks = marks.clone();
+    }
     Ok(HostCharts {
         host: host.to_string(),
         range_label,
