@@ -48,6 +48,9 @@ test("a search shows the matching lines and the analytics show the figures", asy
   await expect(page.getByTestId("stat-errors")).toHaveText("5");
   await expect(page.getByTestId("stat-error-rate")).toHaveText("12.50 %");
   await expect(page.getByTestId("top-errors")).toContainText("Model API error <n>");
+  // Never logged in the week before: listed as new, with its count.
+  await expect(page.getByTestId("new-errors")).toContainText("Model API error <n> (e2e-api)");
+  await expect(page.getByTestId("new-errors")).toContainText("5");
   await expect(page.getByTestId("slow-requests")).toContainText("/api/v1/chat");
   await expect(page.getByTestId("log-histogram").locator("rect").first()).toBeVisible();
   await expect(page.getByTestId("log-facets")).toContainText("error 5");

@@ -380,9 +380,16 @@ async fn errors_never_seen_in_the_week_before_are_new(pool: PgPool) {
     line(now - Duration::minutes(5), 2, "request served")
         .await
         .unwrap();
-    let got = app::incidents::service::new_errors(&pool, now - Duration::hours(1), now)
+    let mut conn = pool.acquire().await.unwrap();
+    let got = app::incidents::service::new_errors(&mut conn, now - Duration::hours(1), now, None)
         .await
         .unwrap();
+    // Of another service: none.
+    let other =
+        app::incidents::service::new_errors(&mut conn, now - Duration::hours(1), now, Some("web"))
+            .await
+            .unwrap();
+    assert!(other.is_empty(), "{other:?}");
     let got: Vec<(String, i64)> = got.into_iter().map(|e| (e.message, e.count)).collect();
     assert_eq!(
         got,

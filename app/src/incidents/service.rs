@@ -337,24 +337,26 @@ async fn context(state: &AppState, from: OffsetDateTime, to: OffsetDateTime) -> 
         from: Timestamp(from),
         to: Timestamp(to),
         logs,
-        new_errors: new_errors(&state.pool, from, to).await?,
+        new_errors: new_errors(&mut *state.reads.heavy().await?, from, to, None).await?,
         slow_requests: slow,
     })
 }
 
-/// Error messages (normalised) logged in `[from, to)` and not once in the 7 days before: the
-/// finished hours from their roll-ups (each keeps its most frequent messages), the rest from
-/// the lines.
+/// Error messages (normalised) logged in `[from, to)` (by `service`, or any) and not once in
+/// the 7 days before: the finished hours from their roll-ups (each keeps its most frequent
+/// messages), the rest from the lines.
 pub async fn new_errors(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     from: OffsetDateTime,
     to: OffsetDateTime,
+    service: Option<&str>,
 ) -> AppResult<Vec<NewError>> {
     let norm = crate::logs::analytics::NORMALISED_MESSAGE;
     let sql = format!(
         "WITH w AS (
             SELECT service, {norm} AS message, count(*)::bigint AS count FROM log_lines
-             WHERE level >= 4 AND ts >= $1 AND ts < $2 GROUP BY 1, 2
+             WHERE level >= 4 AND ts >= $1 AND ts < $2 AND ($3::text IS NULL OR service = $3)
+             GROUP BY 1, 2
          ), seen AS (
             SELECT h.service, k.message
               FROM log_rollup_hours h CROSS JOIN LATERAL jsonb_object_keys(coalesce(h.data->'errors', '{{}}'::jsonb)) AS k(message)
@@ -377,7 +379,8 @@ pub async fn new_errors(
     Ok(sqlx::query_as::<_, NewError>(&sql)
         .bind(from)
         .bind(to)
-        .fetch_all(pool)
+        .bind(service)
+        .fetch_all(conn)
         .await?)
 }
 

@@ -205,6 +205,9 @@ pub struct LogsPageData {
     pub query_error: Option<String>,
     /// The range holds no line, but older ones exist up to this time.
     pub newest_before: Option<Timestamp>,
+    /// Error messages of the range not once in the 7 days before it (ranges up to 7 days).
+    #[serde(default)]
+    pub new_errors: Option<Vec<crate::incidents::NewError>>,
 }
 
 #[server(prefix = "/sfn", endpoint = "logs/page")]

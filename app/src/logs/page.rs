@@ -61,6 +61,7 @@ pub async fn page_data(state: &AppState, role: Role, p: PageQuery<'_>) -> AppRes
             histogram: vec![],
             query_error: Some(e),
             newest_before: None,
+            new_errors: None,
         });
     }
     let search = search(&state.reads, p.q, p.service, from, to, 100, p.cursor).await?;
@@ -101,11 +102,20 @@ pub async fn page_data(state: &AppState, role: Role, p: PageQuery<'_>) -> AppRes
     } else {
         (None, vec![], None)
     };
+    // New errors make sense over hours or days, and cost a pass over the errors of the week
+    // before: not for longer ranges.
+    let new_errors = if p.cursor.is_none() && to - from <= time::Duration::days(7) {
+        let mut conn = state.reads.heavy().await?;
+        Some(crate::incidents::service::new_errors(&mut conn, from, to, p.service).await?)
+    } else {
+        None
+    };
     Ok(LogsPageData {
         role,
         services,
         query_error: None,
         newest_before,
+        new_errors,
         search,
         stats,
         facets,

@@ -175,6 +175,17 @@ pub fn LogsPage() -> impl IntoView {
                                 view! { <LogTable lines=d.search.lines/> }.into_any()
                             }}
                             {next.map(|href| view! { <p><a class="btn" href=href data-testid="older">"Older lines →"</a></p> })}
+                            {d.new_errors.filter(|n| !n.is_empty()).map(|n| {
+                                let rows = n.into_iter().map(|e| {
+                                    let href = error_term(&e.message).map(|t| add(&t));
+                                    (format!("{} ({})", e.message, e.service), e.count, href)
+                                }).collect::<Vec<_>>();
+                                view! {
+                                    <section class="cards">
+                                        <TopList title="New errors: not once in the 7 days before" testid="new-errors" rows=rows/>
+                                    </section>
+                                }
+                            })}
                             {d.stats.map(|s| view! {
                                 <details class="analytics" open data-testid="log-analytics">
                                     <summary class="section-title">"Analytics of these lines"</summary>
