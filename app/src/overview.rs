@@ -12,6 +12,7 @@ pub fn OverviewPage() -> impl IntoView {
     view! {
         <PageHeader title="Overview" subtitle="Opsdeck and the services it watches."/>
         <crate::incidents::OpenIncidents/>
+        <crate::alerts::ActiveMaintenance/>
         <crate::alerts::OverviewAlerts/>
         <h2 class="section-title">"Hosts"</h2>
         <HostCards/>

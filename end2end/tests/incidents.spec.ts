@@ -81,6 +81,21 @@ for (const width of [1366, 390]) {
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     expect(overflow).toBeLessThanOrEqual(0);
 
+    // "Mute 1 h" on the firing alert opens a maintenance window over it: still shown, marked,
+    // listed on the Alerts page and announced on the Overview.
+    await page.goto("/alerts");
+    await hydrated(page);
+    const alertRow = page.getByTestId("active-alert").filter({ hasText: host });
+    await alertRow.getByRole("button", { name: "Mute 1 h" }).click();
+    await expect(page.getByTestId("active-alert").filter({ hasText: host }).getByTestId("in-maintenance")).toBeVisible();
+    await expect(page.getByTestId("maintenance-row").filter({ hasText: `mute ${host}-hot for 60 min` })).toContainText("in force");
+    const windows = await (await request.get("/api/v1/maintenance")).json();
+    const muted = windows.find((w: { name: string }) => w.name === `mute ${host}-hot for 60 min`);
+    expect(muted.rules).toEqual([`${host}-hot`]);
+    expect(muted.host).toBe(host);
+    await page.goto("/");
+    await expect(page.getByTestId("maintenance-active")).toContainText(`mute ${host}-hot`);
+
     // The post-mortem holds the note and the deploy.
     const md = await (await request.get(`/api/v1/incidents/${id}/postmortem.md`)).text();
     expect(md).toContain(text);

@@ -1,8 +1,8 @@
 //! What each `opsdeck` subcommand does.
 
 use crate::config::{
-    self, BackupCommand, Cli, Command, GlobalArgs, LogsCommand, ServeFlags, TokenCommand,
-    UserCommand,
+    self, BackupCommand, Cli, Command, GlobalArgs, LogsCommand, MaintenanceCommand, ServeFlags,
+    TokenCommand, UserCommand,
 };
 use app::auth::service::{self, FirstAdmin};
 use app::components::fmt_time;
@@ -49,6 +49,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Some(Command::Token(cmd)) => token(&cli.global, cmd).await,
         Some(Command::Agent(args)) => Ok(crate::agent::run(args).await?),
         Some(Command::Backup(cmd)) => backup(&cli.global, cmd).await,
+        Some(Command::Maintenance(cmd)) => maintenance(&cli.global, cmd).await,
         Some(Command::Annotate {
             text,
             host,
@@ -102,6 +103,76 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
     }
+}
+
+async fn maintenance(global: &GlobalArgs, cmd: MaintenanceCommand) -> Result<(), CliError> {
+    use app::alerts::service as alerts;
+    let pool = open(global).await?;
+    let actor = app::auth::service::Actor::system("cli");
+    let now = time::OffsetDateTime::now_utc();
+    match cmd {
+        MaintenanceCommand::Start {
+            host,
+            checks,
+            rules,
+            length,
+            name,
+        } => {
+            let secs = app::metrics::parse_duration_secs(&length)
+                .map_err(|e| CliError::Usage(format!("--for: {e}")))?;
+            let w = app::alerts::maintenance::NewWindow {
+                name: name.unwrap_or_else(|| "maintenance".into()),
+                host,
+                checks,
+                rules,
+                start: Some(app::timestamp::Timestamp(now)),
+                end: Some(app::timestamp::Timestamp(
+                    now + time::Duration::seconds(secs),
+                )),
+                schedule: None,
+                duration_minutes: None,
+                timezone: None,
+            };
+            let id = alerts::add_window_by(&pool, &w, &actor).await?;
+            println!(
+                "maintenance window {id} open until {}",
+                app::components::fmt_time(&(now + time::Duration::seconds(secs)))
+            );
+        }
+        MaintenanceCommand::List => {
+            let windows = alerts::list_windows(&pool, now).await?;
+            if windows.is_empty() {
+                println!("no maintenance window");
+            }
+            for w in windows {
+                let when = match (w.start, w.end, &w.schedule, w.duration_minutes) {
+                    (Some(s), Some(e), _, _) => format!(
+                        "{} – {}",
+                        app::components::fmt_time(&s),
+                        app::components::fmt_time(&e)
+                    ),
+                    (_, _, Some(c), Some(d)) => format!(
+                        "`{c}` for {d} min ({})",
+                        w.timezone.as_deref().unwrap_or("UTC")
+                    ),
+                    _ => String::new(),
+                };
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    w.id,
+                    if w.active { "active" } else { "waiting" },
+                    w.name,
+                    app::alerts::maintenance_view::scope(w.host.as_deref(), &w.checks, &w.rules),
+                    when
+                );
+            }
+        }
+        MaintenanceCommand::End { id } => {
+            alerts::end_window_by(&pool, id, None, &actor).await?;
+            println!("maintenance window {id} ended");
+        }
+    }
+    Ok(())
 }
 
 async fn backup(global: &GlobalArgs, cmd: BackupCommand) -> Result<(), CliError> {

@@ -59,6 +59,9 @@ pub enum Command {
     /// Import log files.
     #[command(subcommand)]
     Logs(LogsCommand),
+    /// Maintenance windows: what they cover notifies no one while they last.
+    #[command(subcommand)]
+    Maintenance(MaintenanceCommand),
     /// Mark a moment on the charts and incident timelines: `opsdeck annotate "deploy 1.4.2"
     /// --host web-1 --tag deploy` (scripts elsewhere POST /api/v1/annotations with a token).
     Annotate {
@@ -74,6 +77,32 @@ pub enum Command {
         #[arg(long)]
         at: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MaintenanceCommand {
+    /// Open a window now: `opsdeck maintenance start --host web-1 --for 30m`.
+    Start {
+        /// A host pattern (`web-*`); without one, and without checks or rules, everything.
+        #[arg(long)]
+        host: Option<String>,
+        /// A health check it covers (repeatable).
+        #[arg(long = "check")]
+        checks: Vec<String>,
+        /// A rule it covers (repeatable).
+        #[arg(long = "rule")]
+        rules: Vec<String>,
+        /// How long: `90s`, `30m`, `2h`, `1d`.
+        #[arg(long = "for")]
+        length: String,
+        /// Its name (default: `maintenance`).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List the windows not over.
+    List,
+    /// End a window now (or delete one not begun, or a recurring one).
+    End { id: i64 },
 }
 
 #[derive(Debug, Subcommand)]

@@ -9,13 +9,15 @@
 #![allow(clippy::too_many_arguments)]
 
 pub mod machine;
+#[cfg(feature = "ssr")]
+pub mod maintenance;
 mod pages;
 pub mod rules;
 #[cfg(feature = "ssr")]
 pub mod service;
 pub mod wrong;
 
-pub use pages::{AlertsPage, ChecksPage, OverviewAlerts};
+pub use pages::{ActiveMaintenance, AlertsPage, ChecksPage, OverviewAlerts};
 pub use rules::{NewChannel, NewCheck, RuleSpec};
 
 use crate::error::AppError;
@@ -96,6 +98,9 @@ pub struct ActiveAlert {
     pub summary: String,
     pub acked_by: Option<String>,
     pub silenced: bool,
+    /// The maintenance window it is in: evaluated and shown, but notifying no one.
+    #[serde(default)]
+    pub maintenance: Option<String>,
 }
 
 /// A change in the history: `firing` or `resolved`.
@@ -174,6 +179,9 @@ pub struct AlertsPageData {
     pub interval_seconds: u64,
     pub last_evaluated: Option<Timestamp>,
     pub smtp_configured: bool,
+    /// Maintenance windows not over.
+    #[serde(default)]
+    pub maintenance: Vec<maintenance_view::WindowRow>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -392,6 +400,133 @@ pub async fn rule_action(id: i64, action: String) -> Result<(), AppError> {
     crate::auth::service::in_request(
         |ctx| async move { service::rule_action(&ctx, id, &action).await },
     )
+    .await
+}
+
+/// "Mute" a firing alert: a maintenance window over it for `minutes` from now.
+#[server(prefix = "/sfn", endpoint = "alerts/mute")]
+pub async fn mute_alert(rule_id: i64, instance: String, minutes: i64) -> Result<(), AppError> {
+    crate::auth::service::in_request(|ctx| async move {
+        service::mute_alert(&ctx, rule_id, &instance, minutes)
+            .await
+            .map(|_| ())
+    })
+    .await
+}
+
+/// The maintenance windows in force now (for the Overview).
+#[server(prefix = "/sfn", endpoint = "alerts/maintenance-active")]
+pub async fn get_active_maintenance() -> Result<Vec<maintenance_view::WindowLine>, AppError> {
+    crate::auth::service::in_request(|ctx| async move {
+        ctx.require(crate::auth::Role::Viewer).await?;
+        Ok(
+            service::active_windows(&ctx.state.pool, time::OffsetDateTime::now_utc())
+                .await?
+                .into_iter()
+                .map(|w| maintenance_view::WindowLine {
+                    what: maintenance_view::scope(w.host.as_deref(), &w.checks, &w.rules),
+                    name: w.name,
+                    until: w.end,
+                })
+                .collect(),
+        )
+    })
+    .await
+}
+
+/// A maintenance window as the pages show it (the API's type is server-only).
+pub mod maintenance_view {
+    use crate::timestamp::Timestamp;
+    use serde::{Deserialize, Serialize};
+
+    /// A window as the Alerts page lists it.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct WindowRow {
+        pub id: i64,
+        pub name: String,
+        pub what: String,
+        /// `12:00 – 13:00` or `0 2 * * * for 60 min (Europe/Paris)`.
+        pub when: String,
+        pub active: bool,
+        pub created_by: String,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct WindowLine {
+        pub name: String,
+        /// What it covers, in words.
+        pub what: String,
+        /// A one-off window's end.
+        pub until: Option<Timestamp>,
+    }
+
+    /// `host web-*, checks api, rules hot`, or `everything`. Pure.
+    pub fn scope(host: Option<&str>, checks: &[String], rules: &[String]) -> String {
+        let mut parts = vec![];
+        if let Some(h) = host {
+            parts.push(format!("host {h}"));
+        }
+        if !checks.is_empty() {
+            parts.push(format!("checks {}", checks.join(", ")));
+        }
+        if !rules.is_empty() {
+            parts.push(format!("rules {}", rules.join(", ")));
+        }
+        if parts.is_empty() {
+            "everything".into()
+        } else {
+            parts.join("; ")
+        }
+    }
+}
+
+/// Open a one-off maintenance window from now for `minutes` (the Alerts page's form).
+#[server(prefix = "/sfn", endpoint = "alerts/maintenance-open")]
+pub async fn open_maintenance(
+    name: String,
+    host: Option<String>,
+    checks: Option<String>,
+    rules: Option<String>,
+    minutes: i64,
+) -> Result<(), AppError> {
+    crate::auth::service::in_request(|ctx| async move {
+        let user = ctx.require(crate::auth::Role::Operator).await?;
+        let list = |s: Option<String>| -> Vec<String> {
+            s.unwrap_or_default()
+                .split(',')
+                .map(|x| x.trim().to_string())
+                .filter(|x| !x.is_empty())
+                .collect()
+        };
+        if !(1..=31 * 24 * 60).contains(&minutes) {
+            return Err(AppError::bad_request("minutes: 1 to 44640"));
+        }
+        let now = time::OffsetDateTime::now_utc();
+        let w = maintenance::NewWindow {
+            name,
+            host: host.filter(|h| !h.trim().is_empty()),
+            checks: list(checks),
+            rules: list(rules),
+            start: Some(Timestamp(now)),
+            end: Some(Timestamp(now + time::Duration::minutes(minutes))),
+            schedule: None,
+            duration_minutes: None,
+            timezone: None,
+        };
+        service::add_window_by(&ctx.state.pool, &w, &ctx.actor(&user))
+            .await
+            .map(|_| ())
+    })
+    .await
+}
+
+/// End a maintenance window now.
+#[server(prefix = "/sfn", endpoint = "alerts/maintenance-end")]
+pub async fn end_maintenance(id: i64) -> Result<(), AppError> {
+    crate::auth::service::in_request(|ctx| async move {
+        let user = ctx.require(crate::auth::Role::Operator).await?;
+        service::end_window_by(&ctx.state.pool, id, None, &ctx.actor(&user)).await
+    })
     .await
 }
 

@@ -5,7 +5,7 @@ use super::wrong::Tone;
 use super::{
     get_alerts_page, get_checks_page, get_wrong, ActiveAlert, AddChannel, AddCheck, AddRule,
     ChannelAction, CheckAction, CheckInfo, EditChannel, EditCheck, EditRule, EndSilence,
-    InstanceAction, RuleAction, RuleForm, RuleInfo,
+    InstanceAction, MuteAlert, RuleAction, RuleForm, RuleInfo,
 };
 use crate::components::{
     action_error, ago, fmt_time, param, pause_toggle, Choice, EditBox, EmptyState, ErrorNotice,
@@ -47,12 +47,19 @@ fn active_row(a: ActiveAlert, can_edit: bool) -> impl IntoView {
             <td>
                 {a.acked_by.clone().map(|u| view! { <span class="badge">{format!("acked by {u}")}</span> })}
                 {a.silenced.then(|| view! { <span class="badge">"silenced"</span> })}
+                {a.maintenance.clone().map(|m| view! { <span class="badge warn" data-testid="in-maintenance" title=m.clone()>"in maintenance"</span><div class="muted small">{m}</div> })}
             </td>
             <td>{(can_edit && firing).then(|| {
                 let fields = |action: &str| vec![("rule_id", a.rule_id.to_string()), ("instance", a.instance.clone()), ("action", action.to_string())];
                 view! {
                     {a.acked_by.is_none().then(|| view! { <PostButton url=InstanceAction::url() fields=fields("ack") label="Acknowledge"/> })}
-                    {(!a.silenced).then(|| view! { <PostButton url=InstanceAction::url() fields=fields("silence") label="Silence 1 h"/> })}
+                    {a.maintenance.is_none().then(|| {
+                        let mute = |minutes: &str| vec![("rule_id", a.rule_id.to_string()), ("instance", a.instance.clone()), ("minutes", minutes.to_string())];
+                        view! {
+                            <PostButton url=MuteAlert::url() fields=mute("60") label="Mute 1 h"/>
+                            <PostButton url=MuteAlert::url() fields=mute("240") label="Mute 4 h"/>
+                        }
+                    })}
                 }
             })}</td>
         </tr>
@@ -311,6 +318,45 @@ pub fn AlertsPage() -> impl IntoView {
                                     </details>
                                 </section>
                             })}
+                            <section class="card" data-testid="maintenance">
+                                <h2>"Maintenance windows"</h2>
+                                <p class="muted small">"What a window covers is evaluated and shown, but notifies no one; a check's results in it do not count against its uptime. Recurring windows and scripts' windows: "<code>"POST /api/v1/maintenance"</code>", or "<code>"opsdeck maintenance start"</code>"."</p>
+                                {if d.maintenance.is_empty() {
+                                    view! { <p class="muted">"None open or coming."</p> }.into_any()
+                                } else {
+                                    view! {
+                                        <div class="table-wrap"><table class="table" data-testid="maintenance-windows">
+                                            <thead><tr><th>"Window"</th><th>"Covers"</th><th>"When"</th><th>"By"</th><th></th></tr></thead>
+                                            <tbody>{d.maintenance.clone().into_iter().map(|w| view! {
+                                                <tr data-testid="maintenance-row">
+                                                    <td><strong>{w.name.clone()}</strong>" "{w.active.then(|| view! { <span class="badge warn">"in force"</span> })}</td>
+                                                    <td>{w.what.clone()}</td>
+                                                    <td>{w.when.clone()}</td>
+                                                    <td>{w.created_by.clone()}</td>
+                                                    <td>{can_edit.then(|| view! {
+                                                        <PostButton url=super::EndMaintenance::url() fields=vec![("id", w.id.to_string())] label="End now"/>
+                                                    })}</td>
+                                                </tr>
+                                            }).collect_view()}</tbody>
+                                        </table></div>
+                                    }.into_any()
+                                }}
+                                {can_edit.then(|| view! {
+                                    <details>
+                                        <summary class="btn small">"Open a window"</summary>
+                                        <KeepForm>
+                                            <form action=super::OpenMaintenance::url() method="post" class="form-grid" data-testid="open-maintenance">
+                                                <label>"Name" <input type="text" name="name" required maxlength="100" placeholder="kernel update"/></label>
+                                                <label>"Hosts (pattern, empty: any)" <input type="text" name="host" placeholder="web-*"/></label>
+                                                <label>"Checks (comma-separated)" <input type="text" name="checks"/></label>
+                                                <label>"Rules (comma-separated)" <input type="text" name="rules"/></label>
+                                                <label>"For (minutes)" <input type="number" name="minutes" min="1" max="44640" value="60" required/></label>
+                                                <button type="submit" class="btn primary">"Open"</button>
+                                            </form>
+                                        </KeepForm>
+                                    </details>
+                                })}
+                            </section>
                             {(!d.overview.silences.is_empty()).then(|| view! {
                                 <section class="card">
                                     <h2>"Silences"</h2>
@@ -506,6 +552,28 @@ pub fn ChecksPage() -> impl IntoView {
                             })}
                         }.into_any()
                     }
+                }
+            })}
+        </Transition>
+    }
+}
+
+/// The maintenance windows in force, on the Overview: what they cover and until when.
+#[component]
+pub fn ActiveMaintenance() -> impl IntoView {
+    let data = Resource::new(|| (), |_| super::get_active_maintenance());
+    view! {
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Ok(w) if !w.is_empty() => Some(view! {
+                        <p class="notice warn" data-testid="maintenance-active">
+                            <strong>"Maintenance: "</strong>
+                            {w.into_iter().map(|l| format!("{} ({}{})", l.name, l.what, l.until.map(|t| format!(", until {}", fmt_time(&t))).unwrap_or_default())).collect::<Vec<_>>().join(" · ")}
+                            " — what it covers is evaluated but notifies no one."
+                        </p>
+                    }),
+                    _ => None,
                 }
             })}
         </Transition>

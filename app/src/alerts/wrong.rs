@@ -114,6 +114,7 @@ mod tests {
             summary: format!("{instance} is bad"),
             acked_by: None,
             silenced: false,
+            maintenance: None,
         }
     }
 

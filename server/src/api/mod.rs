@@ -11,6 +11,7 @@ pub mod forecasts;
 pub mod health;
 pub mod incidents;
 pub mod logs;
+pub mod maintenance;
 pub mod metrics;
 pub mod services;
 pub mod tokens;
@@ -115,6 +116,8 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(alerts::end_silence))
         .routes(routes!(alerts::list_checks, alerts::add_check))
         .routes(routes!(alerts::delete_check, alerts::patch_check))
+        .routes(routes!(maintenance::list, maintenance::open))
+        .routes(routes!(maintenance::end))
         .routes(routes!(incidents::list))
         .routes(routes!(incidents::get))
         .routes(routes!(incidents::note))

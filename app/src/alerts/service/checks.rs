@@ -74,6 +74,8 @@ struct CheckRow {
 }
 
 pub async fn list_checks(pool: &PgPool) -> AppResult<Vec<CheckInfo>> {
+    // Results inside a maintenance window over a check do not count against its uptime.
+    let (names, starts, ends) = maintenance_spans(pool).await?;
     let rows: Vec<CheckRow> = sqlx::query_as(
         "SELECT c.id, c.name, c.url, c.interval_seconds, c.timeout_seconds, c.expected_status, c.expected_body,
                 c.up, c.state_since, c.last_latency_ms, c.last_error, c.last_checked_at, c.builtin, c.paused,
@@ -86,8 +88,13 @@ pub async fn list_checks(pool: &PgPool) -> AppResult<Vec<CheckInfo>> {
                 count(*) FILTER (WHERE r.up) AS up_30d,
                 count(r.at) AS n_30d
          FROM health_checks c LEFT JOIN health_results r ON r.check_id = c.id AND r.at > now() - interval '30 days'
+              AND NOT EXISTS (SELECT 1 FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS m(name, s, e)
+                              WHERE m.name = c.name AND r.at >= m.s AND r.at < m.e)
          GROUP BY c.id ORDER BY c.builtin DESC, c.name",
     )
+    .bind(&names)
+    .bind(&starts)
+    .bind(&ends)
     .fetch_all(pool)
     .await?;
     Ok(rows
@@ -113,6 +120,58 @@ pub async fn list_checks(pool: &PgPool) -> AppResult<Vec<CheckInfo>> {
             uptime_30d: rules::uptime(r.up_30d, r.n_30d),
         })
         .collect())
+}
+
+/// The spans of the last 30 days each check was under maintenance: (check, start, end).
+async fn maintenance_spans(
+    pool: &PgPool,
+) -> AppResult<(Vec<String>, Vec<OffsetDateTime>, Vec<OffsetDateTime>)> {
+    let now = OffsetDateTime::now_utc();
+    let from = now - Duration::days(30);
+    let windows: Vec<crate::alerts::maintenance::MaintenanceWindow> = sqlx::query!(
+        r#"SELECT id, name, host, checks, rules, starts_at, ends_at, schedule, duration_minutes, timezone
+           FROM maintenance_windows WHERE schedule IS NOT NULL OR ends_at > $1"#,
+        from
+    )
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(|r| crate::alerts::maintenance::MaintenanceWindow {
+        id: r.id,
+        name: r.name,
+        host: r.host,
+        checks: r.checks,
+        rules: r.rules,
+        start: r.starts_at.map(Timestamp),
+        end: r.ends_at.map(Timestamp),
+        schedule: r.schedule,
+        duration_minutes: r.duration_minutes.map(i64::from),
+        timezone: r.timezone,
+        created_by: String::new(),
+        active: false,
+    })
+    .collect();
+    let mut out = (vec![], vec![], vec![]);
+    if windows.is_empty() {
+        return Ok(out);
+    }
+    let checks = sqlx::query_scalar!("SELECT name FROM health_checks")
+        .fetch_all(pool)
+        .await?;
+    for w in &windows {
+        let spans = crate::alerts::maintenance::spans(w, from, now);
+        for c in checks
+            .iter()
+            .filter(|c| crate::alerts::maintenance::covers(w, "", None, Some(c)))
+        {
+            for (s, e) in &spans {
+                out.0.push(c.clone());
+                out.1.push(*s);
+                out.2.push(*e);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Every check with a latency chart over `from`–`to` (`label`: the range as the page names it).

@@ -84,7 +84,15 @@ pub async fn evaluate_with(
     let states = prior_states(pool, &loaded, &mut obs).await?;
     report.instances = obs.len();
     let silences = active_silences(pool).await?;
-    let writes = step_all(&loaded, obs, states, &silences, now, &mut report);
+    let windows = active_windows(pool, now).await?;
+    let writes = step_all(
+        &loaded,
+        obs,
+        states,
+        (&silences, &windows),
+        now,
+        &mut report,
+    );
     let mut tx = pool.begin().await?;
     write_round(&mut tx, &loaded, writes, now, incident_join, &mut report).await?;
     tx.commit().await?;
@@ -204,7 +212,10 @@ fn step_all(
     loaded: &[Loaded],
     obs: Vec<Observation>,
     mut states: HashMap<(usize, String), PriorState>,
-    silences: &[super::store::Silence],
+    (silences, windows): (
+        &[super::store::Silence],
+        &[crate::alerts::maintenance::MaintenanceWindow],
+    ),
     now: OffsetDateTime,
     report: &mut EvalReport,
 ) -> RoundWrites {
@@ -240,7 +251,16 @@ fn step_all(
             }
         }
         let Some(event) = event else { continue };
-        let silenced = silences.iter().any(|s| s.covers(l.id, o.host.as_deref()));
+        // Silenced, or in a maintenance window: recorded, not sent.
+        let silenced = silences.iter().any(|s| s.covers(l.id, o.host.as_deref()))
+            || window_of(
+                windows,
+                &l.name,
+                &l.spec.kind,
+                &o.instance,
+                o.host.as_deref(),
+            )
+            .is_some();
         let status = match event {
             Event::Firing | Event::Reminder => AlertStatus::Firing,
             Event::Resolved | Event::ResolvedNoData => AlertStatus::Resolved,

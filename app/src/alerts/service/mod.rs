@@ -69,6 +69,7 @@ async fn delete_named(
 mod checks;
 mod edit;
 mod evaluate;
+mod maintenance;
 mod observe;
 mod overview;
 mod queue;
@@ -77,6 +78,7 @@ mod store;
 pub use checks::*;
 pub use edit::*;
 pub use evaluate::*;
+pub use maintenance::*;
 use observe::*;
 pub use overview::*;
 pub use queue::*;

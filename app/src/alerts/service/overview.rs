@@ -5,6 +5,7 @@ use crate::timestamp::Timestamp;
 
 pub async fn overview(pool: &PgPool, history: i64) -> AppResult<AlertsOverview> {
     let silences = active_silences(pool).await?;
+    let windows = active_windows(pool, time::OffsetDateTime::now_utc()).await?;
     let rows = sqlx::query!(
         r#"SELECT s.rule_id, r.name, r.spec AS "spec: sqlx::types::Json<RuleSpec>", s.instance,
                   s.host, s.phase AS "phase: Phase", s.since, s.value, s.summary, s.acked_by
@@ -20,6 +21,14 @@ pub async fn overview(pool: &PgPool, history: i64) -> AppResult<AlertsOverview> 
             silenced: silences
                 .iter()
                 .any(|s| s.covers(r.rule_id, r.host.as_deref())),
+            maintenance: window_of(
+                &windows,
+                &r.name,
+                &r.spec.0.kind,
+                &r.instance,
+                r.host.as_deref(),
+            )
+            .map(|w| w.name.clone()),
             rule_id: r.rule_id,
             rule: r.name,
             kind: r.spec.0.kind.clone(),
@@ -69,7 +78,31 @@ pub async fn page_data(state: &AppState, role: Role) -> AppResult<AlertsPageData
             .fetch_optional(pool)
             .await?
             .flatten();
+    let maintenance = list_windows(pool, time::OffsetDateTime::now_utc())
+        .await?
+        .into_iter()
+        .map(|w| crate::alerts::maintenance_view::WindowRow {
+            what: crate::alerts::maintenance_view::scope(w.host.as_deref(), &w.checks, &w.rules),
+            when: match (w.start, w.end, &w.schedule, w.duration_minutes) {
+                (Some(s), Some(e), _, _) => format!(
+                    "{} – {}",
+                    crate::components::fmt_time(&s),
+                    crate::components::fmt_time(&e)
+                ),
+                (_, _, Some(c), Some(d)) => format!(
+                    "`{c}` for {d} min ({})",
+                    w.timezone.as_deref().unwrap_or("UTC")
+                ),
+                _ => String::new(),
+            },
+            id: w.id,
+            name: w.name,
+            active: w.active,
+            created_by: w.created_by,
+        })
+        .collect();
     Ok(AlertsPageData {
+        maintenance,
         overview: overview(pool, 100).await?,
         rules: list_rules(pool).await?,
         channels: if role >= Role::Admin {
