@@ -13,22 +13,6 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 use time::{Duration, OffsetDateTime};
 
-async fn sample(pool: &PgPool, host: &str, metric: &str, value: f64, at: OffsetDateTime) {
-    let state = common::state(pool.clone());
-    let batch = app::metrics::IngestBatch {
-        host: host.into(),
-        samples: vec![app::metrics::Sample {
-            metric: metric.into(),
-            labels: Default::default(),
-            ts: app::timestamp::Timestamp(at),
-            value,
-        }],
-    };
-    app::metrics::service::ingest(&state, &batch, app::metrics::service::Origin::Local)
-        .await
-        .unwrap();
-}
-
 async fn evaluate(pool: &PgPool, at: OffsetDateTime) {
     let r = app::alerts::service::evaluate(pool, at).await.unwrap();
     assert!(r.errors.is_empty(), "{:?}", r.errors);
@@ -84,8 +68,8 @@ async fn alerts_firing_together_are_one_incident_with_its_story(pool: PgPool) {
             .await
             .unwrap();
     }
-    sample(&pool, "web-1", "cpu_usage_percent", 99.0, now).await;
-    sample(&pool, "web-1", "memory_used_percent", 95.0, now).await;
+    common::sample(&pool, "web-1", "cpu_usage_percent", 99.0, now).await;
+    common::sample(&pool, "web-1", "memory_used_percent", 95.0, now).await;
     // A deploy script marks its deploy with an ingest token, just before.
     let token = admin
         .post(app.url("/api/v1/tokens"))
@@ -203,8 +187,8 @@ async fn alerts_firing_together_are_one_incident_with_its_story(pool: PgPool) {
 
     // Everything resolves: the incident ends, and stays open for notes.
     let later = now + Duration::seconds(30);
-    sample(&pool, "web-1", "cpu_usage_percent", 10.0, later).await;
-    sample(&pool, "web-1", "memory_used_percent", 10.0, later).await;
+    common::sample(&pool, "web-1", "cpu_usage_percent", 10.0, later).await;
+    common::sample(&pool, "web-1", "memory_used_percent", 10.0, later).await;
     app::alerts::service::record_check(&pool, check, later, 3.0, Some(200), Ok(()))
         .await
         .unwrap();
@@ -312,13 +296,13 @@ async fn an_alert_on_another_host_much_later_opens_another_incident(pool: PgPool
         .expect_json(StatusCode::CREATED)
         .await;
     let t0 = OffsetDateTime::now_utc() - Duration::hours(1);
-    sample(&pool, "web-1", "cpu_usage_percent", 99.0, t0).await;
+    common::sample(&pool, "web-1", "cpu_usage_percent", 99.0, t0).await;
     evaluate(&pool, t0).await;
     evaluate(&pool, t0 + Duration::seconds(1)).await;
     // Half an hour later, db-1: web-1's incident is still open but quiet for 30 minutes.
     let t1 = t0 + Duration::minutes(30);
-    sample(&pool, "web-1", "cpu_usage_percent", 99.0, t1).await;
-    sample(&pool, "db-1", "cpu_usage_percent", 99.0, t1).await;
+    common::sample(&pool, "web-1", "cpu_usage_percent", 99.0, t1).await;
+    common::sample(&pool, "db-1", "cpu_usage_percent", 99.0, t1).await;
     evaluate(&pool, t1).await;
     evaluate(&pool, t1 + Duration::seconds(1)).await;
     let open = admin

@@ -13,22 +13,6 @@ use sqlx::PgPool;
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
-async fn sample(pool: &PgPool, host: &str, value: f64, at: OffsetDateTime) {
-    let state = common::state(pool.clone());
-    let batch = app::metrics::IngestBatch {
-        host: host.into(),
-        samples: vec![app::metrics::Sample {
-            metric: "cpu_usage_percent".into(),
-            labels: Default::default(),
-            ts: app::timestamp::Timestamp(at),
-            value,
-        }],
-    };
-    app::metrics::service::ingest(&state, &batch, app::metrics::service::Origin::Local)
-        .await
-        .unwrap();
-}
-
 fn rfc(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap()
 }
@@ -102,8 +86,8 @@ async fn a_host_under_maintenance_notifies_no_one(pool: PgPool) {
     assert_eq!(listed[0]["id"], id);
     assert_eq!(listed[0]["active"], true);
 
-    sample(&pool, "web-1", 99.0, now).await;
-    sample(&pool, "db-1", 99.0, now).await;
+    common::sample(&pool, "web-1", "cpu_usage_percent", 99.0, now).await;
+    common::sample(&pool, "db-1", "cpu_usage_percent", 99.0, now).await;
     for s in [0, 1] {
         app::alerts::service::evaluate(&pool, now + Duration::seconds(s))
             .await

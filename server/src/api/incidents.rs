@@ -2,11 +2,11 @@
 //! the post-mortem in Markdown; and annotations (deploys and other changes).
 
 use super::extract::{ApiJson, ApiPath, ApiQuery};
-use super::metrics::bearer;
+use super::metrics::session_or_token;
 use super::services::Created;
 use super::ErrorBody;
 use app::auth::service::RequestCtx;
-use app::auth::{tokens, Role};
+use app::auth::Role;
 use app::error::AppError;
 use app::incidents::service::{self, NewAnnotation};
 use app::incidents::{Annotation, Incident, IncidentDetail};
@@ -196,13 +196,7 @@ pub async fn annotate(
     headers: HeaderMap,
     ApiJson(body): ApiJson<NewAnnotation>,
 ) -> Result<(StatusCode, Json<Created>), AppError> {
-    let by = match bearer(&headers) {
-        Some(_) => {
-            let name = tokens::verify(&ctx.state.pool, bearer(&headers), "ingest").await?;
-            format!("token {name}")
-        }
-        None => ctx.require(Role::Operator).await?.username,
-    };
+    let (by, _) = session_or_token(&ctx, &headers, Role::Operator).await?;
     let id = service::add_annotation(&ctx.state.pool, &body, &by).await?;
     Ok((StatusCode::CREATED, Json(Created { id })))
 }

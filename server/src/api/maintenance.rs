@@ -2,28 +2,17 @@
 //! end.
 
 use super::extract::{ApiJson, ApiPath};
-use super::metrics::bearer;
+use super::metrics::session_or_token;
 use super::services::Created;
 use super::ErrorBody;
 use app::alerts::maintenance::{MaintenanceWindow, NewWindow};
 use app::alerts::service;
 use app::auth::service::{Actor, RequestCtx};
-use app::auth::{tokens, Role};
+use app::auth::Role;
 use app::error::AppError;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use time::OffsetDateTime;
-
-/// Who asks: a signed-in operator, or a script's token (`token <name>`).
-async fn caller(ctx: &RequestCtx, headers: &HeaderMap) -> Result<(String, bool), AppError> {
-    match bearer(headers) {
-        Some(_) => {
-            let name = tokens::verify(&ctx.state.pool, bearer(headers), "ingest").await?;
-            Ok((format!("token {name}"), true))
-        }
-        None => Ok((ctx.require(Role::Operator).await?.username, false)),
-    }
-}
 
 /// Windows not over: one-off ones until they end, and every recurring one, with `active`.
 #[utoipa::path(get, path = "/api/v1/maintenance", tag = "alerts", responses(
@@ -54,7 +43,7 @@ pub async fn open(
     headers: HeaderMap,
     ApiJson(body): ApiJson<NewWindow>,
 ) -> Result<(StatusCode, Json<Created>), AppError> {
-    let (by, token) = caller(&ctx, &headers).await?;
+    let (by, token) = session_or_token(&ctx, &headers, Role::Operator).await?;
     if token {
         let one_host = body
             .host
@@ -90,7 +79,7 @@ pub async fn end(
     headers: HeaderMap,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode, AppError> {
-    let (by, token) = caller(&ctx, &headers).await?;
+    let (by, token) = session_or_token(&ctx, &headers, Role::Operator).await?;
     let actor = Actor {
         name: &by,
         ip: ctx.ip.as_deref(),

@@ -29,6 +29,22 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
         .and_then(|v| v.to_str().ok())
 }
 
+/// Who calls an endpoint open to scripts as well as users: a token of scope `ingest` when the
+/// request carries one (`token <name>`, `true`), else a signed-in user with at least `role`.
+pub(crate) async fn session_or_token(
+    ctx: &RequestCtx,
+    headers: &HeaderMap,
+    role: Role,
+) -> Result<(String, bool), AppError> {
+    match bearer(headers) {
+        Some(_) => {
+            let name = tokens::verify(&ctx.state.pool, bearer(headers), "ingest").await?;
+            Ok((format!("token {name}"), true))
+        }
+        None => Ok((ctx.require(role).await?.username, false)),
+    }
+}
+
 /// Store a batch of samples from an agent (bearer token of scope `ingest`). All or nothing;
 /// re-sent samples are counted as duplicates and never stored twice.
 #[utoipa::path(

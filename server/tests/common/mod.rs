@@ -132,3 +132,23 @@ pub async fn json(res: Response) -> Value {
     let text = res.text().await.unwrap();
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
+
+/// One sample of `metric` on `host`, stored as the collector stores its own.
+pub async fn sample(pool: &PgPool, host: &str, metric: &str, value: f64, at: time::OffsetDateTime) {
+    let batch = app::metrics::IngestBatch {
+        host: host.into(),
+        samples: vec![app::metrics::Sample {
+            metric: metric.into(),
+            labels: Default::default(),
+            ts: app::timestamp::Timestamp(at),
+            value,
+        }],
+    };
+    app::metrics::service::ingest(
+        &state(pool.clone()),
+        &batch,
+        app::metrics::service::Origin::Local,
+    )
+    .await
+    .unwrap();
+}
