@@ -145,18 +145,7 @@ async fn maintenance(global: &GlobalArgs, cmd: MaintenanceCommand) -> Result<(),
                 println!("no maintenance window");
             }
             for w in windows {
-                let when = match (w.start, w.end, &w.schedule, w.duration_minutes) {
-                    (Some(s), Some(e), _, _) => format!(
-                        "{} – {}",
-                        app::components::fmt_time(&s),
-                        app::components::fmt_time(&e)
-                    ),
-                    (_, _, Some(c), Some(d)) => format!(
-                        "`{c}` for {d} min ({})",
-                        w.timezone.as_deref().unwrap_or("UTC")
-                    ),
-                    _ => String::new(),
-                };
+                let when = app::alerts::maintenance::when(&w);
                 println!(
                     "{}\t{}\t{}\t{}\t{}",
                     w.id,

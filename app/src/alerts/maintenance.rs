@@ -109,6 +109,23 @@ pub fn check(w: &NewWindow, now: OffsetDateTime) -> Result<(), String> {
     }
 }
 
+/// When a window is, in words: `12:00 – 13:00` (in the viewer's zone) or `` `0 2 * * *` for 60
+/// min (Europe/Paris) ``.
+pub fn when(w: &MaintenanceWindow) -> String {
+    match (w.start, w.end, &w.schedule, w.duration_minutes) {
+        (Some(s), Some(e), _, _) => format!(
+            "{} – {}",
+            crate::components::fmt_time(&s),
+            crate::components::fmt_time(&e)
+        ),
+        (_, _, Some(c), Some(d)) => format!(
+            "`{c}` for {d} min ({})",
+            w.timezone.as_deref().unwrap_or("UTC")
+        ),
+        _ => String::new(),
+    }
+}
+
 /// Whether the window is in force at `now`: a one-off one between its start and end; a
 /// recurring one within `duration_minutes` of a start of its schedule. Pure.
 pub fn active_at(w: &MaintenanceWindow, now: OffsetDateTime) -> bool {

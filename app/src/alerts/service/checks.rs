@@ -128,29 +128,7 @@ async fn maintenance_spans(
 ) -> AppResult<(Vec<String>, Vec<OffsetDateTime>, Vec<OffsetDateTime>)> {
     let now = OffsetDateTime::now_utc();
     let from = now - Duration::days(30);
-    let windows: Vec<crate::alerts::maintenance::MaintenanceWindow> = sqlx::query!(
-        r#"SELECT id, name, host, checks, rules, starts_at, ends_at, schedule, duration_minutes, timezone
-           FROM maintenance_windows WHERE schedule IS NOT NULL OR ends_at > $1"#,
-        from
-    )
-    .fetch_all(pool)
-    .await?
-    .into_iter()
-    .map(|r| crate::alerts::maintenance::MaintenanceWindow {
-        id: r.id,
-        name: r.name,
-        host: r.host,
-        checks: r.checks,
-        rules: r.rules,
-        start: r.starts_at.map(Timestamp),
-        end: r.ends_at.map(Timestamp),
-        schedule: r.schedule,
-        duration_minutes: r.duration_minutes.map(i64::from),
-        timezone: r.timezone,
-        created_by: String::new(),
-        active: false,
-    })
-    .collect();
+    let windows = windows_ending_after(pool, from, now).await?;
     let mut out = (vec![], vec![], vec![]);
     if windows.is_empty() {
         return Ok(out);

@@ -9,12 +9,22 @@ use time::OffsetDateTime;
 /// Every window not over (one-off ones that have not ended, and every recurring one), with
 /// whether it is in force at `now`; soonest first.
 pub async fn list_windows(pool: &PgPool, now: OffsetDateTime) -> AppResult<Vec<MaintenanceWindow>> {
+    windows_ending_after(pool, now, now).await
+}
+
+/// Every recurring window and the one-off ones ending after `after`, with whether each is in
+/// force at `now`; soonest first.
+pub async fn windows_ending_after(
+    pool: &PgPool,
+    after: OffsetDateTime,
+    now: OffsetDateTime,
+) -> AppResult<Vec<MaintenanceWindow>> {
     let rows = sqlx::query!(
         r#"SELECT id, name, host, checks, rules, starts_at AS "starts_at: Timestamp", ends_at AS "ends_at: Timestamp",
                   schedule, duration_minutes, timezone, created_by
            FROM maintenance_windows WHERE schedule IS NOT NULL OR ends_at > $1
            ORDER BY starts_at NULLS LAST, id LIMIT 500"#,
-        now
+        after
     )
     .fetch_all(pool)
     .await?;

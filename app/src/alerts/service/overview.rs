@@ -83,18 +83,7 @@ pub async fn page_data(state: &AppState, role: Role) -> AppResult<AlertsPageData
         .into_iter()
         .map(|w| crate::alerts::maintenance_view::WindowRow {
             what: crate::alerts::maintenance_view::scope(w.host.as_deref(), &w.checks, &w.rules),
-            when: match (w.start, w.end, &w.schedule, w.duration_minutes) {
-                (Some(s), Some(e), _, _) => format!(
-                    "{} – {}",
-                    crate::components::fmt_time(&s),
-                    crate::components::fmt_time(&e)
-                ),
-                (_, _, Some(c), Some(d)) => format!(
-                    "`{c}` for {d} min ({})",
-                    w.timezone.as_deref().unwrap_or("UTC")
-                ),
-                _ => String::new(),
-            },
+            when: crate::alerts::maintenance::when(&w),
             id: w.id,
             name: w.name,
             active: w.active,
