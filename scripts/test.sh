@@ -73,7 +73,7 @@ export OPSDECK_E2E_ADMIN_PASSWORD="e2e-admin-$(head -c 6 /dev/urandom | base64 |
 export OPSDECK_E2E_VIEWER_PASSWORD="e2e-viewer-$(head -c 6 /dev/urandom | base64 | tr -d '/+=')"
 (cd "$E2E_DIR" && DATABASE_URL="$DATABASE_ADMIN_URL/opsdeck_e2e" OPSDECK_LISTEN="127.0.0.1:$E2E_PORT" \
   OPSDECK_DATA_DIR="$E2E_DIR/data" OPSDECK_ADMIN_PASSWORD="$OPSDECK_E2E_ADMIN_PASSWORD" \
-  OPSDECK_HOST_NAME=e2e-host OPSDECK_COLLECT_INTERVAL=2s OPSDECK_ALERT_INTERVAL=2s \
+  OPSDECK_HOST_NAME=e2e-host OPSDECK_COLLECT_INTERVAL=2s OPSDECK_ALERT_INTERVAL=2s OPSDECK_STATUS_PAGE=true \
   RUST_LOG="info,tower_http=debug" \
   exec ./opsdeck serve >"$E2E_DIR/server.log" 2>&1) &
 server_pid=$!

@@ -504,6 +504,10 @@ settings! {
     smtp_from: Option<String> = None, "OPSDECK_SMTP_FROM", "(none)";
     /// where users reach Opsdeck, for links in notifications
     public_url: Option<String> = None, "OPSDECK_PUBLIC_URL", "(none)";
+    /// serve a public status page at `/status` (and `GET /api/v1/status`), no sign-in: the checks marked public, their 90-day uptime, and incidents given a public title
+    status_page: bool = false, "OPSDECK_STATUS_PAGE", "false";
+    /// the status page's heading
+    status_page_title: String = "Service status".to_string(), "OPSDECK_STATUS_PAGE_TITLE", "Service status";
 }
 
 impl Config {

@@ -108,9 +108,64 @@ pub fn tell_server() {
     }
 }
 
+/// Whole minutes from Unix time `now` until the next `hour`:00 in `tz` (tomorrow's when today's
+/// has passed; across a daylight-saving change, the wall-clock hour). Pure.
+#[cfg(feature = "ssr")]
+pub fn minutes_until(tz: chrono_tz::Tz, now: i64, hour: u32) -> i64 {
+    use chrono::{Days, TimeZone};
+    let Some(at) = chrono::DateTime::from_timestamp(now, 0) else {
+        return 60;
+    };
+    let local = at.with_timezone(&tz).date_naive();
+    let next = [local, local + Days::new(1), local + Days::new(2)]
+        .into_iter()
+        .filter_map(|d| d.and_hms_opt(hour, 0, 0))
+        .filter_map(|t| tz.from_local_datetime(&t).earliest())
+        .map(|t| t.timestamp())
+        .find(|t| *t > now)
+        .unwrap_or(now + 86_400);
+    (next - now + 59) / 60
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "ssr")]
+    #[test]
+    fn minutes_until_the_next_hour_in_a_zone() {
+        use time::macros::datetime;
+        let t = |d: time::OffsetDateTime| d.unix_timestamp();
+        for (tz, now, want) in [
+            // 07:30 UTC is 08:30 in Paris in winter: 30 minutes to 09:00.
+            (
+                chrono_tz::Europe::Paris,
+                t(datetime!(2026-12-01 07:30 UTC)),
+                30,
+            ),
+            // 09:00 exactly: tomorrow's.
+            (
+                chrono_tz::Europe::Paris,
+                t(datetime!(2026-12-01 08:00 UTC)),
+                24 * 60,
+            ),
+            // 22:00 in Kolkata (16:30 UTC): 11 hours.
+            (
+                chrono_tz::Asia::Kolkata,
+                t(datetime!(2026-12-01 16:30 UTC)),
+                11 * 60,
+            ),
+            // The night the clocks go forward in Paris (29 March 2026): 23:00 to 09:00 is 9 h.
+            (
+                chrono_tz::Europe::Paris,
+                t(datetime!(2026-03-28 22:00 UTC)),
+                9 * 60,
+            ),
+            (chrono_tz::UTC, t(datetime!(2026-12-01 08:59:30 UTC)), 1),
+        ] {
+            assert_eq!(minutes_until(tz, now, 9), want, "{tz} {now}");
+        }
+    }
 
     #[test]
     fn zones_are_written_as_offsets() {

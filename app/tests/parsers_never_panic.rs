@@ -111,9 +111,9 @@ proptest! {
         }
         let _ = rules::glob(&s, &s);
         let _ = app::alerts::machine::Op::parse(&s);
-        let _ = rules::validate_channel(&NewChannel { name: s.clone(), kind: "webhook".into(), url: Some(s.clone()), to: None, format: None, is_default: false });
-        let _ = rules::validate_channel(&NewChannel { name: s.clone(), kind: "email".into(), url: None, to: Some(s.clone()), format: None, is_default: false });
-        let _ = rules::validate_check(&NewCheck { name: s.clone(), url: s.clone(), interval_seconds: secs as i32, timeout_seconds: 5, expected_status: None, expected_body: Some(s.clone()) });
+        let _ = rules::validate_channel(&NewChannel { name: s.clone(), kind: "webhook".into(), url: Some(s.clone()), to: None, format: None, is_default: false, group_wait_seconds: Some(secs as i32), group_interval_seconds: None, max_per_hour: Some(secs as i32) });
+        let _ = rules::validate_channel(&NewChannel { name: s.clone(), kind: "email".into(), url: None, to: Some(s.clone()), format: None, is_default: false, group_wait_seconds: Some(secs as i32), group_interval_seconds: None, max_per_hour: Some(secs as i32) });
+        let _ = rules::validate_check(&NewCheck { name: s.clone(), url: s.clone(), interval_seconds: secs as i32, timeout_seconds: 5, expected_status: None, expected_body: Some(s.clone()), host: Some(s.clone()), public: true, public_name: Some(s.clone()) });
         // Redaction never panics and never lets a password or query value through.
         let _ = app::redact::url(&s);
         let _ = app::redact::webhook(&s);

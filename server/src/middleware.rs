@@ -98,6 +98,7 @@ pub fn is_public_path(path: &str) -> bool {
     path == "/login"
         || path == "/favicon.svg"
         || path == "/metrics"
+        || path == "/status"
         || path.starts_with("/pkg/")
         || path.starts_with("/api/")
         || path.starts_with("/sfn/")
@@ -309,10 +310,18 @@ mod tests {
             "/api/v1/health",
             "/sfn/auth/login",
             "/favicon.svg",
+            "/status",
         ] {
             assert!(is_public_path(p), "{p}");
         }
-        for p in ["/", "/hosts", "/admin/users", "/loginx"] {
+        for p in [
+            "/",
+            "/hosts",
+            "/admin/users",
+            "/loginx",
+            "/status/x",
+            "/statusx",
+        ] {
             assert!(!is_public_path(p), "{p}");
         }
     }

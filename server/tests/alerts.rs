@@ -97,7 +97,7 @@ async fn a_metric_alert_fires_notifies_with_retries_and_resolves(pool: PgPool) {
     let (url, hook_state) = start_hook(1).await;
     let res = admin
         .post(app.url("/api/v1/alerts/channels"))
-        .json(&json!({"name": "ops", "kind": "webhook", "url": url}))
+        .json(&json!({"name": "ops", "kind": "webhook", "url": url, "group_wait_seconds": 0, "group_interval_seconds": 0}))
         .call()
         .await;
     assert_eq!(res.status(), StatusCode::CREATED);
@@ -201,7 +201,7 @@ async fn a_webhook_that_keeps_failing_is_given_up_and_silences_hold_notification
     let (url, hook_state) = start_hook(100).await;
     admin
         .post(app.url("/api/v1/alerts/channels"))
-        .json(&json!({"name": "ops", "kind": "webhook", "url": url, "format": "slack"}))
+        .json(&json!({"name": "ops", "kind": "webhook", "url": url, "format": "slack", "group_wait_seconds": 0, "group_interval_seconds": 0}))
         .call()
         .await;
     let rule: Value = json(

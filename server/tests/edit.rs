@@ -482,7 +482,7 @@ async fn rules_naming_no_channel_notify_the_default_ones(pool: PgPool) {
             .unwrap();
     }
     let to: Vec<String> = sqlx::query_scalar(
-        "SELECT DISTINCT c.name FROM alert_notifications n JOIN alert_channels c ON c.id = n.channel_id
+        "SELECT DISTINCT c.name FROM alert_outbox n JOIN alert_channels c ON c.id = n.channel_id
          JOIN alert_events e ON e.id = n.event_id JOIN alert_rules r ON r.id = e.rule_id
          WHERE r.name = 'hot' ORDER BY 1",
     )

@@ -105,7 +105,7 @@ async fn a_host_under_maintenance_notifies_no_one(pool: PgPool) {
         [(Some("db-1".into()), false), (Some("web-1".into()), true)]
     );
     let queued: Vec<String> =
-        sqlx::query_scalar("SELECT n.body->>'host' FROM alert_notifications n ORDER BY n.id")
+        sqlx::query_scalar("SELECT n.notice->>'host' FROM alert_outbox n ORDER BY n.id")
             .fetch_all(&pool)
             .await
             .unwrap();

@@ -224,7 +224,7 @@ async fn secrets_in_urls_are_never_shown(pool: PgPool) {
     assert_eq!(api["url"], "http://***@127.0.0.1:9/health?token=***");
     let summaries: Vec<String> = sqlx::query_scalar(
         "SELECT summary FROM alert_states UNION ALL SELECT summary FROM alert_events
-         UNION ALL SELECT body::text FROM alert_notifications",
+         UNION ALL SELECT body::text FROM alert_notifications UNION ALL SELECT notice::text FROM alert_outbox",
     )
     .fetch_all(&pool)
     .await
@@ -390,7 +390,7 @@ async fn what_the_server_fetches_is_bounded(pool: PgPool) {
         &defaults,
         "http://169.254.169.254/hook",
         "json",
-        &app::alerts::rules::Notice {
+        &app::alerts::group::Message::single(app::alerts::rules::Notice {
             rule: "test".into(),
             status: app::alerts::AlertStatus::Test,
             host: None,
@@ -402,7 +402,7 @@ async fn what_the_server_fetches_is_bounded(pool: PgPool) {
             summary: "a test".into(),
             reminder: false,
             url: None,
-        },
+        }),
     )
     .await;
     assert!(r.unwrap_err().contains("outbound_deny"));

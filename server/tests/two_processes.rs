@@ -64,7 +64,7 @@ async fn two_processes_share_sessions_jobs_and_alerts(pool: PgPool) {
     tokio::spawn(async move { axum::serve(l, app).await });
     let res = c
         .post(format!("{}/api/v1/alerts/channels", a.base))
-        .json(&json!({"name": "hook", "kind": "webhook", "url": hook_url}))
+        .json(&json!({"name": "hook", "kind": "webhook", "url": hook_url, "group_wait_seconds": 0}))
         .call()
         .await;
     assert_eq!(res.status(), StatusCode::CREATED);

@@ -8,6 +8,7 @@
 // the `server` macro generates from it cannot carry an `allow` of its own.
 #![allow(clippy::too_many_arguments)]
 
+pub mod group;
 pub mod machine;
 #[cfg(feature = "ssr")]
 pub mod maintenance;
@@ -15,6 +16,7 @@ mod pages;
 pub mod rules;
 #[cfg(feature = "ssr")]
 pub mod service;
+pub mod status;
 pub mod wrong;
 
 pub use pages::{ActiveMaintenance, AlertsPage, ChecksPage, OverviewAlerts};
@@ -64,6 +66,37 @@ pub struct ChannelInfo {
     /// The last delivery: `sent`, `failed`, `queued` or null.
     pub last_status: Option<String>,
     pub last_error: Option<String>,
+    /// Alerts starting within this many seconds go out as one message.
+    #[serde(default)]
+    pub group_wait_seconds: i32,
+    /// Later changes are batched: one message every this many seconds at most.
+    #[serde(default)]
+    pub group_interval_seconds: i32,
+    /// Past this many messages an hour, one digest an hour.
+    #[serde(default)]
+    pub max_per_hour: i32,
+}
+
+/// A notice through a channel's outbox, for the Alerts page and
+/// `GET /api/v1/alerts/notifications`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct NotificationLine {
+    #[cfg_attr(feature = "ssr", schema(value_type = String))]
+    pub at: Timestamp,
+    pub channel: String,
+    pub rule: String,
+    pub instance: String,
+    pub status: AlertStatus,
+    /// `waiting`, `sent` (in a message), `suppressed` (its host is down) or `dropped` (the
+    /// channel was paused meanwhile).
+    pub outcome: String,
+    /// Why: what it waits for, what it went out with, or why it was held back.
+    pub why: String,
+    /// The message it went out in.
+    pub message: Option<i64>,
+    /// That message's delivery: `queued`, `sent` or `failed`.
+    pub delivery: Option<String>,
 }
 
 /// A rule with how many of its instances are firing and pending.
@@ -152,6 +185,14 @@ pub struct CheckInfo {
     pub timeout_seconds: i32,
     pub expected_status: Option<i32>,
     pub expected_body: Option<String>,
+    /// The host the checked service runs on (its alerts are suppressed while it is silent).
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Shown on the public status page, as `public_name` (its name when null).
+    #[serde(default)]
+    pub public: bool,
+    #[serde(default)]
+    pub public_name: Option<String>,
     /// `up`, `down`, or `unknown` before the first check.
     pub state: Liveness,
     pub since: Option<Timestamp>,
@@ -182,6 +223,9 @@ pub struct AlertsPageData {
     /// Maintenance windows not over.
     #[serde(default)]
     pub maintenance: Vec<maintenance_view::WindowRow>,
+    /// The last notices through the channels' outboxes.
+    #[serde(default)]
+    pub notifications: Vec<NotificationLine>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -266,7 +310,8 @@ pub struct RuleForm {
 
 /// The fields of a rule the form sets; an Edit changes these and keeps the rest (severity,
 /// repeat, a log rule's window and query…).
-pub const RULE_FORM_FIELDS: [&str; 13] = [
+pub const RULE_FORM_FIELDS: [&str; 14] = [
+    "factor",
     "host",
     "metric",
     "op",
@@ -296,6 +341,7 @@ impl RuleForm {
             ),
             "forecast" => (text(&spec.host), text(&spec.metric), num(spec.days)),
             "backup" => (text(&spec.target), String::new(), num(spec.hours)),
+            "log_anomaly" => (text(&spec.service), text(&spec.condition), num(spec.factor)),
             _ => (text(&spec.host), text(&spec.metric), num(spec.threshold)),
         };
         RuleForm {
@@ -351,6 +397,15 @@ impl RuleForm {
                 spec.target = opt(&self.target);
                 spec.hours = threshold;
             }
+            "log_anomaly" => {
+                spec.service = opt(&self.target);
+                spec.condition = opt(&self.metric);
+                spec.factor = threshold;
+            }
+            "host" => {
+                spec.host = opt(&self.target);
+                spec.threshold = threshold;
+            }
             _ => {}
         }
         spec.for_seconds = num("for_seconds", &self.for_seconds)?.unwrap_or(0.0) as i64;
@@ -404,8 +459,23 @@ pub async fn rule_action(id: i64, action: String) -> Result<(), AppError> {
 }
 
 /// "Mute" a firing alert: a maintenance window over it for `minutes` from now.
+/// `until` = `09:00`: until the next 09:00 in the browser's time zone, whatever `minutes` says.
 #[server(prefix = "/sfn", endpoint = "alerts/mute")]
-pub async fn mute_alert(rule_id: i64, instance: String, minutes: i64) -> Result<(), AppError> {
+pub async fn mute_alert(
+    rule_id: i64,
+    instance: String,
+    minutes: i64,
+    until: Option<String>,
+) -> Result<(), AppError> {
+    let minutes = match until.as_deref() {
+        None | Some("") => minutes,
+        Some("09:00") => crate::zone::minutes_until(
+            crate::zone::current(),
+            time::OffsetDateTime::now_utc().unix_timestamp(),
+            9,
+        ),
+        Some(_) => return Err(AppError::bad_request("until: only 09:00")),
+    };
     crate::auth::service::in_request(|ctx| async move {
         service::mute_alert(&ctx, rule_id, &instance, minutes)
             .await
@@ -557,9 +627,20 @@ pub async fn add_channel(
     to: String,
     format: String,
     is_default: Option<String>,
+    group_wait: Option<String>,
+    group_interval: Option<String>,
+    max_per_hour: Option<String>,
 ) -> Result<i64, AppError> {
     crate::auth::service::in_request(|ctx| async move {
         let opt = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+        let int = |field: &str, v: Option<String>| -> Result<Option<i32>, AppError> {
+            match v.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+                None => Ok(None),
+                Some(s) => s.parse().map(Some).map_err(|_| {
+                    AppError::Unprocessable(format!("{field}: `{s}` is not a whole number"))
+                }),
+            }
+        };
         let c = NewChannel {
             name: name.trim().to_string(),
             url: opt(&url).filter(|_| kind == "webhook"),
@@ -567,6 +648,9 @@ pub async fn add_channel(
             format: opt(&format).filter(|_| kind == "webhook"),
             kind,
             is_default: is_default.is_some_and(|d| d == "true" || d == "on"),
+            group_wait_seconds: int("group_wait_seconds", group_wait)?,
+            group_interval_seconds: int("group_interval_seconds", group_interval)?,
+            max_per_hour: int("max_per_hour", max_per_hour)?,
         };
         service::upsert_channel(&ctx, &c).await
     })
@@ -588,6 +672,9 @@ pub async fn edit_channel(
             ("to", Text),
             ("format", Optional),
             ("default", Bool),
+            ("group_wait_seconds", Int),
+            ("group_interval_seconds", Int),
+            ("max_per_hour", Int),
         ];
         let change = from_form(&form, &fields).map_err(AppError::Unprocessable)?;
         service::patch_channel(&ctx, id, change).await
@@ -635,6 +722,9 @@ pub async fn add_check(
     timeout_seconds: i32,
     expected_status: String,
     expected_body: String,
+    host: Option<String>,
+    public: Option<String>,
+    public_name: Option<String>,
 ) -> Result<i64, AppError> {
     crate::auth::service::in_request(|ctx| async move {
         let expected_status = match expected_status.trim() {
@@ -650,6 +740,11 @@ pub async fn add_check(
             timeout_seconds,
             expected_status,
             expected_body: Some(expected_body).filter(|b| !b.is_empty()),
+            host: host.map(|h| h.trim().to_string()).filter(|h| !h.is_empty()),
+            public: public.is_some_and(|p| p == "true" || p == "on"),
+            public_name: public_name
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty()),
         };
         service::upsert_check(&ctx, &c).await
     })
@@ -667,6 +762,9 @@ pub async fn edit_check(
     timeout_seconds: i32,
     expected_status: String,
     expected_body: String,
+    host: Option<String>,
+    public: Option<String>,
+    public_name: Option<String>,
 ) -> Result<(), AppError> {
     crate::auth::service::in_request(|ctx| async move {
         let mut change = serde_json::Map::new();
@@ -684,6 +782,17 @@ pub async fn edit_check(
         change.insert("expected_status".into(), status);
         let body = Some(expected_body).filter(|b| !b.is_empty());
         change.insert("expected_body".into(), body.into());
+        if let Some(h) = host {
+            let h = Some(h.trim().to_string()).filter(|h| !h.is_empty());
+            change.insert("host".into(), h.into());
+        }
+        if let Some(p) = public {
+            change.insert("public".into(), (p == "true" || p == "on").into());
+        }
+        if let Some(p) = public_name {
+            let p = Some(p.trim().to_string()).filter(|p| !p.is_empty());
+            change.insert("public_name".into(), p.into());
+        }
         service::patch_check(&ctx, id, crate::patch::Change(change)).await
     })
     .await

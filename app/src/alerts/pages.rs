@@ -58,6 +58,11 @@ fn active_row(a: ActiveAlert, can_edit: bool) -> impl IntoView {
                         view! {
                             <PostButton url=MuteAlert::url() fields=mute("60") label="Mute 1 h"/>
                             <PostButton url=MuteAlert::url() fields=mute("240") label="Mute 4 h"/>
+                            <PostButton url=MuteAlert::url() fields={
+                                let mut f = mute("60");
+                                f.push(("until", "09:00".to_string()));
+                                f
+                            } label="Mute until 09:00"/>
                         }
                     })}
                 }
@@ -86,6 +91,16 @@ fn rule_edit(r: &RuleInfo) -> impl IntoView {
             "Backup target (empty: every target)",
             None,
             Some("Hours without a backup"),
+        ),
+        "log_anomaly" => (
+            "Service (empty: each service)",
+            Some("Condition: error_count or error_rate"),
+            Some("Times normal (default 3)"),
+        ),
+        "host" => (
+            "Hosts (* for all)",
+            None,
+            Some("Seconds without a sample (empty: 3 intervals)"),
         ),
         _ => ("Hosts (* for all)", Some("Metric"), Some("Threshold")),
     };
@@ -118,6 +133,57 @@ fn rule_edit(r: &RuleInfo) -> impl IntoView {
                 <label>"For (seconds)"<input type="number" min="0" name="for_seconds" value=f.for_seconds.clone()/></label>
                 <label>"Notify (channels, comma-separated; empty: the default ones)"<input type="text" name="notify" value=f.notify.clone()/></label>
         </EditBox>
+    }
+}
+
+/// A channel's grouping, in words.
+fn grouping(c: &super::ChannelInfo) -> String {
+    let h = super::rules::human_secs;
+    format!(
+        "groups {} · batches every {} · at most {} messages/h",
+        h(c.group_wait_seconds.into()),
+        h(c.group_interval_seconds.into()),
+        c.max_per_hour
+    )
+}
+
+/// What went through the channels' outboxes: what waits and why, what went out together,
+/// what was suppressed because its host is down.
+fn notification_log(lines: Vec<super::NotificationLine>) -> impl IntoView {
+    view! {
+        <section class="card" data-testid="notification-log">
+            <h2>"Notifications"</h2>
+            <p class="muted small">"Alerts starting together go out as one message per channel; later changes are batched; past a channel's hourly cap, one digest an hour. A silent host's check, process and metric alerts are listed under the host instead of sent one by one."</p>
+            {if lines.is_empty() {
+                view! { <p class="muted">"Nothing sent yet."</p> }.into_any()
+            } else {
+                view! {
+                    <div class="table-wrap"><table class="table" data-testid="notifications">
+                        <thead><tr><th>"When"</th><th>"Alert"</th><th>"Channel"</th><th>"Outcome"</th></tr></thead>
+                        <tbody>{lines.into_iter().map(|l| {
+                            let tone = match l.outcome.as_str() {
+                                "sent" => if l.delivery.as_deref() == Some("failed") { "badge bad" } else { "badge ok" },
+                                "waiting" => "badge warn",
+                                _ => "badge muted",
+                            };
+                            let outcome = match (l.outcome.as_str(), l.delivery.as_deref()) {
+                                ("sent", Some("queued")) => "sending".to_string(),
+                                ("sent", Some("failed")) => "failed".to_string(),
+                                (o, _) => o.to_string(),
+                            };
+                            view! {
+                                <tr data-testid="notification-row">
+                                    <td>{fmt_time(&l.at)}</td>
+                                    <td><span class=format!("badge {}", l.status.as_str())>{l.status.to_string()}</span>" "<strong>{l.rule.clone()}</strong><div class="muted small">{l.instance.clone()}</div></td>
+                                    <td>{l.channel.clone()}</td>
+                                    <td><span class=tone data-testid="notification-outcome">{outcome}</span><div class="muted small">{l.why.clone()}{l.message.map(|m| format!(" · message #{m}"))}</div></td>
+                                </tr>
+                            }
+                        }).collect_view()}</tbody>
+                    </table></div>
+                }.into_any()
+            }}
+        </section>
     }
 }
 
@@ -238,8 +304,10 @@ pub fn AlertsPage() -> impl IntoView {
                                                     <option value="metric">"metric threshold"</option>
                                                     <option value="health">"health check down"</option>
                                                     <option value="log">"logs"</option>
+                                                    <option value="log_anomaly">"log errors above normal"</option>
                                                     <option value="forecast">"capacity forecast"</option>
                                                     <option value="backup">"no backup"</option>
+                                                    <option value="host">"host sends nothing"</option>
                                                 </select>
                                             </label>
                                             <label>"Host / check / service / target (* for all)" <input type="text" name="target" placeholder="*"/></label>
@@ -250,7 +318,7 @@ pub fn AlertsPage() -> impl IntoView {
                                                     <option value="<">"<"</option><option value="<=">"<="</option>
                                                 </select>
                                             </label>
-                                            <label>"Threshold (metric value, %, s, days or hours)" <input type="text" name="threshold" inputmode="decimal" placeholder="90"/></label>
+                                            <label>"Threshold (metric value, %, s, days, hours or times normal)" <input type="text" name="threshold" inputmode="decimal" placeholder="90"/></label>
                                             <label>"Clears at (optional)" <input type="text" name="clear_threshold" inputmode="decimal" placeholder="85"/></label>
                                             <label>"For (seconds)" <input type="number" name="for_seconds" min="0" value="300"/></label>
                                             <label>"Notify (channel names, comma-separated)" <input type="text" name="notify" placeholder=channel_names.join(", ")/></label>
@@ -273,7 +341,7 @@ pub fn AlertsPage() -> impl IntoView {
                                                     let id = c.id;
                                                     view! {
                                                         <tr data-testid="channel-row">
-                                                            <td><strong>{c.name.clone()}</strong>{c.paused.then(|| view! { " "<span class="badge muted" data-testid="paused">"paused"</span> })}{c.is_default.then(|| view! { " "<span class="badge ok" data-testid="default-channel">"default"</span> })}<div class="muted small">{format!("{} · {}", c.kind, c.format)}</div></td>
+                                                            <td><strong>{c.name.clone()}</strong>{c.paused.then(|| view! { " "<span class="badge muted" data-testid="paused">"paused"</span> })}{c.is_default.then(|| view! { " "<span class="badge ok" data-testid="default-channel">"default"</span> })}<div class="muted small">{format!("{} · {}", c.kind, c.format)}</div><div class="muted small" data-testid="channel-grouping">{grouping(&c)}</div></td>
                                                             <td class="mono wrap">{c.url.clone().or(c.to.clone()).unwrap_or_default()}</td>
                                                             <td class=if c.last_status.as_deref() == Some("failed") { "bad wrap" } else { "wrap" }>
                                                                 {c.last_status.clone().unwrap_or_else(|| "never used".into())}
@@ -290,6 +358,9 @@ pub fn AlertsPage() -> impl IntoView {
                                                                         }.into_any()
                                                                     }}
                                                                     <label>"Default (rules that name no channel notify it)" <Choice name="default" options=&[("false", "no"), ("true", "yes")] selected=c.is_default.to_string()/></label>
+                                                                    <label>"Group wait (s)" <input type="number" name="group_wait_seconds" min="0" max="3600" value=c.group_wait_seconds.to_string()/></label>
+                                                                    <label>"Group interval (s)" <input type="number" name="group_interval_seconds" min="0" max="86400" value=c.group_interval_seconds.to_string()/></label>
+                                                                    <label>"Messages an hour at most" <input type="number" name="max_per_hour" min="1" max="1000" value=c.max_per_hour.to_string()/></label>
                                                                 </EditBox>
                                                                 <PostButton url=ChannelAction::url() fields=vec![("id", id.to_string()), ("action", "test".into())] label="Send test"/>
                                                                 <RowActions url=ChannelAction::url() fields=vec![("id", id.to_string())] toggle=pause_toggle(c.paused) question="Delete this channel? Rules that name it stop notifying it."/>
@@ -312,12 +383,16 @@ pub fn AlertsPage() -> impl IntoView {
                                             <label>"Webhook body" <Choice name="format" options=WEBHOOK_FORMATS selected="json"/></label>
                                             <label>"E-mail to (comma-separated)" <input type="text" name="to" placeholder="ops@example.com"/></label>
                                             <label class="check"><input type="checkbox" name="is_default" value="true"/>" Default: rules that name no channel (the built-in ones) notify it"</label>
+                                            <label>"Group wait (s): alerts starting together go out as one message" <input type="number" name="group_wait" min="0" max="3600" value="30"/></label>
+                                            <label>"Group interval (s): later changes batched" <input type="number" name="group_interval" min="0" max="86400" value="300"/></label>
+                                            <label>"Messages an hour at most (then one digest an hour)" <input type="number" name="max_per_hour" min="1" max="1000" value="20"/></label>
                                             <button type="submit" class="btn primary">"Save channel"</button>
                                         </ActionForm>
                                         </KeepForm>
                                     </details>
                                 </section>
                             })}
+                            {can_edit.then(|| notification_log(d.notifications.clone()))}
                             <section class="card" data-testid="maintenance">
                                 <h2>"Maintenance windows"</h2>
                                 <p class="muted small">"What a window covers is evaluated and shown, but notifies no one; a check's results in it do not count against its uptime. Recurring windows and scripts' windows: "<code>"POST /api/v1/maintenance"</code>", or "<code>"opsdeck maintenance start"</code>"."</p>
@@ -448,6 +523,8 @@ fn check_card(c: CheckInfo, chart: Option<crate::metrics::Chart>, can_edit: bool
                 <dt>"7 days"</dt><dd>{pct(c.uptime_7d)}</dd>
                 <dt>"30 days"</dt><dd>{pct(c.uptime_30d)}</dd>
                 <dt>"Every"</dt><dd>{format!("{} s, timeout {} s", c.interval_seconds, c.timeout_seconds)}</dd>
+                {c.host.clone().map(|h| view! { <dt>"Host"</dt><dd>{h}</dd> })}
+                {c.public.then(|| view! { <dt>"Status page"</dt><dd data-testid="check-public">{format!("shown as “{}”", c.public_name.clone().unwrap_or_else(|| c.name.clone()))}</dd> })}
                 <dt>"Expects"</dt><dd>{c.expected_status.map(|s| format!("status {s}")).unwrap_or_else(|| "2xx".into())}{c.expected_body.clone().map(|b| format!(" and `{b}`"))}</dd>
             </dl>
             {c.last_error.clone().filter(|_| c.state == "down").map(|e| view! { <p class="bad-text wrap" data-testid="check-error">{e}</p> })}
@@ -459,6 +536,9 @@ fn check_card(c: CheckInfo, chart: Option<crate::metrics::Chart>, can_edit: bool
                 let (interval, timeout) = (c.interval_seconds, c.timeout_seconds);
                 let status = c.expected_status.map(|s| s.to_string()).unwrap_or_default();
                 let body = c.expected_body.clone().unwrap_or_default();
+                let host = c.host.clone().unwrap_or_default();
+                let public = c.public.to_string();
+                let public_name = c.public_name.clone().unwrap_or_default();
                 view! {
 
                     <div class="row-actions">
@@ -468,6 +548,9 @@ fn check_card(c: CheckInfo, chart: Option<crate::metrics::Chart>, can_edit: bool
                             <label>"Timeout (s)" <input type="number" name="timeout_seconds" min="1" max="60" value=timeout/></label>
                             <label>"Expected status (empty: any 2xx)" <input type="number" name="expected_status" min="100" max="599" value=status/></label>
                             <label>"Body must contain (empty: anything)" <input type="text" name="expected_body" value=body/></label>
+                            <label>"Runs on host (empty: none)" <input type="text" name="host" value=host/></label>
+                            <label>"On the status page" <Choice name="public" options=&[("false", "no"), ("true", "yes")] selected=public/></label>
+                            <label>"Name there (empty: the check's name)" <input type="text" name="public_name" value=public_name/></label>
                     </EditBox>
                         <RowActions url=CheckAction::url() fields=vec![("id", id.to_string())] toggle=pause_toggle(c.paused) question="Delete this check and its results?"/>
                     </div>
@@ -544,6 +627,9 @@ pub fn ChecksPage() -> impl IntoView {
                                             <label>"Timeout (s)" <input type="number" name="timeout_seconds" min="1" max="60" value="5"/></label>
                                             <label>"Expected status (empty: any 2xx)" <input type="number" name="expected_status" min="100" max="599"/></label>
                                             <label>"Body must contain (optional)" <input type="text" name="expected_body" placeholder="\"status\":\"ok\""/></label>
+                                            <label>"Runs on host (optional: quiet while it is silent)" <input type="text" name="host" placeholder="web-1"/></label>
+                                            <label class="check"><input type="checkbox" name="public" value="true"/>" Show on the public status page"</label>
+                                            <label>"Name there (optional)" <input type="text" name="public_name" placeholder="Website"/></label>
                                             <button type="submit" class="btn primary">"Add"</button>
                                         </ActionForm>
                                         </KeepForm>

@@ -2,6 +2,7 @@
 //! name the field, host patterns, the defaults seeded from the runbook, notification bodies
 //! (Opsdeck JSON, Slack, Discord, e-mail), the retry schedule and uptime. Pure.
 
+use super::group::Message;
 use super::machine::Op;
 use super::{AlertStatus, Severity};
 use crate::timestamp::Timestamp;
@@ -15,7 +16,8 @@ use time::Duration;
 #[serde(deny_unknown_fields)]
 pub struct RuleSpec {
     pub name: String,
-    /// `metric`, `health`, `log`, `forecast` or `backup`.
+    /// `metric`, `health`, `log`, `log_anomaly`, `forecast`, `backup` or `host` (a host that
+    /// sends nothing).
     pub kind: String,
     /// metric and forecast rules: the hosts, `*` for all (the default); `*` matches any run
     /// of characters, as in `web-*`.
@@ -63,6 +65,12 @@ pub struct RuleSpec {
     /// log rules: the window looked at, in seconds (default 300).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window_seconds: Option<i64>,
+    /// log_anomaly rules: fire at this many times the normal errors (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub factor: Option<f64>,
+    /// log_anomaly rules: and at least this many errors in the window (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_errors: Option<i64>,
     /// forecast rules: alert when 80 % is expected within this many days (the threshold).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub days: Option<f64>,
@@ -103,13 +111,19 @@ pub enum Kind {
     Metric,
     Health,
     Log,
+    /// A service's errors against the same hour of the 7 days before.
+    LogAnomaly,
     Forecast,
     Backup,
+    /// A host that sent nothing for a while.
+    Host,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogCondition {
     ErrorRate,
+    /// log_anomaly: errors in the window.
+    ErrorCount,
     AvgResponseTime,
     QueryCount,
 }
@@ -126,6 +140,8 @@ pub struct Rule {
     pub repeat: Duration,
     pub log: Option<LogCondition>,
     pub window: Duration,
+    /// log_anomaly: (times normal, at least this many errors).
+    pub anomaly: Option<(f64, i64)>,
 }
 
 pub const MAX_WINDOW_SECONDS: i64 = 7 * 86_400;
@@ -147,11 +163,13 @@ pub fn validate(r: &RuleSpec) -> Result<Rule, String> {
         "metric" => Kind::Metric,
         "health" => Kind::Health,
         "log" => Kind::Log,
+        "log_anomaly" => Kind::LogAnomaly,
         "forecast" => Kind::Forecast,
         "backup" => Kind::Backup,
+        "host" => Kind::Host,
         other => {
             return Err(format!(
-                "kind: `{other}` is not one of metric, health, log, forecast, backup"
+                "kind: `{other}` is not one of metric, health, log, log_anomaly, forecast, backup, host"
             ))
         }
     };
@@ -199,7 +217,12 @@ pub fn validate(r: &RuleSpec) -> Result<Rule, String> {
         repeat,
         log: None,
         window: Duration::seconds(r.window_seconds.unwrap_or(300)),
+        anomaly: None,
     };
+    if kind != Kind::LogAnomaly {
+        unexpected("factor", r.factor.is_some())?;
+        unexpected("min_errors", r.min_errors.is_some())?;
+    }
     match kind {
         Kind::Metric => {
             let m = r
@@ -266,6 +289,50 @@ pub fn validate(r: &RuleSpec) -> Result<Rule, String> {
             }
             rule.threshold = threshold.ok_or("threshold: required for log rules")?;
         }
+        Kind::LogAnomaly => {
+            rule.log = Some(match r.condition.as_deref() {
+                None | Some("error_count") => LogCondition::ErrorCount,
+                Some("error_rate") => LogCondition::ErrorRate,
+                Some(other) => {
+                    return Err(format!(
+                        "condition: `{other}` is not error_count or error_rate"
+                    ))
+                }
+            });
+            unexpected("query", r.query.is_some())?;
+            unexpected("threshold", threshold.is_some())?;
+            if let Some(s) = &r.service {
+                name_ok("service", s, 64)?;
+            }
+            let w = r.window_seconds.unwrap_or(300);
+            if !(60..=3600).contains(&w) {
+                return Err(format!("window_seconds: {w} is not between 60 and 3600"));
+            }
+            let factor = finite("factor", r.factor)?.unwrap_or(3.0);
+            if !(1.0..=1000.0).contains(&factor) {
+                return Err(format!("factor: {factor} is not between 1 and 1000"));
+            }
+            let min = r.min_errors.unwrap_or(10);
+            if !(1..=1_000_000).contains(&min) {
+                return Err(format!("min_errors: {min} is not between 1 and 1000000"));
+            }
+            rule.anomaly = Some((factor, min));
+            rule.op = Op::Ge;
+            rule.threshold = factor;
+            rule.clear = None;
+        }
+        Kind::Host => {
+            // Seconds without a sample; three collection intervals (at least a minute) when 0.
+            let t = threshold.unwrap_or(0.0);
+            if !(t == 0.0 || (30.0..=86_400.0).contains(&t)) {
+                return Err(format!(
+                    "threshold: {t} seconds without a sample is not between 30 and 86400"
+                ));
+            }
+            rule.op = Op::Gt;
+            rule.threshold = t;
+            rule.clear = None;
+        }
         Kind::Forecast => {
             if let Some(m) = &r.metric {
                 crate::metrics::parse_selector(m).map_err(|e| format!("metric: {e}"))?;
@@ -298,6 +365,75 @@ pub fn validate(r: &RuleSpec) -> Result<Rule, String> {
         }
     }
     Ok(rule)
+}
+
+/// A `log_anomaly` judgement: a window's errors against the same hour of the 7 days before.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Anomaly {
+    /// Errors in the window, or the error rate in %.
+    pub value: f64,
+    /// What is normal for the window: the same hour's errors a day (scaled to the window),
+    /// or its error rate.
+    pub normal: f64,
+    pub errors: i64,
+    pub breach: bool,
+}
+
+impl Anomaly {
+    pub fn describe(&self, service: &str, window_secs: i64, rate: bool) -> String {
+        let (now, normal) = if rate {
+            (
+                format!("{:.1} % errors", self.value),
+                format!("{:.1} %", self.normal),
+            )
+        } else {
+            (
+                format!("{} errors", self.errors),
+                format!("{:.1}", self.normal),
+            )
+        };
+        let times = if self.normal > 0.0 {
+            format!("{:.1}× normal", self.value / self.normal)
+        } else {
+            "none usually".to_string()
+        };
+        format!(
+            "{service}: {now} in {} ({times}; normal at this hour: {normal})",
+            human_secs(window_secs)
+        )
+    }
+}
+
+/// Judges a service's `(errors, lines)` in a window of `window_secs` against the sum of the same
+/// hour over the 7 days before (days without lines count as quiet ones): it breaches at
+/// `factor` times normal with at least `min_errors` errors. Pure.
+pub fn judge_anomaly(
+    (errors, lines): (i64, i64),
+    (base_errors, base_lines): (i64, i64),
+    window_secs: i64,
+    (factor, min_errors, rate): (f64, i64, bool),
+) -> Anomaly {
+    let (value, normal) = if rate {
+        let pct = |e: i64, l: i64| {
+            if l > 0 {
+                100.0 * e as f64 / l as f64
+            } else {
+                0.0
+            }
+        };
+        (pct(errors, lines), pct(base_errors, base_lines))
+    } else {
+        (
+            errors as f64,
+            base_errors as f64 / 7.0 * window_secs as f64 / 3600.0,
+        )
+    };
+    Anomaly {
+        value,
+        normal,
+        errors,
+        breach: errors >= min_errors && value > 0.0 && value >= factor * normal,
+    }
 }
 
 /// Whether `name` matches a host pattern: `*` alone matches all, `*` inside any run of
@@ -339,6 +475,8 @@ fn rule(name: &str, kind: &str) -> RuleSpec {
         condition: None,
         query: None,
         window_seconds: None,
+        factor: None,
+        min_errors: None,
         days: None,
         target: None,
         hours: None,
@@ -413,11 +551,45 @@ pub struct NewChannel {
     /// Notified by every rule that names no channel.
     #[serde(default, rename = "default")]
     pub is_default: bool,
+    /// Alerts starting within this many seconds go out as one message (default 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_wait_seconds: Option<i32>,
+    /// Later changes are batched into one message every this many seconds (default 300).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_interval_seconds: Option<i32>,
+    /// Past this many messages an hour, one digest an hour (default 20).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_per_hour: Option<i32>,
+}
+
+impl NewChannel {
+    /// (group wait, group interval, max per hour), defaults filled in.
+    pub fn grouping(&self) -> (i32, i32, i32) {
+        (
+            self.group_wait_seconds.unwrap_or(30),
+            self.group_interval_seconds.unwrap_or(300),
+            self.max_per_hour.unwrap_or(20),
+        )
+    }
 }
 
 /// Checks a channel; returns its body format.
 pub fn validate_channel(c: &NewChannel) -> Result<&'static str, String> {
     name_ok("name", &c.name, 100)?;
+    let (wait, interval, max) = c.grouping();
+    if !(0..=3600).contains(&wait) {
+        return Err(format!(
+            "group_wait_seconds: {wait} is not between 0 and 3600"
+        ));
+    }
+    if !(0..=86_400).contains(&interval) {
+        return Err(format!(
+            "group_interval_seconds: {interval} is not between 0 and 86400"
+        ));
+    }
+    if !(1..=1000).contains(&max) {
+        return Err(format!("max_per_hour: {max} is not between 1 and 1000"));
+    }
     match c.kind.as_str() {
         "webhook" => {
             let u = c
@@ -506,6 +678,16 @@ pub struct NewCheck {
     /// Text the body must contain to be up.
     #[serde(default)]
     pub expected_body: Option<String>,
+    /// The host the checked service runs on: while that host is silent, the check's alerts
+    /// are suppressed and listed under the host.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Shown on the public status page (when it is on).
+    #[serde(default)]
+    pub public: bool,
+    /// Its name there (the check's name when absent): host names and URLs stay private.
+    #[serde(default)]
+    pub public_name: Option<String>,
 }
 
 fn default_interval() -> i32 {
@@ -517,6 +699,12 @@ fn default_timeout() -> i32 {
 
 pub fn validate_check(c: &NewCheck) -> Result<(), String> {
     name_ok("name", &c.name, 100)?;
+    if let Some(h) = &c.host {
+        name_ok("host", h, 200)?;
+    }
+    if let Some(p) = &c.public_name {
+        name_ok("public_name", p, 100)?;
+    }
     check_http_url("url", &c.url)?;
     if !(5..=86_400).contains(&c.interval_seconds) {
         return Err(format!(
@@ -601,9 +789,14 @@ impl Notice {
 
 /// A webhook's JSON body. Every format carries the Opsdeck fields (`rule`, `status`, `host`,
 /// `value`, `at`…); Slack's adds `text`, Discord's `content` (both ignore other fields).
-pub fn webhook_body(format: &str, n: &Notice) -> serde_json::Value {
-    let mut v = serde_json::to_value(n).unwrap_or_default();
-    let line = format!("{}: {}", n.title(), n.summary);
+pub fn webhook_body(format: &str, m: &Message) -> serde_json::Value {
+    let mut v = serde_json::to_value(m).unwrap_or_default();
+    let lines = m.lines();
+    let line = if lines.len() == 1 {
+        lines[0].clone()
+    } else {
+        format!("{}\n{}", m.title(), lines.join("\n"))
+    };
     if let serde_json::Value::Object(m) = &mut v {
         match format {
             "slack" => {
@@ -621,8 +814,25 @@ pub fn webhook_body(format: &str, n: &Notice) -> serde_json::Value {
     v
 }
 
-/// An e-mail's subject and plain-text body.
-pub fn email_text(n: &Notice) -> (String, String) {
+/// An e-mail's subject and plain-text body: each alert the message lists, then the suppressed.
+pub fn email_text(m: &Message) -> (String, String) {
+    let mut body = String::new();
+    for n in m.listed() {
+        if !body.is_empty() {
+            body.push_str("\n----\n\n");
+        }
+        body.push_str(&notice_text(n));
+    }
+    for line in m.lines().into_iter().skip(m.listed().len()) {
+        body.push_str(&format!("\n{line}\n"));
+    }
+    if let Some(u) = &m.lead.url {
+        body.push_str(&format!("\n{u}\n"));
+    }
+    (format!("Opsdeck {}", m.title()), body)
+}
+
+fn notice_text(n: &Notice) -> String {
     let mut body = format!(
         "{}\n\nRule:     {}\nStatus:   {}{}\nSeverity: {}\nInstance: {}\nAt:       {}\n",
         n.summary,
@@ -637,10 +847,7 @@ pub fn email_text(n: &Notice) -> (String, String) {
     if let Some(v) = n.value {
         body.push_str(&format!("Value:    {v}\n"));
     }
-    if let Some(u) = &n.url {
-        body.push_str(&format!("\n{u}\n"));
-    }
-    (format!("Opsdeck {}", n.title()), body)
+    body
 }
 
 /// Attempts per notification before it is given up.
@@ -898,7 +1105,24 @@ mod tests {
             to: None,
             format: format.map(str::to_string),
             is_default: false,
+            group_wait_seconds: None,
+            group_interval_seconds: None,
+            max_per_hour: None,
         };
+        assert_eq!(
+            validate_channel(&NewChannel {
+                max_per_hour: Some(0),
+                ..hook("https://example.com/h", None)
+            }),
+            Err("max_per_hour: 0 is not between 1 and 1000".into())
+        );
+        assert_eq!(
+            validate_channel(&NewChannel {
+                group_wait_seconds: Some(-1),
+                ..hook("https://example.com/h", None)
+            }),
+            Err("group_wait_seconds: -1 is not between 0 and 3600".into())
+        );
         assert_eq!(
             validate_channel(&hook(
                 "https://hooks.slack.com/services/T/B/x",
@@ -962,6 +1186,9 @@ mod tests {
             timeout_seconds: 5,
             expected_status: None,
             expected_body: None,
+            host: None,
+            public: false,
+            public_name: None,
         };
         assert_eq!(validate_check(&c), Ok(()));
         for (bad, field) in [
@@ -1035,26 +1262,81 @@ mod tests {
             reminder: false,
             url: None,
         };
+        let one = Message::single(n.clone());
         for format in ["json", "slack", "discord"] {
-            let b = webhook_body(format, &n);
+            let b = webhook_body(format, &one);
             assert_eq!(b["rule"], "CPU above 80 %");
             assert_eq!(b["status"], "firing");
             assert_eq!(b["host"], "web-1");
             assert_eq!(b["value"], 93.5);
             assert_eq!(b["at"], "2026-11-24T10:00:00Z");
         }
-        assert!(webhook_body("slack", &n)["text"]
+        assert!(webhook_body("slack", &one)["text"]
             .as_str()
             .unwrap()
             .starts_with("[FIRING] CPU above 80 % (web-1)"));
-        assert!(webhook_body("discord", &n)["content"].is_string());
-        assert!(webhook_body("json", &n).get("text").is_none());
-        let (subject, body) = email_text(&Notice {
+        assert!(webhook_body("discord", &one)["content"].is_string());
+        assert!(webhook_body("json", &one).get("text").is_none());
+        let (subject, body) = email_text(&Message::single(Notice {
             reminder: true,
-            ..n
-        });
+            ..n.clone()
+        }));
         assert_eq!(subject, "Opsdeck [STILL FIRING] CPU above 80 % (web-1)");
         assert!(body.contains("Value:    93.5"));
+        // A group: every alert in the text and the mail, the title counting them.
+        let two = Message {
+            alerts: vec![
+                n.clone(),
+                Notice {
+                    rule: "disk".into(),
+                    ..n.clone()
+                },
+            ],
+            ..one
+        };
+        let text = webhook_body("slack", &two)["text"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            text.starts_with("[FIRING 2] 2 alerts: CPU above 80 %, disk\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("[FIRING] disk (web-1): cpu_usage_percent"),
+            "{text}"
+        );
+        let (subject, body) = email_text(&two);
+        assert_eq!(subject, "Opsdeck [FIRING 2] 2 alerts: CPU above 80 %, disk");
+        assert_eq!(body.matches("Rule:").count(), 2);
+    }
+
+    #[test]
+    fn anomalies_against_the_same_hour_of_the_week_before() {
+        // ((errors, lines) now, (errors, lines) over the 7 same hours, window s, (factor, min, rate)) → breach
+        let cases = [
+            // Never an error at this hour: 12 errors in 5 min is an anomaly, 9 is below min_errors.
+            ((12, 100), (0, 7000), 300, (3.0, 10, false), true),
+            ((9, 100), (0, 7000), 300, (3.0, 10, false), false),
+            // 840 errors in 7 hours: 10 per 5 min is normal; 29 is not 3×, 30 is.
+            ((29, 100), (840, 7000), 300, (3.0, 10, false), false),
+            ((30, 100), (840, 7000), 300, (3.0, 10, false), true),
+            // Rates: 1 % usual, 2.5 % now is below 3×, 4 % above.
+            ((25, 1000), (70, 7000), 300, (3.0, 10, true), false),
+            ((40, 1000), (70, 7000), 300, (3.0, 10, true), true),
+            // Nothing logged: nothing fires.
+            ((0, 0), (0, 0), 300, (1.0, 1, false), false),
+        ];
+        for (now, base, w, opts, breach) in cases {
+            let a = judge_anomaly(now, base, w, opts);
+            assert_eq!(a.breach, breach, "{now:?} {base:?} {opts:?}: {a:?}");
+        }
+        let a = judge_anomaly((30, 100), (840, 7000), 300, (3.0, 10, false));
+        assert_eq!(a.normal, 10.0);
+        assert_eq!(
+            a.describe("api", 300, false),
+            "api: 30 errors in 5 min (3.0× normal; normal at this hour: 10.0)"
+        );
     }
 
     #[test]

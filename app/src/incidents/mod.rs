@@ -42,6 +42,9 @@ pub struct Incident {
     pub closed_by: Option<String>,
     pub closed_at: Option<Timestamp>,
     pub summary: Option<String>,
+    /// The title shown on the public status page while it is open; null: not shown there.
+    #[serde(default)]
+    pub public_title: Option<String>,
 }
 
 /// One thing that happened in an incident's window.
@@ -173,7 +176,8 @@ pub async fn get_incident_page(id: i64) -> Result<IncidentPageData, AppError> {
 }
 
 /// Acknowledge (`ack`), assign (`assign`, with `value` the user; empty: nobody), note (`note`,
-/// with `value` the text) or close (`close`, with `value` the summary) an incident.
+/// with `value` the text), show on the status page (`publish`, with `value` the public title;
+/// empty: not shown) or close (`close`, with `value` the summary) an incident.
 #[server(prefix = "/sfn", endpoint = "incidents/act")]
 pub async fn incident_action(
     id: i64,

@@ -208,6 +208,7 @@ pub fn IncidentPage() -> impl IntoView {
                             _ => "not yet".into(),
                         }}</dd>
                         <dt>"Assigned to"</dt><dd data-testid="incident-assignee">{i.assignee.clone().unwrap_or_else(|| "nobody".into())}</dd>
+                        <dt>"Status page"</dt><dd data-testid="incident-public">{i.public_title.clone().map(|t| format!("shown as “{t}”")).unwrap_or_else(|| "not shown".into())}</dd>
                         {i.closed_at.map(|t| view! {
                             <dt>"Closed"</dt><dd>{format!("by {} at {}", i.closed_by.clone().unwrap_or_default(), fmt_time(&t))}</dd>
                             <dt>"Summary"</dt><dd class="wrap" data-testid="incident-summary">{i.summary.clone().unwrap_or_default()}</dd>
@@ -246,6 +247,17 @@ pub fn IncidentPage() -> impl IntoView {
                                     <button type="submit" class="btn small primary">"Add note"</button>
                                 </form>
                             </KeepForm>
+                            <details class="edit">
+                                <summary class="btn small">"Status page…"</summary>
+                                <KeepForm>
+                                    <form action=url method="post" class="form-grid" data-testid="publish-form">
+                                        <input type="hidden" name="id" value=id.to_string()/>
+                                        <input type="hidden" name="action" value="publish"/>
+                                        <label class="wide">"Public title (empty: not shown; no host names or URLs)" <input type="text" name="value" maxlength="200" value=i.public_title.clone().unwrap_or_default() placeholder="Payments are slow"/></label>
+                                        <button type="submit" class="btn small">"Save"</button>
+                                    </form>
+                                </KeepForm>
+                            </details>
                             <details class="edit">
                                 <summary class="btn small">"Close…"</summary>
                                 <KeepForm>

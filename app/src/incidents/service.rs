@@ -149,7 +149,7 @@ const SELECT: &str = "SELECT i.id, i.title, i.severity,
         i.hosts, i.started_at, i.last_event_at, i.ended_at,
         (SELECT count(*) FROM incident_alerts a WHERE a.incident_id = i.id) AS alerts,
         (SELECT count(*) FROM incident_alerts a WHERE a.incident_id = i.id AND a.firing) AS firing,
-        i.acked_by, i.acked_at, i.assignee, i.closed_by, i.closed_at, i.summary
+        i.acked_by, i.acked_at, i.assignee, i.closed_by, i.closed_at, i.summary, i.public_title
     FROM incidents i";
 
 /// Incidents, newest first: `open` ones, `closed` ones of the last 90 days, or both.
@@ -479,6 +479,20 @@ pub async fn act_by(
                 .await?
                 .rows_affected()
         }
+        "publish" => {
+            // The title the public status page shows while the incident is open; empty: not shown.
+            if !value.is_empty() {
+                check_text("title", value, 200)?;
+            }
+            sqlx::query!(
+                "UPDATE incidents SET public_title = NULLIF($2, '') WHERE id = $1",
+                id,
+                value
+            )
+            .execute(pool)
+            .await?
+            .rows_affected()
+        }
         "note" => {
             check_text("text", value, 10_000)?;
             sqlx::query!(
@@ -505,7 +519,7 @@ pub async fn act_by(
         }
         a => {
             return Err(AppError::bad_request(format!(
-                "action `{}`: ack, assign, note or close",
+                "action `{}`: ack, assign, note, publish or close",
                 crate::redact::clip(a, 40)
             )))
         }
@@ -528,7 +542,7 @@ pub async fn act_by(
         Some(&format!("incident {id}")),
         true,
         actor.ip,
-        serde_json::json!({ "value": (action == "assign").then_some(value) }),
+        serde_json::json!({ "value": matches!(action, "assign" | "publish").then_some(value) }),
     )
     .await
 }

@@ -23,7 +23,7 @@ pub async fn run_evaluator(state: AppState) {
             let report = app::alerts::service::evaluate_with(
                 &s.pool,
                 time::OffsetDateTime::now_utc(),
-                time::Duration::minutes(s.config.incident_join_minutes),
+                &app::alerts::service::EvalSettings::of(&s.config),
             )
             .await?;
             if !report.errors.is_empty() {

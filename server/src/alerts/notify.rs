@@ -3,8 +3,11 @@
 //! backoff (5 s, 15 s, 45 s… at most 10 minutes apart, six attempts).
 
 use crate::outbound::{self, cause};
-use app::alerts::rules::{email_text, webhook_body, Notice};
-use app::alerts::service::{claim_notifications, record_delivery, Outgoing};
+use app::alerts::group::Message as Alerts;
+use app::alerts::rules::{email_text, webhook_body};
+use app::alerts::service::{
+    claim_notifications, flush_outbox, record_delivery, silent_after, Outgoing,
+};
 use app::config::Config;
 use app::state::AppState;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -24,7 +27,7 @@ pub async fn send_webhook(
     config: &Config,
     url: &str,
     format: &str,
-    n: &Notice,
+    n: &Alerts,
 ) -> Result<(), String> {
     let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
     outbound::check_url(&parsed, &config.outbound_deny)?;
@@ -51,7 +54,7 @@ pub fn mailer(url: &str) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
         .map_err(|e| format!("OPSDECK_SMTP_URL: {e}"))
 }
 
-pub async fn send_email(state: &AppState, to: &str, n: &Notice) -> Result<(), String> {
+pub async fn send_email(state: &AppState, to: &str, n: &Alerts) -> Result<(), String> {
     let (Some(url), Some(from)) = (&state.config.smtp_url, &state.config.smtp_from) else {
         return Err("e-mail is not set up: set OPSDECK_SMTP_URL and OPSDECK_SMTP_FROM".into());
     };
@@ -78,7 +81,7 @@ pub async fn send_email(state: &AppState, to: &str, n: &Notice) -> Result<(), St
 async fn deliver(state: &AppState, client: &reqwest::Client, o: &Outgoing) -> Result<(), String> {
     let mut n = o.body.0.clone();
     if let Some(base) = &state.config.public_url {
-        n.url = Some(format!("{}/alerts", base.trim_end_matches('/')));
+        n.lead.url = Some(format!("{}/alerts", base.trim_end_matches('/')));
     }
     match o.kind.as_str() {
         "webhook" => send_webhook(client, &state.config, &o.target, &o.format, &n).await,
@@ -87,11 +90,18 @@ async fn deliver(state: &AppState, client: &reqwest::Client, o: &Outgoing) -> Re
     }
 }
 
-/// One round: claims the due notifications and sends them concurrently.
+/// One round: turns each channel's due notices into one message, then claims the due messages
+/// and sends them concurrently.
 pub async fn round(
     state: &AppState,
     client: &reqwest::Client,
 ) -> Result<usize, app::error::AppError> {
+    flush_outbox(
+        &state.pool,
+        time::OffsetDateTime::now_utc(),
+        silent_after(&state.config),
+    )
+    .await?;
     let due = claim_notifications(&state.pool).await?;
     let n = due.len();
     let mut set = tokio::task::JoinSet::new();

@@ -5,7 +5,8 @@ use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::services::Created;
 use super::ErrorBody;
 use app::alerts::{
-    service, AlertsOverview, ChannelInfo, CheckInfo, NewChannel, NewCheck, RuleInfo, RuleSpec,
+    service, AlertsOverview, ChannelInfo, CheckInfo, NewChannel, NewCheck, NotificationLine,
+    RuleInfo, RuleSpec,
 };
 use app::auth::service::RequestCtx;
 use app::auth::Role;
@@ -23,7 +24,8 @@ api_list!(
 
 api_create!(
     /// Add a channel, or replace the one with the same name: `{"name","kind":"webhook","url"}`
-    /// (optional `"format":"slack"|"discord"`) or `{"name","kind":"email","to"}`.
+    /// (optional `"format":"slack"|"discord"`) or `{"name","kind":"email","to"}`; grouping:
+    /// `group_wait_seconds` (30), `group_interval_seconds` (300), `max_per_hour` (20).
     add_channel: "/api/v1/alerts/channels", "alerts", NewChannel -> Created,
     [(status = 422, description = "Bad name, kind, URL or address", body = ErrorBody)],
     |ctx, new| Created { id: service::upsert_channel(&ctx, &new).await? }
@@ -59,6 +61,14 @@ pub async fn test_channel(
 }
 
 api_list!(
+    /// The last 100 notices through the channels' outboxes, newest first: `waiting` (and what
+    /// for: the group wait, the group interval, the hourly cap), `sent` in which message,
+    /// `suppressed` (its host is silent or its own alert fires) or `dropped` (channel paused).
+    list_notifications: "/api/v1/alerts/notifications", "alerts", Operator, Vec<NotificationLine>,
+    |ctx| service::notification_log(&ctx.state.pool, time::OffsetDateTime::now_utc(), 100).await?
+);
+
+api_list!(
     /// Every rule with its firing and pending counts.
     list_rules: "/api/v1/alerts/rules", "alerts", Viewer, Vec<RuleInfo>,
     |ctx| service::list_rules(&ctx.state.pool).await?
@@ -69,7 +79,9 @@ api_create!(
     /// (`metric`, `host`, `op`, `threshold`, `clear_threshold`), `health` (`check`), `log`
     /// (`condition`: `error_rate`, `avg_response_time` or `query_count` with `query`;
     /// `threshold`, `service`, `window_seconds`), `forecast` (`days`, `metric`, `host`), `backup`
-    /// (`hours`, `target`, `verified`). All take `for_seconds`, `repeat_seconds`, `notify`,
+    /// (`hours`, `target`, `verified`), `log_anomaly` (`service`, `condition`: `error_count` or
+    /// `error_rate`, `factor`, `min_errors`, `window_seconds`), `host` (`host`, `threshold`:
+    /// seconds without a sample, 3 intervals when absent). All take `for_seconds`, `repeat_seconds`, `notify`,
     /// `severity`, `enabled`.
     add_rule: "/api/v1/alerts/rules", "alerts", RuleSpec -> Created, [],
     |ctx, new| Created { id: service::upsert_rule(&ctx, &new).await? }

@@ -154,6 +154,31 @@ pub async fn close(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Publish {
+    /// The title the public status page shows while the incident is open (no host names or
+    /// URLs); null or empty: not shown there.
+    pub title: Option<String>,
+}
+
+/// Show an incident on the public status page under a public title, or take it off.
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/public", tag = "incidents",
+    params(("id" = i64, Path, description = "Incident id")), request_body = Publish,
+    responses(
+        (status = 204, description = "Saved"),
+        (status = 403, description = "Not an operator", body = ErrorBody),
+        (status = 404, description = "No such incident", body = ErrorBody),
+    ))]
+pub async fn publish(
+    ctx: RequestCtx,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<Publish>,
+) -> Result<StatusCode, AppError> {
+    service::act(&ctx, id, "publish", body.title.as_deref().unwrap_or("")).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// The post-mortem: timeline, context figures and notes, in Markdown (times in UTC).
 #[utoipa::path(get, path = "/api/v1/incidents/{id}/postmortem.md", tag = "incidents",
     params(("id" = i64, Path, description = "Incident id")),

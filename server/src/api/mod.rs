@@ -14,6 +14,7 @@ pub mod logs;
 pub mod maintenance;
 pub mod metrics;
 pub mod services;
+pub mod status;
 pub mod tokens;
 
 use app::error::AppError;
@@ -108,6 +109,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(alerts::list_channels, alerts::add_channel))
         .routes(routes!(alerts::delete_channel, alerts::patch_channel))
         .routes(routes!(alerts::test_channel))
+        .routes(routes!(alerts::list_notifications))
         .routes(routes!(alerts::list_rules, alerts::add_rule))
         .routes(routes!(alerts::delete_rule, alerts::patch_rule))
         .routes(routes!(alerts::overview))
@@ -126,6 +128,8 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(incidents::close))
         .routes(routes!(incidents::postmortem))
         .routes(routes!(incidents::annotate, incidents::annotations))
+        .routes(routes!(incidents::publish))
+        .routes(routes!(status::status_json))
         .split_for_parts();
     let mut doc = doc;
     complete_responses(&mut doc);
@@ -138,6 +142,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         }),
     );
     let router = router.route("/metrics", get(metrics::prometheus));
+    let router = router.route("/status", get(status::status_html));
     (router, doc)
 }
 
@@ -146,6 +151,7 @@ const PUBLIC_OPERATIONS: &[&str] = &[
     "/api/v1/health",
     "/api/v1/auth/login",
     "/api/v1/auth/logout",
+    "/api/v1/status",
 ];
 
 /// Documents, on every operation, the error answers any of them can give besides its own:

@@ -6,12 +6,19 @@ use crate::timestamp::Timestamp;
 
 pub async fn upsert_check_by(pool: &PgPool, c: &NewCheck, actor: &Actor<'_>) -> AppResult<i64> {
     rules::validate_check(c).map_err(unprocessable)?;
-    let id = sqlx::query_scalar!("INSERT INTO health_checks (name, url, interval_seconds, timeout_seconds, expected_status, expected_body)
-         VALUES ($1, $2, $3, $4, $5, $6)
+    let host = c.host.as_deref().map(str::trim).filter(|h| !h.is_empty());
+    let public_name = c
+        .public_name
+        .as_deref()
+        .map(str::trim)
+        .filter(|h| !h.is_empty());
+    let id = sqlx::query_scalar!("INSERT INTO health_checks (name, url, interval_seconds, timeout_seconds, expected_status, expected_body, host, public, public_name)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
          ON CONFLICT (name) DO UPDATE SET url = excluded.url, interval_seconds = excluded.interval_seconds,
             timeout_seconds = excluded.timeout_seconds, expected_status = excluded.expected_status,
-            expected_body = excluded.expected_body, next_check_at = now()
-         RETURNING id", c.name.trim(), c.url.trim(), c.interval_seconds, c.timeout_seconds, c.expected_status, c.expected_body.as_deref())
+            expected_body = excluded.expected_body, host = excluded.host, public = excluded.public,
+            public_name = excluded.public_name, next_check_at = now()
+         RETURNING id", c.name.trim(), c.url.trim(), c.interval_seconds, c.timeout_seconds, c.expected_status, c.expected_body.as_deref(), host, c.public, public_name)
     .fetch_one(pool)
     .await?;
     done(
@@ -57,6 +64,9 @@ struct CheckRow {
     timeout_seconds: i32,
     expected_status: Option<i32>,
     expected_body: Option<String>,
+    host: Option<String>,
+    public: bool,
+    public_name: Option<String>,
     up: Option<bool>,
     state_since: Option<OffsetDateTime>,
     last_latency_ms: Option<f64>,
@@ -75,10 +85,11 @@ struct CheckRow {
 
 pub async fn list_checks(pool: &PgPool) -> AppResult<Vec<CheckInfo>> {
     // Results inside a maintenance window over a check do not count against its uptime.
-    let (names, starts, ends) = maintenance_spans(pool).await?;
+    let now = OffsetDateTime::now_utc();
+    let (names, starts, ends) = maintenance_spans(pool, now - Duration::days(30), now).await?;
     let rows: Vec<CheckRow> = sqlx::query_as(
         "SELECT c.id, c.name, c.url, c.interval_seconds, c.timeout_seconds, c.expected_status, c.expected_body,
-                c.up, c.state_since, c.last_latency_ms, c.last_error, c.last_checked_at, c.builtin, c.paused,
+                c.host, c.public, c.public_name, c.up, c.state_since, c.last_latency_ms, c.last_error, c.last_checked_at, c.builtin, c.paused,
                 coalesce((SELECT array_agg(h.up ORDER BY h.at) FROM (SELECT up, at FROM health_results
                           WHERE check_id = c.id ORDER BY at DESC LIMIT 50) h), '{}') AS recent,
                 count(*) FILTER (WHERE r.up AND r.at > now() - interval '1 day') AS up_1d,
@@ -108,6 +119,9 @@ pub async fn list_checks(pool: &PgPool) -> AppResult<Vec<CheckInfo>> {
             timeout_seconds: r.timeout_seconds,
             expected_status: r.expected_status,
             expected_body: r.expected_body,
+            host: r.host,
+            public: r.public,
+            public_name: r.public_name,
             state: Liveness::from_up(r.up.filter(|_| !r.paused)),
             since: r.state_since.map(Timestamp),
             latency_ms: r.last_latency_ms,
@@ -122,12 +136,12 @@ pub async fn list_checks(pool: &PgPool) -> AppResult<Vec<CheckInfo>> {
         .collect())
 }
 
-/// The spans of the last 30 days each check was under maintenance: (check, start, end).
-async fn maintenance_spans(
+/// The spans of `from`–`now` each check was under maintenance: (check, start, end).
+pub(super) async fn maintenance_spans(
     pool: &PgPool,
+    from: OffsetDateTime,
+    now: OffsetDateTime,
 ) -> AppResult<(Vec<String>, Vec<OffsetDateTime>, Vec<OffsetDateTime>)> {
-    let now = OffsetDateTime::now_utc();
-    let from = now - Duration::days(30);
     let windows = windows_ending_after(pool, from, now).await?;
     let mut out = (vec![], vec![], vec![]);
     if windows.is_empty() {
@@ -264,18 +278,57 @@ pub async fn record_check(
     Ok(())
 }
 
-/// Results older than 30 days go (the uptime looks back that far).
+/// Results older than 30 days go (the uptime looks back that far); each check's daily counts
+/// (maintenance excluded) are kept in `health_daily` for the status page's 90 days, added in
+/// the same transaction as the results they count are deleted.
 pub async fn expire_results(pool: &PgPool, now: OffsetDateTime) -> AppResult<u64> {
-    let n = sqlx::query!(
-        "DELETE FROM health_results WHERE at < $1",
-        now - Duration::days(31)
+    let cutoff = now - Duration::days(31);
+    let oldest: Option<OffsetDateTime> =
+        sqlx::query_scalar!("SELECT min(at) FROM health_results WHERE at < $1", cutoff)
+            .fetch_one(pool)
+            .await?;
+    let (names, starts, ends) = match oldest {
+        Some(oldest) => maintenance_spans(pool, oldest, cutoff).await?,
+        None => Default::default(),
+    };
+    let mut tx = pool.begin().await?;
+    sqlx::query!(
+        "INSERT INTO health_daily (check_id, day, up, total)
+         SELECT r.check_id, (r.at AT TIME ZONE 'UTC')::date, count(*) FILTER (WHERE r.up), count(*)
+         FROM health_results r JOIN health_checks c ON c.id = r.check_id
+         WHERE r.at < $4
+           AND NOT EXISTS (SELECT 1 FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS m(name, s, e)
+                           WHERE m.name = c.name AND r.at >= m.s AND r.at < m.e)
+         GROUP BY 1, 2
+         ON CONFLICT (check_id, day) DO UPDATE SET up = health_daily.up + excluded.up,
+             total = health_daily.total + excluded.total",
+        &names,
+        &starts,
+        &ends,
+        cutoff
+    )
+    .execute(&mut *tx)
+    .await?;
+    let n = sqlx::query!("DELETE FROM health_results WHERE at < $1", cutoff)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    sqlx::query!(
+        "DELETE FROM health_daily WHERE day < $1",
+        (now - Duration::days(120)).date()
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    sqlx::query!(
+        "DELETE FROM alert_outbox WHERE created_at < $1 AND outcome <> 'waiting'",
+        cutoff
     )
     .execute(pool)
-    .await?
-    .rows_affected();
+    .await?;
     sqlx::query!(
         "DELETE FROM alert_notifications WHERE created_at < $1 AND status <> 'queued'",
-        now - Duration::days(31)
+        cutoff
     )
     .execute(pool)
     .await?;

@@ -78,7 +78,8 @@ pub async fn patch_check(ctx: &RequestCtx, id: i64, change: Change) -> AppResult
     let pool = &ctx.state.pool;
     let current = sqlx::query_as!(
         NewCheck,
-        "SELECT name, url, interval_seconds, timeout_seconds, expected_status, expected_body
+        "SELECT name, url, interval_seconds, timeout_seconds, expected_status, expected_body, host,
+                public, public_name
          FROM health_checks WHERE id = $1",
         id
     )
@@ -99,7 +100,8 @@ pub async fn patch_channel(ctx: &RequestCtx, id: i64, change: Change) -> AppResu
     let user = ctx.require(Role::Admin).await?;
     let pool = &ctx.state.pool;
     let row = sqlx::query!(
-        "SELECT name, kind, target, format, is_default FROM alert_channels WHERE id = $1",
+        "SELECT name, kind, target, format, is_default, group_wait_seconds, group_interval_seconds, max_per_hour
+         FROM alert_channels WHERE id = $1",
         id
     )
     .fetch_optional(pool)
@@ -113,6 +115,9 @@ pub async fn patch_channel(ctx: &RequestCtx, id: i64, change: Change) -> AppResu
         to: (!webhook).then_some(row.target),
         format: webhook.then_some(row.format),
         is_default: row.is_default,
+        group_wait_seconds: Some(row.group_wait_seconds),
+        group_interval_seconds: Some(row.group_interval_seconds),
+        max_per_hour: Some(row.max_per_hour),
     };
     let p = patched(&current, change)?;
     rules::validate_channel(&p.spec).map_err(unprocessable)?;

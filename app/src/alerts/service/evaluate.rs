@@ -68,19 +68,54 @@ pub(super) fn instance_name(host: &str, metric: &str, labels: &BTreeMap<String, 
 /// writes the states, records firings and resolutions (filed into incidents), and queues their
 /// notifications.
 pub async fn evaluate(pool: &PgPool, now: OffsetDateTime) -> AppResult<EvalReport> {
-    evaluate_with(pool, now, Duration::minutes(10)).await
+    evaluate_with(pool, now, &EvalSettings::default()).await
 }
 
-/// [`evaluate`], with a firing alert joining an open incident whose last event is less than
-/// `incident_join` old (the `incident_join_minutes` setting).
+/// What an evaluation takes from the settings.
+#[derive(Debug, Clone, Copy)]
+pub struct EvalSettings {
+    /// A firing alert joins an open incident whose last event is less than this old
+    /// (`incident_join_minutes`).
+    pub incident_join: Duration,
+    /// A host is silent after this long without a sample (three collection intervals, at
+    /// least a minute): `host` rules without a threshold use it.
+    pub silent_after: Duration,
+}
+
+impl Default for EvalSettings {
+    fn default() -> Self {
+        EvalSettings {
+            incident_join: Duration::minutes(10),
+            silent_after: Duration::minutes(1),
+        }
+    }
+}
+
+impl EvalSettings {
+    pub fn of(config: &crate::config::Config) -> Self {
+        EvalSettings {
+            incident_join: Duration::minutes(config.incident_join_minutes),
+            silent_after: silent_after(config),
+        }
+    }
+}
+
+/// Three collection intervals, at least a minute: how long a host may send nothing before it
+/// counts as silent (the Hosts page, `host` rules, dependencies).
+pub fn silent_after(config: &crate::config::Config) -> Duration {
+    Duration::seconds((3 * config.collect_interval.secs() as i64).max(60))
+}
+
+/// [`evaluate`] with the settings given.
 pub async fn evaluate_with(
     pool: &PgPool,
     now: OffsetDateTime,
-    incident_join: Duration,
+    settings: &EvalSettings,
 ) -> AppResult<EvalReport> {
+    let incident_join = settings.incident_join;
     let mut report = EvalReport::default();
     let loaded = load_rules(pool, now, &mut report).await?;
-    let mut obs = observe(pool, &loaded, now, &mut report).await?;
+    let mut obs = observe(pool, &loaded, now, settings, &mut report).await?;
     let states = prior_states(pool, &loaded, &mut obs).await?;
     report.instances = obs.len();
     let silences = active_silences(pool).await?;
@@ -136,13 +171,18 @@ async fn observe(
     pool: &PgPool,
     loaded: &[Loaded],
     now: OffsetDateTime,
+    settings: &EvalSettings,
     report: &mut EvalReport,
 ) -> AppResult<Vec<Observation>> {
     let mut obs: Vec<Observation> = vec![];
     metric_observations(pool, loaded, now, &mut obs).await?;
     health_observations(pool, loaded, &mut obs).await?;
+    host_observations(pool, loaded, now, settings.silent_after, &mut obs).await?;
     if let Err(e) = log_observations(pool, loaded, now, &mut obs).await {
         report.errors.push(format!("log rules: {e}"));
+    }
+    if let Err(e) = anomaly_observations(pool, loaded, now, &mut obs).await {
+        report.errors.push(format!("log anomaly rules: {e}"));
     }
     if let Err(e) = forecast_observations(pool, loaded, now, &mut obs).await {
         report.errors.push(format!("forecast rules: {e}"));
@@ -485,8 +525,9 @@ impl NotificationRows {
         if self.channel.is_empty() {
             return Ok(0);
         }
-        // A channel deleted since the rule was saved, or paused, is skipped (the join drops it).
-        Ok(sqlx::query!("INSERT INTO alert_notifications (channel_id, event_id, body)
+        // Into each channel's outbox, to go out grouped. A channel deleted since the rule was
+        // saved, or paused, is skipped (the join drops it).
+        Ok(sqlx::query!("INSERT INTO alert_outbox (channel_id, event_id, notice)
              SELECT c.id, u.event_id, u.body FROM UNNEST($1::text[], $2::bigint[], $3::jsonb[]) AS u(channel, event_id, body)
              JOIN alert_channels c ON (c.name = u.channel OR (u.channel = '' AND c.is_default)) AND NOT c.paused", &self.channel, &self.event as _, &self.body)
         .execute(&mut *tx)

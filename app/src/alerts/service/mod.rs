@@ -73,6 +73,7 @@ mod maintenance;
 mod observe;
 mod overview;
 mod queue;
+mod status;
 mod store;
 
 pub use checks::*;
@@ -82,4 +83,5 @@ pub use maintenance::*;
 use observe::*;
 pub use overview::*;
 pub use queue::*;
+pub use status::*;
 pub use store::*;

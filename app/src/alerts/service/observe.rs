@@ -77,7 +77,7 @@ pub(super) async fn health_observations(
         return Ok(());
     }
     let checks = sqlx::query!(
-        "SELECT name, url, up, last_error, last_latency_ms FROM health_checks WHERE NOT paused"
+        "SELECT name, url, host, up, last_error, last_latency_ms FROM health_checks WHERE NOT paused"
     )
     .fetch_all(pool)
     .await?;
@@ -104,7 +104,9 @@ pub(super) async fn health_observations(
             obs.push(Observation {
                 rule: i,
                 instance: name.clone(),
-                host: None,
+                // The host the check depends on: while it is silent, the check's alerts are
+                // suppressed and listed under it.
+                host: c.host.clone(),
                 value,
                 reading: classify(value, l.rule.op, l.rule.threshold, None),
                 summary,
@@ -202,6 +204,144 @@ pub(super) async fn log_observations(
                 })
                 .unwrap_or_else(|| format!("no lines in {scope} in the window")),
         });
+    }
+    Ok(())
+}
+
+/// `host` rules: how long each host has sent nothing (hosts silent for over a week are left
+/// out, so a host taken away resolves).
+pub(super) async fn host_observations(
+    pool: &PgPool,
+    loaded: &[Loaded],
+    now: OffsetDateTime,
+    silent_after: Duration,
+    obs: &mut Vec<Observation>,
+) -> AppResult<()> {
+    if !loaded.iter().any(|l| l.rule.kind == Kind::Host) {
+        return Ok(());
+    }
+    let hosts = sqlx::query!(
+        "SELECT name, last_seen FROM hosts WHERE last_seen > $1 ORDER BY name",
+        now - Duration::days(7)
+    )
+    .fetch_all(pool)
+    .await?;
+    for (i, l) in loaded.iter().enumerate() {
+        if l.rule.kind != Kind::Host {
+            continue;
+        }
+        let limit = if l.rule.threshold > 0.0 {
+            l.rule.threshold
+        } else {
+            silent_after.whole_seconds() as f64
+        };
+        for h in hosts.iter().filter(|h| rules::glob(&l.rule.host, &h.name)) {
+            let age = (now - h.last_seen).whole_seconds().max(0);
+            let summary = if age as f64 > limit {
+                format!(
+                    "{} sent nothing for {}",
+                    h.name,
+                    crate::components::fmt_duration(age as u64)
+                )
+            } else {
+                format!("{} is sending (last sample {age} s ago)", h.name)
+            };
+            obs.push(Observation {
+                rule: i,
+                instance: h.name.clone(),
+                host: Some(h.name.clone()),
+                value: Some(age as f64),
+                reading: classify(Some(age as f64), super::machine::Op::Gt, limit, None),
+                summary,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `log_anomaly` rules: each service's errors in the window against the same hour of the 7
+/// days before (from the hourly roll-ups); a firing one names the top new error.
+pub(super) async fn anomaly_observations(
+    pool: &PgPool,
+    loaded: &[Loaded],
+    now: OffsetDateTime,
+    obs: &mut Vec<Observation>,
+) -> AppResult<()> {
+    let hour =
+        now.replace_time(time::Time::from_hms(now.hour(), 0, 0).unwrap_or(time::Time::MIDNIGHT));
+    let same_hours: Vec<OffsetDateTime> = (1..=7).map(|d| hour - Duration::days(d)).collect();
+    for (i, l) in loaded.iter().enumerate() {
+        let (Kind::LogAnomaly, Some((factor, min_errors))) = (l.rule.kind, l.rule.anomaly) else {
+            continue;
+        };
+        let window = l.rule.window;
+        let service = l.spec.service.as_deref();
+        let now_rows = sqlx::query!(
+            r#"SELECT service, count(*) AS "lines!", count(*) FILTER (WHERE level >= 4) AS "errors!"
+               FROM log_lines WHERE ts >= $1 AND ts < $2 AND ($3::text IS NULL OR service = $3)
+               GROUP BY service"#,
+            now - window,
+            now,
+            service
+        )
+        .fetch_all(pool)
+        .await?;
+        let base: HashMap<String, (i64, i64)> = sqlx::query!(
+            r#"SELECT service,
+                      sum((SELECT coalesce(sum((v->>'errors')::bigint), 0)
+                           FROM jsonb_each(coalesce(h.data->'hours', '{}'::jsonb)) AS e(k, v)))::bigint AS "errors!",
+                      sum(lines)::bigint AS "lines!"
+               FROM log_rollup_hours h
+               WHERE hour = ANY($1) AND ($2::text IS NULL OR service = $2)
+               GROUP BY service"#,
+            &same_hours,
+            service
+        )
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .map(|r| (r.service, (r.errors, r.lines)))
+        .collect();
+        let rate = l.rule.log == Some(LogCondition::ErrorRate);
+        for r in now_rows {
+            let (base_errors, base_lines) = base.get(&r.service).copied().unwrap_or((0, 0));
+            let a = rules::judge_anomaly(
+                (r.errors, r.lines),
+                (base_errors, base_lines),
+                window.whole_seconds(),
+                (factor, min_errors, rate),
+            );
+            let mut summary = a.describe(&r.service, window.whole_seconds(), rate);
+            if a.breach {
+                let mut conn = pool.acquire().await?;
+                let new = crate::incidents::service::new_errors(
+                    &mut conn,
+                    now - window,
+                    now,
+                    Some(&r.service),
+                )
+                .await?;
+                if let Some(top) = new.first() {
+                    summary.push_str(&format!(
+                        "; top new error ({}×): {}",
+                        top.count,
+                        crate::redact::text(&top.message)
+                    ));
+                }
+            }
+            obs.push(Observation {
+                rule: i,
+                instance: r.service.clone(),
+                host: None,
+                value: Some(a.value),
+                reading: if a.breach {
+                    Reading::Breach
+                } else {
+                    Reading::Clear
+                },
+                summary,
+            });
+        }
     }
     Ok(())
 }

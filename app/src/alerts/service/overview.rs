@@ -92,6 +92,11 @@ pub async fn page_data(state: &AppState, role: Role) -> AppResult<AlertsPageData
         .collect();
     Ok(AlertsPageData {
         maintenance,
+        notifications: if role >= Role::Operator {
+            notification_log(pool, OffsetDateTime::now_utc(), 30).await?
+        } else {
+            vec![]
+        },
         overview: overview(pool, 100).await?,
         rules: list_rules(pool).await?,
         channels: if role >= Role::Admin {

@@ -72,6 +72,26 @@ pub fn describe(spec: &RuleSpec) -> String {
                 spec.service.as_deref().unwrap_or("every service")
             )
         }
+        "log_anomaly" => format!(
+            "{} of {} at {}× the same hour of the 7 days before (at least {} errors) over {}",
+            if spec.condition.as_deref() == Some("error_rate") {
+                "error rate"
+            } else {
+                "errors"
+            },
+            spec.service.as_deref().unwrap_or("each service"),
+            fmt_num(spec.factor.unwrap_or(3.0)),
+            spec.min_errors.unwrap_or(10),
+            rules::human_secs(spec.window_seconds.unwrap_or(300))
+        ),
+        "host" => format!(
+            "{} sends nothing for {}",
+            spec.host.as_deref().unwrap_or("*"),
+            match spec.threshold {
+                Some(t) if t > 0.0 => rules::human_secs(t as i64),
+                _ => "3 collection intervals".into(),
+            }
+        ),
         "forecast" => format!(
             "{} expected at 80 % within {} days on {}",
             spec.metric.as_deref().unwrap_or("any resource"),
@@ -239,10 +259,13 @@ pub async fn rule_action_by(
 pub async fn upsert_channel_by(pool: &PgPool, c: &NewChannel, actor: &Actor<'_>) -> AppResult<i64> {
     let format = rules::validate_channel(c).map_err(unprocessable)?;
     let target = c.url.clone().or_else(|| c.to.clone()).unwrap_or_default();
-    let id = sqlx::query_scalar!("INSERT INTO alert_channels (name, kind, target, format, is_default) VALUES ($1, $2, $3, $4, $5)
+    let (wait, interval, max) = c.grouping();
+    let id = sqlx::query_scalar!("INSERT INTO alert_channels (name, kind, target, format, is_default, group_wait_seconds, group_interval_seconds, max_per_hour)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, target = excluded.target, format = excluded.format,
-             is_default = excluded.is_default
-         RETURNING id", c.name.trim(), &c.kind, target.trim(), format, c.is_default)
+             is_default = excluded.is_default, group_wait_seconds = excluded.group_wait_seconds,
+             group_interval_seconds = excluded.group_interval_seconds, max_per_hour = excluded.max_per_hour
+         RETURNING id", c.name.trim(), &c.kind, target.trim(), format, c.is_default, wait, interval, max)
     .fetch_one(pool)
     .await?;
     // The URL may hold a token: the audit log names the channel only.
@@ -260,6 +283,7 @@ pub async fn upsert_channel_by(pool: &PgPool, c: &NewChannel, actor: &Actor<'_>)
 pub async fn list_channels(pool: &PgPool) -> AppResult<Vec<ChannelInfo>> {
     let rows = sqlx::query!(
         r#"SELECT c.id, c.name, c.kind, c.target, c.format, c.paused, c.is_default, n.status AS "last_status?",
+                  c.group_wait_seconds, c.group_interval_seconds, c.max_per_hour,
                   n.last_error AS "last_error?"
            FROM alert_channels c
            LEFT JOIN LATERAL (SELECT status, last_error FROM alert_notifications
@@ -281,6 +305,9 @@ pub async fn list_channels(pool: &PgPool) -> AppResult<Vec<ChannelInfo>> {
             is_default: r.is_default,
             last_status: r.last_status,
             last_error: r.last_error.map(|e| crate::redact::text(&e)),
+            group_wait_seconds: r.group_wait_seconds,
+            group_interval_seconds: r.group_interval_seconds,
+            max_per_hour: r.max_per_hour,
         })
         .collect())
 }
@@ -320,10 +347,11 @@ pub async fn test_channel_by(pool: &PgPool, id: i64, actor: &Actor<'_>) -> AppRe
         reminder: false,
         url: None,
     };
+    // A test is sent at once, and does not count as a message (alerts = 0).
     let nid = sqlx::query_scalar!(
-        "INSERT INTO alert_notifications (channel_id, body) VALUES ($1, $2) RETURNING id",
+        "INSERT INTO alert_notifications (channel_id, body, alerts) VALUES ($1, $2, 0) RETURNING id",
         id,
-        sqlx::types::Json(&notice) as _
+        sqlx::types::Json(&crate::alerts::group::Message::single(notice)) as _
     )
     .fetch_one(pool)
     .await?;

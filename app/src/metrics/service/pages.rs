@@ -24,7 +24,7 @@ pub(crate) fn own_series(labels: &Labels, keys: &[&str]) -> bool {
 
 /// A host is silent when nothing arrived for three collection intervals (at least a minute).
 fn silent_for(state: &AppState, last_seen: OffsetDateTime, now: OffsetDateTime) -> Option<i64> {
-    let limit = (3 * state.config.collect_interval.secs() as i64).max(60);
+    let limit = crate::alerts::service::silent_after(&state.config).whole_seconds();
     let age = (now - last_seen).whole_seconds();
     (age > limit).then_some(age)
 }
