@@ -94,6 +94,36 @@ start_local_pg() {
   DATABASE_ADMIN_URL="postgres://opsdeck:$(cat "$pwfile")@127.0.0.1:$port"
 }
 
+# start_replica_pg PRIMARY_NAME NAME PORT [postgres -c options...]: a streaming replica of the
+# cluster PRIMARY_NAME (started by start_local_pg, whose DATABASE_ADMIN_URL is current), made
+# afresh by pg_basebackup on 127.0.0.1:PORT; sets REPLICA_ADMIN_URL (no database name). The
+# options must include the primary's max_connections (a replica may not have fewer).
+start_replica_pg() {
+  local primary=$1 name=$2 port=$3; shift 3
+  local bin dir pwfile run_as=() primary_port
+  bin=$(pg_bin)
+  dir="$STATE_DIR/pg-$name"
+  pwfile="$STATE_DIR/pg-$primary.password"
+  primary_port=${DATABASE_ADMIN_URL##*:}
+  if [ "$(id -u)" = 0 ]; then run_as=(runuser -u postgres --); fi
+  if [ -s "$dir/PG_VERSION" ]; then
+    "${run_as[@]}" "$bin/pg_ctl" -D "$dir" -m immediate stop >/dev/null 2>&1 || true
+  fi
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  chmod 700 "$dir"
+  if [ "$(id -u)" = 0 ]; then chown postgres "$dir"; fi
+  "${run_as[@]}" env PGPASSWORD="$(cat "$pwfile")" "$bin/pg_basebackup" -h 127.0.0.1 -p "$primary_port" \
+    -U opsdeck -D "$dir" -R -X stream -c fast 2>&1 | grep -v 'skipping special file' || true
+  [ -s "$dir/PG_VERSION" ] || { echo "pg_basebackup of the $primary cluster failed" >&2; return 1; }
+  rm -f "$dir/server.log" "$dir/postmaster.pid"
+  local opts="-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir -c hot_standby=on"
+  local o
+  for o in "$@"; do opts="$opts -c $o"; done
+  "${run_as[@]}" "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -o "$opts" -w -t 60 start >/dev/null
+  REPLICA_ADMIN_URL="postgres://opsdeck:$(cat "$pwfile")@127.0.0.1:$port"
+}
+
 # create_db URL_WITHOUT_DB NAME [fresh]
 create_db() {
   local base=$1 db=$2 fresh=${3:-}

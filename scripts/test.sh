@@ -24,6 +24,9 @@ step "starting the test PostgreSQL"
 start_local_pg test 5434 fsync=off synchronous_commit=off full_page_writes=off max_connections=300
 export DATABASE_URL="$DATABASE_ADMIN_URL/opsdeck_test"
 create_db "$DATABASE_ADMIN_URL" opsdeck_test
+step "starting a streaming replica of it (the read-replica tests)"
+start_replica_pg test test-replica $(( ${DATABASE_ADMIN_URL##*:} + 2 )) fsync=off max_connections=300
+export OPSDECK_TEST_REPLICA_URL="$REPLICA_ADMIN_URL"
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

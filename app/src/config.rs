@@ -454,6 +454,10 @@ settings! {
     analytics_concurrency: u32 = 3, "OPSDECK_ANALYTICS_CONCURRENCY", "3";
     /// the longest any statement may run (`statement_timeout`); backups and restores run outside it
     statement_timeout: Interval = Interval(30), "OPSDECK_STATEMENT_TIMEOUT", "30s";
+    /// a PostgreSQL streaming replica of `database_url` for the heavy reads (series, log search, analytics, incident context); writes and the reads that must see them stay on the primary; a secret, never logged
+    database_read_url: Option<Secret> = None, "OPSDECK_DATABASE_READ_URL", "(none)";
+    /// heavy reads go back to the primary while the replica is down or its replay is more than this behind (the detailed health says which)
+    read_max_lag: Interval = Interval(10), "OPSDECK_READ_MAX_LAG", "10s";
     /// password of the `admin` created on first start
     admin_password: Option<Secret> = None, "OPSDECK_ADMIN_PASSWORD", "random";
     /// sign-in attempts for one user name judged within the window without a success (counted before judging, so parallel attempts cannot pass it); beyond, a lock
@@ -531,6 +535,17 @@ impl Config {
         }
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err("DATABASE_URL must start with postgres:// or postgresql://".into());
+        }
+        if let Some(read) = &self.database_read_url {
+            let read = read.expose();
+            if !(read.starts_with("postgres://") || read.starts_with("postgresql://")) {
+                return Err(
+                    "database_read_url must start with postgres:// or postgresql://".into(),
+                );
+            }
+        }
+        if self.read_max_lag.secs() == 0 {
+            return Err("read_max_lag must be at least 1s".into());
         }
         let days = |v: i64| (1..=36_500).contains(&v);
         let checks: [(bool, &str); 17] = [

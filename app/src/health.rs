@@ -16,10 +16,29 @@ pub struct DatabaseHealth {
     pub error: Option<String>,
 }
 
+/// The replica as the detailed health shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ReplicaHealth {
+    /// `ok` (heavy reads go there), `lagging` (more than `read_max_lag` behind), `down`, or
+    /// `unknown` before the first look.
+    pub status: String,
+    /// How far its replay is behind the primary, in seconds.
+    pub lag_seconds: Option<f64>,
+    /// Why it is not used (never a connection string).
+    pub error: Option<String>,
+    /// Heavy reads it answered, and heavy reads the primary answered meanwhile.
+    pub replica_reads: u64,
+    pub primary_reads: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct HealthComponents {
     pub database: DatabaseHealth,
+    /// The read replica (`database_read_url`), when one is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<ReplicaHealth>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -101,7 +120,10 @@ pub mod service {
             status,
             version: Some(env!("CARGO_PKG_VERSION").to_string()),
             uptime_seconds: Some(state.started_at.elapsed().as_secs()),
-            components: Some(HealthComponents { database }),
+            components: Some(HealthComponents {
+                database,
+                replica: state.reads.replica_health(),
+            }),
         }
     }
 

@@ -30,7 +30,30 @@ const TASKS: &[(&str, Task)] = &[
     }),
     ("notifier", |s| Box::pin(crate::alerts::notify::run(s))),
     ("health checks", |s| Box::pin(crate::alerts::checks::run(s))),
+    ("replica watch", |s| Box::pin(watch_replica(s))),
 ];
+
+/// With `database_read_url`: looks at the replica every few seconds (a quarter of
+/// `read_max_lag`, 1 to 5 s), so heavy reads leave it soon after it falls behind or goes down,
+/// and come back once it has caught up.
+async fn watch_replica(state: AppState) {
+    if state.reads.replica_health().is_none() {
+        return;
+    }
+    let every = (state.config.read_max_lag.duration() / 4)
+        .clamp(Duration::from_secs(1), Duration::from_secs(5));
+    crate::jobs::every(&state, every, "watching the replica", || async {
+        let before = state.reads.replica_health().map(|h| h.status);
+        if let Some(h) = state.reads.check_replica(&state.pool).await {
+            if before.as_deref() != Some(h.status.as_str()) {
+                // The error never holds the replica's address or credentials.
+                tracing::info!(status = %h.status, lag_seconds = ?h.lag_seconds, error = ?h.error, "read replica");
+            }
+        }
+        Ok::<_, app::error::AppError>(())
+    })
+    .await
+}
 
 pub struct Tasks {
     state: AppState,

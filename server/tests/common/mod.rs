@@ -15,6 +15,8 @@ use tokio::sync::oneshot;
 pub struct TestApp {
     pub base: String,
     pub pool: PgPool,
+    /// The state the server answers with (its caches, gates and replica).
+    pub state: AppState,
     pub shutdown: Option<oneshot::Sender<()>>,
     pub server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -54,12 +56,13 @@ impl TestApp {
         let addr = listener.local_addr().unwrap();
         let state = AppState::new(server::leptos_options(addr), pool.clone(), config);
         let (tx, rx) = oneshot::channel::<()>();
-        let server = tokio::spawn(server::serve(listener, state, async {
+        let server = tokio::spawn(server::serve(listener, state.clone(), async {
             let _ = rx.await;
         }));
         Self {
             base: format!("http://{addr}"),
             pool,
+            state,
             shutdown: Some(tx),
             server,
         }
