@@ -63,6 +63,17 @@ ensure_postgres_installed() {
   command -v psql >/dev/null || apt_install postgresql-client
 }
 
+# pg_start DIR PORT [postgres -c options...]: starts the cluster in DIR on 127.0.0.1:PORT (as the
+# postgres user when root), its socket in DIR, its log in DIR/server.log.
+pg_start() {
+  local dir=$1 port=$2; shift 2
+  local run_as=() opts o
+  if [ "$(id -u)" = 0 ]; then run_as=(runuser -u postgres --); fi
+  opts="-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir"
+  for o in "$@"; do opts="$opts -c $o"; done
+  "${run_as[@]}" "$(pg_bin)/pg_ctl" -D "$dir" -l "$dir/server.log" -o "$opts" -w -t 60 start >/dev/null
+}
+
 # start_local_pg NAME PORT [postgres -c options...]: a cluster under $STATE_DIR/pg-NAME on
 # 127.0.0.1:PORT with a generated password; sets DATABASE_ADMIN_URL (no database name).
 start_local_pg() {
@@ -86,10 +97,7 @@ start_local_pg() {
     umask 022
   fi
   if ! "${run_as[@]}" "$bin/pg_ctl" -D "$dir" status >/dev/null 2>&1; then
-    local opts="-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir"
-    local o
-    for o in "$@"; do opts="$opts -c $o"; done
-    "${run_as[@]}" "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -o "$opts" -w -t 60 start >/dev/null
+    pg_start "$dir" "$port" "$@"
   fi
   DATABASE_ADMIN_URL="postgres://opsdeck:$(cat "$pwfile")@127.0.0.1:$port"
 }
@@ -117,10 +125,7 @@ start_replica_pg() {
     -U opsdeck -D "$dir" -R -X stream -c fast 2>&1 | grep -v 'skipping special file' || true
   [ -s "$dir/PG_VERSION" ] || { echo "pg_basebackup of the $primary cluster failed" >&2; return 1; }
   rm -f "$dir/server.log" "$dir/postmaster.pid"
-  local opts="-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir -c hot_standby=on"
-  local o
-  for o in "$@"; do opts="$opts -c $o"; done
-  "${run_as[@]}" "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -o "$opts" -w -t 60 start >/dev/null
+  pg_start "$dir" "$port" hot_standby=on "$@"
   REPLICA_ADMIN_URL="postgres://opsdeck:$(cat "$pwfile")@127.0.0.1:$port"
 }
 

@@ -174,7 +174,7 @@ fn notification_log(lines: Vec<super::NotificationLine>) -> impl IntoView {
                             view! {
                                 <tr data-testid="notification-row">
                                     <td>{fmt_time(&l.at)}</td>
-                                    <td><span class=format!("badge {}", l.status.as_str())>{l.status.to_string()}</span>" "<strong>{l.rule.clone()}</strong><div class="muted small">{l.instance.clone()}</div></td>
+                                    <td><span class=match l.status.as_str() { "firing" => "badge warn", "resolved" => "badge ok", _ => "badge muted" }>{l.status.to_string()}</span>" "<strong>{l.rule.clone()}</strong><div class="muted small wrap">{l.instance.clone()}</div></td>
                                     <td>{l.channel.clone()}</td>
                                     <td><span class=tone data-testid="notification-outcome">{outcome}</span><div class="muted small">{l.why.clone()}{l.message.map(|m| format!(" · message #{m}"))}</div></td>
                                 </tr>

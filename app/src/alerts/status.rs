@@ -106,6 +106,14 @@ fn esc(s: &str) -> String {
     out
 }
 
+/// `2026-12-01 14:34 UTC`.
+fn minute(t: &Timestamp) -> String {
+    t.format(time::macros::format_description!(
+        "[year]-[month]-[day] [hour]:[minute] UTC"
+    ))
+    .unwrap_or_default()
+}
+
 fn pct(v: Option<f64>) -> String {
     match v {
         Some(v) if v >= 99.995 => "100 %".into(),
@@ -138,7 +146,7 @@ pub fn html(p: &StatusPage) -> String {
             body.push_str(&format!(
                 "<article class=\"incident\" data-testid=\"status-incident\"><strong>{}</strong><div class=\"muted\">Since {} · {}</div></article>",
                 esc(&i.title),
-                esc(&i.started_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()),
+                esc(&minute(&i.started_at)),
                 match (i.resolved, i.acknowledged) {
                     (true, _) => "resolved",
                     (false, true) => "being worked on",
@@ -180,9 +188,9 @@ pub fn html(p: &StatusPage) -> String {
     }
     body.push_str("</section>");
     format!(
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{title}</title><style>{CSS}</style></head><body><main><h1>{title}</h1><p class=\"overall {tone_class}\" data-testid=\"status-overall\">{headline}</p>{body}<footer class=\"muted small\">Updated {updated} (UTC days; maintenance excluded).</footer></main></body></html>",
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{title}</title><style>{CSS}</style></head><body><main><h1>{title}</h1><p class=\"overall {tone_class}\" data-testid=\"status-overall\">{headline}</p>{body}<footer class=\"muted small\">Updated {updated}. Days are UTC days; maintenance is left out.</footer></main></body></html>",
         title = esc(&p.title),
-        updated = esc(&p.updated_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()),
+        updated = esc(&minute(&p.updated_at)),
     )
 }
 

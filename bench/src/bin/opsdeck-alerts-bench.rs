@@ -12,7 +12,7 @@ use app::auth::service::Actor;
 use std::time::Instant;
 use time::OffsetDateTime;
 
-type Res<T> = Result<T, Box<dyn std::error::Error>>;
+use bench::Res;
 
 fn spec(v: serde_json::Value) -> Res<RuleSpec> {
     Ok(serde_json::from_value(v)?)
@@ -20,15 +20,7 @@ fn spec(v: serde_json::Value) -> Res<RuleSpec> {
 
 #[tokio::main]
 async fn main() -> Res<()> {
-    let url = std::env::var("DATABASE_URL")
-        .map_err(|_| "set DATABASE_URL to an empty scratch database")?;
-    let cfg = app::config::Config::with_database_url(url);
-    let pool = server::connect(&cfg).await?;
-    let state = app::state::AppState::new(
-        server::leptos_options(cfg.listen),
-        pool.clone(),
-        cfg.clone(),
-    );
+    let (pool, state) = bench::scratch().await?;
     let t = Instant::now();
     sqlx::query(
         "INSERT INTO metric_series (host, metric, labels)

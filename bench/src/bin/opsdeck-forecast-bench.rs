@@ -4,17 +4,13 @@
 //!
 //! Usage: DATABASE_URL=postgres://…/scratch opsdeck-forecast-bench   (see bench/forecast.sh)
 
+use bench::Res;
 use std::time::Instant;
 use time::OffsetDateTime;
 
-type Res<T> = Result<T, Box<dyn std::error::Error>>;
-
 #[tokio::main]
 async fn main() -> Res<()> {
-    let url = std::env::var("DATABASE_URL")
-        .map_err(|_| "set DATABASE_URL to an empty scratch database")?;
-    let cfg = app::config::Config::with_database_url(url);
-    let pool = server::connect(&cfg).await?;
+    let (pool, _) = bench::scratch().await?;
     let t = Instant::now();
     sqlx::query(
         "INSERT INTO metric_series (host, metric, labels)

@@ -7,30 +7,16 @@
 //!
 //! Usage: DATABASE_URL=postgres://…/scratch opsdeck-incident-bench   (see bench/incidents.sh)
 
+use bench::{percentile, Res};
 use std::time::Instant;
 use time::{Duration, OffsetDateTime};
-
-type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
 const LINES: i64 = 5_000_000;
 const HOSTS: usize = 5;
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
 #[tokio::main]
 async fn main() -> Res<()> {
-    let url = std::env::var("DATABASE_URL")
-        .map_err(|_| "set DATABASE_URL to an empty scratch database")?;
-    let cfg = app::config::Config::with_database_url(url);
-    let pool = server::connect(&cfg).await?;
-    let state = app::state::AppState::new(
-        server::leptos_options(cfg.listen),
-        pool.clone(),
-        cfg.clone(),
-    );
+    let (pool, state) = bench::scratch().await?;
     let now = OffsetDateTime::now_utc();
     let t = Instant::now();
     let days: Vec<time::Date> = (0..=9).map(|d| (now - Duration::days(d)).date()).collect();

@@ -194,8 +194,9 @@ async fn main() -> Res<()> {
         ("nginx", &nginx_file, "nginx", "nginx", per_format),
     ] {
         let (wall, rate, rollup) = import(&bin, &url, file, format, service)?;
+        let raw = std::fs::metadata(file)?.len() as f64 / lines.max(1) as f64;
         println!(
-            "import {label}: {lines} lines at {rate:.0} lines/s; then its roll-up {rollup:.1} s ({wall:.1} s in all)"
+            "import {label}: {lines} lines at {rate:.0} lines/s; then its roll-up {rollup:.1} s ({wall:.1} s in all); the file: {raw:.0} bytes/line"
         );
     }
     let rest = total.saturating_sub(2 * per_format);
@@ -222,7 +223,7 @@ async fn main() -> Res<()> {
     .fetch_one(&pool)
     .await?;
     println!(
-        "stored: {stored} lines, {:.0} MiB with indexes ({:.0} bytes/line)",
+        "stored: {stored} lines, {:.0} MiB with indexes ({:.0} bytes/line, against the files' bytes/line above)",
         size as f64 / 1048576.0,
         size as f64 / stored.max(1) as f64
     );
