@@ -4,11 +4,13 @@
 pub type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
 /// The pool and state of the scratch database named by `DATABASE_URL` (migrated by the
-/// bench script).
+/// bench script), with statements allowed half an hour.
 pub async fn scratch() -> Res<(sqlx::PgPool, app::state::AppState)> {
     let url = std::env::var("DATABASE_URL")
         .map_err(|_| "set DATABASE_URL to an empty scratch database")?;
-    let cfg = app::config::Config::with_database_url(url);
+    let mut cfg = app::config::Config::with_database_url(url);
+    // Setting up takes long statements (millions of rows at once).
+    cfg.statement_timeout = app::config::Interval(1800);
     let pool = server::connect(&cfg).await?;
     let state = app::state::AppState::new(
         server::leptos_options(cfg.listen),

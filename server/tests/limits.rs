@@ -269,14 +269,15 @@ async fn a_flood_of_heavy_reads_stalls_nothing_that_matters() {
     );
     assert!(sent.load(Ordering::Relaxed) >= 300);
     // Stalled means waiting for the flood: on main, sign-in took 6 s while a probe without the
-    // flood took a fraction of a second. Each probe may take a second, or three times what it
-    // took without the flood on this machine in this run, whichever is more: a busy machine
+    // flood took a fraction of a second. Each probe may take two seconds, or three times what it
+    // took without the flood on this machine in this run, whichever is more (one second was
+    // passed by 1.26 s for a sign-in while a release build ran beside the test): a busy machine
     // slows both alike (sign-in hashes with argon2, CPU-bound), a stall only the second. The
     // timing is judged on the release build the test command runs (OPSDECK_TEST_BIN); a debug
     // build is judged on its answers above.
     if release_build() {
         for ((what, secs), calm) in ["health", "sign-in", "ingest"].iter().zip(worst).zip(calm) {
-            let bound = (3.0 * calm).max(1.0);
+            let bound = (3.0 * calm).max(2.0);
             assert!(
                 secs < bound,
                 "{what} took {secs:.2} s during the flood, {calm:.2} s without it"

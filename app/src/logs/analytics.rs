@@ -32,6 +32,9 @@ pub struct StatsParams {
     pub slow_seconds: f64,
     pub suspicious_posts: i64,
     pub top: i64,
+    /// Percentiles exact (from the lines) while the range holds at most
+    /// `EXACT_PERCENTILES_UP_TO` timed lines; false: always the histogram's (within 0.5 %).
+    pub exact_percentiles: bool,
 }
 
 impl Default for StatsParams {
@@ -40,6 +43,7 @@ impl Default for StatsParams {
             slow_seconds: 5.0,
             suspicious_posts: 100,
             top: 10,
+            exact_percentiles: true,
         }
     }
 }
@@ -294,7 +298,9 @@ async fn stats_of(
     // Exact percentiles (and the exact slow count for another threshold than the stored one)
     // while the range holds few enough timed lines to sort them quickly; beyond that the
     // histogram's (within 0.5 %).
-    let exact = if (1..=EXACT_PERCENTILES_UP_TO).contains(&all.durations.count) {
+    let exact = if p.exact_percentiles
+        && (1..=EXACT_PERCENTILES_UP_TO).contains(&all.durations.count)
+    {
         let mut conn = state.reads.heavy().await?;
         let mut tx = begin_for_analytics(&mut conn).await?;
         let mut qb = QueryBuilder::new(

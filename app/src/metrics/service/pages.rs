@@ -100,6 +100,17 @@ pub async fn host_charts(
     from: Option<&str>,
     to: Option<&str>,
 ) -> AppResult<HostCharts> {
+    host_charts_of(state, host, (range, from, to), false).await
+}
+
+/// [`host_charts`]; with `core_only`, only CPU, memory and disk usage are read (the other
+/// charts are drawn empty): what an incident's page shows of its hosts.
+pub async fn host_charts_of(
+    state: &AppState,
+    host: &str,
+    (range, from, to): (Option<&str>, Option<&str>, Option<&str>),
+    core_only: bool,
+) -> AppResult<HostCharts> {
     let now = OffsetDateTime::now_utc();
     let (from, to, range_label) = crate::metrics::window(
         range,
@@ -126,8 +137,16 @@ pub async fn host_charts(
     let points = 300;
     let retention = Retention::from(&*state.config);
     let reads = &state.reads;
-    let q =
-        |sel: Selector| async move { series(reads, host, &sel, from, to, points, retention).await };
+    let q = |sel: Selector| async move {
+        let core = matches!(
+            sel.metric.as_str(),
+            "cpu_usage_percent" | "memory_used_percent" | "disk_used_percent"
+        );
+        if core_only && !core {
+            return Ok(SeriesResponse { series: vec![] });
+        }
+        series(reads, host, &sel, from, to, points, retention).await
+    };
     let (cpu, load1, load5, load15, mem, swap, disks, reads, writes, rx, tx, tcp) = tokio::try_join!(
         q(selector("cpu_usage_percent", &[])),
         q(selector("load_average_1m", &[])),
