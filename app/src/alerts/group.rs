@@ -172,6 +172,69 @@ impl Message {
     }
 }
 
+/// A webhook's JSON body. Every format carries the Opsdeck fields (`rule`, `status`, `host`,
+/// `value`, `at`…); Slack's adds `text`, Discord's `content` (both ignore other fields).
+pub fn webhook_body(format: &str, m: &Message) -> serde_json::Value {
+    let mut v = serde_json::to_value(m).unwrap_or_default();
+    let lines = m.lines();
+    let line = if lines.len() == 1 {
+        lines[0].clone()
+    } else {
+        format!("{}\n{}", m.title(), lines.join("\n"))
+    };
+    if let serde_json::Value::Object(m) = &mut v {
+        match format {
+            "slack" => {
+                m.insert("text".into(), line.into());
+            }
+            "discord" => {
+                m.insert(
+                    "content".into(),
+                    line.chars().take(2000).collect::<String>().into(),
+                );
+            }
+            _ => {}
+        }
+    }
+    v
+}
+
+/// An e-mail's subject and plain-text body: each alert the message lists, then the suppressed.
+pub fn email_text(m: &Message) -> (String, String) {
+    let mut body = String::new();
+    for n in m.listed() {
+        if !body.is_empty() {
+            body.push_str("\n----\n\n");
+        }
+        body.push_str(&notice_text(n));
+    }
+    for line in m.lines().into_iter().skip(m.listed().len()) {
+        body.push_str(&format!("\n{line}\n"));
+    }
+    if let Some(u) = &m.lead.url {
+        body.push_str(&format!("\n{u}\n"));
+    }
+    (format!("Opsdeck {}", m.title()), body)
+}
+
+fn notice_text(n: &Notice) -> String {
+    let mut body = format!(
+        "{}\n\nRule:     {}\nStatus:   {}{}\nSeverity: {}\nInstance: {}\nAt:       {}\n",
+        n.summary,
+        n.rule,
+        n.status,
+        if n.reminder { " (reminder)" } else { "" },
+        n.severity,
+        n.instance,
+        n.at.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+    );
+    if let Some(v) = n.value {
+        body.push_str(&format!("Value:    {v}\n"));
+    }
+    body
+}
+
 /// A notice waiting in a channel's outbox.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Waiting {

@@ -2,7 +2,6 @@
 //! name the field, host patterns, the defaults seeded from the runbook, notification bodies
 //! (Opsdeck JSON, Slack, Discord, e-mail), the retry schedule and uptime. Pure.
 
-use super::group::Message;
 use super::machine::Op;
 use super::{AlertStatus, Severity};
 use crate::timestamp::Timestamp;
@@ -367,74 +366,7 @@ pub fn validate(r: &RuleSpec) -> Result<Rule, String> {
     Ok(rule)
 }
 
-/// A `log_anomaly` judgement: a window's errors against the same hour of the 7 days before.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Anomaly {
-    /// Errors in the window, or the error rate in %.
-    pub value: f64,
-    /// What is normal for the window: the same hour's errors a day (scaled to the window),
-    /// or its error rate.
-    pub normal: f64,
-    pub errors: i64,
-    pub breach: bool,
-}
-
-impl Anomaly {
-    pub fn describe(&self, service: &str, window_secs: i64, rate: bool) -> String {
-        let (now, normal) = if rate {
-            (
-                format!("{:.1} % errors", self.value),
-                format!("{:.1} %", self.normal),
-            )
-        } else {
-            (
-                format!("{} errors", self.errors),
-                format!("{:.1}", self.normal),
-            )
-        };
-        let times = if self.normal > 0.0 {
-            format!("{:.1}× normal", self.value / self.normal)
-        } else {
-            "none usually".to_string()
-        };
-        format!(
-            "{service}: {now} in {} ({times}; normal at this hour: {normal})",
-            human_secs(window_secs)
-        )
-    }
-}
-
-/// Judges a service's `(errors, lines)` in a window of `window_secs` against the sum of the same
-/// hour over the 7 days before (days without lines count as quiet ones): it breaches at
-/// `factor` times normal with at least `min_errors` errors. Pure.
-pub fn judge_anomaly(
-    (errors, lines): (i64, i64),
-    (base_errors, base_lines): (i64, i64),
-    window_secs: i64,
-    (factor, min_errors, rate): (f64, i64, bool),
-) -> Anomaly {
-    let (value, normal) = if rate {
-        let pct = |e: i64, l: i64| {
-            if l > 0 {
-                100.0 * e as f64 / l as f64
-            } else {
-                0.0
-            }
-        };
-        (pct(errors, lines), pct(base_errors, base_lines))
-    } else {
-        (
-            errors as f64,
-            base_errors as f64 / 7.0 * window_secs as f64 / 3600.0,
-        )
-    };
-    Anomaly {
-        value,
-        normal,
-        errors,
-        breach: errors >= min_errors && value > 0.0 && value >= factor * normal,
-    }
-}
+pub use super::anomaly::{judge_anomaly, Anomaly};
 
 /// Whether `name` matches a host pattern: `*` alone matches all, `*` inside any run of
 /// characters; otherwise the whole name must be equal.
@@ -787,68 +719,7 @@ impl Notice {
     }
 }
 
-/// A webhook's JSON body. Every format carries the Opsdeck fields (`rule`, `status`, `host`,
-/// `value`, `at`…); Slack's adds `text`, Discord's `content` (both ignore other fields).
-pub fn webhook_body(format: &str, m: &Message) -> serde_json::Value {
-    let mut v = serde_json::to_value(m).unwrap_or_default();
-    let lines = m.lines();
-    let line = if lines.len() == 1 {
-        lines[0].clone()
-    } else {
-        format!("{}\n{}", m.title(), lines.join("\n"))
-    };
-    if let serde_json::Value::Object(m) = &mut v {
-        match format {
-            "slack" => {
-                m.insert("text".into(), line.into());
-            }
-            "discord" => {
-                m.insert(
-                    "content".into(),
-                    line.chars().take(2000).collect::<String>().into(),
-                );
-            }
-            _ => {}
-        }
-    }
-    v
-}
-
-/// An e-mail's subject and plain-text body: each alert the message lists, then the suppressed.
-pub fn email_text(m: &Message) -> (String, String) {
-    let mut body = String::new();
-    for n in m.listed() {
-        if !body.is_empty() {
-            body.push_str("\n----\n\n");
-        }
-        body.push_str(&notice_text(n));
-    }
-    for line in m.lines().into_iter().skip(m.listed().len()) {
-        body.push_str(&format!("\n{line}\n"));
-    }
-    if let Some(u) = &m.lead.url {
-        body.push_str(&format!("\n{u}\n"));
-    }
-    (format!("Opsdeck {}", m.title()), body)
-}
-
-fn notice_text(n: &Notice) -> String {
-    let mut body = format!(
-        "{}\n\nRule:     {}\nStatus:   {}{}\nSeverity: {}\nInstance: {}\nAt:       {}\n",
-        n.summary,
-        n.rule,
-        n.status,
-        if n.reminder { " (reminder)" } else { "" },
-        n.severity,
-        n.instance,
-        n.at.format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default(),
-    );
-    if let Some(v) = n.value {
-        body.push_str(&format!("Value:    {v}\n"));
-    }
-    body
-}
+pub use super::group::{email_text, webhook_body};
 
 /// Attempts per notification before it is given up.
 pub const MAX_ATTEMPTS: i32 = 6;
@@ -877,6 +748,7 @@ pub fn uptime(up: i64, total: i64) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alerts::group::Message;
 
     #[test]
     fn only_a_changed_condition_starts_a_rules_states_over() {
