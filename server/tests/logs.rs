@@ -631,6 +631,21 @@ async fn analytics_read_rolled_up_days_the_same(pool: PgPool) {
             let after = stats(&state, "", svc, a, b, &params).await.unwrap();
             assert!(after.total > 0);
             same(&after, &before[i]);
+            // The summary an incident compares (counts, percentiles, slowest requests) agrees
+            // with the full analytics, and leaves the rankings out.
+            let p = StatsParams {
+                summary_only: true,
+                ..params.clone()
+            };
+            let summary = stats(&state, "", svc, a, b, &p).await.unwrap();
+            assert_eq!(
+                (summary.total, summary.errors, summary.requests),
+                (after.total, after.errors, after.requests)
+            );
+            assert_eq!(summary.error_rate, after.error_rate);
+            assert_eq!(summary.response_time.p95, after.response_time.p95);
+            assert_eq!(summary.slow_requests, after.slow_requests);
+            assert!(summary.top_paths.len() <= after.top_paths.len());
             i += 1;
         }
     }

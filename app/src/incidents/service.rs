@@ -291,12 +291,13 @@ async fn timeline(
 
 /// The logs around an incident: the busiest services of the window against the same window a
 /// day and a week before, errors first seen in it, and its slowest requests. The analytics of
-/// the services run side by side (each takes its turn at the heavy reads' gate), with the
-/// histogram's percentiles (within 0.5 %).
+/// the services run side by side (each takes its turn at the heavy reads' gate) as summaries:
+/// counts, the histogram's percentiles (within 0.5 %) and the slowest requests, no rankings.
 async fn context(state: &AppState, from: OffsetDateTime, to: OffsetDateTime) -> AppResult<Context> {
     use crate::logs::analytics::StatsParams;
     let p = StatsParams {
         exact_percentiles: false,
+        summary_only: true,
         ..StatsParams::default()
     };
     let services: Vec<String> = crate::logs::store::services(&state.pool)

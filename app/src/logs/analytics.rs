@@ -35,6 +35,10 @@ pub struct StatsParams {
     /// Percentiles exact (from the lines) while the range holds at most
     /// `EXACT_PERCENTILES_UP_TO` timed lines; false: always the histogram's (within 0.5 %).
     pub exact_percentiles: bool,
+    /// Only the counts, the response-time histogram and the slowest requests are read from the
+    /// lines (no status classes, paths, IPs, agents or error messages): what an incident's
+    /// comparison of windows shows, at a fraction of the cost.
+    pub summary_only: bool,
 }
 
 impl Default for StatsParams {
@@ -44,6 +48,7 @@ impl Default for StatsParams {
             suspicious_posts: 100,
             top: 10,
             exact_percentiles: true,
+            summary_only: false,
         }
     }
 }
@@ -91,6 +96,8 @@ pub struct Scope<'a> {
     pub to: OffsetDateTime,
     /// A query's conditions (none: every line).
     pub clauses: &'a [Clause],
+    /// See `StatsParams::summary_only`.
+    pub summary_only: bool,
 }
 
 impl<'a> Scope<'a> {
@@ -100,6 +107,7 @@ impl<'a> Scope<'a> {
             from,
             to,
             clauses: &[],
+            summary_only: false,
         }
     }
 
@@ -121,16 +129,29 @@ pub const EXACT_PERCENTILES_UP_TO: i64 = 20_000;
 /// read through `Reads`, bounded; roll-up jobs through the pool).
 pub async fn raw_partial<C: Conns>(db: &C, scope: Scope<'_>) -> AppResult<Partial> {
     // GROUPING bits, hr..bucket from high to low: 31 = hr, 47 = cls, 55 = path, 59 = ip,
-    // 61 = user_agent, 62 = bucket.
+    // 61 = user_agent, 62 = bucket. A summary groups by the hour and the bucket only, and
+    // names its two sets with the same numbers.
+    let (gmask, keys, sets) = match scope.summary_only {
+        true => (
+            "CASE GROUPING(hr, bucket) WHEN 1 THEN 31 ELSE 62 END",
+            "NULL::int AS cls, NULL::text AS path, NULL::text AS ip, NULL::text AS user_agent",
+            "(hr), (bucket)",
+        ),
+        false => (
+            "GROUPING(hr, cls, path, ip, user_agent, bucket)",
+            "cls, path, ip, user_agent",
+            "(hr), (cls), (path), (ip), (user_agent), (bucket)",
+        ),
+    };
     let groups_prefix = format!(
         "SELECT gmask, hr, cls, path, ip, user_agent, bucket, n, errors, requests, api_posts, durations, slow, sum_d, min_d, max_d FROM (
-            SELECT GROUPING(hr, cls, path, ip, user_agent, bucket) AS gmask, hr, cls, path, ip, user_agent, bucket,
+            SELECT {gmask} AS gmask, hr, {keys}, bucket,
                    count(*) AS n, count(*) FILTER (WHERE level >= 4) AS errors,
                    count(*) FILTER (WHERE status IS NOT NULL OR path IS NOT NULL) AS requests,
                    count(*) FILTER (WHERE method = 'POST' AND path LIKE '/api/%') AS api_posts,
                    count(duration) AS durations, count(*) FILTER (WHERE duration > {SLOW_SECONDS}) AS slow,
                    sum(duration) AS sum_d, min(duration) AS min_d, max(duration) AS max_d,
-                   row_number() OVER (PARTITION BY GROUPING(hr, cls, path, ip, user_agent, bucket) ORDER BY count(*) DESC) AS rank
+                   row_number() OVER (PARTITION BY {gmask} ORDER BY count(*) DESC) AS rank
             FROM (SELECT date_trunc('hour', ts, 'UTC') AS hr, (status / 100)::int AS cls, path, ip, user_agent,
                          CASE WHEN duration IS NOT NULL THEN {BUCKET_SQL} END AS bucket,
                          level, status, method, duration
@@ -138,7 +159,7 @@ pub async fn raw_partial<C: Conns>(db: &C, scope: Scope<'_>) -> AppResult<Partia
     );
     let groups_suffix = format!(
         ") s
-            GROUP BY GROUPING SETS ((hr), (cls), (path), (ip), (user_agent), (bucket))
+            GROUP BY GROUPING SETS ({sets})
          ) g
          WHERE gmask IN (31, 47, 62) OR rank <= {KEYS_KEPT}"
     );
@@ -158,6 +179,9 @@ pub async fn raw_partial<C: Conns>(db: &C, scope: Scope<'_>) -> AppResult<Partia
         Ok::<_, AppError>(rows)
     };
     let errors = async {
+        if scope.summary_only {
+            return Ok(vec![]);
+        }
         let mut conn = db.conn().await?;
         let rows: Vec<(String, i64)> = scope
             .sql(&errors_prefix, &errors_suffix)
@@ -288,6 +312,7 @@ async fn stats_of(
         from,
         to,
         clauses,
+        summary_only: p.summary_only,
     };
     let all = if clauses.is_empty() {
         merged_partial(state, scope).await?
@@ -415,8 +440,14 @@ async fn merged_partial(state: &AppState, scope: Scope<'_>) -> AppResult<Partial
     let raw = async {
         let mut out = vec![];
         for (a, b) in rollup::raw_stretches(from, to, &stored) {
-            let key = format!("raw/{service:?}/{a}/{b}");
-            let read = raw_partial(&state.reads, Scope::new(service, a, b));
+            let key = format!("raw/{service:?}/{a}/{b}/{}", scope.summary_only);
+            let read = raw_partial(
+                &state.reads,
+                Scope {
+                    summary_only: scope.summary_only,
+                    ..Scope::new(service, a, b)
+                },
+            );
             out.push(shared_if(now_ending, state, key, read).await?);
         }
         Ok::<_, AppError>(out)
