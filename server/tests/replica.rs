@@ -21,18 +21,21 @@ fn replica_base() -> String {
     )
 }
 
-/// This test's database on the replica, once replication has created it there.
+/// This test's database on the replica, once replication has created it there and replayed
+/// everything written so far (the migrations included: the last table they create is read soon).
 async fn replica_url(pool: &PgPool) -> String {
-    let db: String = sqlx::query_scalar("SELECT current_database()")
-        .fetch_one(pool)
-        .await
-        .unwrap();
+    let (db, lsn): (String, String) =
+        sqlx::query_as("SELECT current_database(), pg_current_wal_lsn()::text")
+            .fetch_one(pool)
+            .await
+            .unwrap();
     let url = format!("{}/{db}", replica_base());
     for _ in 0..100 {
         if let Ok(mut c) = PgConnection::connect(&url).await {
             let ready: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM pg_tables WHERE tablename = '_sqlx_migrations')",
+                "SELECT coalesce(pg_last_wal_replay_lsn() >= $1::pg_lsn, false)",
             )
+            .bind(&lsn)
             .fetch_one(&mut c)
             .await
             .unwrap_or(false);
