@@ -1,8 +1,8 @@
 //! What each `opsdeck` subcommand does.
 
 use crate::config::{
-    self, BackupCommand, Cli, Command, GlobalArgs, LogsCommand, MaintenanceCommand, ServeFlags,
-    TokenCommand, UserCommand,
+    self, BackupCommand, Cli, Command, GlobalArgs, LogsCommand, MaintenanceCommand, MetricsCommand,
+    ServeFlags, TokenCommand, UserCommand,
 };
 use app::auth::service::{self, FirstAdmin};
 use app::components::fmt_time;
@@ -73,6 +73,29 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             };
             let id = app::incidents::service::add_annotation(&pool, &new, "cli").await?;
             println!("annotation {id} added");
+            Ok(())
+        }
+        Some(Command::Metrics(MetricsCommand::Compact)) => {
+            let pool = open(&cli.global).await?;
+            let t = std::time::Instant::now();
+            let now = time::OffsetDateTime::now_utc();
+            // Under the scheduled job's lock: waits for a compaction in progress to end.
+            let report = app::locks::run_now_locked(
+                &pool,
+                "metrics_compaction",
+                true,
+                app::metrics::service::compact(&pool, now),
+            )
+            .await?
+            .unwrap_or_default();
+            println!(
+                "compacted: {} samples into {} chunks ({} bytes, {:.2} bytes a sample) in {:.1} s",
+                report.samples,
+                report.chunks,
+                report.bytes,
+                report.bytes as f64 / report.samples.max(1) as f64,
+                t.elapsed().as_secs_f64()
+            );
             Ok(())
         }
         Some(Command::Logs(LogsCommand::Import {

@@ -59,6 +59,9 @@ pub enum Command {
     /// Import log files.
     #[command(subcommand)]
     Logs(LogsCommand),
+    /// Metrics storage: pack closed hours into compressed chunks now.
+    #[command(subcommand)]
+    Metrics(MetricsCommand),
     /// Maintenance windows: what they cover notifies no one while they last.
     #[command(subcommand)]
     Maintenance(MaintenanceCommand),
@@ -119,6 +122,13 @@ pub enum LogsCommand {
         #[arg(long)]
         service: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MetricsCommand {
+    /// Pack every series' samples of the hours closed more than 10 minutes ago into compressed
+    /// chunks now (the server does it every 5 minutes), and print what it did.
+    Compact,
 }
 
 #[derive(Debug, Subcommand)]

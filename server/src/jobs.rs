@@ -72,8 +72,18 @@ const JOBS: &[Job] = &[
             if !report.dropped_partitions.is_empty()
                 || report.deleted_minute_rows > 0
                 || report.deleted_hour_rows > 0
+                || report.deleted_chunks > 0
             {
                 tracing::info!(?report, "metrics retention");
+            }
+            Ok(json(&report))
+        })
+    }),
+    ("metrics_compaction", Duration::from_secs(300), |s| {
+        boxed(async move {
+            let report = app::metrics::service::compact(&s.pool, OffsetDateTime::now_utc()).await?;
+            if report.chunks > 0 {
+                tracing::info!(?report, "metrics compaction");
             }
             Ok(json(&report))
         })

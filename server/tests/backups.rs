@@ -6,21 +6,13 @@
 mod common;
 
 use app::auth::Role;
-use common::{json, Call, TestApp};
+use common::{db_url, json, own_db_url, Call, TestApp};
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use sqlx::{Connection, PgConnection, PgPool};
 use std::path::PathBuf;
 use std::time::Duration;
-
-/// The URL of `database` on the test cluster (same credentials as DATABASE_URL).
-fn db_url(database: &str) -> String {
-    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL");
-    let mut u = url::Url::parse(&base).unwrap();
-    u.set_path(&format!("/{database}"));
-    u.to_string()
-}
 
 fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -129,14 +121,6 @@ fn config_for(pool_db_url: String) -> app::config::Config {
     c.database_url = app::config::Secret::new(pool_db_url);
     c.data_dir = std::env::temp_dir().join(unique("opsdeck-backups"));
     c
-}
-
-async fn own_db_url(pool: &PgPool) -> String {
-    let name: String = sqlx::query_scalar("SELECT current_database()")
-        .fetch_one(pool)
-        .await
-        .unwrap();
-    db_url(&name)
 }
 
 async fn spawn(pool: &PgPool) -> (TestApp, app::config::Config) {

@@ -249,10 +249,7 @@ async fn timeline(
                       FROM health_results r JOIN health_checks c ON c.id = r.check_id
                      WHERE r.at >= $2::timestamptz - interval '15 minutes' AND r.at <= $3) x
              WHERE x.at >= $2 AND x.before IS DISTINCT FROM x.up AND x.before IS NOT NULL
-            UNION ALL
-            SELECT m.ts, 'process_restart', s.host, coalesce(s.labels->>'process', 'a process') || ' restarted'
-              FROM metric_samples m JOIN metric_series s ON s.id = m.series_id
-             WHERE s.metric = 'process_restarts' AND s.host = ANY($4) AND m.ts >= $2 AND m.ts <= $3 AND m.value > 0
+
             UNION ALL
             SELECT coalesce(r.finished_at, r.started_at), 'backup', NULL,
                    'backup of ' || t.name || ' (' || r.trigger || ') ' || r.status || coalesce(': ' || r.error, '')
@@ -278,13 +275,51 @@ async fn timeline(
     )
     .fetch_all(pool)
     .await?;
-    Ok(rows
+    let mut events: Vec<TimelineEvent> = rows
         .into_iter()
         .map(|r| TimelineEvent {
             at: Timestamp(r.at),
             kind: r.kind,
             host: r.host,
             text: r.text,
+        })
+        .collect();
+    events.extend(restarts(pool, &i.hosts, from, to).await?);
+    events.sort_by_key(|e| e.at);
+    events.truncate(2000);
+    Ok(events)
+}
+
+/// The restarts of the watched processes on `hosts` in `[from, to]`, from the raw samples
+/// (rows and compressed chunks alike) of `process_restarts`.
+async fn restarts(
+    pool: &PgPool,
+    hosts: &[String],
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+) -> AppResult<Vec<TimelineEvent>> {
+    let series = sqlx::query!(
+        "SELECT id, host, coalesce(labels->>'process', 'a process') AS \"process!\"
+           FROM metric_series WHERE metric = 'process_restarts' AND host = ANY($1)",
+        hosts
+    )
+    .fetch_all(pool)
+    .await?;
+    let ids: Vec<i32> = series.iter().map(|s| s.id).collect();
+    let samples =
+        crate::metrics::service::raw_samples(pool, &ids, from, to + Duration::microseconds(1))
+            .await?;
+    Ok(samples
+        .into_iter()
+        .filter(|s| s.2 > 0.0)
+        .filter_map(|(id, at, _)| {
+            let s = series.iter().find(|s| s.id == id)?;
+            Some(TimelineEvent {
+                at: Timestamp(at),
+                kind: "process_restart".into(),
+                host: Some(s.host.clone()),
+                text: format!("{} restarted", s.process),
+            })
         })
         .collect())
 }

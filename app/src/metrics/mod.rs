@@ -4,6 +4,8 @@
 
 #[cfg(feature = "ssr")]
 pub mod charts;
+#[cfg(feature = "ssr")]
+pub mod chunk;
 pub(crate) mod pages;
 pub mod rollup;
 #[cfg(feature = "ssr")]
@@ -453,6 +455,32 @@ pub fn parse_time_param(input: &str, now: OffsetDateTime) -> Result<OffsetDateTi
 }
 
 /// `90s`, `15m`, `6h`, `7d`, `2w` in seconds.
+/// A collected value at the precision it is recorded with: percentages to 0.01, rates to whole
+/// units a second; byte counts and counts are whole already. Finer digits are noise, and cost
+/// a compressed chunk about 6 bytes a sample.
+pub fn recorded_value(metric: &str, v: f64) -> f64 {
+    let places = if metric.ends_with("_percent") {
+        100.0
+    } else if metric.ends_with("_per_second") {
+        1.0
+    } else {
+        return v;
+    };
+    let r = (v * places).round() / places;
+    // `-0.0` from a tiny negative noise is recorded as 0.
+    if r == 0.0 {
+        0.0
+    } else {
+        r
+    }
+}
+
+/// A collection time to whole milliseconds, as Prometheus keeps them.
+pub fn recorded_time(t: OffsetDateTime) -> OffsetDateTime {
+    t.replace_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000)
+        .unwrap_or(t)
+}
+
 pub fn parse_duration_secs(input: &str) -> Result<i64, String> {
     let s = input.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
@@ -674,6 +702,29 @@ pub fn bucket_secs(tier: Tier, range_secs: i64, points: i64) -> i64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn collected_values_are_recorded_at_their_precision() {
+        use super::recorded_value;
+        for (metric, v, want) in [
+            ("cpu_usage_percent", 37.123_456_7, 37.12f64),
+            ("disk_used_percent", 99.996, 100.0),
+            ("cpu_core_usage_percent", -0.000_1, 0.0),
+            ("network_receive_bytes_per_second", 1234.56, 1235.0),
+            ("disk_read_bytes_per_second", 0.4, 0.0),
+            ("memory_used_bytes", 8_123_456_789.0, 8_123_456_789.0),
+            ("tcp_connections", 12.0, 12.0),
+            ("custom_gauge", 0.123_456_789, 0.123_456_789),
+        ] {
+            let got = recorded_value(metric, v);
+            assert_eq!(got.to_bits(), want.to_bits(), "{metric} {v}: {got}");
+        }
+        let t = time::macros::datetime!(2026-12-01 10:00:05.123_456_789 UTC);
+        assert_eq!(
+            super::recorded_time(t),
+            time::macros::datetime!(2026-12-01 10:00:05.123 UTC)
+        );
+    }
+
     use super::*;
     use time::macros::datetime;
 

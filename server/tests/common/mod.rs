@@ -21,6 +21,23 @@ pub struct TestApp {
     pub server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
+/// The URL of `database` on the test cluster (same credentials as DATABASE_URL).
+pub fn db_url(database: &str) -> String {
+    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL");
+    let mut u = url::Url::parse(&base).unwrap();
+    u.set_path(&format!("/{database}"));
+    u.to_string()
+}
+
+/// The URL of the test's own database, for the `opsdeck` binary run as a child.
+pub async fn own_db_url(pool: &PgPool) -> String {
+    let name: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    db_url(&name)
+}
+
 pub fn test_config() -> Config {
     let mut c = Config::with_database_url("postgres://unused@127.0.0.1/unused");
     c.data_dir = std::env::temp_dir().join("opsdeck-tests");

@@ -14,11 +14,13 @@ use sqlx::{PgPool, Postgres, Transaction};
 use std::collections::HashMap;
 use time::{Date, OffsetDateTime};
 
+mod compact;
 mod ingest;
 mod pages;
 mod query;
 mod retention;
 
+pub use compact::*;
 pub use ingest::*;
 pub use pages::*;
 pub use query::*;

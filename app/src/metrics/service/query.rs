@@ -114,11 +114,11 @@ async fn bucketed_points<C: Conns>(
     step: i64,
 ) -> AppResult<HashMap<i32, Vec<SeriesPoint>>> {
     let sql = match tier {
+        // Rows and compressed chunks alike, bucketed here. (Boxed: pages await many series
+        // at once, and this future is large.)
         Tier::Raw => {
-            "SELECT series_id, date_bin(make_interval(secs => $4), ts, timestamptz '2000-01-01 00:00:00+00') AS b,
-                    avg(value), min(value), max(value)
-             FROM metric_samples WHERE series_id = ANY($1) AND ts >= $2 AND ts < $3
-             GROUP BY 1, 2 ORDER BY 1, 2"
+            let samples = Box::pin(raw_samples(db, ids, from, to)).await?;
+            return Ok(by_series(bucket_samples(&samples, step)));
         }
         Tier::Minute => {
             "SELECT series_id, date_bin(make_interval(secs => $4), bucket, timestamptz '2000-01-01 00:00:00+00') AS b,
@@ -140,6 +140,11 @@ async fn bucketed_points<C: Conns>(
         .bind(step as f64)
         .fetch_all(&mut *db.conn().await?)
         .await?;
+    Ok(by_series(rows))
+}
+
+/// Bucketed points (series, start, avg, min, max) grouped by series.
+fn by_series(rows: Vec<(i32, OffsetDateTime, f64, f64, f64)>) -> HashMap<i32, Vec<SeriesPoint>> {
     let mut by_id: HashMap<i32, Vec<SeriesPoint>> = HashMap::new();
     for (id, ts, avg, min, max) in rows {
         by_id.entry(id).or_default().push(SeriesPoint {
@@ -149,7 +154,7 @@ async fn bucketed_points<C: Conns>(
             max,
         });
     }
-    Ok(by_id)
+    by_id
 }
 
 /// For each (host, selector), the points of its closest matching series (the one with the

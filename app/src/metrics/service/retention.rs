@@ -1,4 +1,4 @@
-//! Retention: raw partitions dropped whole, rollups deleted in bounded batches.
+//! Retention: raw partitions dropped whole, chunks and rollups deleted in bounded batches.
 
 use super::*;
 
@@ -8,6 +8,8 @@ pub struct RetentionReport {
     pub dropped_partitions: Vec<String>,
     pub deleted_minute_rows: u64,
     pub deleted_hour_rows: u64,
+    /// Compressed chunks (series-hours) past the raw retention.
+    pub deleted_chunks: u64,
 }
 
 /// Drops raw partitions wholly past the raw retention, deletes expired rollup rows in bounded
@@ -31,6 +33,20 @@ pub async fn enforce_retention(
         .metric_partitions
         .drop_older_than(pool, raw_cutoff)
         .await?;
+    loop {
+        let n = sqlx::query(
+            "DELETE FROM metric_chunks WHERE (series_id, hour) IN
+               (SELECT series_id, hour FROM metric_chunks WHERE hour + interval '1 hour' <= $1 LIMIT 10000)",
+        )
+        .bind(raw_cutoff)
+        .execute(pool)
+        .await?
+        .rows_affected();
+        report.deleted_chunks += n;
+        if n < 10_000 {
+            break;
+        }
+    }
     for (table, keep, counter) in [
         (
             "metric_rollup_1m",
