@@ -197,6 +197,10 @@ impl Collector {
             push("host_uptime_seconds", Labels::new(), up as f64);
         }
         out.extend(self.watcher.collect(&self.watches, ts));
+        for s in &mut out {
+            s.ts = Timestamp(app::metrics::recorded_time(*s.ts));
+            s.value = app::metrics::recorded_value(&s.metric, s.value);
+        }
         out
     }
 }
