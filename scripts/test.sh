@@ -23,7 +23,8 @@ step "starting the test PostgreSQL"
 # Durability is not under test here: fsync off makes the per-test databases cheap.
 start_local_pg test 5434 fsync=off synchronous_commit=off full_page_writes=off max_connections=300
 export DATABASE_URL="$DATABASE_ADMIN_URL/opsdeck_test"
-create_db "$DATABASE_ADMIN_URL" opsdeck_test
+# Fresh each run: the query check migrates it from nothing, whatever an earlier checkout left.
+create_db "$DATABASE_ADMIN_URL" opsdeck_test fresh
 step "starting a streaming replica of it (the read-replica tests)"
 start_replica_pg test test-replica $(( ${DATABASE_ADMIN_URL##*:} + 2 )) fsync=off max_connections=300
 export OPSDECK_TEST_REPLICA_URL="$REPLICA_ADMIN_URL"
