@@ -97,7 +97,10 @@ test("processes, scrape targets, channels, log sources and backup targets are ed
   expect(target.has_token).toBe(true);
 
   // A channel: made a default one; its webhook URL (with its token) is never put in the form.
-  await page.goto("/alerts");
+  // (The target's save may still be refreshing the page: navigate again if it interrupts.)
+  await expect(async () => {
+    await page.goto("/alerts");
+  }).toPass();
   await hydrated(page);
   row = page.getByTestId("channel-row").filter({ hasText: `e2e-edit-c-${stamp}` });
   await row.locator("summary", { hasText: "Edit" }).click();
