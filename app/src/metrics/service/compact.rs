@@ -9,6 +9,7 @@
 
 use super::*;
 use crate::metrics::chunk;
+use std::borrow::Cow;
 use time::Duration;
 
 /// An hour is packed once it has been over this long: agents' batches for it have arrived by
@@ -193,6 +194,15 @@ async fn empty_past_partitions(pool: &PgPool, now: OffsetDateTime) -> AppResult<
         if day >= today {
             continue;
         }
+        // An emptied partition keeps its index's root pages: 16 KiB. One already that small is
+        // left alone without a lock, so a run blocks nobody's reads of days long emptied.
+        let (size,): (i64,) = sqlx::query_as("SELECT pg_total_relation_size($1::regclass)")
+            .bind(format!("\"{name}\""))
+            .fetch_one(pool)
+            .await?;
+        if size <= 16_384 {
+            continue;
+        }
         let mut tx = pool.begin().await?;
         sqlx::query("SET LOCAL lock_timeout = '2s'")
             .execute(&mut *tx)
@@ -210,7 +220,6 @@ async fn empty_past_partitions(pool: &PgPool, now: OffsetDateTime) -> AppResult<
         ))
         .fetch_one(&mut *tx)
         .await?;
-        // An emptied partition keeps its index's root pages: 16 KiB.
         if empty && bytes > 16_384 {
             sqlx::query(&format!("TRUNCATE \"{name}\""))
                 .execute(&mut *tx)
@@ -225,11 +234,11 @@ async fn empty_past_partitions(pool: &PgPool, now: OffsetDateTime) -> AppResult<
 /// Of a batch about to be stored, drops the samples already packed in a chunk (re-sent ones),
 /// holding the compaction lock shared until the caller's transaction ends. Batches of the
 /// current hour only (the usual case) pass untouched, without a lock.
-pub(super) async fn drop_packed(
+pub(super) async fn drop_packed<'r>(
     tx: &mut Transaction<'_, Postgres>,
-    rows: Vec<(i32, OffsetDateTime, f64)>,
+    rows: &'r [(i32, OffsetDateTime, f64)],
     now: OffsetDateTime,
-) -> AppResult<Vec<(i32, OffsetDateTime, f64)>> {
+) -> AppResult<Cow<'r, [(i32, OffsetDateTime, f64)]>> {
     let current = hour_of(now);
     let mut closed: Vec<(i32, OffsetDateTime)> = rows
         .iter()
@@ -237,7 +246,7 @@ pub(super) async fn drop_packed(
         .map(|r| (r.0, hour_of(r.1)))
         .collect();
     if closed.is_empty() {
-        return Ok(rows);
+        return Ok(Cow::Borrowed(rows));
     }
     closed.sort();
     closed.dedup();
@@ -255,16 +264,18 @@ pub(super) async fn drop_packed(
     .fetch_all(&mut **tx)
     .await?;
     if chunks.is_empty() {
-        return Ok(rows);
+        return Ok(Cow::Borrowed(rows));
     }
     let mut packed = std::collections::HashSet::new();
     for (id, data) in chunks {
         packed.extend(decoded(&data)?.into_iter().map(|s| (id, s.0)));
     }
-    Ok(rows
-        .into_iter()
-        .filter(|r| !packed.contains(&(r.0, micros(r.1))))
-        .collect())
+    Ok(Cow::Owned(
+        rows.iter()
+            .filter(|r| !packed.contains(&(r.0, micros(r.1))))
+            .copied()
+            .collect(),
+    ))
 }
 
 /// The raw samples of `ids` in `[from, to)`, from chunks and rows alike, by series and time.

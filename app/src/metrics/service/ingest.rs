@@ -163,13 +163,13 @@ pub async fn ingest(
     // which rows are new (ON CONFLICT DO NOTHING) and roll up only those.
     // Samples of a closed hour may be packed in a chunk already: those are re-sent, dropped.
     let mut tx = pool.begin().await?;
-    let fresh = drop_packed(&mut tx, rows.clone(), now).await?;
+    let fresh = drop_packed(&mut tx, &rows, now).await?;
     let inserted = match insert_new(&mut tx, &fresh).await {
         Ok(()) => fresh.len() as i64,
         Err(e) if is_unique_violation(&e) => {
             tx.rollback().await?;
             tx = pool.begin().await?;
-            let fresh = drop_packed(&mut tx, rows, now).await?;
+            let fresh = drop_packed(&mut tx, &rows, now).await?;
             insert_deduplicated(&mut tx, &fresh).await?
         }
         Err(e) => return Err(e.into()),
