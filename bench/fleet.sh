@@ -12,7 +12,7 @@ build_release >/dev/null
 cargo build -q -p bench --release --bin opsdeck-fleet
 URL="$DATABASE_ADMIN_URL/opsdeck_bench_fleet"
 DATABASE_URL="$URL" "$OPSDECK_BIN" migrate >/dev/null
-TOKEN=$(DATABASE_URL="$URL" "$OPSDECK_BIN" token create fleet --scope ingest 2>/dev/null | tail -1)
+TOKEN=$(DATABASE_URL="$URL" "$OPSDECK_BIN" token add fleet --scope ingest | tail -1)
 work=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$work"' EXIT
