@@ -120,7 +120,8 @@ pub async fn latest(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SeriesQuery {
-    pub host: String,
+    /// A host; omitted: every host (a fleet overview, at most 1,000,000 points in all).
+    pub host: Option<String>,
     /// A metric name, optionally with labels: `disk_used_percent{mount="/"}`.
     pub metric: String,
     /// RFC 3339, Unix seconds, `now` or `now-6h` (default `now-1h`).
@@ -157,9 +158,9 @@ pub async fn series(
         .map_err(|e| AppError::bad_request(format!("to: {e}")))?;
     let points = q.points.unwrap_or(service::DEFAULT_POINTS);
     Ok(Json(
-        service::series(
+        service::series_of(
             &ctx.state.reads,
-            &q.host,
+            q.host.as_deref(),
             &selector,
             from,
             to,

@@ -40,12 +40,29 @@ pub async fn latest(pool: &PgPool, host: Option<&str>) -> AppResult<Vec<LatestVa
 
 pub const MAX_POINTS: i64 = 11_000;
 pub const DEFAULT_POINTS: i64 = 1_000;
+/// Most points one answer may hold (series × points), about 60 MB of JSON: a fleet-wide
+/// selector asks for fewer points per series.
+pub const MAX_TOTAL_POINTS: i64 = 1_000_000;
 
 /// Every series of `host` matching the selector over [from, to), at most `points` points each,
 /// from the coarsest tier that still gives that many.
 pub async fn series(
     reads: &Reads,
     host: &str,
+    selector: &Selector,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+    points: i64,
+    retention: Retention,
+) -> AppResult<SeriesResponse> {
+    series_of(reads, Some(host), selector, from, to, points, retention).await
+}
+
+/// Like `series`, of one host or (`None`) of every host: a fleet overview, one entry per host
+/// and series, by host. At most `MAX_TOTAL_POINTS` points in all.
+pub async fn series_of(
+    reads: &Reads,
+    host: Option<&str>,
     selector: &Selector,
     from: OffsetDateTime,
     to: OffsetDateTime,
@@ -62,9 +79,9 @@ pub async fn series(
     }
     let (tier, step) = tier_and_step(from, to, points, retention);
     let matched = sqlx::query!(
-        r#"SELECT id, metric, labels AS "labels: sqlx::types::Json<Labels>"
-           FROM metric_series WHERE host = $1 AND metric = $2 AND labels @> $3::jsonb
-           ORDER BY labels::text"#,
+        r#"SELECT id, host, metric, labels AS "labels: sqlx::types::Json<Labels>"
+           FROM metric_series WHERE ($1::text IS NULL OR host = $1) AND metric = $2 AND labels @> $3::jsonb
+           ORDER BY host, labels::text"#,
         host,
         &selector.metric,
         labels_json(&selector.labels) as _
@@ -74,13 +91,20 @@ pub async fn series(
     if matched.is_empty() {
         return Ok(SeriesResponse { series: vec![] });
     }
+    if matched.len() as i64 * points > MAX_TOTAL_POINTS {
+        return Err(AppError::bad_request(format!(
+            "points: {} series × {points} points is over {MAX_TOTAL_POINTS}: ask at most {} points, or narrow the selector",
+            matched.len(),
+            (MAX_TOTAL_POINTS / matched.len() as i64).max(1)
+        )));
+    }
     let ids: Vec<i32> = matched.iter().map(|m| m.id).collect();
     let mut by_id = bucketed_points(reads, tier, &ids, from, to, step).await?;
     Ok(SeriesResponse {
         series: matched
             .into_iter()
             .map(|m| SeriesData {
-                host: host.to_string(),
+                host: m.host,
                 metric: m.metric,
                 labels: m.labels.0,
                 tier: tier.as_str().to_string(),
