@@ -654,6 +654,18 @@ async fn analytics_read_rolled_up_days_the_same(pool: PgPool) {
         .iter()
         .any(|s| s.ip == "203.0.113.9"));
 
+    // A line written behind the service's back (no roll-up mark), as another process could.
+    let sneak = |ts: OffsetDateTime, msg: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query("INSERT INTO log_lines (ts, service, level, message, fields, source) VALUES ($1, 'api', 4, $2, '{}', 'test')")
+                .bind(ts)
+                .bind(msg)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+    };
     // The part days at the edges are read from the hour rollups, not from the lines: a line
     // slipped in behind the roll-up's back (no mark) into a rolled-up hour is not seen, while
     // one in the current hour is.
@@ -671,12 +683,7 @@ async fn analytics_read_rolled_up_days_the_same(pool: PgPool) {
         app::logs::store::ensure_partitions(&state, &[ts.date()])
             .await
             .unwrap();
-        sqlx::query("INSERT INTO log_lines (ts, service, level, message, fields, source) VALUES ($1, 'api', 4, $2, '{}', 'test')")
-            .bind(ts)
-            .bind(msg)
-            .execute(&pool)
-            .await
-            .unwrap();
+        sneak(ts, msg).await;
     }
     // Written behind the service's back, as another process would; say so, or the shared tail
     // of ranges ending now may still be the one read before (for up to a second).
@@ -695,6 +702,60 @@ async fn analytics_read_rolled_up_days_the_same(pool: PgPool) {
         "the current hour comes from the lines"
     );
     sqlx::query("DELETE FROM log_lines WHERE message IN ('sneaked', 'current')")
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    // A range starting inside a rolled-up hour reads that hour's whole minutes from the minute
+    // tier and only the seconds before the first of them from the lines; one of an hour or
+    // more starts at the start of its minute (and says so), so it reads no lines there at all.
+    let minutes: i64 = sqlx::query_scalar("SELECT count(*) FROM log_rollup_minutes")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(
+        minutes > 100,
+        "minutes are stored as hours roll up: {minutes}"
+    );
+    let hour = app::logs::rollup::hour_of(now - Duration::hours(50));
+    let a2 = hour + Duration::minutes(20) + Duration::seconds(30);
+    let short = (a2, a2 + Duration::minutes(30));
+    let long = stats(&state, "", Some("api"), a2, b, &params)
+        .await
+        .unwrap();
+    assert_eq!(
+        long.from.0,
+        hour + Duration::minutes(20),
+        "a long range starts at its minute"
+    );
+    let edge = stats(&state, "", Some("api"), short.0, short.1, &params)
+        .await
+        .unwrap();
+    assert_eq!((edge.from.0, edge.to.0), short, "a short one to the second");
+    sneak(
+        hour + Duration::minutes(21) + Duration::seconds(10),
+        "in a minute",
+    )
+    .await;
+    sneak(a2 + Duration::seconds(5), "in the seconds").await;
+    app::logs::store::committed(&state);
+    let again = stats(&state, "", Some("api"), short.0, short.1, &params)
+        .await
+        .unwrap();
+    assert_eq!(
+        again.errors,
+        edge.errors + 1,
+        "whole minutes from their rollups, the seconds before them from the lines"
+    );
+    let again = stats(&state, "", Some("api"), a2, b, &params)
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.total, again.errors),
+        (long.total, long.errors),
+        "a long range's first minute from its rollup too"
+    );
+    sqlx::query("DELETE FROM log_lines WHERE message IN ('in a minute', 'in the seconds')")
         .execute(&pool)
         .await
         .unwrap();

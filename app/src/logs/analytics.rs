@@ -269,6 +269,56 @@ pub async fn raw_partial<C: Conns>(db: &C, scope: Scope<'_>) -> AppResult<Partia
     Ok(p)
 }
 
+/// The minutes of `service`'s `hour` that have lines, each with its partial (keeping
+/// `MINUTE_KEYS_KEPT` keys of each kind), for `log_rollup_minutes`: one count per minute, then
+/// one read of each minute with lines (the `(service, ts)` index takes it straight there).
+pub async fn minute_partials(
+    pool: &sqlx::PgPool,
+    service: &str,
+    hour: OffsetDateTime,
+) -> AppResult<Vec<(OffsetDateTime, Partial)>> {
+    let minutes: Vec<OffsetDateTime> = sqlx::query_scalar(
+        "SELECT DISTINCT date_trunc('minute', ts, 'UTC') FROM log_lines
+         WHERE service = $1 AND ts >= $2 AND ts < $3 ORDER BY 1",
+    )
+    .bind(service)
+    .bind(hour)
+    .bind(hour + rollup::HOUR)
+    .fetch_all(pool)
+    .await?;
+    let mut out = Vec::with_capacity(minutes.len());
+    for minute in minutes {
+        let scope = Scope::new(Some(service), minute, minute + Duration::MINUTE);
+        let mut part = raw_partial(pool, scope).await?;
+        part.trim(rollup::MINUTE_KEYS_KEPT);
+        out.push((minute, part));
+    }
+    Ok(out)
+}
+
+/// Of `hours`, those rolled up for `service` (or every service) and not written to since; with
+/// `with_minutes`, only those whose minutes are stored too (hours rolled up since they are).
+async fn settled_hours(
+    pool: &sqlx::PgPool,
+    hours: &[OffsetDateTime],
+    service: &Option<String>,
+    with_minutes: bool,
+) -> AppResult<Vec<OffsetDateTime>> {
+    if hours.is_empty() {
+        return Ok(vec![]);
+    }
+    Ok(sqlx::query_scalar(
+        "SELECT h.hour FROM log_rollup_hours_done h WHERE h.hour = ANY($1) AND (h.minutes OR NOT $3)
+         AND NOT EXISTS (SELECT 1 FROM log_rollup_pending p
+                         WHERE p.hour = h.hour AND ($2::text IS NULL OR p.service = $2))",
+    )
+    .bind(hours)
+    .bind(service)
+    .bind(with_minutes)
+    .fetch_all(pool)
+    .await?)
+}
+
 /// The runbook's analytics for [from, to), of the lines matching `q` (empty: all): without a
 /// query, the whole days and hours already rolled up (and not written to since) come from
 /// `log_rollups` and `log_rollup_hours`, the rest from the lines; with one, everything comes
@@ -284,13 +334,8 @@ pub async fn stats(
     p: &StatsParams,
 ) -> AppResult<LogStats> {
     let clauses = query::parse(q).map_err(AppError::BadRequest)?;
-    // Ranges are taken to whole seconds (one ending now to the end of this second), so the
-    // requests of one second for a range ending now share their reads.
-    let (from, to) = (whole_second(from), second_end(to));
-    let key = format!(
-        "stats/{q}/{service:?}/{}/{p:?}",
-        (to - from).whole_seconds()
-    );
+    let key = format!("stats/{q}/{service:?}/{}/{p:?}", span_key(from, to));
+    let (from, to) = answered_range(from, to, OffsetDateTime::now_utc());
     let (s, service, p) = (state.clone(), service.map(str::to_string), p.clone());
     // (Boxed: the analytics' future is large.)
     let compute =
@@ -351,8 +396,9 @@ async fn stats_of(
     Ok(rollup::finish(&all, &ranking, exact, from, to, svc))
 }
 
-/// The partials of a range without a query, merged: stored days, hours and the live round where
-/// they hold it, the lines for the rest.
+/// The partials of a range without a query, merged: stored days, hours, the live round and the
+/// minutes of rolled-up hours at the edges where they hold it, the lines for the rest (the
+/// seconds at the edges, those since the live round, hours not rolled up yet).
 async fn merged_partial(state: &AppState, scope: Scope<'_>) -> AppResult<Partial> {
     let (service, from, to) = (scope.service, scope.from, scope.to);
     let svc = service.map(str::to_string);
@@ -380,19 +426,7 @@ async fn merged_partial(state: &AppState, scope: Scope<'_>) -> AppResult<Partial
         .into_iter()
         .flat_map(|(a, b)| rollup::whole_hours(a, b))
         .collect();
-    let rolled_hours: Vec<OffsetDateTime> = if hours.is_empty() {
-        vec![]
-    } else {
-        sqlx::query_scalar(
-            "SELECT h.hour FROM log_rollup_hours_done h WHERE h.hour = ANY($1)
-             AND NOT EXISTS (SELECT 1 FROM log_rollup_pending p
-                             WHERE p.hour = h.hour AND ($2::text IS NULL OR p.service = $2))",
-        )
-        .bind(&hours)
-        .bind(&svc)
-        .fetch_all(pool)
-        .await?
-    };
+    let rolled_hours = settled_hours(pool, &hours, &svc, false).await?;
     stored.extend(rolled_hours.iter().map(|h| rollup::hour_span(*h)));
     // The current hour (and the one before, until it is rolled up) up to the live round.
     let live: Vec<(OffsetDateTime, OffsetDateTime)> = sqlx::query_as::<_, (OffsetDateTime, OffsetDateTime)>(
@@ -411,6 +445,19 @@ async fn merged_partial(state: &AppState, scope: Scope<'_>) -> AppResult<Partial
     .filter(|(h, _)| !stored.iter().any(|(a, b)| a < &(*h + rollup::HOUR) && *h < *b))
     .collect();
     stored.extend(live.iter().copied());
+    // The edges left inside rolled-up hours (a range starting mid-hour): their whole minutes.
+    let edges = rollup::raw_stretches(from, to, &stored);
+    let touched: Vec<OffsetDateTime> = edges
+        .iter()
+        .flat_map(|(a, b)| rollup::hours_touched(*a, *b))
+        .collect();
+    let with_minutes = settled_hours(pool, &touched, &svc, true).await?;
+    let minutes: Vec<OffsetDateTime> = edges
+        .iter()
+        .flat_map(|(a, b)| rollup::whole_minutes(*a, *b))
+        .filter(|m| with_minutes.contains(&rollup::hour_of(*m)))
+        .collect();
+    stored.extend(minutes.iter().map(|m| (*m, *m + Duration::MINUTE)));
     let (live_hours, live_upto): (Vec<OffsetDateTime>, Vec<OffsetDateTime>) =
         live.iter().copied().unzip();
     let partials = async {
@@ -425,13 +472,16 @@ async fn merged_partial(state: &AppState, scope: Scope<'_>) -> AppResult<Partial
                  UNION ALL
                  SELECT l.data FROM log_rollup_live l
                  JOIN UNNEST($4::timestamptz[], $5::timestamptz[]) AS r(hour, upto) ON l.hour = r.hour AND l.upto = r.upto
-                 WHERE ($3::text IS NULL OR l.service = $3)",
+                 WHERE ($3::text IS NULL OR l.service = $3)
+                 UNION ALL
+                 SELECT data FROM log_rollup_minutes WHERE minute = ANY($6) AND ($3::text IS NULL OR service = $3)",
             )
             .bind(&rolled_days)
             .bind(&rolled_hours)
             .bind(&svc)
             .bind(&live_hours)
             .bind(&live_upto)
+            .bind(&minutes)
             .fetch_all(pool)
             .await?,
         )
@@ -458,6 +508,36 @@ async fn merged_partial(state: &AppState, scope: Scope<'_>) -> AppResult<Partial
         all.merge(part);
     }
     Ok(all)
+}
+
+/// The range the analytics answer for [from, to), and the Logs page shows: whole seconds (one
+/// ending now to the end of this second, so the requests of one second share their reads). A
+/// range of an hour or more also starts at the start of its minute, and one ending in a
+/// finished hour ends at the end of its minute: its edges then come from the minute tier, not
+/// from up to a minute of a busy service's lines. The answer's `from` and `to` say so. Pure.
+pub fn answered_range(
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+    now: OffsetDateTime,
+) -> (OffsetDateTime, OffsetDateTime) {
+    let (from, to) = (whole_second(from), second_end(to));
+    if to - from < rollup::HOUR {
+        return (from, to);
+    }
+    let end = rollup::minute_of(to);
+    let to = if end < to && end + Duration::MINUTE <= rollup::hour_of(now) {
+        end + Duration::MINUTE
+    } else {
+        to
+    };
+    (rollup::minute_of(from), to)
+}
+
+/// A range's length as the answers shared between requests name it (asked, not answered: an
+/// `answered_range` of "the last 6 hours" is 6 hours and up to a minute long, depending on the
+/// second it is asked), in whole seconds.
+pub(crate) fn span_key(from: OffsetDateTime, to: OffsetDateTime) -> i64 {
+    (second_end(to) - whole_second(from)).whole_seconds()
 }
 
 /// Whether a range ends now (a dashboard's "last hour"): such ranges are taken to whole
@@ -524,5 +604,72 @@ where
             .await
     } else {
         compute.await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn long_ranges_are_answered_in_whole_minutes() {
+        let now = datetime!(2026-12-01 21:40:12.5 UTC);
+        let t = |h: u8, m: u8, s: u8, ms: u16| {
+            datetime!(2026-12-01 00:00 UTC)
+                + Duration::hours(h.into())
+                + Duration::minutes(m.into())
+                + Duration::seconds(s.into())
+                + Duration::milliseconds(ms.into())
+        };
+        // (from, to) asked → answered
+        let table = [
+            // Under an hour: whole seconds only.
+            (
+                (t(20, 15, 30, 250), t(20, 45, 10, 0)),
+                (t(20, 15, 30, 0), t(20, 45, 10, 0)),
+            ),
+            ((t(21, 0, 0, 0), now), (t(21, 0, 0, 0), t(21, 40, 13, 0))),
+            // The last 6 hours: from the start of its minute, to the end of this second.
+            (
+                (now - Duration::hours(6), now),
+                (t(15, 40, 0, 0), t(21, 40, 13, 0)),
+            ),
+            // Ending in a finished hour: to the end of that minute.
+            (
+                (t(10, 20, 30, 0), t(18, 5, 1, 0)),
+                (t(10, 20, 0, 0), t(18, 6, 0, 0)),
+            ),
+            (
+                (t(10, 20, 0, 0), t(18, 5, 0, 0)),
+                (t(10, 20, 0, 0), t(18, 5, 0, 0)),
+            ),
+            // Ending in the current hour (the live round's): to the second.
+            (
+                (t(10, 20, 30, 0), t(21, 5, 1, 0)),
+                (t(10, 20, 0, 0), t(21, 5, 1, 0)),
+            ),
+            // Ending in the last minute of the hour before: that minute ends with the hour.
+            (
+                (t(10, 0, 0, 0), t(20, 59, 30, 0)),
+                (t(10, 0, 0, 0), t(21, 0, 0, 0)),
+            ),
+        ];
+        for ((from, to), want) in table {
+            let got = answered_range(from, to, now);
+            assert_eq!(got, want, "{from} – {to}");
+            assert!(got.0 <= from && got.1 >= second_end(to) - Duration::SECOND);
+            assert_eq!(answered_range(got.0, got.1, now), got, "taken once");
+        }
+        // The key of "the last 6 hours" stays the same from one second to the next.
+        let keys: std::collections::BTreeSet<i64> = (0..120)
+            .map(|s| {
+                let now = now + Duration::seconds(s);
+                let (a, b) = (now - Duration::hours(6), now);
+                assert!(answered_range(a, b, now).0 <= a);
+                span_key(a, b)
+            })
+            .collect();
+        assert_eq!(keys.len(), 1, "{keys:?}");
     }
 }

@@ -1,7 +1,7 @@
 //! What the Logs page shows: the matching lines, their facets and timeline and, on the first
 //! page, the analytics of the same lines.
 
-use super::analytics::{ends_now, recent_if, second_end, stats, whole_second, StatsParams};
+use super::analytics::{answered_range, ends_now, recent_if, span_key, stats, StatsParams};
 use super::search::{facets, histogram, search, time_range};
 use super::store::services;
 use super::LogsPageData;
@@ -35,14 +35,10 @@ pub async fn page_data(state: &AppState, role: Role, p: PageQuery<'_>) -> AppRes
         .map_err(|e| AppError::bad_request(format!("range: {e}")))?;
         time_range(Some(&format!("now-{secs}s")), None, now).map_err(AppError::BadRequest)?
     };
-    // A range ending now: whole seconds, as `stats` takes it, so the facets and timeline below
-    // cover the same range.
+    // The range as `stats` takes it, so the lines, facets and timeline below cover the same.
     let live = ends_now(to);
-    let (from, to) = if live {
-        (whole_second(from), second_end(to))
-    } else {
-        (from, to)
-    };
+    let (asked, span) = ((from, to), span_key(from, to));
+    let (from, to) = answered_range(from, to, now);
     let services = services(&state.pool).await?;
     if let Err(e) = super::query::parse(p.q) {
         // Said under the search box; the rest of the page stays.
@@ -74,7 +70,6 @@ pub async fn page_data(state: &AppState, role: Role, p: PageQuery<'_>) -> AppRes
     let (stats, facets, histogram) = if p.cursor.is_none() {
         // For a range ending now, the facets and the timeline may come from up to
         // `RECENT_SECONDS` before, as the analytics (`stats`) do.
-        let span = (to - from).whole_seconds();
         let (q, service) = (p.q.to_string(), p.service.map(str::to_string));
         let (reads, q2, service2) = (state.reads.clone(), q.clone(), service.clone());
         let facets_now = async move { facets(&reads, &q2, service2.as_deref(), from, to).await };
@@ -82,7 +77,7 @@ pub async fn page_data(state: &AppState, role: Role, p: PageQuery<'_>) -> AppRes
         let histogram_now =
             async move { histogram(&reads, &q, service.as_deref(), from, to).await };
         let (s, f, h) = tokio::try_join!(
-            stats(state, p.q, p.service, from, to, &params),
+            stats(state, p.q, p.service, asked.0, asked.1, &params),
             recent_if(
                 live,
                 state,

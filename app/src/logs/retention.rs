@@ -55,6 +55,10 @@ pub async fn enforce_retention(
             .execute(pool)
             .await?;
     }
+    sqlx::query("DELETE FROM log_rollup_minutes WHERE minute < $1")
+        .bind(rollup::day_start(day))
+        .execute(pool)
+        .await?;
     // Services kept shorter than the longest: row by row, in one transaction with their
     // rollups (whole hours and days removed, the hour cut in two rolled up again, and with it
     // its day).
@@ -92,6 +96,14 @@ pub async fn enforce_retention(
         .await?;
         sqlx::query(&format!(
             "DELETE FROM log_rollup_hours WHERE {scope} AND hour < $3"
+        ))
+        .bind(service)
+        .bind(&named)
+        .bind(cut_hour)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(&format!(
+            "DELETE FROM log_rollup_minutes WHERE {scope} AND minute < $3"
         ))
         .bind(service)
         .bind(&named)

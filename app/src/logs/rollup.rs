@@ -16,6 +16,9 @@ use time::{Date, Duration, OffsetDateTime, Time};
 /// Distinct keys (paths, IPs, agents, error messages) a partial keeps per kind, the most
 /// frequent first. Top lists are exact while an hour has fewer distinct values than this.
 pub const KEYS_KEPT: i64 = 10_000;
+/// Distinct keys a minute's partial keeps per kind (`log_rollup_minutes`): a range reads whole
+/// minutes only at its edges, a small share of what its top lists count.
+pub const MINUTE_KEYS_KEPT: usize = 100;
 /// The slowest requests a partial keeps, whatever the threshold asked later.
 pub const SLOWEST_KEPT: usize = 50;
 /// Response-time histogram buckets grow by this factor: a percentile read from them is within
@@ -389,16 +392,47 @@ pub fn whole_days(from: OffsetDateTime, to: OffsetDateTime) -> Vec<Date> {
 
 /// The starts of the UTC hours wholly inside [from, to).
 pub fn whole_hours(from: OffsetDateTime, to: OffsetDateTime) -> Vec<OffsetDateTime> {
-    let mut hour = hour_of(from);
-    if hour < from {
-        hour += HOUR;
+    whole_units(from, to, hour_of(from), HOUR)
+}
+
+/// The whole minutes in [from, to).
+pub fn whole_minutes(from: OffsetDateTime, to: OffsetDateTime) -> Vec<OffsetDateTime> {
+    whole_units(from, to, minute_of(from), Duration::MINUTE)
+}
+
+/// The hours [from, to) touches, whole or in part.
+pub fn hours_touched(from: OffsetDateTime, to: OffsetDateTime) -> Vec<OffsetDateTime> {
+    let first = hour_of(from);
+    whole_units(
+        first,
+        to.max(first) + HOUR - Duration::nanoseconds(1),
+        first,
+        HOUR,
+    )
+}
+
+/// The units of length `unit` from `start` (the unit holding `from`) wholly in [from, to).
+fn whole_units(
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+    mut start: OffsetDateTime,
+    unit: Duration,
+) -> Vec<OffsetDateTime> {
+    if start < from {
+        start += unit;
     }
     let mut out = vec![];
-    while hour + HOUR <= to && out.len() < 1_000_000 {
-        out.push(hour);
-        hour += HOUR;
+    while start + unit <= to && out.len() < 1_000_000 {
+        out.push(start);
+        start += unit;
     }
     out
+}
+
+/// The start of the UTC minute holding `t`.
+pub fn minute_of(t: OffsetDateTime) -> OffsetDateTime {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    t.replace_time(Time::from_hms(t.hour(), t.minute(), 0).unwrap_or(Time::MIDNIGHT))
 }
 
 /// [from, to) without the `stored` stretches (sorted, not overlapping; those not wholly inside
@@ -439,6 +473,76 @@ pub fn hour_span(hour: OffsetDateTime) -> (OffsetDateTime, OffsetDateTime) {
 mod tests {
     use super::*;
     use time::macros::{date, datetime};
+
+    #[test]
+    fn minutes_and_touched_hours() {
+        let t = |s: &str| {
+            OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).unwrap()
+        };
+        // (from, to, whole minutes (first, last, count), hours touched)
+        let table = [
+            (
+                "2026-11-20T08:15:30Z",
+                "2026-11-20T08:18:00Z",
+                Some(("08:16", "08:17", 2)),
+                &["08"][..],
+            ),
+            (
+                "2026-11-20T08:15:00Z",
+                "2026-11-20T08:16:00Z",
+                Some(("08:15", "08:15", 1)),
+                &["08"],
+            ),
+            (
+                "2026-11-20T08:15:01Z",
+                "2026-11-20T08:15:59Z",
+                None,
+                &["08"],
+            ),
+            (
+                "2026-11-20T08:59:59.5Z",
+                "2026-11-20T10:00:00Z",
+                Some(("09:00", "09:59", 60)),
+                &["08", "09"],
+            ),
+            (
+                "2026-11-20T08:00:00Z",
+                "2026-11-20T10:00:00.001Z",
+                Some(("08:00", "09:59", 120)),
+                &["08", "09", "10"],
+            ),
+            (
+                "2026-11-20T23:59:30Z",
+                "2026-11-21T00:01:00Z",
+                Some(("00:00", "00:00", 1)),
+                &["23", "00"],
+            ),
+        ];
+        for (from, to, minutes, hours) in table {
+            let (from, to) = (t(from), t(to));
+            let hm = |m: &OffsetDateTime| format!("{:02}:{:02}", m.hour(), m.minute());
+            let got = whole_minutes(from, to);
+            assert!(got
+                .iter()
+                .all(|m| *m >= from && *m + Duration::MINUTE <= to && m.second() == 0));
+            match minutes {
+                None => assert!(got.is_empty(), "{from}: {got:?}"),
+                Some((first, last, n)) => {
+                    assert_eq!(got.len(), n, "{from}");
+                    assert_eq!((hm(&got[0]), hm(&got[n - 1])), (first.into(), last.into()));
+                }
+            }
+            let touched: Vec<String> = hours_touched(from, to)
+                .iter()
+                .map(|h| format!("{:02}", h.hour()))
+                .collect();
+            assert_eq!(touched, hours, "{from} – {to}");
+        }
+        assert_eq!(
+            minute_of(datetime!(2026-11-20 08:15:59.999 UTC)),
+            datetime!(2026-11-20 08:15 UTC)
+        );
+    }
 
     #[test]
     fn hours_settle_before_they_are_rolled_up() {

@@ -3,7 +3,7 @@
 //! write is one transaction with the marks it takes, so a process killed at any point leaves
 //! marks behind for the next round, never a stale roll-up that looks current.
 
-use super::analytics::{raw_partial, Scope};
+use super::analytics::{minute_partials, raw_partial, Scope};
 use super::rollup::{self, Partial, KEYS_KEPT};
 use crate::error::AppResult;
 use crate::state::AppState;
@@ -166,6 +166,30 @@ pub async fn roll_up_hour(
         .await?;
     let part = raw_partial(pool, Scope::new(Some(service), hour, hour + rollup::HOUR)).await?;
     let lines = part.lines();
+    // Its minutes, for ranges that start or end inside it.
+    let minutes = minute_partials(pool, service, hour).await?;
+    sqlx::query(
+        "DELETE FROM log_rollup_minutes WHERE service = $1 AND minute >= $2 AND minute < $3",
+    )
+    .bind(service)
+    .bind(hour)
+    .bind(hour + rollup::HOUR)
+    .execute(&mut *tx)
+    .await?;
+    if !minutes.is_empty() {
+        let (at, parts): (Vec<OffsetDateTime>, Vec<&Partial>) =
+            minutes.iter().map(|(m, p)| (*m, p)).unzip();
+        sqlx::query(
+            "INSERT INTO log_rollup_minutes (service, minute, lines, data)
+             SELECT $1, m, n, d FROM UNNEST($2::timestamptz[], $3::bigint[], $4::jsonb[]) AS u(m, n, d)",
+        )
+        .bind(service)
+        .bind(&at)
+        .bind(parts.iter().map(|p| p.lines()).collect::<Vec<_>>())
+        .bind(parts.iter().map(sqlx::types::Json).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+    }
     if lines == 0 {
         sqlx::query("DELETE FROM log_rollup_hours WHERE service = $1 AND hour = $2")
             .bind(service)
