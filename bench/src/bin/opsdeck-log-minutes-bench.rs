@@ -59,7 +59,9 @@ async fn main() -> Res<()> {
         t.elapsed().as_secs_f64()
     );
     let t = Instant::now();
-    let r = app::logs::rollup_jobs::roll_up(&state, now).await?;
+    // As the server's job would by now (the seeding takes minutes: the hour before this one
+    // may have finished meanwhile).
+    let r = app::logs::rollup_jobs::roll_up(&state, OffsetDateTime::now_utc()).await?;
     println!(
         "rolled up {} service-hours ({} lines) with their minutes in {:.1} s",
         r.hours,
