@@ -3,6 +3,7 @@
 use crate::auth::{whoami, CurrentUser, Logout, Role};
 use crate::error::AppError;
 use leptos::prelude::*;
+use leptos::server_fn::{client::Client, codec::PostUrl, request::ClientReq, Http, ServerFn};
 use leptos_router::components::{Outlet, A};
 use leptos_router::hooks::use_location;
 use time::OffsetDateTime;
@@ -154,6 +155,42 @@ pub fn EditBox(
                     {children()}
                     <button type="submit" class="btn primary">"Save"</button>
                 </form>
+            </KeepForm>
+        </details>
+    }
+}
+
+/// A create form folded under its button (`summary`): the fields (children), then a submit
+/// button labelled `submit`, posted through `action`, keeping what was typed ([`KeepForm`]).
+#[component]
+pub fn AddBox<ServFn, OutputProtocol>(
+    summary: &'static str,
+    action: ServerAction<ServFn>,
+    testid: &'static str,
+    #[prop(default = "Add")] submit: &'static str,
+    children: Children,
+) -> impl IntoView
+where
+    ServFn: serde::de::DeserializeOwned
+        + ServerFn<Protocol = Http<PostUrl, OutputProtocol>>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    <<ServFn::Client as Client<ServFn::Error>>::Request as ClientReq<ServFn::Error>>::FormData:
+        From<leptos::web_sys::FormData>,
+    ServFn::Output: Send + Sync + 'static,
+    ServFn::Error: Send + Sync + 'static,
+    <ServFn as ServerFn>::Client: Client<<ServFn as ServerFn>::Error>,
+    OutputProtocol: 'static,
+{
+    view! {
+        <details class="add"><summary class="btn small">{summary}</summary>
+            <KeepForm>
+                <ActionForm action=action attr:class="form-grid" attr:data-testid=testid>
+                    {children()}
+                    <button type="submit" class="btn primary">{submit}</button>
+                </ActionForm>
             </KeepForm>
         </details>
     }
@@ -478,6 +515,34 @@ pub fn EmptyState(title: &'static str, children: Children) -> impl IntoView {
     }
 }
 
+/// A resource's answer once it comes: `loading` meanwhile (the page before it while it
+/// reloads), the error named if it failed, else what `ok` makes of it.
+#[component]
+pub fn Loaded<T, F, V>(
+    data: Resource<Result<T, AppError>>,
+    #[prop(default = "Loading…")] loading: &'static str,
+    ok: F,
+) -> impl IntoView
+where
+    T: Clone + Send + Sync + 'static,
+    F: Fn(T) -> V + Clone + Send + Sync + 'static,
+    V: IntoView + 'static,
+{
+    view! {
+        <Transition fallback=move || view! { <p class="muted">{loading}</p> }>
+            {move || {
+                let ok = ok.clone();
+                Suspend::new(async move {
+                    match data.await {
+                        Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
+                        Ok(d) => ok(d).into_any(),
+                    }
+                })
+            }}
+        </Transition>
+    }
+}
+
 /// A failed load or action, saying what went wrong.
 #[component]
 pub fn ErrorNotice(error: AppError) -> impl IntoView {
@@ -522,6 +587,23 @@ pub fn PageHeader(
         <div class="page-header">
             <h1>{title}</h1>
             {subtitle.map(|s| view! { <p class="muted">{s}</p> })}
+        </div>
+    }
+}
+
+/// The header of a page below another: its title (the tab's too) under the way back to
+/// `parent` at `href`.
+#[component]
+pub fn SubPageHeader(
+    href: &'static str,
+    parent: &'static str,
+    #[prop(into)] title: Signal<String>,
+) -> impl IntoView {
+    view! {
+        <leptos_meta::Title text=move || title.get()/>
+        <div class="page-header">
+            <p class="muted"><A href=href>{parent}</A>" ›"</p>
+            <h1>{move || title.get()}</h1>
         </div>
     }
 }

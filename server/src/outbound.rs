@@ -56,8 +56,9 @@ impl Resolve for Guarded {
 }
 
 /// An HTTP client for operator-given URLs: the deny list applied to every address it connects
-/// to, at most `redirects` redirects, each checked as well.
-pub fn client(config: &Config, user_agent: &str, redirects: usize) -> reqwest::Client {
+/// to, at most `redirects` redirects, each checked as well; its user agent `opsdeck-{who}/{version}`.
+pub fn client(config: &Config, who: &str, redirects: usize) -> reqwest::Client {
+    let user_agent = format!("opsdeck-{who}/{}", env!("CARGO_PKG_VERSION"));
     let deny = Arc::new(config.outbound_deny.clone());
     let for_redirects = deny.clone();
     let policy = reqwest::redirect::Policy::custom(move |attempt| {

@@ -275,14 +275,8 @@ pub async fn get_checks_page(
 ) -> Result<ChecksPageData, AppError> {
     crate::auth::service::in_request(|ctx| async move {
         let user = ctx.require(crate::auth::Role::Viewer).await?;
-        let (from, to, label) = crate::metrics::window(
-            range.as_deref(),
-            from.as_deref(),
-            to.as_deref(),
-            "24h",
-            time::OffsetDateTime::now_utc(),
-            crate::zone::current(),
-        )?;
+        let (from, to, label) =
+            crate::metrics::window_now(range.as_deref(), from.as_deref(), to.as_deref(), "24h")?;
         Ok(ChecksPageData {
             checks: service::checks_with_charts(&ctx.state.pool, from, to, &label).await?,
             can_edit: user.can(crate::auth::Role::Operator),

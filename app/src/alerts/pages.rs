@@ -8,8 +8,8 @@ use super::{
     InstanceAction, MuteAlert, RuleAction, RuleForm, RuleInfo,
 };
 use crate::components::{
-    action_error, ago, fmt_time, param, pause_toggle, Choice, EditBox, EmptyState, ErrorNotice,
-    KeepForm, PageHeader, PostButton, RowActions,
+    action_error, ago, fmt_time, param, pause_toggle, AddBox, Choice, EditBox, EmptyState,
+    KeepForm, Loaded, PageHeader, PostButton, RowActions,
 };
 use crate::metrics::pages::{zoom_out_link, ChartView, RangeNav};
 use crate::metrics::AutoRefresh;
@@ -256,229 +256,212 @@ pub fn AlertsPage() -> impl IntoView {
         {move || chan_act.value().get().and_then(|r| r.ok()).map(|done| view! {
             <p class="notice ok" data-testid="channel-test-sent">{done}</p>
         })}
-        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match data.await {
-                    Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
-                    Ok(d) => {
-                        let can_edit = d.can_edit;
-                        let firing = d.overview.active.iter().filter(|a| a.status == "firing").count();
-                        let channel_names: Vec<String> = d.channels.iter().map(|c| c.name.clone()).collect();
+        <Loaded data=data ok=move |d| {
+            let can_edit = d.can_edit;
+            let firing = d.overview.active.iter().filter(|a| a.status == "firing").count();
+            let channel_names: Vec<String> = d.channels.iter().map(|c| c.name.clone()).collect();
+            view! {
+                <p class="muted small" data-testid="alerts-evaluated">
+                    {format!("Rules are evaluated every {} s", d.interval_seconds)}
+                    {d.last_evaluated.map(|t| format!("; last round {} ago.", ago(t))).unwrap_or_else(|| "; no round has run yet.".into())}
+                </p>
+                <section class="card">
+                    <h2>{if firing > 0 { format!("Firing ({firing})") } else { "Firing".to_string() }}</h2>
+                    {if d.overview.active.is_empty() {
+                        view! { <EmptyState title="Nothing is firing">"Every enabled rule is within its threshold."</EmptyState> }.into_any()
+                    } else {
                         view! {
-                            <p class="muted small" data-testid="alerts-evaluated">
-                                {format!("Rules are evaluated every {} s", d.interval_seconds)}
-                                {d.last_evaluated.map(|t| format!("; last round {} ago.", ago(t))).unwrap_or_else(|| "; no round has run yet.".into())}
-                            </p>
-                            <section class="card">
-                                <h2>{if firing > 0 { format!("Firing ({firing})") } else { "Firing".to_string() }}</h2>
-                                {if d.overview.active.is_empty() {
-                                    view! { <EmptyState title="Nothing is firing">"Every enabled rule is within its threshold."</EmptyState> }.into_any()
-                                } else {
-                                    view! {
-                                        <div class="table-wrap"><table class="table" data-testid="active-alerts">
-                                            <thead><tr><th>"State"</th><th>"Rule"</th><th>"Why"</th><th>"For"</th><th></th><th></th></tr></thead>
-                                            <tbody>{d.overview.active.into_iter().map(|a| active_row(a, can_edit)).collect_view()}</tbody>
-                                        </table></div>
-                                    }.into_any()
-                                }}
-                            </section>
-                            <section class="card">
-                                <h2>"Rules"</h2>
-                                {if d.rules.is_empty() {
-                                    view! { <EmptyState title="No rules">"Add a rule below, or through POST /api/v1/alerts/rules."</EmptyState> }.into_any()
-                                } else {
-                                    view! {
-                                        <div class="table-wrap"><table class="table" data-testid="rules">
-                                            <thead><tr><th>"Rule"</th><th>"Condition"</th><th>"Notifies"</th><th>"State"</th><th></th></tr></thead>
-                                            <tbody>{d.rules.into_iter().map(|r| rule_row(r, can_edit)).collect_view()}</tbody>
-                                        </table></div>
-                                    }.into_any()
-                                }}
-                                {can_edit.then(|| view! {
-                                    <details class="add"><summary class="btn small">"Add a rule"</summary>
-                                        <KeepForm>
-                                        <ActionForm action=add_rule attr:class="form-grid" attr:data-testid="add-rule">
-                                            <label>"Name" <input type="text" name="name" required maxlength="100" placeholder="API disk above 90 %"/></label>
-                                            <label>"Kind"
-                                                <select name="kind">
-                                                    <option value="metric">"metric threshold"</option>
-                                                    <option value="health">"health check down"</option>
-                                                    <option value="log">"logs"</option>
-                                                    <option value="log_anomaly">"log errors above normal"</option>
-                                                    <option value="forecast">"capacity forecast"</option>
-                                                    <option value="backup">"no backup"</option>
-                                                    <option value="host">"host sends nothing"</option>
-                                                </select>
-                                            </label>
-                                            <label>"Host / check / service / target (* for all)" <input type="text" name="target" placeholder="*"/></label>
-                                            <label>"Metric, or log condition (error_rate, avg_response_time)" <input type="text" name="metric" placeholder="disk_used_percent{mount=\"/\"}"/></label>
-                                            <label>"Comparison"
-                                                <select name="op">
-                                                    <option value=">">">"</option><option value=">=">">="</option>
-                                                    <option value="<">"<"</option><option value="<=">"<="</option>
-                                                </select>
-                                            </label>
-                                            <label>"Threshold (metric value, %, s, days, hours or times normal)" <input type="text" name="threshold" inputmode="decimal" placeholder="90"/></label>
-                                            <label>"Clears at (optional)" <input type="text" name="clear_threshold" inputmode="decimal" placeholder="85"/></label>
-                                            <label>"For (seconds)" <input type="number" name="for_seconds" min="0" value="300"/></label>
-                                            <label>"Notify (channel names, comma-separated)" <input type="text" name="notify" placeholder=channel_names.join(", ")/></label>
-                                            <button type="submit" class="btn primary">"Save rule"</button>
-                                        </ActionForm>
-                                        </KeepForm>
-                                    </details>
-                                })}
-                            </section>
-                            {d.is_admin.then(|| view! {
-                                <section class="card">
-                                    <h2>"Channels"</h2>
-                                    {if d.channels.is_empty() {
-                                        view! { <EmptyState title="No channels">"Add a webhook (JSON, Slack or Discord) or an e-mail channel, then name it in a rule's Notify."</EmptyState> }.into_any()
-                                    } else {
-                                        view! {
-                                            <div class="table-wrap"><table class="table" data-testid="channels">
-                                                <thead><tr><th>"Channel"</th><th>"Goes to"</th><th>"Last delivery"</th><th></th></tr></thead>
-                                                <tbody>{d.channels.into_iter().map(|c| {
-                                                    let id = c.id;
-                                                    view! {
-                                                        <tr data-testid="channel-row">
-                                                            <td><strong>{c.name.clone()}</strong>{c.paused.then(|| view! { " "<span class="badge muted" data-testid="paused">"paused"</span> })}{c.is_default.then(|| view! { " "<span class="badge ok" data-testid="default-channel">"default"</span> })}<div class="muted small">{format!("{} · {}", c.kind, c.format)}</div><div class="muted small" data-testid="channel-grouping">{grouping(&c)}</div></td>
-                                                            <td class="mono wrap">{c.url.clone().or(c.to.clone()).unwrap_or_default()}</td>
-                                                            <td class=if c.last_status.as_deref() == Some("failed") { "bad wrap" } else { "wrap" }>
-                                                                {c.last_status.clone().unwrap_or_else(|| "never used".into())}
-                                                                {c.last_error.clone().map(|e| view! { <div class="muted small">{e}</div> })}
-                                                            </td>
-                                                            <td>
-                                                                <EditBox url=EditChannel::url() fields=vec![("id", id.to_string())] testid="channel-edit">
-                                                                    {if c.kind == "email" {
-                                                                        view! { <label>"E-mail to (comma-separated)" <input type="text" name="to" required value=c.to.clone().unwrap_or_default()/></label> }.into_any()
-                                                                    } else {
-                                                                        view! {
-                                                                            <label>"New webhook URL (empty: unchanged)" <input type="url" name="url" autocomplete="off"/></label>
-                                                                            <label>"Webhook body" <Choice name="format" options=WEBHOOK_FORMATS selected=c.format.clone()/></label>
-                                                                        }.into_any()
-                                                                    }}
-                                                                    <label>"Default (rules that name no channel notify it)" <Choice name="default" options=&[("false", "no"), ("true", "yes")] selected=c.is_default.to_string()/></label>
-                                                                    <label>"Group wait (s)" <input type="number" name="group_wait_seconds" min="0" max="3600" value=c.group_wait_seconds.to_string()/></label>
-                                                                    <label>"Group interval (s)" <input type="number" name="group_interval_seconds" min="0" max="86400" value=c.group_interval_seconds.to_string()/></label>
-                                                                    <label>"Messages an hour at most" <input type="number" name="max_per_hour" min="1" max="1000" value=c.max_per_hour.to_string()/></label>
-                                                                </EditBox>
-                                                                <PostButton url=ChannelAction::url() fields=vec![("id", id.to_string()), ("action", "test".into())] label="Send test"/>
-                                                                <RowActions url=ChannelAction::url() fields=vec![("id", id.to_string())] toggle=pause_toggle(c.paused) question="Delete this channel? Rules that name it stop notifying it."/>
-                                                            </td>
-                                                        </tr>
-                                                    }
-                                                }).collect_view()}</tbody>
-                                            </table></div>
-                                        }.into_any()
-                                    }}
-                                    {(!d.smtp_configured).then(|| view! {
-                                        <p class="muted small">"E-mail channels need OPSDECK_SMTP_URL and OPSDECK_SMTP_FROM on the server."</p>
-                                    })}
-                                    <details class="add"><summary class="btn small">"Add a channel"</summary>
-                                        <KeepForm>
-                                        <ActionForm action=add_channel attr:class="form-grid" attr:data-testid="add-channel">
-                                            <label>"Name" <input type="text" name="name" required maxlength="100" placeholder="ops-slack"/></label>
-                                            <label>"Kind" <select name="kind"><option value="webhook">"webhook"</option><option value="email">"e-mail"</option></select></label>
-                                            <label>"Webhook URL (kept secret, shown redacted)" <input type="url" name="url" autocomplete="off" placeholder="https://hooks.slack.com/services/…"/></label>
-                                            <label>"Webhook body" <Choice name="format" options=WEBHOOK_FORMATS selected="json"/></label>
-                                            <label>"E-mail to (comma-separated)" <input type="text" name="to" placeholder="ops@example.com"/></label>
-                                            <label class="check"><input type="checkbox" name="is_default" value="true"/>" Default: rules that name no channel (the built-in ones) notify it"</label>
-                                            <label>"Group wait (s): alerts starting together go out as one message" <input type="number" name="group_wait" min="0" max="3600" value="30"/></label>
-                                            <label>"Group interval (s): later changes batched" <input type="number" name="group_interval" min="0" max="86400" value="300"/></label>
-                                            <label>"Messages an hour at most (then one digest an hour)" <input type="number" name="max_per_hour" min="1" max="1000" value="20"/></label>
-                                            <button type="submit" class="btn primary">"Save channel"</button>
-                                        </ActionForm>
-                                        </KeepForm>
-                                    </details>
-                                </section>
-                            })}
-                            {can_edit.then(|| notification_log(d.notifications.clone()))}
-                            <section class="card" data-testid="maintenance">
-                                <h2>"Maintenance windows"</h2>
-                                <p class="muted small">"What a window covers is evaluated and shown, but notifies no one; a check's results in it do not count against its uptime. Recurring windows and scripts' windows: "<code>"POST /api/v1/maintenance"</code>", or "<code>"opsdeck maintenance start"</code>"."</p>
-                                {if d.maintenance.is_empty() {
-                                    view! { <p class="muted">"None open or coming."</p> }.into_any()
-                                } else {
-                                    view! {
-                                        <div class="table-wrap"><table class="table" data-testid="maintenance-windows">
-                                            <thead><tr><th>"Window"</th><th>"Covers"</th><th>"When"</th><th>"By"</th><th></th></tr></thead>
-                                            <tbody>{d.maintenance.clone().into_iter().map(|w| view! {
-                                                <tr data-testid="maintenance-row">
-                                                    <td><strong>{w.name.clone()}</strong>" "{w.active.then(|| view! { <span class="badge warn">"in force"</span> })}</td>
-                                                    <td>{w.what.clone()}</td>
-                                                    <td>{w.when.clone()}</td>
-                                                    <td>{w.created_by.clone()}</td>
-                                                    <td>{can_edit.then(|| view! {
-                                                        <PostButton url=super::EndMaintenance::url() fields=vec![("id", w.id.to_string())] label="End now"/>
-                                                    })}</td>
-                                                </tr>
-                                            }).collect_view()}</tbody>
-                                        </table></div>
-                                    }.into_any()
-                                }}
-                                {can_edit.then(|| view! {
-                                    <details>
-                                        <summary class="btn small">"Open a window"</summary>
-                                        <KeepForm>
-                                            <form action=super::OpenMaintenance::url() method="post" class="form-grid" data-testid="open-maintenance">
-                                                <label>"Name" <input type="text" name="name" required maxlength="100" placeholder="kernel update"/></label>
-                                                <label>"Hosts (pattern, empty: any)" <input type="text" name="host" placeholder="web-*"/></label>
-                                                <label>"Checks (comma-separated)" <input type="text" name="checks"/></label>
-                                                <label>"Rules (comma-separated)" <input type="text" name="rules"/></label>
-                                                <label>"For (minutes)" <input type="number" name="minutes" min="1" max="44640" value="60" required/></label>
-                                                <button type="submit" class="btn primary">"Open"</button>
-                                            </form>
-                                        </KeepForm>
-                                    </details>
-                                })}
-                            </section>
-                            {(!d.overview.silences.is_empty()).then(|| view! {
-                                <section class="card">
-                                    <h2>"Silences"</h2>
-                                    <div class="table-wrap"><table class="table" data-testid="silences">
-                                        <thead><tr><th>"Rule"</th><th>"Host"</th><th>"Until"</th><th>"By"</th><th></th></tr></thead>
-                                        <tbody>{d.overview.silences.clone().into_iter().map(|s| view! {
-                                            <tr>
-                                                <td>{s.rule.clone().unwrap_or_else(|| "every rule".into())}</td>
-                                                <td>{s.host.clone().unwrap_or_else(|| "any".into())}</td>
-                                                <td>{fmt_time(&s.ends_at)}</td>
-                                                <td>{s.created_by.clone()}{(!s.comment.is_empty()).then(|| format!(": {}", s.comment))}</td>
-                                                <td>{can_edit.then(|| view! {
-                                                    <ActionForm action=unsilence attr:class="inline">
-                                                        <input type="hidden" name="id" value=s.id/>
-                                                        <button type="submit" class="btn small">"End now"</button>
-                                                    </ActionForm>
-                                                })}</td>
-                                            </tr>
-                                        }).collect_view()}</tbody>
-                                    </table></div>
-                                </section>
-                            })}
-                            <section class="card">
-                                <h2>"History"</h2>
-                                {if d.overview.history.is_empty() {
-                                    view! { <EmptyState title="No alerts yet">"Firings and resolutions will be listed here."</EmptyState> }.into_any()
-                                } else {
-                                    view! {
-                                        <div class="table-wrap"><table class="table" data-testid="alert-history">
-                                            <thead><tr><th>"When"</th><th>"State"</th><th>"Rule"</th><th>"Why"</th></tr></thead>
-                                            <tbody>{d.overview.history.into_iter().map(|e| view! {
-                                                <tr>
-                                                    <td>{fmt_time(&e.at)}</td>
-                                                    <td>{status_badge(e.status.as_str(), "warning")}{e.silenced.then(|| view! { <span class="badge">"silenced"</span> })}</td>
-                                                    <td><strong>{e.rule.clone()}</strong><div class="muted small">{e.instance.clone()}</div></td>
-                                                    <td class="wrap">{e.summary.clone()}</td>
-                                                </tr>
-                                            }).collect_view()}</tbody>
-                                        </table></div>
-                                    }.into_any()
-                                }}
-                            </section>
+                            <div class="table-wrap"><table class="table" data-testid="active-alerts">
+                                <thead><tr><th>"State"</th><th>"Rule"</th><th>"Why"</th><th>"For"</th><th></th><th></th></tr></thead>
+                                <tbody>{d.overview.active.into_iter().map(|a| active_row(a, can_edit)).collect_view()}</tbody>
+                            </table></div>
                         }.into_any()
-                    }
-                }
-            })}
-        </Transition>
+                    }}
+                </section>
+                <section class="card">
+                    <h2>"Rules"</h2>
+                    {if d.rules.is_empty() {
+                        view! { <EmptyState title="No rules">"Add a rule below, or through POST /api/v1/alerts/rules."</EmptyState> }.into_any()
+                    } else {
+                        view! {
+                            <div class="table-wrap"><table class="table" data-testid="rules">
+                                <thead><tr><th>"Rule"</th><th>"Condition"</th><th>"Notifies"</th><th>"State"</th><th></th></tr></thead>
+                                <tbody>{d.rules.into_iter().map(|r| rule_row(r, can_edit)).collect_view()}</tbody>
+                            </table></div>
+                        }.into_any()
+                    }}
+                    {can_edit.then(|| view! {
+                        <AddBox summary="Add a rule" action=add_rule testid="add-rule" submit="Save rule">
+                            <label>"Name" <input type="text" name="name" required maxlength="100" placeholder="API disk above 90 %"/></label>
+                            <label>"Kind"
+                                <select name="kind">
+                                    <option value="metric">"metric threshold"</option>
+                                    <option value="health">"health check down"</option>
+                                    <option value="log">"logs"</option>
+                                    <option value="log_anomaly">"log errors above normal"</option>
+                                    <option value="forecast">"capacity forecast"</option>
+                                    <option value="backup">"no backup"</option>
+                                    <option value="host">"host sends nothing"</option>
+                                </select>
+                            </label>
+                            <label>"Host / check / service / target (* for all)" <input type="text" name="target" placeholder="*"/></label>
+                            <label>"Metric, or log condition (error_rate, avg_response_time)" <input type="text" name="metric" placeholder="disk_used_percent{mount=\"/\"}"/></label>
+                            <label>"Comparison"
+                                <select name="op">
+                                    <option value=">">">"</option><option value=">=">">="</option>
+                                    <option value="<">"<"</option><option value="<=">"<="</option>
+                                </select>
+                            </label>
+                            <label>"Threshold (metric value, %, s, days, hours or times normal)" <input type="text" name="threshold" inputmode="decimal" placeholder="90"/></label>
+                            <label>"Clears at (optional)" <input type="text" name="clear_threshold" inputmode="decimal" placeholder="85"/></label>
+                            <label>"For (seconds)" <input type="number" name="for_seconds" min="0" value="300"/></label>
+                            <label>"Notify (channel names, comma-separated)" <input type="text" name="notify" placeholder=channel_names.join(", ")/></label>
+                        </AddBox>
+                    })}
+                </section>
+                {d.is_admin.then(|| view! {
+                    <section class="card">
+                        <h2>"Channels"</h2>
+                        {if d.channels.is_empty() {
+                            view! { <EmptyState title="No channels">"Add a webhook (JSON, Slack or Discord) or an e-mail channel, then name it in a rule's Notify."</EmptyState> }.into_any()
+                        } else {
+                            view! {
+                                <div class="table-wrap"><table class="table" data-testid="channels">
+                                    <thead><tr><th>"Channel"</th><th>"Goes to"</th><th>"Last delivery"</th><th></th></tr></thead>
+                                    <tbody>{d.channels.into_iter().map(|c| {
+                                        let id = c.id;
+                                        view! {
+                                            <tr data-testid="channel-row">
+                                                <td><strong>{c.name.clone()}</strong>{c.paused.then(|| view! { " "<span class="badge muted" data-testid="paused">"paused"</span> })}{c.is_default.then(|| view! { " "<span class="badge ok" data-testid="default-channel">"default"</span> })}<div class="muted small">{format!("{} · {}", c.kind, c.format)}</div><div class="muted small" data-testid="channel-grouping">{grouping(&c)}</div></td>
+                                                <td class="mono wrap">{c.url.clone().or(c.to.clone()).unwrap_or_default()}</td>
+                                                <td class=if c.last_status.as_deref() == Some("failed") { "bad wrap" } else { "wrap" }>
+                                                    {c.last_status.clone().unwrap_or_else(|| "never used".into())}
+                                                    {c.last_error.clone().map(|e| view! { <div class="muted small">{e}</div> })}
+                                                </td>
+                                                <td>
+                                                    <EditBox url=EditChannel::url() fields=vec![("id", id.to_string())] testid="channel-edit">
+                                                        {if c.kind == "email" {
+                                                            view! { <label>"E-mail to (comma-separated)" <input type="text" name="to" required value=c.to.clone().unwrap_or_default()/></label> }.into_any()
+                                                        } else {
+                                                            view! {
+                                                                <label>"New webhook URL (empty: unchanged)" <input type="url" name="url" autocomplete="off"/></label>
+                                                                <label>"Webhook body" <Choice name="format" options=WEBHOOK_FORMATS selected=c.format.clone()/></label>
+                                                            }.into_any()
+                                                        }}
+                                                        <label>"Default (rules that name no channel notify it)" <Choice name="default" options=&[("false", "no"), ("true", "yes")] selected=c.is_default.to_string()/></label>
+                                                        <label>"Group wait (s)" <input type="number" name="group_wait_seconds" min="0" max="3600" value=c.group_wait_seconds.to_string()/></label>
+                                                        <label>"Group interval (s)" <input type="number" name="group_interval_seconds" min="0" max="86400" value=c.group_interval_seconds.to_string()/></label>
+                                                        <label>"Messages an hour at most" <input type="number" name="max_per_hour" min="1" max="1000" value=c.max_per_hour.to_string()/></label>
+                                                    </EditBox>
+                                                    <PostButton url=ChannelAction::url() fields=vec![("id", id.to_string()), ("action", "test".into())] label="Send test"/>
+                                                    <RowActions url=ChannelAction::url() fields=vec![("id", id.to_string())] toggle=pause_toggle(c.paused) question="Delete this channel? Rules that name it stop notifying it."/>
+                                                </td>
+                                            </tr>
+                                        }
+                                    }).collect_view()}</tbody>
+                                </table></div>
+                            }.into_any()
+                        }}
+                        {(!d.smtp_configured).then(|| view! {
+                            <p class="muted small">"E-mail channels need OPSDECK_SMTP_URL and OPSDECK_SMTP_FROM on the server."</p>
+                        })}
+                        <AddBox summary="Add a channel" action=add_channel testid="add-channel" submit="Save channel">
+                            <label>"Name" <input type="text" name="name" required maxlength="100" placeholder="ops-slack"/></label>
+                            <label>"Kind" <select name="kind"><option value="webhook">"webhook"</option><option value="email">"e-mail"</option></select></label>
+                            <label>"Webhook URL (kept secret, shown redacted)" <input type="url" name="url" autocomplete="off" placeholder="https://hooks.slack.com/services/…"/></label>
+                            <label>"Webhook body" <Choice name="format" options=WEBHOOK_FORMATS selected="json"/></label>
+                            <label>"E-mail to (comma-separated)" <input type="text" name="to" placeholder="ops@example.com"/></label>
+                            <label class="check"><input type="checkbox" name="is_default" value="true"/>" Default: rules that name no channel (the built-in ones) notify it"</label>
+                            <label>"Group wait (s): alerts starting together go out as one message" <input type="number" name="group_wait" min="0" max="3600" value="30"/></label>
+                            <label>"Group interval (s): later changes batched" <input type="number" name="group_interval" min="0" max="86400" value="300"/></label>
+                            <label>"Messages an hour at most (then one digest an hour)" <input type="number" name="max_per_hour" min="1" max="1000" value="20"/></label>
+                        </AddBox>
+                    </section>
+                })}
+                {can_edit.then(|| notification_log(d.notifications.clone()))}
+                <section class="card" data-testid="maintenance">
+                    <h2>"Maintenance windows"</h2>
+                    <p class="muted small">"What a window covers is evaluated and shown, but notifies no one; a check's results in it do not count against its uptime. Recurring windows and scripts' windows: "<code>"POST /api/v1/maintenance"</code>", or "<code>"opsdeck maintenance start"</code>"."</p>
+                    {if d.maintenance.is_empty() {
+                        view! { <p class="muted">"None open or coming."</p> }.into_any()
+                    } else {
+                        view! {
+                            <div class="table-wrap"><table class="table" data-testid="maintenance-windows">
+                                <thead><tr><th>"Window"</th><th>"Covers"</th><th>"When"</th><th>"By"</th><th></th></tr></thead>
+                                <tbody>{d.maintenance.clone().into_iter().map(|w| view! {
+                                    <tr data-testid="maintenance-row">
+                                        <td><strong>{w.name.clone()}</strong>" "{w.active.then(|| view! { <span class="badge warn">"in force"</span> })}</td>
+                                        <td>{w.what.clone()}</td>
+                                        <td>{w.when.clone()}</td>
+                                        <td>{w.created_by.clone()}</td>
+                                        <td>{can_edit.then(|| view! {
+                                            <PostButton url=super::EndMaintenance::url() fields=vec![("id", w.id.to_string())] label="End now"/>
+                                        })}</td>
+                                    </tr>
+                                }).collect_view()}</tbody>
+                            </table></div>
+                        }.into_any()
+                    }}
+                    {can_edit.then(|| view! {
+                        <details>
+                            <summary class="btn small">"Open a window"</summary>
+                            <KeepForm>
+                                <form action=super::OpenMaintenance::url() method="post" class="form-grid" data-testid="open-maintenance">
+                                    <label>"Name" <input type="text" name="name" required maxlength="100" placeholder="kernel update"/></label>
+                                    <label>"Hosts (pattern, empty: any)" <input type="text" name="host" placeholder="web-*"/></label>
+                                    <label>"Checks (comma-separated)" <input type="text" name="checks"/></label>
+                                    <label>"Rules (comma-separated)" <input type="text" name="rules"/></label>
+                                    <label>"For (minutes)" <input type="number" name="minutes" min="1" max="44640" value="60" required/></label>
+                                    <button type="submit" class="btn primary">"Open"</button>
+                                </form>
+                            </KeepForm>
+                        </details>
+                    })}
+                </section>
+                {(!d.overview.silences.is_empty()).then(|| view! {
+                    <section class="card">
+                        <h2>"Silences"</h2>
+                        <div class="table-wrap"><table class="table" data-testid="silences">
+                            <thead><tr><th>"Rule"</th><th>"Host"</th><th>"Until"</th><th>"By"</th><th></th></tr></thead>
+                            <tbody>{d.overview.silences.clone().into_iter().map(|s| view! {
+                                <tr>
+                                    <td>{s.rule.clone().unwrap_or_else(|| "every rule".into())}</td>
+                                    <td>{s.host.clone().unwrap_or_else(|| "any".into())}</td>
+                                    <td>{fmt_time(&s.ends_at)}</td>
+                                    <td>{s.created_by.clone()}{(!s.comment.is_empty()).then(|| format!(": {}", s.comment))}</td>
+                                    <td>{can_edit.then(|| view! {
+                                        <ActionForm action=unsilence attr:class="inline">
+                                            <input type="hidden" name="id" value=s.id/>
+                                            <button type="submit" class="btn small">"End now"</button>
+                                        </ActionForm>
+                                    })}</td>
+                                </tr>
+                            }).collect_view()}</tbody>
+                        </table></div>
+                    </section>
+                })}
+                <section class="card">
+                    <h2>"History"</h2>
+                    {if d.overview.history.is_empty() {
+                        view! { <EmptyState title="No alerts yet">"Firings and resolutions will be listed here."</EmptyState> }.into_any()
+                    } else {
+                        view! {
+                            <div class="table-wrap"><table class="table" data-testid="alert-history">
+                                <thead><tr><th>"When"</th><th>"State"</th><th>"Rule"</th><th>"Why"</th></tr></thead>
+                                <tbody>{d.overview.history.into_iter().map(|e| view! {
+                                    <tr>
+                                        <td>{fmt_time(&e.at)}</td>
+                                        <td>{status_badge(e.status.as_str(), "warning")}{e.silenced.then(|| view! { <span class="badge">"silenced"</span> })}</td>
+                                        <td><strong>{e.rule.clone()}</strong><div class="muted small">{e.instance.clone()}</div></td>
+                                        <td class="wrap">{e.summary.clone()}</td>
+                                    </tr>
+                                }).collect_view()}</tbody>
+                            </table></div>
+                        }.into_any()
+                    }}
+                </section>
+            }.into_any()
+        }/>
     }
 }
 
@@ -596,51 +579,39 @@ pub fn ChecksPage() -> impl IntoView {
         {action_error(move || add.value().get())}
         {action_error(move || del.value().get())}
         {action_error(move || edit.value().get())}
-        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match data.await {
-                    Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
-                    Ok(d) => {
-                        let can_edit = d.can_edit;
-                        view! {
-                            {if d.checks.is_empty() {
-                                view! { <EmptyState title="No health checks">"Add the URL of a service's health endpoint; Opsdeck fetches it on a schedule."</EmptyState> }.into_any()
-                            } else {
-                                view! {
-                                    <p class="muted small" data-testid="checks-range">
-                                        {format!("Latency over {}", if d.range_label == "custom" { "a custom window".to_string() } else { format!("the last {}", d.range_label) })}
-                                        {zoom_out_link("/checks", &d.range_label, d.checks.iter().find_map(|(_, c)| c.as_ref().map(|c| (c.from, c.to))))}
-                                    </p>
-                                    <section class="cards wide" data-testid="checks">
-                                        {d.checks.into_iter().map(|(c, ch)| check_card(c, ch, can_edit)).collect_view()}
-                                    </section>
-                                }.into_any()
-                            }}
-                            {can_edit.then(|| view! {
-                                <section class="card">
-                                    <details class="add"><summary class="btn small">"Add a health check"</summary>
-                                        <KeepForm>
-                                        <ActionForm action=add attr:class="form-grid" attr:data-testid="add-check">
-                                            <label>"Name" <input type="text" name="name" required maxlength="100" placeholder="api"/></label>
-                                            <label>"URL" <input type="url" name="url" required placeholder="http://127.0.0.1:8000/health"/></label>
-                                            <label>"Every (s)" <input type="number" name="interval_seconds" min="5" value="30"/></label>
-                                            <label>"Timeout (s)" <input type="number" name="timeout_seconds" min="1" max="60" value="5"/></label>
-                                            <label>"Expected status (empty: any 2xx)" <input type="number" name="expected_status" min="100" max="599"/></label>
-                                            <label>"Body must contain (optional)" <input type="text" name="expected_body" placeholder="\"status\":\"ok\""/></label>
-                                            <label>"Runs on host (optional: quiet while it is silent)" <input type="text" name="host" placeholder="web-1"/></label>
-                                            <label class="check"><input type="checkbox" name="public" value="true"/>" Show on the public status page"</label>
-                                            <label>"Name there (optional)" <input type="text" name="public_name" placeholder="Website"/></label>
-                                            <button type="submit" class="btn primary">"Add"</button>
-                                        </ActionForm>
-                                        </KeepForm>
-                                    </details>
-                                </section>
-                            })}
-                        }.into_any()
-                    }
-                }
-            })}
-        </Transition>
+        <Loaded data=data ok=move |d| {
+            let can_edit = d.can_edit;
+            view! {
+                {if d.checks.is_empty() {
+                    view! { <EmptyState title="No health checks">"Add the URL of a service's health endpoint; Opsdeck fetches it on a schedule."</EmptyState> }.into_any()
+                } else {
+                    view! {
+                        <p class="muted small" data-testid="checks-range">
+                            {format!("Latency over {}", if d.range_label == "custom" { "a custom window".to_string() } else { format!("the last {}", d.range_label) })}
+                            {zoom_out_link("/checks", &d.range_label, d.checks.iter().find_map(|(_, c)| c.as_ref().map(|c| (c.from, c.to))))}
+                        </p>
+                        <section class="cards wide" data-testid="checks">
+                            {d.checks.into_iter().map(|(c, ch)| check_card(c, ch, can_edit)).collect_view()}
+                        </section>
+                    }.into_any()
+                }}
+                {can_edit.then(|| view! {
+                    <section class="card">
+                        <AddBox summary="Add a health check" action=add testid="add-check">
+                            <label>"Name" <input type="text" name="name" required maxlength="100" placeholder="api"/></label>
+                            <label>"URL" <input type="url" name="url" required placeholder="http://127.0.0.1:8000/health"/></label>
+                            <label>"Every (s)" <input type="number" name="interval_seconds" min="5" value="30"/></label>
+                            <label>"Timeout (s)" <input type="number" name="timeout_seconds" min="1" max="60" value="5"/></label>
+                            <label>"Expected status (empty: any 2xx)" <input type="number" name="expected_status" min="100" max="599"/></label>
+                            <label>"Body must contain (optional)" <input type="text" name="expected_body" placeholder="\"status\":\"ok\""/></label>
+                            <label>"Runs on host (optional: quiet while it is silent)" <input type="text" name="host" placeholder="web-1"/></label>
+                            <label class="check"><input type="checkbox" name="public" value="true"/>" Show on the public status page"</label>
+                            <label>"Name there (optional)" <input type="text" name="public_name" placeholder="Website"/></label>
+                        </AddBox>
+                    </section>
+                })}
+            }.into_any()
+        }/>
     }
 }
 
@@ -672,48 +643,41 @@ pub fn ActiveMaintenance() -> impl IntoView {
 pub fn OverviewAlerts() -> impl IntoView {
     let data = Resource::new(|| (), |_| get_wrong());
     view! {
-        <Transition fallback=|| view! { <p class="muted">"Checking alerts…"</p> }>
-            {move || Suspend::new(async move {
-                match data.await {
-                    Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
-                    Ok(w) => {
-                        let rows = super::wrong::problems(&w);
-                        let (tone, title) = super::wrong::headline(rows.len(), w.pending);
-                        let (card, heading) = match tone {
-                            Tone::Bad => ("card wrong bad-border", "bad"),
-                            Tone::Pending => ("card wrong warn-border", "warn"),
-                            Tone::Clear => ("card wrong ok-border", "ok"),
-                        };
+        <Loaded data=data loading="Checking alerts…" ok=move |w| {
+            let rows = super::wrong::problems(&w);
+            let (tone, title) = super::wrong::headline(rows.len(), w.pending);
+            let (card, heading) = match tone {
+                Tone::Bad => ("card wrong bad-border", "bad"),
+                Tone::Pending => ("card wrong warn-border", "warn"),
+                Tone::Clear => ("card wrong ok-border", "ok"),
+            };
+            view! {
+                <section class=card data-testid="anything-wrong">
+                    <h2 class=heading>{title}</h2>
+                    {if rows.is_empty() {
                         view! {
-                            <section class=card data-testid="anything-wrong">
-                                <h2 class=heading>{title}</h2>
-                                {if rows.is_empty() {
-                                    view! {
-                                        <p class="muted">{format!("No alert firing ({} rules watching), {} health check{} up.",
-                                            w.rules, w.checks_total, if w.checks_total == 1 { "" } else { "s" })}</p>
-                                    }.into_any()
-                                } else {
-                                    view! {
-                                        <ul class="wrong-list">
-                                            {rows.into_iter().take(12).map(|p| {
-                                                let badge = if p.check { status_badge("down", "critical").into_any() } else { status_badge("firing", p.severity.as_str()).into_any() };
-                                                let rules = (p.check && !p.rules.is_empty()).then(|| format!(" (rules: {})", p.rules.join(", ")));
-                                                view! {
-                                                    <li data-testid="overview-alert">{badge}" "<strong>{p.title}</strong>" · "{p.detail}{rules}
-                                                        {p.since.map(|s| view! { <span class="muted small">{format!(" for {}", ago(s))}</span> })}</li>
-                                                }
-                                            }).collect_view()}
-                                        </ul>
-                                    }.into_any()
-                                }}
-                                {(tone != Tone::Clear).then(|| view! {
-                                    <p><A href="/alerts">"All alerts"</A>" · "<A href="/checks">"Health checks"</A></p>
-                                })}
-                            </section>
+                            <p class="muted">{format!("No alert firing ({} rules watching), {} health check{} up.",
+                                w.rules, w.checks_total, if w.checks_total == 1 { "" } else { "s" })}</p>
                         }.into_any()
-                    }
-                }
-            })}
-        </Transition>
+                    } else {
+                        view! {
+                            <ul class="wrong-list">
+                                {rows.into_iter().take(12).map(|p| {
+                                    let badge = if p.check { status_badge("down", "critical").into_any() } else { status_badge("firing", p.severity.as_str()).into_any() };
+                                    let rules = (p.check && !p.rules.is_empty()).then(|| format!(" (rules: {})", p.rules.join(", ")));
+                                    view! {
+                                        <li data-testid="overview-alert">{badge}" "<strong>{p.title}</strong>" · "{p.detail}{rules}
+                                            {p.since.map(|s| view! { <span class="muted small">{format!(" for {}", ago(s))}</span> })}</li>
+                                    }
+                                }).collect_view()}
+                            </ul>
+                        }.into_any()
+                    }}
+                    {(tone != Tone::Clear).then(|| view! {
+                        <p><A href="/alerts">"All alerts"</A>" · "<A href="/checks">"Health checks"</A></p>
+                    })}
+                </section>
+            }.into_any()
+        }/>
     }
 }

@@ -5,7 +5,7 @@ use super::{
     RevokeToken, Role, UpdateUser, UserSummary,
 };
 use crate::components::{
-    action_error, fmt_time, param, Confirm, ErrorNotice, KeepForm, PageHeader,
+    action_error, fmt_time, param, Confirm, ErrorNotice, KeepForm, Loaded, PageHeader,
 };
 use crate::error::AppError;
 use leptos::prelude::*;
@@ -83,31 +83,26 @@ pub fn UsersPage() -> impl IntoView {
         <AdminTabs/>
         {action_error(move || update.value().get())}
         {action_error(move || reset.value().get())}
-        <Transition fallback=|| view! { <p class="muted">"Loading users…"</p> }>
-            {move || Suspend::new(async move {
-                match users.await {
-                    Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
-                    Ok(list) => view! {
-                        <div class="table-wrap">
-                            <table class="table" data-testid="users-table">
-                                <thead>
-                                    <tr>
-                                        <th>"User"</th>
-                                        <th>"Role"</th>
-                                        <th>"State"</th>
-                                        <th>"Last sign-in"</th>
-                                        <th>"Actions"</th>
-                                    </tr>
-                                </thead>
-                                <tbody>
-                                    {list.into_iter().map(|u| view! { <UserRow user=u update reset/> }).collect_view()}
-                                </tbody>
-                            </table>
-                        </div>
-                    }.into_any(),
-                }
-            })}
-        </Transition>
+        <Loaded data=users loading="Loading users…" ok=move |list| {
+            view! {
+                <div class="table-wrap">
+                    <table class="table" data-testid="users-table">
+                        <thead>
+                            <tr>
+                                <th>"User"</th>
+                                <th>"Role"</th>
+                                <th>"State"</th>
+                                <th>"Last sign-in"</th>
+                                <th>"Actions"</th>
+                            </tr>
+                        </thead>
+                        <tbody>
+                            {list.into_iter().map(|u| view! { <UserRow user=u update reset/> }).collect_view()}
+                        </tbody>
+                    </table>
+                </div>
+            }.into_any()
+        }/>
         <section class="card">
             <h2>"Add a user"</h2>
             <KeepForm>
@@ -203,49 +198,44 @@ pub fn AuditPage() -> impl IntoView {
     view! {
         <PageHeader title="Audit log" subtitle="Sign-ins and every change (users, tokens, rules, checks, channels, processes, scrape targets, log sources, backups): who, what, when, from where."/>
         <AdminTabs/>
-        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match page.await {
-                    Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
-                    Ok(p) => view! {
-                        <AuditFilters actors=p.actors.clone() actions=p.actions.clone() actor=get("actor") action=get("action")/>
-                        {if p.entries.is_empty() {
-                            view! { <div class="card empty" data-testid="audit-empty"><p>{if get("actor").is_some() || get("action").is_some() { "No entries match these filters." } else { "No audit entries yet." }}</p></div> }.into_any()
-                        } else { view! {
-                        <div class="table-wrap">
-                            <table class="table" data-testid="audit-table">
-                                <thead>
-                                    <tr><th>"When"</th><th>"Who"</th><th>"What"</th><th>"Target"</th><th>"Outcome"</th><th>"From"</th><th>"Detail"</th></tr>
-                                </thead>
-                                <tbody>
-                                    {p.entries.into_iter().map(|e| view! {
-                                        <tr>
-                                            <td class="nowrap">{fmt_time(&e.at)}</td>
-                                            <td>{e.actor.unwrap_or_else(|| "—".into())}</td>
-                                            <td><code>{e.action}</code></td>
-                                            <td>{e.target.unwrap_or_default()}</td>
-                                            <td>{if e.success { view! { <span class="badge ok">"ok"</span> } } else { view! { <span class="badge bad">"failed"</span> } }}</td>
-                                            <td>{e.ip.unwrap_or_default()}</td>
-                                            <td class="muted">{if e.detail.as_object().is_some_and(|o| o.is_empty()) { String::new() } else { e.detail.to_string() }}</td>
-                                        </tr>
-                                    }).collect_view()}
-                                </tbody>
-                            </table>
-                        </div>
-                        {p.next_before.map(|b| {
-                            let mut href = format!("/admin/audit?before={b}");
-                            for k in ["actor", "action"] {
-                                if let Some(v) = get(k) {
-                                    href.push_str(&format!("&{k}={}", crate::components::urlencode(&v)));
-                                }
-                            }
-                            view! { <p><a class="btn" href=href>"Older entries →"</a></p> }
-                        })}
-                        }.into_any() }}
-                    }.into_any(),
-                }
-            })}
-        </Transition>
+        <Loaded data=page ok=move |p| {
+            view! {
+                <AuditFilters actors=p.actors.clone() actions=p.actions.clone() actor=get("actor") action=get("action")/>
+                {if p.entries.is_empty() {
+                    view! { <div class="card empty" data-testid="audit-empty"><p>{if get("actor").is_some() || get("action").is_some() { "No entries match these filters." } else { "No audit entries yet." }}</p></div> }.into_any()
+                } else { view! {
+                <div class="table-wrap">
+                    <table class="table" data-testid="audit-table">
+                        <thead>
+                            <tr><th>"When"</th><th>"Who"</th><th>"What"</th><th>"Target"</th><th>"Outcome"</th><th>"From"</th><th>"Detail"</th></tr>
+                        </thead>
+                        <tbody>
+                            {p.entries.into_iter().map(|e| view! {
+                                <tr>
+                                    <td class="nowrap">{fmt_time(&e.at)}</td>
+                                    <td>{e.actor.unwrap_or_else(|| "—".into())}</td>
+                                    <td><code>{e.action}</code></td>
+                                    <td>{e.target.unwrap_or_default()}</td>
+                                    <td>{if e.success { view! { <span class="badge ok">"ok"</span> } } else { view! { <span class="badge bad">"failed"</span> } }}</td>
+                                    <td>{e.ip.unwrap_or_default()}</td>
+                                    <td class="muted">{if e.detail.as_object().is_some_and(|o| o.is_empty()) { String::new() } else { e.detail.to_string() }}</td>
+                                </tr>
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                </div>
+                {p.next_before.map(|b| {
+                    let mut href = format!("/admin/audit?before={b}");
+                    for k in ["actor", "action"] {
+                        if let Some(v) = get(k) {
+                            href.push_str(&format!("&{k}={}", crate::components::urlencode(&v)));
+                        }
+                    }
+                    view! { <p><a class="btn" href=href>"Older entries →"</a></p> }
+                })}
+                }.into_any() }}
+            }.into_any()
+        }/>
     }
 }
 

@@ -9,8 +9,8 @@ use super::{
 };
 use crate::auth::Role;
 use crate::components::{
-    action_error, fmt_duration, fmt_time, id_param, param, EditBox, EmptyState, ErrorNotice,
-    KeepForm, PageHeader, PostButton,
+    action_error, fmt_duration, fmt_time, id_param, param, EditBox, EmptyState, KeepForm, Loaded,
+    PageHeader, PostButton, SubPageHeader,
 };
 use crate::metrics::{scale_bytes, AutoRefresh, ChartView};
 use leptos::prelude::*;
@@ -67,57 +67,50 @@ pub fn BackupsPage() -> impl IntoView {
         {action_error(move || run.value().get())}
         {action_error(move || pause.value().get())}
         {action_error(move || edit.value().get())}
-        <Transition fallback=|| view! { <p class="muted">"Loading backups…"</p> }>
-            {move || Suspend::new(async move {
-                match data.await {
-                    Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
-                    Ok(o) => {
-                        let role = o.role;
-                        let any_running = o.cards.iter().any(|c| c.target.running.is_some());
-                        let names: Vec<String> = o.cards.iter().map(|c| c.target.name.clone()).collect();
-                        view! {
-                            {any_running.then(|| view! { <AutoRefresh seconds=3/> })}
-                            {if o.cards.is_empty() {
-                                view! { <EmptyState title="No backup targets">"Add a PostgreSQL database below (admins) to back it up."</EmptyState> }.into_any()
-                            } else {
-                                view! {
-                                    <section class="target-grid">
-                                        {o.cards.into_iter().map(|c| view! { <TargetCardView card=c role run/> }).collect_view()}
-                                    </section>
-                                }.into_any()
-                            }}
-                            <section class="card">
-                                <div class="row">
-                                    <h2>"History"</h2>
-                                    <form method="get" class="inline" data-testid="history-filter">
-                                        <select name="target" aria-label="Target">
-                                            <option value="">"all targets"</option>
-                                            {names.into_iter().map(|n| {
-                                                let sel = target().as_deref() == Some(n.as_str());
-                                                view! { <option value=n.clone() selected=sel>{n.clone()}</option> }
-                                            }).collect_view()}
-                                        </select>
-                                        <select name="status" aria-label="Status">
-                                            {["", "running", "succeeded", "failed", "expired"].into_iter().map(|s| {
-                                                let sel = status().as_deref().unwrap_or("") == s;
-                                                view! { <option value=s selected=sel>{if s.is_empty() { "any status" } else { s }}</option> }
-                                            }).collect_view()}
-                                        </select>
-                                        <button type="submit" class="btn small">"Filter"</button>
-                                    </form>
-                                </div>
-                                <RunTable runs=o.runs/>
-                            </section>
-                            <section class="card">
-                                <h2>"Restores"</h2>
-                                <RestoreTable restores=o.restores/>
-                            </section>
-                            {(role >= Role::Admin).then(|| view! { <AddTargetForm add/> })}
-                        }.into_any()
-                    }
-                }
-            })}
-        </Transition>
+        <Loaded data=data loading="Loading backups…" ok=move |o| {
+            let role = o.role;
+            let any_running = o.cards.iter().any(|c| c.target.running.is_some());
+            let names: Vec<String> = o.cards.iter().map(|c| c.target.name.clone()).collect();
+            view! {
+                {any_running.then(|| view! { <AutoRefresh seconds=3/> })}
+                {if o.cards.is_empty() {
+                    view! { <EmptyState title="No backup targets">"Add a PostgreSQL database below (admins) to back it up."</EmptyState> }.into_any()
+                } else {
+                    view! {
+                        <section class="target-grid">
+                            {o.cards.into_iter().map(|c| view! { <TargetCardView card=c role run/> }).collect_view()}
+                        </section>
+                    }.into_any()
+                }}
+                <section class="card">
+                    <div class="row">
+                        <h2>"History"</h2>
+                        <form method="get" class="inline" data-testid="history-filter">
+                            <select name="target" aria-label="Target">
+                                <option value="">"all targets"</option>
+                                {names.into_iter().map(|n| {
+                                    let sel = target().as_deref() == Some(n.as_str());
+                                    view! { <option value=n.clone() selected=sel>{n.clone()}</option> }
+                                }).collect_view()}
+                            </select>
+                            <select name="status" aria-label="Status">
+                                {["", "running", "succeeded", "failed", "expired"].into_iter().map(|s| {
+                                    let sel = status().as_deref().unwrap_or("") == s;
+                                    view! { <option value=s selected=sel>{if s.is_empty() { "any status" } else { s }}</option> }
+                                }).collect_view()}
+                            </select>
+                            <button type="submit" class="btn small">"Filter"</button>
+                        </form>
+                    </div>
+                    <RunTable runs=o.runs/>
+                </section>
+                <section class="card">
+                    <h2>"Restores"</h2>
+                    <RestoreTable restores=o.restores/>
+                </section>
+                {(role >= Role::Admin).then(|| view! { <AddTargetForm add/> })}
+            }.into_any()
+        }/>
     }
 }
 
@@ -291,99 +284,88 @@ pub fn BackupRunPage() -> impl IntoView {
         |(id, _)| get_run_detail(id),
     );
     view! {
-        <leptos_meta::Title text=move || format!("Backup {}", id())/>
-        <div class="page-header">
-            <p class="muted"><A href="/backups">"Backups"</A>" ›"</p>
-            <h1>{move || format!("Backup {}", id())}</h1>
-        </div>
+        <SubPageHeader href="/backups" parent="Backups" title=Signal::derive(move || format!("Backup {}", id()))/>
         {action_error(move || verify.value().get())}
         {move || verify.value().get().and_then(|r| r.ok()).map(|o| view! {
             <p class=if o.ok { "notice ok" } else { "notice error" } data-testid="verify-result">{o.detail}</p>
         })}
-        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match data.await {
-                    Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
-                    Ok(d) => {
-                        let r = d.run;
-                        let running = r.status == JobStatus::Running;
-                        let usable = r.status == JobStatus::Succeeded && r.expired_at.is_none();
-                        let role = d.role;
-                        let total_rows: i64 = r.manifest.iter().map(|m| m.rows).sum();
-                        view! {
-                            {running.then(|| view! { <AutoRefresh seconds=2/> })}
-                            <section class="card" data-testid="run-detail">
-                                <div class="row">
-                                    <h2>{format!("{} · {}", r.target, r.trigger)}</h2>
-                                    {status_badge(r.status.as_str(), r.expired_at.is_some())}
-                                </div>
-                                {running.then(|| view! {
-                                    <p class="notice" data-testid="run-progress">{format!("pg_dump is running: {} written so far…", bytes(r.bytes_written))}</p>
-                                })}
-                                {r.error.clone().map(|e| view! { <p class="notice error" data-testid="run-error">{e}</p> })}
-                                <dl class="facts">
-                                    <dt>"Started"</dt><dd>{fmt_time(&r.started_at)}</dd>
-                                    <dt>"Finished"</dt><dd>{r.finished_at.as_ref().map(fmt_time).unwrap_or_else(|| "–".into())}</dd>
-                                    <dt>"Duration"</dt><dd>{r.duration_seconds.map(|s| format!("{s:.1} s")).unwrap_or_else(|| "–".into())}</dd>
-                                    <dt>"Size"</dt><dd data-testid="run-size">{r.size.map(bytes).unwrap_or_else(|| "–".into())}</dd>
-                                    <dt>"SHA-256"</dt><dd class="mono">{r.sha256.clone().unwrap_or_else(|| "–".into())}</dd>
-                                    <dt>"File"</dt><dd class="mono">{r.file.clone().unwrap_or_else(|| "–".into())}</dd>
-                                    <dt>"pg_dump"</dt><dd>{r.pg_dump_version.clone().unwrap_or_else(|| "–".into())}</dd>
-                                    <dt>"Server"</dt><dd>{r.server_version.clone().unwrap_or_else(|| "–".into())}</dd>
-                                    <dt>"Requested by"</dt><dd>{r.requested_by.clone().unwrap_or_else(|| "the schedule".into())}</dd>
-                                    <dt>"Check"</dt><dd data-testid="verify-detail">{r.verify_detail.clone().unwrap_or_else(|| "not checked yet".into())}</dd>
-                                    <dt>"Test restore"</dt>
-                                    <dd data-testid="test-restore-detail">{match (&r.test_restored_at, &r.test_restore_detail) {
-                                        (Some(at), Some(d)) => format!("{} ({})", d, fmt_time(at)),
-                                        _ => "not yet".into(),
-                                    }}</dd>
-                                    <dt>"Expired"</dt><dd>{r.expired_at.as_ref().map(|t| format!("{}: the file was deleted by retention", fmt_time(t))).unwrap_or_else(|| "no".into())}</dd>
-                                </dl>
-                                {(usable && role >= Role::Operator).then(|| view! {
-                                    <div class="actions">
-                                        <ActionForm action=verify attr:class="inline">
-                                            <input type="hidden" name="id" value=r.id/>
-                                            <button type="submit" class="btn small" data-testid="verify">"Verify checksum"</button>
-                                        </ActionForm>
-                                        <KeepForm inline=true busy="Test restore running: the backup goes into a scratch database and is compared with its manifest. This takes seconds to minutes.">
-                                        <ActionForm action=verify attr:class="inline">
-                                            <input type="hidden" name="id" value=r.id/>
-                                            <input type="hidden" name="test_restore" value="true"/>
-                                            <button type="submit" class="btn small" data-testid="test-restore">"Test restore"</button>
-                                        </ActionForm>
-                                        </KeepForm>
-                                        {(role >= Role::Admin).then(|| view! {
-                                            <a class="btn small" href=format!("/api/v1/backups/{}/download", r.id) download>"Download"</a>
-                                        })}
-                                    </div>
-                                })}
-                            </section>
-                            <section class="card">
-                                <h2>{format!("Manifest: {} tables, {} rows", r.manifest.len(), total_rows)}</h2>
-                                {if r.manifest.is_empty() {
-                                    view! { <p class="muted">"No manifest (the run did not finish)."</p> }.into_any()
-                                } else {
-                                    view! {
-                                        <div class="table-wrap"><table class="table" data-testid="manifest">
-                                            <thead><tr><th>"Table"</th><th class="num">"Rows"</th></tr></thead>
-                                            <tbody>
-                                                {r.manifest.iter().map(|m| view! {
-                                                    <tr><td>{format!("{}.{}", m.schema, m.table)}</td><td class="num">{m.rows}</td></tr>
-                                                }).collect_view()}
-                                            </tbody>
-                                        </table></div>
-                                    }.into_any()
-                                }}
-                            </section>
-                            {(!r.stderr_tail.trim().is_empty()).then(|| view! {
-                                <section class="card"><h2>"pg_dump log"</h2><pre class="log">{r.stderr_tail.clone()}</pre></section>
+        <Loaded data=data ok=move |d| {
+            let r = d.run;
+            let running = r.status == JobStatus::Running;
+            let usable = r.status == JobStatus::Succeeded && r.expired_at.is_none();
+            let role = d.role;
+            let total_rows: i64 = r.manifest.iter().map(|m| m.rows).sum();
+            view! {
+                {running.then(|| view! { <AutoRefresh seconds=2/> })}
+                <section class="card" data-testid="run-detail">
+                    <div class="row">
+                        <h2>{format!("{} · {}", r.target, r.trigger)}</h2>
+                        {status_badge(r.status.as_str(), r.expired_at.is_some())}
+                    </div>
+                    {running.then(|| view! {
+                        <p class="notice" data-testid="run-progress">{format!("pg_dump is running: {} written so far…", bytes(r.bytes_written))}</p>
+                    })}
+                    {r.error.clone().map(|e| view! { <p class="notice error" data-testid="run-error">{e}</p> })}
+                    <dl class="facts">
+                        <dt>"Started"</dt><dd>{fmt_time(&r.started_at)}</dd>
+                        <dt>"Finished"</dt><dd>{r.finished_at.as_ref().map(fmt_time).unwrap_or_else(|| "–".into())}</dd>
+                        <dt>"Duration"</dt><dd>{r.duration_seconds.map(|s| format!("{s:.1} s")).unwrap_or_else(|| "–".into())}</dd>
+                        <dt>"Size"</dt><dd data-testid="run-size">{r.size.map(bytes).unwrap_or_else(|| "–".into())}</dd>
+                        <dt>"SHA-256"</dt><dd class="mono">{r.sha256.clone().unwrap_or_else(|| "–".into())}</dd>
+                        <dt>"File"</dt><dd class="mono">{r.file.clone().unwrap_or_else(|| "–".into())}</dd>
+                        <dt>"pg_dump"</dt><dd>{r.pg_dump_version.clone().unwrap_or_else(|| "–".into())}</dd>
+                        <dt>"Server"</dt><dd>{r.server_version.clone().unwrap_or_else(|| "–".into())}</dd>
+                        <dt>"Requested by"</dt><dd>{r.requested_by.clone().unwrap_or_else(|| "the schedule".into())}</dd>
+                        <dt>"Check"</dt><dd data-testid="verify-detail">{r.verify_detail.clone().unwrap_or_else(|| "not checked yet".into())}</dd>
+                        <dt>"Test restore"</dt>
+                        <dd data-testid="test-restore-detail">{match (&r.test_restored_at, &r.test_restore_detail) {
+                            (Some(at), Some(d)) => format!("{} ({})", d, fmt_time(at)),
+                            _ => "not yet".into(),
+                        }}</dd>
+                        <dt>"Expired"</dt><dd>{r.expired_at.as_ref().map(|t| format!("{}: the file was deleted by retention", fmt_time(t))).unwrap_or_else(|| "no".into())}</dd>
+                    </dl>
+                    {(usable && role >= Role::Operator).then(|| view! {
+                        <div class="actions">
+                            <ActionForm action=verify attr:class="inline">
+                                <input type="hidden" name="id" value=r.id/>
+                                <button type="submit" class="btn small" data-testid="verify">"Verify checksum"</button>
+                            </ActionForm>
+                            <KeepForm inline=true busy="Test restore running: the backup goes into a scratch database and is compared with its manifest. This takes seconds to minutes.">
+                            <ActionForm action=verify attr:class="inline">
+                                <input type="hidden" name="id" value=r.id/>
+                                <input type="hidden" name="test_restore" value="true"/>
+                                <button type="submit" class="btn small" data-testid="test-restore">"Test restore"</button>
+                            </ActionForm>
+                            </KeepForm>
+                            {(role >= Role::Admin).then(|| view! {
+                                <a class="btn small" href=format!("/api/v1/backups/{}/download", r.id) download>"Download"</a>
                             })}
-                            {(usable && role >= Role::Admin).then(|| view! { <RestoreForm id=r.id database=d.database.clone() own=d.own restore/> })}
+                        </div>
+                    })}
+                </section>
+                <section class="card">
+                    <h2>{format!("Manifest: {} tables, {} rows", r.manifest.len(), total_rows)}</h2>
+                    {if r.manifest.is_empty() {
+                        view! { <p class="muted">"No manifest (the run did not finish)."</p> }.into_any()
+                    } else {
+                        view! {
+                            <div class="table-wrap"><table class="table" data-testid="manifest">
+                                <thead><tr><th>"Table"</th><th class="num">"Rows"</th></tr></thead>
+                                <tbody>
+                                    {r.manifest.iter().map(|m| view! {
+                                        <tr><td>{format!("{}.{}", m.schema, m.table)}</td><td class="num">{m.rows}</td></tr>
+                                    }).collect_view()}
+                                </tbody>
+                            </table></div>
                         }.into_any()
-                    }
-                }
-            })}
-        </Transition>
+                    }}
+                </section>
+                {(!r.stderr_tail.trim().is_empty()).then(|| view! {
+                    <section class="card"><h2>"pg_dump log"</h2><pre class="log">{r.stderr_tail.clone()}</pre></section>
+                })}
+                {(usable && role >= Role::Admin).then(|| view! { <RestoreForm id=r.id database=d.database.clone() own=d.own restore/> })}
+            }.into_any()
+        }/>
     }
 }
 
@@ -426,44 +408,33 @@ pub fn RestorePage() -> impl IntoView {
     let id = move || id_param(params);
     let data = Resource::new(id, get_restore_job);
     view! {
-        <leptos_meta::Title text=move || format!("Restore {}", id())/>
-        <div class="page-header">
-            <p class="muted"><A href="/backups">"Backups"</A>" ›"</p>
-            <h1>{move || format!("Restore {}", id())}</h1>
-        </div>
-        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match data.await {
-                    Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
-                    Ok(j) => {
-                        let running = j.status == JobStatus::Running;
-                        view! {
-                            {running.then(|| view! { <AutoRefresh seconds=2/> })}
-                            <section class="card" data-testid="restore-job">
-                                <div class="row">
-                                    <h2>{format!("Backup {} of {} → {}", j.backup_id, j.target, j.database)}</h2>
-                                    {status_badge(j.status.as_str(), false)}
-                                </div>
-                                {running.then(|| view! { <p class="notice" data-testid="restore-step">{format!("{}…", j.step)}</p> })}
-                                {j.detail.clone().map(|d| view! {
-                                    <p class=if j.status == JobStatus::Succeeded { "notice ok" } else { "notice error" } data-testid="restore-detail">{d}</p>
-                                })}
-                                <dl class="facts">
-                                    <dt>"Mode"</dt><dd>{if j.mode == RestoreMode::InPlace { "in place" } else { "into a new database" }}</dd>
-                                    <dt>"Requested by"</dt><dd>{j.requested_by.clone()}</dd>
-                                    <dt>"Started"</dt><dd>{fmt_time(&j.started_at)}</dd>
-                                    <dt>"Finished"</dt><dd>{j.finished_at.as_ref().map(fmt_time).unwrap_or_else(|| "–".into())}</dd>
-                                    <dt>"Backup"</dt><dd><A href=format!("/backups/runs/{}", j.backup_id)>{format!("#{}", j.backup_id)}</A></dd>
-                                    <dt>"Pre-restore backup"</dt>
-                                    <dd>{j.pre_restore_backup_id.map(|p| view! { <A href=format!("/backups/runs/{p}")>{format!("#{p}")}</A> }.into_any()).unwrap_or_else(|| "–".into_any())}</dd>
-                                </dl>
-                                {(!j.stderr_tail.trim().is_empty()).then(|| view! { <pre class="log">{j.stderr_tail.clone()}</pre> })}
-                            </section>
-                        }.into_any()
-                    }
-                }
-            })}
-        </Transition>
+        <SubPageHeader href="/backups" parent="Backups" title=Signal::derive(move || format!("Restore {}", id()))/>
+        <Loaded data=data ok=move |j| {
+            let running = j.status == JobStatus::Running;
+            view! {
+                {running.then(|| view! { <AutoRefresh seconds=2/> })}
+                <section class="card" data-testid="restore-job">
+                    <div class="row">
+                        <h2>{format!("Backup {} of {} → {}", j.backup_id, j.target, j.database)}</h2>
+                        {status_badge(j.status.as_str(), false)}
+                    </div>
+                    {running.then(|| view! { <p class="notice" data-testid="restore-step">{format!("{}…", j.step)}</p> })}
+                    {j.detail.clone().map(|d| view! {
+                        <p class=if j.status == JobStatus::Succeeded { "notice ok" } else { "notice error" } data-testid="restore-detail">{d}</p>
+                    })}
+                    <dl class="facts">
+                        <dt>"Mode"</dt><dd>{if j.mode == RestoreMode::InPlace { "in place" } else { "into a new database" }}</dd>
+                        <dt>"Requested by"</dt><dd>{j.requested_by.clone()}</dd>
+                        <dt>"Started"</dt><dd>{fmt_time(&j.started_at)}</dd>
+                        <dt>"Finished"</dt><dd>{j.finished_at.as_ref().map(fmt_time).unwrap_or_else(|| "–".into())}</dd>
+                        <dt>"Backup"</dt><dd><A href=format!("/backups/runs/{}", j.backup_id)>{format!("#{}", j.backup_id)}</A></dd>
+                        <dt>"Pre-restore backup"</dt>
+                        <dd>{j.pre_restore_backup_id.map(|p| view! { <A href=format!("/backups/runs/{p}")>{format!("#{p}")}</A> }.into_any()).unwrap_or_else(|| "–".into_any())}</dd>
+                    </dl>
+                    {(!j.stderr_tail.trim().is_empty()).then(|| view! { <pre class="log">{j.stderr_tail.clone()}</pre> })}
+                </section>
+            }.into_any()
+        }/>
     }
 }
 
@@ -477,94 +448,83 @@ pub fn DbHealthPage() -> impl IntoView {
         |(t, _)| get_db_health(t),
     );
     view! {
-        <leptos_meta::Title text=move || format!("Database health: {}", target())/>
-        <div class="page-header">
-            <p class="muted"><A href="/backups">"Backups"</A>" ›"</p>
-            <h1>{move || format!("Database health: {}", target())}</h1>
-        </div>
+        <SubPageHeader href="/backups" parent="Backups" title=Signal::derive(move || format!("Database health: {}", target()))/>
         {action_error(move || act.value().get())}
         {move || act.value().get().and_then(|r| r.ok()).map(|m| view! { <p class="notice ok">{m}</p> })}
-        <Transition fallback=|| view! { <p class="muted">"Connecting…"</p> }>
-            {move || Suspend::new(async move {
-                match data.await {
-                    Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
-                    Ok(d) => {
-                        let role = d.role;
-                        let h = d.health;
-                        let target = h.target.clone();
-                        view! {
-                            <section class="tiles" data-testid="db-health">
-                                <div class="card tile"><div class="tile-label">"Database"</div><div class="tile-value">{h.database.clone()}</div></div>
-                                <div class="card tile"><div class="tile-label">"Size"</div><div class="tile-value">{bytes(h.size_bytes)}</div></div>
-                                <div class="card tile"><div class="tile-label">"Connections"</div><div class="tile-value">{format!("{} / {}", h.connections, h.max_connections)}</div></div>
-                            </section>
-                            <section class="card">
-                                <h2>"Largest tables"</h2>
-                                {if h.tables.is_empty() { view! { <p class="muted">"No user tables."</p> }.into_any() } else { view! {
-                                <div class="table-wrap"><table class="table" data-testid="health-tables">
-                                    <thead><tr><th>"Table"</th><th class="num">"Size"</th><th class="num">"Live rows"</th><th class="num">"Dead rows"</th><th class="num">"Dead %"</th><th>"Last vacuum"</th><th>"Last analyze"</th>{(role >= Role::Operator).then(|| view! { <th>"Maintenance"</th> })}</tr></thead>
-                                    <tbody>
-                                        {h.tables.into_iter().map(|t| {
-                                            let warn = t.dead_ratio > 0.2;
-                                            let (n1, n2, n3) = (t.name.clone(), t.name.clone(), t.name.clone());
-                                            let (g1, g2, g3) = (target.clone(), target.clone(), target.clone());
-                                            view! {
-                                                <tr>
-                                                    <td>{t.name.clone()}</td>
-                                                    <td class="num">{bytes(t.total_bytes)}</td>
-                                                    <td class="num">{t.live_rows}</td>
-                                                    <td class="num">{t.dead_rows}</td>
-                                                    <td class=if warn { "num bad" } else { "num" }>{format!("{:.1}", t.dead_ratio * 100.0)}</td>
-                                                    <td>{t.last_vacuum.as_ref().map(fmt_time).unwrap_or_else(|| "never".into())}</td>
-                                                    <td>{t.last_analyze.as_ref().map(fmt_time).unwrap_or_else(|| "never".into())}</td>
-                                                    {(role >= Role::Operator).then(|| view! {
-                                                        <td><div class="actions">
-                                                            <ActionForm action=act attr:class="inline">
-                                                                <input type="hidden" name="target" value=g1/>
-                                                                <input type="hidden" name="table" value=n1/>
-                                                                <input type="hidden" name="action" value="analyze"/>
-                                                                <button type="submit" class="btn small">"ANALYZE"</button>
-                                                            </ActionForm>
-                                                            <ActionForm action=act attr:class="inline">
-                                                                <input type="hidden" name="target" value=g2/>
-                                                                <input type="hidden" name="table" value=n2/>
-                                                                <input type="hidden" name="action" value="vacuum"/>
-                                                                <button type="submit" class="btn small">"VACUUM"</button>
-                                                            </ActionForm>
-                                                            <details class="inline">
-                                                                <summary class="btn small">"VACUUM FULL…"</summary>
-                                                                <ActionForm action=act attr:class="inline">
-                                                                    <input type="hidden" name="target" value=g3/>
-                                                                    <input type="hidden" name="table" value=n3.clone()/>
-                                                                    <input type="hidden" name="action" value="vacuum_full"/>
-                                                                    <input type="text" name="confirm" required placeholder=format!("type {n3}") aria-label="Table name to confirm"/>
-                                                                    <button type="submit" class="btn small danger">"Lock and rewrite"</button>
-                                                                </ActionForm>
-                                                            </details>
-                                                        </div></td>
-                                                    })}
-                                                </tr>
-                                            }
-                                        }).collect_view()}
-                                    </tbody>
-                                </table></div>
-                                }.into_any() }}
-                            </section>
-                            <section class="card">
-                                <h2>"Largest indexes"</h2>
-                                <div class="table-wrap"><table class="table">
-                                    <thead><tr><th>"Index"</th><th>"Table"</th><th class="num">"Size"</th><th class="num">"Scans"</th></tr></thead>
-                                    <tbody>
-                                        {h.indexes.into_iter().map(|i| view! {
-                                            <tr><td>{i.name}</td><td>{i.table}</td><td class="num">{bytes(i.bytes)}</td><td class=if i.scans == 0 { "num bad" } else { "num" }>{i.scans}</td></tr>
-                                        }).collect_view()}
-                                    </tbody>
-                                </table></div>
-                            </section>
-                        }.into_any()
-                    }
-                }
-            })}
-        </Transition>
+        <Loaded data=data loading="Connecting…" ok=move |d| {
+            let role = d.role;
+            let h = d.health;
+            let target = h.target.clone();
+            view! {
+                <section class="tiles" data-testid="db-health">
+                    <div class="card tile"><div class="tile-label">"Database"</div><div class="tile-value">{h.database.clone()}</div></div>
+                    <div class="card tile"><div class="tile-label">"Size"</div><div class="tile-value">{bytes(h.size_bytes)}</div></div>
+                    <div class="card tile"><div class="tile-label">"Connections"</div><div class="tile-value">{format!("{} / {}", h.connections, h.max_connections)}</div></div>
+                </section>
+                <section class="card">
+                    <h2>"Largest tables"</h2>
+                    {if h.tables.is_empty() { view! { <p class="muted">"No user tables."</p> }.into_any() } else { view! {
+                    <div class="table-wrap"><table class="table" data-testid="health-tables">
+                        <thead><tr><th>"Table"</th><th class="num">"Size"</th><th class="num">"Live rows"</th><th class="num">"Dead rows"</th><th class="num">"Dead %"</th><th>"Last vacuum"</th><th>"Last analyze"</th>{(role >= Role::Operator).then(|| view! { <th>"Maintenance"</th> })}</tr></thead>
+                        <tbody>
+                            {h.tables.into_iter().map(|t| {
+                                let warn = t.dead_ratio > 0.2;
+                                let (n1, n2, n3) = (t.name.clone(), t.name.clone(), t.name.clone());
+                                let (g1, g2, g3) = (target.clone(), target.clone(), target.clone());
+                                view! {
+                                    <tr>
+                                        <td>{t.name.clone()}</td>
+                                        <td class="num">{bytes(t.total_bytes)}</td>
+                                        <td class="num">{t.live_rows}</td>
+                                        <td class="num">{t.dead_rows}</td>
+                                        <td class=if warn { "num bad" } else { "num" }>{format!("{:.1}", t.dead_ratio * 100.0)}</td>
+                                        <td>{t.last_vacuum.as_ref().map(fmt_time).unwrap_or_else(|| "never".into())}</td>
+                                        <td>{t.last_analyze.as_ref().map(fmt_time).unwrap_or_else(|| "never".into())}</td>
+                                        {(role >= Role::Operator).then(|| view! {
+                                            <td><div class="actions">
+                                                <ActionForm action=act attr:class="inline">
+                                                    <input type="hidden" name="target" value=g1/>
+                                                    <input type="hidden" name="table" value=n1/>
+                                                    <input type="hidden" name="action" value="analyze"/>
+                                                    <button type="submit" class="btn small">"ANALYZE"</button>
+                                                </ActionForm>
+                                                <ActionForm action=act attr:class="inline">
+                                                    <input type="hidden" name="target" value=g2/>
+                                                    <input type="hidden" name="table" value=n2/>
+                                                    <input type="hidden" name="action" value="vacuum"/>
+                                                    <button type="submit" class="btn small">"VACUUM"</button>
+                                                </ActionForm>
+                                                <details class="inline">
+                                                    <summary class="btn small">"VACUUM FULL…"</summary>
+                                                    <ActionForm action=act attr:class="inline">
+                                                        <input type="hidden" name="target" value=g3/>
+                                                        <input type="hidden" name="table" value=n3.clone()/>
+                                                        <input type="hidden" name="action" value="vacuum_full"/>
+                                                        <input type="text" name="confirm" required placeholder=format!("type {n3}") aria-label="Table name to confirm"/>
+                                                        <button type="submit" class="btn small danger">"Lock and rewrite"</button>
+                                                    </ActionForm>
+                                                </details>
+                                            </div></td>
+                                        })}
+                                    </tr>
+                                }
+                            }).collect_view()}
+                        </tbody>
+                    </table></div>
+                    }.into_any() }}
+                </section>
+                <section class="card">
+                    <h2>"Largest indexes"</h2>
+                    <div class="table-wrap"><table class="table">
+                        <thead><tr><th>"Index"</th><th>"Table"</th><th class="num">"Size"</th><th class="num">"Scans"</th></tr></thead>
+                        <tbody>
+                            {h.indexes.into_iter().map(|i| view! {
+                                <tr><td>{i.name}</td><td>{i.table}</td><td class="num">{bytes(i.bytes)}</td><td class=if i.scans == 0 { "num bad" } else { "num" }>{i.scans}</td></tr>
+                            }).collect_view()}
+                        </tbody>
+                    </table></div>
+                </section>
+            }.into_any()
+        }/>
     }
 }

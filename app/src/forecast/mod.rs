@@ -58,13 +58,11 @@ pub async fn get_capacity_page(
 ) -> Result<ForecastsPageData, AppError> {
     crate::auth::service::in_request(|ctx| async move {
         ctx.require(crate::auth::Role::Viewer).await?;
-        let (from, to, label) = crate::metrics::window(
+        let (from, to, label) = crate::metrics::window_now(
             range.as_deref(),
             from.as_deref(),
             to.as_deref(),
             CAPACITY_RANGE,
-            time::OffsetDateTime::now_utc(),
-            crate::zone::current(),
         )?;
         service::page_data(&ctx.state.pool, from, to, label).await
     })

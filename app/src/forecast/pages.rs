@@ -2,7 +2,7 @@
 //! (80 % within 7 days) standing out, and a chart per resource with the forecast band.
 
 use super::{get_capacity_page, ForecastRow};
-use crate::components::{fmt_time, param, EmptyState, ErrorNotice, PageHeader};
+use crate::components::{fmt_time, param, EmptyState, Loaded, PageHeader};
 use crate::metrics::pages::{zoom_out_link, RangeNav};
 use crate::metrics::ChartView;
 use leptos::prelude::*;
@@ -107,48 +107,41 @@ pub fn CapacityPage() -> impl IntoView {
     view! {
         <PageHeader title="Capacity" subtitle="When CPU, memory or a disk will cross 80 %: a straight line or a daily-cycle model per series (whichever forecast the last day better), with a 90 % interval."/>
         <RangeNav base=Signal::derive(|| "/capacity".to_string()) current=Signal::derive(current)/>
-        <Transition fallback=|| view! { <p class="muted">"Computing forecasts…"</p> }>
-            {move || Suspend::new(async move {
-                match data.await {
-                    Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
-                    Ok(d) => {
-                        let now = d.now;
-                        let shown = if d.label == "custom" {
-                            format!("History from {} to {}; forecasts made at its end from the {} days before it.", fmt_time(&d.from), fmt_time(&d.now), super::FIT_DAYS)
-                        } else {
-                            format!("History of the last {}; forecasts made now from the last {} days.", d.label, super::FIT_DAYS)
-                        };
-                        let shown_window = (d.from.unix_timestamp(), d.now.unix_timestamp());
-                        let range = view! {
-                            <p class="muted small" data-testid="capacity-range">
-                                {shown}
-                                {zoom_out_link("/capacity", &d.label, Some(shown_window))}
-                            </p>
-                        };
-                        if d.items.is_empty() {
-                            return view! {
-                                {range}
-                                <EmptyState title="No forecasts yet">"Forecasts need the hourly history of a host: they appear once the collector or an agent has reported."</EmptyState>
-                            }.into_any();
-                        }
-                        let soon = d.items.iter().filter(|(r, _)| r.eta_80.is_some_and(|t| t - now <= time::Duration::days(7))).count();
-                        view! {
-                            {range}
-                            {(soon > 0).then(|| view! {
-                                <p class="notice warn" data-testid="capacity-warning">{format!("{soon} resource(s) may exceed 80 % within 7 days.")}</p>
-                            })}
-                            <div class="table-wrap"><table class="table" data-testid="forecasts">
-                                <thead><tr><th>"Host"</th><th>"Resource"</th><th class="num">"Now"</th><th class="num">"In 7 days"</th><th class="num">"In 30 days"</th><th>"Reaches 80 % (90 % interval)"</th><th>"Model"</th></tr></thead>
-                                <tbody>{d.items.iter().map(|(r, _)| row_view(r, *now)).collect_view()}</tbody>
-                            </table></div>
-                            <section class="charts">
-                                {d.items.into_iter().filter_map(|(_, c)| c).map(|c| view! { <ChartView chart=c/> }).collect_view()}
-                            </section>
-                        }.into_any()
-                    }
-                }
-            })}
-        </Transition>
+        <Loaded data=data loading="Computing forecasts…" ok=move |d| {
+            let now = d.now;
+            let shown = if d.label == "custom" {
+                format!("History from {} to {}; forecasts made at its end from the {} days before it.", fmt_time(&d.from), fmt_time(&d.now), super::FIT_DAYS)
+            } else {
+                format!("History of the last {}; forecasts made now from the last {} days.", d.label, super::FIT_DAYS)
+            };
+            let shown_window = (d.from.unix_timestamp(), d.now.unix_timestamp());
+            let range = view! {
+                <p class="muted small" data-testid="capacity-range">
+                    {shown}
+                    {zoom_out_link("/capacity", &d.label, Some(shown_window))}
+                </p>
+            };
+            if d.items.is_empty() {
+                return view! {
+                    {range}
+                    <EmptyState title="No forecasts yet">"Forecasts need the hourly history of a host: they appear once the collector or an agent has reported."</EmptyState>
+                }.into_any();
+            }
+            let soon = d.items.iter().filter(|(r, _)| r.eta_80.is_some_and(|t| t - now <= time::Duration::days(7))).count();
+            view! {
+                {range}
+                {(soon > 0).then(|| view! {
+                    <p class="notice warn" data-testid="capacity-warning">{format!("{soon} resource(s) may exceed 80 % within 7 days.")}</p>
+                })}
+                <div class="table-wrap"><table class="table" data-testid="forecasts">
+                    <thead><tr><th>"Host"</th><th>"Resource"</th><th class="num">"Now"</th><th class="num">"In 7 days"</th><th class="num">"In 30 days"</th><th>"Reaches 80 % (90 % interval)"</th><th>"Model"</th></tr></thead>
+                    <tbody>{d.items.iter().map(|(r, _)| row_view(r, *now)).collect_view()}</tbody>
+                </table></div>
+                <section class="charts">
+                    {d.items.into_iter().filter_map(|(_, c)| c).map(|c| view! { <ChartView chart=c/> }).collect_view()}
+                </section>
+            }.into_any()
+        }/>
     }
 }
 

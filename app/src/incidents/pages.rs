@@ -4,7 +4,8 @@
 
 use super::{get_incident_page, get_incidents_page, get_open_incidents, Incident, IncidentAction};
 use crate::components::{
-    fmt_duration, fmt_time, id_param, EmptyState, ErrorNotice, KeepForm, PageHeader, PostButton,
+    fmt_duration, fmt_time, id_param, EmptyState, ErrorNotice, KeepForm, Loaded, PageHeader,
+    PostButton,
 };
 use crate::metrics::pages::ChartView;
 use crate::metrics::AutoRefresh;
@@ -109,31 +110,26 @@ pub fn IncidentsPage() -> impl IntoView {
     view! {
         <PageHeader title="Incidents" subtitle="Alerts that fired together, with what happened around them. An alert that starts firing opens an incident or joins an open one of its host (or one active in the last minutes)."/>
         <AutoRefresh seconds=30/>
-        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match data.await {
-                    Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
-                    Ok(d) => view! {
-                        <section>
-                            <h2>"Open"</h2>
-                            {if d.open.is_empty() {
-                                view! { <EmptyState title="No open incident">"Nothing is firing that an incident holds, and every earlier one is closed."</EmptyState> }.into_any()
-                            } else {
-                                table(d.open, "open-incidents").into_any()
-                            }}
-                        </section>
-                        <section>
-                            <h2>"Closed in the last 90 days"</h2>
-                            {if d.closed.is_empty() {
-                                view! { <p class="muted">"None."</p> }.into_any()
-                            } else {
-                                table(d.closed, "closed-incidents").into_any()
-                            }}
-                        </section>
-                    }.into_any(),
-                }
-            })}
-        </Transition>
+        <Loaded data=data ok=move |d| {
+            view! {
+                <section>
+                    <h2>"Open"</h2>
+                    {if d.open.is_empty() {
+                        view! { <EmptyState title="No open incident">"Nothing is firing that an incident holds, and every earlier one is closed."</EmptyState> }.into_any()
+                    } else {
+                        table(d.open, "open-incidents").into_any()
+                    }}
+                </section>
+                <section>
+                    <h2>"Closed in the last 90 days"</h2>
+                    {if d.closed.is_empty() {
+                        view! { <p class="muted">"None."</p> }.into_any()
+                    } else {
+                        table(d.closed, "closed-incidents").into_any()
+                    }}
+                </section>
+            }.into_any()
+        }/>
     }
 }
 

@@ -49,16 +49,16 @@ pub async fn enforce_retention(
             .execute(pool)
             .await?;
     }
-    for table in ["log_rollup_hours", "log_rollup_hours_done"] {
-        sqlx::query(&format!("DELETE FROM {table} WHERE hour < $1"))
+    for (table, column) in [
+        ("log_rollup_hours", "hour"),
+        ("log_rollup_hours_done", "hour"),
+        ("log_rollup_minutes", "minute"),
+    ] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE {column} < $1"))
             .bind(rollup::day_start(day))
             .execute(pool)
             .await?;
     }
-    sqlx::query("DELETE FROM log_rollup_minutes WHERE minute < $1")
-        .bind(rollup::day_start(day))
-        .execute(pool)
-        .await?;
     // Services kept shorter than the longest: row by row, in one transaction with their
     // rollups (whole hours and days removed, the hour cut in two rolled up again, and with it
     // its day).
@@ -94,22 +94,19 @@ pub async fn enforce_retention(
         .bind(cut_day)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(&format!(
-            "DELETE FROM log_rollup_hours WHERE {scope} AND hour < $3"
-        ))
-        .bind(service)
-        .bind(&named)
-        .bind(cut_hour)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(&format!(
-            "DELETE FROM log_rollup_minutes WHERE {scope} AND minute < $3"
-        ))
-        .bind(service)
-        .bind(&named)
-        .bind(cut_hour)
-        .execute(&mut *tx)
-        .await?;
+        for (table, column) in [
+            ("log_rollup_hours", "hour"),
+            ("log_rollup_minutes", "minute"),
+        ] {
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE {scope} AND {column} < $3"
+            ))
+            .bind(service)
+            .bind(&named)
+            .bind(cut_hour)
+            .execute(&mut *tx)
+            .await?;
+        }
         // The hour cut in two is rolled up again; that merges its day anew too. Until then a
         // mark keeps readers on the lines for both.
         sqlx::query(&format!(

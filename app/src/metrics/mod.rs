@@ -237,6 +237,25 @@ pub const RANGES: [(&str, i64); 7] = [
     ("90d", 90 * 86_400),
 ];
 
+/// [`window`] as of now, in the viewer's zone: what a page's server function asks with its
+/// `range`, `from` and `to` arguments.
+#[cfg(feature = "ssr")]
+pub fn window_now(
+    range: Option<&str>,
+    from: Option<&str>,
+    to: Option<&str>,
+    default: &str,
+) -> Result<(time::OffsetDateTime, time::OffsetDateTime, String), AppError> {
+    window(
+        range,
+        from,
+        to,
+        default,
+        time::OffsetDateTime::now_utc(),
+        crate::zone::current(),
+    )
+}
+
 /// The time window a page shows: `from`/`to` (RFC 3339, Unix seconds, `now-6h`, or the
 /// browser's `2026-11-25T10:00`, read in the viewer's `zone`) when given, else the last `range`
 /// (one of [`RANGES`], `default` when none), with the label the page shows for it. One time

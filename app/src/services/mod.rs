@@ -214,13 +214,11 @@ pub async fn get_service_detail(
 ) -> Result<DetailData, AppError> {
     crate::auth::service::in_request(|ctx| async move {
         ctx.require(crate::auth::Role::Viewer).await?;
-        let (from, to, label) = crate::metrics::window(
+        let (from, to, label) = crate::metrics::window_now(
             range.as_deref(),
             from.as_deref(),
             to.as_deref(),
             DETAIL_RANGE,
-            time::OffsetDateTime::now_utc(),
-            crate::zone::current(),
         )?;
         let mut d = service::detail(&ctx.state, &kind, id, from, to).await?;
         d.range_label = label;

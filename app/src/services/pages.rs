@@ -6,8 +6,8 @@ use super::{
     Liveness, ProcessInfo, Sparks, TargetInfo,
 };
 use crate::components::{
-    action_error, ago, fmt_time, id_param, param, pause_toggle, EditBox, EmptyState, ErrorNotice,
-    KeepForm, PageHeader, RowActions,
+    action_error, ago, fmt_time, id_param, param, pause_toggle, AddBox, EditBox, EmptyState,
+    Loaded, PageHeader, RowActions,
 };
 use crate::metrics::pages::{sparkline, zoom_out_link, ChartView, RangeNav};
 use crate::metrics::{AutoRefresh, Unit};
@@ -165,75 +165,58 @@ pub fn ServicesPage() -> impl IntoView {
         {action_error(move || add_t.value().get())}
         {action_error(move || del.value().get())}
         {action_error(move || edit.value().get())}
-        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match data.await {
-                    Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
-                    Ok(d) => {
-                        let can_edit = d.can_edit;
-                        let own = d.host.clone().unwrap_or_else(|| d.own_host.clone());
+        <Loaded data=data ok=move |d| {
+            let can_edit = d.can_edit;
+            let own = d.host.clone().unwrap_or_else(|| d.own_host.clone());
+            view! {
+                {d.host.clone().map(|h| view! {
+                    <p class="muted" data-testid="services-host">"On host "<A href=format!("/hosts/{h}")>{h.clone()}</A>" · "<A href="/services">"every host"</A></p>
+                })}
+                <section class="card">
+                    <h2>"Processes"</h2>
+                    {if d.processes.is_empty() {
+                        view! { <EmptyState title="No watched processes">"Watch a process by its name or a part of its command line, optionally with the port it should listen on."</EmptyState> }.into_any()
+                    } else {
                         view! {
-                            {d.host.clone().map(|h| view! {
-                                <p class="muted" data-testid="services-host">"On host "<A href=format!("/hosts/{h}")>{h.clone()}</A>" · "<A href="/services">"every host"</A></p>
-                            })}
-                            <section class="card">
-                                <h2>"Processes"</h2>
-                                {if d.processes.is_empty() {
-                                    view! { <EmptyState title="No watched processes">"Watch a process by its name or a part of its command line, optionally with the port it should listen on."</EmptyState> }.into_any()
-                                } else {
-                                    view! {
-                                        <div class="table-wrap"><table class="table" data-testid="processes">
-                                            <thead><tr><th>"Process"</th><th>"Host"</th><th>"State"</th><th class="num">"Instances"</th><th class="num">"CPU (1 h)"</th><th class="num">"RSS (1 h)"</th><th>"Port"</th><th class="num">"Restarts (24 h)"</th><th></th></tr></thead>
-                                            <tbody>{d.processes.into_iter().map(|(p, s)| process_row(p, s, can_edit)).collect_view()}</tbody>
-                                        </table></div>
-                                    }.into_any()
-                                }}
-                                {can_edit.then(|| view! {
-                                    <details class="add"><summary class="btn small">"Watch a process"</summary>
-                                        <KeepForm>
-                                        <ActionForm action=add_p attr:class="form-grid" attr:data-testid="add-process">
-                                            <label>"Name" <input type="text" name="name" required pattern="[A-Za-z0-9._\\-]+" placeholder="uvicorn"/></label>
-                                            <label>"Process name or command-line part (* for any)" <input type="text" name="pattern" required placeholder="uvicorn*app:main"/></label>
-                                            <label>"Port (optional)" <input type="number" name="port" min="1" max="65535" placeholder="8000"/></label>
-                                            <label>"Host" <input type="text" name="host" value=own.clone()/></label>
-                                            <button type="submit" class="btn primary">"Watch"</button>
-                                        </ActionForm>
-                                        </KeepForm>
-                                    </details>
-                                })}
-                            </section>
-                            <section class="card">
-                                <h2>"Scrape targets"</h2>
-                                {if d.targets.is_empty() {
-                                    view! { <EmptyState title="No scrape targets">"Add any endpoint in the Prometheus text format: your service's /metrics, a node_exporter, another Opsdeck."</EmptyState> }.into_any()
-                                } else {
-                                    view! {
-                                        <div class="table-wrap"><table class="table" data-testid="targets">
-                                            <thead><tr><th>"Target"</th><th>"State"</th><th>"Last success"</th><th class="num">"Samples"</th><th class="num">"Requests/s (1 h)"</th><th class="num">"Duration (1 h)"</th><th>"Last error"</th><th></th></tr></thead>
-                                            <tbody>{d.targets.into_iter().map(|(t, s)| target_row(t, s, can_edit)).collect_view()}</tbody>
-                                        </table></div>
-                                    }.into_any()
-                                }}
-                                {can_edit.then(|| view! {
-                                    <details class="add"><summary class="btn small">"Add a scrape target"</summary>
-                                        <KeepForm>
-                                        <ActionForm action=add_t attr:class="form-grid" attr:data-testid="add-target">
-                                            <label>"Name" <input type="text" name="name" required pattern="[A-Za-z0-9._\\-]+" placeholder="api"/></label>
-                                            <label>"URL" <input type="url" name="url" required placeholder="http://127.0.0.1:8000/metrics"/></label>
-                                            <label>"Every (s)" <input type="number" name="interval_seconds" min="1" value="15"/></label>
-                                            <label>"Timeout (s)" <input type="number" name="timeout_seconds" min="1" value="10"/></label>
-                                            <label>"Bearer token (optional, never shown again)" <input type="password" name="bearer_token" autocomplete="off"/></label>
-                                            <button type="submit" class="btn primary">"Add"</button>
-                                        </ActionForm>
-                                        </KeepForm>
-                                    </details>
-                                })}
-                            </section>
+                            <div class="table-wrap"><table class="table" data-testid="processes">
+                                <thead><tr><th>"Process"</th><th>"Host"</th><th>"State"</th><th class="num">"Instances"</th><th class="num">"CPU (1 h)"</th><th class="num">"RSS (1 h)"</th><th>"Port"</th><th class="num">"Restarts (24 h)"</th><th></th></tr></thead>
+                                <tbody>{d.processes.into_iter().map(|(p, s)| process_row(p, s, can_edit)).collect_view()}</tbody>
+                            </table></div>
                         }.into_any()
-                    }
-                }
-            })}
-        </Transition>
+                    }}
+                    {can_edit.then(|| view! {
+                        <AddBox summary="Watch a process" action=add_p testid="add-process" submit="Watch">
+                            <label>"Name" <input type="text" name="name" required pattern="[A-Za-z0-9._\\-]+" placeholder="uvicorn"/></label>
+                            <label>"Process name or command-line part (* for any)" <input type="text" name="pattern" required placeholder="uvicorn*app:main"/></label>
+                            <label>"Port (optional)" <input type="number" name="port" min="1" max="65535" placeholder="8000"/></label>
+                            <label>"Host" <input type="text" name="host" value=own.clone()/></label>
+                        </AddBox>
+                    })}
+                </section>
+                <section class="card">
+                    <h2>"Scrape targets"</h2>
+                    {if d.targets.is_empty() {
+                        view! { <EmptyState title="No scrape targets">"Add any endpoint in the Prometheus text format: your service's /metrics, a node_exporter, another Opsdeck."</EmptyState> }.into_any()
+                    } else {
+                        view! {
+                            <div class="table-wrap"><table class="table" data-testid="targets">
+                                <thead><tr><th>"Target"</th><th>"State"</th><th>"Last success"</th><th class="num">"Samples"</th><th class="num">"Requests/s (1 h)"</th><th class="num">"Duration (1 h)"</th><th>"Last error"</th><th></th></tr></thead>
+                                <tbody>{d.targets.into_iter().map(|(t, s)| target_row(t, s, can_edit)).collect_view()}</tbody>
+                            </table></div>
+                        }.into_any()
+                    }}
+                    {can_edit.then(|| view! {
+                        <AddBox summary="Add a scrape target" action=add_t testid="add-target">
+                            <label>"Name" <input type="text" name="name" required pattern="[A-Za-z0-9._\\-]+" placeholder="api"/></label>
+                            <label>"URL" <input type="url" name="url" required placeholder="http://127.0.0.1:8000/metrics"/></label>
+                            <label>"Every (s)" <input type="number" name="interval_seconds" min="1" value="15"/></label>
+                            <label>"Timeout (s)" <input type="number" name="timeout_seconds" min="1" value="10"/></label>
+                            <label>"Bearer token (optional, never shown again)" <input type="password" name="bearer_token" autocomplete="off"/></label>
+                        </AddBox>
+                    })}
+                </section>
+            }.into_any()
+        }/>
     }
 }
 
@@ -262,32 +245,27 @@ fn Detail(kind: &'static str) -> impl IntoView {
     view! {
         {move || live().then(|| view! { <AutoRefresh seconds=30/> })}
         <RangeNav base=Signal::derive(move || format!("/services/{kind}/{}", id())) current=Signal::derive(current)/>
-        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match data.await {
-                    Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
-                    Ok(d) => view! {
-                        <leptos_meta::Title text=d.title.clone()/>
-                        <div class="page-header">
-                            <p class="muted"><A href="/services">"Services"</A>" › "<A href=format!("/hosts/{}", d.host)>{d.host.clone()}</A></p>
-                            <h1>{d.title.clone()}" "{badge(&d.state)}</h1>
-                        </div>
-                        {d.warning.clone().map(|w| view! { <p class="notice warn" data-testid="service-warning">{w}</p> })}
-                        <dl class="facts" data-testid="service-facts">
-                            {d.summary.into_iter().map(|(k, v)| view! { <dt>{k}</dt><dd>{v}</dd> }).collect_view()}
-                        </dl>
-                        {d.trend.clone().map(|t| view! { <p class="trend" data-testid="rss-trend">{t}</p> })}
-                        <p class="muted small" data-testid="detail-range">
-                            {format!("Showing {}", if d.range_label == "custom" { "a custom range".to_string() } else { format!("the last {}", d.range_label) })}
-                            {zoom_out_link(&format!("/services/{kind}/{}", id()), &d.range_label, d.charts.first().map(|c| (c.from, c.to)))}
-                        </p>
-                        <section class="charts">
-                            {d.charts.into_iter().map(|c| view! { <ChartView chart=c zoom=true/> }).collect_view()}
-                        </section>
-                    }.into_any(),
-                }
-            })}
-        </Transition>
+        <Loaded data=data ok=move |d| {
+            view! {
+                <leptos_meta::Title text=d.title.clone()/>
+                <div class="page-header">
+                    <p class="muted"><A href="/services">"Services"</A>" › "<A href=format!("/hosts/{}", d.host)>{d.host.clone()}</A></p>
+                    <h1>{d.title.clone()}" "{badge(&d.state)}</h1>
+                </div>
+                {d.warning.clone().map(|w| view! { <p class="notice warn" data-testid="service-warning">{w}</p> })}
+                <dl class="facts" data-testid="service-facts">
+                    {d.summary.into_iter().map(|(k, v)| view! { <dt>{k}</dt><dd>{v}</dd> }).collect_view()}
+                </dl>
+                {d.trend.clone().map(|t| view! { <p class="trend" data-testid="rss-trend">{t}</p> })}
+                <p class="muted small" data-testid="detail-range">
+                    {format!("Showing {}", if d.range_label == "custom" { "a custom range".to_string() } else { format!("the last {}", d.range_label) })}
+                    {zoom_out_link(&format!("/services/{kind}/{}", id()), &d.range_label, d.charts.first().map(|c| (c.from, c.to)))}
+                </p>
+                <section class="charts">
+                    {d.charts.into_iter().map(|c| view! { <ChartView chart=c zoom=true/> }).collect_view()}
+                </section>
+            }.into_any()
+        }/>
     }
 }
 

@@ -14,11 +14,7 @@ const BODY_LIMIT: usize = 64 * 1024;
 
 /// The client checks run with: `outbound_deny` applied, at most 5 redirects, each checked.
 pub fn client(config: &Config) -> reqwest::Client {
-    outbound::client(
-        config,
-        concat!("opsdeck-healthcheck/", env!("CARGO_PKG_VERSION")),
-        5,
-    )
+    outbound::client(config, "healthcheck", 5)
 }
 
 /// Runs one check: Ok when up; the status seen (if any) and the latency either way.

@@ -15,11 +15,7 @@ use std::time::Duration;
 
 /// The client webhooks are sent with: `outbound_deny` applied, no redirects followed.
 pub fn client(config: &Config) -> reqwest::Client {
-    outbound::client(
-        config,
-        concat!("opsdeck-alerts/", env!("CARGO_PKG_VERSION")),
-        0,
-    )
+    outbound::client(config, "alerts", 0)
 }
 
 pub async fn send_webhook(

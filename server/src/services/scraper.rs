@@ -14,11 +14,7 @@ use time::OffsetDateTime;
 
 /// The client scrapes run with: `outbound_deny` applied, at most 3 redirects, each checked.
 pub fn client(config: &app::config::Config) -> reqwest::Client {
-    crate::outbound::client(
-        config,
-        concat!("opsdeck-scraper/", env!("CARGO_PKG_VERSION")),
-        3,
-    )
+    crate::outbound::client(config, "scraper", 3)
 }
 
 /// Reads a body up to `expfmt::MAX_BODY`.
