@@ -350,6 +350,81 @@ async fn series_api_answers_for_the_fleet(pool: PgPool) {
     assert_eq!(body["series"].as_array().unwrap().len(), 103);
 }
 
+/// A fleet read big enough to be read in two halves at once (100 series × 90 days of hours at
+/// 2-hour points) answers as the rollups say: every series, by host, each point the average of
+/// its bucket, in time order.
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn a_large_fleet_read_answers_every_series_in_order(pool: PgPool) {
+    sqlx::query(
+        "INSERT INTO metric_series (host, metric, labels)
+         SELECT 'h-' || lpad(i::text, 3, '0'), 'cpu_usage_percent', '{}' FROM generate_series(1, 100) i",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let now = OffsetDateTime::now_utc();
+    let to = now - Duration::seconds(now.unix_timestamp() % 3600);
+    let from = to - Duration::days(90);
+    // Every 7th hour of each series has a value (so a 2-hour point holds one hour), newest
+    // first in the table so that nothing comes out in time order by accident.
+    sqlx::query(
+        "INSERT INTO metric_rollup_1h (series_id, bucket, sum, count, min, max, last_ts, last_value)
+         SELECT s.id, $1::timestamptz - make_interval(hours => k), v * 12, 12, v, v, $1::timestamptz - make_interval(hours => k), v
+         FROM metric_series s
+         CROSS JOIN generate_series(1, 2160) k
+         CROSS JOIN LATERAL (SELECT (s.id * 10000 + k)::float8 AS v) x
+         WHERE k % 7 = 0
+         ORDER BY k",
+    )
+    .bind(to)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let ids: Vec<(i32, String)> =
+        sqlx::query_as("SELECT id, host FROM metric_series ORDER BY host")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    const {
+        assert!(
+            100 * 2160 >= service::BIG_READ_ROWS,
+            "the read is big enough to be split"
+        )
+    };
+    let reads = common::state(pool.clone()).reads;
+    let selector = app::metrics::parse_selector("cpu_usage_percent").unwrap();
+    let got = service::series_of(
+        &reads,
+        None,
+        &selector,
+        from,
+        to,
+        1080,
+        app::metrics::Retention::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(got.series.len(), 100);
+    for (s, (id, host)) in got.series.iter().zip(&ids) {
+        assert_eq!(&s.host, host);
+        assert_eq!((s.tier.as_str(), s.step_seconds), ("1h", 7200));
+        let want: Vec<(i64, f64)> = (1..=2160i64)
+            .rev()
+            .filter(|k| k % 7 == 0)
+            .map(|k| {
+                let hour = (to - Duration::hours(k)).unix_timestamp();
+                (hour - hour % 7200, f64::from(*id * 10000) + k as f64)
+            })
+            .collect();
+        let points: Vec<(i64, f64)> = s
+            .points
+            .iter()
+            .map(|p| (p.ts.0.unix_timestamp(), p.avg))
+            .collect();
+        assert_eq!(points, want, "{host}");
+    }
+}
+
 #[sqlx::test(migrator = "server::MIGRATOR")]
 async fn series_api_rejects_bad_parameters(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
