@@ -8,15 +8,14 @@ use super::{
     InstanceAction, MuteAlert, RuleAction, RuleForm, RuleInfo,
 };
 use crate::components::{
-    action_error, ago, fmt_time, param, pause_toggle, AddBox, Choice, EditBox, EmptyState,
-    KeepForm, Loaded, PageHeader, PostButton, RowActions,
+    action_error, ago, fmt_time, pause_toggle, AddBox, Choice, EditBox, EmptyState, KeepForm,
+    Loaded, PageHeader, PostButton, RowActions,
 };
-use crate::metrics::pages::{zoom_out_link, ChartView, RangeNav};
+use crate::metrics::pages::{zoom_out_link, ChartView, RangeNav, WindowQuery};
 use crate::metrics::AutoRefresh;
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 use leptos_router::components::A;
-use leptos_router::hooks::use_query_map;
 
 /// The bodies a webhook channel can send, as its forms offer them.
 const WEBHOOK_FORMATS: &[(&str, &str)] = &[
@@ -548,33 +547,22 @@ pub fn ChecksPage() -> impl IntoView {
     let add = ServerAction::<AddCheck>::new();
     let del = ServerAction::<CheckAction>::new();
     let edit = ServerAction::<EditCheck>::new();
-    let query = use_query_map();
-    let (range, from, to) = (
-        move || param(query, "range"),
-        move || param(query, "from"),
-        move || param(query, "to"),
-    );
+    let win = WindowQuery::new("24h");
     let data = Resource::new(
         move || {
             (
                 add.version().get(),
                 del.version().get(),
                 edit.version().get(),
-                (range(), from(), to()),
+                win.args(),
             )
         },
         |(_, _, _, (r, f, t))| get_checks_page(r, f, t),
     );
-    let current = move || {
-        if from().is_some() {
-            "custom".to_string()
-        } else {
-            range().unwrap_or_else(|| "24h".into())
-        }
-    };
+    let current = move || win.current();
     view! {
         <PageHeader title="Health checks" subtitle="HTTP endpoints fetched on a schedule: up or down, latency, uptime. The rule “Health check down” alerts on them."/>
-        {move || from().is_none().then(|| view! { <AutoRefresh seconds=30/> })}
+        {move || win.from().is_none().then(|| view! { <AutoRefresh seconds=30/> })}
         <RangeNav base=Signal::derive(|| "/checks".to_string()) current=Signal::derive(current)/>
         {action_error(move || add.value().get())}
         {action_error(move || del.value().get())}

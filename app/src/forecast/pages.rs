@@ -2,11 +2,10 @@
 //! (80 % within 7 days) standing out, and a chart per resource with the forecast band.
 
 use super::{get_capacity_page, ForecastRow};
-use crate::components::{fmt_time, param, EmptyState, Loaded, PageHeader};
-use crate::metrics::pages::{zoom_out_link, RangeNav};
+use crate::components::{fmt_time, EmptyState, Loaded, PageHeader};
+use crate::metrics::pages::{zoom_out_link, RangeNav, WindowQuery};
 use crate::metrics::ChartView;
 use leptos::prelude::*;
-use leptos_router::hooks::use_query_map;
 use time::OffsetDateTime;
 
 fn when(t: Option<OffsetDateTime>, now: OffsetDateTime) -> String {
@@ -87,23 +86,9 @@ fn row_view(r: &ForecastRow, now: OffsetDateTime) -> impl IntoView {
 
 #[component]
 pub fn CapacityPage() -> impl IntoView {
-    let query = use_query_map();
-    let (range, from, to) = (
-        move || param(query, "range"),
-        move || param(query, "from"),
-        move || param(query, "to"),
-    );
-    let data = Resource::new(
-        move || (range(), from(), to()),
-        |(r, f, t)| get_capacity_page(r, f, t),
-    );
-    let current = move || {
-        if from().is_some() {
-            "custom".to_string()
-        } else {
-            range().unwrap_or_else(|| super::CAPACITY_RANGE.into())
-        }
-    };
+    let win = WindowQuery::new(super::CAPACITY_RANGE);
+    let data = Resource::new(move || win.args(), |(r, f, t)| get_capacity_page(r, f, t));
+    let current = move || win.current();
     view! {
         <PageHeader title="Capacity" subtitle="When CPU, memory or a disk will cross 80 %: a straight line or a daily-cycle model per series (whichever forecast the last day better), with a 90 % interval."/>
         <RangeNav base=Signal::derive(|| "/capacity".to_string()) current=Signal::derive(current)/>

@@ -364,6 +364,45 @@ fn show_window((from, to): (i64, i64)) {
 /// The time picker of every charting page: the last 1 h … 30 d, or a custom from–to, kept in
 /// the page's address (`?range=6h`, `?from=…&to=…`) so a link or a reload shows the same window.
 /// `base` is the page's path; `current` the range shown (`custom` for from–to).
+/// A page's time window as its address gives it (`?range=`, or `?from=&to=`), and the range
+/// shown when it gives none: the one time model of every page that charts.
+#[derive(Clone, Copy)]
+pub struct WindowQuery {
+    query: Memo<leptos_router::params::ParamsMap>,
+    default: &'static str,
+}
+
+impl WindowQuery {
+    pub fn new(default: &'static str) -> Self {
+        Self {
+            query: use_query_map(),
+            default,
+        }
+    }
+
+    pub fn range(self) -> Option<String> {
+        param(self.query, "range")
+    }
+
+    pub fn from(self) -> Option<String> {
+        param(self.query, "from")
+    }
+
+    /// `range`, `from` and `to`, as the page's server function takes them.
+    pub fn args(self) -> (Option<String>, Option<String>, Option<String>) {
+        (self.range(), self.from(), param(self.query, "to"))
+    }
+
+    /// What the range picker marks: `custom` for a from–to window, else the range.
+    pub fn current(self) -> String {
+        if self.from().is_some() {
+            "custom".to_string()
+        } else {
+            self.range().unwrap_or_else(|| self.default.into())
+        }
+    }
+}
+
 #[component]
 pub fn RangeNav(base: Signal<String>, current: Signal<String>) -> impl IntoView {
     view! {
@@ -391,24 +430,16 @@ pub fn RangeNav(base: Signal<String>, current: Signal<String>) -> impl IntoView 
 #[component]
 pub fn HostPage() -> impl IntoView {
     let params = use_params_map();
-    let query = use_query_map();
+    let win = WindowQuery::new(super::DEFAULT_RANGE);
     let host = move || param(params, "name").unwrap_or_default();
-    let range = move || param(query, "range");
-    let from = move || param(query, "from");
-    let to = move || param(query, "to");
-    let live =
-        move || from().is_none() && matches!(range().as_deref(), None | Some("1h" | "6h" | "24h"));
-    let charts = Resource::new(
-        move || (host(), range(), from(), to()),
-        |(h, r, f, t)| get_host_charts(h, r, f, t),
-    );
-    let current = move || {
-        if from().is_some() {
-            "custom".to_string()
-        } else {
-            range().unwrap_or_else(|| super::DEFAULT_RANGE.into())
-        }
+    let live = move || {
+        win.from().is_none() && matches!(win.range().as_deref(), None | Some("1h" | "6h" | "24h"))
     };
+    let charts = Resource::new(
+        move || (host(), win.args()),
+        |(h, (r, f, t))| get_host_charts(h, r, f, t),
+    );
+    let current = move || win.current();
     view! {
         <leptos_meta::Title text=move || format!("Host {}", host())/>
         <div class="page-header row">

@@ -9,7 +9,7 @@ use crate::components::{
     action_error, ago, fmt_time, id_param, param, pause_toggle, AddBox, EditBox, EmptyState,
     Loaded, PageHeader, RowActions,
 };
-use crate::metrics::pages::{sparkline, zoom_out_link, ChartView, RangeNav};
+use crate::metrics::pages::{sparkline, zoom_out_link, ChartView, RangeNav, WindowQuery};
 use crate::metrics::{AutoRefresh, Unit};
 use crate::timestamp::Timestamp;
 use leptos::prelude::*;
@@ -223,25 +223,15 @@ pub fn ServicesPage() -> impl IntoView {
 #[component]
 fn Detail(kind: &'static str) -> impl IntoView {
     let params = use_params_map();
-    let query = use_query_map();
+    let win = WindowQuery::new(super::DETAIL_RANGE);
     let id = move || id_param(params);
-    let (range, from, to) = (
-        move || param(query, "range"),
-        move || param(query, "from"),
-        move || param(query, "to"),
-    );
     let data = Resource::new(
-        move || (id(), range(), from(), to()),
-        move |(id, r, f, t)| get_service_detail(kind.to_string(), id, r, f, t),
+        move || (id(), win.args()),
+        move |(id, (r, f, t))| get_service_detail(kind.to_string(), id, r, f, t),
     );
-    let current = move || {
-        if from().is_some() {
-            "custom".to_string()
-        } else {
-            range().unwrap_or_else(|| super::DETAIL_RANGE.into())
-        }
-    };
-    let live = move || from().is_none() && !matches!(range().as_deref(), Some("7d" | "30d"));
+    let current = move || win.current();
+    let live =
+        move || win.from().is_none() && !matches!(win.range().as_deref(), Some("7d" | "30d"));
     view! {
         {move || live().then(|| view! { <AutoRefresh seconds=30/> })}
         <RangeNav base=Signal::derive(move || format!("/services/{kind}/{}", id())) current=Signal::derive(current)/>
