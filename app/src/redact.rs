@@ -119,9 +119,12 @@ pub fn text(s: &str) -> String {
 /// Where the next `scheme://` starts (the scheme's first letter), if any.
 fn find_url_start(s: &str) -> Option<usize> {
     let at = s.find("://")?;
+    // After the last character that cannot be in a scheme (which may be several bytes long).
     let start = s[..at]
-        .rfind(|c: char| !(c.is_ascii_alphanumeric() || "+-.".contains(c)))
-        .map_or(0, |i| i + 1);
+        .char_indices()
+        .rev()
+        .find(|&(_, c)| !(c.is_ascii_alphanumeric() || "+-.".contains(c)))
+        .map_or(0, |(i, c)| i + c.len_utf8());
     if start == at {
         // "://" with no scheme before it: skip past it.
         let next = find_url_start(&s[at + 3..])?;
@@ -199,5 +202,20 @@ mod tests {
         );
         assert!(is_masked(&url("http://u:p@h/")));
         assert!(!is_masked("http://h/"));
+    }
+
+    /// A multi-byte character right before `://` (found by the parsers' property test: it
+    /// panicked slicing inside the character).
+    #[test]
+    fn text_takes_characters_before_a_scheme_whole() {
+        for (input, want) in [
+            ("𑌹://", "𑌹://"),
+            ("%𑌹://x", "%𑌹://x"),
+            ("é://h/?a=1", "é://h/?a=1"),
+            ("éhttp://h/?a=1", "éhttp://h/?a=***"),
+            ("日本 https://h/?t=1 done", "日本 https://h/?t=*** done"),
+        ] {
+            assert_eq!(text(input), want, "{input}");
+        }
     }
 }
