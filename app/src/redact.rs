@@ -204,6 +204,23 @@ mod tests {
         assert!(!is_masked("http://h/"));
     }
 
+    /// A number as PostgreSQL writes it back from jsonb (every digit) reads as the f64 it was,
+    /// even next to f64::MAX (found by the API fuzzer: a log line's field broke every search).
+    #[test]
+    fn jsonb_numbers_read_back_whole() {
+        let max_as_written = format!("17976931348623157{}", "0".repeat(292));
+        for (digits, v) in [
+            (max_as_written.clone(), f64::MAX),
+            (format!("-{max_as_written}"), -f64::MAX),
+            (format!("{:.0}", f64::MAX), f64::MAX),
+            (format!("1{}", "0".repeat(308)), 1.0e308),
+            ("123.5".to_string(), 123.5),
+        ] {
+            let back: serde_json::Value = serde_json::from_str(&digits).unwrap();
+            assert_eq!(back.as_f64(), Some(v), "{digits}");
+        }
+    }
+
     /// A multi-byte character right before `://` (found by the parsers' property test: it
     /// panicked slicing inside the character).
     #[test]
