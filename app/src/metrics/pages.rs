@@ -361,9 +361,6 @@ fn show_window((from, to): (i64, i64)) {
     let _ = (from, to);
 }
 
-/// The time picker of every charting page: the last 1 h … 30 d, or a custom from–to, kept in
-/// the page's address (`?range=6h`, `?from=…&to=…`) so a link or a reload shows the same window.
-/// `base` is the page's path; `current` the range shown (`custom` for from–to).
 /// A page's time window as its address gives it (`?range=`, or `?from=&to=`), and the range
 /// shown when it gives none: the one time model of every page that charts.
 #[derive(Clone, Copy)]
@@ -403,6 +400,9 @@ impl WindowQuery {
     }
 }
 
+/// The time picker of every charting page: the last 1 h … 30 d, or a custom from–to, kept in
+/// the page's address (`?range=6h`, `?from=…&to=…`) so a link or a reload shows the same window.
+/// `base` is the page's path; `current` the range shown (`custom` for from–to).
 #[component]
 pub fn RangeNav(base: Signal<String>, current: Signal<String>) -> impl IntoView {
     view! {
