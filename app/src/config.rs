@@ -480,7 +480,7 @@ settings! {
     max_series_per_host: i64 = 10_000, "OPSDECK_MAX_SERIES_PER_HOST", "10000";
     /// raw samples kept, in days
     retention_raw_days: i64 = 14, "OPSDECK_RETENTION_RAW_DAYS", "14";
-    /// 1-minute rollups kept, in days
+    /// 1-minute and 5-minute rollups kept, in days
     retention_1m_days: i64 = 90, "OPSDECK_RETENTION_1M_DAYS", "90";
     /// 1-hour rollups kept, in days
     retention_1h_days: i64 = 730, "OPSDECK_RETENTION_1H_DAYS", "730";

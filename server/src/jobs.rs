@@ -71,6 +71,7 @@ const JOBS: &[Job] = &[
                 app::metrics::service::enforce_retention(&s, OffsetDateTime::now_utc()).await?;
             if !report.dropped_partitions.is_empty()
                 || report.deleted_minute_rows > 0
+                || report.deleted_five_minute_rows > 0
                 || report.deleted_hour_rows > 0
                 || report.deleted_chunks > 0
             {

@@ -144,10 +144,11 @@ async fn count(pool: &PgPool, sql: &str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
 }
 
-async fn rollups(pool: &PgPool) -> Vec<(i32, OffsetDateTime, f64, i32, f64, f64)> {
+async fn rollups(pool: &PgPool) -> Vec<(String, i32, OffsetDateTime, f64, i32, f64, f64)> {
     sqlx::query_as(
-        "SELECT series_id, bucket, sum, count, min, max FROM metric_rollup_1m
-         UNION ALL SELECT series_id, bucket, sum, count, min, max FROM metric_rollup_1h ORDER BY 1, 2, 4",
+        "SELECT '1m', series_id, bucket, sum, count, min, max FROM metric_rollup_1m
+         UNION ALL SELECT '5m', series_id, bucket, sum, count, min, max FROM metric_rollup_5m
+         UNION ALL SELECT '1h', series_id, bucket, sum, count, min, max FROM metric_rollup_1h ORDER BY 1, 2, 3",
     )
     .fetch_all(pool)
     .await

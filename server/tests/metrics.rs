@@ -198,10 +198,14 @@ async fn rollups_equal_sql_over_raw_and_resends_change_nothing(pool: PgPool) {
         (Some(1), Some(1))
     );
 
-    for (table, unit) in [("metric_rollup_1m", "minute"), ("metric_rollup_1h", "hour")] {
+    for (table, unit) in [
+        ("metric_rollup_1m", "1 minute"),
+        ("metric_rollup_5m", "5 minutes"),
+        ("metric_rollup_1h", "1 hour"),
+    ] {
         let mismatches: i64 = sqlx::query_scalar(&format!(
             "WITH truth AS (
-                SELECT series_id, date_trunc('{unit}', ts, 'UTC') AS bucket, sum(value) AS sum, count(*) AS count,
+                SELECT series_id, date_bin('{unit}', ts, '2000-01-01 00:00:00+00') AS bucket, sum(value) AS sum, count(*) AS count,
                        min(value) AS min, max(value) AS max, (array_agg(value ORDER BY ts DESC))[1] AS last_value
                 FROM metric_samples GROUP BY 1, 2)
              SELECT count(*) FROM truth t FULL JOIN {table} r USING (series_id, bucket)
@@ -263,6 +267,34 @@ async fn rollups_equal_sql_over_raw_and_resends_change_nothing(pool: PgPool) {
         .map(|p| p["min"].as_f64().unwrap())
         .fold(f64::MAX, f64::min);
     assert_eq!(all_min, 0.0, "spikes survive downsampling");
+
+    // Fewer points: the 5-minute tier, in buckets of two of its rows.
+    let q = format!(
+        "/api/v1/metrics/series?host=db-1&metric=disk_used_percent&from={}&to={}&points=30",
+        start.unix_timestamp(),
+        (start + Duration::hours(3)).unix_timestamp()
+    );
+    let body = json(viewer.get(app.url(&q)).call().await).await;
+    let series = &body["series"][0];
+    assert_eq!(series["tier"], "5m", "36 five-minute points cover 30");
+    assert_eq!(series["step_seconds"], 600);
+    let points = series["points"].as_array().unwrap();
+    assert!(points.len() == 18 || points.len() == 19, "{}", points.len());
+    let (mut min, mut max) = (f64::MAX, f64::MIN);
+    for p in points {
+        let (lo, avg, hi) = (
+            p["min"].as_f64().unwrap(),
+            p["avg"].as_f64().unwrap(),
+            p["max"].as_f64().unwrap(),
+        );
+        assert!(lo <= avg && avg <= hi, "{p}");
+        (min, max) = (min.min(lo), max.max(hi));
+    }
+    assert_eq!(
+        (min, max),
+        (0.0, 99.9),
+        "the 5-minute tier keeps the extremes"
+    );
 }
 
 /// Without a host, the series API answers for every host (a fleet overview), by host, within a
@@ -498,9 +530,11 @@ async fn retention_drops_old_partitions_and_rollups(pool: PgPool) {
     let report = service::enforce_retention(&state, later).await.unwrap();
     assert!(!report.dropped_partitions.is_empty());
     assert_eq!(report.deleted_minute_rows, 1);
+    assert_eq!(report.deleted_five_minute_rows, 1);
     assert_eq!(report.deleted_hour_rows, 0);
     assert_eq!(count("SELECT count(*) FROM metric_samples").await, 0);
     assert_eq!(count("SELECT count(*) FROM metric_rollup_1m").await, 0);
+    assert_eq!(count("SELECT count(*) FROM metric_rollup_5m").await, 0);
     assert_eq!(count("SELECT count(*) FROM metric_rollup_1h").await, 1);
 }
 

@@ -92,7 +92,7 @@ pub struct SeriesData {
     pub metric: String,
     #[cfg_attr(feature = "ssr", schema(value_type = Object))]
     pub labels: Labels,
-    /// The storage tier read: `raw`, `1m` or `1h`.
+    /// The storage tier read: `raw`, `1m`, `5m` or `1h`.
     pub tier: String,
     /// Width of each point's bucket.
     pub step_seconds: i64,
@@ -637,6 +637,8 @@ pub fn parse_selector(input: &str) -> Result<Selector, String> {
 pub enum Tier {
     Raw,
     Minute,
+    /// 5 minutes, kept as long as the minute tier.
+    FiveMinutes,
     Hour,
 }
 
@@ -645,6 +647,7 @@ impl Tier {
         match self {
             Tier::Raw => "raw",
             Tier::Minute => "1m",
+            Tier::FiveMinutes => "5m",
             Tier::Hour => "1h",
         }
     }
@@ -654,6 +657,7 @@ impl Tier {
         match self {
             Tier::Raw => 5,
             Tier::Minute => 60,
+            Tier::FiveMinutes => 300,
             Tier::Hour => 3600,
         }
     }
@@ -693,6 +697,7 @@ impl From<&crate::config::Config> for Retention {
 pub fn choose_tier(from_age_secs: i64, range_secs: i64, points: i64, retention: Retention) -> Tier {
     for (tier, kept) in [
         (Tier::Hour, retention.hour_secs),
+        (Tier::FiveMinutes, retention.minute_secs),
         (Tier::Minute, retention.minute_secs),
     ] {
         if range_secs / tier.step_secs() >= points && from_age_secs <= kept {
@@ -1016,10 +1021,13 @@ mod tests {
         let cases = [
             // (from age, range, points, tier)
             (h, h, 1000, Tier::Raw),           // 1 h: 720 raw points at most
-            (6 * h, 6 * h, 300, Tier::Minute), // 360 minute points are enough
-            (d, d, 1000, Tier::Minute),        // 1440 >= 1000
-            (7 * d, 7 * d, 1000, Tier::Minute),
-            (30 * d, 30 * d, 1000, Tier::Minute), // 720 hour points are too few
+            (6 * h, 6 * h, 300, Tier::Minute), // 360 minute points are enough, 72 of 5 minutes not
+            (6 * h, 6 * h, 72, Tier::FiveMinutes),
+            (d, d, 1000, Tier::Minute),              // 1440 >= 1000 > 288
+            (d, d, 200, Tier::FiveMinutes),          // a fleet overview: 288 >= 200
+            (7 * d, 7 * d, 1000, Tier::FiveMinutes), // 2016 >= 1000
+            (7 * d, 7 * d, 2500, Tier::Minute),
+            (30 * d, 30 * d, 1000, Tier::FiveMinutes), // 720 hour points are too few
             (30 * d, 30 * d, 500, Tier::Hour),
             (365 * d, 365 * d, 1000, Tier::Hour),
             (20 * d, h, 1000, Tier::Minute), // raw is gone 20 days back
@@ -1039,10 +1047,12 @@ mod tests {
         assert_eq!(bucket_secs(Tier::Raw, 3600, 1000), 5);
         assert_eq!(bucket_secs(Tier::Raw, 3600, 100), 40);
         assert_eq!(bucket_secs(Tier::Minute, 30 * 86_400, 1000), 2640);
+        assert_eq!(bucket_secs(Tier::FiveMinutes, 86_400, 200), 600);
         assert_eq!(bucket_secs(Tier::Hour, 365 * 86_400, 1000), 32_400);
         for (tier, range, points) in [
             (Tier::Raw, 86_400, 1000),
             (Tier::Minute, 7 * 86_400, 11_000),
+            (Tier::FiveMinutes, 30 * 86_400, 1000),
             (Tier::Hour, 9_999_999, 7),
         ] {
             let b = bucket_secs(tier, range, points);

@@ -1,4 +1,4 @@
-//! Rollup arithmetic, free of I/O: raw samples → 1-minute buckets → 1-hour buckets, and the
+//! Rollup arithmetic, free of I/O: raw samples → 1-minute → 5-minute → 1-hour buckets, and the
 //! newest value per series. A bucket keeps sum and count (so averages merge exactly), min, max
 //! and the last value with its time; merging two buckets gives the bucket of the union.
 

@@ -291,15 +291,14 @@ async fn main() -> Res<()> {
     )
     .execute(&pool)
     .await?;
-    for (table, unit, per) in [
-        ("metric_rollup_1m", "minute", 12),
-        ("metric_rollup_1h", "hour", 720),
-    ] {
+    for (table, secs) in app::metrics::service::ROLLUP_TIERS {
+        let per = secs / 5;
         sqlx::query(&format!(
             "INSERT INTO {table} (series_id, bucket, sum, count, min, max, last_ts, last_value)
              SELECT s.id, b, {per} * x.v, {per}, x.v - 5, x.v + 5, b, x.v
              FROM metric_series s
-             CROSS JOIN generate_series(date_trunc('{unit}', now() - interval '25 hours'), now(), interval '1 {unit}') b
+             CROSS JOIN generate_series(date_bin(interval '{secs} seconds', now() - interval '25 hours', timestamptz '2000-01-01 00:00:00+00'),
+                                        now(), interval '{secs} seconds') b
              CROSS JOIN LATERAL (SELECT 50 + 30 * sin(extract(epoch FROM b) / 3600 + s.id) AS v) x
              WHERE s.host LIKE 'fleet-%'
              ON CONFLICT DO NOTHING"
@@ -309,7 +308,7 @@ async fn main() -> Res<()> {
     }
     sqlx::query("ANALYZE").execute(&pool).await?;
     println!(
-        "fleet overview: 1000 hosts' cpu_usage_percent, 25 h of 1-minute and 1-hour rollups ({:.1} s to store)",
+        "fleet overview: 1000 hosts' cpu_usage_percent, 25 h of 1-minute, 5-minute and 1-hour rollups ({:.1} s to store)",
         t.elapsed().as_secs_f64()
     );
     let url =

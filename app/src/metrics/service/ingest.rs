@@ -1,5 +1,6 @@
 //! Storing samples: series ids (cached, bounded per host for agents), daily partitions, and one
-//! statement that stores a batch with its 1-minute and 1-hour rollups and latest values.
+//! statement that stores a batch with its 1-minute, 5-minute and 1-hour rollups and latest
+//! values.
 
 use super::*;
 use crate::timestamp::Timestamp;
@@ -202,32 +203,18 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("23505"))
 }
 
-type Columns<T> = Vec<T>;
+type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
 
-/// A list of buckets as the column arrays UNNEST reads.
-#[allow(clippy::type_complexity)]
-fn bucket_columns(
-    b: &[Bucket],
-) -> (
-    Columns<i32>,
-    Columns<OffsetDateTime>,
-    Columns<f64>,
-    Columns<i32>,
-    Columns<f64>,
-    Columns<f64>,
-    Columns<OffsetDateTime>,
-    Columns<f64>,
-) {
-    (
-        b.iter().map(|b| b.series_id).collect(),
-        b.iter().map(|b| b.start).collect(),
-        b.iter().map(|b| b.sum).collect(),
-        b.iter().map(|b| b.count).collect(),
-        b.iter().map(|b| b.min).collect(),
-        b.iter().map(|b| b.max).collect(),
-        b.iter().map(|b| b.last_ts).collect(),
-        b.iter().map(|b| b.last_value).collect(),
-    )
+/// Binds a list of buckets as the eight column arrays a rollup CTE's UNNEST reads.
+fn bind_buckets<'q>(q: PgQuery<'q>, b: &[Bucket]) -> PgQuery<'q> {
+    q.bind(b.iter().map(|b| b.series_id).collect::<Vec<_>>())
+        .bind(b.iter().map(|b| b.start).collect::<Vec<_>>())
+        .bind(b.iter().map(|b| b.sum).collect::<Vec<_>>())
+        .bind(b.iter().map(|b| b.count).collect::<Vec<_>>())
+        .bind(b.iter().map(|b| b.min).collect::<Vec<_>>())
+        .bind(b.iter().map(|b| b.max).collect::<Vec<_>>())
+        .bind(b.iter().map(|b| b.last_ts).collect::<Vec<_>>())
+        .bind(b.iter().map(|b| b.last_value).collect::<Vec<_>>())
 }
 
 /// Stores rows none of which exist yet, with their rollups and latest values, in one statement;
@@ -237,30 +224,15 @@ async fn insert_new(
     rows: &[(i32, OffsetDateTime, f64)],
 ) -> Result<(), sqlx::Error> {
     let minutes = rollup::rollup(rows, 60);
-    let hours = rollup::coarsen(&minutes, 3600);
+    let fives = rollup::coarsen(&minutes, 300);
+    let hours = rollup::coarsen(&fives, 3600);
     let latest = rollup::latest(&minutes);
-    let m = bucket_columns(&minutes);
-    let h = bucket_columns(&hours);
-    sqlx::query(FAST_INGEST_SQL.as_str())
+    let q = sqlx::query(FAST_INGEST_SQL.as_str())
         .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.1).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.2).collect::<Vec<_>>())
-        .bind(m.0)
-        .bind(m.1)
-        .bind(m.2)
-        .bind(m.3)
-        .bind(m.4)
-        .bind(m.5)
-        .bind(m.6)
-        .bind(m.7)
-        .bind(h.0)
-        .bind(h.1)
-        .bind(h.2)
-        .bind(h.3)
-        .bind(h.4)
-        .bind(h.5)
-        .bind(h.6)
-        .bind(h.7)
+        .bind(rows.iter().map(|r| r.2).collect::<Vec<_>>());
+    // In the order of ROLLUP_TIERS.
+    bind_buckets(bind_buckets(bind_buckets(q, &minutes), &fives), &hours)
         .bind(latest.iter().map(|r| r.0).collect::<Vec<_>>())
         .bind(latest.iter().map(|r| r.1).collect::<Vec<_>>())
         .bind(latest.iter().map(|r| r.2).collect::<Vec<_>>())
@@ -292,35 +264,59 @@ const ROLLUP_MERGE: &str = "ON CONFLICT (series_id, bucket) DO UPDATE SET
 
 const LATEST_MERGE: &str = "ON CONFLICT (series_id) DO UPDATE SET ts = excluded.ts, value = excluded.value WHERE excluded.ts > x.ts";
 
-/// The fast path's statement: raw rows, then 1-minute and 1-hour buckets and latest values
-/// already aggregated by the caller (sorted, so concurrent batches lock rows in one order).
+/// The rollup tables, finest first, and their buckets in seconds: ingest writes all of them in
+/// the statement that stores the samples.
+pub const ROLLUP_TIERS: [(&str, i64); 3] = [
+    ("metric_rollup_1m", 60),
+    ("metric_rollup_5m", 300),
+    ("metric_rollup_1h", 3600),
+];
+
+/// The fast path's statement: raw rows, then each tier's buckets and the latest values already
+/// aggregated by the caller (sorted, so concurrent batches lock rows in one order). Parameters:
+/// $1–$3 the rows, eight a tier from $4 on, then three for the latest values.
 static FAST_INGEST_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!(
-        "WITH ins AS (
+    let mut sql = "WITH ins AS (
     INSERT INTO metric_samples (series_id, ts, value)
     SELECT * FROM UNNEST($1::int[], $2::timestamptz[], $3::float8[])
-), m AS (
-    INSERT INTO metric_rollup_1m AS r (series_id, bucket, sum, count, min, max, last_ts, last_value)
-    SELECT * FROM UNNEST($4::int[], $5::timestamptz[], $6::float8[], $7::int[], $8::float8[], $9::float8[], $10::timestamptz[], $11::float8[])
+)"
+    .to_string();
+    let mut p = 4;
+    for (i, (table, _)) in ROLLUP_TIERS.iter().enumerate() {
+        sql += &format!(
+            ", t{i} AS (
+    INSERT INTO {table} AS r (series_id, bucket, sum, count, min, max, last_ts, last_value)
+    SELECT * FROM UNNEST(${p}::int[], ${}::timestamptz[], ${}::float8[], ${}::int[], ${}::float8[], ${}::float8[], ${}::timestamptz[], ${}::float8[])
     {ROLLUP_MERGE}
-), h AS (
-    INSERT INTO metric_rollup_1h AS r (series_id, bucket, sum, count, min, max, last_ts, last_value)
-    SELECT * FROM UNNEST($12::int[], $13::timestamptz[], $14::float8[], $15::int[], $16::float8[], $17::float8[], $18::timestamptz[], $19::float8[])
-    {ROLLUP_MERGE}
-)
+)",
+            p + 1,
+            p + 2,
+            p + 3,
+            p + 4,
+            p + 5,
+            p + 6,
+            p + 7
+        );
+        p += 8;
+    }
+    sql + &format!(
+        "
 INSERT INTO metric_latest AS x (series_id, ts, value)
-SELECT * FROM UNNEST($20::int[], $21::timestamptz[], $22::float8[])
-{LATEST_MERGE}"
+SELECT * FROM UNNEST(${p}::int[], ${}::timestamptz[], ${}::float8[])
+{LATEST_MERGE}",
+        p + 1,
+        p + 2
     )
 });
 
-/// Merges newly inserted rows (the CTE `ins`) into one rollup table, bucketed by `unit`.
-fn rollup_cte(name: &str, table: &str, unit: &str) -> String {
+/// Merges newly inserted rows (the CTE `ins`) into one rollup table of `secs`-second buckets
+/// (aligned on the epoch, as `rollup::bucket_start`).
+fn rollup_cte(name: &str, table: &str, secs: i64) -> String {
     format!(
         "{name} AS (
     INSERT INTO {table} AS r (series_id, bucket, sum, count, min, max, last_ts, last_value)
-    SELECT series_id, date_trunc('{unit}', ts, 'UTC'), sum(value), count(*), min(value), max(value),
-           max(ts), (array_agg(value ORDER BY ts DESC))[1]
+    SELECT series_id, date_bin(interval '{secs} seconds', ts, timestamptz '2000-01-01 00:00:00+00'),
+           sum(value), count(*), min(value), max(value), max(ts), (array_agg(value ORDER BY ts DESC))[1]
     FROM ins GROUP BY 1, 2 ORDER BY 1, 2
     {ROLLUP_MERGE}
 )"
@@ -336,13 +332,17 @@ static INGEST_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     SELECT * FROM UNNEST($1::int[], $2::timestamptz[], $3::float8[])
     ON CONFLICT DO NOTHING
     RETURNING series_id, ts, value
-), {}, {}, l AS (
+), {}, l AS (
     INSERT INTO metric_latest AS x (series_id, ts, value)
     SELECT DISTINCT ON (series_id) series_id, ts, value FROM ins ORDER BY series_id, ts DESC
     {LATEST_MERGE}
 )
 SELECT count(*) FROM ins",
-        rollup_cte("m", "metric_rollup_1m", "minute"),
-        rollup_cte("h", "metric_rollup_1h", "hour")
+        ROLLUP_TIERS
+            .iter()
+            .enumerate()
+            .map(|(i, (table, secs))| rollup_cte(&format!("t{i}"), table, *secs))
+            .collect::<Vec<_>>()
+            .join(", ")
     )
 });

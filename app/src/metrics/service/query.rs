@@ -131,6 +131,18 @@ fn tier_and_step(
 /// Rows a rollup read may take before it gets more sort memory and a second connection.
 pub const BIG_READ_ROWS: i64 = 200_000;
 
+/// The read of one rollup table's buckets merged into output buckets of $4 seconds.
+macro_rules! rollup_sql {
+    ($table:literal) => {
+        concat!(
+            "SELECT series_id, date_bin(make_interval(secs => $4), bucket, timestamptz '2000-01-01 00:00:00+00') AS b,
+                    sum(sum) / sum(count), min(min), max(max)
+             FROM ", $table, " WHERE series_id = ANY($1) AND bucket >= $2 AND bucket < $3
+             GROUP BY 1, 2"
+        )
+    };
+}
+
 /// Per series id, the points of [from, to) averaged into buckets of `step` seconds, from `tier`.
 /// A read of many rows (a fleet overview: 1,000 series × 24 h of minutes) is split in two
 /// halves read at once, each hashed in memory instead of sorted on disk.
@@ -149,18 +161,9 @@ async fn bucketed_points<C: Conns>(
             let samples = Box::pin(raw_samples(db, ids, from, to)).await?;
             return Ok(by_series(bucket_samples(&samples, step)));
         }
-        Tier::Minute => {
-            "SELECT series_id, date_bin(make_interval(secs => $4), bucket, timestamptz '2000-01-01 00:00:00+00') AS b,
-                    sum(sum) / sum(count), min(min), max(max)
-             FROM metric_rollup_1m WHERE series_id = ANY($1) AND bucket >= $2 AND bucket < $3
-             GROUP BY 1, 2"
-        }
-        Tier::Hour => {
-            "SELECT series_id, date_bin(make_interval(secs => $4), bucket, timestamptz '2000-01-01 00:00:00+00') AS b,
-                    sum(sum) / sum(count), min(min), max(max)
-             FROM metric_rollup_1h WHERE series_id = ANY($1) AND bucket >= $2 AND bucket < $3
-             GROUP BY 1, 2"
-        }
+        Tier::Minute => rollup_sql!("metric_rollup_1m"),
+        Tier::FiveMinutes => rollup_sql!("metric_rollup_5m"),
+        Tier::Hour => rollup_sql!("metric_rollup_1h"),
     };
     let read = |ids, big| rollup_rows(db, sql, ids, (from, to, step), big);
     let rows_read = ids.len() as i64 * ((to - from).whole_seconds() / tier.step_secs()).max(1);

@@ -7,6 +7,8 @@ use super::*;
 pub struct RetentionReport {
     pub dropped_partitions: Vec<String>,
     pub deleted_minute_rows: u64,
+    /// Rows of the 5-minute tier, kept as long as the minute one.
+    pub deleted_five_minute_rows: u64,
     pub deleted_hour_rows: u64,
     /// Compressed chunks (series-hours) past the raw retention.
     pub deleted_chunks: u64,
@@ -52,6 +54,11 @@ pub async fn enforce_retention(
             "metric_rollup_1m",
             retention.minute_secs,
             &mut report.deleted_minute_rows,
+        ),
+        (
+            "metric_rollup_5m",
+            retention.minute_secs,
+            &mut report.deleted_five_minute_rows,
         ),
         (
             "metric_rollup_1h",
