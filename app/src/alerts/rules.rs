@@ -644,10 +644,16 @@ pub fn validate_check(c: &NewCheck) -> Result<(), String> {
             c.interval_seconds
         ));
     }
-    if !(1..=60).contains(&c.timeout_seconds) || c.timeout_seconds > c.interval_seconds {
+    if !(1..=60).contains(&c.timeout_seconds) {
         return Err(format!(
-            "timeout_seconds: {} is not between 1 and 60 and at most the interval",
+            "timeout_seconds: {} is not between 1 and 60",
             c.timeout_seconds
+        ));
+    }
+    if c.timeout_seconds > c.interval_seconds {
+        return Err(format!(
+            "timeout_seconds: {} s is longer than the interval ({} s): a check must end before the next one starts",
+            c.timeout_seconds, c.interval_seconds
         ));
     }
     if let Some(s) = c.expected_status {
@@ -1092,8 +1098,24 @@ mod tests {
                 },
                 "url:",
             ),
+            (
+                NewCheck {
+                    timeout_seconds: 61,
+                    ..c.clone()
+                },
+                "timeout_seconds: 61 is not between 1 and 60",
+            ),
+            (
+                NewCheck {
+                    interval_seconds: 10,
+                    timeout_seconds: 30,
+                    ..c.clone()
+                },
+                "timeout_seconds: 30 s is longer than the interval (10 s)",
+            ),
         ] {
-            assert!(validate_check(&bad).unwrap_err().starts_with(field));
+            let err = validate_check(&bad).unwrap_err();
+            assert!(err.starts_with(field), "{err}");
         }
         for (status, body, es, eb, up) in [
             (200, "ok", None, None, true),

@@ -74,3 +74,53 @@ pub const FIT_DAYS: i64 = 14;
 
 /// The history the Capacity page opens on: a week drawn before the week forecast.
 pub const CAPACITY_RANGE: &str = "7d";
+
+/// The reason a resource's crossing is "now": it is over 80 % already.
+pub const ALREADY_ABOVE: &str = "already above 80 %";
+
+impl ForecastRow {
+    /// Over 80 % already (its crossing is its last sample), not a forecast one.
+    pub fn is_above(&self) -> bool {
+        self.reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with(ALREADY_ABOVE))
+    }
+}
+
+/// The Capacity page's warning for `above` resources over 80 % now and `soon` more forecast to
+/// cross it within 7 days; none when both are 0.
+pub fn capacity_warning(above: usize, soon: usize) -> Option<String> {
+    match (above, soon) {
+        (0, 0) => None,
+        (0, s) => Some(format!("{s} resource(s) may exceed 80 % within 7 days.")),
+        (a, 0) => Some(format!("{a} resource(s) above 80 % now.")),
+        (a, s) => Some(format!(
+            "{a} resource(s) above 80 % now, and {s} more may exceed it within 7 days."
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::capacity_warning;
+
+    #[test]
+    fn the_warning_counts_resources_above_apart_from_forecast_ones() {
+        for (above, soon, want) in [
+            (0, 0, None),
+            (0, 1, Some("1 resource(s) may exceed 80 % within 7 days.")),
+            (2, 0, Some("2 resource(s) above 80 % now.")),
+            (
+                1,
+                3,
+                Some("1 resource(s) above 80 % now, and 3 more may exceed it within 7 days."),
+            ),
+        ] {
+            assert_eq!(
+                capacity_warning(above, soon).as_deref(),
+                want,
+                "{above} {soon}"
+            );
+        }
+    }
+}

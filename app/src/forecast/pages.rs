@@ -112,11 +112,12 @@ pub fn CapacityPage() -> impl IntoView {
                     <EmptyState title="No forecasts yet">"Forecasts need the hourly history of a host: they appear once the collector or an agent has reported."</EmptyState>
                 }.into_any();
             }
-            let soon = d.items.iter().filter(|(r, _)| r.eta_80.is_some_and(|t| t - now <= time::Duration::days(7))).count();
+            let above = d.items.iter().filter(|(r, _)| r.is_above()).count();
+            let soon = d.items.iter().filter(|(r, _)| !r.is_above() && r.eta_80.is_some_and(|t| t - now <= time::Duration::days(7))).count();
             view! {
                 {range}
-                {(soon > 0).then(|| view! {
-                    <p class="notice warn" data-testid="capacity-warning">{format!("{soon} resource(s) may exceed 80 % within 7 days.")}</p>
+                {super::capacity_warning(above, soon).map(|text| view! {
+                    <p class="notice warn" data-testid="capacity-warning">{text}</p>
                 })}
                 <div class="table-wrap"><table class="table" data-testid="forecasts">
                     <thead><tr><th>"Host"</th><th>"Resource"</th><th class="num">"Now"</th><th class="num">"In 7 days"</th><th class="num">"In 30 days"</th><th>"Reaches 80 % (90 % interval)"</th><th>"Model"</th></tr></thead>

@@ -106,7 +106,7 @@ pub fn forecast_one(history: &History) -> (ForecastRow, Option<Fitted>) {
         row.eta_80 = (at_hours(last, Some(0.0))).map(Timestamp);
         row.eta_80_low = row.eta_80;
         row.eta_80_high = row.eta_80;
-        row.reason = Some("already above 80 %".into());
+        row.reason = Some(super::ALREADY_ABOVE.into());
     }
     if span < 24 {
         let why = format!("not enough data for a forecast: {span} h of history, 24 h needed");

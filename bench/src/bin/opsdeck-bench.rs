@@ -207,7 +207,7 @@ async fn main() -> Res<()> {
     }
     let ingest_secs = t.elapsed().as_secs_f64();
     let ingest_rate = n_samples as f64 / ingest_secs;
-    println!("ingest through HTTP (samples + 1m and 1h rollups + latest): {ingest_rate:.0} samples/s ({ingest_secs:.2} s)");
+    println!("ingest through HTTP (samples + 1m, 5m and 1h rollups + latest): {ingest_rate:.0} samples/s ({ingest_secs:.2} s)");
 
     sqlx::query("DROP TABLE IF EXISTS bench_copy")
         .execute(&pool)
@@ -335,6 +335,16 @@ async fn main() -> Res<()> {
     report(
         "GET /api/v1/metrics/series without a host: 1000 series over 24 h, 200 points each (target p95 ≤ 500 ms)",
         &ms,
+    );
+    let body = session.get(&url).send().await?.bytes().await?;
+    let answer: serde_json::Value = serde_json::from_slice(&body)?;
+    let first = &answer["series"][0];
+    println!(
+        "  each answer: {:.1} MB of JSON, {} points a series from the {} tier ({} s buckets)",
+        body.len() as f64 / 1e6,
+        first["points"].as_array().map_or(0, Vec::len),
+        first["tier"].as_str().unwrap_or("?"),
+        first["step_seconds"]
     );
 
     // ---- host page render, all charts, 24 h ----
