@@ -3,18 +3,8 @@
 -- rows a series instead of 1,440, and a week's chart 2,016 instead of 10,080. Buckets are
 -- aligned on the epoch, as date_bin with origin 2000-01-01 (a whole number of 5 minutes after
 -- it) gives them.
-CREATE TABLE metric_rollup_5m (
-    series_id  integer NOT NULL,
-    bucket     timestamptz NOT NULL,
-    sum        double precision NOT NULL,
-    count      integer NOT NULL,
-    min        double precision NOT NULL,
-    max        double precision NOT NULL,
-    last_ts    timestamptz NOT NULL,
-    last_value double precision NOT NULL,
-    PRIMARY KEY (series_id, bucket)
-);
-CREATE INDEX metric_rollup_5m_bucket_idx ON metric_rollup_5m USING brin (bucket);
+-- The same columns, key and BRIN index as the other tiers.
+CREATE TABLE metric_rollup_5m (LIKE metric_rollup_1m INCLUDING ALL);
 
 -- The minutes stored so far, merged: from here on ingest writes all three tiers together.
 INSERT INTO metric_rollup_5m (series_id, bucket, sum, count, min, max, last_ts, last_value)

@@ -984,3 +984,54 @@ async fn the_agent_buffers_while_the_server_is_away_and_delivers_once(pool: PgPo
     agent.abort();
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// An existing database gets the 5-minute tier filled from the minute rollups it already has.
+#[sqlx::test(migrations = false)]
+async fn the_five_minute_tier_is_backfilled_from_stored_minutes(pool: PgPool) {
+    // The migrations before it, as a directory of their own.
+    let dir = std::env::temp_dir().join(format!("opsdeck-mig-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut files: Vec<_> =
+        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+    files.sort();
+    let at = files
+        .iter()
+        .position(|f| f.to_string_lossy().ends_with("_metric_rollup_5m.sql"))
+        .expect("the 5-minute tier's migration");
+    for f in &files[..at] {
+        std::fs::copy(f, dir.join(f.file_name().unwrap())).unwrap();
+    }
+    let before = sqlx::migrate::Migrator::new(dir.as_path()).await.unwrap();
+    before.run(&pool).await.unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    sqlx::query(
+        "INSERT INTO metric_rollup_1m (series_id, bucket, sum, count, min, max, last_ts, last_value) VALUES
+           (1, '2026-12-01 10:00Z', 10, 2, 4, 6, '2026-12-01 10:00:30Z', 6),
+           (1, '2026-12-01 10:04Z', 3, 1, 3, 3, '2026-12-01 10:04:10Z', 3),
+           (1, '2026-12-01 10:05Z', 1, 1, 1, 1, '2026-12-01 10:05:00Z', 1),
+           (2, '2026-12-01 10:03Z', 7, 1, 7, 7, '2026-12-01 10:03:59Z', 7)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    server::MIGRATOR.run(&pool).await.unwrap();
+    let rows: Vec<(i32, OffsetDateTime, f64, i32, f64, f64, f64)> = sqlx::query_as(
+        "SELECT series_id, bucket, sum, count, min, max, last_value FROM metric_rollup_5m ORDER BY 1, 2",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let t =
+        |s: &str| OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            (1, t("2026-12-01T10:00:00Z"), 13.0, 3, 3.0, 6.0, 3.0),
+            (1, t("2026-12-01T10:05:00Z"), 1.0, 1, 1.0, 1.0, 1.0),
+            (2, t("2026-12-01T10:00:00Z"), 7.0, 1, 7.0, 7.0, 7.0),
+        ]
+    );
+}
