@@ -375,3 +375,54 @@ async fn past_days_emptied_give_their_space_back(pool: PgPool) {
     assert_eq!((report.samples, report.emptied_partitions), (1, 1));
     assert_eq!(read(state.clone()).await, points + 1);
 }
+
+/// A backlog of several days (the job stopped for a while) is packed day by day, and finding
+/// a day's rows is not cut short by the statement timeout requests run under: here a read of
+/// the oldest day waits 3 s for a lock, with the timeout at 1 s.
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn a_backlog_of_days_is_packed_past_the_statement_timeout(pool: PgPool) {
+    let state = common::state(pool.clone());
+    let now = OffsetDateTime::now_utc();
+    let first = hour_of(now) - Duration::days(4);
+    let mut rng = Rng::seed_from_u64(17);
+    let mut all = vec![];
+    for d in 0..3 {
+        let day = first + Duration::days(d);
+        all.extend(samples(&mut rng, 1, day, day + Duration::hours(1)));
+    }
+    let (accepted, _) = ingest(&state, "h", &all).await;
+    let partition = format!(
+        "metric_samples_{:04}{:02}{:02}",
+        first.year(),
+        u8::from(first.month()),
+        first.day()
+    );
+    let opts = pool
+        .connect_options()
+        .as_ref()
+        .clone()
+        .options([("statement_timeout", "1s")]);
+    let short = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .connect_with(opts)
+        .await
+        .unwrap();
+    // Another session holds the oldest day's partition for 3 s.
+    let mut holder = pool.begin().await.unwrap();
+    sqlx::query(&format!("LOCK TABLE {partition} IN ACCESS EXCLUSIVE MODE"))
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        holder.commit().await.unwrap();
+    });
+    let report = compact(&short, now).await.unwrap();
+    release.await.unwrap();
+    assert_eq!(report.samples as usize, accepted, "{report:?}");
+    assert_eq!(count(&pool, "SELECT count(*) FROM metric_samples").await, 0);
+    assert_eq!(
+        count(&pool, "SELECT sum(samples)::bigint FROM metric_chunks").await as usize,
+        accepted
+    );
+}

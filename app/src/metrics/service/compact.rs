@@ -70,83 +70,124 @@ fn decoded(data: &[u8]) -> AppResult<Vec<chunk::Sample>> {
 /// series-hours a transaction, each moving its rows and deleting them at once. Idempotent: run
 /// again, it finds nothing to do; stopped half-way, what it committed is whole.
 pub async fn compact(pool: &PgPool, now: OffsetDateTime) -> AppResult<CompactionReport> {
-    let groups: Vec<(i32, OffsetDateTime)> = sqlx::query_as(
-        "SELECT DISTINCT series_id, date_trunc('hour', ts, 'UTC') FROM metric_samples
-         WHERE ts < $1 ORDER BY 2, 1",
-    )
-    .bind(horizon(now))
-    .fetch_all(pool)
-    .await?;
     let mut report = CompactionReport::default();
-    for batch in groups.chunks(GROUPS_PER_TX) {
-        let ids: Vec<i32> = batch.iter().map(|g| g.0).collect();
-        let hours: Vec<OffsetDateTime> = batch.iter().map(|g| g.1).collect();
-        let mut tx = pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(CHUNK_LOCK)
-            .execute(&mut *tx)
-            .await?;
-        let rows: Vec<(i32, OffsetDateTime, f64)> = sqlx::query_as(
-            "DELETE FROM metric_samples m USING UNNEST($1::int[], $2::timestamptz[]) AS g(series_id, hour)
-             WHERE m.series_id = g.series_id AND m.ts >= g.hour AND m.ts < g.hour + interval '1 hour'
-             RETURNING m.series_id, m.ts, m.value",
-        )
-        .bind(&ids)
-        .bind(&hours)
-        .fetch_all(&mut *tx)
-        .await?;
-        let stored: Vec<(i32, OffsetDateTime, Vec<u8>)> = sqlx::query_as(
-            "SELECT c.series_id, c.hour, c.data FROM metric_chunks c
-             JOIN UNNEST($1::int[], $2::timestamptz[]) AS g(series_id, hour)
-               ON c.series_id = g.series_id AND c.hour = g.hour
-             FOR UPDATE OF c",
-        )
-        .bind(&ids)
-        .bind(&hours)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut packs: HashMap<(i32, OffsetDateTime), (Vec<chunk::Sample>, Vec<chunk::Sample>)> =
-            HashMap::new();
-        for (id, hour, data) in stored {
-            packs.entry((id, hour)).or_default().0 = decoded(&data)?;
+    let end = horizon(now);
+    // A day's partition at a time, oldest first: a backlog of days (the job stopped for a
+    // while, past days backfilled) is found and packed one day after the other.
+    for (_, day) in crate::partitions::DailyPartitions::new("metric_samples")
+        .existing(pool)
+        .await?
+    {
+        let start = day.midnight().assume_utc();
+        if start >= end {
+            continue;
         }
-        report.samples += rows.len() as u64;
-        for (id, ts, value) in rows {
-            packs
-                .entry((id, hour_of(ts)))
-                .or_default()
-                .1
-                .push((micros(ts), value));
+        let groups = pending_groups(pool, start, end.min(start + Duration::DAY)).await?;
+        for batch in groups.chunks(GROUPS_PER_TX) {
+            pack(pool, batch, &mut report).await?;
         }
-        let (mut c_ids, mut c_hours, mut c_counts, mut c_data) = (vec![], vec![], vec![], vec![]);
-        for ((id, hour), (stored, rows)) in packs {
-            let all = chunk::merge(stored, rows);
-            let data = chunk::encode(&all);
-            report.bytes += data.len() as u64;
-            c_ids.push(id);
-            c_hours.push(hour);
-            c_counts.push(all.len() as i32);
-            c_data.push(data);
-        }
-        report.chunks += c_ids.len() as u64;
-        sqlx::query(
-            "INSERT INTO metric_chunks (series_id, hour, samples, data)
-             SELECT * FROM UNNEST($1::int[], $2::timestamptz[], $3::int[], $4::bytea[])
-             ON CONFLICT (series_id, hour) DO UPDATE SET samples = excluded.samples, data = excluded.data",
-        )
-        .bind(&c_ids)
-        .bind(&c_hours)
-        .bind(&c_counts)
-        .bind(&c_data)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
     }
     report.emptied_partitions = empty_past_partitions(pool, now).await?;
     if report.samples > 0 {
         shrink_current_index(pool, now).await?;
     }
     Ok(report)
+}
+
+/// The series-hours of [from, to) (within one day) that have rows, by hour and series. Found
+/// by reading that day's rows: a day of a busy fleet (100 M rows) takes longer than a
+/// request may, so this job's read runs without the statement timeout.
+async fn pending_groups(
+    pool: &PgPool,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+) -> AppResult<Vec<(i32, OffsetDateTime)>> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT set_config('statement_timeout', '0', true)")
+        .execute(&mut *tx)
+        .await?;
+    let groups = sqlx::query_as(
+        "SELECT DISTINCT series_id, date_trunc('hour', ts, 'UTC') FROM metric_samples
+         WHERE ts >= $1 AND ts < $2 ORDER BY 2, 1",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(groups)
+}
+
+/// Packs these series-hours in one transaction: their rows deleted and merged into their
+/// chunks (new, or read back and rewritten), under the lock ingest takes shared.
+async fn pack(
+    pool: &PgPool,
+    batch: &[(i32, OffsetDateTime)],
+    report: &mut CompactionReport,
+) -> AppResult<()> {
+    let ids: Vec<i32> = batch.iter().map(|g| g.0).collect();
+    let hours: Vec<OffsetDateTime> = batch.iter().map(|g| g.1).collect();
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(CHUNK_LOCK)
+        .execute(&mut *tx)
+        .await?;
+    let rows: Vec<(i32, OffsetDateTime, f64)> = sqlx::query_as(
+        "DELETE FROM metric_samples m USING UNNEST($1::int[], $2::timestamptz[]) AS g(series_id, hour)
+         WHERE m.series_id = g.series_id AND m.ts >= g.hour AND m.ts < g.hour + interval '1 hour'
+         RETURNING m.series_id, m.ts, m.value",
+    )
+    .bind(&ids)
+    .bind(&hours)
+    .fetch_all(&mut *tx)
+    .await?;
+    let stored: Vec<(i32, OffsetDateTime, Vec<u8>)> = sqlx::query_as(
+        "SELECT c.series_id, c.hour, c.data FROM metric_chunks c
+         JOIN UNNEST($1::int[], $2::timestamptz[]) AS g(series_id, hour)
+           ON c.series_id = g.series_id AND c.hour = g.hour
+         FOR UPDATE OF c",
+    )
+    .bind(&ids)
+    .bind(&hours)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut packs: HashMap<(i32, OffsetDateTime), (Vec<chunk::Sample>, Vec<chunk::Sample>)> =
+        HashMap::new();
+    for (id, hour, data) in stored {
+        packs.entry((id, hour)).or_default().0 = decoded(&data)?;
+    }
+    report.samples += rows.len() as u64;
+    for (id, ts, value) in rows {
+        packs
+            .entry((id, hour_of(ts)))
+            .or_default()
+            .1
+            .push((micros(ts), value));
+    }
+    let (mut c_ids, mut c_hours, mut c_counts, mut c_data) = (vec![], vec![], vec![], vec![]);
+    for ((id, hour), (stored, rows)) in packs {
+        let all = chunk::merge(stored, rows);
+        let data = chunk::encode(&all);
+        report.bytes += data.len() as u64;
+        c_ids.push(id);
+        c_hours.push(hour);
+        c_counts.push(all.len() as i32);
+        c_data.push(data);
+    }
+    report.chunks += c_ids.len() as u64;
+    sqlx::query(
+        "INSERT INTO metric_chunks (series_id, hour, samples, data)
+         SELECT * FROM UNNEST($1::int[], $2::timestamptz[], $3::int[], $4::bytea[])
+         ON CONFLICT (series_id, hour) DO UPDATE SET samples = excluded.samples, data = excluded.data",
+    )
+    .bind(&c_ids)
+    .bind(&c_hours)
+    .bind(&c_counts)
+    .bind(&c_data)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Rebuilds the index of the current day's partition when the rows moved out have left it
