@@ -832,7 +832,16 @@ async fn host_pages_show_charts_and_cards(pool: PgPool) {
         .contains("choose 15m, 1h, 6h, 24h, 7d, 30d, 90d"));
 
     let html = admin.get(app.url("/")).call().await.text().await.unwrap();
-    assert!(html.contains("data-testid=\"host-card-web-1\""));
+    assert!(
+        html.contains("data-testid=\"host-card-web-1\""),
+        "no card for web-1 on the Overview; its main part: {}",
+        html.split("<main")
+            .nth(1)
+            .unwrap_or(&html)
+            .chars()
+            .take(3000)
+            .collect::<String>()
+    );
     assert!(html.contains("stat-row warn"), "85 % CPU is a warning");
     assert!(html.contains("stat-row crit"), "93 % disk is critical");
     assert!(html.contains("Disk /data"), "the fullest disk is shown");
