@@ -96,6 +96,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 report.bytes as f64 / report.samples.max(1) as f64,
                 t.elapsed().as_secs_f64()
             );
+            if report.dropped_invalid_indexes > 0 {
+                println!(
+                    "dropped {} index(es) left invalid by an interrupted rebuild",
+                    report.dropped_invalid_indexes
+                );
+            }
             Ok(())
         }
         Some(Command::Logs(LogsCommand::Import {

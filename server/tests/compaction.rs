@@ -426,3 +426,53 @@ async fn a_backlog_of_days_is_packed_past_the_statement_timeout(pool: PgPool) {
         accepted
     );
 }
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn an_interrupted_index_rebuild_is_cleaned_up(pool: PgPool) {
+    let state = common::state(pool.clone());
+    let now = OffsetDateTime::now_utc();
+    let mut rng = Rng::seed_from_u64(23);
+    let samples = samples(&mut rng, 1, hour_of(now), now);
+    ingest(&state, "h", &samples).await;
+    let partition = format!(
+        "metric_samples_{:04}{:02}{:02}",
+        now.year(),
+        u8::from(now.month()),
+        now.day()
+    );
+    // A rebuild stopped half-way, as a restart or a cancel stops it: REINDEX CONCURRENTLY waits
+    // for a transaction that holds an older snapshot, and its statement timeout ends it there.
+    let mut reader = pool.begin().await.unwrap();
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        .execute(&mut *reader)
+        .await
+        .unwrap();
+    sqlx::query("SELECT count(*) FROM metric_chunks")
+        .execute(&mut *reader)
+        .await
+        .unwrap();
+    let mut c = pool.acquire().await.unwrap();
+    sqlx::query("SET statement_timeout = '500ms'")
+        .execute(&mut *c)
+        .await
+        .unwrap();
+    let r = sqlx::query(&format!("REINDEX TABLE CONCURRENTLY {partition}"))
+        .execute(&mut *c)
+        .await;
+    assert!(r.is_err(), "the rebuild was meant to be cut short");
+    reader.rollback().await.unwrap();
+    let invalid = "SELECT count(*) FROM pg_index x JOIN pg_inherits h ON h.inhrelid = x.indrelid
+                   WHERE h.inhparent = 'metric_samples'::regclass AND NOT x.indisvalid";
+    assert_eq!(count(&pool, invalid).await, 1, "the rebuild left its index");
+
+    let report = compact(&pool, now).await.unwrap();
+    assert_eq!(report.dropped_invalid_indexes, 1, "{report:?}");
+    assert_eq!(count(&pool, invalid).await, 0);
+    // The partition keeps its own index, valid, and ingest goes on.
+    let valid = format!(
+        "SELECT count(*) FROM pg_index x WHERE x.indrelid = '{partition}'::regclass AND x.indisvalid"
+    );
+    assert_eq!(count(&pool, &valid).await, 1);
+    let report = compact(&pool, now).await.unwrap();
+    assert_eq!(report.dropped_invalid_indexes, 0, "{report:?}");
+}

@@ -34,6 +34,9 @@ pub struct CompactionReport {
     /// Past days' partitions of `metric_samples` left empty, truncated (their files and indexes
     /// given back).
     pub emptied_partitions: u64,
+    /// Indexes left invalid by an index rebuild that was interrupted (a restart, a cancel)
+    /// and dropped: they cost disk and slowed every insert.
+    pub dropped_invalid_indexes: u64,
 }
 
 /// The start of the hour `t` falls in.
@@ -70,7 +73,10 @@ fn decoded(data: &[u8]) -> AppResult<Vec<chunk::Sample>> {
 /// series-hours a transaction, each moving its rows and deleting them at once. Idempotent: run
 /// again, it finds nothing to do; stopped half-way, what it committed is whole.
 pub async fn compact(pool: &PgPool, now: OffsetDateTime) -> AppResult<CompactionReport> {
-    let mut report = CompactionReport::default();
+    let mut report = CompactionReport {
+        dropped_invalid_indexes: drop_interrupted_rebuilds(pool).await?,
+        ..Default::default()
+    };
     let end = horizon(now);
     // A day's partition at a time, oldest first: a backlog of days (the job stopped for a
     // while, past days backfilled) is found and packed one day after the other.
@@ -221,6 +227,54 @@ async fn shrink_current_index(pool: &PgPool, now: OffsetDateTime) -> AppResult<(
         }
     }
     Ok(())
+}
+
+/// Drops what an interrupted `REINDEX ... CONCURRENTLY` of a `metric_samples` partition left:
+/// an invalid index named `..._ccnew` (or `_ccold`), which PostgreSQL keeps updating on every
+/// insert but never reads. Only this job rebuilds these indexes, under its lock, so an invalid
+/// one found here is never a rebuild in progress.
+async fn drop_interrupted_rebuilds(pool: &PgPool) -> AppResult<u64> {
+    let leftovers: Vec<String> = sqlx::query_scalar(
+        "SELECT quote_ident(n.nspname) || '.' || quote_ident(i.relname)
+         FROM pg_index x
+         JOIN pg_class i ON i.oid = x.indexrelid
+         JOIN pg_namespace n ON n.oid = i.relnamespace
+         JOIN pg_inherits h ON h.inhrelid = x.indrelid
+         WHERE h.inhparent = 'metric_samples'::regclass AND NOT x.indisvalid
+           AND i.relname ~ '_cc(new|old)[0-9]*$'",
+    )
+    .fetch_all(pool)
+    .await?;
+    if leftovers.is_empty() {
+        return Ok(0);
+    }
+    let mut c = pool.acquire().await?;
+    sqlx::query("SET statement_timeout = 0")
+        .execute(&mut *c)
+        .await?;
+    let mut dropped = 0;
+    let mut result = Ok(());
+    for index in &leftovers {
+        match sqlx::query(&format!("DROP INDEX CONCURRENTLY IF EXISTS {index}"))
+            .execute(&mut *c)
+            .await
+        {
+            Ok(_) => dropped += 1,
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    sqlx::query("RESET statement_timeout")
+        .execute(&mut *c)
+        .await?;
+    result?;
+    tracing::info!(
+        dropped,
+        "dropped indexes left invalid by an interrupted rebuild"
+    );
+    Ok(dropped)
 }
 
 /// Truncates the partitions of past days that compaction has left without a row: deleted rows
