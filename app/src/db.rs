@@ -7,9 +7,9 @@
 //!
 //! With `database_read_url`, heavy reads go to a PostgreSQL streaming replica while it keeps
 //! up: [`Reads::check_replica`] (every few seconds in `serve`) measures how far its replay is
-//! behind the primary; while it is down, is not a replica, or lags more than `read_max_lag`,
-//! heavy reads go to the primary. Writes, and reads that must see them at once, always take
-//! the primary's pool.
+//! behind the primary; while it is down, is not a replica, lags more than `read_max_lag`, or has
+//! not replayed the primary's last migration, heavy reads go to the primary. Writes, and reads
+//! that must see them at once, always take the primary's pool.
 
 use crate::config::Config;
 use crate::error::AppResult;
@@ -80,6 +80,16 @@ impl Replica {
             ..h.clone()
         }
     }
+}
+
+/// What one look at the replica found.
+enum Look {
+    /// Not in recovery: a primary given as the replica.
+    NotReplica,
+    /// Its replay has not reached the primary's last migration (that version).
+    Unmigrated(i64),
+    /// Seconds its replay is behind.
+    Lag(f64),
 }
 
 /// What went wrong with the replica, without its address or credentials.
@@ -176,39 +186,43 @@ impl Reads {
 
     /// Looks at the replica (None without one): reachable, in recovery, and how far its replay
     /// is behind `primary` (0 when it has replayed all the primary has written; else the age of
-    /// the last transaction it replayed). Heavy reads go there only while this finds it `ok`.
+    /// the last transaction it replayed), and whether it has replayed the primary's last
+    /// migration. Heavy reads go there only while this finds it `ok`.
     pub async fn check_replica(&self, primary: &PgPool) -> Option<ReplicaHealth> {
         let r = self.replica.as_ref()?;
         let look = async {
             let mut c = r.pool.acquire().await?;
-            let (recovery, lsn, age): (bool, Option<String>, Option<f64>) = sqlx::query_as(
-                "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text,
-                        extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8",
-            )
-            .fetch_one(&mut *c)
-            .await?;
+            let (recovery, lsn, age, migrated): (bool, Option<String>, Option<f64>, Option<i64>) =
+                sqlx::query_as(
+                    "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text,
+                        extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8,
+                        (SELECT max(version) FROM _sqlx_migrations WHERE success)",
+                )
+                .fetch_one(&mut *c)
+                .await?;
             if !recovery {
-                return Ok(None);
+                return Ok(Look::NotReplica);
             }
-            let behind: Option<f64> = match lsn {
-                Some(lsn) => {
-                    sqlx::query_scalar(
-                        "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::float8",
-                    )
-                    .bind(lsn)
-                    .fetch_one(primary)
-                    .await?
-                }
-                None => None,
-            };
-            Ok::<_, sqlx::Error>(Some(match behind {
+            let (behind, primary_migrated): (Option<f64>, Option<i64>) = sqlx::query_as(
+                "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::float8,
+                        (SELECT max(version) FROM _sqlx_migrations WHERE success)",
+            )
+            .bind(lsn)
+            .fetch_one(primary)
+            .await?;
+            // A migration the replica has not replayed yet: a read of its new table or column
+            // there would fail, however small the lag.
+            if migrated < primary_migrated {
+                return Ok(Look::Unmigrated(primary_migrated.unwrap_or_default()));
+            }
+            Ok::<_, sqlx::Error>(Look::Lag(match behind {
                 Some(b) if b <= 0.0 => 0.0,
                 _ => age.unwrap_or(f64::INFINITY).max(0.0),
             }))
         };
         Some(match tokio::time::timeout(Duration::from_secs(3), look).await {
-            Ok(Ok(Some(lag))) if lag <= r.max_lag => r.set("ok", Some(lag), None),
-            Ok(Ok(Some(lag))) => r.set(
+            Ok(Ok(Look::Lag(lag))) if lag <= r.max_lag => r.set("ok", Some(lag), None),
+            Ok(Ok(Look::Lag(lag))) => r.set(
                 "lagging",
                 lag.is_finite().then_some(lag),
                 Some(format!(
@@ -216,7 +230,14 @@ impl Reads {
                     r.max_lag
                 )),
             ),
-            Ok(Ok(None)) => r.set(
+            Ok(Ok(Look::Unmigrated(version))) => r.set(
+                "lagging",
+                None,
+                Some(format!(
+                    "replay has not reached migration {version} yet: heavy reads go to the primary"
+                )),
+            ),
+            Ok(Ok(Look::NotReplica)) => r.set(
                 "down",
                 None,
                 Some("not a replica (pg_is_in_recovery() is false): heavy reads go to the primary".into()),

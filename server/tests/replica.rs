@@ -169,6 +169,32 @@ async fn heavy_reads_go_to_a_replica_that_keeps_up(pool: PgPool) {
     assert_eq!(h["components"]["replica"]["status"], "lagging", "{h}");
     assert_eq!(h["status"], "ok", "the primary still serves: {h}");
 
+    // A migration the replica has not replayed: however generous read_max_lag is, its new
+    // tables are not there yet, so heavy reads stay on the primary until it is.
+    let mut patient = common::test_config();
+    patient.database_read_url = Some(Secret::new(url.clone()));
+    patient.read_max_lag = Interval(3600);
+    let patient = common::state_with(pool.clone(), patient);
+    let h = patient.reads.check_replica(&pool).await.unwrap();
+    assert_eq!(h.status, "ok", "within an hour's lag: {h:?}");
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES (99991231000000, 'a migration after this build', true, '\\x00', 0)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let h = patient.reads.check_replica(&pool).await.unwrap();
+    assert_eq!(h.status, "lagging", "{h:?}");
+    assert!(
+        h.error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("migration 99991231000000"),
+        "{h:?}"
+    );
+    assert!(!heavy_is_replica(&patient).await, "back on the primary");
+
     // Replay resumes: back on the replica once it has caught up.
     sqlx::query("SELECT pg_wal_replay_resume()")
         .execute(&mut on_replica)
@@ -176,6 +202,8 @@ async fn heavy_reads_go_to_a_replica_that_keeps_up(pool: PgPool) {
         .unwrap();
     until_replica_ok(&state, &pool).await;
     assert!(heavy_is_replica(&state).await);
+    until_replica_ok(&patient, &pool).await;
+    assert!(heavy_is_replica(&patient).await);
 }
 
 #[sqlx::test(migrator = "server::MIGRATOR")]
