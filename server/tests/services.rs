@@ -509,3 +509,79 @@ async fn processes_api_checks_input_and_roles(pool: PgPool) {
         .await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }
+
+/// A scrape can bring series named like a watched process's, with more labels, onto the same
+/// host (another Opsdeck's /metrics re-exports `process_*{process="…"}`). The process's state,
+/// restarts and charts are its own series', never the copy's.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_scraped_copy_of_a_process_series_does_not_stand_in_for_it(pool: PgPool) {
+    use app::metrics::service::{ingest, Origin};
+    use app::metrics::{IngestBatch, Labels, Sample};
+    let state = common::state(pool.clone());
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO watched_processes (host, name, pattern) VALUES ('web-1', 'api', 'api serve') RETURNING id",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let now = OffsetDateTime::now_utc();
+    let batch = |labels: &[(&str, &str)], at: OffsetDateTime, up: f64, rss: f64, restarts: f64| {
+        let labels: Labels = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let samples = [
+            ("process_up", up),
+            ("process_resident_memory_bytes", rss),
+            ("process_restarts", restarts),
+            ("process_uptime_seconds", 600.0),
+        ]
+        .into_iter()
+        .map(|(metric, value)| Sample {
+            metric: metric.into(),
+            labels: labels.clone(),
+            ts: Timestamp(at),
+            value,
+        })
+        .collect();
+        IngestBatch {
+            host: "web-1".into(),
+            samples,
+        }
+    };
+    let own = batch(
+        &[("process", "api")],
+        now - time::Duration::seconds(30),
+        1.0,
+        100.0 * 1048576.0,
+        0.0,
+    );
+    // Newer, down, small and restarting: were it read, every figure would change.
+    let copy = batch(
+        &[("process", "api"), ("job", "other-opsdeck")],
+        now - time::Duration::seconds(10),
+        0.0,
+        5.0 * 1048576.0,
+        3.0,
+    );
+    ingest(&state, &own, Origin::Agent).await.unwrap();
+    ingest(&state, &copy, Origin::Scrape).await.unwrap();
+
+    let list = app::services::service::list_processes(&pool, now)
+        .await
+        .unwrap();
+    let p = list.iter().find(|p| p.id == id).unwrap();
+    assert_eq!(p.state, app::services::Liveness::Up, "{p:?}");
+    assert_eq!(p.rss_bytes, Some(100.0 * 1048576.0), "{p:?}");
+    assert_eq!(p.restarts_24h, Some(0.0), "{p:?}");
+
+    let d =
+        app::services::service::detail(&state, "process", id, now - time::Duration::hours(6), now)
+            .await
+            .unwrap();
+    let chart = |key: &str| d.charts.iter().find(|c| c.key == key).unwrap();
+    let rss: Vec<f64> = chart("rss").lines[0].points.iter().map(|p| p.1).collect();
+    assert_eq!(rss, vec![100.0 * 1048576.0], "the process's own memory");
+    let up: Vec<f64> = chart("up").lines[0].points.iter().map(|p| p.1).collect();
+    assert_eq!(up, vec![1.0], "the process's own up");
+}

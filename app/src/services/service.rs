@@ -275,7 +275,8 @@ pub async fn list_processes(pool: &PgPool, now: OffsetDateTime) -> AppResult<Vec
     let latest = sqlx::query!(
         r#"SELECT s.host, s.labels->>'process' AS "process!", s.metric, l.ts, l.value
            FROM metric_series s JOIN metric_latest l ON l.series_id = s.id
-           WHERE s.metric LIKE 'process\_%' AND s.labels ? 'process'"#
+           WHERE s.metric LIKE 'process\_%'
+             AND s.labels = jsonb_build_object('process', s.labels->>'process')"#
     )
     .fetch_all(pool)
     .await?;
@@ -290,7 +291,9 @@ pub async fn list_processes(pool: &PgPool, now: OffsetDateTime) -> AppResult<Vec
     let restarts = sqlx::query!(
         r#"SELECT s.host, s.labels->>'process' AS "process!", sum(r.sum) AS "restarts!"
            FROM metric_series s JOIN metric_rollup_1m r ON r.series_id = s.id
-           WHERE s.metric = 'process_restarts' AND r.bucket >= $1 GROUP BY 1, 2"#,
+           WHERE s.metric = 'process_restarts' AND r.bucket >= $1
+             AND s.labels = jsonb_build_object('process', s.labels->>'process')
+           GROUP BY 1, 2"#,
         now - Duration::DAY
     )
     .fetch_all(pool)
@@ -339,7 +342,8 @@ pub async fn list_processes(pool: &PgPool, now: OffsetDateTime) -> AppResult<Vec
 async fn last_up(pool: &PgPool, host: &str, name: &str) -> AppResult<Option<OffsetDateTime>> {
     Ok(sqlx::query_scalar!(
         "SELECT max(r.bucket) FROM metric_series s JOIN metric_rollup_1m r ON r.series_id = s.id
-         WHERE s.host = $1 AND s.metric = 'process_up' AND s.labels->>'process' = $2 AND r.max > 0",
+         WHERE s.host = $1 AND s.metric = 'process_up' AND s.labels = jsonb_build_object('process', $2::text)
+           AND r.max > 0",
         host,
         name
     )
@@ -424,7 +428,8 @@ async fn spark(state: &AppState, host: &str, metric: &str, labels: &[(&str, &str
     )
     .await
     .ok()
-    .and_then(|r| r.series.into_iter().next())
+    // Its own series, not a scraped one of the same name with more labels.
+    .and_then(|r| r.series.into_iter().min_by_key(|s| s.labels.len()))
     .map(|s| s.points.into_iter().map(|p| p.avg).collect())
     .unwrap_or_default()
 }
@@ -556,14 +561,12 @@ impl DetailWindow<'_> {
             self.retention,
         )
         .await?;
-        let step = r.series.first().map(|s| s.step_seconds).unwrap_or(60);
-        let points = r
-            .series
-            .into_iter()
-            .next()
-            .map(|s| s.points)
-            .unwrap_or_default();
-        Ok((points, step))
+        // The watched thing's own series: the one with no label but `label`. A scrape of an
+        // exporter (another Opsdeck's /metrics) may bring series of the same name with more
+        // labels on the same host; they are not this process's.
+        let own = r.series.into_iter().min_by_key(|s| s.labels.len());
+        let step = own.as_ref().map(|s| s.step_seconds).unwrap_or(60);
+        Ok((own.map(|s| s.points).unwrap_or_default(), step))
     }
 
     fn chart(

@@ -80,7 +80,8 @@ async fn restarts(
 ) -> AppResult<Vec<TimelineEvent>> {
     let series = sqlx::query!(
         "SELECT id, host, coalesce(labels->>'process', 'a process') AS \"process!\"
-           FROM metric_series WHERE metric = 'process_restarts' AND host = ANY($1)",
+           FROM metric_series WHERE metric = 'process_restarts' AND host = ANY($1)
+             AND labels = jsonb_build_object('process', labels->>'process')",
         hosts
     )
     .fetch_all(pool)
