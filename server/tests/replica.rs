@@ -41,17 +41,14 @@ async fn replica_url(pool: &PgPool) -> String {
     while start.elapsed() < CATCH_UP {
         match PgConnection::connect(&url).await {
             Ok(mut c) => {
-                let replayed: Result<Option<String>, _> =
-                    sqlx::query_scalar("SELECT pg_last_wal_replay_lsn()::text")
-                        .fetch_one(&mut c)
-                        .await;
-                let ready: bool = sqlx::query_scalar(
-                    "SELECT coalesce(pg_last_wal_replay_lsn() >= $1::pg_lsn, false)",
+                let (replayed, ready): (Option<String>, bool) = sqlx::query_as(
+                    "SELECT pg_last_wal_replay_lsn()::text,
+                            coalesce(pg_last_wal_replay_lsn() >= $1::pg_lsn, false)",
                 )
                 .bind(&lsn)
                 .fetch_one(&mut c)
                 .await
-                .unwrap_or(false);
+                .unwrap_or((None, false));
                 if ready {
                     return url;
                 }

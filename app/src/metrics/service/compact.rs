@@ -213,17 +213,7 @@ async fn shrink_current_index(pool: &PgPool, now: OffsetDateTime) -> AppResult<(
     // A B-tree entry of (series_id, ts) takes about 32 bytes with its page's share.
     if let Some((index, rows)) = sizes {
         if index > 8 << 20 && index > 4 * 32 * rows.max(1) {
-            let mut c = pool.acquire().await?;
-            sqlx::query("SET statement_timeout = 0")
-                .execute(&mut *c)
-                .await?;
-            let r = sqlx::query(&format!("REINDEX TABLE CONCURRENTLY \"{name}\""))
-                .execute(&mut *c)
-                .await;
-            sqlx::query("RESET statement_timeout")
-                .execute(&mut *c)
-                .await?;
-            r?;
+            untimed(pool, &[format!("REINDEX TABLE CONCURRENTLY \"{name}\"")]).await?;
         }
     }
     Ok(())
@@ -248,33 +238,38 @@ async fn drop_interrupted_rebuilds(pool: &PgPool) -> AppResult<u64> {
     if leftovers.is_empty() {
         return Ok(0);
     }
+    let drops: Vec<String> = leftovers
+        .iter()
+        .map(|index| format!("DROP INDEX CONCURRENTLY IF EXISTS {index}"))
+        .collect();
+    untimed(pool, &drops).await?;
+    tracing::info!(
+        dropped = drops.len(),
+        "dropped indexes left invalid by an interrupted rebuild"
+    );
+    Ok(drops.len() as u64)
+}
+
+/// Runs `statements` one after the other on one connection without the statement timeout:
+/// index work that may take long and cannot run in a transaction (`... CONCURRENTLY`), so
+/// `SET LOCAL` is not available. The timeout is reset before the connection goes back to the
+/// pool, whether a statement failed or not.
+async fn untimed(pool: &PgPool, statements: &[String]) -> AppResult<()> {
     let mut c = pool.acquire().await?;
     sqlx::query("SET statement_timeout = 0")
         .execute(&mut *c)
         .await?;
-    let mut dropped = 0;
     let mut result = Ok(());
-    for index in &leftovers {
-        match sqlx::query(&format!("DROP INDEX CONCURRENTLY IF EXISTS {index}"))
-            .execute(&mut *c)
-            .await
-        {
-            Ok(_) => dropped += 1,
-            Err(e) => {
-                result = Err(e);
-                break;
-            }
+    for sql in statements {
+        result = sqlx::query(sql).execute(&mut *c).await.map(drop);
+        if result.is_err() {
+            break;
         }
     }
     sqlx::query("RESET statement_timeout")
         .execute(&mut *c)
         .await?;
-    result?;
-    tracing::info!(
-        dropped,
-        "dropped indexes left invalid by an interrupted rebuild"
-    );
-    Ok(dropped)
+    Ok(result?)
 }
 
 /// Truncates the partitions of past days that compaction has left without a row: deleted rows
