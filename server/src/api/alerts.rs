@@ -111,7 +111,6 @@ pub struct AlertsQuery {
 /// (newest first) and the active silences.
 #[utoipa::path(get, path = "/api/v1/alerts", tag = "alerts", params(AlertsQuery), responses(
     (status = 200, description = "States and history", body = AlertsOverview),
-    (status = 401, description = "Not signed in", body = ErrorBody),
 ))]
 pub async fn overview(
     ctx: RequestCtx,

@@ -25,9 +25,7 @@ pub struct LoginRequest {
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Signed in", body = CurrentUser),
-        (status = 400, description = "Malformed body", body = ErrorBody),
         (status = 401, description = "Wrong user name or password", body = ErrorBody),
-        (status = 422, description = "Missing or invalid fields", body = ErrorBody),
         (status = 429, description = "Too many failed attempts for this user or address", body = ErrorBody),
     )
 )]
@@ -59,7 +57,6 @@ pub async fn logout(ctx: RequestCtx) -> Result<StatusCode, AppError> {
     tag = "auth",
     responses(
         (status = 200, description = "Signed in", body = CurrentUser),
-        (status = 401, description = "Not signed in", body = ErrorBody),
     )
 )]
 pub async fn me(ctx: RequestCtx) -> Result<Json<CurrentUser>, AppError> {
@@ -73,7 +70,6 @@ pub async fn me(ctx: RequestCtx) -> Result<Json<CurrentUser>, AppError> {
     tag = "users",
     responses(
         (status = 200, description = "Users", body = Vec<UserSummary>),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
     )
 )]
@@ -98,8 +94,6 @@ pub struct NewUser {
     request_body = NewUser,
     responses(
         (status = 201, description = "Created", body = UserSummary),
-        (status = 400, description = "Malformed body", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 409, description = "User exists", body = ErrorBody),
         (status = 422, description = "Invalid name, role or password", body = ErrorBody),
@@ -131,8 +125,6 @@ pub struct UserChange {
     request_body = UserChange,
     responses(
         (status = 204, description = "Changed"),
-        (status = 400, description = "Malformed body", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 404, description = "No such user", body = ErrorBody),
         (status = 409, description = "Would leave no active admin", body = ErrorBody),
@@ -177,7 +169,6 @@ pub struct AuditQuery {
     responses(
         (status = 200, description = "A page of entries", body = AuditPageData),
         (status = 400, description = "Bad query string", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
     )
 )]

@@ -54,7 +54,6 @@ pub struct Started {
 /// Back up a target now: 202 with the run's id; 409 while one runs.
 #[utoipa::path(post, path = "/api/v1/backups/run", tag = "backups", request_body = RunBody, responses(
     (status = 202, description = "Started", body = Started),
-    (status = 401, description = "Not signed in", body = ErrorBody),
     (status = 403, description = "Viewers cannot run backups", body = ErrorBody),
     (status = 404, description = "No such target", body = ErrorBody),
     (status = 409, description = "A backup of this target is running", body = ErrorBody),
@@ -95,7 +94,6 @@ fn page_limit(limit: Option<i64>, default: i64, max: i64) -> Result<i64, AppErro
 #[utoipa::path(get, path = "/api/v1/backups", tag = "backups", params(ListQuery), responses(
     (status = 200, description = "Runs", body = Vec<BackupRun>),
     (status = 400, description = "Bad filter", body = ErrorBody),
-    (status = 401, description = "Not signed in", body = ErrorBody),
 ))]
 pub async fn list(
     ctx: RequestCtx,
@@ -119,7 +117,6 @@ pub async fn list(
     params(("id" = i64, Path, description = "Run id")),
     responses(
         (status = 200, description = "The run", body = BackupRun),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 404, description = "No such run", body = ErrorBody),
     ))]
 pub async fn get_run(
@@ -144,7 +141,6 @@ pub struct VerifyQuery {
     params(("id" = i64, Path, description = "Run id"), VerifyQuery),
     responses(
         (status = 200, description = "Outcome", body = VerifyOutcome),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Viewers cannot verify", body = ErrorBody),
         (status = 404, description = "No such run", body = ErrorBody),
         (status = 409, description = "The run has no file (failed or expired)", body = ErrorBody),
@@ -178,7 +174,6 @@ pub struct RestoreBody {
     request_body = RestoreBody,
     responses(
         (status = 202, description = "Started", body = Started),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin, or wrong password", body = ErrorBody),
         (status = 404, description = "No such run", body = ErrorBody),
         (status = 409, description = "Restore running, database exists, or no file", body = ErrorBody),
@@ -216,7 +211,6 @@ pub struct RestoresQuery {
     responses(
         (status = 200, description = "The restores", body = Vec<RestoreJob>),
         (status = 400, description = "Bad limit", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
     ))]
 pub async fn list_restores(
     ctx: RequestCtx,
@@ -235,7 +229,6 @@ pub async fn list_restores(
     params(("id" = i64, Path, description = "Restore job id")),
     responses(
         (status = 200, description = "The job", body = RestoreJob),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 404, description = "No such job", body = ErrorBody),
     ))]
 pub async fn get_restore(
@@ -251,7 +244,6 @@ pub async fn get_restore(
     params(("id" = i64, Path, description = "Run id")),
     responses(
         (status = 200, description = "The pg_dump custom-format archive", content_type = "application/octet-stream"),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 404, description = "No such run", body = ErrorBody),
         (status = 409, description = "No file (failed or expired)", body = ErrorBody),
@@ -295,7 +287,6 @@ pub async fn download(ctx: RequestCtx, ApiPath(id): ApiPath<i64>) -> Result<Resp
     params(("name" = String, Path, description = "Target name")),
     responses(
         (status = 200, description = "Health", body = DbHealth),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 404, description = "No such target", body = ErrorBody),
         (status = 424, description = "The target's database cannot be reached or refused the connection", body = ErrorBody),
     ))]
@@ -329,7 +320,6 @@ pub struct MaintenanceDone {
     request_body = MaintenanceBody,
     responses(
         (status = 200, description = "Done", body = MaintenanceDone),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Viewers cannot", body = ErrorBody),
         (status = 404, description = "No such target or table", body = ErrorBody),
         (status = 422, description = "Unknown action or missing confirmation", body = ErrorBody),

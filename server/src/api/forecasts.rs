@@ -23,7 +23,6 @@ pub struct ForecastQuery {
 #[utoipa::path(get, path = "/api/v1/forecasts", tag = "capacity", params(ForecastQuery), responses(
     (status = 200, description = "Forecasts", body = Vec<ForecastRow>),
     (status = 400, description = "Bad host name", body = ErrorBody),
-    (status = 401, description = "Not signed in", body = ErrorBody),
 ))]
 pub async fn list(
     ctx: RequestCtx,

@@ -31,7 +31,6 @@ pub struct ListQuery {
 #[utoipa::path(get, path = "/api/v1/incidents", tag = "incidents", params(ListQuery), responses(
     (status = 200, description = "Incidents", body = Vec<Incident>),
     (status = 400, description = "Bad status or limit", body = ErrorBody),
-    (status = 401, description = "Not signed in", body = ErrorBody),
 ))]
 pub async fn list(
     ctx: RequestCtx,
@@ -52,7 +51,6 @@ pub async fn list(
     params(("id" = i64, Path, description = "Incident id")),
     responses(
         (status = 200, description = "The incident", body = IncidentDetail),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 404, description = "No such incident", body = ErrorBody),
     ))]
 pub async fn get(
@@ -184,7 +182,6 @@ pub async fn publish(
     params(("id" = i64, Path, description = "Incident id")),
     responses(
         (status = 200, description = "Markdown", content_type = "text/markdown", body = String),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 404, description = "No such incident", body = ErrorBody),
     ))]
 pub async fn postmortem(ctx: RequestCtx, ApiPath(id): ApiPath<i64>) -> Result<Response, AppError> {
@@ -242,7 +239,6 @@ pub struct AnnotationQuery {
 #[utoipa::path(get, path = "/api/v1/annotations", tag = "incidents", params(AnnotationQuery), responses(
     (status = 200, description = "Annotations", body = Vec<Annotation>),
     (status = 400, description = "Bad time", body = ErrorBody),
-    (status = 401, description = "Not signed in", body = ErrorBody),
 ))]
 pub async fn annotations(
     ctx: RequestCtx,

@@ -91,9 +91,7 @@ async fn replay(
         (status = 200, description = "Stored", body = LogIngestOutcome),
         (status = 400, description = "Bad service, format or encoding; nothing stored", body = ErrorBody),
         (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
         (status = 422, description = "Idempotency-Key already used for a different body", body = ErrorBody),
-        (status = 503, description = "Database unavailable: retry later", body = ErrorBody),
     ))]
 pub async fn ingest(
     State(state): State<AppState>,
@@ -225,7 +223,6 @@ pub struct SearchQuery {
 #[utoipa::path(get, path = "/api/v1/logs/search", tag = "logs", params(SearchQuery), responses(
     (status = 200, description = "Matching lines", body = SearchResponse),
     (status = 400, description = "Bad query, range or cursor (the message says which)", body = ErrorBody),
-    (status = 401, description = "Not signed in", body = ErrorBody),
 ))]
 pub async fn search(
     ctx: RequestCtx,
@@ -268,7 +265,6 @@ pub struct StatsQuery {
 #[utoipa::path(get, path = "/api/v1/logs/stats", tag = "logs", params(StatsQuery), responses(
     (status = 200, description = "Analytics", body = LogStats),
     (status = 400, description = "Bad range or parameter", body = ErrorBody),
-    (status = 401, description = "Not signed in", body = ErrorBody),
 ))]
 pub async fn stats(
     ctx: RequestCtx,

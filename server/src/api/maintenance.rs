@@ -17,7 +17,6 @@ use time::OffsetDateTime;
 /// Windows not over: one-off ones until they end, and every recurring one, with `active`.
 #[utoipa::path(get, path = "/api/v1/maintenance", tag = "alerts", responses(
     (status = 200, description = "Windows", body = Vec<MaintenanceWindow>),
-    (status = 401, description = "Not signed in", body = ErrorBody),
 ))]
 pub async fn list(ctx: RequestCtx) -> Result<Json<Vec<MaintenanceWindow>>, AppError> {
     ctx.require(Role::Viewer).await?;

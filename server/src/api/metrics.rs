@@ -57,9 +57,6 @@ pub(crate) async fn session_or_token(
         (status = 200, description = "Stored", body = IngestOutcome),
         (status = 400, description = "Malformed or out-of-range input; nothing stored", body = ErrorBody),
         (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 422, description = "Wrong field types", body = ErrorBody),
-        (status = 503, description = "Database unavailable: retry later", body = ErrorBody),
     )
 )]
 pub async fn ingest(
@@ -81,7 +78,6 @@ pub async fn ingest(
     tag = "metrics",
     responses(
         (status = 200, description = "Hosts", body = Vec<HostInfo>),
-        (status = 401, description = "Not signed in", body = ErrorBody),
     )
 )]
 pub async fn hosts(ctx: RequestCtx) -> Result<Json<Vec<HostInfo>>, AppError> {
@@ -104,7 +100,6 @@ pub struct LatestQuery {
     params(LatestQuery),
     responses(
         (status = 200, description = "Latest values", body = Vec<LatestValue>),
-        (status = 401, description = "Not signed in", body = ErrorBody),
     )
 )]
 pub async fn latest(
@@ -141,7 +136,6 @@ pub struct SeriesQuery {
     responses(
         (status = 200, description = "One entry per matching series", body = SeriesResponse),
         (status = 400, description = "Bad selector, time or points", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
     )
 )]
 pub async fn series(
@@ -208,6 +202,14 @@ pub async fn prometheus(
             v.ts.unix_timestamp() * 1000 + i64::from(v.ts.millisecond())
         );
     }
+    // Which database these series are stored in: a scrape of this endpoint by an Opsdeck on the
+    // same database keeps only the process's own metrics below, not copies of the series above.
+    let store = app::db::identity(&state.pool).await?;
+    let _ = writeln!(
+        out,
+        "# HELP {info} The database this Opsdeck stores its series in.\n# TYPE {info} gauge\n{info}{{store=\"{store}\"}} 1",
+        info = app::services::scrape::STORE_INFO
+    );
     state.runtime.telemetry.render(&mut out);
     Ok((
         StatusCode::OK,
