@@ -40,6 +40,15 @@ pub fn pool_options(config: &Config) -> PgPoolOptions {
         .idle_timeout(Duration::from_secs(300))
 }
 
+/// Which database this is: the one `opsdeck_identity` row, made by the migrations. A restore
+/// in place refuses a database that carries it; `/metrics` shows it, so that a scrape can tell
+/// an Opsdeck that stores into this same database.
+pub async fn identity(pool: &PgPool) -> AppResult<sqlx::types::Uuid> {
+    Ok(sqlx::query_scalar!("SELECT id FROM opsdeck_identity")
+        .fetch_one(pool)
+        .await?)
+}
+
 /// Where heavy reads take their connections.
 #[derive(Clone)]
 pub struct Reads {

@@ -241,6 +241,19 @@ async fn targets_are_scraped_and_broken_ones_never_stall_the_others(pool: PgPool
         pool.clone(),
         config,
     );
+    // A series stored here before the scrape: Opsdeck's own /metrics re-exports it.
+    let batch = app::metrics::IngestBatch {
+        host: "web-1".into(),
+        samples: vec![app::metrics::Sample {
+            metric: "disk_used_percent".into(),
+            labels: [("mount".to_string(), "/".to_string())].into(),
+            ts: Timestamp(OffsetDateTime::now_utc()),
+            value: 61.0,
+        }],
+    };
+    app::metrics::service::ingest(&state, &batch, app::metrics::service::Origin::Agent)
+        .await
+        .unwrap();
     let client = server::services::scraper::client(&common::test_config());
     let round = {
         let (state, client) = (state.clone(), client.clone());
@@ -314,7 +327,8 @@ async fn targets_are_scraped_and_broken_ones_never_stall_the_others(pool: PgPool
             .unwrap();
     // Stored under the host of the server the target was added on (its own, by default).
     assert_eq!(host, common::test_config().host_name);
-    // Opsdeck's own /metrics went through too.
+    // Opsdeck's own /metrics went through too: the process's own metrics, never a copy of the
+    // series it re-exports from this database (the disk series above, under target=own).
     let own: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM metric_series WHERE labels->>'target' = 'own' AND metric LIKE 'opsdeck_%'",
     )
@@ -322,6 +336,22 @@ async fn targets_are_scraped_and_broken_ones_never_stall_the_others(pool: PgPool
     .await
     .unwrap();
     assert!(own > 0);
+    let copies: Vec<String> = sqlx::query_scalar(
+        "SELECT metric FROM metric_series WHERE labels->>'target' = 'own'
+         AND metric NOT LIKE 'opsdeck_http_%' AND metric NOT LIKE 'opsdeck_log_%' AND metric NOT LIKE 'scrape_%'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(copies.is_empty(), "copies stored: {copies:?}");
+    assert!(by("own")["skipped"].as_i64().unwrap() >= 1, "{}", by("own"));
+    assert_eq!(by("fixture")["skipped"], 0);
+    let disk: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM metric_series WHERE metric = 'disk_used_percent'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(disk, 1, "the disk series is stored once");
     assert!(stored(&pool, "requests_total:rate", ("target", "fixture"))
         .await
         .is_empty());

@@ -24,6 +24,14 @@ struct Inner {
     latency: BTreeMap<(&'static str, String), Histogram>,
 }
 
+/// The metric families [`Telemetry::render`] writes: this process's own, the part of a
+/// `/metrics` scrape that is not a copy of stored series.
+pub const FAMILIES: [&str; 3] = [
+    "opsdeck_http_requests_total",
+    "opsdeck_http_request_duration_seconds",
+    "opsdeck_log_rollup_repairs_total",
+];
+
 /// The request counters of this process, and the counters of its repairs.
 #[derive(Default)]
 pub struct Telemetry {
@@ -130,6 +138,20 @@ impl Telemetry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn families_lists_every_family_rendered() {
+        let t = Telemetry::default();
+        t.record("GET", "/x", 200, 0.1);
+        let mut out = String::new();
+        t.render(&mut out);
+        let rendered: Vec<&str> = out
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next())
+            .collect();
+        assert_eq!(rendered, FAMILIES);
+    }
 
     #[test]
     fn histograms_are_cumulative() {

@@ -90,8 +90,20 @@ pub struct TargetInfo {
     pub last_samples: Option<i32>,
     /// Series the last scrape dropped (over `max_series`, or not storable).
     pub dropped: i32,
+    /// Series the last scrape left out because they are stored here already: the target is an
+    /// Opsdeck on this same database (its `/metrics` re-exports them); only that process's own
+    /// `opsdeck_*` metrics are kept.
+    #[serde(default)]
+    pub skipped: i32,
     /// Whether a bearer token is sent (the token itself is never shown).
     pub has_token: bool,
+}
+
+/// What the Services pages say of a scrape's series left out as copies.
+pub fn skipped_note(skipped: i32) -> String {
+    format!(
+        "An Opsdeck on this database: {skipped} series it re-exports are stored here already and were left out; its own opsdeck_* metrics are kept."
+    )
 }
 
 /// Checks a target as given: the error names the field.

@@ -236,6 +236,38 @@ pub fn convert(
     }
 }
 
+/// The family by which Opsdeck's `/metrics` names the database it stores into (its
+/// `opsdeck_identity`), as `opsdeck_store_info{store="…"} 1`.
+pub const STORE_INFO: &str = "opsdeck_store_info";
+
+/// A scrape of an Opsdeck that stores into this same database (`own` is its identity): its own
+/// `/metrics` or a sibling serve's. Such an endpoint re-exports the latest value of every series
+/// stored here, so storing it would copy each one under the target's labels. Of such a scrape
+/// only that process's own metrics ([`FAMILIES`](crate::runtime::telemetry::FAMILIES)) are
+/// kept; returns what is kept and how many series were left out. Any other scrape, another
+/// Opsdeck's on another database among them, is kept whole.
+#[cfg(feature = "ssr")]
+pub fn leave_out_copies(families: Vec<Family>, own: &str) -> (Vec<Family>, usize) {
+    let same_store = families.iter().any(|f| {
+        f.name == STORE_INFO
+            && f.samples
+                .iter()
+                .any(|s| s.labels.get("store").map(String::as_str) == Some(own))
+    });
+    if !same_store {
+        return (families, 0);
+    }
+    let (kept, copies): (Vec<Family>, Vec<Family>) = families
+        .into_iter()
+        .partition(|f| crate::runtime::telemetry::FAMILIES.contains(&f.name.as_str()));
+    let skipped = copies
+        .iter()
+        .filter(|f| f.name != STORE_INFO)
+        .map(|f| f.samples.len())
+        .sum();
+    (kept, skipped)
+}
+
 /// The target's request rate, for its sparkline: the sum of its `…requests_total` counter
 /// rates, or else of its request-duration histograms' `_count` rates (never both, which would
 /// count each request twice). None when it exposes neither.
@@ -263,6 +295,58 @@ mod tests {
             s.metric == metric
                 && label.is_none_or(|(k, v)| s.labels.get(k).map(String::as_str) == Some(v))
         })
+    }
+
+    #[cfg(feature = "ssr")]
+    #[test]
+    fn copies_of_this_databases_series_are_left_out() {
+        const OWN: &str = "0b7c";
+        let own_metrics = "# TYPE opsdeck_http_requests_total counter\n\
+opsdeck_http_requests_total{method=\"GET\",route=\"/\",status=\"200\"} 3\n\
+# TYPE opsdeck_http_request_duration_seconds histogram\n\
+opsdeck_http_request_duration_seconds_bucket{le=\"+Inf\"} 3\n\
+opsdeck_http_request_duration_seconds_sum 0.2\n\
+opsdeck_http_request_duration_seconds_count 3\n";
+        let stored = "# TYPE cpu_usage_percent gauge\n\
+cpu_usage_percent{host=\"web-1\"} 12\ncpu_usage_percent{host=\"web-2\"} 40\n\
+# TYPE process_up gauge\nprocess_up{host=\"web-1\",process=\"api\"} 1\n";
+        let info = |store: &str| {
+            format!("# TYPE opsdeck_store_info gauge\nopsdeck_store_info{{store=\"{store}\"}} 1\n")
+        };
+        let names = |fs: &[Family]| fs.iter().map(|f| f.name.clone()).collect::<Vec<_>>();
+        let all = [
+            "cpu_usage_percent",
+            "process_up",
+            "opsdeck_http_requests_total",
+            "opsdeck_http_request_duration_seconds",
+        ];
+        // (what is scraped, what is kept, series left out)
+        let cases: Vec<(String, Vec<&str>, usize)> = vec![
+            // This database's Opsdeck: only its process's own metrics.
+            (
+                format!("{stored}{own_metrics}{}", info(OWN)),
+                vec![
+                    "opsdeck_http_requests_total",
+                    "opsdeck_http_request_duration_seconds",
+                ],
+                3,
+            ),
+            // Another Opsdeck, on another database: all of it (its store line too).
+            (
+                format!("{stored}{own_metrics}{}", info("9f21")),
+                [&all[..], &["opsdeck_store_info"]].concat(),
+                0,
+            ),
+            // No store line (any exporter): all of it.
+            (format!("{stored}{own_metrics}"), all.to_vec(), 0),
+            // The store line alone: nothing to store, nothing copied.
+            (info(OWN), vec![], 0),
+        ];
+        for (body, kept, skipped) in cases {
+            let (out, n) = leave_out_copies(parse(&body).unwrap(), OWN);
+            assert_eq!(names(&out), kept, "{body}");
+            assert_eq!(n, skipped, "{body}");
+        }
     }
 
     #[test]

@@ -227,11 +227,12 @@ struct TargetRow {
     last_duration_ms: Option<f64>,
     last_samples: Option<i32>,
     last_dropped: i32,
+    last_skipped: i32,
     has_token: bool,
     paused: bool,
 }
 
-const TARGET_COLUMNS: &str = "id, name, url, host, interval_seconds, timeout_seconds, max_series, up, state_since, last_scrape_at, last_success_at, last_error, last_duration_ms, last_samples, last_dropped, bearer_token IS NOT NULL AS has_token, paused";
+const TARGET_COLUMNS: &str = "id, name, url, host, interval_seconds, timeout_seconds, max_series, up, state_since, last_scrape_at, last_success_at, last_error, last_duration_ms, last_samples, last_dropped, last_skipped, bearer_token IS NOT NULL AS has_token, paused";
 
 /// A target as anyone may see it: its URL and errors redacted (`redact`), the token never.
 fn target_info(r: TargetRow) -> TargetInfo {
@@ -252,6 +253,7 @@ fn target_info(r: TargetRow) -> TargetInfo {
         last_duration_ms: r.last_duration_ms,
         last_samples: r.last_samples,
         dropped: r.last_dropped,
+        skipped: r.last_skipped,
         has_token: r.has_token,
     }
 }
@@ -376,27 +378,40 @@ pub async fn claim_due(pool: &PgPool) -> AppResult<Vec<Claimed>> {
     .await?)
 }
 
+/// What a scrape that answered gave.
+pub struct Scraped {
+    /// Samples stored (the scrape's own `scrape_*` ones not counted).
+    pub samples: usize,
+    /// Series over the target's limit, or not storable.
+    pub dropped: usize,
+    /// Series left out as copies of this database's own (an Opsdeck on this database scraped).
+    pub skipped: usize,
+    pub counters: Counters,
+}
+
 /// What one scrape found.
 pub struct ScrapeResult {
     pub at: OffsetDateTime,
     pub duration_ms: f64,
-    pub outcome: Result<(usize, usize, Counters), String>,
+    pub outcome: Result<Scraped, String>,
 }
 
 /// Records a scrape's outcome; the state's `since` moves only when up/down changes.
 pub async fn record_scrape(pool: &PgPool, id: i64, r: &ScrapeResult) -> AppResult<()> {
-    let (up, error, samples, dropped, counters) = match &r.outcome {
-        Ok((samples, dropped, counters)) => (
+    let (up, error, samples, dropped, skipped, counters) = match &r.outcome {
+        Ok(s) => (
             true,
             None,
-            Some(*samples as i32),
-            *dropped as i32,
-            Some(sqlx::types::Json(counters)),
+            Some(s.samples as i32),
+            s.dropped as i32,
+            s.skipped as i32,
+            Some(sqlx::types::Json(&s.counters)),
         ),
         Err(e) => (
             false,
             Some(e.chars().take(500).collect::<String>()),
             None,
+            0,
             0,
             None,
         ),
@@ -407,8 +422,9 @@ pub async fn record_scrape(pool: &PgPool, id: i64, r: &ScrapeResult) -> AppResul
             last_success_at = CASE WHEN $2 THEN $3 ELSE last_success_at END,
             last_error = $4, last_duration_ms = $5,
             last_samples = coalesce($6, last_samples), last_dropped = CASE WHEN $2 THEN $7 ELSE last_dropped END,
+            last_skipped = CASE WHEN $2 THEN $9 ELSE last_skipped END,
             counters = CASE WHEN $2 THEN $8 ELSE counters END
-         WHERE id = $1", id, up, r.at, error, r.duration_ms, samples, dropped, counters as _)
+         WHERE id = $1", id, up, r.at, error, r.duration_ms, samples, dropped, counters as _, skipped)
     .execute(pool)
     .await?;
     Ok(())
@@ -736,6 +752,7 @@ async fn target_detail(w: &DetailWindow<'_>, tg: TargetInfo) -> AppResult<Detail
             tg.dropped, tg.max_series
         )
     });
+    let warning = warning.or_else(|| (tg.skipped > 0).then(|| super::skipped_note(tg.skipped)));
     Ok(DetailData {
         summary: target_summary(&tg),
         title: tg.name,

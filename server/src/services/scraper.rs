@@ -5,8 +5,8 @@
 use app::error::AppError;
 use app::metrics::{IngestBatch, Labels, Sample};
 use app::services::expfmt;
-use app::services::scrape::{convert, Counters};
-use app::services::service::{claim_due, record_scrape, Claimed, ScrapeResult};
+use app::services::scrape::{convert, leave_out_copies, Converted, Counters, STORE_INFO};
+use app::services::service::{claim_due, record_scrape, Claimed, ScrapeResult, Scraped};
 use app::state::AppState;
 use app::timestamp::Timestamp;
 use std::time::{Duration, Instant};
@@ -36,6 +36,17 @@ async fn body(mut res: reqwest::Response) -> Result<String, String> {
     String::from_utf8(buf).map_err(|_| "the body is not UTF-8 text".to_string())
 }
 
+/// One target's answer, converted.
+struct Fetched {
+    converted: Converted,
+    /// Series left out as copies of this database's own (`leave_out_copies`).
+    skipped: usize,
+    /// The turn to store, held until the samples are stored.
+    storing: tokio::sync::OwnedSemaphorePermit,
+    /// Seconds the fetch took.
+    seconds: f64,
+}
+
 /// Fetches and converts one target; Err says what went wrong in words.
 async fn fetch(
     state: &AppState,
@@ -43,14 +54,7 @@ async fn fetch(
     target: &Claimed,
     at: OffsetDateTime,
     prev: Option<&Counters>,
-) -> Result<
-    (
-        app::services::scrape::Converted,
-        tokio::sync::OwnedSemaphorePermit,
-        f64,
-    ),
-    String,
-> {
+) -> Result<Fetched, String> {
     let timeout = Duration::from_secs(target.timeout_seconds.max(1) as u64);
     let (name, url, token) = (&target.name, &target.url, target.bearer_token.as_deref());
     let max_series = target.max_series.max(1) as usize;
@@ -100,11 +104,21 @@ async fn fetch(
         .map_err(|e| e.to_string())?;
     let families = expfmt::parse(&text)?;
     drop(text);
-    Ok((
-        convert(&families, name, at, prev, max_series),
-        permit,
-        fetched_in,
-    ))
+    // Only an Opsdeck says which database it stores into: this one is asked only then.
+    let (families, skipped) = if families.iter().any(|f| f.name == STORE_INFO) {
+        let own = app::db::identity(&state.pool)
+            .await
+            .map_err(|e| format!("cannot read this database's identity: {e}"))?;
+        leave_out_copies(families, &own.to_string())
+    } else {
+        (families, 0)
+    };
+    Ok(Fetched {
+        converted: convert(&families, name, at, prev, max_series),
+        skipped,
+        storing: permit,
+        seconds: fetched_in,
+    })
 }
 
 /// Scrapes one claimed target, stores its samples and records the outcome.
@@ -128,9 +142,9 @@ pub async fn scrape_one(
     )
     .await;
     // The scrape's duration is the fetch: waiting for a turn to store is not the target's.
-    let (fetched, _storing, duration) = match fetched {
-        Ok((c, permit, secs)) => (Ok(c), Some(permit), secs),
-        Err(e) => (Err(e), None, t0.elapsed().as_secs_f64()),
+    let duration = match &fetched {
+        Ok(f) => f.seconds,
+        Err(_) => t0.elapsed().as_secs_f64(),
     };
     let Claimed { id, name, host, .. } = target;
     let meta = |metric: &str, value: f64| Sample {
@@ -139,8 +153,13 @@ pub async fn scrape_one(
         ts: Timestamp(at),
         value,
     };
+    // Held until the samples are stored (a few scrapes store at a time).
+    let (fetched, _storing) = match fetched {
+        Ok(f) => (Ok((f.converted, f.skipped)), Some(f.storing)),
+        Err(e) => (Err(e), None),
+    };
     let mut outcome = match fetched {
-        Ok(c) => {
+        Ok((c, skipped)) => {
             let mut samples = c.samples;
             let n = samples.len();
             samples.push(meta("scrape_up", 1.0));
@@ -150,12 +169,18 @@ pub async fn scrape_one(
             if let Some(rps) = app::services::scrape::request_rate(&samples) {
                 samples.push(meta("scrape_requests_per_second", rps));
             }
-            Ok((samples, n, c.dropped, c.counters))
+            let scraped = Scraped {
+                samples: n,
+                dropped: c.dropped,
+                skipped,
+                counters: c.counters,
+            };
+            Ok((samples, scraped))
         }
         Err(e) => Err(e),
     };
     let stored = match &mut outcome {
-        Ok((samples, _, _, _)) => std::mem::take(samples),
+        Ok((samples, _)) => std::mem::take(samples),
         Err(_) => vec![
             meta("scrape_up", 0.0),
             meta("scrape_duration_seconds", duration),
@@ -181,7 +206,7 @@ pub async fn scrape_one(
     let result = ScrapeResult {
         at,
         duration_ms: duration * 1000.0,
-        outcome: outcome.map(|(_, n, dropped, counters)| (n, dropped, counters)),
+        outcome: outcome.map(|(_, scraped)| scraped),
     };
     if let Err(e) = &result.outcome {
         tracing::debug!(target = %name, error = %e, "scrape failed");

@@ -231,9 +231,7 @@ type StepResult = Result<(String, String), (String, String)>;
 
 /// Whether the database at `url` is Opsdeck's own: it holds the same identity row.
 async fn is_opsdeck_database(state: &AppState, url: &str) -> AppResult<bool> {
-    let own: sqlx::types::Uuid = sqlx::query_scalar!("SELECT id FROM opsdeck_identity")
-        .fetch_one(&state.pool)
-        .await?;
+    let own = crate::db::identity(&state.pool).await?;
     let mut c = PgConnection::connect(url).await.map_err(|e| {
         AppError::TargetUnreachable(format!("cannot connect to the target's database: {e}"))
     })?;
