@@ -246,22 +246,31 @@ async fn series_answer_the_same_after_compaction(pool: PgPool) {
     assert_eq!(count(&pool, "SELECT count(*) FROM metric_chunks").await, 0);
 }
 
-/// A process restart stored in a packed hour still shows on an incident's timeline.
+/// A process restart stored in a packed hour still shows on an incident's timeline, once: a
+/// scraped series of the same name with more labels (a `target`) is not the process's own.
 #[sqlx::test(migrator = "server::MIGRATOR")]
 async fn restarts_in_chunks_reach_the_incident_timeline(pool: PgPool) {
     let state = common::state(pool.clone());
     let now = OffsetDateTime::now_utc();
     let at = hour_of(now) - Duration::hours(2) + Duration::minutes(20);
-    let samples: Vec<Sample> = (0..60)
-        .map(|i| Sample {
-            metric: "process_restarts".into(),
-            labels: [("process".to_string(), "api".to_string())]
-                .into_iter()
-                .collect(),
-            ts: Timestamp(at + Duration::seconds(5 * i)),
-            value: if i == 30 { 1.0 } else { 0.0 },
-        })
-        .collect();
+    let series = |labels: &[(&str, &str)], restart_at: i64| -> Vec<Sample> {
+        (0..60)
+            .map(|i| Sample {
+                metric: "process_restarts".into(),
+                labels: labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                ts: Timestamp(at + Duration::seconds(5 * i)),
+                value: if i == restart_at { 1.0 } else { 0.0 },
+            })
+            .collect()
+    };
+    let samples = [
+        series(&[("process", "api")], 30),
+        series(&[("process", "api"), ("target", "exporter")], 10),
+    ]
+    .concat();
     ingest(&state, "web-1", &samples).await;
     assert!(compact(&pool, now).await.unwrap().chunks >= 1);
     assert_eq!(count(&pool, "SELECT count(*) FROM metric_samples").await, 0);
