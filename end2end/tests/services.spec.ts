@@ -2,7 +2,8 @@ import { test, expect } from "@playwright/test";
 import { admin, signIn } from "./helpers";
 
 // An operator watches the Opsdeck server process itself (with the port it listens on) and
-// scrapes its own /metrics; the Services page then shows both up, with data.
+// scrapes its own /metrics; the Services page then shows both up, with data (and the scrape
+// leaves out the series it would only copy).
 test("the Services page shows a watched process and a scrape target with data", async ({ page, request, baseURL }) => {
   const login = await request.post("/api/v1/auth/login", { data: { username: admin.user, password: admin.password } });
   expect(login.ok()).toBeTruthy();
@@ -43,6 +44,9 @@ test("the Services page shows a watched process and a scrape target with data", 
   const target_row = page.getByTestId("target-row").filter({ hasText: "self" });
   await expect(target_row.getByTestId("service-state")).toHaveText("up");
   await expect(target_row).toContainText(/\d+ ms/);
+  // Its own /metrics re-exports the series stored in this database: those are left out, not
+  // stored twice, and the row says how many.
+  await expect(target_row.getByTestId("target-skipped")).toContainText(/^\d+ series left out: stored here already$/);
 
   // The process page: facts and charts.
   await proc_row.getByRole("link", { name: "opsdeck" }).click();

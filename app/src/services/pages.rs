@@ -125,7 +125,7 @@ fn target_row(t: TargetInfo, s: Sparks, can_edit: bool) -> impl IntoView {
             <td class=if t.last_error.is_some() { "bad wrap" } else { "wrap" }>
                 {t.last_error.clone().unwrap_or_else(|| "–".into())}
                 {(t.dropped > 0).then(|| view! { <div class="warn-text">{format!("{} series dropped (limit {})", t.dropped, t.max_series)}</div> })}
-                {(t.skipped > 0).then(|| view! { <div class="muted small" data-testid="target-skipped">{super::skipped_note(t.skipped)}</div> })}
+                {(t.skipped > 0).then(|| view! { <div class="muted small" data-testid="target-skipped" title=super::skipped_note(t.skipped)>{format!("{} series left out: stored here already", t.skipped)}</div> })}
             </td>
             <td>{can_edit.then(|| row_actions("target", t.id, t.paused, "Remove", view! {
                 <EditBox url=EditService::url() fields=vec![("kind", "target".into()), ("id", t.id.to_string())] testid="target-edit">

@@ -752,7 +752,6 @@ async fn target_detail(w: &DetailWindow<'_>, tg: TargetInfo) -> AppResult<Detail
             tg.dropped, tg.max_series
         )
     });
-    let warning = warning.or_else(|| (tg.skipped > 0).then(|| super::skipped_note(tg.skipped)));
     Ok(DetailData {
         summary: target_summary(&tg),
         title: tg.name,
@@ -767,7 +766,7 @@ async fn target_detail(w: &DetailWindow<'_>, tg: TargetInfo) -> AppResult<Detail
 
 fn target_summary(tg: &TargetInfo) -> Vec<(String, String)> {
     let or_dash = |v: Option<String>| v.unwrap_or_else(|| "–".into());
-    vec![
+    let mut facts = vec![
         ("URL".into(), tg.url.clone()),
         (
             "Every".into(),
@@ -797,5 +796,9 @@ fn target_summary(tg: &TargetInfo) -> Vec<(String, String)> {
             "Series stored under".into(),
             format!("host {}, label target={}", tg.host, tg.name),
         ),
-    ]
+    ];
+    if tg.skipped > 0 {
+        facts.push(("Left out".into(), super::skipped_note(tg.skipped)));
+    }
+    facts
 }
