@@ -151,8 +151,13 @@ impl RequestCtx {
 
     /// `user`, acting from this request's address.
     pub fn actor<'a>(&'a self, user: &'a CurrentUser) -> Actor<'a> {
+        self.actor_named(&user.username)
+    }
+
+    /// Whoever `name` is (a user, or `token <name>`), acting from this request's address.
+    pub fn actor_named<'a>(&'a self, name: &'a str) -> Actor<'a> {
         Actor {
-            name: &user.username,
+            name,
             ip: self.ip.as_deref(),
         }
     }

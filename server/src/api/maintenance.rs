@@ -7,7 +7,7 @@ use super::services::Created;
 use super::ErrorBody;
 use app::alerts::maintenance::{MaintenanceWindow, NewWindow};
 use app::alerts::service;
-use app::auth::service::{Actor, RequestCtx};
+use app::auth::service::RequestCtx;
 use app::auth::Role;
 use app::error::AppError;
 use axum::http::{HeaderMap, StatusCode};
@@ -54,11 +54,7 @@ pub async fn open(
             ));
         }
     }
-    let actor = Actor {
-        name: &by,
-        ip: ctx.ip.as_deref(),
-    };
-    let id = service::add_window_by(&ctx.state.pool, &body, &actor).await?;
+    let id = service::add_window_by(&ctx.state.pool, &body, &ctx.actor_named(&by)).await?;
     Ok((StatusCode::CREATED, Json(Created { id })))
 }
 
@@ -79,11 +75,7 @@ pub async fn end(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode, AppError> {
     let (by, token) = session_or_token(&ctx, &headers, Role::Operator).await?;
-    let actor = Actor {
-        name: &by,
-        ip: ctx.ip.as_deref(),
-    };
     let only_by = token.then_some(by.as_str());
-    service::end_window_by(&ctx.state.pool, id, only_by, &actor).await?;
+    service::end_window_by(&ctx.state.pool, id, only_by, &ctx.actor_named(&by)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
