@@ -108,7 +108,7 @@ start_local_pg() {
 # options must include the primary's max_connections (a replica may not have fewer).
 start_replica_pg() {
   local primary=$1 name=$2 port=$3; shift 3
-  local bin dir pwfile run_as=() primary_port
+  local bin dir pwfile run_as=() primary_port slot
   bin=$(pg_bin)
   dir="$STATE_DIR/pg-$name"
   pwfile="$STATE_DIR/pg-$primary.password"
@@ -121,8 +121,22 @@ start_replica_pg() {
   mkdir -p "$dir"
   chmod 700 "$dir"
   if [ "$(id -u)" = 0 ]; then chown postgres "$dir"; fi
+  # The replica streams through a replication slot, which keeps the primary's WAL until the
+  # replica has it. Without one, a checkpoint during heavy writes (the tests write gigabytes
+  # on two cores) removed a segment the replica was still reading, and it stopped for good:
+  # "requested WAL segment … has already been removed". The slot of an earlier replica goes
+  # first (its walsender may take a moment to go); 8 GB of WAL at most is kept for a replica
+  # that is down.
+  slot="opsdeck_${name//-/_}"
+  psql -q "$DATABASE_ADMIN_URL/postgres" -c "ALTER SYSTEM SET max_slot_wal_keep_size = '8GB'" \
+    -c "SELECT pg_reload_conf()" >/dev/null
+  for _ in $(seq 1 20); do
+    psql -qtA "$DATABASE_ADMIN_URL/postgres" -c "SELECT pg_drop_replication_slot(slot_name)
+      FROM pg_replication_slots WHERE slot_name = '$slot'" >/dev/null 2>&1 && break
+    sleep 0.5
+  done
   "${run_as[@]}" env PGPASSWORD="$(cat "$pwfile")" "$bin/pg_basebackup" -h 127.0.0.1 -p "$primary_port" \
-    -U opsdeck -D "$dir" -R -X stream -c fast 2>&1 | grep -v 'skipping special file' || true
+    -U opsdeck -D "$dir" -R -X stream -C -S "$slot" -c fast 2>&1 | grep -v 'skipping special file' || true
   [ -s "$dir/PG_VERSION" ] || { echo "pg_basebackup of the $primary cluster failed" >&2; return 1; }
   rm -f "$dir/server.log" "$dir/postmaster.pid"
   pg_start "$dir" "$port" hot_standby=on "$@"
