@@ -10,6 +10,8 @@ mod pages;
 pub mod process;
 pub mod scrape;
 #[cfg(feature = "ssr")]
+mod scrape_runs;
+#[cfg(feature = "ssr")]
 pub mod service;
 
 pub use pages::{ProcessPage, ServicesPage, TargetPage};
