@@ -299,15 +299,13 @@ pub async fn act_by(
     actor: &Actor<'_>,
 ) -> AppResult<()> {
     let value = value.trim();
-    let changed = match action {
+    // Each arm checks its value and names its statement; the statement runs once, below.
+    let statement = match action {
         "ack" => sqlx::query!(
             "UPDATE incidents SET acked_by = $2, acked_at = now() WHERE id = $1 AND acked_at IS NULL",
             id,
             actor.name
-        )
-        .execute(pool)
-        .await?
-        .rows_affected(),
+        ),
         "assign" => {
             let assignee = (!value.is_empty()).then_some(value);
             if let Some(a) = assignee {
@@ -328,9 +326,6 @@ pub async fn act_by(
                 }
             }
             sqlx::query!("UPDATE incidents SET assignee = $2 WHERE id = $1", id, assignee)
-                .execute(pool)
-                .await?
-                .rows_affected()
         }
         "publish" => {
             // The title the public status page shows while the incident is open; empty: not shown.
@@ -342,9 +337,6 @@ pub async fn act_by(
                 id,
                 value
             )
-            .execute(pool)
-            .await?
-            .rows_affected()
         }
         "note" => {
             check_text("text", value, 10_000)?;
@@ -354,9 +346,6 @@ pub async fn act_by(
                 actor.name,
                 value
             )
-            .execute(pool)
-            .await?
-            .rows_affected()
         }
         "close" => {
             check_text("summary", value, 20_000)?;
@@ -366,9 +355,6 @@ pub async fn act_by(
                 actor.name,
                 value
             )
-            .execute(pool)
-            .await?
-            .rows_affected()
         }
         a => {
             return Err(AppError::bad_request(format!(
@@ -377,6 +363,7 @@ pub async fn act_by(
             )))
         }
     };
+    let changed = statement.execute(pool).await?.rows_affected();
     if changed == 0 {
         // Nothing changed: say why (no such incident, or already acknowledged or closed).
         let i = get(pool, id).await?;
