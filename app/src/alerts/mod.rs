@@ -179,23 +179,12 @@ pub struct AlertsOverview {
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct CheckInfo {
     pub id: i64,
-    pub name: String,
+    /// The check as it was given (its URL with any password hidden).
+    #[serde(flatten)]
+    pub check: NewCheck,
     /// Paused: kept, but not run until resumed (`PATCH` with `{"paused": false}`).
     #[serde(default)]
     pub paused: bool,
-    pub url: String,
-    pub interval_seconds: i32,
-    pub timeout_seconds: i32,
-    pub expected_status: Option<i32>,
-    pub expected_body: Option<String>,
-    /// The host the checked service runs on (its alerts are suppressed while it is silent).
-    #[serde(default)]
-    pub host: Option<String>,
-    /// Shown on the public status page, as `public_name` (its name when null).
-    #[serde(default)]
-    pub public: bool,
-    #[serde(default)]
-    pub public_name: Option<String>,
     /// `up`, `down`, or `unknown` before the first check.
     pub state: Liveness,
     pub since: Option<Timestamp>,

@@ -495,8 +495,8 @@ fn check_card(c: CheckInfo, chart: Option<crate::metrics::Chart>, can_edit: bool
     let id = c.id;
     view! {
         <article class="card" data-testid="check-card">
-            <h2>{if c.paused { view! { <span class="badge muted" data-testid="paused">"paused"</span> }.into_any() } else { status_badge(c.state.as_str(), "critical").into_any() }}" "{c.name.clone()}</h2>
-            <p class="muted small mono wrap">{c.url.clone()}</p>
+            <h2>{if c.paused { view! { <span class="badge muted" data-testid="paused">"paused"</span> }.into_any() } else { status_badge(c.state.as_str(), "critical").into_any() }}" "{c.check.name.clone()}</h2>
+            <p class="muted small mono wrap">{c.check.url.clone()}</p>
             <Heartbeat recent=c.recent.clone()/>
             <dl class="facts">
                 <dt>"Since"</dt><dd>{c.since.map(ago).unwrap_or_else(|| "–".into())}</dd>
@@ -504,10 +504,10 @@ fn check_card(c: CheckInfo, chart: Option<crate::metrics::Chart>, can_edit: bool
                 <dt>"Uptime 24 h"</dt><dd data-testid="uptime-24h">{pct(c.uptime_24h)}</dd>
                 <dt>"7 days"</dt><dd>{pct(c.uptime_7d)}</dd>
                 <dt>"30 days"</dt><dd>{pct(c.uptime_30d)}</dd>
-                <dt>"Every"</dt><dd>{format!("{} s, timeout {} s", c.interval_seconds, c.timeout_seconds)}</dd>
-                {c.host.clone().map(|h| view! { <dt>"Host"</dt><dd>{h}</dd> })}
-                {c.public.then(|| view! { <dt>"Status page"</dt><dd data-testid="check-public">{format!("shown as “{}”", c.public_name.clone().unwrap_or_else(|| c.name.clone()))}</dd> })}
-                <dt>"Expects"</dt><dd>{c.expected_status.map(|s| format!("status {s}")).unwrap_or_else(|| "2xx".into())}{c.expected_body.clone().map(|b| format!(" and `{b}`"))}</dd>
+                <dt>"Every"</dt><dd>{format!("{} s, timeout {} s", c.check.interval_seconds, c.check.timeout_seconds)}</dd>
+                {c.check.host.clone().map(|h| view! { <dt>"Host"</dt><dd>{h}</dd> })}
+                {c.check.public.then(|| view! { <dt>"Status page"</dt><dd data-testid="check-public">{format!("shown as “{}”", c.check.public_name.clone().unwrap_or_else(|| c.check.name.clone()))}</dd> })}
+                <dt>"Expects"</dt><dd>{c.check.expected_status.map(|s| format!("status {s}")).unwrap_or_else(|| "2xx".into())}{c.check.expected_body.clone().map(|b| format!(" and `{b}`"))}</dd>
             </dl>
             {c.last_error.clone().filter(|_| c.state == "down").map(|e| view! { <p class="bad-text wrap" data-testid="check-error">{e}</p> })}
             {match chart {
@@ -515,12 +515,12 @@ fn check_card(c: CheckInfo, chart: Option<crate::metrics::Chart>, can_edit: bool
                 None => view! { <p class="muted small">"No latency history yet."</p> }.into_any(),
             }}
             {can_edit.then(|| {
-                let (interval, timeout) = (c.interval_seconds, c.timeout_seconds);
-                let status = c.expected_status.map(|s| s.to_string()).unwrap_or_default();
-                let body = c.expected_body.clone().unwrap_or_default();
-                let host = c.host.clone().unwrap_or_default();
-                let public = c.public.to_string();
-                let public_name = c.public_name.clone().unwrap_or_default();
+                let (interval, timeout) = (c.check.interval_seconds, c.check.timeout_seconds);
+                let status = c.check.expected_status.map(|s| s.to_string()).unwrap_or_default();
+                let body = c.check.expected_body.clone().unwrap_or_default();
+                let host = c.check.host.clone().unwrap_or_default();
+                let public = c.check.public.to_string();
+                let public_name = c.check.public_name.clone().unwrap_or_default();
                 view! {
 
                     <div class="row-actions">

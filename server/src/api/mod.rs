@@ -154,12 +154,16 @@ const PUBLIC_OPERATIONS: &[&str] = &[
     "/api/v1/status",
 ];
 
+/// What is sent to create a thing, flattened into what is listed of it: `RuleSpec` into
+/// `RuleInfo`, `NewCheck` into `CheckInfo`.
+const FLATTENED: [&str; 2] = ["RuleSpec", "NewCheck"];
+
 /// Documents, on every operation, the error answers any of them can give besides its own:
 /// a malformed path, query or body (400), no session (401), a role or CSRF refusal (403), an
 /// unknown id (404), a body too large or with a wrong field (413, 422)
 /// and the database being unreachable (503). Public operations are marked as needing no session,
-/// and `RuleSpec` allows the extra fields that `RuleInfo` adds to it when listed (a rule sent
-/// with an unknown field is still refused with a 422 naming it).
+/// and the schemas in [`FLATTENED`] allow the extra fields that a listing adds to them (a rule or
+/// check sent with an unknown field is still refused with a 422 naming it).
 fn complete_responses(doc: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder, SecurityRequirement};
     let error = |description: &str| {
@@ -218,10 +222,12 @@ fn complete_responses(doc: &mut utoipa::openapi::OpenApi) {
         }
     }
     if let Some(components) = doc.components.as_mut() {
-        if let Some(utoipa::openapi::RefOr::T(utoipa::openapi::schema::Schema::Object(spec))) =
-            components.schemas.get_mut("RuleSpec")
-        {
-            spec.additional_properties = None;
+        for flattened in FLATTENED {
+            if let Some(utoipa::openapi::RefOr::T(utoipa::openapi::schema::Schema::Object(spec))) =
+                components.schemas.get_mut(flattened)
+            {
+                spec.additional_properties = None;
+            }
         }
     }
 }

@@ -112,16 +112,18 @@ pub async fn list_checks(pool: &PgPool) -> AppResult<Vec<CheckInfo>> {
         .into_iter()
         .map(|r| CheckInfo {
             id: r.id,
-            name: r.name,
+            check: NewCheck {
+                name: r.name,
+                url: crate::redact::url(&r.url),
+                interval_seconds: r.interval_seconds,
+                timeout_seconds: r.timeout_seconds,
+                expected_status: r.expected_status,
+                expected_body: r.expected_body,
+                host: r.host,
+                public: r.public,
+                public_name: r.public_name,
+            },
             paused: r.paused,
-            url: crate::redact::url(&r.url),
-            interval_seconds: r.interval_seconds,
-            timeout_seconds: r.timeout_seconds,
-            expected_status: r.expected_status,
-            expected_body: r.expected_body,
-            host: r.host,
-            public: r.public,
-            public_name: r.public_name,
             state: Liveness::from_up(r.up.filter(|_| !r.paused)),
             since: r.state_since.map(Timestamp),
             latency_ms: r.last_latency_ms,
@@ -213,11 +215,11 @@ pub async fn checks_with_charts(
             let chart = by_check.remove(&c.id).filter(|p| p.len() >= 2).map(|p| {
                 crate::metrics::charts::render(
                     &format!("check-{}", c.id),
-                    &format!("{}: latency in ms, {span}", c.name),
+                    &format!("{}: latency in ms, {span}", c.check.name),
                     crate::metrics::Unit::Plain,
                     from.unix_timestamp(),
                     to.unix_timestamp(),
-                    i64::from(c.interval_seconds.max(1)).max(bucket),
+                    i64::from(c.check.interval_seconds.max(1)).max(bucket),
                     &[crate::metrics::charts::LineInput {
                         label: "latency ms".into(),
                         points: &p,
